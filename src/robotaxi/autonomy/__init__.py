@@ -1,0 +1,1 @@
+"""One car's brain, pure functions of what its sensors report (DESIGN.md, `autonomy`)."""

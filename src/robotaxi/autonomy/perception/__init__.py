@@ -1,0 +1,1 @@
+"""Perception: multi-object tracking and siren detection."""

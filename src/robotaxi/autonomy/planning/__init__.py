@@ -1,0 +1,1 @@
+"""Planning: route, behaviour and motion planning."""

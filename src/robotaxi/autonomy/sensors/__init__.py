@@ -1,0 +1,1 @@
+"""Simulated sensors: cameras and roof microphones, from ground truth."""

@@ -1,0 +1,59 @@
+"""Entry point of the `robotaxi` command.
+
+Each sub-command lives in its own module under `robotaxi.cli` and exposes
+`register(subparsers)`, which adds its parser and sets `handler=<function(args) -> int>`.
+Named errors (`RobotaxiError`) become one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from robotaxi.core.errors import RobotaxiError
+
+# sub-command modules, in the order `robotaxi --help` lists them
+COMMAND_MODULES = ("simulate", "map_cmd", "drive", "siren", "serve")
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own convention)
+        self.exit(EXIT_BAD_INPUT, f"robotaxi: error: {message} (see: robotaxi --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="robotaxi", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"robotaxi.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"robotaxi.cli.{name}":
+                continue  # that command is not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.handler(args) or 0)
+    except RobotaxiError as exc:
+        print(f"robotaxi: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("robotaxi: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

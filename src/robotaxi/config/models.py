@@ -1,0 +1,147 @@
+"""Typed, validated configuration. Units are in the field names or descriptions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from robotaxi.core.errors import ConfigError
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MapConfig(_Model):
+    city: str = Field("grid", description="named city: grid, sf-mission, sf; or a path to a file")
+    data_dir: Path = Field(
+        Path("../shared/data"), description="third-party data folder (SF maps, demand)"
+    )
+    cache_dir: Path = Field(Path(".cache/maps"), description="where built networks are cached")
+
+
+class WorldConfig(_Model):
+    step_s: float = Field(1.0, gt=0, le=5, description="simulation step length, s")
+    background_vehicles_per_hour_per_km2: float = Field(
+        150.0, ge=0, description="background trips generated per hour per km² of map area"
+    )
+    emergency_per_hour: float = Field(3.0, ge=0, description="ambulances crossing per hour")
+    clear_way_for_emergency: bool = Field(
+        True, description="make background cars ahead of an ambulance pull over (our logic)"
+    )
+    clear_way_range_m: float = Field(60.0, gt=0, description="how far ahead cars clear the way")
+    teleport_time_s: float = Field(300.0, description="SUMO time-to-teleport for jammed cars")
+
+
+class DemandConfig(_Model):
+    market_share: float = Field(
+        0.05, gt=0, le=1, description="share of the city's TNC trips our fleet serves"
+    )
+    requests_per_hour: float = Field(
+        120.0, ge=0, description="synthetic demand rate (grid city only)"
+    )
+    distance_decay_per_km: float = Field(
+        0.25, ge=0, description="destination weight ∝ drop-offs × exp(-decay × distance)"
+    )
+    min_trip_m: float = Field(400.0, ge=0, description="shorter requests are resampled")
+    patience_mean_s: float = Field(600.0, gt=0, description="mean rider patience, s")
+
+
+class DispatchConfig(_Model):
+    policy: Literal["nearest", "batch"] = "batch"
+    batch_interval_s: float = Field(15.0, ge=1, le=60, description="batch assignment period")
+    max_pickup_eta_s: float = Field(900.0, gt=0, description="no assignment above this ETA")
+    soon_free_s: float = Field(
+        120.0, ge=0, description="cars finishing a drop-off within this time count as free"
+    )
+    rebalance: bool = True
+    rebalance_interval_s: float = Field(120.0, gt=0)
+
+
+class FleetConfig(_Model):
+    size: int = Field(20, ge=1, description="number of robotaxis")
+    vehicle_length_m: float = 4.68  # Jaguar I-PACE
+    vehicle_width_m: float = 2.01
+    max_speed_mps: float = 25.0
+    no_show_wait_s: float = Field(180.0, gt=0, description="car leaves after this wait")
+    boarding_s: tuple[float, float] = (20.0, 60.0)
+    buckle_up_s: tuple[float, float] = Field(
+        (3.0, 30.0), description="rider presses Start ride after this many seconds"
+    )
+    alighting_s: tuple[float, float] = (15.0, 40.0)
+    no_show_probability: float = Field(0.02, ge=0, le=1)
+    ev_yield_range_m: float = Field(
+        80.0, gt=0, description="pull over when a siren is this close (same/adjacent lane)"
+    )
+
+
+class RunConfig(_Model):
+    """Everything one `robotaxi simulate` run needs."""
+
+    map: MapConfig = MapConfig()
+    world: WorldConfig = WorldConfig()
+    demand: DemandConfig = DemandConfig()
+    dispatch: DispatchConfig = DispatchConfig()
+    fleet: FleetConfig = FleetConfig()
+    start: str = Field("tue 08:00", description="day and time the service starts")
+    hours: float = Field(1.0, gt=0, le=24, description="service duration, h")
+    seed: int = 7
+
+    @field_validator("start")
+    @classmethod
+    def _check_start(cls, value: str) -> str:
+        parse_start(value)
+        return value
+
+    @property
+    def start_day_hour(self) -> tuple[int, float]:
+        return parse_start(self.start)
+
+
+def parse_start(text: str) -> tuple[int, float]:
+    """'tue 08:00' → (1, 8.0): day of week (0 = Monday) and hour of day."""
+    parts = text.strip().lower().split()
+    if len(parts) != 2 or parts[0][:3] not in DAYS:
+        raise ConfigError(
+            f"start {text!r} is not of the form 'DAY HH:MM' (e.g. 'tue 08:00'); "
+            f"DAY is one of {', '.join(DAYS)}"
+        )
+    try:
+        hh, mm = (int(p) for p in parts[1].split(":"))
+    except ValueError:
+        raise ConfigError(f"start time {parts[1]!r} is not HH:MM (e.g. 08:00)") from None
+    if not (0 <= hh < 24 and 0 <= mm < 60):
+        raise ConfigError(f"start time {parts[1]!r} is past 24 hours: use 00:00 to 23:59")
+    return DAYS.index(parts[0][:3]), hh + mm / 60
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load a RunConfig from YAML (optional) and apply dotted overrides ({'fleet.size': 60})."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found: check the path") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raw = loaded
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None

@@ -1,0 +1,1 @@
+"""Fleet: demand, dispatch, rebalancing, the trip life cycle, fleet KPIs."""

@@ -1,0 +1,1 @@
+"""Road networks: building (netconvert/netgenerate), caching, loading into our map types."""

@@ -1,0 +1,1 @@
+"""Pure functions over a recorded history: driving metrics, fleet KPIs, plots."""

@@ -1,0 +1,1 @@
+"""The HTTP API, live streams and the web pages."""

@@ -1,0 +1,1 @@
+"""The runner: clock, tick loop, callbacks, history recording."""

@@ -1,0 +1,1 @@
+"""Persistence of riders, trips and the append-only event log (SQLAlchemy)."""

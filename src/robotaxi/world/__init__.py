@@ -1,0 +1,1 @@
+"""Traffic simulation: the only package that talks to SUMO (libsumo)."""
