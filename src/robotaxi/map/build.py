@@ -1,0 +1,342 @@
+"""Building road networks with SUMO's own tools, cached by content hash.
+
+Three sources, one result (a SUMO `.net.xml` plus a small geo-reference sidecar):
+- an OpenStreetMap file through `netconvert --osm-files` with urban-driving options;
+- a MATSim network through `netconvert --matsim-files` (node coordinates reprojected first);
+- a generated grid city through `netgenerate` (the built-in default, no data needed).
+
+The cache key hashes the input bytes, the options and the SUMO version, so a changed file
+or option rebuilds and an unchanged one is reused. Outputs are written to a temporary name
+and renamed into place, so a failed build never leaves a half-written network behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from robotaxi.core.errors import DataNotFoundError, MapBuildError
+
+# Where the named San Francisco sources live inside the shared data folder.
+SF_MISSION_OSM = Path("sf/osm/sf_mission_2014.osm")
+SF_MATSIM = Path("sf/network/sf_matsim_network_epsg26743.xml.gz")
+NAMED_CITIES = ("grid", "sf-mission", "sf")
+
+# The grid city sits on the Mission so that lat/lon shown in the web pages are plausible.
+GRID_ORIGIN_LONLAT = (-122.4310, 37.7360)
+UTM10N = "EPSG:32610"
+
+OSM_OPTIONS = (
+    "--geometry.remove",
+    "--roundabouts.guess",
+    "--ramps.guess",
+    "--junctions.join",
+    "--tls.guess-signals",
+    "--tls.discard-simple",
+    "--tls.join",
+    "--keep-edges.by-vclass",
+    "passenger",
+    "--remove-edges.isolated",
+    "--output.street-names",
+    "--output.original-names",
+    "--no-turnarounds.except-deadend",
+)
+# netconvert 1.28 crashes (SIGSEGV) on this MATSim network as soon as any junction is
+# signalised (--tls.guess, or traffic_light nodes given in plain XML): the `sf` city is built
+# without signals until that is fixed upstream.
+MATSIM_OPTIONS = (
+    "--geometry.remove",
+    "--junctions.join",
+    "--keep-edges.by-vclass",
+    "passenger",
+    "--remove-edges.isolated",
+    "--no-turnarounds.except-deadend",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GridSpec:
+    """The generated grid city: streets every `block_m`, arterials on every `arterial_every`th line."""
+
+    junctions: int = 11  # per direction → (junctions − 1) × block_m ≈ 3 km
+    block_m: float = 300.0
+    street_speed_mps: float = 11.18  # 25 mph
+    arterial_speed_mps: float = 15.65  # 35 mph
+    arterial_lines: tuple[int, ...] = (2, 5, 8)
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltNetwork:
+    """A network on disk: the SUMO net and how its x/y relate to lon/lat."""
+
+    name: str
+    net_file: Path
+    # a pyproj CRS string and the offset netconvert added (x_net = x_crs + offset)
+    crs: str
+    offset: tuple[float, float]
+    source: str
+
+
+def sumo_version() -> str:
+    import sumolib  # the version lives in the wheel; map reads SUMO files, never runs SUMO
+
+    return str(getattr(sumolib, "__version__", "unknown"))
+
+
+def _sumo_home() -> Path:
+    try:
+        import sumo  # the eclipse-sumo wheel: binaries under sumo/bin, PROJ data under sumo/data
+    except ImportError:
+        raise MapBuildError(
+            "SUMO is not installed: run `make setup` (pip install -e .), which brings eclipse-sumo"
+        ) from None
+    return Path(sumo.SUMO_HOME)
+
+
+def _binary(name: str) -> str:
+    candidate = _sumo_home() / "bin" / name
+    if not candidate.exists():
+        raise MapBuildError(f"SUMO's {name} is missing from {candidate.parent}: reinstall eclipse-sumo")
+    return str(candidate)
+
+
+def _run(cmd: Sequence[str], what: str) -> None:
+    home = _sumo_home()
+    env = dict(os.environ, SUMO_HOME=str(home))
+    # SUMO's netconvert links its own PROJ; pyproj's data folder (set once pyproj is imported)
+    # does not match it and makes netconvert crash, so point PROJ at the wheel's own data.
+    env["PROJ_DATA"] = env["PROJ_LIB"] = str(home / "data" / "proj")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "Error" in ln]
+        tail = (proc.stderr + proc.stdout).strip().splitlines()
+        first = lines[0].strip() if lines else (tail[-1] if tail else f"exit code {proc.returncode}")
+        raise MapBuildError(f"{what} failed: {first}")
+
+
+def _hash(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
+def resolve_source(city: str, data_dir: Path) -> tuple[str, Path | None]:
+    """Map a city name or path to (kind, path): kind is 'grid', 'osm' or 'matsim'."""
+    if city == "grid":
+        return "grid", None
+    if city in ("sf-mission", "sf"):
+        rel = SF_MISSION_OSM if city == "sf-mission" else SF_MATSIM
+        path = data_dir / rel
+        if not data_dir.is_dir():
+            raise DataNotFoundError(
+                f"data folder {data_dir} not found (city {city!r} needs it): "
+                "put the shared data there or pass --data-dir"
+            )
+        if not path.is_file():
+            raise DataNotFoundError(
+                f"{path} not found (city {city!r} needs it): check --data-dir"
+            )
+        return ("osm" if city == "sf-mission" else "matsim"), path
+    path = Path(city)
+    if not path.exists():
+        raise MapBuildError(
+            f"unknown city {city!r}: use one of {', '.join(NAMED_CITIES)} "
+            "or a path to an .osm/.osm.gz/.osm.pbf or MATSim .xml(.gz) file"
+        )
+    name = path.name.lower()
+    if name.endswith((".osm", ".osm.gz", ".osm.xml", ".osm.pbf")):
+        return "osm", path
+    if name.endswith((".xml", ".xml.gz")):
+        return "matsim", path
+    raise MapBuildError(
+        f"cannot tell the format of {path}: name it .osm, .osm.gz, .osm.pbf (OpenStreetMap) "
+        "or .xml/.xml.gz (MATSim network)"
+    )
+
+
+def build_network(city: str, data_dir: Path, cache_dir: Path) -> BuiltNetwork:
+    """Build (or reuse from the cache) the SUMO network for a named city or a file."""
+    kind, path = resolve_source(city, data_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if kind == "grid":
+        spec = GridSpec()
+        key = _hash(repr(spec).encode(), sumo_version().encode(), b"grid-v1")
+        return _cached(cache_dir, "grid", key, lambda out: _build_grid(spec, out), "grid")
+    assert path is not None  # resolve_source returns a path for every non-grid kind
+    data = path.read_bytes()
+    if kind == "osm":
+        key = _hash(data, " ".join(OSM_OPTIONS).encode(), sumo_version().encode())
+        return _cached(cache_dir, _stem(path), key, lambda out: _build_osm(path, out), str(path))
+    key = _hash(data, " ".join(MATSIM_OPTIONS).encode(), sumo_version().encode(), b"m-v1")
+    return _cached(cache_dir, _stem(path), key, lambda out: _build_matsim(path, out), str(path))
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+def _cached(cache_dir: Path, name: str, key: str, build, source: str) -> BuiltNetwork:  # type: ignore[no-untyped-def]
+    net_file = cache_dir / f"{name}-{key}.net.xml"
+    meta_file = cache_dir / f"{name}-{key}.json"
+    if not (net_file.exists() and meta_file.exists()):
+        with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
+            tmp_net = Path(tmp) / "out.net.xml"
+            crs, offset = build(tmp_net)
+            if not tmp_net.exists():
+                raise MapBuildError(f"building {name} produced no network: see netconvert output")
+            meta = {"crs": crs, "offset": list(offset), "source": source, "key": key}
+            tmp_meta = Path(tmp) / "meta.json"
+            tmp_meta.write_text(json.dumps(meta))
+            os.replace(tmp_net, net_file)
+            os.replace(tmp_meta, meta_file)
+    meta = json.loads(meta_file.read_text())
+    return BuiltNetwork(
+        name=name,
+        net_file=net_file,
+        crs=meta["crs"],
+        offset=(float(meta["offset"][0]), float(meta["offset"][1])),
+        source=meta["source"],
+    )
+
+
+def _net_location(net_file: Path) -> tuple[str, tuple[float, float]]:
+    for _event, elem in ET.iterparse(net_file, events=("start",)):
+        if elem.tag == "location":
+            ox, oy = (float(v) for v in elem.get("netOffset", "0,0").split(","))
+            return elem.get("projParameter", "!"), (ox, oy)
+    return "!", (0.0, 0.0)
+
+
+def _build_osm(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
+    _check_osm(path)
+    _run(
+        [_binary("netconvert"), "--osm-files", str(path), *OSM_OPTIONS, "-o", str(out),
+         "--no-warnings"],
+        f"netconvert on {path}",
+    )
+    proj, offset = _net_location(out)
+    if proj == "!":
+        raise MapBuildError(f"{path}: netconvert wrote no geo-reference; is it an OSM file?")
+    return proj, offset
+
+
+def _check_osm(path: Path) -> None:
+    """Fail early, with a clear message, on a file that is not OpenStreetMap XML."""
+    if path.name.endswith(".pbf"):
+        return
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            root_seen = False
+            # parse to the end: a truncated or malformed file fails here, not in netconvert
+            for _event, elem in ET.iterparse(fh, events=("start",)):
+                if not root_seen and elem.tag != "osm":
+                    raise MapBuildError(
+                        f"{path} is not an OpenStreetMap file (root element <{elem.tag}>, "
+                        "expected <osm>): export it again from OSM"
+                    )
+                root_seen = True
+    except ET.ParseError as exc:
+        raise MapBuildError(f"{path} is not well-formed XML ({exc}): re-download it") from None
+    except (OSError, EOFError) as exc:
+        raise MapBuildError(f"cannot read {path}: {exc}") from None
+
+
+def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
+    """Reproject the MATSim nodes (US survey feet, EPSG:26743) to UTM 10N metres, then convert."""
+    from pyproj import Transformer
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            tree = ET.parse(fh)
+    except (ET.ParseError, OSError, EOFError) as exc:
+        raise MapBuildError(f"{path} is not a readable MATSim network ({exc})") from None
+    root = tree.getroot()
+    nodes = root.findall("./nodes/node")
+    if root.tag != "network" or not nodes:
+        raise MapBuildError(f"{path} is not a MATSim network (no <network><nodes>)")
+    crs_in = "EPSG:26743"
+    for attr in root.iter("attribute"):
+        if attr.get("name") == "coordinateReferenceSystem" and attr.text:
+            crs_in = attr.text.strip()
+    to_utm = Transformer.from_crs(crs_in, UTM10N, always_xy=True)
+    for node in nodes:
+        x, y = to_utm.transform(float(node.get("x", "0")), float(node.get("y", "0")))
+        node.set("x", f"{x:.2f}")
+        node.set("y", f"{y:.2f}")
+    tmp_in = out.with_name("matsim_utm.xml")
+    tree.write(tmp_in, xml_declaration=True, encoding="utf-8")
+    _run(
+        [_binary("netconvert"), "--matsim-files", str(tmp_in), *MATSIM_OPTIONS, "-o", str(out),
+         "--no-warnings"],
+        f"netconvert on {path}",
+    )
+    _proj, offset = _net_location(out)
+    return UTM10N, offset
+
+
+def _build_grid(spec: GridSpec, out: Path) -> tuple[str, tuple[float, float]]:
+    """netgenerate a uniform grid, then give arterials four lanes and signals via netconvert."""
+    from pyproj import Transformer
+
+    prefix = out.with_name("grid")
+    n = spec.junctions
+    _run(
+        [_binary("netgenerate"), "--grid", "--grid.number", str(n), "--grid.length",
+         str(spec.block_m), "--default.lanenumber", "1", "--default.speed",
+         str(spec.street_speed_mps), "--no-turnarounds", "true", "-p", str(prefix)],
+        "netgenerate (grid city)",
+    )
+    # netgenerate names junctions <column letter><row number>: A0 … K10
+    def line_of(node_id: str) -> tuple[int, int]:
+        return ord(node_id[0]) - ord("A"), int(node_id[1:])
+
+    arterial = set(spec.arterial_lines)
+    nod_tree = ET.parse(f"{prefix}.nod.xml")
+    for node in nod_tree.getroot().iter("node"):
+        col, row = line_of(node.get("id", "A0"))
+        node.set("type", "traffic_light" if (col in arterial or row in arterial) else "allway_stop")
+    nod_tree.write(f"{prefix}.nod.xml")
+    edg_tree = ET.parse(f"{prefix}.edg.xml")
+    for edge in edg_tree.getroot().iter("edge"):
+        (c0, r0), (c1, r1) = line_of(edge.get("from", "")), line_of(edge.get("to", ""))
+        horizontal = r0 == r1
+        line = r0 if horizontal else c0
+        is_arterial = line in arterial
+        if is_arterial:
+            edge.set("numLanes", "2")
+            edge.set("speed", f"{spec.arterial_speed_mps:.2f}")
+            edge.set("priority", "3")
+        else:
+            edge.set("priority", "1")
+        kind = "Blvd" if is_arterial else ("St" if horizontal else "Ave")
+        name = f"{chr(ord('A') + line)} {kind}" if horizontal else f"{_ordinal(line + 1)} {kind}"
+        edge.set("name", name)
+    edg_tree.write(f"{prefix}.edg.xml")
+    _run(
+        [_binary("netconvert"), "-n", f"{prefix}.nod.xml", "-e", f"{prefix}.edg.xml",
+         "--no-turnarounds.except-deadend", "--output.street-names", "--tls.default-type",
+         "actuated", "-o", str(out), "--no-warnings"],
+        "netconvert (grid city)",
+    )
+    # the grid's (0, 0) is placed at GRID_ORIGIN_LONLAT in UTM 10N
+    ox, oy = Transformer.from_crs("EPSG:4326", UTM10N, always_xy=True).transform(
+        *GRID_ORIGIN_LONLAT
+    )
+    return UTM10N, (-ox, -oy)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -1,0 +1,331 @@
+"""Our own immutable road-map types, loaded from a SUMO `.net.xml`.
+
+Lanes carry centerlines (N×2, metres, map frame), widths, speed limits and successors;
+edges group lanes; `RoutingGraph` (routing.py) answers travel times between edges; curb
+spots are the places on the rightmost lane where a car may stop for a rider or pull over.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from robotaxi.core.errors import MapBuildError
+from robotaxi.map.build import BuiltNetwork
+from robotaxi.map.projection import Projection
+
+FloatArray = npt.NDArray[np.float64]
+
+# Lanes faster than this are arterial/highway ramps where stopping at the curb is not allowed.
+MAX_CURB_SPEED_MPS = 17.0
+CURB_SPACING_M = 30.0
+CURB_END_CLEARANCE_M = 10.0  # keep stops clear of junctions and crosswalks
+MIN_CURB_LANE_M = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    lane_id: str
+    edge_id: str
+    index: int  # 0 = rightmost
+    centerline: FloatArray  # N×2
+    width: float
+    speed_limit: float
+    length: float
+    allows_passenger: bool
+    successors: tuple[str, ...] = ()
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    edge_id: str
+    from_node: str
+    to_node: str
+    name: str
+    lane_ids: tuple[str, ...]
+    length: float
+    speed_limit: float
+    internal: bool = False
+
+    @property
+    def free_flow_s(self) -> float:
+        return self.length / max(self.speed_limit, 0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    from_lane: str
+    to_lane: str
+    via_lane: str
+    direction: str  # s, l, r, t, L, R
+    tls_id: str
+    link_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class CurbSpots:
+    """Curb spots as columns: where a car may stop on the rightmost lane (pick-up, pull-over)."""
+
+    edge_ids: tuple[str, ...]
+    lane_ids: tuple[str, ...]
+    lane_index: npt.NDArray[np.int64]
+    pos: FloatArray  # m along the lane
+    xy: FloatArray  # K×2, the curb point (lane centre moved half a lane to the right)
+    tree: cKDTree = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.edge_ids)
+
+    def nearest(self, xy: FloatArray) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """Index of the nearest curb spot for each point (M×2) and the walking distance (m)."""
+        dist, idx = self.tree.query(np.atleast_2d(xy))
+        return np.asarray(idx, dtype=np.int64), np.asarray(dist, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class RoadMap:
+    """A loaded road network. Immutable; built once per run and shared read-only."""
+
+    name: str
+    net_file: Path
+    edges: Mapping[str, Edge]
+    lanes: Mapping[str, Lane]
+    connections: tuple[Connection, ...]
+    curbs: CurbSpots
+    projection: Projection
+    bounds: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax (m)
+    traffic_lights: tuple[str, ...]
+    # edges in the largest strongly connected part: every one reachable from every other
+    main_component: frozenset[str] = frozenset()
+
+    @property
+    def drivable_edges(self) -> list[Edge]:
+        """Edges cars can drive and route on: passenger lanes, in the main component."""
+        return [
+            e
+            for e in self.edges.values()
+            if not e.internal and e.edge_id in self.main_component and self.passenger_lanes(e)
+        ]
+
+    def passenger_lanes(self, edge: Edge) -> list[Lane]:
+        return [self.lanes[lid] for lid in edge.lane_ids if self.lanes[lid].allows_passenger]
+
+    def curb_lane(self, edge_id: str) -> Lane:
+        """The rightmost lane of an edge that passenger cars may use."""
+        lanes = self.passenger_lanes(self.edges[edge_id])
+        if not lanes:
+            raise MapBuildError(f"edge {edge_id} has no lane for passenger cars")
+        return min(lanes, key=lambda lane: lane.index)
+
+    @property
+    def area_km2(self) -> float:
+        xmin, ymin, xmax, ymax = self.bounds
+        return (xmax - xmin) * (ymax - ymin) / 1e6
+
+    @property
+    def road_km(self) -> float:
+        return sum(e.length for e in self.drivable_edges) / 1000
+
+    def inside(self, x: FloatArray, y: FloatArray, max_walk_m: float = 250.0) -> npt.NDArray:
+        """True where a point is within walking distance of a curb spot (the service area)."""
+        dist, _ = self.curbs.tree.query(np.column_stack([x, y]), distance_upper_bound=max_walk_m)
+        return np.isfinite(dist)
+
+
+def _shape(text: str) -> FloatArray:
+    pts = np.array([[float(v) for v in p.split(",")[:2]] for p in text.split()], dtype=float)
+    pts.setflags(write=False)
+    return pts
+
+
+def _allows_passenger(lane: ET.Element) -> bool:
+    allow = lane.get("allow")
+    if allow is not None:
+        return "passenger" in allow.split() or allow == "all"
+    disallow = lane.get("disallow", "")
+    return "passenger" not in disallow.split() and disallow != "all"
+
+
+def load_map(built: BuiltNetwork) -> RoadMap:
+    """Read a SUMO network into our types (≈1–2 s for sf-mission's 25k lanes)."""
+    try:
+        root = ET.parse(built.net_file).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise MapBuildError(f"cannot read network {built.net_file}: {exc}; delete the cache") from None
+    edges: dict[str, Edge] = {}
+    lanes: dict[str, Lane] = {}
+    successors: dict[str, list[str]] = {}
+    connections: list[Connection] = []
+    bounds = (0.0, 0.0, 0.0, 0.0)
+    tls: list[str] = []
+    for elem in root:
+        if elem.tag == "location":
+            bounds = tuple(float(v) for v in elem.get("convBoundary", "0,0,0,0").split(","))  # type: ignore[assignment]
+        elif elem.tag == "edge":
+            edge_id = elem.get("id", "")
+            internal = elem.get("function") == "internal"
+            if elem.get("function") in ("walkingarea", "crossing"):
+                continue
+            lane_ids = []
+            for lane in elem.iter("lane"):
+                lane_id = lane.get("id", "")
+                shape = _shape(lane.get("shape", ""))
+                lanes[lane_id] = Lane(
+                    lane_id=lane_id,
+                    edge_id=edge_id,
+                    index=int(lane.get("index", "0")),
+                    centerline=shape,
+                    width=float(lane.get("width", "3.2")),
+                    speed_limit=float(lane.get("speed", "13.89")),
+                    length=float(lane.get("length", "0")),
+                    allows_passenger=_allows_passenger(lane),
+                    internal=internal,
+                )
+                lane_ids.append(lane_id)
+            if not lane_ids:
+                continue
+            first = lanes[lane_ids[0]]
+            edges[edge_id] = Edge(
+                edge_id=edge_id,
+                from_node=elem.get("from", ""),
+                to_node=elem.get("to", ""),
+                name=elem.get("name", ""),
+                lane_ids=tuple(lane_ids),
+                length=first.length,
+                speed_limit=max(lanes[lid].speed_limit for lid in lane_ids),
+                internal=internal,
+            )
+        elif elem.tag == "connection":
+            from_edge, to_edge = elem.get("from", ""), elem.get("to", "")
+            from_lane = f"{from_edge}_{elem.get('fromLane', '0')}"
+            to_lane = f"{to_edge}_{elem.get('toLane', '0')}"
+            via = elem.get("via", "")
+            if from_edge.startswith(":"):
+                continue  # internal-to-internal links are covered by the `via` chain
+            successors.setdefault(from_lane, []).append(to_lane)
+            connections.append(
+                Connection(
+                    from_lane=from_lane,
+                    to_lane=to_lane,
+                    via_lane=via,
+                    direction=elem.get("dir", "s"),
+                    tls_id=elem.get("tl", ""),
+                    link_index=int(elem.get("linkIndex", "-1")),
+                )
+            )
+        elif elem.tag == "tlLogic":
+            tls.append(elem.get("id", ""))
+    if not edges:
+        raise MapBuildError(f"network {built.net_file} has no roads: check the input file")
+    lanes = {
+        lid: _with_successors(lane, tuple(successors.get(lid, ()))) for lid, lane in lanes.items()
+    }
+    main = _main_component(edges, lanes, connections)
+    return RoadMap(
+        name=built.name,
+        net_file=built.net_file,
+        edges=edges,
+        lanes=lanes,
+        connections=tuple(connections),
+        curbs=_curb_spots(edges, lanes, main),
+        projection=Projection(built.crs, built.offset),
+        bounds=bounds,
+        traffic_lights=tuple(sorted(set(tls))),
+        main_component=main,
+    )
+
+
+def _main_component(
+    edges: Mapping[str, Edge], lanes: Mapping[str, Lane], connections: list[Connection]
+) -> frozenset[str]:
+    """Edges of the largest strongly connected component of the passenger-car turn graph."""
+    ids = sorted(e.edge_id for e in edges.values() if not e.internal)
+    index = {e: i for i, e in enumerate(ids)}
+    pairs = {
+        (index[lanes[c.from_lane].edge_id], index[lanes[c.to_lane].edge_id])
+        for c in connections
+        if lanes[c.from_lane].edge_id in index
+        and lanes[c.to_lane].edge_id in index
+        and lanes[c.to_lane].allows_passenger
+        and lanes[c.from_lane].allows_passenger
+    }
+    if not pairs:
+        return frozenset()
+    src, dst = (np.array(v) for v in zip(*pairs, strict=True))
+    graph = csr_matrix((np.ones(len(src)), (src, dst)), shape=(len(ids), len(ids)))
+    _, label = connected_components(graph, directed=True, connection="strong")
+    biggest = np.bincount(label).argmax()
+    return frozenset(ids[i] for i in np.flatnonzero(label == biggest))
+
+
+def _with_successors(lane: Lane, successors: tuple[str, ...]) -> Lane:
+    if not successors:
+        return lane
+    return Lane(
+        lane.lane_id, lane.edge_id, lane.index, lane.centerline, lane.width, lane.speed_limit,
+        lane.length, lane.allows_passenger, successors, lane.internal,
+    )
+
+
+def point_along(polyline: FloatArray, s: float) -> tuple[float, float, float]:
+    """(x, y, heading) at arc length s along a polyline (clamped to its ends)."""
+    seg = np.diff(polyline, axis=0)
+    seg_len = np.hypot(seg[:, 0], seg[:, 1])
+    cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+    s = min(max(s, 0.0), float(cum[-1]))
+    i = int(np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1))
+    frac = (s - cum[i]) / seg_len[i] if seg_len[i] > 0 else 0.0
+    x, y = polyline[i] + frac * seg[i]
+    return float(x), float(y), math.atan2(seg[i, 1], seg[i, 0])
+
+
+def _curb_spots(
+    edges: Mapping[str, Edge], lanes: Mapping[str, Lane], main: frozenset[str]
+) -> CurbSpots:
+    edge_ids: list[str] = []
+    lane_ids: list[str] = []
+    lane_index: list[int] = []
+    pos: list[float] = []
+    xy: list[tuple[float, float]] = []
+    for edge in edges.values():
+        if edge.internal or edge.edge_id not in main:
+            continue
+        candidates = [lanes[lid] for lid in edge.lane_ids if lanes[lid].allows_passenger]
+        if not candidates:
+            continue
+        lane = min(candidates, key=lambda ln: ln.index)
+        if lane.speed_limit > MAX_CURB_SPEED_MPS or lane.length < MIN_CURB_LANE_M:
+            continue
+        usable = lane.length - 2 * CURB_END_CLEARANCE_M
+        count = max(1, int(usable // CURB_SPACING_M) + 1)
+        for k in range(count):
+            s = CURB_END_CLEARANCE_M + (usable * (k + 0.5) / count)
+            x, y, heading = point_along(lane.centerline, s)
+            half = lane.width / 2
+            edge_ids.append(edge.edge_id)
+            lane_ids.append(lane.lane_id)
+            lane_index.append(lane.index)
+            pos.append(s)
+            # the curb is to the right of the driving direction
+            xy.append((x + half * math.sin(heading), y - half * math.cos(heading)))
+    if not xy:
+        raise MapBuildError("the network has no curb where a car may stop: is it a road network?")
+    xy_arr = np.asarray(xy, dtype=float)
+    return CurbSpots(
+        edge_ids=tuple(edge_ids),
+        lane_ids=tuple(lane_ids),
+        lane_index=np.asarray(lane_index, dtype=np.int64),
+        pos=np.asarray(pos, dtype=float),
+        xy=xy_arr,
+        tree=cKDTree(xy_arr),
+    )
