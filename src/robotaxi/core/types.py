@@ -91,6 +91,11 @@ class WorldSnapshot:
     signals: Mapping[str, str] = field(default_factory=dict)
     pedestrians: tuple[AgentState, ...] = ()
     teleports: int = 0
+    # per-row extras for vehicles we command (empty when not read): road (edge) id, whether the
+    # vehicle is halted at a stop it was given, odometer (m driven since insertion)
+    road_ids: tuple[str, ...] = ()
+    stopped: tuple[bool, ...] = ()
+    odometer_m: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     def index_of(self, agent_id: str) -> int:
         return self._index()[agent_id]
@@ -269,11 +274,10 @@ class VehicleCommand:
     """An instruction for one vehicle that the world carries out at the next tick.
 
     `kind` is one of:
-    - "route": drive along `edges` (road ids), from where the car is;
-    - "stop": stop at the curb of `edge` at `pos` (m from the edge start) on lane
-      `lane_index` for `duration_s` (or until resumed when None);
-    - "pull_over": leave the lane at the nearest curb and wait (emergency vehicle);
-    - "resume": end the current stop and merge back.
+    - "drive_to": end any stop, drive to the curb of `edge` at `pos` (m along the lane) on
+      lane `lane_index` and park there (off the lane) until the next command;
+    - "pull_over": stop at the curb just ahead, off the lane, and wait (emergency vehicle);
+    - "resume": end the current stop and merge back into traffic.
     """
 
     vehicle_id: str

@@ -105,7 +105,9 @@ def _sumo_home() -> Path:
 def _binary(name: str) -> str:
     candidate = _sumo_home() / "bin" / name
     if not candidate.exists():
-        raise MapBuildError(f"SUMO's {name} is missing from {candidate.parent}: reinstall eclipse-sumo")
+        raise MapBuildError(
+            f"SUMO's {name} is missing from {candidate.parent}: reinstall eclipse-sumo"
+        )
     return str(candidate)
 
 
@@ -119,7 +121,9 @@ def _run(cmd: Sequence[str], what: str) -> None:
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "Error" in ln]
         tail = (proc.stderr + proc.stdout).strip().splitlines()
-        first = lines[0].strip() if lines else (tail[-1] if tail else f"exit code {proc.returncode}")
+        first = (
+            lines[0].strip() if lines else (tail[-1] if tail else f"exit code {proc.returncode}")
+        )
         raise MapBuildError(f"{what} failed: {first}")
 
 
@@ -143,9 +147,7 @@ def resolve_source(city: str, data_dir: Path) -> tuple[str, Path | None]:
                 "put the shared data there or pass --data-dir"
             )
         if not path.is_file():
-            raise DataNotFoundError(
-                f"{path} not found (city {city!r} needs it): check --data-dir"
-            )
+            raise DataNotFoundError(f"{path} not found (city {city!r} needs it): check --data-dir")
         return ("osm" if city == "sf-mission" else "matsim"), path
     path = Path(city)
     if not path.exists():
@@ -167,6 +169,7 @@ def resolve_source(city: str, data_dir: Path) -> tuple[str, Path | None]:
 def build_network(city: str, data_dir: Path, cache_dir: Path) -> BuiltNetwork:
     """Build (or reuse from the cache) the SUMO network for a named city or a file."""
     kind, path = resolve_source(city, data_dir)
+    cache_dir = cache_dir.resolve()
     cache_dir.mkdir(parents=True, exist_ok=True)
     if kind == "grid":
         spec = GridSpec()
@@ -220,8 +223,15 @@ def _net_location(net_file: Path) -> tuple[str, tuple[float, float]]:
 def _build_osm(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
     _check_osm(path)
     _run(
-        [_binary("netconvert"), "--osm-files", str(path), *OSM_OPTIONS, "-o", str(out),
-         "--no-warnings"],
+        [
+            _binary("netconvert"),
+            "--osm-files",
+            str(path),
+            *OSM_OPTIONS,
+            "-o",
+            str(out),
+            "--no-warnings",
+        ],
         f"netconvert on {path}",
     )
     proj, offset = _net_location(out)
@@ -278,8 +288,15 @@ def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
     tmp_in = out.with_name("matsim_utm.xml")
     tree.write(tmp_in, xml_declaration=True, encoding="utf-8")
     _run(
-        [_binary("netconvert"), "--matsim-files", str(tmp_in), *MATSIM_OPTIONS, "-o", str(out),
-         "--no-warnings"],
+        [
+            _binary("netconvert"),
+            "--matsim-files",
+            str(tmp_in),
+            *MATSIM_OPTIONS,
+            "-o",
+            str(out),
+            "--no-warnings",
+        ],
         f"netconvert on {path}",
     )
     _proj, offset = _net_location(out)
@@ -293,11 +310,25 @@ def _build_grid(spec: GridSpec, out: Path) -> tuple[str, tuple[float, float]]:
     prefix = out.with_name("grid")
     n = spec.junctions
     _run(
-        [_binary("netgenerate"), "--grid", "--grid.number", str(n), "--grid.length",
-         str(spec.block_m), "--default.lanenumber", "1", "--default.speed",
-         str(spec.street_speed_mps), "--no-turnarounds", "true", "-p", str(prefix)],
+        [
+            _binary("netgenerate"),
+            "--grid",
+            "--grid.number",
+            str(n),
+            "--grid.length",
+            str(spec.block_m),
+            "--default.lanenumber",
+            "1",
+            "--default.speed",
+            str(spec.street_speed_mps),
+            "--no-turnarounds",
+            "true",
+            "-p",
+            str(prefix),
+        ],
         "netgenerate (grid city)",
     )
+
     # netgenerate names junctions <column letter><row number>: A0 … K10
     def line_of(node_id: str) -> tuple[int, int]:
         return ord(node_id[0]) - ord("A"), int(node_id[1:])
@@ -325,9 +356,20 @@ def _build_grid(spec: GridSpec, out: Path) -> tuple[str, tuple[float, float]]:
         edge.set("name", name)
     edg_tree.write(f"{prefix}.edg.xml")
     _run(
-        [_binary("netconvert"), "-n", f"{prefix}.nod.xml", "-e", f"{prefix}.edg.xml",
-         "--no-turnarounds.except-deadend", "--output.street-names", "--tls.default-type",
-         "actuated", "-o", str(out), "--no-warnings"],
+        [
+            _binary("netconvert"),
+            "-n",
+            f"{prefix}.nod.xml",
+            "-e",
+            f"{prefix}.edg.xml",
+            "--no-turnarounds.except-deadend",
+            "--output.street-names",
+            "--tls.default-type",
+            "actuated",
+            "-o",
+            str(out),
+            "--no-warnings",
+        ],
         "netconvert (grid city)",
     )
     # the grid's (0, 0) is placed at GRID_ORIGIN_LONLAT in UTM 10N

@@ -161,7 +161,9 @@ def load_map(built: BuiltNetwork) -> RoadMap:
     try:
         root = ET.parse(built.net_file).getroot()
     except (ET.ParseError, OSError) as exc:
-        raise MapBuildError(f"cannot read network {built.net_file}: {exc}; delete the cache") from None
+        raise MapBuildError(
+            f"cannot read network {built.net_file}: {exc}; delete the cache"
+        ) from None
     edges: dict[str, Edge] = {}
     lanes: dict[str, Lane] = {}
     successors: dict[str, list[str]] = {}
@@ -272,8 +274,16 @@ def _with_successors(lane: Lane, successors: tuple[str, ...]) -> Lane:
     if not successors:
         return lane
     return Lane(
-        lane.lane_id, lane.edge_id, lane.index, lane.centerline, lane.width, lane.speed_limit,
-        lane.length, lane.allows_passenger, successors, lane.internal,
+        lane.lane_id,
+        lane.edge_id,
+        lane.index,
+        lane.centerline,
+        lane.width,
+        lane.speed_limit,
+        lane.length,
+        lane.allows_passenger,
+        successors,
+        lane.internal,
     )
 
 

@@ -94,7 +94,9 @@ class RoutingGraph:
         # same edge: straight ahead if the target is ahead, else once around the block
         same = fi[:, None] == ti[None, :]
         if same.any():
-            ahead = (np.asarray(to_pos)[None, :] - np.asarray(from_pos)[:, None]) / speed_from[:, None]
+            ahead = (np.asarray(to_pos)[None, :] - np.asarray(from_pos)[:, None]) / speed_from[
+                :, None
+            ]
             loop = self._loop_time(dist[inverse], fi)
             around = rest_of_origin[:, None] + loop[:, None] - rest_of_target[None, :]
             eta = np.where(same, np.where(ahead >= 0, ahead, around), eta)

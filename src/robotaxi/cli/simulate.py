@@ -1,0 +1,137 @@
+"""`robotaxi simulate`: run the robotaxi service on a city and report how well it served riders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from robotaxi.config import RunConfig, load_config
+from robotaxi.core import ConfigError, RideRequest, TripEvent
+from robotaxi.metrics.fleet_kpis import KPI_ROWS, fleet_kpis, format_value
+from robotaxi.metrics.plots import service_map_png
+from robotaxi.sim.runner import ServiceSimulation
+from robotaxi.store.store import Store
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="run the robotaxi service on a city and report KPIs",
+        description="Run a robotaxi service in SUMO city traffic and report how it served riders.",
+    )
+    p.add_argument("--city", default=None, help="grid (default, no data), sf-mission, sf, or a file")
+    p.add_argument("--fleet", type=int, default=None, help="number of robotaxis (default 20)")
+    p.add_argument("--start", default=None, help='day and time, e.g. "tue 08:00" (default)')
+    p.add_argument("--hours", type=float, default=None, help="service duration in hours")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 7)")
+    p.add_argument("--policy", choices=["batch", "nearest"], default=None, help="dispatch")
+    p.add_argument("--market-share", type=float, default=None, help="share of SF TNC trips")
+    p.add_argument("--requests-per-hour", type=float, default=None, help="grid demand rate")
+    p.add_argument("--ev-per-hour", type=float, default=None, help="ambulances per hour")
+    p.add_argument("--no-background", action="store_true", help="no background traffic")
+    p.add_argument("--data-dir", type=Path, default=None, help="shared data (../shared/data)")
+    p.add_argument("--config", type=Path, default=None, help="YAML file with settings")
+    p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--no-map", action="store_true", help="skip the PNG map")
+    p.set_defaults(handler=run)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    overrides: dict[str, Any] = {}
+    for option, key in (
+        ("city", "map.city"), ("data_dir", "map.data_dir"), ("fleet", "fleet.size"),
+        ("start", "start"), ("hours", "hours"), ("seed", "seed"), ("policy", "dispatch.policy"),
+        ("market_share", "demand.market_share"), ("requests_per_hour", "demand.requests_per_hour"),
+        ("ev_per_hour", "world.emergency_per_hour"),
+    ):  # fmt: skip
+        value = getattr(args, option)
+        if value is not None:
+            overrides[key] = value
+    return load_config(args.config, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    out: Path = args.out
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise ConfigError(f"output folder {out} exists and is not empty: pick another --out or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    # everything is written to a scratch folder beside --out and moved into place at the end,
+    # so a failed run leaves nothing half-written and an existing folder untouched
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        kpis = _simulate(config, scratch, console, args.no_background, not args.no_map)
+        if out.exists():
+            shutil.rmtree(out)
+        scratch.rename(out)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    _print_table(kpis, out)
+    return 0
+
+
+def _simulate(
+    config: RunConfig, folder: Path, console: Console, no_background: bool, draw: bool
+) -> dict[str, Any]:
+    store = Store.open(f"sqlite:///{folder / 'events.sqlite'}", sqlite_synchronous="NORMAL")
+    try:
+        run_record = store.start_run(json.loads(config.model_dump_json()))
+
+        def sink(rides: Any, events: Any) -> None:
+            rides_list: list[RideRequest] = list(rides)
+            events_list: list[TripEvent] = list(events)
+            store.record(rides=rides_list, events=events_list, registered=False, run_id=run_record.id)
+
+        with Progress(
+            TextColumn("[bold]simulating[/] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:>5.0f}/{task.total:.0f} sim s"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(config.map.city, total=config.hours * 3600)
+
+            def progress(done: float, total: float, status: str) -> None:
+                bar.update(task, completed=done, description=f"{config.map.city}: {status}")
+
+            sim = ServiceSimulation(
+                config, folder / "sumo", event_sink=sink, progress=progress,
+                background=not no_background,
+            )  # fmt: skip
+            history = sim.run()
+        store.end_run(run_record.id)
+    finally:
+        store.close()
+    kpis = fleet_kpis(history)
+    (folder / "kpis.json").write_text(json.dumps(kpis, indent=2) + "\n")
+    (folder / "yields.json").write_text(
+        json.dumps([vars(y) for y in history.yields], indent=2) + "\n"
+    )
+    if draw and sim.road_map is not None:
+        service_map_png(history, sim.road_map, folder / "map.png")
+    shutil.rmtree(folder / "sumo", ignore_errors=True)
+    return kpis
+
+
+def _print_table(kpis: dict[str, Any], out: Path) -> None:
+    table = Table(title=f"robotaxi service — {kpis['city']}, {kpis['fleet']} cars, {kpis['policy']}")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    for key, label, unit in KPI_ROWS:
+        value = format_value(kpis.get(key))
+        table.add_row(label, f"{value} {unit}".strip() if value != "–" else value)
+    console = Console()
+    console.print(table)
+    console.print(f"results in {out}/ (kpis.json, events.sqlite, yields.json, map.png)")

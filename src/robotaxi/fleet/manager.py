@@ -1,0 +1,603 @@
+"""The fleet's brain at fleet fidelity: trips, dispatch, rebalancing and pull-overs.
+
+`FleetManager.tick(snapshot, new_requests)` reads the robotaxis and emergency vehicles in a
+world snapshot and returns the commands for the world and the trip events of this tick.
+It never talks to SUMO; the runner carries the commands out. All randomness (riders'
+boarding and buckling times, no-shows) is drawn per request from the run's seed, so a run
+is a deterministic function of its seed and inputs.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from robotaxi.config import DispatchConfig, FleetConfig
+from robotaxi.core import (
+    AgentKind,
+    RideRequest,
+    TimePoint,
+    TripEvent,
+    TripState,
+    VehicleCommand,
+    WorldSnapshot,
+)
+from robotaxi.fleet.demand import DemandModel
+from robotaxi.fleet.dispatch import make_policy
+from robotaxi.fleet.trips import Trip, greeting, new_trip
+from robotaxi.map import RoadMap, RoutingGraph
+
+S = TripState
+WALK_SPEED_MPS = 1.3
+ARRIVAL_TOLERANCE_M = 25.0
+EV_LATERAL_LIMIT_M = 5.0  # same or adjacent lane
+EV_YIELD_TIMEOUT_S = 120.0
+
+
+class VehicleStatus(enum.StrEnum):
+    IDLE = "idle"  # parked at a curb, or driving to one after a cancelled pick-up
+    REBALANCING = "rebalancing"
+    TO_PICKUP = "to_pickup"
+    AT_PICKUP = "at_pickup"
+    TO_DROPOFF = "to_dropoff"
+    AT_DROPOFF = "at_dropoff"
+
+
+OCCUPIED = (VehicleStatus.TO_DROPOFF,)
+MOVING = (VehicleStatus.TO_PICKUP, VehicleStatus.TO_DROPOFF, VehicleStatus.REBALANCING)
+AVAILABLE = (VehicleStatus.IDLE, VehicleStatus.REBALANCING)
+
+
+@dataclass
+class YieldRecord:
+    """A robotaxi pulling over for an emergency vehicle (times in s since the start)."""
+
+    vehicle_id: str
+    ev_id: str
+    in_range_s: float
+    trip_id: str | None
+    approach: str  # "behind" or "head-on"
+    stopped_s: float | None = None
+    resumed_s: float | None = None
+    failed_attempts: int = 0
+
+
+@dataclass
+class Rider:
+    """What the simulated rider will do, drawn when the request arrives."""
+
+    at_curb_s: float
+    boarding_s: float
+    buckle_s: float
+    alighting_s: float
+    no_show: bool
+
+
+@dataclass
+class Vehicle:
+    vehicle_id: str
+    status: VehicleStatus = VehicleStatus.IDLE
+    trip_id: str | None = None
+    next_trip_id: str | None = None
+    target_curb: int = -1
+    edge: str = ""
+    lane_pos: float = 0.0
+    xy: tuple[float, float] = (0.0, 0.0)
+    heading: float = 0.0
+    speed: float = 0.0
+    stopped: bool = True
+    odometer_m: float = 0.0
+    timer_s: float = math.inf  # when the current curbside stage ends
+    stage: str = ""
+    yielding: YieldRecord | None = None
+    pending_command: VehicleCommand | None = None
+    km_empty: float = 0.0
+    km_occupied: float = 0.0
+    busy_s: float = 0.0
+    occupied_s: float = 0.0
+
+
+@dataclass
+class FleetTickResult:
+    commands: list[VehicleCommand] = field(default_factory=list)
+    events: list[TripEvent] = field(default_factory=list)
+
+
+class FleetManager:
+    """Runs the trip life cycle, dispatch, rebalancing and EV pull-overs for N robotaxis."""
+
+    def __init__(
+        self,
+        road_map: RoadMap,
+        graph: RoutingGraph,
+        fleet: FleetConfig,
+        dispatch: DispatchConfig,
+        *,
+        demand: DemandModel | None,
+        day: int,
+        start_hour: float,
+        seed: int,
+    ) -> None:
+        self.map = road_map
+        self.graph = graph
+        self.config = fleet
+        self.dispatch_config = dispatch
+        self.policy = make_policy(dispatch.policy)
+        self.demand = demand
+        self.day = day
+        self.start_hour = start_hour
+        self.seed = seed
+        self.vehicles: dict[str, Vehicle] = {}
+        self.trips: dict[str, Trip] = {}
+        self.riders: dict[str, Rider] = {}
+        self.yields: list[YieldRecord] = []
+        self.command_failures = 0
+        self._waiting: list[str] = []  # requested, not yet assigned (arrival order)
+        self._last_batch_s = -math.inf
+        self._last_rebalance_s = 0.0
+        self._last_t = 0.0
+        self._rng = np.random.default_rng([seed, 0xF1EE7])
+
+    # --- set-up -------------------------------------------------------------------------
+
+    def initial_curbs(self) -> list[int]:
+        """Curb spots where the N robotaxis start, spread by the seed."""
+        n = len(self.map.curbs)
+        return [
+            int(i) for i in self._rng.choice(n, size=self.config.size, replace=n < self.config.size)
+        ]
+
+    def add_vehicle(self, vehicle_id: str, curb: int) -> None:
+        v = Vehicle(vehicle_id, target_curb=curb)
+        v.edge = self.map.curbs.edge_ids[curb]
+        v.lane_pos = float(self.map.curbs.pos[curb])
+        v.xy = (float(self.map.curbs.xy[curb, 0]), float(self.map.curbs.xy[curb, 1]))
+        self.vehicles[vehicle_id] = v
+
+    # --- the tick -----------------------------------------------------------------------
+
+    def tick(self, snapshot: WorldSnapshot, new_requests: Sequence[RideRequest]) -> FleetTickResult:
+        now = snapshot.time.time_s
+        out = FleetTickResult()
+        self._observe(snapshot, now)
+        for request in new_requests:
+            self._open_trip(request, out)
+        self._check_patience(now, out)
+        for v in self.vehicles.values():
+            self._advance(v, now, out)
+        self._yield_to_emergency(snapshot, now, out)
+        self._dispatch(now, out)
+        if (
+            self.dispatch_config.rebalance
+            and self.demand is not None
+            and now - self._last_rebalance_s >= self.dispatch_config.rebalance_interval_s
+        ):
+            self._last_rebalance_s = now
+            self._rebalance(now, out)
+        for v in self.vehicles.values():
+            if v.pending_command is not None:
+                out.commands.append(v.pending_command)
+                v.pending_command = None
+        return out
+
+    def on_command_failed(self, command: VehicleCommand, reason: str) -> None:
+        """The world could not carry out a command: retry at a neighbouring curb next tick."""
+        self.command_failures += 1
+        v = self.vehicles.get(command.vehicle_id)
+        if v is None:
+            return
+        if command.kind == "pull_over" and v.yielding is not None:
+            v.yielding.failed_attempts += 1
+            return
+        if command.kind == "drive_to" and v.target_curb >= 0:
+            _, idx = self.map.curbs.tree.query(self.map.curbs.xy[v.target_curb], k=4)
+            alternatives = [int(i) for i in np.atleast_1d(idx) if int(i) != v.target_curb]
+            if alternatives:
+                choice = alternatives[self.command_failures % len(alternatives)]
+                self._send_to(v, choice)
+
+    # --- observation --------------------------------------------------------------------
+
+    def _observe(self, snapshot: WorldSnapshot, now: float) -> None:
+        dt = max(now - self._last_t, 0.0)
+        self._last_t = now
+        for i, vid in enumerate(snapshot.ids):
+            v = self.vehicles.get(vid)
+            if v is None:
+                continue
+            road = snapshot.road_ids[i] if snapshot.road_ids else ""
+            if road and not road.startswith(":"):
+                v.edge = road
+            v.lane_pos = float(snapshot.lane_pos[i])
+            v.xy = (float(snapshot.xy[i, 0]), float(snapshot.xy[i, 1]))
+            v.heading = float(snapshot.heading[i])
+            v.speed = float(snapshot.speed[i])
+            v.stopped = bool(snapshot.stopped[i]) if snapshot.stopped else False
+            odo = float(snapshot.odometer_m[i]) if len(snapshot.odometer_m) else v.odometer_m
+            delta_km = max(odo - v.odometer_m, 0.0) / 1000.0
+            v.odometer_m = odo
+            if v.status in OCCUPIED:
+                v.km_occupied += delta_km
+                v.occupied_s += dt
+            else:
+                v.km_empty += delta_km
+            if v.status != VehicleStatus.IDLE or v.trip_id is not None:
+                v.busy_s += dt
+
+    def _at_target(self, v: Vehicle) -> bool:
+        if not v.stopped or v.yielding is not None or v.target_curb < 0:
+            return False
+        curbs = self.map.curbs
+        return (
+            v.edge == curbs.edge_ids[v.target_curb]
+            and abs(v.lane_pos - float(curbs.pos[v.target_curb])) <= ARRIVAL_TOLERANCE_M
+        )
+
+    # --- trips --------------------------------------------------------------------------
+
+    def _open_trip(self, request: RideRequest, out: FleetTickResult) -> None:
+        trip = new_trip(request)
+        points = np.array(
+            [[request.pickup_x, request.pickup_y], [request.dropoff_x, request.dropoff_y]]
+        )
+        idx, walk = self.map.curbs.nearest(points)
+        trip.pickup_curb, trip.dropoff_curb = int(idx[0]), int(idx[1])
+        trip.pickup_walk_m, trip.dropoff_walk_m = float(walk[0]), float(walk[1])
+        rng = np.random.default_rng([self.seed, 0x71D, int.from_bytes(request.request_id.encode())])
+        c = self.config
+        self.riders[trip.trip_id] = Rider(
+            at_curb_s=request.time.time_s + trip.pickup_walk_m / WALK_SPEED_MPS,
+            boarding_s=float(rng.uniform(*c.boarding_s)),
+            buckle_s=float(rng.uniform(*c.buckle_up_s)),
+            alighting_s=float(rng.uniform(*c.alighting_s)),
+            no_show=bool(rng.random() < c.no_show_probability),
+        )
+        self.trips[trip.trip_id] = trip
+        self._waiting.append(trip.trip_id)
+        out.events.extend(trip.events)  # the "requested" event
+
+    def _event(
+        self,
+        trip: Trip,
+        state: TripState,
+        now: float,
+        out: FleetTickResult,
+        *,
+        cause: str,
+        vehicle_id: str | None = None,
+        data: dict[str, object] | None = None,
+    ) -> None:
+        event = trip.transition(
+            state, TimePoint.from_s(now), vehicle_id=vehicle_id, cause=cause, data=data
+        )
+        out.events.append(event)
+
+    def _check_patience(self, now: float, out: FleetTickResult) -> None:
+        for trip in list(self.trips.values()):
+            if trip.state not in (S.REQUESTED, S.ASSIGNED, S.EN_ROUTE):
+                continue
+            if now - trip.request.time.time_s <= trip.request.patience_s:
+                continue
+            self._event(trip, S.CANCELLED, now, out, cause="rider_patience")
+            if trip.trip_id in self._waiting:
+                self._waiting.remove(trip.trip_id)
+            self._release_vehicle_of(trip)
+
+    def _release_vehicle_of(self, trip: Trip) -> None:
+        for v in self.vehicles.values():
+            if v.trip_id == trip.trip_id:
+                v.trip_id = None
+                v.status = VehicleStatus.IDLE  # it parks at the spot it was heading to
+                self._start_next(v)
+            elif v.next_trip_id == trip.trip_id:
+                v.next_trip_id = None
+
+    def _start_next(self, v: Vehicle) -> None:
+        """A car that finished (or lost) its trip starts the one queued for it, if any."""
+        if v.next_trip_id is None or v.trip_id is not None:
+            return
+        trip = self.trips[v.next_trip_id]
+        v.next_trip_id = None
+        if trip.state.terminal:
+            return
+        v.trip_id = trip.trip_id
+        v.status = VehicleStatus.TO_PICKUP
+        self._send_to(v, trip.pickup_curb)
+
+    def _send_to(self, v: Vehicle, curb: int) -> None:
+        curbs = self.map.curbs
+        v.target_curb = curb
+        v.pending_command = VehicleCommand(
+            v.vehicle_id,
+            "drive_to",
+            edge=curbs.edge_ids[curb],
+            pos=float(curbs.pos[curb]),
+            lane_index=int(curbs.lane_index[curb]),
+        )
+
+    def _advance(self, v: Vehicle, now: float, out: FleetTickResult) -> None:
+        """Move a car's trip along: arrivals, boarding, Start ride, drop-off."""
+        trip = self.trips.get(v.trip_id) if v.trip_id else None
+        if v.status == VehicleStatus.TO_PICKUP and trip is not None:
+            if trip.state == S.ASSIGNED:
+                self._event(trip, S.EN_ROUTE, now, out, cause="dispatch")
+            if self._at_target(v):
+                v.status = VehicleStatus.AT_PICKUP
+                rider = self.riders[trip.trip_id]
+                self._event(
+                    trip, S.ARRIVED, now, out, cause="car",
+                    data={"greeting": greeting(trip.request.rider_name), "walk_m": round(trip.pickup_walk_m, 1)},
+                )  # fmt: skip
+                if rider.no_show:
+                    v.stage, v.timer_s = "no_show", now + self.config.no_show_wait_s
+                else:
+                    v.stage, v.timer_s = "boarding", max(now, rider.at_curb_s) + rider.boarding_s
+        elif v.status == VehicleStatus.AT_PICKUP and trip is not None and now >= v.timer_s:
+            rider = self.riders[trip.trip_id]
+            if v.stage == "no_show":
+                self._event(trip, S.CANCELLED, now, out, cause="no_show")
+                v.trip_id, v.status, v.stage, v.timer_s = None, VehicleStatus.IDLE, "", math.inf
+                self._start_next(v)
+            elif v.stage == "boarding":
+                self._event(trip, S.BOARDED, now, out, cause="rider", data={"seatbelt": True})
+                v.stage, v.timer_s = "buckling", now + rider.buckle_s
+            elif v.stage == "buckling":
+                self._event(trip, S.STARTED, now, out, cause="rider", data={"button": "Start ride"})
+                self._event(
+                    trip, S.DRIVING, now, out, cause="car", data={"odometer_m": v.odometer_m}
+                )
+                v.status, v.stage, v.timer_s = VehicleStatus.TO_DROPOFF, "", math.inf
+                self._send_to(v, trip.dropoff_curb)
+        elif v.status == VehicleStatus.TO_DROPOFF and trip is not None and self._at_target(v):
+            start_odo = _driving_odometer(trip)
+            self._event(
+                trip, S.ARRIVED_AT_DESTINATION, now, out, cause="car",
+                data={
+                    "ride_m": round(v.odometer_m - start_odo, 1),
+                    "direct_m": round(self._direct_m(trip), 1),
+                },
+            )  # fmt: skip
+            v.status = VehicleStatus.AT_DROPOFF
+            v.stage, v.timer_s = "alighting", now + self.riders[trip.trip_id].alighting_s
+        elif v.status == VehicleStatus.AT_DROPOFF and trip is not None and now >= v.timer_s:
+            self._event(trip, S.COMPLETED, now, out, cause="rider")
+            v.trip_id, v.status, v.stage, v.timer_s = None, VehicleStatus.IDLE, "", math.inf
+            self._start_next(v)
+        elif v.status == VehicleStatus.REBALANCING and self._at_target(v):
+            v.status = VehicleStatus.IDLE
+
+    def _direct_m(self, trip: Trip) -> float:
+        """Length (m) of the fastest route between the trip's curb spots: the detour baseline."""
+        curbs = self.map.curbs
+        a, b = curbs.edge_ids[trip.pickup_curb], curbs.edge_ids[trip.dropoff_curb]
+        route = self.graph.route(a, b)
+        if not route:
+            return 0.0
+        length = sum(self.map.edges[e].length for e in route)
+        return length - float(curbs.pos[trip.pickup_curb]) - (
+            self.map.edges[b].length - float(curbs.pos[trip.dropoff_curb])
+        )
+
+    # --- emergency vehicles -------------------------------------------------------------
+
+    def _yield_to_emergency(
+        self, snapshot: WorldSnapshot, now: float, out: FleetTickResult
+    ) -> None:
+        ev_rows = [
+            i
+            for i, k in enumerate(snapshot.kinds)
+            if k == AgentKind.EMERGENCY and snapshot.sirens[i]
+        ]
+        ev_index = {snapshot.ids[i]: i for i in ev_rows}
+        reach = self.config.ev_yield_range_m
+        for v in self.vehicles.values():
+            if v.yielding is not None:
+                record = v.yielding
+                if record.stopped_s is None and v.stopped:
+                    record.stopped_s = now
+                i = ev_index.get(record.ev_id)
+                passed = i is None or now - record.in_range_s > EV_YIELD_TIMEOUT_S
+                if i is not None and not passed:
+                    lon, _lat, _cos = _relative(v, snapshot, i)
+                    gone = math.hypot(*(snapshot.xy[i] - np.array(v.xy))) > 1.5 * reach
+                    ahead_now = (
+                        lon > self.config.vehicle_length_m
+                        if record.approach == "behind"
+                        else lon < -self.config.vehicle_length_m
+                    )
+                    passed = gone or ahead_now
+                if passed and (
+                    record.stopped_s is not None or record.failed_attempts > 3 or i is None
+                ):
+                    record.resumed_s = now
+                    v.yielding = None
+                    self.yields.append(record)
+                    if v.status in MOVING and v.target_curb >= 0:
+                        # drive_to ends the pull-over stop and restores the way to the target
+                        self._send_to(v, v.target_curb)
+                    else:
+                        v.pending_command = VehicleCommand(v.vehicle_id, "resume")
+                elif (
+                    record.stopped_s is None
+                    and record.failed_attempts
+                    and v.pending_command is None
+                ):
+                    v.pending_command = VehicleCommand(v.vehicle_id, "pull_over")
+                continue
+            if (
+                v.stopped
+                or v.speed < 0.1
+                and v.status
+                in (VehicleStatus.IDLE, VehicleStatus.AT_PICKUP, VehicleStatus.AT_DROPOFF)
+            ):
+                continue  # parked at the curb, off the lane already
+            for i in ev_rows:
+                lon, lat, cos = _relative(v, snapshot, i)
+                if abs(lat) > EV_LATERAL_LIMIT_M:
+                    continue
+                behind = cos > 0.7 and -reach <= lon < 0
+                head_on = cos < -0.7 and 0 < lon <= reach
+                if behind or head_on:
+                    v.yielding = YieldRecord(
+                        v.vehicle_id, snapshot.ids[i], now, v.trip_id,
+                        "behind" if behind else "head-on",
+                    )  # fmt: skip
+                    v.pending_command = VehicleCommand(v.vehicle_id, "pull_over")
+                    break
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    def _locate(self, v: Vehicle) -> tuple[str, float]:
+        if v.edge in self.graph.index:
+            return v.edge, v.lane_pos
+        curb = max(v.target_curb, 0)
+        return self.map.curbs.edge_ids[curb], float(self.map.curbs.pos[curb])
+
+    def _dispatch(self, now: float, out: FleetTickResult) -> None:
+        cfg = self.dispatch_config
+        if cfg.policy == "nearest":
+            if self._waiting:
+                self._assign(now, out, [self.trips[t] for t in self._waiting], soon_free=False)
+            return
+        if now - self._last_batch_s < cfg.batch_interval_s:
+            return
+        self._last_batch_s = now
+        # only trips whose car is already driving to them may move to a closer car
+        reassignable = [
+            self.trips[v.trip_id]
+            for v in self.vehicles.values()
+            if v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None
+        ]
+        waiting = [self.trips[t] for t in self._waiting]
+        if waiting:
+            self._assign(
+                now, out, waiting + sorted(reassignable, key=lambda t: t.trip_id), soon_free=True
+            )
+
+    def _assign(
+        self, now: float, out: FleetTickResult, trips: list[Trip], *, soon_free: bool
+    ) -> None:
+        cfg = self.dispatch_config
+        cars: list[Vehicle] = []
+        origins: list[tuple[str, float]] = []
+        extra: list[float] = []
+        holding: dict[str, str] = {}  # trip → car currently assigned (reassignable)
+        for v in sorted(self.vehicles.values(), key=lambda x: x.vehicle_id):
+            if v.yielding is not None:
+                continue
+            if v.status in AVAILABLE and v.trip_id is None and v.next_trip_id is None:
+                cars.append(v)
+                origins.append(self._locate(v))
+                extra.append(0.0)
+            elif soon_free and v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None:
+                holding[v.trip_id] = v.vehicle_id
+                cars.append(v)
+                origins.append(self._locate(v))
+                extra.append(0.0)
+            elif soon_free and v.next_trip_id is None and v.status == VehicleStatus.AT_DROPOFF:
+                remaining = max(v.timer_s - now, 0.0)
+                if remaining <= cfg.soon_free_s:
+                    curb = v.target_curb
+                    cars.append(v)
+                    origins.append((self.map.curbs.edge_ids[curb], float(self.map.curbs.pos[curb])))
+                    extra.append(remaining)
+        if not cars:
+            return
+        curbs = self.map.curbs
+        eta = (
+            self.graph.eta_matrix(
+                [o[0] for o in origins],
+                np.array([o[1] for o in origins]),
+                [curbs.edge_ids[t.pickup_curb] for t in trips],
+                np.array([curbs.pos[t.pickup_curb] for t in trips]),
+            )
+            + np.array(extra)[:, None]
+        )
+        # a car already driving to a pick-up may keep its trip or lose it to a closer car,
+        # never switch: so every pair below is consistent and no trip has two cars
+        for c, v in enumerate(cars):
+            if v.status == VehicleStatus.TO_PICKUP:
+                own = np.array([t.trip_id == v.trip_id for t in trips])
+                eta[c, ~own] = np.inf
+        pairs = self.policy.assign(eta, cfg.max_pickup_eta_s)
+        for c, r in pairs:
+            v, trip = cars[c], trips[r]
+            holder = holding.get(trip.trip_id)
+            if holder == v.vehicle_id:
+                continue  # kept
+            if holder is not None:
+                loser = self.vehicles[holder]
+                loser.trip_id, loser.status = None, VehicleStatus.IDLE  # it parks where it was going
+            self._event(
+                trip, S.ASSIGNED, now, out, vehicle_id=v.vehicle_id,
+                cause="dispatch" if trip.state == S.REQUESTED else "reassigned",
+                data={"eta_s": round(float(eta[c, r]), 1), "policy": self.policy.name},
+            )  # fmt: skip
+            if trip.trip_id in self._waiting:
+                self._waiting.remove(trip.trip_id)
+            if v.status == VehicleStatus.AT_DROPOFF:
+                v.next_trip_id = trip.trip_id
+            else:
+                v.trip_id, v.status = trip.trip_id, VehicleStatus.TO_PICKUP
+                self._send_to(v, trip.pickup_curb)
+
+    # --- rebalancing --------------------------------------------------------------------
+
+    def _rebalance(self, now: float, out: FleetTickResult) -> None:
+        """Move idle cars toward where demand is expected an hour ahead."""
+        assert self.demand is not None
+        idle = [
+            v
+            for v in sorted(self.vehicles.values(), key=lambda x: x.vehicle_id)
+            if v.status == VehicleStatus.IDLE
+            and v.trip_id is None
+            and v.stopped
+            and v.yielding is None
+        ]
+        if len(idle) < 2 or self._waiting:
+            return
+        zones_xy, rate = self.demand.expected_pickups(self.day, self.start_hour + now / 3600 + 1.0)
+        if len(rate) == 0 or rate.sum() <= 0:
+            return
+        want = rate / rate.sum() * len(idle)
+        car_xy = np.array([v.xy for v in idle])
+        dist = np.hypot(*(car_xy[:, None, :] - zones_xy[None, :, :]).transpose(2, 0, 1))
+        home = dist.argmin(axis=1)
+        have = np.bincount(home, minlength=len(rate)).astype(float)
+        deficit = np.floor(want - have + 0.5).astype(int)
+        slots = np.repeat(np.arange(len(rate)), np.clip(deficit, 0, None))
+        movable = [k for k, z in enumerate(home) if have[z] > want[z] + 0.5]
+        if len(slots) == 0 or not movable:
+            return
+        cost = dist[np.ix_(movable, slots)]
+        rows, cols = linear_sum_assignment(cost)
+        for r, c in zip(rows, cols, strict=True):
+            v = idle[movable[r]]
+            zone = slots[c]
+            if cost[r, c] < 300.0:
+                continue  # already close enough
+            _, idx = self.map.curbs.nearest(zones_xy[zone][None, :])
+            choices = self.map.curbs.tree.query(self.map.curbs.xy[int(idx[0])], k=5)[1]
+            curb = int(np.atleast_1d(choices)[int(self._rng.integers(len(np.atleast_1d(choices))))])
+            v.status = VehicleStatus.REBALANCING
+            self._send_to(v, curb)
+
+
+def _relative(v: Vehicle, snapshot: WorldSnapshot, i: int) -> tuple[float, float, float]:
+    """EV i relative to car v: (longitudinal m, lateral m, cos of heading difference)."""
+    dx = float(snapshot.xy[i, 0]) - v.xy[0]
+    dy = float(snapshot.xy[i, 1]) - v.xy[1]
+    ch, sh = math.cos(v.heading), math.sin(v.heading)
+    return dx * ch + dy * sh, -dx * sh + dy * ch, math.cos(float(snapshot.heading[i]) - v.heading)
+
+
+def _driving_odometer(trip: Trip) -> float:
+    for event in reversed(trip.events):
+        if event.state == S.DRIVING:
+            return float(event.data.get("odometer_m", 0.0))
+    return 0.0

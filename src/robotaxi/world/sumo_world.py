@@ -1,0 +1,492 @@
+"""The city in SUMO, through libsumo (in-process). Nothing else in robotaxi imports SUMO.
+
+One `SumoWorld` per process: libsumo is a process-wide singleton, so a second start while
+one runs raises `WorldError` instead of silently sharing state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import libsumo
+import numpy as np
+from libsumo import constants as tc
+
+from robotaxi.config import FleetConfig, WorldConfig
+from robotaxi.core import AgentKind, TimePoint, VehicleCommand, WorldError, WorldSnapshot
+from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.world.traffic import (
+    ROBOTAXI_TYPE,
+    EmergencyRun,
+    background_routes,
+    emergency_routes_xml,
+    emergency_runs,
+    sumo_env,
+    vehicle_types_xml,
+)
+
+PARK_FOREVER_S = 1e7
+_CAR_VARS = [
+    tc.VAR_POSITION,
+    tc.VAR_ANGLE,
+    tc.VAR_SPEED,
+    tc.VAR_ROAD_ID,
+    tc.VAR_LANE_ID,
+    tc.VAR_LANEPOSITION,
+    tc.VAR_STOPSTATE,
+    tc.VAR_DISTANCE,
+]
+_CONTEXT_VARS = [tc.VAR_ROAD_ID, tc.VAR_LANEPOSITION, tc.VAR_SPEED, tc.VAR_LANE_INDEX]
+
+
+def sumo_heading(angle_deg: float) -> float:
+    """SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from east)."""
+    return math.radians(90.0 - angle_deg)
+
+
+@dataclass
+class _ClearedCar:
+    vehicle_id: str
+    for_ev: str
+    since_s: float
+
+
+@dataclass
+class EmergencyRecord:
+    vehicle_id: str
+    probe_id: str
+    route_m: float
+    depart_s: float | None = None
+    arrive_s: float | None = None
+    probe_depart_s: float | None = None
+    probe_arrive_s: float | None = None
+
+    @property
+    def travel_s(self) -> float | None:
+        if self.depart_s is None or self.arrive_s is None:
+            return None
+        return self.arrive_s - self.depart_s
+
+    @property
+    def probe_travel_s(self) -> float | None:
+        if self.probe_depart_s is None or self.probe_arrive_s is None:
+            return None
+        return self.probe_arrive_s - self.probe_depart_s
+
+
+@dataclass
+class WorldStats:
+    teleports: int = 0
+    cleared_for_ev: int = 0
+    command_failures: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class SumoWorld:
+    """Start, step, read and command a SUMO simulation of the city."""
+
+    _active: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        road_map: RoadMap,
+        graph: RoutingGraph,
+        world: WorldConfig,
+        fleet: FleetConfig,
+        *,
+        seed: int,
+        end_s: float,
+        work_dir: Path,
+        background: bool = True,
+    ) -> None:
+        self.road_map = road_map
+        self.graph = graph
+        self.config = world
+        self.fleet_config = fleet
+        self.seed = seed
+        self.end_s = end_s
+        self.work_dir = work_dir
+        self.background = background
+        self.stats = WorldStats()
+        self.robotaxis: list[str] = []
+        self.emergency: dict[str, EmergencyRecord] = {}
+        self._probe_of: dict[str, str] = {}
+        self._active_evs: set[str] = set()
+        self._ev_route: dict[str, tuple[str, ...]] = {}
+        self._cleared: dict[str, _ClearedCar] = {}
+        self._robotaxi_set: set[str] = set()
+        self._started = False
+        self._time_s = 0.0
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if SumoWorld._active:
+            raise WorldError("a SUMO simulation is already running in this process: close it first")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        types_file = self.work_dir / "types.add.xml"
+        types_file.write_text(
+            vehicle_types_xml(
+                self.fleet_config.vehicle_length_m,
+                self.fleet_config.vehicle_width_m,
+                self.fleet_config.max_speed_mps,
+            )
+        )
+        route_files: list[Path] = []
+        if self.background:
+            vph = self.config.background_vehicles_per_hour_per_km2 * self.road_map.area_km2
+            bg = background_routes(
+                self.road_map, vph, self.end_s, self.seed, self.road_map.net_file.parent / "routes"
+            )
+            if bg is not None:
+                route_files.append(bg)
+        runs = emergency_runs(
+            self.road_map, self.graph, self.config.emergency_per_hour, self.end_s, self.seed
+        )
+        for run in runs:
+            self._register_run(run)
+        if runs:
+            ev_file = self.work_dir / "emergency.rou.xml"
+            ev_file.write_text(emergency_routes_xml(runs))
+            route_files.append(ev_file)
+        cmd = [
+            "sumo", "-n", str(self.road_map.net_file),
+            "--additional-files", str(types_file),
+            "--step-length", str(self.config.step_s),
+            "--seed", str(self.seed),
+            "--time-to-teleport", str(self.config.teleport_time_s),
+            "--no-step-log", "true", "--no-warnings", "true",
+            "--device.bluelight.reactiondist", "40",
+            "--routing-algorithm", "dijkstra",
+            "--collision.action", "warn",
+            "--ignore-route-errors", "true",
+            "--end", str(self.end_s + 3600),
+        ]  # fmt: skip
+        if route_files:
+            cmd += ["-r", ",".join(str(p) for p in route_files)]
+        os.environ.setdefault("SUMO_HOME", sumo_env()["SUMO_HOME"])
+        try:
+            libsumo.start(cmd)
+        except libsumo.TraCIException as exc:
+            raise WorldError(f"SUMO did not start: {exc}") from None
+        SumoWorld._active = True
+        self._started = True
+        libsumo.simulation.subscribe(
+            [
+                tc.VAR_DEPARTED_VEHICLES_IDS,
+                tc.VAR_ARRIVED_VEHICLES_IDS,
+                tc.VAR_TELEPORT_STARTING_VEHICLES_NUMBER,
+            ]
+        )
+
+    def close(self) -> None:
+        if self._started:
+            libsumo.close()
+            self._started = False
+            SumoWorld._active = False
+
+    def __enter__(self) -> SumoWorld:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _register_run(self, run: EmergencyRun) -> None:
+        route_m = sum(self.road_map.edges[e].length for e in run.edges)
+        self.emergency[run.vehicle_id] = EmergencyRecord(run.vehicle_id, run.probe_id, route_m)
+        self._probe_of[run.probe_id] = run.vehicle_id
+        self._ev_route[run.vehicle_id] = run.edges
+
+    @property
+    def time(self) -> TimePoint:
+        return TimePoint.from_s(self._time_s)
+
+    # --- robotaxis ----------------------------------------------------------------------
+
+    def add_robotaxi(self, vehicle_id: str, curb_index: int) -> None:
+        """Put a robotaxi in the world, parked at a curb spot (off the lane)."""
+        curbs = self.road_map.curbs
+        edge, pos, lane = (
+            curbs.edge_ids[curb_index],
+            float(curbs.pos[curb_index]),
+            int(curbs.lane_index[curb_index]),
+        )
+        route_id = f"route_{vehicle_id}"
+        libsumo.route.add(route_id, [edge])
+        libsumo.vehicle.add(
+            vehicle_id, route_id, typeID=ROBOTAXI_TYPE, depart="now",
+            departPos=f"{max(0.0, pos - 1.0):.2f}", departLane=str(lane), departSpeed="0",
+        )  # fmt: skip
+        libsumo.vehicle.setStop(
+            vehicle_id, edge, pos=pos, laneIndex=lane, duration=PARK_FOREVER_S,
+            flags=tc.STOP_PARKING, startPos=max(0.0, pos - 5.0),
+        )  # fmt: skip
+        libsumo.vehicle.subscribe(vehicle_id, _CAR_VARS)
+        self.robotaxis.append(vehicle_id)
+        self._robotaxi_set.add(vehicle_id)
+
+    def apply(self, commands: Iterable[VehicleCommand]) -> list[tuple[VehicleCommand, str]]:
+        """Carry out commands; returns those that failed with the reason (the fleet retries)."""
+        failed: list[tuple[VehicleCommand, str]] = []
+        for cmd in commands:
+            try:
+                if cmd.kind == "drive_to":
+                    self._drive_to(cmd.vehicle_id, cmd.edge, cmd.pos, cmd.lane_index)
+                elif cmd.kind == "pull_over":
+                    self._pull_over(cmd.vehicle_id)
+                elif cmd.kind == "resume":
+                    self._resume(cmd.vehicle_id)
+                else:
+                    raise WorldError(f"unknown vehicle command {cmd.kind!r}")
+            except libsumo.TraCIException as exc:
+                self.stats.command_failures += 1
+                failed.append((cmd, str(exc)))
+        return failed
+
+    def _clear_stops(self, vid: str) -> None:
+        veh = libsumo.vehicle
+        if veh.getStopState(vid) & 1:
+            veh.resume(vid)
+        for _ in range(len(veh.getStops(vid))):
+            veh.replaceStop(vid, 0, "")
+
+    def _drive_to(self, vid: str, edge: str, pos: float, lane: int) -> None:
+        veh = libsumo.vehicle
+        self._clear_stops(vid)
+        here = veh.getRoadID(vid)
+        lane_pos = veh.getLanePosition(vid)
+        speed = veh.getSpeed(vid)
+        brake_m = speed * speed / (2 * 4.0) + 2.0
+        if here == edge and pos < lane_pos + brake_m:
+            # the spot is behind us (or too close to stop): go once around the block
+            self._route_via_loop(vid, here, edge)
+        else:
+            try:
+                veh.changeTarget(vid, edge)
+            except libsumo.TraCIException:
+                self._route_via_loop(vid, here, edge)
+        veh.setStop(
+            vid, edge, pos=pos, laneIndex=lane, duration=PARK_FOREVER_S,
+            flags=tc.STOP_PARKING, startPos=max(0.0, pos - 10.0),
+        )  # fmt: skip
+
+    def _route_via_loop(self, vid: str, here: str, target: str) -> None:
+        if here not in self.graph.index:
+            raise libsumo.TraCIException(f"{vid} is on {here}, not a routable edge")
+        best: tuple[str, ...] = ()
+        for lane_id in self.road_map.edges[here].lane_ids:
+            for succ_lane in self.road_map.lanes[lane_id].successors:
+                succ = self.road_map.lanes[succ_lane].edge_id
+                if succ in self.graph.index:
+                    route = self.graph.route(succ, target)
+                    if route and (not best or len(route) < len(best)):
+                        best = route
+        if not best:
+            raise libsumo.TraCIException(f"no way from {here} back to {target}")
+        libsumo.vehicle.setRoute(vid, (here, *best))
+
+    def _pull_over(self, vid: str) -> None:
+        """Park at the curb just ahead, off the lane, so an ambulance can pass."""
+        veh = libsumo.vehicle
+        if veh.getStopState(vid) & 1:
+            return  # already parked at the curb
+        edge = veh.getRoadID(vid)
+        route = veh.getRoute(vid)
+        idx = veh.getRouteIndex(vid)
+        speed = veh.getSpeed(vid)
+        need = speed * speed / (2 * 4.0) + 3.0
+        candidates: list[tuple[str, float]] = []
+        if not edge.startswith(":"):
+            candidates.append((edge, veh.getLanePosition(vid) + need))
+        for nxt in route[idx + 1 : idx + 3]:
+            candidates.append((nxt, max(need - 5.0, 5.0)))
+        last_error = "no edge ahead"
+        for cand_edge, pos in candidates:
+            if cand_edge not in self.road_map.edges:
+                continue
+            lane = self.road_map.curb_lane(cand_edge)
+            if pos >= lane.length - 0.5:
+                continue
+            try:
+                veh.setStop(
+                    vid, cand_edge, pos=pos, laneIndex=lane.index, duration=PARK_FOREVER_S,
+                    flags=tc.STOP_PARKING, startPos=max(0.0, pos - 15.0),
+                )  # fmt: skip
+                return
+            except libsumo.TraCIException as exc:
+                last_error = str(exc)
+        raise libsumo.TraCIException(last_error)
+
+    def _resume(self, vid: str) -> None:
+        veh = libsumo.vehicle
+        if veh.getStopState(vid) & 1:
+            veh.resume(vid)
+        else:
+            # asked to resume before the pull-over stop was reached: drop that stop
+            stops = veh.getStops(vid)
+            if stops and stops[0].duration >= PARK_FOREVER_S / 2 and len(stops) > 1:
+                veh.replaceStop(vid, 0, "")
+
+    # --- stepping -----------------------------------------------------------------------
+
+    def step(self) -> None:
+        libsumo.simulation.step()
+        self._time_s = libsumo.simulation.getTime()
+        sim = libsumo.simulation.getSubscriptionResults()
+        self.stats.teleports += int(sim.get(tc.VAR_TELEPORT_STARTING_VEHICLES_NUMBER, 0))
+        for vid in sim.get(tc.VAR_DEPARTED_VEHICLES_IDS, ()):
+            if vid in self.emergency:
+                self.emergency[vid].depart_s = self._time_s
+                self._active_evs.add(vid)
+                libsumo.vehicle.subscribe(vid, _CAR_VARS)
+                if self.config.clear_way_for_emergency:
+                    libsumo.vehicle.subscribeContext(
+                        vid, tc.CMD_GET_VEHICLE_VARIABLE, self.config.clear_way_range_m,
+                        _CONTEXT_VARS,
+                    )  # fmt: skip
+            elif vid in self._probe_of:
+                self.emergency[self._probe_of[vid]].probe_depart_s = self._time_s
+        for vid in sim.get(tc.VAR_ARRIVED_VEHICLES_IDS, ()):
+            if vid in self.emergency:
+                self.emergency[vid].arrive_s = self._time_s
+                self._active_evs.discard(vid)
+            elif vid in self._probe_of:
+                self.emergency[self._probe_of[vid]].probe_arrive_s = self._time_s
+            elif vid in self._robotaxi_set:
+                self.stats.failures.append(f"{self._time_s:.0f}s robotaxi {vid} left the network")
+            self._cleared.pop(vid, None)
+        if self.config.clear_way_for_emergency:
+            self._clear_way()
+
+    def _clear_way(self) -> None:
+        """Background cars ahead of an ambulance on its route pull over until it has passed."""
+        veh = libsumo.vehicle
+        ev_state: dict[str, tuple[str, float, int]] = {}
+        for ev in self._active_evs:
+            res = veh.getSubscriptionResults(ev)
+            if not res:
+                continue
+            road, pos = res[tc.VAR_ROAD_ID], res[tc.VAR_LANEPOSITION]
+            route = self._ev_route[ev]
+            idx = route.index(road) if road in route else -1
+            ev_state[ev] = (road, pos, idx)
+            if idx < 0:
+                continue
+            ahead_edges = set(route[idx : idx + 2])
+            for vid, ctx in veh.getContextSubscriptionResults(ev).items():
+                if vid == ev or vid in self._cleared or vid in self._robotaxi_set:
+                    continue
+                if vid in self.emergency:
+                    continue
+                road_v = ctx[tc.VAR_ROAD_ID]
+                if road_v not in ahead_edges or (
+                    road_v == road and ctx[tc.VAR_LANEPOSITION] <= pos
+                ):
+                    continue
+                speed = ctx[tc.VAR_SPEED]
+                stop_pos = ctx[tc.VAR_LANEPOSITION] + speed * speed / (2 * 4.5) + 2.0
+                lane_index = ctx[tc.VAR_LANE_INDEX]
+                lane_id = f"{road_v}_{lane_index}"
+                lane = self.road_map.lanes.get(lane_id)
+                if lane is None or stop_pos >= lane.length - 0.5:
+                    continue
+                try:
+                    veh.setStop(
+                        vid, road_v, pos=stop_pos, laneIndex=lane_index,
+                        duration=PARK_FOREVER_S, flags=tc.STOP_PARKING,
+                        startPos=max(0.0, stop_pos - 20.0),
+                    )  # fmt: skip
+                except libsumo.TraCIException:
+                    continue
+                self._cleared[vid] = _ClearedCar(vid, ev, self._time_s)
+                self.stats.cleared_for_ev += 1
+        # let cars go once their ambulance is past them (or gone, or after a minute)
+        for vid, cleared in list(self._cleared.items()):
+            state = ev_state.get(cleared.for_ev)
+            done = state is None or self._time_s - cleared.since_s > 60.0
+            if not done and state is not None:
+                try:
+                    road_v = veh.getRoadID(vid)
+                except libsumo.TraCIException:
+                    road_v = ""
+                route = self._ev_route[cleared.for_ev]
+                if road_v in route and state[2] >= 0:
+                    ridx = route.index(road_v)
+                    done = state[2] > ridx or (
+                        state[2] == ridx and state[1] > veh.getLanePosition(vid) + 8.0
+                    )
+            if done:
+                self._release(vid)
+
+    def _release(self, vid: str) -> None:
+        self._cleared.pop(vid, None)
+        try:
+            veh = libsumo.vehicle
+            if veh.getStopState(vid) & 1:
+                veh.resume(vid)
+            else:
+                stops = veh.getStops(vid)
+                if stops:
+                    veh.replaceStop(vid, 0, "")
+        except libsumo.TraCIException:
+            pass  # the car already left the network
+
+    # --- reading ------------------------------------------------------------------------
+
+    def snapshot(self) -> WorldSnapshot:
+        """Robotaxis and active ambulances, with signals, read from this step's subscriptions."""
+        ids = [v for v in self.robotaxis] + sorted(self._active_evs)
+        results = libsumo.vehicle.getAllSubscriptionResults()
+        rows: list[dict[int, Any]] = []
+        kinds: list[AgentKind] = []
+        keep: list[str] = []
+        for vid in ids:
+            res = results.get(vid)
+            if not res:
+                continue
+            keep.append(vid)
+            rows.append(res)
+            kinds.append(AgentKind.EMERGENCY if vid in self.emergency else AgentKind.ROBOTAXI)
+        n = len(keep)
+        xy = np.array([r[tc.VAR_POSITION] for r in rows], dtype=float).reshape(n, 2)
+        heading = np.array([sumo_heading(r[tc.VAR_ANGLE]) for r in rows], dtype=float)
+        length = np.where(
+            np.array([k == AgentKind.EMERGENCY for k in kinds], dtype=bool),
+            6.5,
+            self.fleet_config.vehicle_length_m,
+        )
+        width = np.where(
+            np.array([k == AgentKind.EMERGENCY for k in kinds], dtype=bool),
+            2.16,
+            self.fleet_config.vehicle_width_m,
+        )
+        return WorldSnapshot(
+            time=self.time,
+            ids=tuple(keep),
+            kinds=tuple(kinds),
+            xy=xy,
+            heading=heading,
+            speed=np.array([r[tc.VAR_SPEED] for r in rows], dtype=float),
+            length=np.asarray(length, dtype=float).reshape(n),
+            width=np.asarray(width, dtype=float).reshape(n),
+            lane_ids=tuple(r[tc.VAR_LANE_ID] for r in rows),
+            lane_pos=np.array([r[tc.VAR_LANEPOSITION] for r in rows], dtype=float),
+            sirens=tuple(k == AgentKind.EMERGENCY for k in kinds),
+            teleports=self.stats.teleports,
+            road_ids=tuple(r[tc.VAR_ROAD_ID] for r in rows),
+            stopped=tuple(bool(r[tc.VAR_STOPSTATE] & 1) for r in rows),
+            odometer_m=np.array([max(r[tc.VAR_DISTANCE], 0.0) for r in rows], dtype=float),
+        )
+
+    def vehicle_count(self) -> int:
+        return int(libsumo.vehicle.getIDCount())
+
+    def edge_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
+        """SUMO's current travel-time estimate per edge (s), for routing and ETAs."""
+        return {e: libsumo.edge.getTraveltime(e) for e in edges}
