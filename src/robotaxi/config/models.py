@@ -40,7 +40,7 @@ class WorldConfig(_Model):
 
 class DemandConfig(_Model):
     market_share: float = Field(
-        0.05, gt=0, le=1, description="share of the city's TNC trips our fleet serves"
+        0.3, gt=0, le=1, description="share of the city's TNC trips our fleet serves"
     )
     requests_per_hour: float = Field(
         120.0, ge=0, description="synthetic demand rate (grid city only)"
@@ -76,7 +76,13 @@ class FleetConfig(_Model):
     alighting_s: tuple[float, float] = (15.0, 40.0)
     no_show_probability: float = Field(0.02, ge=0, le=1)
     ev_yield_range_m: float = Field(
-        80.0, gt=0, description="pull over when a siren is this close (same/adjacent lane)"
+        150.0, gt=0, description="pull over when a siren approaches within this distance, m"
+    )
+    # California Vehicle Code 21806: on the immediate approach of an emergency vehicle every
+    # driver, in either direction, pulls to the right-hand curb and stops (divided highways
+    # aside). 11 m covers the far lane of a four-lane undivided street.
+    ev_yield_lateral_m: float = Field(
+        11.0, gt=0, description="how far to the side an approaching siren still counts, m"
     )
 
 

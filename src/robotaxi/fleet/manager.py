@@ -35,7 +35,6 @@ from robotaxi.map import RoadMap, RoutingGraph
 S = TripState
 WALK_SPEED_MPS = 1.3
 ARRIVAL_TOLERANCE_M = 25.0
-EV_LATERAL_LIMIT_M = 5.0  # same or adjacent lane
 EV_YIELD_TIMEOUT_S = 120.0
 
 
@@ -438,7 +437,7 @@ class FleetManager:
                 continue  # parked at the curb, off the lane already
             for i in ev_rows:
                 lon, lat, cos = _relative(v, snapshot, i)
-                if abs(lat) > EV_LATERAL_LIMIT_M:
+                if abs(lat) > self.config.ev_yield_lateral_m:
                     continue
                 behind = cos > 0.7 and -reach <= lon < 0
                 head_on = cos < -0.7 and 0 < lon <= reach

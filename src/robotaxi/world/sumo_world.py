@@ -300,7 +300,7 @@ class SumoWorld:
         route = veh.getRoute(vid)
         idx = veh.getRouteIndex(vid)
         speed = veh.getSpeed(vid)
-        need = speed * speed / (2 * 4.0) + 3.0
+        need = speed * speed / (2 * 4.5) + 1.0  # a firm but normal stop (I-PACE brakes ~9)
         candidates: list[tuple[str, float]] = []
         if not edge.startswith(":"):
             candidates.append((edge, veh.getLanePosition(vid) + need))
