@@ -1,0 +1,110 @@
+"""Frozen read models the store hands out (its ORM rows never leave the package)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from robotaxi.core.time import TimePoint
+from robotaxi.core.types import RideRequest, TripEvent, TripState
+
+
+@dataclass(frozen=True, slots=True)
+class LatLon:
+    """A WGS84 position in degrees (only at the edges: the web app's taps)."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rider:
+    """A registered rider; the bearer token is not here (only its hash is stored)."""
+
+    id: str
+    name: str
+    created_at: datetime  # wall clock, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Ride:
+    """A ride as stored: the request as made and the state folded from its events.
+
+    `state`, `vehicle_id` and `updated_at` are those of the event with the highest `seq`
+    (`last_seq`, -1 before any event, when state is REQUESTED and `updated_at` the request
+    time). `rider_id` is set only for registered riders; simulated ones have None.
+    """
+
+    request: RideRequest
+    state: TripState
+    vehicle_id: str | None
+    updated_at: TimePoint
+    last_seq: int
+    rider_id: str | None = None
+    run_id: str | None = None
+    pickup_latlon: LatLon | None = None
+    dropoff_latlon: LatLon | None = None
+    pickup_walk_m: float | None = None
+    dropoff_walk_m: float | None = None
+    close_reason: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.request.request_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewRide:
+    """A ride to store, with what is known besides the request (all optional).
+
+    Walks are metres between where the rider asked and the curb spot the car serves;
+    lat/lon are the positions the rider tapped in the app, when they came from there.
+    """
+
+    request: RideRequest
+    pickup_walk_m: float | None = None
+    dropoff_walk_m: float | None = None
+    pickup_latlon: LatLon | None = None
+    dropoff_latlon: LatLon | None = None
+
+
+class TicketStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class SupportTicket:
+    id: int
+    text: str
+    created_at: datetime  # wall clock, UTC
+    status: TicketStatus
+    ride_id: str | None = None
+    rider_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One simulate run (or service start): its configuration as JSON and wall-clock span."""
+
+    id: str
+    config: Mapping[str, Any]
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+def fold(events: Iterable[TripEvent]) -> TripState:
+    """A trip's state as the fold of its events: the state of the one with the highest seq.
+
+    Order of arrival does not matter (a replayed old event cannot move a trip back), and a
+    trip with no event yet is REQUESTED. Whether each transition was allowed is the trip
+    state machine's business (fleet), not the log's.
+    """
+    latest: TripEvent | None = None
+    for event in events:
+        if latest is None or event.seq > latest.seq:
+            latest = event
+    return TripState.REQUESTED if latest is None else latest.state

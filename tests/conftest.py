@@ -1,0 +1,34 @@
+"""Shared fixtures: where the third-party data lives, and a built grid city."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Tests that need ../shared/data skip only when that folder is absent (never in CI).
+needs_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"shared data folder {SHARED_DATA} is absent"
+)
+
+
+@pytest.fixture(scope="session")
+def map_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("maps")
+
+
+@pytest.fixture(scope="session")
+def grid_map(map_cache: Path):  # type: ignore[no-untyped-def]
+    from robotaxi.map import build_network, load_map
+
+    return load_map(build_network("grid", SHARED_DATA, map_cache))
+
+
+@pytest.fixture(scope="session")
+def grid_graph(grid_map):  # type: ignore[no-untyped-def]
+    from robotaxi.map import RoutingGraph
+
+    return RoutingGraph(grid_map)

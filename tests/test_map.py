@@ -1,0 +1,128 @@
+"""Maps: the grid city, the San Francisco sources, caching, routing, curb spots, lat/lon."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, needs_data
+
+from robotaxi.core import DataNotFoundError, MapBuildError
+from robotaxi.map import RoutingGraph, build_network, load_map
+
+
+def test_grid_city_is_3km_with_two_lane_streets_and_signalised_four_lane_arterials(grid_map) -> None:  # type: ignore[no-untyped-def]
+    xmin, ymin, xmax, ymax = grid_map.bounds
+    assert xmax - xmin == pytest.approx(3000, abs=1) and ymax - ymin == pytest.approx(3000, abs=1)
+    lanes_per_edge = {len(e.lane_ids) for e in grid_map.drivable_edges}
+    assert lanes_per_edge == {1, 2}  # one lane each way on streets, two each way on arterials
+    arterial = [e for e in grid_map.drivable_edges if len(e.lane_ids) == 2]
+    assert all("Blvd" in e.name for e in arterial)
+    assert all(e.speed_limit > 15 for e in arterial)
+    assert len(grid_map.traffic_lights) == 57  # every junction on an arterial
+    # every road can be reached from every other one
+    assert len(grid_map.main_component) == len([e for e in grid_map.edges.values() if not e.internal])
+
+
+def test_build_is_cached_by_content(map_cache: Path) -> None:
+    first = build_network("grid", SHARED_DATA, map_cache)
+    stamp = first.net_file.stat().st_mtime_ns
+    again = build_network("grid", SHARED_DATA, map_cache)
+    assert again.net_file == first.net_file and again.net_file.stat().st_mtime_ns == stamp
+
+
+def test_lonlat_round_trip_and_grid_sits_in_san_francisco(grid_map) -> None:  # type: ignore[no-untyped-def]
+    x = np.array([0.0, 1500.0, 3000.0])
+    y = np.array([0.0, 1500.0, 3000.0])
+    lon, lat = grid_map.projection.xy_to_lonlat(x, y)
+    assert np.all((lat > 37.70) & (lat < 37.80)) and np.all((lon > -122.5) & (lon < -122.35))
+    x2, y2 = grid_map.projection.lonlat_to_xy(lon, lat)
+    np.testing.assert_allclose(x2, x, atol=1e-3)
+    np.testing.assert_allclose(y2, y, atol=1e-3)
+    # 3 km east in UTM is 3 km on the ground (scale factor ≈ 0.9996 near the central meridian)
+    assert (lon[2] - lon[0]) * 111_320 * np.cos(np.radians(lat[0])) == pytest.approx(3000, rel=0.01)
+
+
+def test_curb_spots_lie_on_the_right_edge_of_the_rightmost_lane(grid_map) -> None:  # type: ignore[no-untyped-def]
+    curbs = grid_map.curbs
+    assert len(curbs) > 1000
+    for k in range(0, len(curbs), 97):
+        lane = grid_map.lanes[curbs.lane_ids[k]]
+        assert lane.index == 0 and 0 < curbs.pos[k] < lane.length
+        # distance from the lane's centerline is half the lane width
+        pts = lane.centerline
+        d = np.min(np.hypot(*(pts - curbs.xy[k]).T)) if len(pts) == 2 else None
+        seg = pts[1] - pts[0]
+        t = np.clip(np.dot(curbs.xy[k] - pts[0], seg) / np.dot(seg, seg), 0, 1)
+        dist = np.hypot(*(pts[0] + t * seg - curbs.xy[k]))
+        assert dist == pytest.approx(lane.width / 2, abs=0.05), d
+    idx, walk = curbs.nearest(np.array([[1500.0, 1500.0]]))
+    assert walk[0] < 40.0 and curbs.edge_ids[idx[0]] in grid_map.edges
+
+
+def test_routing_eta_agrees_with_the_route_it_finds(grid_map, grid_graph: RoutingGraph) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    edges = list(grid_graph.edge_ids)
+    for _ in range(20):
+        a, b = rng.choice(edges, 2, replace=False)
+        route = grid_graph.route(a, b)
+        assert route[0] == a and route[-1] == b
+        # consecutive edges are joined by a turn of the map
+        for u, v in zip(route, route[1:], strict=False):
+            succ = {grid_map.lanes[s].edge_id for lid in grid_map.edges[u].lane_ids for s in grid_map.lanes[lid].successors}
+            assert v in succ
+        eta = grid_graph.eta_matrix([a], np.array([0.0]), [b], np.array([grid_map.edges[b].length]))
+        expected = sum(grid_graph.travel_time[grid_graph.index[e]] for e in route)
+        assert eta[0, 0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_point_behind_on_the_same_edge_means_going_round_the_block(grid_graph: RoutingGraph) -> None:
+    edge = grid_graph.edge_ids[0]
+    length = grid_graph.length[0]
+    ahead = grid_graph.eta_matrix([edge], np.array([10.0]), [edge], np.array([length - 10]))
+    behind = grid_graph.eta_matrix([edge], np.array([length - 10]), [edge], np.array([10.0]))
+    assert ahead[0, 0] == pytest.approx((length - 20) / grid_graph.free_flow_speed[0], rel=1e-6)
+    assert behind[0, 0] > 3 * grid_graph.travel_time[0]  # at least three more sides of a block
+
+
+def test_unknown_city_and_unreadable_files_are_named_errors(tmp_path: Path, map_cache: Path) -> None:
+    with pytest.raises(MapBuildError, match="unknown city"):
+        build_network("atlantis", SHARED_DATA, map_cache)
+    with pytest.raises(DataNotFoundError, match="--data-dir"):
+        build_network("sf-mission", tmp_path / "nowhere", map_cache)
+    broken = tmp_path / "broken.osm"
+    broken.write_text("<osm><node id='1' lat='37.7' lon='-122.4'></osm")
+    with pytest.raises(MapBuildError, match="not well-formed"):
+        build_network(str(broken), SHARED_DATA, map_cache)
+    not_osm = tmp_path / "other.osm.gz"
+    not_osm.write_bytes(gzip.compress(b"<html><body>hi</body></html>"))
+    with pytest.raises(MapBuildError, match="not an OpenStreetMap file"):
+        build_network(str(not_osm), SHARED_DATA, map_cache)
+    assert not list(map_cache.glob("broken*")) and not list(map_cache.glob("other*"))
+
+
+@needs_data
+def test_sf_mission_builds_from_openstreetmap(map_cache: Path) -> None:
+    road_map = load_map(build_network("sf-mission", SHARED_DATA, map_cache))
+    assert 4000 < len(road_map.drivable_edges) < 6000
+    assert 120 < len(road_map.traffic_lights) < 200
+    assert 450 < road_map.road_km < 650
+    named = {e.name for e in road_map.drivable_edges}
+    assert {"Mission Street", "Valencia Street"} <= named
+    lon, lat = road_map.projection.xy_to_lonlat(
+        np.array([road_map.bounds[0], road_map.bounds[2]]),
+        np.array([road_map.bounds[1], road_map.bounds[3]]),
+    )
+    assert lat[0] == pytest.approx(37.731, abs=0.003) and lon[1] == pytest.approx(-122.377, abs=0.003)
+
+
+@needs_data
+def test_sf_builds_from_the_matsim_network_in_metres(map_cache: Path) -> None:
+    road_map = load_map(build_network("sf", SHARED_DATA, map_cache))
+    xmin, ymin, xmax, ymax = road_map.bounds
+    # the README: about 6.5 × 7.6 km; left in US feet it would be 3.28× larger
+    assert 6000 < xmax - xmin < 7200 and 7000 < ymax - ymin < 8200
+    lon, lat = road_map.projection.xy_to_lonlat(np.array([xmin]), np.array([ymax]))
+    assert lon[0] == pytest.approx(-122.456, abs=0.01) and lat[0] == pytest.approx(37.812, abs=0.01)
