@@ -20,6 +20,7 @@ from scipy.optimize import linear_sum_assignment
 from robotaxi.config import DispatchConfig, FleetConfig
 from robotaxi.core import (
     AgentKind,
+    RobotaxiError,
     RideRequest,
     TimePoint,
     TripEvent,
@@ -29,7 +30,7 @@ from robotaxi.core import (
 )
 from robotaxi.fleet.demand import DemandModel
 from robotaxi.fleet.dispatch import make_policy
-from robotaxi.fleet.trips import Trip, greeting, new_trip
+from robotaxi.fleet.trips import ALLOWED, Trip, greeting, new_trip
 from robotaxi.map import RoadMap, RoutingGraph
 
 S = TripState
@@ -68,13 +69,23 @@ class YieldRecord:
 
 @dataclass
 class Rider:
-    """What the simulated rider will do, drawn when the request arrives."""
+    """What the simulated rider will do, drawn when the request arrives.
+
+    A `controlled` rider is a real person (the service's app and in-car screen): boarding,
+    buckling and Start ride come from them through `board`, `buckle` and `start_ride`.
+    """
 
     at_curb_s: float
     boarding_s: float
     buckle_s: float
     alighting_s: float
     no_show: bool
+    controlled: bool = False
+    buckled: bool = False
+
+
+class RideActionError(RobotaxiError):
+    """A rider asked for something the trip's state does not allow (e.g. Start before boarding)."""
 
 
 @dataclass
@@ -239,7 +250,9 @@ class FleetManager:
 
     # --- trips --------------------------------------------------------------------------
 
-    def _open_trip(self, request: RideRequest, out: FleetTickResult) -> None:
+    def _open_trip(
+        self, request: RideRequest, out: FleetTickResult, *, controlled: bool = False
+    ) -> Trip:
         trip = new_trip(request)
         points = np.array(
             [[request.pickup_x, request.pickup_y], [request.dropoff_x, request.dropoff_y]]
@@ -254,11 +267,88 @@ class FleetManager:
             boarding_s=float(rng.uniform(*c.boarding_s)),
             buckle_s=float(rng.uniform(*c.buckle_up_s)),
             alighting_s=float(rng.uniform(*c.alighting_s)),
-            no_show=bool(rng.random() < c.no_show_probability),
+            no_show=not controlled and bool(rng.random() < c.no_show_probability),
+            controlled=controlled,
         )
+        if controlled:
+            self.riders[trip.trip_id].at_curb_s = request.time.time_s
         self.trips[trip.trip_id] = trip
         self._waiting.append(trip.trip_id)
         out.events.extend(trip.events)  # the "requested" event
+        return trip
+
+    # --- a real rider's actions (the service calls these between ticks) -------------------
+
+    def request_ride(self, request: RideRequest) -> tuple[Trip, list[TripEvent]]:
+        """Open a trip for a real rider now; dispatch picks it up at the next tick."""
+        if request.request_id in self.trips:
+            raise RideActionError(f"ride {request.request_id} already exists")
+        out = FleetTickResult()
+        trip = self._open_trip(request, out, controlled=True)
+        return trip, out.events
+
+    def _trip_for_action(self, trip_id: str) -> tuple[Trip, Vehicle | None]:
+        trip = self.trips.get(trip_id)
+        if trip is None:
+            raise RideActionError(f"no ride {trip_id}")
+        car = self.vehicles.get(trip.vehicle_id) if trip.vehicle_id else None
+        return trip, car
+
+    def board(self, trip_id: str, now_s: float) -> list[TripEvent]:
+        """The rider got in (the car's door sensor)."""
+        trip, car = self._trip_for_action(trip_id)
+        if trip.state != S.ARRIVED or car is None or car.trip_id != trip_id:
+            raise RideActionError(f"cannot board ride {trip_id}: the car has not arrived ({trip.state})")
+        out = FleetTickResult()
+        self._event(trip, S.BOARDED, now_s, out, cause="rider", data={"seatbelt": False})
+        car.stage, car.timer_s = "waiting_for_start", math.inf
+        return out.events
+
+    def buckle(self, trip_id: str, buckled: bool) -> None:
+        """The seat-belt sensor (a toggle in the in-car screen)."""
+        trip, _ = self._trip_for_action(trip_id)
+        if trip.state not in (S.ARRIVED, S.BOARDED, S.STARTED, S.DRIVING):
+            raise RideActionError(f"ride {trip_id} has no rider on board ({trip.state})")
+        self.riders[trip_id].buckled = buckled
+
+    def start_ride(self, trip_id: str, now_s: float) -> list[TripEvent]:
+        """The rider pressed Start ride: allowed once boarded and buckled."""
+        trip, car = self._trip_for_action(trip_id)
+        if trip.state != S.BOARDED:
+            raise RideActionError(f"Start ride needs the rider on board first (ride is {trip.state})")
+        if not self.riders[trip_id].buckled:
+            raise RideActionError("Start ride needs the seat belt fastened first")
+        if car is None:
+            raise RideActionError(f"ride {trip_id} has no car")
+        out = FleetTickResult()
+        self._begin_driving(car, trip, now_s, out)
+        return out.events
+
+    def cancel(self, trip_id: str, now_s: float) -> list[TripEvent]:
+        """The rider cancels; after the car arrived this is recorded as such."""
+        trip, car = self._trip_for_action(trip_id)
+        if S.CANCELLED not in ALLOWED[trip.state]:
+            raise RideActionError(f"ride {trip_id} cannot be cancelled now ({trip.state})")
+        cause = "rider_after_arrival" if trip.state in (S.ARRIVED, S.BOARDED) else "rider"
+        out = FleetTickResult()
+        self._event(trip, S.CANCELLED, now_s, out, cause=cause)
+        if trip_id in self._waiting:
+            self._waiting.remove(trip_id)
+        if car is not None and car.trip_id == trip_id:
+            car.stage, car.timer_s = "", math.inf
+        self._release_vehicle_of(trip)
+        return out.events
+
+    def pull_over(self, trip_id: str, now_s: float) -> list[TripEvent]:
+        """The rider asked to stop: the car parks at the next safe curb and the trip ends there."""
+        trip, car = self._trip_for_action(trip_id)
+        if trip.state != S.DRIVING or car is None:
+            raise RideActionError(f"ride {trip_id} is not under way ({trip.state})")
+        out = FleetTickResult()
+        self._event(trip, S.PULLED_OVER, now_s, out, cause="rider")
+        car.stage = "rider_pull_over"
+        car.pending_command = VehicleCommand(car.vehicle_id, "pull_over")
+        return out.events
 
     def _event(
         self,
@@ -332,7 +422,8 @@ class FleetManager:
                     trip, S.ARRIVED, now, out, cause="car",
                     data={"greeting": greeting(trip.request.rider_name), "walk_m": round(trip.pickup_walk_m, 1)},
                 )  # fmt: skip
-                if rider.no_show:
+                if rider.no_show or rider.controlled:
+                    # a real rider has until the no-show wait ends to get in
                     v.stage, v.timer_s = "no_show", now + self.config.no_show_wait_s
                 else:
                     v.stage, v.timer_s = "boarding", max(now, rider.at_curb_s) + rider.boarding_s
@@ -346,12 +437,15 @@ class FleetManager:
                 self._event(trip, S.BOARDED, now, out, cause="rider", data={"seatbelt": True})
                 v.stage, v.timer_s = "buckling", now + rider.buckle_s
             elif v.stage == "buckling":
-                self._event(trip, S.STARTED, now, out, cause="rider", data={"button": "Start ride"})
-                self._event(
-                    trip, S.DRIVING, now, out, cause="car", data={"odometer_m": v.odometer_m}
-                )
-                v.status, v.stage, v.timer_s = VehicleStatus.TO_DROPOFF, "", math.inf
-                self._send_to(v, trip.dropoff_curb)
+                self._begin_driving(v, trip, now, out)
+        elif (
+            v.status == VehicleStatus.TO_DROPOFF
+            and trip is not None
+            and v.stage == "rider_pull_over"
+            and v.stopped
+        ):
+            v.status = VehicleStatus.AT_DROPOFF
+            v.stage, v.timer_s = "alighting", now + self.riders[trip.trip_id].alighting_s
         elif v.status == VehicleStatus.TO_DROPOFF and trip is not None and self._at_target(v):
             start_odo = _driving_odometer(trip)
             self._event(
@@ -381,6 +475,12 @@ class FleetManager:
         return length - float(curbs.pos[trip.pickup_curb]) - (
             self.map.edges[b].length - float(curbs.pos[trip.dropoff_curb])
         )
+
+    def _begin_driving(self, v: Vehicle, trip: Trip, now: float, out: FleetTickResult) -> None:
+        self._event(trip, S.STARTED, now, out, cause="rider", data={"button": "Start ride"})
+        self._event(trip, S.DRIVING, now, out, cause="car", data={"odometer_m": v.odometer_m})
+        v.status, v.stage, v.timer_s = VehicleStatus.TO_DROPOFF, "", math.inf
+        self._send_to(v, trip.dropoff_curb)
 
     # --- emergency vehicles -------------------------------------------------------------
 
