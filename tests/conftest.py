@@ -21,14 +21,14 @@ def map_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def grid_map(map_cache: Path):  # type: ignore[no-untyped-def]
+def grid_map(map_cache: Path):
     from robotaxi.map import build_network, load_map
 
     return load_map(build_network("grid", SHARED_DATA, map_cache))
 
 
 @pytest.fixture(scope="session")
-def grid_graph(grid_map):  # type: ignore[no-untyped-def]
+def grid_graph(grid_map):
     from robotaxi.map import RoutingGraph
 
     return RoutingGraph(grid_map)

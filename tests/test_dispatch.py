@@ -44,7 +44,7 @@ def test_batch_matches_brute_force(seed: int) -> None:
 
 @pytest.mark.parametrize("policy", [NearestPolicy(), BatchPolicy()])
 @pytest.mark.parametrize("seed", range(10))
-def test_no_car_is_assigned_twice(policy, seed: int) -> None:  # type: ignore[no-untyped-def]
+def test_no_car_is_assigned_twice(policy, seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     eta = rng.uniform(0, 900, size=(6, 15))  # more riders than cars
     pairs = policy.assign(eta, 900.0)

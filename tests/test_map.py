@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, needs_data
 
+from conftest import SHARED_DATA, needs_data
 from robotaxi.core import DataNotFoundError, MapBuildError
 from robotaxi.map import RoutingGraph, build_network, load_map
 
 
-def test_grid_city_is_3km_with_two_lane_streets_and_signalised_four_lane_arterials(grid_map) -> None:  # type: ignore[no-untyped-def]
+def test_grid_city_is_3km_with_two_lane_streets_and_signalised_four_lane_arterials(
+    grid_map,
+) -> None:
     xmin, ymin, xmax, ymax = grid_map.bounds
     assert xmax - xmin == pytest.approx(3000, abs=1) and ymax - ymin == pytest.approx(3000, abs=1)
     lanes_per_edge = {len(e.lane_ids) for e in grid_map.drivable_edges}
@@ -23,7 +26,9 @@ def test_grid_city_is_3km_with_two_lane_streets_and_signalised_four_lane_arteria
     assert all(e.speed_limit > 15 for e in arterial)
     assert len(grid_map.traffic_lights) == 57  # every junction on an arterial
     # every road can be reached from every other one
-    assert len(grid_map.main_component) == len([e for e in grid_map.edges.values() if not e.internal])
+    assert len(grid_map.main_component) == len(
+        [e for e in grid_map.edges.values() if not e.internal]
+    )
 
 
 def test_build_is_cached_by_content(map_cache: Path) -> None:
@@ -33,7 +38,7 @@ def test_build_is_cached_by_content(map_cache: Path) -> None:
     assert again.net_file == first.net_file and again.net_file.stat().st_mtime_ns == stamp
 
 
-def test_lonlat_round_trip_and_grid_sits_in_san_francisco(grid_map) -> None:  # type: ignore[no-untyped-def]
+def test_lonlat_round_trip_and_grid_sits_in_san_francisco(grid_map) -> None:
     x = np.array([0.0, 1500.0, 3000.0])
     y = np.array([0.0, 1500.0, 3000.0])
     lon, lat = grid_map.projection.xy_to_lonlat(x, y)
@@ -45,7 +50,7 @@ def test_lonlat_round_trip_and_grid_sits_in_san_francisco(grid_map) -> None:  # 
     assert (lon[2] - lon[0]) * 111_320 * np.cos(np.radians(lat[0])) == pytest.approx(3000, rel=0.01)
 
 
-def test_curb_spots_lie_on_the_right_edge_of_the_rightmost_lane(grid_map) -> None:  # type: ignore[no-untyped-def]
+def test_curb_spots_lie_on_the_right_edge_of_the_rightmost_lane(grid_map) -> None:
     curbs = grid_map.curbs
     assert len(curbs) > 1000
     for k in range(0, len(curbs), 97):
@@ -62,7 +67,7 @@ def test_curb_spots_lie_on_the_right_edge_of_the_rightmost_lane(grid_map) -> Non
     assert walk[0] < 40.0 and curbs.edge_ids[idx[0]] in grid_map.edges
 
 
-def test_routing_eta_agrees_with_the_route_it_finds(grid_map, grid_graph: RoutingGraph) -> None:  # type: ignore[no-untyped-def]
+def test_routing_eta_agrees_with_the_route_it_finds(grid_map, grid_graph: RoutingGraph) -> None:
     rng = np.random.default_rng(3)
     edges = list(grid_graph.edge_ids)
     for _ in range(20):
@@ -70,15 +75,21 @@ def test_routing_eta_agrees_with_the_route_it_finds(grid_map, grid_graph: Routin
         route = grid_graph.route(a, b)
         assert route[0] == a and route[-1] == b
         # consecutive edges are joined by a turn of the map
-        for u, v in zip(route, route[1:], strict=False):
-            succ = {grid_map.lanes[s].edge_id for lid in grid_map.edges[u].lane_ids for s in grid_map.lanes[lid].successors}
+        for u, v in itertools.pairwise(route):
+            succ = {
+                grid_map.lanes[s].edge_id
+                for lid in grid_map.edges[u].lane_ids
+                for s in grid_map.lanes[lid].successors
+            }
             assert v in succ
         eta = grid_graph.eta_matrix([a], np.array([0.0]), [b], np.array([grid_map.edges[b].length]))
         expected = sum(grid_graph.travel_time[grid_graph.index[e]] for e in route)
         assert eta[0, 0] == pytest.approx(expected, rel=1e-6)
 
 
-def test_a_point_behind_on_the_same_edge_means_going_round_the_block(grid_graph: RoutingGraph) -> None:
+def test_a_point_behind_on_the_same_edge_means_going_round_the_block(
+    grid_graph: RoutingGraph,
+) -> None:
     edge = grid_graph.edge_ids[0]
     length = grid_graph.length[0]
     ahead = grid_graph.eta_matrix([edge], np.array([10.0]), [edge], np.array([length - 10]))
@@ -87,7 +98,9 @@ def test_a_point_behind_on_the_same_edge_means_going_round_the_block(grid_graph:
     assert behind[0, 0] > 3 * grid_graph.travel_time[0]  # at least three more sides of a block
 
 
-def test_unknown_city_and_unreadable_files_are_named_errors(tmp_path: Path, map_cache: Path) -> None:
+def test_unknown_city_and_unreadable_files_are_named_errors(
+    tmp_path: Path, map_cache: Path
+) -> None:
     with pytest.raises(MapBuildError, match="unknown city"):
         build_network("atlantis", SHARED_DATA, map_cache)
     with pytest.raises(DataNotFoundError, match="--data-dir"):
@@ -115,7 +128,9 @@ def test_sf_mission_builds_from_openstreetmap(map_cache: Path) -> None:
         np.array([road_map.bounds[0], road_map.bounds[2]]),
         np.array([road_map.bounds[1], road_map.bounds[3]]),
     )
-    assert lat[0] == pytest.approx(37.731, abs=0.003) and lon[1] == pytest.approx(-122.377, abs=0.003)
+    assert lat[0] == pytest.approx(37.731, abs=0.003) and lon[1] == pytest.approx(
+        -122.377, abs=0.003
+    )
 
 
 @needs_data

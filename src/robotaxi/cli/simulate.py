@@ -17,7 +17,7 @@ from robotaxi.config import RunConfig, load_config
 from robotaxi.core import ConfigError, RideRequest, TripEvent
 from robotaxi.metrics.fleet_kpis import KPI_ROWS, fleet_kpis, format_value
 from robotaxi.metrics.plots import service_map_png
-from robotaxi.sim.runner import ServiceSimulation
+from robotaxi.sim.runner import ServiceSimulation, load_city, make_demand
 from robotaxi.store.store import Store
 
 
@@ -27,7 +27,9 @@ def register(sub: Any) -> None:
         help="run the robotaxi service on a city and report KPIs",
         description="Run a robotaxi service in SUMO city traffic and report how it served riders.",
     )
-    p.add_argument("--city", default=None, help="grid (default, no data), sf-mission, sf, or a file")
+    p.add_argument(
+        "--city", default=None, help="grid (default, no data), sf-mission, sf, or a file"
+    )
     p.add_argument("--fleet", type=int, default=None, help="number of robotaxis (default 20)")
     p.add_argument("--start", default=None, help='day and time, e.g. "tue 08:00" (default)')
     p.add_argument("--hours", type=float, default=None, help="service duration in hours")
@@ -63,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out: Path = args.out
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise ConfigError(f"output folder {out} exists and is not empty: pick another --out or pass --overwrite")
+        raise ConfigError(
+            f"output folder {out} exists and is not empty: pick another --out or pass --overwrite"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     # everything is written to a scratch folder beside --out and moved into place at the end,
@@ -84,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
 def _simulate(
     config: RunConfig, folder: Path, console: Console, no_background: bool, draw: bool
 ) -> dict[str, Any]:
+    with console.status(f"loading {config.map.city} (map, routing graph, demand)…"):
+        city = load_city(config)
+        demand = make_demand(config, city[0])
     store = Store.open(f"sqlite:///{folder / 'events.sqlite'}", sqlite_synchronous="NORMAL")
     try:
         run_record = store.start_run(json.loads(config.model_dump_json()))
@@ -91,7 +98,9 @@ def _simulate(
         def sink(rides: Any, events: Any) -> None:
             rides_list: list[RideRequest] = list(rides)
             events_list: list[TripEvent] = list(events)
-            store.record(rides=rides_list, events=events_list, registered=False, run_id=run_record.id)
+            store.record(
+                rides=rides_list, events=events_list, registered=False, run_id=run_record.id
+            )
 
         with Progress(
             TextColumn("[bold]simulating[/] {task.description}"),
@@ -108,7 +117,7 @@ def _simulate(
 
             sim = ServiceSimulation(
                 config, folder / "sumo", event_sink=sink, progress=progress,
-                background=not no_background,
+                background=not no_background, city=city, demand=demand,
             )  # fmt: skip
             history = sim.run()
         store.end_run(run_record.id)
@@ -126,7 +135,9 @@ def _simulate(
 
 
 def _print_table(kpis: dict[str, Any], out: Path) -> None:
-    table = Table(title=f"robotaxi service — {kpis['city']}, {kpis['fleet']} cars, {kpis['policy']}")
+    table = Table(
+        title=f"robotaxi service — {kpis['city']}, {kpis['fleet']} cars, {kpis['policy']}"
+    )
     table.add_column("KPI")
     table.add_column("value", justify="right")
     for key, label, unit in KPI_ROWS:

@@ -20,8 +20,8 @@ from scipy.optimize import linear_sum_assignment
 from robotaxi.config import DispatchConfig, FleetConfig
 from robotaxi.core import (
     AgentKind,
-    RobotaxiError,
     RideRequest,
+    RobotaxiError,
     TimePoint,
     TripEvent,
     TripState,
@@ -298,7 +298,9 @@ class FleetManager:
         """The rider got in (the car's door sensor)."""
         trip, car = self._trip_for_action(trip_id)
         if trip.state != S.ARRIVED or car is None or car.trip_id != trip_id:
-            raise RideActionError(f"cannot board ride {trip_id}: the car has not arrived ({trip.state})")
+            raise RideActionError(
+                f"cannot board ride {trip_id}: the car has not arrived ({trip.state})"
+            )
         out = FleetTickResult()
         self._event(trip, S.BOARDED, now_s, out, cause="rider", data={"seatbelt": False})
         car.stage, car.timer_s = "waiting_for_start", math.inf
@@ -315,7 +317,9 @@ class FleetManager:
         """The rider pressed Start ride: allowed once boarded and buckled."""
         trip, car = self._trip_for_action(trip_id)
         if trip.state != S.BOARDED:
-            raise RideActionError(f"Start ride needs the rider on board first (ride is {trip.state})")
+            raise RideActionError(
+                f"Start ride needs the rider on board first (ride is {trip.state})"
+            )
         if not self.riders[trip_id].buckled:
             raise RideActionError("Start ride needs the seat belt fastened first")
         if car is None:
@@ -420,7 +424,10 @@ class FleetManager:
                 rider = self.riders[trip.trip_id]
                 self._event(
                     trip, S.ARRIVED, now, out, cause="car",
-                    data={"greeting": greeting(trip.request.rider_name), "walk_m": round(trip.pickup_walk_m, 1)},
+                    data={
+                        "greeting": greeting(trip.request.rider_name),
+                        "walk_m": round(trip.pickup_walk_m, 1),
+                    },
                 )  # fmt: skip
                 if rider.no_show or rider.controlled:
                     # a real rider has until the no-show wait ends to get in
@@ -472,8 +479,10 @@ class FleetManager:
         if not route:
             return 0.0
         length = sum(self.map.edges[e].length for e in route)
-        return length - float(curbs.pos[trip.pickup_curb]) - (
-            self.map.edges[b].length - float(curbs.pos[trip.dropoff_curb])
+        return (
+            length
+            - float(curbs.pos[trip.pickup_curb])
+            - (self.map.edges[b].length - float(curbs.pos[trip.dropoff_curb]))
         )
 
     def _begin_driving(self, v: Vehicle, trip: Trip, now: float, out: FleetTickResult) -> None:
@@ -528,9 +537,8 @@ class FleetManager:
                 ):
                     v.pending_command = VehicleCommand(v.vehicle_id, "pull_over")
                 continue
-            if (
-                v.stopped
-                or v.speed < 0.1
+            if v.stopped or (
+                v.speed < 0.1
                 and v.status
                 in (VehicleStatus.IDLE, VehicleStatus.AT_PICKUP, VehicleStatus.AT_DROPOFF)
             ):
@@ -631,7 +639,10 @@ class FleetManager:
                 continue  # kept
             if holder is not None:
                 loser = self.vehicles[holder]
-                loser.trip_id, loser.status = None, VehicleStatus.IDLE  # it parks where it was going
+                loser.trip_id, loser.status = (
+                    None,
+                    VehicleStatus.IDLE,
+                )  # it parks where it was going
             self._event(
                 trip, S.ASSIGNED, now, out, vehicle_id=v.vehicle_id,
                 cause="dispatch" if trip.state == S.REQUESTED else "reassigned",
@@ -673,7 +684,7 @@ class FleetManager:
         movable = [k for k, z in enumerate(home) if have[z] > want[z] + 0.5]
         if len(slots) == 0 or not movable:
             return
-        cost = dist[np.ix_(movable, slots)]
+        cost = dist[np.ix_(np.asarray(movable, dtype=np.int64), slots)]
         rows, cols = linear_sum_assignment(cost)
         for r, c in zip(rows, cols, strict=True):
             v = idle[movable[r]]

@@ -16,11 +16,10 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +64,7 @@ MATSIM_OPTIONS = (
 
 @dataclass(frozen=True, slots=True)
 class GridSpec:
-    """The generated grid city: streets every `block_m`, arterials on every `arterial_every`th line."""
+    """The generated grid city: streets every `block_m`, four-lane arterials on some lines."""
 
     junctions: int = 11  # per direction → (junctions − 1) × block_m ≈ 3 km
     block_m: float = 300.0
@@ -188,7 +187,13 @@ def _stem(path: Path) -> str:
     return path.name.split(".")[0]
 
 
-def _cached(cache_dir: Path, name: str, key: str, build, source: str) -> BuiltNetwork:  # type: ignore[no-untyped-def]
+def _cached(
+    cache_dir: Path,
+    name: str,
+    key: str,
+    build: Callable[[Path], tuple[str, tuple[float, float]]],
+    source: str,
+) -> BuiltNetwork:
     net_file = cache_dir / f"{name}-{key}.net.xml"
     meta_file = cache_dir / f"{name}-{key}.json"
     if not (net_file.exists() and meta_file.exists()):
@@ -341,7 +346,7 @@ def _build_grid(spec: GridSpec, out: Path) -> tuple[str, tuple[float, float]]:
     nod_tree.write(f"{prefix}.nod.xml")
     edg_tree = ET.parse(f"{prefix}.edg.xml")
     for edge in edg_tree.getroot().iter("edge"):
-        (c0, r0), (c1, r1) = line_of(edge.get("from", "")), line_of(edge.get("to", ""))
+        (c0, r0), (_c1, r1) = line_of(edge.get("from", "")), line_of(edge.get("to", ""))
         horizontal = r0 == r1
         line = r0 if horizontal else c0
         is_arterial = line in arterial

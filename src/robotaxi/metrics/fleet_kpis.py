@@ -72,9 +72,11 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
     fleet_s = max(history.fleet_size * history.simulated_s, 1e-9)
     done_yields = [y for y in history.yields if y.stopped_s is not None]
     stopped_times = [
-        y.resumed_s - y.stopped_s for y in done_yields if y.resumed_s is not None
+        y.resumed_s - y.stopped_s
+        for y in done_yields
+        if y.resumed_s is not None and y.stopped_s is not None
     ]
-    reaction = [y.stopped_s - y.in_range_s for y in done_yields]  # type: ignore[operator]
+    reaction = [y.stopped_s - y.in_range_s for y in done_yields if y.stopped_s is not None]
     ev_rows = [
         {
             "vehicle": e.vehicle_id,
@@ -84,7 +86,9 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         }
         for e in history.emergency
     ]
-    paired = [(e.travel_s, e.probe_travel_s) for e in history.emergency if e.travel_s and e.probe_travel_s]
+    paired = [
+        (e.travel_s, e.probe_travel_s) for e in history.emergency if e.travel_s and e.probe_travel_s
+    ]
     sim_hours = history.simulated_s / 3600.0
     return {
         "city": history.city,
@@ -105,7 +109,9 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         "walk_mean_m": _mean(walks),
         "detour_ratio_mean": round(float(np.mean(detours)), 3) if detours else None,
         "km_total": round(km_empty + km_occ, 1),
-        "deadhead_km_share": round(km_empty / (km_empty + km_occ), 3) if km_empty + km_occ > 0 else None,
+        "deadhead_km_share": round(km_empty / (km_empty + km_occ), 3)
+        if km_empty + km_occ > 0
+        else None,
         "utilisation": round(sum(v.busy_s for v in history.vehicles) / fleet_s, 3),
         "occupied_time_share": round(sum(v.occupied_s for v in history.vehicles) / fleet_s, 3),
         "ev_yields": len(done_yields),
@@ -123,7 +129,9 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         "sim_hours": round(sim_hours, 3),
         "service_hours": round(history.service_s / 3600.0, 3),
         "wall_s": round(history.wall_s, 2),
-        "real_time_factor": round(history.simulated_s / history.wall_s, 1) if history.wall_s else None,
+        "real_time_factor": round(history.simulated_s / history.wall_s, 1)
+        if history.wall_s
+        else None,
     }
 
 

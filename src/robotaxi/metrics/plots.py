@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.collections import LineCollection
 
-from robotaxi.core import TripState  # noqa: E402
-from robotaxi.map import RoadMap  # noqa: E402
-from robotaxi.sim.runner import ServiceHistory  # noqa: E402
+from robotaxi.core import TripState
+from robotaxi.map import RoadMap
+from robotaxi.sim.runner import ServiceHistory
 
 
 def service_map_png(history: ServiceHistory, road_map: RoadMap, path: Path) -> Path:

@@ -99,8 +99,14 @@ class ServiceSimulation:
         progress: Progress | None = None,
         background: bool = True,
         with_fleet: bool = True,
+        city: tuple[RoadMap, RoutingGraph] | None = None,
+        demand: DemandModel | None = None,
     ) -> None:
+        """`city` and `demand` may be given ready-made (the CLI builds them first, so that bad
+        input fails before the progress bar starts); otherwise they are built from `config`."""
         self.config = config
+        self._city = city
+        self._demand = demand
         self.work_dir = work_dir
         self.event_sink = event_sink
         self.progress = progress
@@ -111,10 +117,10 @@ class ServiceSimulation:
     def run(self) -> ServiceHistory:
         cfg = self.config
         wall0 = time.perf_counter()
-        road_map, graph = load_city(cfg)
+        road_map, graph = self._city or load_city(cfg)
         self.road_map = road_map
         day, start_hour = cfg.start_day_hour
-        demand = make_demand(cfg, road_map)
+        demand = self._demand or make_demand(cfg, road_map)
         sample = demand.sample(day, start_hour, cfg.hours, seed=cfg.seed)
         requests = sample.requests if self.with_fleet else ()
         service_s = cfg.hours * 3600.0
@@ -129,7 +135,6 @@ class ServiceSimulation:
         trails: dict[str, list[tuple[float, float, float]]] = {}
         pending_events: list[TripEvent] = []
         pending_rides: list[RideRequest] = []
-        step = cfg.world.step_s
         total_s = service_s + DRAIN_S
         next_request = 0
         next_trail = 0.0
@@ -160,10 +165,12 @@ class ServiceSimulation:
                         pending_events, pending_rides = [], []
                 if now >= next_trail:
                     next_trail += TRAIL_EVERY_S
+                    xmin, ymin, xmax, ymax = road_map.bounds
                     for i, vid in enumerate(snapshot.ids):
-                        trails.setdefault(vid, []).append(
-                            (now, float(snapshot.xy[i, 0]), float(snapshot.xy[i, 1]))
-                        )
+                        x, y = float(snapshot.xy[i, 0]), float(snapshot.xy[i, 1])
+                        # a car between teleport and re-insertion reports a bogus position
+                        if xmin - 100 <= x <= xmax + 100 and ymin - 100 <= y <= ymax + 100:
+                            trails.setdefault(vid, []).append((now, x, y))
                 if now >= next_tt_update:
                     next_tt_update += TRAVEL_TIME_UPDATE_S
                     graph.update_travel_times(world.edge_travel_times(graph.edge_ids))

@@ -44,7 +44,7 @@ def vehicle_types_xml(robotaxi_length: float, robotaxi_width: float, max_speed: 
     """vTypes: our robotaxi (I-PACE sized, white), background cars, ambulances with bluelight."""
     return f"""<additional>
     <vType id="{ROBOTAXI_TYPE}" vClass="passenger" length="{robotaxi_length}"
-           width="{robotaxi_width}" maxSpeed="{max_speed}" color="255,255,255" guiShape="passenger/hatchback"
+           width="{robotaxi_width}" maxSpeed="{max_speed}" color="255,255,255"
            accel="2.6" decel="4.5" sigma="0.2" minGap="2.0"/>
     <vType id="{PROBE_TYPE}" vClass="passenger" color="0,160,255" sigma="0.5"/>
     <vType id="{AMBULANCE_TYPE}" vClass="emergency" length="6.5" width="2.16" color="255,40,40"

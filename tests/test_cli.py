@@ -1,0 +1,69 @@
+"""The CLI's bad-input cases: one clear line, exit code 2, no traceback, nothing left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def robotaxi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "robotaxi.cli.main", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--city", "atlantis"], "unknown city 'atlantis'"),
+        (["--city", "sf-mission", "--data-dir", "no/such/folder"], "--data-dir"),
+        (["--fleet", "0"], "fleet.size"),
+        (["--start", "tue 25:00"], "past 24 hours"),
+        (["--start", "someday 08:00"], "DAY HH:MM"),
+        (["--hours", "30"], "hours"),
+        (["--policy", "fastest"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = robotaxi("simulate", *args, "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 or proc.stderr.startswith("usage:"), proc.stderr
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_malformed_osm_file_is_rejected_cleanly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.osm"
+    bad.write_text('<?xml version="1.0"?><osm version="0.6"><node id="1" lat="37.7"')
+    out = tmp_path / "out"
+    proc = robotaxi("simulate", "--city", str(bad), "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "not well-formed" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_existing_results_are_not_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kpis.json").write_text('{"kept": true}')
+    proc = robotaxi("simulate", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    assert (out / "kpis.json").read_text() == '{"kept": true}'
+
+
+def test_map_build_command(tmp_path: Path) -> None:
+    proc = robotaxi(
+        "map", "build", "--city", "grid", "--cache-dir", str(tmp_path / "c"), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "grid" in proc.stdout and ".net.xml" in proc.stdout
+    assert list((tmp_path / "c").glob("grid-*.net.xml"))
