@@ -213,7 +213,9 @@ def load_map(built: BuiltNetwork) -> RoadMap:
             to_lane = f"{to_edge}_{elem.get('toLane', '0')}"
             via = elem.get("via", "")
             if from_edge.startswith(":"):
-                continue  # internal-to-internal links are covered by the `via` chain
+                # inside a junction: the next piece of the turn (an internal lane's successor)
+                successors.setdefault(from_lane, []).append(via or to_lane)
+                continue
             successors.setdefault(from_lane, []).append(to_lane)
             connections.append(
                 Connection(

@@ -18,9 +18,19 @@ import numpy as np
 from libsumo import constants as tc
 
 from robotaxi.config import FleetConfig, WorldConfig
-from robotaxi.core import AgentKind, TimePoint, VehicleCommand, WorldError, WorldSnapshot
+from robotaxi.core import (
+    AgentKind,
+    AgentState,
+    SirenState,
+    TimePoint,
+    VehicleCommand,
+    WorldError,
+    WorldSnapshot,
+)
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.traffic import (
+    AMBULANCE_TYPE,
+    CAR_TYPE,
     ROBOTAXI_TYPE,
     EmergencyRun,
     background_routes,
@@ -120,6 +130,7 @@ class SumoWorld:
         self._ev_route: dict[str, tuple[str, ...]] = {}
         self._cleared: dict[str, _ClearedCar] = {}
         self._robotaxi_set: set[str] = set()
+        self._egos: set[str] = set()
         self._started = False
         self._time_s = 0.0
 
@@ -164,6 +175,7 @@ class SumoWorld:
             "--device.bluelight.reactiondist", "40",
             "--routing-algorithm", "dijkstra",
             "--collision.action", "warn",
+            "--collision.mingap-factor", "0",
             "--ignore-route-errors", "true",
             "--end", str(self.end_s + 3600),
         ]  # fmt: skip
@@ -186,6 +198,18 @@ class SumoWorld:
 
     def close(self) -> None:
         if self._started:
+            # libsumo keeps context subscriptions across close(); a later start() in the same
+            # process then crashes on them, so drop every one first
+            alive = set(libsumo.vehicle.getIDList())
+            for vid in (self._egos | self._active_evs) & alive:
+                libsumo.vehicle.unsubscribeContext(vid, tc.CMD_GET_VEHICLE_VARIABLE, 0.0)
+            # likewise a car moved with moveToXY must leave the network before close(), or
+            # the next simulation in this process segfaults in its first step (libsumo 1.28)
+            moved = self._egos & alive
+            for vid in moved:
+                libsumo.vehicle.remove(vid)
+            if moved:
+                libsumo.simulation.step()
             libsumo.close()
             self._started = False
             SumoWorld._active = False
@@ -436,6 +460,143 @@ class SumoWorld:
                     veh.replaceStop(vid, 0, "")
         except libsumo.TraCIException:
             pass  # the car already left the network
+
+    # --- autonomy fidelity: a car we drive ourselves -----------------------------------
+
+    def add_vehicle(
+        self,
+        vehicle_id: str,
+        edges: Sequence[str],
+        *,
+        type_id: str = CAR_TYPE,
+        depart_pos: float = 0.0,
+        lane: int = 0,
+        speed: float = 0.0,
+        max_speed: float | None = None,
+        stop_at: float | None = None,
+        stop_s: float = 0.0,
+    ) -> None:
+        """A scripted road user (a leader, an ambulance) that SUMO drives along `edges`,
+        optionally capped at `max_speed` and halting `stop_s` at `stop_at` on its last edge."""
+        route_id = f"route_{vehicle_id}"
+        libsumo.route.add(route_id, list(edges))
+        libsumo.vehicle.add(
+            vehicle_id, route_id, typeID=type_id, depart="now", departPos=f"{depart_pos:.2f}",
+            departLane=str(lane), departSpeed=f"{speed:.2f}",
+        )  # fmt: skip
+        if max_speed is not None:
+            libsumo.vehicle.setMaxSpeed(vehicle_id, max_speed)
+        if stop_at is not None:
+            libsumo.vehicle.setStop(
+                vehicle_id, edges[-1], pos=stop_at, laneIndex=lane, duration=stop_s
+            )
+        if type_id == AMBULANCE_TYPE:
+            self.emergency[vehicle_id] = EmergencyRecord(vehicle_id, "", 0.0, self._time_s)
+            self._ev_route[vehicle_id] = tuple(edges)
+            self._active_evs.add(vehicle_id)
+            libsumo.vehicle.subscribe(vehicle_id, _CAR_VARS)
+
+    def add_ego(
+        self,
+        vehicle_id: str,
+        edges: Sequence[str],
+        *,
+        depart_pos: float,
+        lane: int,
+        speed: float = 0.0,
+        sense_radius_m: float = 120.0,
+    ) -> None:
+        """The autonomous car: SUMO places it, then only `move_ego` moves it."""
+        self.add_vehicle(
+            vehicle_id, edges, type_id=ROBOTAXI_TYPE, depart_pos=depart_pos, lane=lane, speed=speed
+        )
+        libsumo.vehicle.setSpeedMode(vehicle_id, 0)
+        libsumo.vehicle.setLaneChangeMode(vehicle_id, 0)
+        libsumo.vehicle.subscribeContext(
+            vehicle_id, tc.CMD_GET_VEHICLE_VARIABLE, sense_radius_m,
+            [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED, tc.VAR_TYPE, tc.VAR_LANE_ID,
+             tc.VAR_LANEPOSITION, tc.VAR_LENGTH, tc.VAR_WIDTH],
+        )  # fmt: skip
+        self._egos.add(vehicle_id)
+
+    def move_ego(
+        self, vehicle_id: str, x: float, y: float, heading: float, speed: float, lane_id: str = ""
+    ) -> None:
+        """Put the ego where our vehicle model says it is (x, y of its front bumper centre,
+        as SUMO positions vehicles), and tell SUMO its speed so followers react to it."""
+        edge, lane_index = "", -1
+        if lane_id and lane_id in self.road_map.lanes:
+            edge, lane_index = self.road_map.lanes[lane_id].edge_id, self.road_map.lanes[lane_id].index
+        angle = (90.0 - math.degrees(heading)) % 360.0
+        libsumo.vehicle.moveToXY(vehicle_id, edge, lane_index, x, y, angle=angle, keepRoute=2)
+        libsumo.vehicle.setPreviousSpeed(vehicle_id, max(speed, 0.0))
+
+    def park_ego(self, vehicle_id: str) -> None:
+        """Take the (stopped) ego off its lane so an ambulance can pass (SUMO-NOTES recipe)."""
+        veh = libsumo.vehicle
+        road = veh.getRoadID(vehicle_id)
+        if road.startswith(":") or road not in self.road_map.edges:
+            raise WorldError(f"{vehicle_id} cannot park inside a junction")
+        pos = veh.getLanePosition(vehicle_id)
+        veh.setStop(
+            vehicle_id, road, pos=pos, laneIndex=veh.getLaneIndex(vehicle_id),
+            startPos=max(0.0, pos - 10.0), duration=PARK_FOREVER_S, flags=tc.STOP_PARKING,
+        )  # fmt: skip
+
+    def try_park_ego(self, vehicle_id: str) -> bool:
+        """`park_ego`, or False where SUMO cannot park it now (inside a junction)."""
+        try:
+            self.park_ego(vehicle_id)
+        except (WorldError, libsumo.TraCIException):
+            return False
+        return True
+
+    def unpark_ego(self, vehicle_id: str) -> None:
+        if libsumo.vehicle.getStopState(vehicle_id) & 1:
+            libsumo.vehicle.resume(vehicle_id)
+        else:
+            for _ in range(len(libsumo.vehicle.getStops(vehicle_id))):
+                libsumo.vehicle.replaceStop(vehicle_id, 0, "")
+
+    def surroundings(self, vehicle_id: str) -> list[AgentState]:
+        """Ground truth of the road users near an ego (its context subscription), ego excluded."""
+        out: list[AgentState] = []
+        for vid, res in libsumo.vehicle.getContextSubscriptionResults(vehicle_id).items():
+            if vid == vehicle_id:
+                continue
+            is_ev = res[tc.VAR_TYPE] == AMBULANCE_TYPE
+            heading = sumo_heading(res[tc.VAR_ANGLE])
+            length = float(res[tc.VAR_LENGTH])
+            fx, fy = res[tc.VAR_POSITION]
+            # SUMO's position is the front bumper; our agents are centred on their footprint
+            out.append(
+                AgentState(
+                    agent_id=vid,
+                    kind=AgentKind.EMERGENCY if is_ev else AgentKind.CAR,
+                    x=fx - 0.5 * length * math.cos(heading),
+                    y=fy - 0.5 * length * math.sin(heading),
+                    heading=heading,
+                    speed=float(res[tc.VAR_SPEED]),
+                    length=length,
+                    width=float(res[tc.VAR_WIDTH]),
+                    lane_id=res[tc.VAR_LANE_ID],
+                    lane_pos=float(res[tc.VAR_LANEPOSITION]),
+                    siren=SirenState.ON if is_ev else SirenState.OFF,
+                )
+            )
+        return sorted(out, key=lambda a: a.agent_id)
+
+    def signal_states(self) -> dict[str, str]:
+        """'<tls id>:<link index>' → SUMO's state character for every signalised link."""
+        states: dict[str, str] = {}
+        for tls in self.road_map.traffic_lights:
+            for i, ch in enumerate(libsumo.trafficlight.getRedYellowGreenState(tls)):
+                states[f"{tls}:{i}"] = ch
+        return states
+
+    def collisions(self) -> list[tuple[str, str]]:
+        """Pairs (collider, victim) SUMO reported in the last step."""
+        return [(c.collider, c.victim) for c in libsumo.simulation.getCollisions()]
 
     # --- reading ------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ ROBOTAXI_TYPE = "robotaxi"
 AMBULANCE_TYPE = "ambulance"
 PROBE_TYPE = "probe"  # an ordinary car on an ambulance's route, to compare travel times
 BACKGROUND_TYPE = "background"
+CAR_TYPE = "car"  # a scripted ordinary car in a driving scenario
 PROBE_LAG_S = 90.0
 
 
@@ -47,6 +48,7 @@ def vehicle_types_xml(robotaxi_length: float, robotaxi_width: float, max_speed: 
            width="{robotaxi_width}" maxSpeed="{max_speed}" color="255,255,255"
            accel="2.6" decel="4.5" sigma="0.2" minGap="2.0"/>
     <vType id="{PROBE_TYPE}" vClass="passenger" color="0,160,255" sigma="0.5"/>
+    <vType id="{CAR_TYPE}" vClass="passenger" color="150,150,170" sigma="0.3"/>
     <vType id="{AMBULANCE_TYPE}" vClass="emergency" length="6.5" width="2.16" color="255,40,40"
            guiShape="emergency" speedFactor="1.3" accel="2.6" decel="5" sigma="0.2"
            jmDriveRedSpeed="13.89" minGap="2.5">

@@ -1,0 +1,103 @@
+"""Driving scenarios: declarative files under `scenarios/`, validated here.
+
+A scenario puts the autonomous car on a route of a city, adds scripted road users (cars,
+ambulances with sirens, pedestrians crossing) and optional background traffic, and states
+what counts as passing. Lengths in m, times in s, speeds in m/s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from robotaxi.core.errors import ScenarioError
+
+SCENARIO_DIR = Path(__file__).resolve().parents[3] / "scenarios"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EgoSpec(_Model):
+    route: tuple[str, ...] = Field(min_length=1, description="edges the car drives, in order")
+    start_pos_m: float = Field(0.0, ge=0, description="start, m along the first edge")
+    start_lane: int = Field(0, ge=0, description="lane index on the first edge, 0 = rightmost")
+    start_speed_mps: float = Field(0.0, ge=0)
+    start_at_curb: bool = Field(False, description="start parked at the kerb (pull-out)")
+    stop_at_m: float | None = Field(None, description="curbside stop, m along the route")
+    stop_dwell_s: float = Field(10.0, ge=0, description="wait at the curbside stop, s")
+    end_lane: int | None = None
+
+
+class VehicleSpec(_Model):
+    id: str
+    type: Literal["car", "ambulance"] = "car"
+    route: tuple[str, ...] = Field(min_length=1)
+    depart_s: float = Field(0.0, ge=0)
+    pos_m: float = Field(0.0, ge=0)
+    lane: int = Field(0, ge=0)
+    speed_mps: float = Field(0.0, ge=0)
+    max_speed_mps: float | None = Field(None, gt=0, description="cap, e.g. a slow leader")
+    stop_at_m: float | None = Field(None, description="SUMO stops it here (m on its last edge)")
+    stop_s: float = Field(0.0, ge=0, description="for this long")
+
+
+class PedestrianSpec(_Model):
+    id: str
+    cross_at_m: float = Field(ge=0, description="where it crosses, m along the ego's route")
+    start_s: float = Field(ge=0, description="when it steps off the kerb")
+    speed_mps: float = Field(1.3, gt=0)
+    from_side: Literal["right", "left"] = "right"
+
+
+class PassSpec(_Model):
+    min_progress_m: float = Field(30.0, ge=0, description="at least this far along the route")
+    ev_yield: bool = Field(False, description="must pull over for the ambulance and resume")
+    reach_stop: bool = Field(False, description="must stop at the curbside stop")
+    min_score: float = Field(0.5, ge=0, le=1)
+
+
+class ScenarioSpec(_Model):
+    name: str
+    description: str = ""
+    city: str = "grid"
+    seed: int = 1
+    duration_s: float = Field(60.0, gt=0, le=600)
+    dt_s: float = Field(0.1, gt=0, le=0.5)
+    background_per_hour_per_km2: float = Field(0.0, ge=0)
+    ego: EgoSpec
+    vehicles: tuple[VehicleSpec, ...] = ()
+    pedestrians: tuple[PedestrianSpec, ...] = ()
+    passing: PassSpec = Field(PassSpec(), alias="pass")
+
+
+def scenario_names(directory: Path = SCENARIO_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str, directory: Path = SCENARIO_DIR) -> ScenarioSpec:
+    """A scenario by name (a file in `scenarios/`) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = directory / f"{name_or_path}.yaml"
+        if not path.exists():
+            known = ", ".join(scenario_names(directory)) or "none"
+            raise ScenarioError(f"unknown scenario {name_or_path!r}: known ones are {known}")
+    elif not path.exists():
+        raise ScenarioError(f"scenario file {path} not found: check the path")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"scenario file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"scenario file {path} must hold a mapping at the top level")
+    try:
+        return ScenarioSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ScenarioError(f"scenario {path.name}: field {where}: {first['msg']}") from None

@@ -1,0 +1,119 @@
+"""A closed-loop scenario run → DrivingHistory → metrics, score and the pass/fail verdict."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from robotaxi.core import AgentKind
+from robotaxi.metrics.driving import DrivingHistory, MetricResult, evaluate, scenario_score
+from robotaxi.sim.drive import DriveResult
+
+
+def history_from_run(result: DriveResult) -> DrivingHistory:
+    rec = result.record
+    if result.route is None:
+        raise ValueError("the run has no route")
+    path = result.route.path
+    t = len(rec.time_s)
+    ids = sorted(rec.agents)
+    m = len(ids)
+    xy = np.zeros((t, m, 2))
+    heading = np.zeros((t, m))
+    speed = np.zeros((t, m))
+    valid = np.zeros((t, m), dtype=bool)
+    siren = np.zeros((t, m), dtype=bool)
+    length = np.zeros(m)
+    width = np.zeros(m)
+    is_ev = np.zeros(m, dtype=bool)
+    for j, agent_id in enumerate(ids):
+        kind, length[j], width[j], rows = rec.agents[agent_id]
+        is_ev[j] = kind == AgentKind.EMERGENCY
+        for tick, (x, y, h, v, s) in rows.items():
+            xy[tick, j] = (x, y)
+            heading[tick, j], speed[tick, j], valid[tick, j], siren[tick, j] = h, v, True, s > 0
+    return DrivingHistory(
+        time_s=np.asarray(rec.time_s),
+        ego=np.asarray(rec.ego, dtype=float),
+        agents_xy=xy,
+        agents_heading=heading,
+        agents_speed=speed,
+        agents_valid=valid,
+        agents_length=length,
+        agents_width=width,
+        agents_is_ev=is_ev,
+        agents_siren=siren,
+        path_xy=path.xy,
+        path_lane_width_m=path.lane_width_m,
+        path_left_room_m=path.left_room_m,
+        path_right_room_m=path.right_room_m,
+        path_speed_limit_mps=path.speed_limit_mps,
+        stop_line_s_m=np.array([line.s_m for line in path.stop_lines]),
+        signal_states=(
+            np.asarray(rec.signals, dtype="U1")
+            if path.stop_lines
+            else np.zeros((0, 0), "U1")
+        ),
+        planned=tuple(rec.planned),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    return value
+
+
+def scenario_report(result: DriveResult) -> dict[str, Any]:
+    """The machine-readable result of `robotaxi drive --json`."""
+    history = history_from_run(result)
+    metrics: dict[str, MetricResult] = evaluate(history)
+    score = scenario_score(metrics)
+    spec = result.scenario
+    progress = metrics["progress_along_route"]
+    progress_m = float(progress.details.get("ego_progress_m", progress.value))
+    criteria = {
+        "no_at_fault_collision": metrics["no_at_fault_collision"].score == 1.0,
+        "drivable_area": metrics["drivable_area_compliance"].score == 1.0,
+        "no_red_light_violation": metrics["red_light_violations"].score == 1.0,
+        "progress": progress_m >= spec.passing.min_progress_m,
+        "score": score >= spec.passing.min_score,
+    }
+    ev = metrics["ev_yield"]
+    if spec.passing.ev_yield:
+        criteria["ev_yield"] = bool(ev.details.get("applicable")) and ev.score == 1.0
+    if spec.passing.reach_stop:
+        criteria["reached_stop"] = result.record.reached_stop
+    report: dict[str, Any] = {
+        "scenario": spec.name,
+        "seed": spec.seed,
+        "city": spec.city,
+        "passed": all(criteria.values()),
+        "criteria": criteria,
+        "score": round(score, 4),
+        "at_fault_collisions": int(metrics["no_at_fault_collision"].value),
+        "sumo_collisions": len(result.collisions),
+        "progress_m": round(progress_m, 1),
+        "metrics": {
+            name: {"score": r.score, "value": r.value, **({"details": r.details} if r.details else {})}
+            for name, r in metrics.items()
+        },
+        "planning_ms_median": result.stage_ms,
+        "wall_s": round(result.wall_s, 2),
+    }
+    if ev.details.get("applicable"):
+        report["ev_yield"] = {
+            "pulled_over": ev.details["pulled_over"],
+            "stopped_within_s": ev.details["stopped_within_s"],
+            "blocked_ev": ev.details["blocked_ev"],
+            "resumed": ev.details["resumed"],
+        }
+    return _jsonable(report)
