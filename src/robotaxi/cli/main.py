@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except RobotaxiError as exc:
-        print(f"robotaxi: error: {exc}", file=sys.stderr)
+        # one line, whatever the message: a user reads the first line of an error
+        print(f"robotaxi: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("robotaxi: interrupted", file=sys.stderr)

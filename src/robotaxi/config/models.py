@@ -126,6 +126,15 @@ def parse_start(text: str) -> tuple[int, float]:
     return DAYS.index(parts[0][:3]), hh + mm / 60
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what and where."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return problem
+
+
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load a RunConfig from YAML (optional) and apply dotted overrides ({'fleet.size': 60})."""
     raw: dict[str, Any] = {}
@@ -135,7 +144,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         except FileNotFoundError:
             raise ConfigError(f"config file {path} not found: check the path") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML ({yaml_problem(exc)})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded

@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from robotaxi.config.models import yaml_problem
 from robotaxi.core.errors import ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parents[3] / "scenarios"
@@ -92,7 +93,7 @@ def load_scenario(name_or_path: str, directory: Path = SCENARIO_DIR) -> Scenario
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario file {path} is not valid YAML: {exc}") from None
+        raise ScenarioError(f"scenario file {path} is not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"scenario file {path} must hold a mapping at the top level")
     try:

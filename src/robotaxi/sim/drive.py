@@ -19,7 +19,9 @@ import numpy as np
 
 from robotaxi.autonomy.planning.route import LaneRoute, reference_path
 from robotaxi.autonomy.planning.reference import ReferencePath
-from robotaxi.autonomy.stack import AutonomyStack, IdmPlanner, Planner, StackOutput
+from robotaxi.autonomy.planning.behaviour import BehaviourConfig, BehaviourPlanner
+from robotaxi.autonomy.planning.motion import MotionPlanner
+from robotaxi.autonomy.stack import AutonomyStack, IdmPlanner, PdmPlanner, Planner, StackOutput
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, front_bumper, step
 from robotaxi.config import RunConfig, load_config
 from robotaxi.config.scenario import ScenarioSpec
@@ -39,6 +41,7 @@ from robotaxi.world.sumo_world import SumoWorld
 EGO_ID = "ego"
 PARK_BELOW_MPS = 1.0  # pulled over and all but stopped: take the car off its lane in SUMO
 PARK_OFFSET_M = 1.5
+EV_YIELD_RANGE_M = 120.0
 KERB_BEHAVIOURS = ("yield_to_ev", "curbside_stop", "leave_curb", "safe_stop")
 C = TrajectoryColumn
 
@@ -184,7 +187,7 @@ def run_scenario(
         float(x0) - back * math.cos(float(h0)), float(y0) - back * math.sin(float(h0)),
         float(h0), ego_spec.start_speed_mps,
     )  # fmt: skip
-    stack = AutonomyStack(planner, seed=spec.seed)
+    stack = AutonomyStack(planner or default_planner(), seed=spec.seed)
     world = SumoWorld(
         road_map, graph, config.world, config.fleet, seed=spec.seed, end_s=spec.duration_s,
         work_dir=work_dir, background=spec.background_per_hour_per_km2 > 0,
@@ -256,6 +259,14 @@ def run_scenario(
     }
     result.wall_s = wall.perf_counter() - wall0
     return result
+
+
+def default_planner() -> Planner:
+    """Our planner, with the ambulance-yield range at the roof camera's reach: a head-on
+    ambulance closes at ~25 m/s, and stopping at the kerb from 40 km/h takes ~4 s."""
+    motion = MotionPlanner()
+    behaviour = BehaviourPlanner(BehaviourConfig(ev_yield_range_m=EV_YIELD_RANGE_M), motion.params)
+    return PdmPlanner(motion, behaviour)
 
 
 def idm_planner() -> Planner:
