@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from robotaxi.config.scenario import load_scenario, scenario_names
@@ -50,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
         specs = [s.model_copy(update={"seed": args.seed}) for s in specs]
     console = Console(stderr=True)
     reports = []
-    with tempfile.TemporaryDirectory(prefix="robotaxi-drive-") as work, Progress(
-        console=console, transient=True
-    ) as bar:
+    with (
+        tempfile.TemporaryDirectory(prefix="robotaxi-drive-") as work,
+        Progress(console=console, transient=True) as bar,
+    ):
         for spec in specs:
             task = bar.add_task(f"driving {spec.name}", total=spec.duration_s)
             result = run_scenario(
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 work_dir=Path(work) / spec.name,
                 data_dir=args.data_dir,
                 keep_frames=args.render is not None,
-                progress=lambda done, _total, t=task: bar.update(t, completed=done),
+                progress=_updater(bar, task),
             )
             bar.update(task, completed=spec.duration_s)
             report = scenario_report(result)
@@ -72,12 +74,21 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         suite = _suite_summary(reports)
-        (args.out / "suite.json").write_text(json.dumps({"suite": suite, "scenarios": reports}, indent=2))
+        (args.out / "suite.json").write_text(
+            json.dumps({"suite": suite, "scenarios": reports}, indent=2)
+        )
     if not args.json:
         _print_table(reports)
         if args.render is not None:
             print(f"animation written to {args.render}")
     return 0
+
+
+def _updater(bar: Progress, task: TaskID) -> Callable[[float, float], None]:
+    def update(done: float, _total: float) -> None:
+        bar.update(task, completed=done)
+
+    return update
 
 
 def _suite_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -61,6 +61,9 @@ class DispatchConfig(_Model):
     )
     rebalance: bool = True
     rebalance_interval_s: float = Field(120.0, gt=0)
+    rebalance_cell_m: float = Field(
+        1000.0, gt=0, description="demand zones are pooled into square cells this wide, m"
+    )
 
 
 class FleetConfig(_Model):
@@ -144,7 +147,9 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         except FileNotFoundError:
             raise ConfigError(f"config file {path} not found: check the path") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML ({yaml_problem(exc)})") from None
+            raise ConfigError(
+                f"config file {path} is not valid YAML ({yaml_problem(exc)})"
+            ) from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded

@@ -93,7 +93,9 @@ def load_scenario(name_or_path: str, directory: Path = SCENARIO_DIR) -> Scenario
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario file {path} is not valid YAML ({yaml_problem(exc)})") from None
+        raise ScenarioError(
+            f"scenario file {path} is not valid YAML ({yaml_problem(exc)})"
+        ) from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"scenario file {path} must hold a mapping at the top level")
     try:

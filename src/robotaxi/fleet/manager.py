@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from robotaxi.config import DispatchConfig, FleetConfig
 from robotaxi.core import (
@@ -30,6 +29,7 @@ from robotaxi.core import (
 )
 from robotaxi.fleet.demand import DemandModel
 from robotaxi.fleet.dispatch import make_policy
+from robotaxi.fleet.rebalance import pool_into_cells, rebalance_moves
 from robotaxi.fleet.trips import ALLOWED, Trip, greeting, new_trip
 from robotaxi.map import RoadMap, RoutingGraph
 
@@ -660,7 +660,8 @@ class FleetManager:
 
     def _rebalance(self, now: float, out: FleetTickResult) -> None:
         """Move idle cars toward where demand is expected an hour ahead."""
-        assert self.demand is not None
+        if self.demand is None:
+            return
         idle = [
             v
             for v in sorted(self.vehicles.values(), key=lambda x: x.vehicle_id)
@@ -670,30 +671,18 @@ class FleetManager:
             and v.yielding is None
         ]
         if len(idle) < 2 or self._waiting:
-            return
+            return  # riders are waiting: cars are better kept free for them
         zones_xy, rate = self.demand.expected_pickups(self.day, self.start_hour + now / 3600 + 1.0)
-        if len(rate) == 0 or rate.sum() <= 0:
-            return
-        want = rate / rate.sum() * len(idle)
+        cell_xy, cell_rate = pool_into_cells(
+            np.asarray(zones_xy, dtype=float), np.asarray(rate, dtype=float),
+            self.dispatch_config.rebalance_cell_m,
+        )  # fmt: skip
         car_xy = np.array([v.xy for v in idle])
-        dist = np.hypot(*(car_xy[:, None, :] - zones_xy[None, :, :]).transpose(2, 0, 1))
-        home = dist.argmin(axis=1)
-        have = np.bincount(home, minlength=len(rate)).astype(float)
-        deficit = np.floor(want - have + 0.5).astype(int)
-        slots = np.repeat(np.arange(len(rate)), np.clip(deficit, 0, None))
-        movable = [k for k, z in enumerate(home) if have[z] > want[z] + 0.5]
-        if len(slots) == 0 or not movable:
-            return
-        cost = dist[np.ix_(np.asarray(movable, dtype=np.int64), slots)]
-        rows, cols = linear_sum_assignment(cost)
-        for r, c in zip(rows, cols, strict=True):
-            v = idle[movable[r]]
-            zone = slots[c]
-            if cost[r, c] < 300.0:
-                continue  # already close enough
-            _, idx = self.map.curbs.nearest(zones_xy[zone][None, :])
-            choices = self.map.curbs.tree.query(self.map.curbs.xy[int(idx[0])], k=5)[1]
-            curb = int(np.atleast_1d(choices)[int(self._rng.integers(len(np.atleast_1d(choices))))])
+        for car, cell in rebalance_moves(car_xy, cell_xy, cell_rate):
+            v = idle[car]
+            # spread arrivals over the curb spots near the cell's centre
+            _, near = self.map.curbs.tree.query(cell_xy[cell], k=8)
+            curb = int(np.atleast_1d(near)[int(self._rng.integers(len(np.atleast_1d(near))))])
             v.status = VehicleStatus.REBALANCING
             self._send_to(v, curb)
 

@@ -14,20 +14,22 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
-from matplotlib.patches import Polygon  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.animation import FuncAnimation, PillowWriter
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.patches import Polygon
 
-from robotaxi.core import AgentKind, TrajectoryColumn  # noqa: E402
-from robotaxi.sim.drive import DriveResult  # noqa: E402
+from robotaxi.core import AgentKind, TrajectoryColumn
+from robotaxi.sim.drive import DriveResult
 
 C = TrajectoryColumn
 VIEW_M = 40.0
 
 
-def _box(x: float, y: float, heading: float, length: float, width: float) -> list[tuple[float, float]]:
+def _box(
+    x: float, y: float, heading: float, length: float, width: float
+) -> list[tuple[float, float]]:
     c, s = math.cos(heading), math.sin(heading)
     hl, hw = length / 2, width / 2
     return [
@@ -38,9 +40,10 @@ def _box(x: float, y: float, heading: float, length: float, width: float) -> lis
 
 def _lane_borders(centerline: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
     seg = np.diff(centerline, axis=0)
-    normal = np.column_stack([-seg[:, 1], seg[:, 0]]) / np.maximum(
-        np.hypot(seg[:, 0], seg[:, 1]), 1e-9
-    )[:, None]
+    normal = (
+        np.column_stack([-seg[:, 1], seg[:, 0]])
+        / np.maximum(np.hypot(seg[:, 0], seg[:, 1]), 1e-9)[:, None]
+    )
     normal = np.vstack([normal, normal[-1:]])
     return centerline + normal * width / 2, centerline - normal * width / 2
 
@@ -79,21 +82,25 @@ def render_drive_gif(result: DriveResult, path: Path, every: int = 3, fps: int =
         cx = f.ego.x + back * math.cos(f.ego.heading)
         cy = f.ego.y + back * math.sin(f.ego.heading)
         for agent in f.truth:  # ground truth, faint
-            patch = Polygon(_box(agent.x, agent.y, agent.heading, agent.length, agent.width),
-                            closed=True, fill=False, ec="#999999", lw=0.8, ls=":", zorder=2)  # fmt: skip
+            corners = _box(agent.x, agent.y, agent.heading, agent.length, agent.width)
+            patch = Polygon(corners, closed=True, fill=False, ec="#999999", lw=0.8, ls=":")
             ax.add_patch(patch)
             dynamic.append(patch)
         for track in f.tracks:  # what the car perceives
             ev = track.kind == AgentKind.EMERGENCY
             lit = ev and track.flashing_lights
-            color = "#d62728" if ev else ("#2ca02c" if track.kind == AgentKind.PEDESTRIAN else "#ff7f0e")
-            patch = Polygon(_box(track.x, track.y, track.heading, track.length, track.width),
-                            closed=True, fc=color, ec="black", lw=0.6, alpha=0.8, zorder=3)  # fmt: skip
+            color = (
+                "#d62728"
+                if ev
+                else ("#2ca02c" if track.kind == AgentKind.PEDESTRIAN else "#ff7f0e")
+            )
+            corners = _box(track.x, track.y, track.heading, track.length, track.width)
+            patch = Polygon(corners, closed=True, fc=color, ec="black", lw=0.6, alpha=0.8)
             ax.add_patch(patch)
             dynamic.append(patch)
             if lit:
-                dynamic.append(ax.text(track.x, track.y + 3, "SIREN", color="#d62728",
-                                       fontsize=7, ha="center", weight="bold", zorder=5))  # fmt: skip
+                label = ax.text(track.x, track.y + 3, "SIREN", color="#d62728", fontsize=7)
+                dynamic.append(label)
         (line,) = ax.plot(f.planned[:, C.X], f.planned[:, C.Y], color="#1f77b4", lw=2, zorder=4)
         dynamic.append(line)
         ego = Polygon(_box(cx, cy, f.ego.heading, 4.68, 2.01), closed=True, fc="white",

@@ -52,9 +52,7 @@ def history_from_run(result: DriveResult) -> DrivingHistory:
         path_speed_limit_mps=path.speed_limit_mps,
         stop_line_s_m=np.array([line.s_m for line in path.stop_lines]),
         signal_states=(
-            np.asarray(rec.signals, dtype="U1")
-            if path.stop_lines
-            else np.zeros((0, 0), "U1")
+            np.asarray(rec.signals, dtype="U1") if path.stop_lines else np.zeros((0, 0), "U1")
         ),
         planned=tuple(rec.planned),
     )
@@ -103,7 +101,11 @@ def scenario_report(result: DriveResult) -> dict[str, Any]:
         "sumo_collisions": len(result.collisions),
         "progress_m": round(progress_m, 1),
         "metrics": {
-            name: {"score": r.score, "value": r.value, **({"details": r.details} if r.details else {})}
+            name: {
+                "score": r.score,
+                "value": r.value,
+                **({"details": r.details} if r.details else {}),
+            }
             for name, r in metrics.items()
         },
         "planning_ms_median": result.stage_ms,

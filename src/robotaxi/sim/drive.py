@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from robotaxi.autonomy.planning.route import LaneRoute, reference_path
-from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.planning.behaviour import BehaviourConfig, BehaviourPlanner
 from robotaxi.autonomy.planning.motion import MotionPlanner
+from robotaxi.autonomy.planning.reference import ReferencePath
+from robotaxi.autonomy.planning.route import LaneRoute, reference_path
 from robotaxi.autonomy.stack import AutonomyStack, IdmPlanner, PdmPlanner, Planner, StackOutput
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, front_bumper, step
 from robotaxi.config import RunConfig, load_config
@@ -76,14 +76,22 @@ class DrivingRecord:
     ) -> None:
         tick = len(self.time_s)
         self.time_s.append(now.time_s)
-        self.ego.append((now.time_s, ego.x, ego.y, ego.heading, ego.speed, ego.accel, ego.steer_rad))
+        self.ego.append(
+            (now.time_s, ego.x, ego.y, ego.heading, ego.speed, ego.accel, ego.steer_rad)
+        )
         self.planned.append(out.trajectory.states)
         self.behaviour.append(out.behaviour)
         self.signals.append(tuple(signals.get(sid, "") for sid in self.path_signal_ids))
         for agent in truth:
-            entry = self.agents.setdefault(agent.agent_id, (agent.kind, agent.length, agent.width, {}))
+            entry = self.agents.setdefault(
+                agent.agent_id, (agent.kind, agent.length, agent.width, {})
+            )
             entry[3][tick] = (
-                agent.x, agent.y, agent.heading, agent.speed, float(agent.siren == SirenState.ON)
+                agent.x,
+                agent.y,
+                agent.heading,
+                agent.speed,
+                float(agent.siren == SirenState.ON),
             )
 
 
@@ -143,9 +151,15 @@ def _pedestrians(spec: ScenarioSpec, route: LaneRoute, t: float) -> list[AgentSt
         cross_heading = float(heading) + (math.pi / 2 if ped.from_side == "right" else -math.pi / 2)
         out.append(
             AgentState(
-                ped.id, AgentKind.PEDESTRIAN, float(x), float(y), cross_heading,
-                ped.speed_mps, length=0.5, width=0.6,
-            )  # fmt: skip
+                ped.id,
+                AgentKind.PEDESTRIAN,
+                float(x),
+                float(y),
+                cross_heading,
+                ped.speed_mps,
+                length=0.5,
+                width=0.6,
+            )
         )
     return out
 
@@ -197,7 +211,7 @@ def run_scenario(
     stop_request = ego_spec.stop_at_m
     stopped_since: float | None = None
     parked = False
-    steps = int(round(spec.duration_s / spec.dt_s))
+    steps = round(spec.duration_s / spec.dt_s)
     with world:
         world.add_ego(
             EGO_ID, ego_spec.route, depart_pos=max(s0, 0.1), lane=ego_spec.start_lane,
@@ -220,9 +234,7 @@ def run_scenario(
             truth = world.surroundings(EGO_ID) + _pedestrians(spec, route, t)
             signals = world.signal_states()
             result.collisions.extend(c for c in world.collisions() if EGO_ID in c)
-            out = stack.step(
-                ego, truth, path, signals, stop_request, now, spec.dt_s, ego_id=EGO_ID
-            )
+            out = stack.step(ego, truth, path, signals, stop_request, now, spec.dt_s, ego_id=EGO_ID)
             # curbside stop: dwell, then ask to pull out by dropping the request
             if stop_request is not None and ego.speed < 0.1 and out.behaviour == "curbside_stop":
                 stopped_since = t if stopped_since is None else stopped_since
@@ -232,7 +244,15 @@ def run_scenario(
             result.record.add(now, ego, out, truth, signals)
             if keep_frames:
                 result.frames.append(
-                    Frame(t, ego, out.trajectory.states, out.tracks, tuple(truth), out.behaviour, parked)
+                    Frame(
+                        t,
+                        ego,
+                        out.trajectory.states,
+                        out.tracks,
+                        tuple(truth),
+                        out.behaviour,
+                        parked,
+                    )
                 )
             new_ego = step(ego, out.command, spec.dt_s)
             # Park off the lane in SUMO while stopped at the kerb (pulled over for an
@@ -255,7 +275,9 @@ def run_scenario(
             if progress is not None and k % 50 == 0:
                 progress(t, spec.duration_s)
     result.stage_ms = {
-        stage: 1000.0 * float(np.median(times)) for stage, times in stack.times.by_stage.items() if times
+        stage: 1000.0 * float(np.median(times))
+        for stage, times in stack.times.by_stage.items()
+        if times
     }
     result.wall_s = wall.perf_counter() - wall0
     return result

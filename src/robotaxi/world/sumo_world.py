@@ -526,7 +526,10 @@ class SumoWorld:
         as SUMO positions vehicles), and tell SUMO its speed so followers react to it."""
         edge, lane_index = "", -1
         if lane_id and lane_id in self.road_map.lanes:
-            edge, lane_index = self.road_map.lanes[lane_id].edge_id, self.road_map.lanes[lane_id].index
+            edge, lane_index = (
+                self.road_map.lanes[lane_id].edge_id,
+                self.road_map.lanes[lane_id].index,
+            )
         angle = (90.0 - math.degrees(heading)) % 360.0
         libsumo.vehicle.moveToXY(vehicle_id, edge, lane_index, x, y, angle=angle, keepRoute=2)
         libsumo.vehicle.setPreviousSpeed(vehicle_id, max(speed, 0.0))

@@ -9,6 +9,7 @@ their `signal_id` is "<tls id>:<link index>", the key of `SumoWorld.signal_state
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,7 +53,10 @@ def _blend(first: FloatArray, second: FloatArray) -> FloatArray:
     """Move from lane `first` to the parallel lane `second` over the middle of the edge."""
     a, b = _resample(first), _resample(second)
     n = min(len(a), len(b))
-    a, b = a[np.linspace(0, len(a) - 1, n).astype(int)], b[np.linspace(0, len(b) - 1, n).astype(int)]
+    a, b = (
+        a[np.linspace(0, len(a) - 1, n).astype(int)],
+        b[np.linspace(0, len(b) - 1, n).astype(int)],
+    )
     u = np.linspace(0.0, 1.0, n)
     w = np.clip((u - 0.3) / 0.4, 0.0, 1.0)
     w = w * w * (3 - 2 * w)  # smoothstep: no lateral jerk at either end
@@ -68,7 +72,9 @@ def _connection(road_map: RoadMap, from_edge: str, to_edge: str) -> Connection:
         and road_map.lanes[c.from_lane].allows_passenger
     ]
     if not options:
-        raise ScenarioError(f"route turns from {from_edge} to {to_edge}, which the map does not allow")
+        raise ScenarioError(
+            f"route turns from {from_edge} to {to_edge}, which the map does not allow"
+        )
     # left turns from the leftmost lane, everything else from the rightmost
     left = options[0].direction in ("l", "L", "t")
     return max(options, key=lambda c: road_map.lanes[c.from_lane].index * (1 if left else -1))
@@ -89,14 +95,16 @@ def reference_path(
             raise ScenarioError(f"route edge {e!r} is not in map {road_map.name}")
     pieces: list[tuple[FloatArray, Lane, Lane | None]] = []  # (points, lane, turn-from lane)
     stop_lines: list[tuple[int, str]] = []  # (piece index whose end is the line, signal id)
-    conns = [_connection(road_map, a, b) for a, b in zip(edges, edges[1:], strict=False)]
+    conns = [_connection(road_map, a, b) for a, b in itertools.pairwise(edges)]
     lanes_of = [road_map.passenger_lanes(road_map.edges[e]) for e in edges]
     entry_lane = (
         _lane_index(lanes_of[0], start_lane)
         if start_lane is not None
-        else (road_map.lanes[conns[0].from_lane] if conns else min(lanes_of[0], key=lambda x: x.index))
+        else (
+            road_map.lanes[conns[0].from_lane] if conns else min(lanes_of[0], key=lambda x: x.index)
+        )
     )
-    for k, edge in enumerate(edges):
+    for k in range(len(edges)):
         if k < len(conns):
             exit_lane = road_map.lanes[conns[k].from_lane]
         elif end_lane is not None:
@@ -137,9 +145,7 @@ def reference_path(
             continue
         xy_parts.append(pts)
         n = len(pts)
-        siblings = (
-            [] if lane.internal else road_map.passenger_lanes(road_map.edges[lane.edge_id])
-        )
+        siblings = [] if lane.internal else road_map.passenger_lanes(road_map.edges[lane.edge_id])
         right_extra = sum(x.width for x in siblings if x.index < lane.index)
         if not lane.internal and lane.speed_limit <= MAX_SHOULDER_SPEED_MPS:
             right_extra += CURB_SHOULDER_M
@@ -184,4 +190,6 @@ def _lane_index(lanes: Sequence[Lane], index: int) -> Lane:
     for lane in lanes:
         if lane.index == index:
             return lane
-    raise ScenarioError(f"lane index {index} does not exist here (lanes {[x.index for x in lanes]})")
+    raise ScenarioError(
+        f"lane index {index} does not exist here (lanes {[x.index for x in lanes]})"
+    )

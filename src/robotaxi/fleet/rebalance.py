@@ -1,0 +1,66 @@
+"""Rebalancing: where idle cars should wait, from the demand expected an hour ahead.
+
+Demand zones are pooled into square cells (default 1 km): per-zone targets for a few dozen
+cars over a hundred-odd zones are all below one car, and rounding them makes cars shuttle
+between zones for nothing. Per cell, the idle cars wanted are the fleet's idle count split
+by expected pick-ups; a cell gives cars away only when it holds at least one more than it
+wants, and receives only where it lacks at least one. The moves are an optimal assignment
+(scipy's linear_sum_assignment) of surplus cars to missing places by distance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def pool_into_cells(
+    zone_xy: FloatArray, rate: FloatArray, cell_m: float
+) -> tuple[FloatArray, FloatArray]:
+    """Cells (rate-weighted centres K×2, total rate K) from zone centres and rates."""
+    keep = rate > 0
+    zone_xy, rate = zone_xy[keep], rate[keep]
+    if len(rate) == 0:
+        return np.zeros((0, 2)), np.zeros(0, dtype=np.float64)
+    cell = np.floor(zone_xy / cell_m).astype(np.int64)
+    _, label = np.unique(cell, axis=0, return_inverse=True)
+    label = label.ravel()
+    total = np.bincount(label, weights=rate).astype(np.float64)
+    cx = np.bincount(label, weights=rate * zone_xy[:, 0]) / total
+    cy = np.bincount(label, weights=rate * zone_xy[:, 1]) / total
+    return np.column_stack([cx, cy]), total
+
+
+def rebalance_moves(
+    car_xy: FloatArray, cell_xy: FloatArray, cell_rate: FloatArray, min_move_m: float = 300.0
+) -> list[tuple[int, int]]:
+    """(car index, cell index) moves that bring idle cars in line with expected demand."""
+    n = len(car_xy)
+    if n == 0 or len(cell_rate) == 0 or cell_rate.sum() <= 0:
+        return []
+    want = cell_rate / cell_rate.sum() * n
+    dist = np.hypot(*(car_xy[:, None, :] - cell_xy[None, :, :]).transpose(2, 0, 1))
+    home = dist.argmin(axis=1)
+    have = np.bincount(home, minlength=len(cell_rate)).astype(float)
+    eps = 1e-6  # targets are sums of floats: 0.9999999 cars is one car
+    missing = np.floor(want - have + eps).astype(int)  # whole cars a cell lacks
+    slots = np.repeat(np.arange(len(cell_rate)), np.clip(missing, 0, None))
+    spare = np.floor(have - want + eps).astype(int)  # whole cars a cell can give
+    movable: list[int] = []
+    for cell in np.flatnonzero(spare > 0):
+        cars_here = np.flatnonzero(home == cell)
+        # give away the cars farthest from the cell's centre first
+        order = cars_here[np.argsort(-dist[cars_here, cell])]
+        movable.extend(int(k) for k in order[: spare[cell]])
+    if len(slots) == 0 or not movable:
+        return []
+    cost = dist[np.ix_(np.asarray(movable, dtype=np.int64), slots)]
+    rows, cols = linear_sum_assignment(cost)
+    return [
+        (movable[r], int(slots[c]))
+        for r, c in zip(rows, cols, strict=True)
+        if cost[r, c] >= min_move_m
+    ]
