@@ -91,6 +91,9 @@ def test_same_seed_gives_identical_event_logs(map_cache: Path, tmp_path: Path) -
                 "SELECT trip_id, seq, time_us, state, vehicle_id, cause, data "
                 "FROM trip_events ORDER BY trip_id, seq"
             ).fetchall()
+            rows += db.execute(
+                "SELECT vehicle_id, time_us, kind, data FROM vehicle_events ORDER BY id"
+            ).fetchall()
         logs.append(rows)
     assert len(logs[0]) > 50
     assert logs[0] == logs[1]

@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from robotaxi.config import RunConfig, load_config
-from robotaxi.core import ConfigError, RideRequest, TripEvent
+from robotaxi.core import ConfigError, RideRequest, TripEvent, VehicleEvent
 from robotaxi.metrics.fleet_kpis import KPI_ROWS, fleet_kpis, format_value
 from robotaxi.metrics.plots import service_map_png
 from robotaxi.sim.runner import ServiceSimulation, load_city, make_demand
@@ -95,12 +96,13 @@ def _simulate(
     try:
         run_record = store.start_run(json.loads(config.model_dump_json()))
 
-        def sink(rides: Any, events: Any) -> None:
-            rides_list: list[RideRequest] = list(rides)
-            events_list: list[TripEvent] = list(events)
-            store.record(
-                rides=rides_list, events=events_list, registered=False, run_id=run_record.id
-            )
+        def sink(
+            rides: Sequence[RideRequest],
+            events: Sequence[TripEvent],
+            vehicle_events: Sequence[VehicleEvent],
+        ) -> None:
+            store.record(rides=rides, events=events, registered=False, run_id=run_record.id)
+            store.record_vehicle_events(vehicle_events, run_id=run_record.id)
 
         with Progress(
             TextColumn("[bold]simulating[/] {task.description}"),

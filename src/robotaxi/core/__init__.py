@@ -25,6 +25,7 @@ from robotaxi.core.types import (
     TripEvent,
     TripState,
     VehicleCommand,
+    VehicleEvent,
     WorldSnapshot,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "TripEvent",
     "TripState",
     "VehicleCommand",
+    "VehicleEvent",
     "WorldError",
     "WorldSnapshot",
 ]

@@ -266,6 +266,18 @@ class TripEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class VehicleEvent:
+    """Something a car did that is not a trip transition, for the event log: e.g. an
+    emergency vehicle coming in range ("ev_in_range"), the car stopped at the kerb for it
+    ("ev_pulled_over"), and merging back ("ev_resumed")."""
+
+    vehicle_id: str
+    time: TimePoint
+    kind: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
 # --- commands from fleet/autonomy to the world ----------------------------------------
 
 

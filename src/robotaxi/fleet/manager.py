@@ -25,6 +25,7 @@ from robotaxi.core import (
     TripEvent,
     TripState,
     VehicleCommand,
+    VehicleEvent,
     WorldSnapshot,
 )
 from robotaxi.fleet.demand import DemandModel
@@ -116,6 +117,7 @@ class Vehicle:
 class FleetTickResult:
     commands: list[VehicleCommand] = field(default_factory=list)
     events: list[TripEvent] = field(default_factory=list)
+    vehicle_events: list[VehicleEvent] = field(default_factory=list)
 
 
 class FleetManager:
@@ -508,6 +510,7 @@ class FleetManager:
                 record = v.yielding
                 if record.stopped_s is None and v.stopped:
                     record.stopped_s = now
+                    out.vehicle_events.append(_yield_event(v, record, now, "ev_pulled_over"))
                 i = ev_index.get(record.ev_id)
                 passed = i is None or now - record.in_range_s > EV_YIELD_TIMEOUT_S
                 if i is not None and not passed:
@@ -525,6 +528,7 @@ class FleetManager:
                     record.resumed_s = now
                     v.yielding = None
                     self.yields.append(record)
+                    out.vehicle_events.append(_yield_event(v, record, now, "ev_resumed"))
                     if v.status in MOVING and v.target_curb >= 0:
                         # drive_to ends the pull-over stop and restores the way to the target
                         self._send_to(v, v.target_curb)
@@ -555,6 +559,7 @@ class FleetManager:
                         "behind" if behind else "head-on",
                     )  # fmt: skip
                     v.pending_command = VehicleCommand(v.vehicle_id, "pull_over")
+                    out.vehicle_events.append(_yield_event(v, v.yielding, now, "ev_in_range"))
                     break
 
     # --- dispatch -----------------------------------------------------------------------
@@ -685,6 +690,13 @@ class FleetManager:
             curb = int(np.atleast_1d(near)[int(self._rng.integers(len(np.atleast_1d(near))))])
             v.status = VehicleStatus.REBALANCING
             self._send_to(v, curb)
+
+
+def _yield_event(v: Vehicle, record: YieldRecord, now: float, kind: str) -> VehicleEvent:
+    data: dict[str, object] = {"ev": record.ev_id, "approach": record.approach}
+    if record.trip_id is not None:
+        data["trip"] = record.trip_id
+    return VehicleEvent(v.vehicle_id, TimePoint.from_s(now), kind, data)
 
 
 def _relative(v: Vehicle, snapshot: WorldSnapshot, i: int) -> tuple[float, float, float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from robotaxi.config import RunConfig
-from robotaxi.core import RideRequest, TimePoint, TripEvent
+from robotaxi.core import RideRequest, TimePoint, TripEvent, VehicleEvent
 from robotaxi.fleet.demand import (
     DemandModel,
     DemandSample,
@@ -29,8 +29,8 @@ from robotaxi.fleet.trips import Trip
 from robotaxi.map import RoadMap, RoutingGraph, build_network, load_map
 from robotaxi.world.sumo_world import EmergencyRecord, SumoWorld, WorldStats
 
-# called with the new ride requests and trip events since the last call (the event log)
-EventSink = Callable[[Sequence[RideRequest], Sequence[TripEvent]], None]
+# called with the new ride requests, trip events and vehicle events since the last call
+EventSink = Callable[[Sequence[RideRequest], Sequence[TripEvent], Sequence[VehicleEvent]], None]
 Progress = Callable[[float, float, str], None]  # (sim seconds done, total, status text)
 
 TRAIL_EVERY_S = 10.0
@@ -135,6 +135,7 @@ class ServiceSimulation:
         trails: dict[str, list[tuple[float, float, float]]] = {}
         pending_events: list[TripEvent] = []
         pending_rides: list[RideRequest] = []
+        pending_vehicle: list[VehicleEvent] = []
         total_s = service_s + DRAIN_S
         next_request = 0
         next_trail = 0.0
@@ -160,9 +161,10 @@ class ServiceSimulation:
                         fleet.on_command_failed(command, reason)
                     pending_events.extend(result.events)
                     pending_rides.extend(due)
+                    pending_vehicle.extend(result.vehicle_events)
                     if self.event_sink is not None and len(pending_events) >= EVENT_FLUSH:
-                        self.event_sink(pending_rides, pending_events)
-                        pending_events, pending_rides = [], []
+                        self.event_sink(pending_rides, pending_events, pending_vehicle)
+                        pending_events, pending_rides, pending_vehicle = [], [], []
                 if now >= next_trail:
                     next_trail += TRAIL_EVERY_S
                     xmin, ymin, xmax, ymax = road_map.bounds
@@ -179,8 +181,8 @@ class ServiceSimulation:
                 if now + 1e-9 >= service_s and self._drained(fleet, now, service_s, total_s):
                     final_status = self._status(fleet, world)
                     break
-        if self.event_sink is not None and (pending_events or pending_rides):
-            self.event_sink(pending_rides, pending_events)
+        if self.event_sink is not None and (pending_events or pending_rides or pending_vehicle):
+            self.event_sink(pending_rides, pending_events, pending_vehicle)
         if self.progress is not None:
             self.progress(service_s, service_s, final_status)
         vehicles = [

@@ -126,6 +126,22 @@ class TripEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JsonType)
 
 
+class VehicleEventRow(Base):
+    """Append-only log of what cars did outside trips (pulling over for ambulances, …)."""
+
+    __tablename__ = "vehicle_events"
+    __table_args__ = (Index("ix_vehicle_events_vehicle_id_time_us", "vehicle_id", "time_us"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"))
+    vehicle_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    time_us: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JsonType)
+
+
 class SupportTicketRow(Base):
     """A rider's (or the car's Help button's) request for a human."""
 

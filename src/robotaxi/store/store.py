@@ -40,9 +40,17 @@ from sqlalchemy.sql import bindparam
 
 from robotaxi.core.errors import InvalidTransitionError
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import RideRequest, TripEvent, TripState
+from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.store.errors import StoreError
-from robotaxi.store.models import Base, RideRow, RiderRow, RunRow, SupportTicketRow, TripEventRow
+from robotaxi.store.models import (
+    Base,
+    RideRow,
+    RiderRow,
+    RunRow,
+    SupportTicketRow,
+    TripEventRow,
+    VehicleEventRow,
+)
 from robotaxi.store.records import LatLon, NewRide, Ride, Rider, Run, SupportTicket, TicketStatus
 from robotaxi.store.tokens import hash_token, new_token, token_matches
 
@@ -341,6 +349,37 @@ class Store:
                 .order_by(TripEventRow.seq)
             )
             return [_trip_event(r) for r in rows]
+
+    def record_vehicle_events(
+        self, events: Sequence[VehicleEvent], *, run_id: str | None = None
+    ) -> int:
+        """Append vehicle events (e.g. ambulance yields) in one transaction; returns how many."""
+        if not events:
+            return 0
+        rows = [
+            {
+                "run_id": run_id,
+                "vehicle_id": e.vehicle_id,
+                "time_us": e.time.time_us,
+                "kind": e.kind,
+                "data": dict(e.data),
+            }
+            for e in events
+        ]
+        with self._write("recording vehicle events") as session:
+            session.execute(generic_insert(VehicleEventRow), rows)
+        return len(rows)
+
+    def vehicle_events(self, vehicle_id: str | None = None) -> list[VehicleEvent]:
+        """Vehicle events in time order (all cars, or one)."""
+        query = select(VehicleEventRow).order_by(VehicleEventRow.time_us, VehicleEventRow.id)
+        if vehicle_id is not None:
+            query = query.where(VehicleEventRow.vehicle_id == vehicle_id)
+        with self._read("reading vehicle events") as session:
+            return [
+                VehicleEvent(r.vehicle_id, TimePoint(r.time_us), r.kind, r.data)
+                for r in session.scalars(query)
+            ]
 
     def event_count(self) -> int:
         with self._read("counting trip events") as session:
