@@ -39,6 +39,10 @@ def register(sub: Any) -> None:
     p.add_argument("--market-share", type=float, default=None, help="share of SF TNC trips")
     p.add_argument("--requests-per-hour", type=float, default=None, help="grid demand rate")
     p.add_argument("--ev-per-hour", type=float, default=None, help="ambulances per hour")
+    p.add_argument(
+        "--traffic", type=float, default=None,
+        help="background trips per hour per km² (default 150)",
+    )  # fmt: skip
     p.add_argument("--no-background", action="store_true", help="no background traffic")
     p.add_argument("--data-dir", type=Path, default=None, help="shared data (../shared/data)")
     p.add_argument("--config", type=Path, default=None, help="YAML file with settings")
@@ -55,6 +59,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         ("start", "start"), ("hours", "hours"), ("seed", "seed"), ("policy", "dispatch.policy"),
         ("market_share", "demand.market_share"), ("requests_per_hour", "demand.requests_per_hour"),
         ("ev_per_hour", "world.emergency_per_hour"),
+        ("traffic", "world.background_vehicles_per_hour_per_km2"),
     ):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
