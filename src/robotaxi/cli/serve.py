@@ -1,0 +1,113 @@
+"""`robotaxi serve`: the live city behind an HTTP API, the rider app, the in-car screen and ops."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from robotaxi.core import ConfigError
+from robotaxi.service.app import create_app, describe
+from robotaxi.service.runtime import ServiceRuntime
+from robotaxi.service.settings import ServiceSettings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the live robotaxi service: API, rider app, in-car screen, operations",
+        description="Run the city simulation live and let riders hail its cars over HTTP.",
+    )
+    p.add_argument("--city", default="grid", help="grid (default, no data), sf-mission, sf")
+    p.add_argument("--fleet", type=int, default=30, help="number of robotaxis (default 30)")
+    p.add_argument("--speed", type=float, default=4.0, help="sim seconds per wall second")
+    p.add_argument("--hours", type=float, default=24.0, help="service window of sim time, h")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    p.add_argument(
+        "--data-dir", type=Path, default=Path("runs/serve"),
+        help="the service's files: SQLite database, SUMO work files (runs/serve)",
+    )  # fmt: skip
+    p.add_argument(
+        "--database-url", default=None,
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://u@host/db (default: SQLite in --data-dir)",
+    )  # fmt: skip
+    p.add_argument(
+        "--operator-token", default=None,
+        help="token of the operations view (default: a random one, printed at start-up)",
+    )  # fmt: skip
+    p.add_argument("--map-data-dir", type=Path, default=Path("../shared/data"), help="SF data")
+    p.add_argument("--riders-per-hour", type=float, default=6.0, help="synthetic riders (0: none)")
+    p.add_argument("--ev-per-hour", type=float, default=3.0, help="ambulances per hour")
+    p.add_argument("--no-background", action="store_true", help="no background traffic")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(handler=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
+    token = args.operator_token if args.operator_token else secrets.token_urlsafe(24)
+    try:
+        return ServiceSettings(
+            city=args.city,
+            fleet=args.fleet,
+            speed=args.speed,
+            hours=args.hours,
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            database_url=args.database_url,
+            operator_token=token,
+            map_data_dir=args.map_data_dir,
+            riders_per_hour=args.riders_per_hour,
+            ev_per_hour=args.ev_per_hour,
+            background_traffic=not args.no_background,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid option --{where.replace('_', '-')}: {first['msg']}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = settings_from_args(args)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    runtime = ServiceRuntime.open(settings)
+    try:
+        info = describe(runtime)
+        url = f"http://{settings.host}:{settings.port}"
+        print(
+            f"robotaxi serve: {info['city']} city, {info['fleet']} cars, {settings.speed}× real "
+            f"time, database {info['database']}",
+            flush=True,
+        )
+        if info["recovered_rides"]:
+            print(
+                f"robotaxi serve: closed {info['recovered_rides']} rides left open by the "
+                "previous run (reason recorded on each)",
+                flush=True,
+            )
+        if args.operator_token is None:
+            print(f"robotaxi serve: operator token {runtime.operator_token}", flush=True)
+        print(
+            f"robotaxi serve: rider app {url}/  operations {url}/ops  API docs {url}/docs",
+            flush=True,
+        )
+        app = create_app(settings, runtime=runtime)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=args.log_level,
+            timeout_graceful_shutdown=3,
+        )
+    finally:
+        runtime.close()
+    return 0

@@ -1,0 +1,66 @@
+"""Operations: KPIs, open trips and emergency-vehicle yields (operator token), and health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from robotaxi.service.deps import LiveDep, Operator, RuntimeDep
+from robotaxi.service.schemas import HealthPublic, KpisPublic, TripOperator, YieldPublic
+
+router = APIRouter(prefix="/api", tags=["operations"])
+
+
+@router.get("/health")
+def health(runtime: RuntimeDep, live: LiveDep) -> HealthPublic:
+    """Is the simulation running, and is it keeping its speed?"""
+    pacing = live.pacing()
+    return HealthPublic(
+        status="ended" if pacing.ended else "ok",
+        city=live.map.name,
+        sim_time_s=round(pacing.sim_time_s, 1),
+        speed=pacing.speed,
+        real_time_factor=pacing.real_time_factor,
+        behind_s=pacing.behind_s,
+        ended=pacing.ended,
+    )
+
+
+@router.get("/kpis", tags=["kpis"])
+def kpis(_: Operator, live: LiveDep) -> KpisPublic:
+    """Live fleet KPIs: requests, completions, waits, utilisation, EV yields, real-time factor."""
+    return KpisPublic(**live.kpis())
+
+
+@router.get("/trips/open")
+def open_trips(_: Operator, live: LiveDep) -> list[TripOperator]:
+    return [
+        TripOperator(
+            id=t.trip_id,
+            state=t.state.value,
+            vehicle_id=t.vehicle_id,
+            rider="app" if t.controlled else "simulated",
+            requested_s=t.requested_s,
+            eta_s=t.eta_s,
+        )
+        for t in live.open_trips()
+    ]
+
+
+@router.get("/yields")
+def yields(_: Operator, live: LiveDep) -> list[YieldPublic]:
+    """Every time a robotaxi pulled over for an emergency vehicle (in progress ones too)."""
+    return [YieldPublic(**row) for row in live.yields()]
+
+
+@router.get("/map", response_class=Response, tags=["map"])
+def road_map(runtime: RuntimeDep) -> Response:
+    """The road network as [[lat, lon], ...] polylines (one per street direction).
+
+    Pages draw the map from this: no tile server, works offline.
+    """
+    return Response(
+        runtime.map_json(),
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )

@@ -1,0 +1,296 @@
+"""Rides: quote, book, follow live, and act on one (board, buckle, start, pull over, cancel)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from robotaxi.core import RideRequest, TripState
+from robotaxi.service.deps import CurrentRider, RuntimeDep
+from robotaxi.service.runtime import ServiceRuntime
+from robotaxi.service.schemas import (
+    BuckleCreate,
+    QuotePublic,
+    ReceiptPublic,
+    RideCreate,
+    RidePublic,
+)
+from robotaxi.service.views import latlon, own_ride, receipt, ride_public
+from robotaxi.sim.live import TripView
+from robotaxi.store.records import LatLon as StoredLatLon
+from robotaxi.store.records import NewRide, Rider
+
+router = APIRouter(prefix="/api/rides", tags=["rides"])
+log = logging.getLogger(__name__)
+STREAM_MIN_INTERVAL_S = 1.0  # at most one update a second per stream
+KEEPALIVE_S = 15.0
+
+
+def _unprocessable(field: str, message: str, kind: str) -> HTTPException:
+    # the same shape as FastAPI's own validation errors, so clients read one format
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        [{"loc": ["body", field], "msg": message, "type": kind}],
+    )
+
+
+def _validated_points(
+    runtime: ServiceRuntime, body: RideCreate
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Map-frame points of a pick-up and drop-off, or 422 saying what to change."""
+    points = []
+    for field, label, where in (
+        ("pickup", "pick-up", body.pickup),
+        ("dropoff", "drop-off", body.dropoff),
+    ):
+        xy = runtime.to_xy(where.lat, where.lon)
+        if not (math.isfinite(xy[0]) and math.isfinite(xy[1])) or not runtime.inside(xy):
+            raise _unprocessable(
+                field,
+                f"the {label} ({where.lat:.5f}, {where.lon:.5f}) is outside the service area: "
+                f"choose a point {runtime.area_text()}",
+                "outside_service_area",
+            )
+        points.append(xy)
+    apart = math.hypot(points[1][0] - points[0][0], points[1][1] - points[0][1])
+    minimum = runtime.settings.min_trip_m
+    if apart < minimum:
+        raise _unprocessable(
+            "dropoff",
+            f"the destination is {apart:.0f} m from the pick-up: choose a destination at least "
+            f"{minimum:.0f} m away",
+            "destination_equals_pickup",
+        )
+    curbs, _ = runtime.live.map.curbs.nearest(np.array(points))
+    if int(curbs[0]) == int(curbs[1]):
+        raise _unprocessable(
+            "dropoff",
+            "the destination is served from the same curb as the pick-up: choose one further away",
+            "destination_equals_pickup",
+        )
+    return points[0], points[1]
+
+
+@router.post("/quote")
+def quote(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> QuotePublic:
+    """Pick-up ETA from the nearest free car and the ride's time; nothing is booked."""
+    pickup_xy, dropoff_xy = _validated_points(runtime, body)
+    q = runtime.live.quote(pickup_xy, dropoff_xy)
+    route = runtime.live.route_between(pickup_xy, dropoff_xy)
+    return QuotePublic(
+        pickup_eta_s=q.pickup_eta_s,
+        free_cars=q.free_cars,
+        trip_s=q.trip_s,
+        trip_m=q.trip_m,
+        pickup_curb=latlon(runtime, q.pickup_curb_xy),
+        dropoff_curb=latlon(runtime, q.dropoff_curb_xy),
+        pickup_walk_m=q.pickup_walk_m,
+        dropoff_walk_m=q.dropoff_walk_m,
+        route=runtime.to_latlon(route),
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def book(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+    """Book a ride: one active ride per rider; a few bookings per minute at most."""
+    wait_s = runtime.rate_limiter.check(rider.id)
+    if wait_s is not None:
+        retry = max(1, math.ceil(wait_s))
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many ride requests: try again in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
+    pickup_xy, dropoff_xy = _validated_points(runtime, body)
+    store, live = runtime.store, runtime.live
+    with runtime.booking_lock(rider.id):
+        active = [r for r in store.rides_of_rider(rider.id, limit=5) if not r.state.terminal]
+        if active:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"you already have an active ride ({active[0].id}, {active[0].state.value}): "
+                "cancel or finish it before booking another",
+            )
+        ride_id = runtime.new_ride_id()
+
+        def store_first(request: RideRequest) -> None:
+            _, walk = live.map.curbs.nearest(np.array([pickup_xy, dropoff_xy]))
+            stored = store.add_ride(
+                NewRide(
+                    request,
+                    pickup_walk_m=round(float(walk[0]), 1),
+                    dropoff_walk_m=round(float(walk[1]), 1),
+                    pickup_latlon=StoredLatLon(body.pickup.lat, body.pickup.lon),
+                    dropoff_latlon=StoredLatLon(body.dropoff.lat, body.dropoff.lon),
+                ),
+                registered=True,
+                run_id=runtime.run_id,
+            )
+            runtime.remember_ride(stored)
+
+        view = live.request_ride(
+            ride_id, rider.id, rider.name, pickup_xy, dropoff_xy,
+            patience_s=runtime.settings.rider_patience_s, on_open=store_first,
+        )  # fmt: skip
+    log.info("ride %s booked", ride_id)
+    return _public(runtime, ride_id, view)
+
+
+@router.get("")
+def history(
+    rider: CurrentRider, runtime: RuntimeDep, limit: int = Query(20, ge=1, le=100)
+) -> list[RidePublic]:
+    """Your rides, newest first."""
+    rides = runtime.store.rides_of_rider(rider.id, limit=limit)
+    return [ride_public(runtime, r, runtime.live.trip(r.id)) for r in rides]
+
+
+@router.get("/{ride_id}")
+async def get_ride(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+    """The ride's state, car, ETA and events (answered from memory while the ride is live)."""
+    fast = _live_public(runtime, rider.id, ride_id)
+    if fast is not None:
+        return fast
+    return await run_in_threadpool(_stored_public, runtime, rider, ride_id)
+
+
+def _live_public(runtime: ServiceRuntime, rider_id: str, ride_id: str) -> RidePublic | None:
+    """The body of a ride booked in this run and still in the live city, or None."""
+    ride = runtime.cached_ride(ride_id)
+    if ride is None:
+        return None
+    if ride.rider_id != rider_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
+    view = runtime.live.trip(ride_id)
+    return None if view is None else ride_public(runtime, ride, view)
+
+
+def _stored_public(runtime: ServiceRuntime, rider: Rider, ride_id: str) -> RidePublic:
+    ride = own_ride(runtime, rider, ride_id)
+    return ride_public(runtime, ride, runtime.live.trip(ride_id))
+
+
+@router.get("/{ride_id}/receipt")
+def get_receipt(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> ReceiptPublic:
+    """Times, distance and the route of a ride (complete once the ride has ended)."""
+    ride = own_ride(runtime, rider, ride_id)
+    return receipt(runtime, ride, runtime.live.trip(ride_id))
+
+
+def _act(
+    runtime: ServiceRuntime, rider_id: str, ride_id: str, action: Callable[[str], TripView]
+) -> RidePublic:
+    ride = runtime.store.ride(ride_id) if len(ride_id) <= 64 else None
+    if ride is None or ride.rider_id != rider_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
+    if not runtime.live.has_trip(ride_id):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"ride {ride_id} is {ride.state.value} and belongs to an earlier run of the "
+            "service: it can no longer change",
+        )
+    view = action(ride_id)
+    log.info("ride %s is now %s", ride_id, view.state.value)
+    return _public(runtime, ride_id, view)
+
+
+def _public(runtime: ServiceRuntime, ride_id: str, view: TripView) -> RidePublic:
+    ride = runtime.store.ride(ride_id)
+    if ride is None:  # pragma: no cover - stored before the trip was opened
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
+    return ride_public(runtime, ride, view)
+
+
+@router.post("/{ride_id}/cancel")
+def cancel(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+    """Cancel; after the car arrived this is recorded as a cancel after arrival."""
+    return _act(runtime, rider.id, ride_id, runtime.live.cancel)
+
+
+@router.post("/{ride_id}/board")
+def board(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+    """The rider got in (stands in for the car's door sensor)."""
+    return _act(runtime, rider.id, ride_id, runtime.live.board)
+
+
+@router.post("/{ride_id}/buckle")
+def buckle(
+    ride_id: str, body: BuckleCreate, rider: CurrentRider, runtime: RuntimeDep
+) -> RidePublic:
+    """Seat belt fastened or not (stands in for the seat-belt sensor)."""
+    return _act(runtime, rider.id, ride_id, lambda rid: runtime.live.buckle(rid, body.buckled))
+
+
+@router.post("/{ride_id}/start")
+def start(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+    """Start ride: 409 with the reason until the rider is on board and buckled."""
+    return _act(runtime, rider.id, ride_id, runtime.live.start_ride)
+
+
+@router.post("/{ride_id}/pull-over")
+def pull_over(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+    """End the ride at the next safe curb spot."""
+    return _act(runtime, rider.id, ride_id, runtime.live.pull_over)
+
+
+@router.get("/{ride_id}/stream", response_class=StreamingResponse)
+async def stream(
+    ride_id: str,
+    rider: CurrentRider,
+    runtime: RuntimeDep,
+    max_s: float | None = Query(None, gt=0, description="end the stream after this (wall s)"),
+) -> StreamingResponse:
+    """Server-sent events: `ride` with the ride's current body whenever it changes.
+
+    Ends with an `end` event once the ride is over, or after `max_s` (reconnect then).
+    """
+    await run_in_threadpool(own_ride, runtime, rider, ride_id)
+    limit = min(max_s or runtime.settings.stream_max_s, runtime.settings.stream_max_s)
+
+    async def current() -> RidePublic:
+        fast = _live_public(runtime, rider.id, ride_id)
+        if fast is not None:
+            return fast
+        return await run_in_threadpool(_stored_public, runtime, rider, ride_id)
+
+    async def events() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        runtime.waiters.add(wake)
+        try:
+            deadline = loop.time() + limit
+            last = ""
+            while True:
+                wake.clear()
+                body = await current()
+                text = body.model_dump_json()
+                if text != last:
+                    yield f"event: ride\ndata: {text}\n\n"
+                    last = text
+                if TripState(body.state).terminal:
+                    yield f"event: end\ndata: {json.dumps({'state': body.state})}\n\n"
+                    return
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=min(KEEPALIVE_S, remaining))
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(STREAM_MIN_INTERVAL_S)
+        finally:
+            runtime.waiters.remove(wake)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

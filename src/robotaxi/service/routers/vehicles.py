@@ -1,0 +1,88 @@
+"""Vehicles: public positions, full state for operators, and the in-car screen's view."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, status
+
+from robotaxi.service.deps import LiveDep, Operator, RiderOrOperator, RuntimeDep
+from robotaxi.service.schemas import (
+    CarScreenPublic,
+    NearbyPublic,
+    SteeringPublic,
+    VehicleOperator,
+    VehiclePublic,
+)
+from robotaxi.service.views import position, ride_public, vehicle_operator, vehicle_public
+
+router = APIRouter(prefix="/api/vehicles", tags=["vehicles"])
+NEARBY_RADIUS_M = 60.0
+STEERING_NOTE = (
+    "not available at fleet fidelity: SUMO drives this car, so there is no steering-wheel "
+    "angle to show (autonomy-fidelity cars report theirs)"
+)
+
+
+@router.get("")
+def positions(runtime: RuntimeDep, live: LiveDep) -> list[VehiclePublic]:
+    """Every robotaxi's position and whether it is free (no trip details)."""
+    return vehicle_public(runtime, live.vehicles())
+
+
+@router.get("/state")
+def full_state(_: Operator, runtime: RuntimeDep, live: LiveDep) -> list[VehicleOperator]:
+    """Operators: every car with its status, trip, stage and emergency yield."""
+    return vehicle_operator(runtime, live.vehicles())
+
+
+@router.get("/{vehicle_id}/screen")
+def car_screen(
+    vehicle_id: str, who: RiderOrOperator, runtime: RuntimeDep, live: LiveDep
+) -> CarScreenPublic:
+    """What the in-car screen shows: your ride in this car, its route, what is around it.
+
+    A rider sees only the car of their latest ride (404 otherwise); operators see any car.
+    """
+    v = live.vehicle(vehicle_id)
+    if v is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no car {vehicle_id}")
+    ride = None
+    if who is not None:
+        latest = runtime.store.rides_of_rider(who.id, limit=1)
+        if not latest or latest[0].vehicle_id != vehicle_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride in car {vehicle_id}")
+        ride = latest[0]
+    elif v.trip_id is not None:
+        ride = runtime.store.ride(v.trip_id)
+    ride_body = None if ride is None else ride_public(runtime, ride, live.trip(ride.id))
+    around = live.nearby(vehicle_id, NEARBY_RADIUS_M)
+    coords = runtime.to_latlon(np.array([[a.x, a.y] for a in around]).reshape(-1, 2))
+    nearby = [
+        NearbyPublic(
+            id=a.agent_id,
+            kind=a.kind.value,
+            lat=c[0],
+            lon=c[1],
+            distance_m=round(math.hypot(a.x - v.x, a.y - v.y), 1),
+            speed_mps=round(a.speed, 1),
+        )
+        for a, c in zip(around, coords, strict=True)
+    ]
+    return CarScreenPublic(
+        vehicle_id=vehicle_id,
+        sim_now_s=round(live.now_s, 1),
+        status=v.status,
+        position=position(runtime, v),
+        speed_mps=round(v.speed, 2),
+        ride=ride_body,
+        route=runtime.to_latlon(live.route_xy(vehicle_id)),
+        nearby=nearby,
+        steering=SteeringPublic(angle_deg=None, note=STEERING_NOTE),
+        emergency_banner=(
+            "Pulling over: an emergency vehicle is passing. We'll continue in a moment."
+            if v.yielding_for is not None
+            else None
+        ),
+    )

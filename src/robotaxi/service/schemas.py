@@ -1,0 +1,234 @@
+"""Request and response bodies: `...Create` for what a client sends, `...Public` for answers.
+
+Positions on the wire are WGS84 degrees; times are simulation seconds since the live
+simulation started (`sim_now_s` says what "now" is); distances in m, durations in s.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LatLon(_In):
+    """A WGS84 position in degrees."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    lat: float = Field(ge=-90, le=90, description="latitude, degrees north")
+    lon: float = Field(ge=-180, le=180, description="longitude, degrees east")
+
+
+# --- riders -------------------------------------------------------------------------------
+
+
+class RiderCreate(_In):
+    name: Name = Field(description="the name the car greets you with")
+
+
+class RiderPublic(BaseModel):
+    id: str
+    name: str
+
+
+class RiderSignedIn(RiderPublic):
+    token: str = Field(description="bearer token: shown once, send as 'Authorization: Bearer …'")
+
+
+# --- rides --------------------------------------------------------------------------------
+
+
+class RideCreate(_In):
+    pickup: LatLon
+    dropoff: LatLon
+
+
+class QuotePublic(BaseModel):
+    pickup_eta_s: float | None = Field(description="time for the nearest free car to arrive")
+    free_cars: int
+    trip_s: float = Field(description="driving time from pick-up to drop-off")
+    trip_m: float
+    pickup_curb: LatLon = Field(description="where the car will stop for you")
+    dropoff_curb: LatLon
+    pickup_walk_m: float
+    dropoff_walk_m: float
+    route: list[list[float]] = Field(description="[[lat, lon], ...] of the planned ride")
+
+
+class BuckleCreate(_In):
+    buckled: bool
+
+
+class RideEventPublic(BaseModel):
+    seq: int
+    state: str
+    time_s: float
+    cause: str
+    vehicle_id: str | None = None
+
+
+class VehiclePosition(BaseModel):
+    lat: float
+    lon: float
+    heading_deg: float = Field(description="compass heading, degrees clockwise from north")
+
+
+class RidePublic(BaseModel):
+    id: str
+    state: str
+    sim_now_s: float
+    vehicle_id: str | None
+    pickup: LatLon | None
+    dropoff: LatLon | None
+    pickup_curb: LatLon | None = None
+    dropoff_curb: LatLon | None = None
+    requested_s: float
+    updated_s: float
+    live: bool = Field(description="false for rides of an earlier server run (history only)")
+    eta_s: float | None = None
+    vehicle: VehiclePosition | None = None
+    greeting: str | None = None
+    on_board: bool = False
+    buckled: bool = False
+    can_start: bool = False
+    start_blocked_reason: str | None = None
+    yielding_for_emergency: bool = False
+    close_reason: str | None = None
+    events: list[RideEventPublic] = []
+
+
+class ReceiptPublic(BaseModel):
+    ride_id: str
+    state: str
+    ended: bool
+    requested_s: float
+    picked_up_s: float | None
+    dropped_off_s: float | None
+    wait_s: float | None
+    ride_s: float | None
+    ride_m: float | None
+    pickup_walk_m: float | None
+    dropoff_walk_m: float | None
+    vehicle_id: str | None
+    ended_by: str | None = Field(description="cause of the last event, e.g. rider, no_show")
+    close_reason: str | None
+    route: list[list[float]] = Field(description="[[lat, lon], ...] pick-up curb to drop-off")
+    route_kind: str | None = Field(
+        description="'driven' (sampled positions) or 'planned' (rides of an earlier run)"
+    )
+
+
+# --- vehicles -----------------------------------------------------------------------------
+
+
+class VehiclePublic(BaseModel):
+    vehicle_id: str
+    lat: float
+    lon: float
+    heading_deg: float
+    available: bool
+
+
+class VehicleOperator(VehiclePublic):
+    status: str
+    speed_mps: float
+    stopped: bool
+    trip_id: str | None
+    next_trip_id: str | None
+    stage: str
+    yielding_for: str | None
+
+
+class NearbyPublic(BaseModel):
+    id: str
+    kind: str
+    lat: float
+    lon: float
+    distance_m: float
+    speed_mps: float
+
+
+class SteeringPublic(BaseModel):
+    angle_deg: float | None
+    note: str
+
+
+class CarScreenPublic(BaseModel):
+    vehicle_id: str
+    sim_now_s: float
+    status: str
+    position: VehiclePosition
+    speed_mps: float
+    ride: RidePublic | None
+    route: list[list[float]]
+    nearby: list[NearbyPublic]
+    steering: SteeringPublic
+    emergency_banner: str | None
+
+
+# --- support and operations ---------------------------------------------------------------
+
+
+class TicketCreate(_In):
+    text: Text
+    ride_id: str | None = Field(None, max_length=64)
+
+
+class TicketPublic(BaseModel):
+    id: int
+    text: str
+    status: str
+    created_at: str
+    ride_id: str | None
+    rider_id: str | None
+
+
+class TripOperator(BaseModel):
+    id: str
+    state: str
+    vehicle_id: str | None
+    rider: str = Field(description="'app' for a rider of this service, 'simulated' otherwise")
+    requested_s: float
+    eta_s: float | None
+
+
+class YieldPublic(BaseModel):
+    vehicle_id: str
+    ev_id: str
+    trip_id: str | None
+    approach: str
+    in_range_s: float
+    stopped_s: float | None
+    resumed_s: float | None
+    active: bool
+
+
+class KpisPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    sim_time_s: float
+    requests: int
+    completed: int
+    cancelled: int
+    open: int
+    fleet: int
+    speed: float
+    real_time_factor: float | None
+
+
+class HealthPublic(BaseModel):
+    status: str
+    city: str
+    sim_time_s: float
+    speed: float
+    real_time_factor: float | None
+    behind_s: float
+    ended: bool

@@ -1,0 +1,287 @@
+// The rider app: sign in, tap pick-up and destination, quote, book, follow the car, receipt.
+"use strict";
+
+(() => {
+  const { api, stream, rider, saveRider, duration, distance, STATE_TEXT, RoadMap } = Robotaxi;
+  const $ = (id) => document.getElementById(id);
+  const state = { pickup: null, dropoff: null, quoteRoute: [], ride: null, abort: null };
+  const map = new RoadMap($("map"), {
+    label: "City map: tap to set the pick-up or the destination",
+    onPick: pick,
+  });
+
+  function token() {
+    const r = rider();
+    return r ? r.token : "";
+  }
+
+  function show(id, visible) {
+    $(id).hidden = !visible;
+  }
+
+  function metresBetween(a, b) {
+    const k = Math.PI / 180;
+    const dx = (b.lon - a.lon) * k * Math.cos(((a.lat + b.lat) / 2) * k);
+    const dy = (b.lat - a.lat) * k;
+    return 6371000 * Math.hypot(dx, dy);
+  }
+
+  function fmt(p) {
+    return p ? `${p.lat.toFixed(5)}, ${p.lon.toFixed(5)}` : "not set";
+  }
+
+  function redraw() {
+    const markers = [];
+    const routes = [];
+    const ride = state.ride;
+    const pickup = ride && ride.pickup_curb ? ride.pickup_curb : state.pickup;
+    const dropoff = ride && ride.dropoff_curb ? ride.dropoff_curb : state.dropoff;
+    if (state.quoteRoute.length) routes.push({ line: state.quoteRoute, color: "#1f6feb" });
+    if (pickup) markers.push({ ...pickup, color: "#1a7f37", label: "pick-up" });
+    if (dropoff) markers.push({ ...dropoff, color: "#8250df", label: "destination" });
+    if (ride && ride.vehicle) {
+      markers.push({
+        lat: ride.vehicle.lat,
+        lon: ride.vehicle.lon,
+        heading: ride.vehicle.heading_deg,
+        shape: "car",
+        radius: 9,
+        color: "#d1242f",
+        label: ride.vehicle_id,
+      });
+    }
+    map.set({ routes, markers });
+  }
+
+  function pick(where) {
+    if (state.ride && !["completed", "cancelled"].includes(state.ride.state)) return;
+    const which = document.querySelector('input[name="pick"]:checked').value;
+    state[which] = where;
+    state.quoteRoute = [];
+    $("quote").textContent = "";
+    if (which === "pickup") document.querySelector('input[name="pick"][value="dropoff"]').checked = true;
+    $("pickup-text").textContent = fmt(state.pickup);
+    $("dropoff-text").textContent = fmt(state.dropoff);
+    const ready = Boolean(state.pickup && state.dropoff);
+    $("get-quote").disabled = !ready;
+    $("book").disabled = !ready;
+    redraw();
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    $("signin-error").textContent = "";
+    try {
+      const me = await api("/api/riders", { method: "POST", body: { name: $("name").value } });
+      saveRider(me);
+      await enter();
+    } catch (err) {
+      $("signin-error").textContent = err.message;
+    }
+  }
+
+  async function enter() {
+    const me = rider();
+    show("signin-panel", !me);
+    show("rider-panel", Boolean(me));
+    show("booking-panel", Boolean(me));
+    show("history-panel", Boolean(me));
+    if (!me) return;
+    $("rider-name").textContent = me.name;
+    let rides;
+    try {
+      rides = await loadHistory();
+    } catch (err) {
+      if (err.status === 401) {
+        saveRider(null); // this server does not know the token: sign in again
+        return enter();
+      }
+      throw err;
+    }
+    const active = rides.find((r) => !["completed", "cancelled"].includes(r.state));
+    if (active) follow(active);
+  }
+
+  async function quote() {
+    $("booking-error").textContent = "";
+    try {
+      const q = await api("/api/rides/quote", {
+        method: "POST",
+        token: token(),
+        body: { pickup: state.pickup, dropoff: state.dropoff },
+      });
+      state.quoteRoute = q.route;
+      $("quote").innerHTML = "";
+      const dl = document.createElement("dl");
+      const rows = [
+        ["Pick-up in", q.pickup_eta_s === null ? "no free car right now" : duration(q.pickup_eta_s)],
+        ["Ride time", duration(q.trip_s)],
+        ["Distance", distance(q.trip_m)],
+        ["Walk to the car", distance(q.pickup_walk_m)],
+      ];
+      for (const [k, v] of rows) {
+        const dt = document.createElement("dt");
+        dt.textContent = k;
+        const dd = document.createElement("dd");
+        dd.textContent = v;
+        dl.append(dt, dd);
+      }
+      dl.id = "quote-details";
+      $("quote").append(dl);
+      redraw();
+    } catch (err) {
+      $("booking-error").textContent = err.message;
+    }
+  }
+
+  async function book() {
+    $("booking-error").textContent = "";
+    try {
+      const ride = await api("/api/rides", {
+        method: "POST",
+        token: token(),
+        body: { pickup: state.pickup, dropoff: state.dropoff },
+      });
+      if (!state.quoteRoute.length) await quote().catch(() => {});
+      show("receipt", false);
+      follow(ride);
+      loadHistory();
+    } catch (err) {
+      $("booking-error").textContent = err.message;
+    }
+  }
+
+  function render(ride) {
+    state.ride = ride;
+    show("ride-panel", true);
+    $("ride-status").textContent = STATE_TEXT[ride.state] || ride.state;
+    $("ride-status").dataset.state = ride.state;
+    $("ride-car").textContent = ride.vehicle_id || "–";
+    $("ride-eta").textContent = ride.eta_s === null ? "–" : duration(ride.eta_s);
+    const coming = ["assigned", "en_route"].includes(ride.state) && ride.vehicle && ride.pickup_curb;
+    $("ride-distance").textContent = coming
+      ? `${Math.round(metresBetween(ride.vehicle, ride.pickup_curb))} m from your pick-up`
+      : "–";
+    $("ride-greeting").textContent = ride.state === "arrived" && ride.greeting ? ride.greeting : "";
+    const link = $("car-link");
+    if (ride.vehicle_id) {
+      link.href = `/car/${encodeURIComponent(ride.vehicle_id)}`;
+      link.hidden = false;
+    } else {
+      link.hidden = true;
+    }
+    const over = ["completed", "cancelled"].includes(ride.state);
+    $("cancel").disabled = over || !["requested", "assigned", "en_route", "arrived", "boarded"].includes(ride.state);
+    redraw();
+  }
+
+  async function follow(ride) {
+    if (state.abort) state.abort.abort();
+    const abort = new AbortController();
+    state.abort = abort;
+    render(ride);
+    let ended = false;
+    while (!abort.signal.aborted && !ended) {
+      try {
+        await stream(
+          `/api/rides/${encodeURIComponent(ride.id)}/stream`,
+          token(),
+          (name, data) => {
+            if (name === "ride") render(data);
+            if (name === "end") ended = true;
+          },
+          abort.signal,
+        );
+      } catch (err) {
+        if (abort.signal.aborted) return;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    if (ended) {
+      await loadHistory();
+      if (state.ride && state.ride.state === "completed") showReceipt(state.ride.id);
+    }
+  }
+
+  async function cancel() {
+    if (!state.ride) return;
+    $("ride-error").textContent = "";
+    try {
+      render(await api(`/api/rides/${encodeURIComponent(state.ride.id)}/cancel`, { method: "POST", token: token() }));
+    } catch (err) {
+      $("ride-error").textContent = err.message;
+    }
+  }
+
+  async function loadHistory() {
+    const rides = await api("/api/rides", { token: token() });
+    const list = $("history");
+    list.innerHTML = "";
+    for (const r of rides) {
+      const li = document.createElement("li");
+      li.textContent = `${r.id.slice(0, 13)}… ${r.state}${r.close_reason ? ` (${r.close_reason})` : ""} `;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = "Receipt";
+      b.setAttribute("aria-label", `Receipt of ride ${r.id}`);
+      b.addEventListener("click", () => showReceipt(r.id));
+      li.append(b);
+      list.append(li);
+    }
+    return rides;
+  }
+
+  async function showReceipt(rideId) {
+    const rec = await api(`/api/rides/${encodeURIComponent(rideId)}/receipt`, { token: token() });
+    const body = $("receipt-body");
+    body.innerHTML = "";
+    const rows = [
+      ["Ride", rec.ride_id],
+      ["Outcome", rec.state + (rec.ended_by ? ` (${rec.ended_by})` : "")],
+      ["Car", rec.vehicle_id || "–"],
+      ["Waited for the car", duration(rec.wait_s)],
+      ["Picked up (sim clock)", rec.picked_up_s === null ? "–" : `${Math.round(rec.picked_up_s)} s`],
+      ["Dropped off (sim clock)", rec.dropped_off_s === null ? "–" : `${Math.round(rec.dropped_off_s)} s`],
+      ["Ride time", duration(rec.ride_s)],
+      ["Distance", distance(rec.ride_m)],
+      ["Route on the map", rec.route_kind === "driven" ? "as driven" : rec.route_kind === "planned" ? "as planned" : "–"],
+    ];
+    if (rec.close_reason) rows.push(["Note", rec.close_reason]);
+    for (const [k, v] of rows) {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v;
+      body.append(dt, dd);
+    }
+    state.quoteRoute = rec.route;
+    show("receipt", true);
+    $("receipt").dataset.state = rec.state;
+    redraw();
+    $("receipt").focus();
+  }
+
+  $("signin-form").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", () => {
+    if (state.abort) state.abort.abort();
+    saveRider(null);
+    location.reload();
+  });
+  $("get-quote").addEventListener("click", quote);
+  $("book").addEventListener("click", book);
+  $("cancel").addEventListener("click", cancel);
+  $("clear").addEventListener("click", () => {
+    state.pickup = state.dropoff = null;
+    state.quoteRoute = [];
+    document.querySelector('input[name="pick"][value="pickup"]').checked = true;
+    $("pickup-text").textContent = $("dropoff-text").textContent = "not set";
+    $("quote").textContent = "";
+    $("get-quote").disabled = $("book").disabled = true;
+    redraw();
+  });
+  $("close-receipt").addEventListener("click", () => show("receipt", false));
+
+  map.load().then(enter).catch((err) => {
+    $("signin-error").textContent = `cannot reach the service: ${err.message}`;
+  });
+})();

@@ -1,0 +1,144 @@
+// The in-car screen: greeting, seat belt, Start ride, route and ETA, what is around, Help.
+"use strict";
+
+(() => {
+  const { api, rider, operatorToken, duration, STATE_TEXT, RoadMap } = Robotaxi;
+  const $ = (id) => document.getElementById(id);
+  const vehicleId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+  const map = new RoadMap($("map"), { label: `Map around car ${vehicleId} with its route` });
+  let screen = null;
+  let spokenFor = null;
+  let busy = false;
+
+  function token() {
+    const r = rider();
+    return r ? r.token : operatorToken();
+  }
+
+  function speak(text) {
+    if (!("speechSynthesis" in window)) return;
+    try {
+      const utterance = new SpeechSynthesisUtterance(text);
+      window.speechSynthesis.speak(utterance);
+    } catch (_) {
+      // speech is a courtesy: the live region already announced the greeting
+    }
+  }
+
+  function render(s) {
+    screen = s;
+    const ride = s.ride;
+    $("car-id").textContent = s.vehicle_id;
+    $("car-state").textContent = `status: ${s.status.replace(/_/g, " ")}`;
+    const greeting = ride && ride.greeting && !["completed", "cancelled"].includes(ride.state) ? ride.greeting : "";
+    if ($("greeting").textContent !== greeting) $("greeting").textContent = greeting;
+    if (greeting && ride && spokenFor !== ride.id) {
+      spokenFor = ride.id;
+      speak(greeting);
+    }
+    $("ride-status").textContent = ride ? STATE_TEXT[ride.state] || ride.state : "No ride in this car for you";
+    $("ride-status").dataset.state = ride ? ride.state : "";
+    const active = ride && ride.live;
+    $("board").disabled = !(active && ride.state === "arrived");
+    const belt = $("seatbelt");
+    belt.disabled = !(active && ["arrived", "boarded", "started", "driving"].includes(ride.state));
+    if (!busy) belt.checked = Boolean(ride && ride.buckled);
+    $("start").disabled = !(active && ride.can_start);
+    $("start-reason").textContent = active && ride.state !== "driving" && ride.start_blocked_reason
+      ? `Start ride: ${ride.start_blocked_reason}` : "";
+    $("pull-over").disabled = !(active && ride.state === "driving");
+    $("eta").textContent = ride && ride.eta_s !== null ? duration(ride.eta_s) : "–";
+    $("speed").textContent = `${(s.speed_mps * 3.6).toFixed(0)} km/h`;
+    $("steering").textContent = s.steering.angle_deg === null
+      ? s.steering.note : `${s.steering.angle_deg.toFixed(1)}°`;
+    const banner = $("ev-banner");
+    banner.hidden = !s.emergency_banner;
+    banner.textContent = s.emergency_banner || "";
+    const list = $("nearby");
+    list.innerHTML = "";
+    if (!s.nearby.length) {
+      const li = document.createElement("li");
+      li.textContent = "nothing within 60 m";
+      list.append(li);
+    }
+    for (const n of s.nearby.slice(0, 12)) {
+      const li = document.createElement("li");
+      li.textContent = `${n.kind} ${n.id}: ${Math.round(n.distance_m)} m, ${(n.speed_mps * 3.6).toFixed(0)} km/h`;
+      list.append(li);
+    }
+    const markers = s.nearby.map((n) => ({
+      lat: n.lat,
+      lon: n.lon,
+      radius: 4,
+      color: n.kind === "emergency" ? "#f0a500" : "#57606a",
+    }));
+    if (ride && ride.dropoff_curb) markers.push({ ...ride.dropoff_curb, color: "#8250df", label: "destination" });
+    if (ride && ride.pickup_curb && ["assigned", "en_route"].includes(ride.state)) {
+      markers.push({ ...ride.pickup_curb, color: "#1a7f37", label: "pick-up" });
+    }
+    markers.push({
+      lat: s.position.lat,
+      lon: s.position.lon,
+      heading: s.position.heading_deg,
+      shape: "car",
+      radius: 9,
+      color: "#d1242f",
+      label: s.vehicle_id,
+    });
+    map.set({ routes: s.route.length ? [{ line: s.route }] : [], markers });
+  }
+
+  async function refresh() {
+    try {
+      render(await api(`/api/vehicles/${encodeURIComponent(vehicleId)}/screen`, { token: token() }));
+      $("action-error").textContent = "";
+    } catch (err) {
+      $("car-state").textContent = err.status === 401 ? "sign in on the rider app first" : err.message;
+    }
+  }
+
+  async function act(path, body) {
+    if (!screen || !screen.ride) return;
+    $("action-error").textContent = "";
+    busy = true;
+    try {
+      await api(`/api/rides/${encodeURIComponent(screen.ride.id)}/${path}`, { method: "POST", token: token(), body });
+      await refresh();
+    } catch (err) {
+      $("action-error").textContent = err.message;
+    } finally {
+      busy = false;
+    }
+  }
+
+  $("board").addEventListener("click", () => act("board"));
+  $("seatbelt").addEventListener("change", (e) => act("buckle", { buckled: e.target.checked }));
+  $("start").addEventListener("click", () => act("start"));
+  $("pull-over").addEventListener("click", () => act("pull-over"));
+  $("help").addEventListener("click", () => {
+    $("help-panel").hidden = false;
+    $("help-text").focus();
+  });
+  $("cancel-help").addEventListener("click", () => {
+    $("help-panel").hidden = true;
+  });
+  $("send-help").addEventListener("click", async () => {
+    const text = $("help-text").value.trim() || `Help requested in car ${vehicleId}`;
+    try {
+      const ticket = await api("/api/tickets", {
+        method: "POST",
+        token: token(),
+        body: { text, ride_id: screen && screen.ride ? screen.ride.id : null },
+      });
+      $("help-result").textContent = `Support ticket ${ticket.id} opened: someone will contact you.`;
+      $("help-text").value = "";
+    } catch (err) {
+      $("help-result").textContent = err.message;
+    }
+  });
+
+  map.load().then(() => {
+    refresh();
+    setInterval(refresh, 500);
+  });
+})();

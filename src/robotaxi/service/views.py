@@ -1,0 +1,186 @@
+"""From the store's records and the live city's views to the API's `...Public` bodies."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from fastapi import HTTPException, status
+
+from robotaxi.core import TripEvent, TripState
+from robotaxi.service.runtime import ServiceRuntime
+from robotaxi.service.schemas import (
+    LatLon,
+    ReceiptPublic,
+    RideEventPublic,
+    RidePublic,
+    VehicleOperator,
+    VehiclePosition,
+    VehiclePublic,
+)
+from robotaxi.sim.live import TripView, VehicleView
+from robotaxi.store.records import Ride, Rider
+
+S = TripState
+
+
+def compass_deg(heading_rad: float) -> float:
+    """Map-frame heading (rad, counter-clockwise from east) → compass degrees from north."""
+    return round((90.0 - math.degrees(heading_rad)) % 360.0, 1)
+
+
+def latlon(runtime: ServiceRuntime, xy: tuple[float, float]) -> LatLon:
+    (lat, lon), *_ = runtime.to_latlon(np.array([xy]))
+    return LatLon(lat=lat, lon=lon)
+
+
+def own_ride(runtime: ServiceRuntime, rider: Rider, ride_id: str) -> Ride:
+    """The rider's ride, or 404 — also for another rider's ride, so ids reveal nothing."""
+    ride = runtime.store.ride(ride_id) if len(ride_id) <= 64 else None
+    if ride is None or ride.rider_id != rider.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
+    return ride
+
+
+def ride_public(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> RidePublic:
+    live = runtime.live
+    events: list[TripEvent] = (
+        list(view.events) if view is not None else runtime.store.events(ride.id)
+    )
+    pickup = (
+        LatLon(lat=ride.pickup_latlon.lat, lon=ride.pickup_latlon.lon)
+        if ride.pickup_latlon
+        else latlon(runtime, (ride.request.pickup_x, ride.request.pickup_y))
+    )
+    dropoff = (
+        LatLon(lat=ride.dropoff_latlon.lat, lon=ride.dropoff_latlon.lon)
+        if ride.dropoff_latlon
+        else latlon(runtime, (ride.request.dropoff_x, ride.request.dropoff_y))
+    )
+    body = RidePublic(
+        id=ride.id,
+        state=(view.state if view is not None else ride.state).value,
+        sim_now_s=round(live.now_s, 1),
+        vehicle_id=view.vehicle_id if view is not None else ride.vehicle_id,
+        pickup=pickup,
+        dropoff=dropoff,
+        requested_s=ride.request.time.time_s,
+        updated_s=(events[-1].time.time_s if events else ride.updated_at.time_s),
+        live=view is not None,
+        close_reason=ride.close_reason,
+        events=[
+            RideEventPublic(
+                seq=e.seq,
+                state=e.state.value,
+                time_s=e.time.time_s,
+                cause=e.cause,
+                vehicle_id=e.vehicle_id,
+            )
+            for e in events
+        ],
+    )
+    if view is None:
+        return body
+    vehicle = None
+    if view.vehicle_id is not None and view.vehicle_xy is not None:
+        v = live.vehicle(view.vehicle_id)
+        if v is not None:
+            vehicle = position(runtime, v)
+    blocked = view.start_blocked_reason
+    return body.model_copy(
+        update={
+            "pickup_curb": latlon(runtime, view.pickup_curb_xy),
+            "dropoff_curb": latlon(runtime, view.dropoff_curb_xy),
+            "eta_s": view.eta_s,
+            "vehicle": vehicle,
+            "greeting": view.greeting,
+            "on_board": view.on_board,
+            "buckled": view.buckled,
+            "can_start": blocked is None,
+            "start_blocked_reason": blocked,
+            "yielding_for_emergency": view.yielding_for is not None,
+        }
+    )
+
+
+def position(runtime: ServiceRuntime, v: VehicleView) -> VehiclePosition:
+    where = latlon(runtime, (v.x, v.y))
+    return VehiclePosition(lat=where.lat, lon=where.lon, heading_deg=compass_deg(v.heading))
+
+
+def vehicle_public(runtime: ServiceRuntime, vehicles: list[VehicleView]) -> list[VehiclePublic]:
+    coords = runtime.to_latlon(np.array([[v.x, v.y] for v in vehicles]).reshape(-1, 2))
+    return [
+        VehiclePublic(
+            vehicle_id=v.vehicle_id,
+            lat=c[0],
+            lon=c[1],
+            heading_deg=compass_deg(v.heading),
+            available=v.available,
+        )
+        for v, c in zip(vehicles, coords, strict=True)
+    ]
+
+
+def vehicle_operator(runtime: ServiceRuntime, vehicles: list[VehicleView]) -> list[VehicleOperator]:
+    public = vehicle_public(runtime, vehicles)
+    return [
+        VehicleOperator(
+            **p.model_dump(),
+            status=v.status,
+            speed_mps=round(v.speed, 2),
+            stopped=v.stopped,
+            trip_id=v.trip_id,
+            next_trip_id=v.next_trip_id,
+            stage=v.stage,
+            yielding_for=v.yielding_for,
+        )
+        for p, v in zip(public, vehicles, strict=True)
+    ]
+
+
+def receipt(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> ReceiptPublic:
+    events = list(view.events) if view is not None else runtime.store.events(ride.id)
+
+    def first(state: TripState) -> float | None:
+        for e in events:
+            if e.state == state:
+                return e.time.time_s
+        return None
+
+    state = events[-1].state if events else ride.state
+    arrived, started = first(S.ARRIVED), first(S.STARTED)
+    dropped = first(S.ARRIVED_AT_DESTINATION)
+    if dropped is None:
+        dropped = first(S.PULLED_OVER)
+    ride_m = None
+    for e in events:
+        if e.state == S.ARRIVED_AT_DESTINATION and "ride_m" in e.data:
+            ride_m = float(e.data["ride_m"])
+    requested = ride.request.time.time_s
+    route = runtime.live.driven_xy(ride.id)
+    route_kind = "driven"
+    if len(route) < 2:  # a ride of an earlier run: its trail was not kept, show the plan
+        route = runtime.live.route_between(
+            (ride.request.pickup_x, ride.request.pickup_y),
+            (ride.request.dropoff_x, ride.request.dropoff_y),
+        )
+        route_kind = "planned"
+    return ReceiptPublic(
+        ride_id=ride.id,
+        state=state.value,
+        ended=state.terminal,
+        requested_s=requested,
+        picked_up_s=started,
+        dropped_off_s=dropped,
+        wait_s=None if arrived is None else round(arrived - requested, 1),
+        ride_s=None if started is None or dropped is None else round(dropped - started, 1),
+        ride_m=ride_m,
+        pickup_walk_m=ride.pickup_walk_m,
+        dropoff_walk_m=ride.dropoff_walk_m,
+        vehicle_id=ride.vehicle_id if view is None else view.vehicle_id,
+        ended_by=events[-1].cause if events and state.terminal else None,
+        close_reason=ride.close_reason,
+        route=runtime.to_latlon(route) if started is not None else [],
+        route_kind=route_kind if started is not None else None,
+    )

@@ -1,0 +1,950 @@
+"""The live city behind `robotaxi serve`: one world, one fleet, stepped at a multiple of real time.
+
+`LiveService` owns the map, the routing graph, the SUMO world and the `FleetManager`, plus an
+optional trickle of synthetic riders drawn from the city's demand model (so real riders share
+the city with others). A background thread steps the simulation at `speed` × real time in
+`world.step_s` steps; tests call `step()` directly instead. One lock serialises ticks with
+rider actions and with the read accessors, so every answer is a consistent instant.
+
+Every `TripEvent` produced, by a tick or by a rider's action, goes first to the sink (the
+service writes it to the store, inside the lock, so the log is in the order things happened)
+and then to subscribers (live streams). If the simulation cannot keep its speed it does not
+skip steps: it runs as fast as it can and reports the real-time factor it achieves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from robotaxi.config import DemandConfig, RunConfig
+from robotaxi.core import (
+    AgentState,
+    RideRequest,
+    RobotaxiError,
+    TripEvent,
+    TripState,
+    WorldError,
+)
+from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, TncDemand
+from robotaxi.fleet.manager import AVAILABLE, FleetManager, RideActionError, Vehicle, VehicleStatus
+from robotaxi.fleet.trips import greeting
+from robotaxi.map import RoadMap, RoutingGraph, build_network, load_map
+from robotaxi.world.nearby import vehicles_near
+from robotaxi.world.sumo_world import SumoWorld
+
+FloatArray = npt.NDArray[np.float64]
+S = TripState
+log = logging.getLogger(__name__)
+
+# (new simulated ride requests, trip events) since the last call: the service's event log
+EventSink = Callable[[Sequence[RideRequest], Sequence[TripEvent]], None]
+_Batch = tuple[list[RideRequest], list[TripEvent]]  # rides and events for one sink call
+TRAVEL_TIME_UPDATE_S = 300.0
+RTF_WINDOW_WALL_S = 10.0
+DRAIN_S = 3000.0
+TRAIL_EVERY_S = 3.0
+# states in which the rider sits in (or is getting into) the car
+ON_BOARD = (S.BOARDED, S.STARTED, S.DRIVING, S.PULLED_OVER, S.ARRIVED_AT_DESTINATION)
+
+
+class LiveServiceError(RobotaxiError):
+    """The live simulation is not running, or has ended its service window."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUpdate:
+    """What one tick or one rider action changed: sent to subscribers."""
+
+    time_s: float
+    events: tuple[TripEvent, ...]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleView:
+    """One robotaxi at one instant (m, rad, m/s; map frame)."""
+
+    vehicle_id: str
+    status: str
+    x: float
+    y: float
+    heading: float
+    speed: float
+    stopped: bool
+    trip_id: str | None
+    next_trip_id: str | None
+    stage: str
+    yielding_for: str | None  # the emergency vehicle it is pulled over for
+
+    @property
+    def available(self) -> bool:
+        return (
+            VehicleStatus(self.status) in AVAILABLE
+            and self.trip_id is None
+            and self.next_trip_id is None
+            and self.yielding_for is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TripView:
+    """One trip as the rider app and the in-car screen show it (m, s since the sim start)."""
+
+    trip_id: str
+    rider_id: str
+    rider_name: str
+    controlled: bool
+    state: TripState
+    vehicle_id: str | None
+    requested_s: float
+    pickup_curb_xy: tuple[float, float]
+    dropoff_curb_xy: tuple[float, float]
+    pickup_walk_m: float
+    dropoff_walk_m: float
+    on_board: bool
+    buckled: bool
+    eta_s: float | None  # to the pick-up before arrival, to the drop-off while driving
+    greeting: str | None
+    vehicle_xy: tuple[float, float] | None
+    yielding_for: str | None
+    events: tuple[TripEvent, ...]
+
+    @property
+    def start_blocked_reason(self) -> str | None:
+        """Why Start ride is refused now, or None when it is allowed."""
+        if self.state != S.BOARDED:
+            if self.state in (S.REQUESTED, S.ASSIGNED, S.EN_ROUTE):
+                return "the car has not arrived yet"
+            if self.state == S.ARRIVED:
+                return "get in the car first"
+            return f"the ride is {self.state.value}"
+        if not self.buckled:
+            return "fasten your seat belt first"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A price-free quote: how soon a car can be there and how long the ride takes."""
+
+    pickup_eta_s: float | None  # None when no car is free now
+    vehicle_id: str | None
+    free_cars: int
+    trip_s: float
+    trip_m: float
+    pickup_curb_xy: tuple[float, float]
+    dropoff_curb_xy: tuple[float, float]
+    pickup_walk_m: float
+    dropoff_walk_m: float
+    same_curb: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How the clock keeps up: target speed and what was achieved over the last seconds."""
+
+    sim_time_s: float
+    speed: float
+    real_time_factor: float | None  # sim seconds per wall second, None before enough ticks
+    behind_s: float  # wall seconds the clock fell behind its schedule, summed since start
+    running: bool
+    ended: bool
+
+
+class LiveService:
+    """The service's city simulation. `start()`, then `run_clock()` or `step()`; `stop()`."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        work_dir: Path,
+        *,
+        speed: float = 1.0,
+        riders_per_hour: float = 6.0,
+        background_traffic: bool = True,
+        sink: EventSink | None = None,
+        ride_prefix: str = "sim",
+    ) -> None:
+        if not math.isfinite(speed) or speed <= 0:
+            raise LiveServiceError(f"speed {speed} must be a positive multiple of real time")
+        if not math.isfinite(riders_per_hour) or riders_per_hour < 0:
+            raise LiveServiceError(f"riders_per_hour {riders_per_hour} must be 0 or more")
+        self.config = config
+        self.work_dir = work_dir
+        self.speed = speed
+        self.riders_per_hour = riders_per_hour
+        self.background_traffic = background_traffic
+        self.sink = sink
+        self.ride_prefix = ride_prefix
+        # no new rides after end_s; trips under way may finish for DRAIN_S more (SUMO runs
+        # an hour past the window, see SumoWorld.start)
+        self.end_s = config.hours * 3600.0
+        self.stop_s = self.end_s + DRAIN_S
+        self._lock = threading.RLock()
+        self._subscribers: dict[int, Callable[[LiveUpdate], None]] = {}
+        self._next_sub = 0
+        self._version = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._synthetic: list[RideRequest] = []
+        self._next_synthetic = 0
+        self._next_tt_update = TRAVEL_TIME_UPDATE_S
+        self._unsaved_rides: list[RideRequest] = []
+        self._unsaved_events: list[TripEvent] = []
+        # lock order: _lock, then _sink_lock, then _queue_lock (held only briefly)
+        self._sink_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._rtf_samples: deque[tuple[float, float]] = deque()
+        self._trails: dict[str, list[tuple[float, float]]] = {}
+        self._next_trail_s = 0.0
+        self._behind_s = 0.0
+        self._ticks = 0
+        self._tick_wall_s = 0.0
+        self.map: RoadMap
+        self.graph: RoutingGraph
+        self.world: SumoWorld
+        self.fleet: FleetManager
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the city, start SUMO and park the fleet at its starting curbs."""
+        cfg = self.config
+        built = build_network(cfg.map.city, cfg.map.data_dir, cfg.map.cache_dir)
+        self.map = load_map(built)
+        self.graph = RoutingGraph(self.map)
+        day, start_hour = cfg.start_day_hour
+        demand = self._demand(self.map)
+        self.fleet = FleetManager(
+            self.map, self.graph, cfg.fleet, cfg.dispatch,
+            demand=demand, day=day, start_hour=start_hour, seed=cfg.seed,
+        )  # fmt: skip
+        if self.riders_per_hour > 0:
+            sample = demand.sample(day, start_hour, cfg.hours, seed=cfg.seed)
+            self._synthetic = self._thin(list(sample.requests))
+        self.world = SumoWorld(
+            self.map, self.graph, cfg.world, cfg.fleet,
+            seed=cfg.seed, end_s=self.end_s, work_dir=self.work_dir,
+            background=self.background_traffic,
+        )  # fmt: skip
+        self.world.start()
+        try:
+            for k, curb in enumerate(self.fleet.initial_curbs()):
+                vid = f"taxi{k:03d}"
+                self.world.add_robotaxi(vid, curb)
+                self.fleet.add_vehicle(vid, curb)
+        except BaseException:
+            self.world.close()
+            raise
+        self._started = True
+
+    def run_clock(self) -> None:
+        """Step the simulation in a background thread at `speed` × real time."""
+        self._require_started()
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._clock, name="robotaxi-live", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the clock thread (if any) and close the world. Safe to call twice."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        with self._lock:
+            batch = self._take_batch()
+        self._write(batch, strict=False)
+        with self._lock:
+            if self._started:
+                self.world.close()
+                self._started = False
+
+    def __enter__(self) -> LiveService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def now_s(self) -> float:
+        with self._lock:
+            return self.world.time.time_s if self._started else 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self._started and self.now_s >= self.stop_s
+
+    # --- the tick -----------------------------------------------------------------------
+
+    def step(self) -> LiveUpdate:
+        """Advance the world by one step, run the fleet, record and publish what happened."""
+        wall0 = time.perf_counter()
+        with self._lock:
+            self._require_started()
+            if self.world.time.time_s >= self.stop_s:
+                raise LiveServiceError(
+                    f"the service window of {self.config.hours} h has ended; restart the server"
+                )
+            self.world.step()
+            now = self.world.time.time_s
+            snapshot = self.world.snapshot()
+            due: list[RideRequest] = []
+            while (
+                self._next_synthetic < len(self._synthetic)
+                and self._synthetic[self._next_synthetic].time.time_s <= now
+            ):
+                due.append(self._synthetic[self._next_synthetic])
+                self._next_synthetic += 1
+            result = self.fleet.tick(snapshot, due)
+            for command, reason in self.world.apply(result.commands):
+                self.fleet.on_command_failed(command, reason)
+            if now >= self._next_tt_update:
+                self._next_tt_update += TRAVEL_TIME_UPDATE_S
+                self.graph.update_travel_times(self.world.edge_travel_times(self.graph.edge_ids))
+            update = self._record(due, result.events)
+            batch = self._take_batch()
+            self._record_trails(now)
+            self._ticks += 1
+        self._write(batch, strict=False)
+        self._tick_wall_s += time.perf_counter() - wall0
+        self._publish(update)
+        return update
+
+    def step_until(self, done: Callable[[], bool], max_sim_s: float) -> bool:
+        """Step until `done()` (checked after each step) or `max_sim_s` of sim time passed."""
+        deadline = self.now_s + max_sim_s
+        while self.now_s < deadline and self.now_s < self.stop_s:
+            self.step()
+            if done():
+                return True
+        return done()
+
+    def _clock(self) -> None:
+        step_wall = self.config.world.step_s / self.speed
+        schedule = time.monotonic()
+        while not self._stop.is_set():
+            if self.ended:
+                self._stop.wait(0.5)
+                continue
+            try:
+                self.step()
+            except Exception:  # a broken tick must be visible, and must not kill the service
+                log.exception("live simulation tick failed; retrying in 1 s")
+                self._stop.wait(1.0)
+                schedule = time.monotonic()
+                continue
+            wall = time.monotonic()
+            self._rtf_samples.append((wall, self.now_s))
+            while self._rtf_samples and wall - self._rtf_samples[0][0] > RTF_WINDOW_WALL_S:
+                self._rtf_samples.popleft()
+            schedule += step_wall
+            delay = schedule - wall
+            if delay > 0:
+                self._stop.wait(delay)
+            elif -delay > step_wall:
+                # behind: never skip sim steps (riders would see cars jump); run flat out,
+                # count the shortfall and start a fresh schedule so we do not burst later
+                self._behind_s += -delay
+                schedule = wall
+
+    def pacing(self) -> Pacing:
+        samples = list(self._rtf_samples)
+        rtf = None
+        if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
+            rtf = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+        return Pacing(
+            sim_time_s=self.now_s,
+            speed=self.speed,
+            real_time_factor=None if rtf is None else round(rtf, 2),
+            behind_s=round(self._behind_s, 2),
+            running=self.running,
+            ended=self.ended,
+        )
+
+    # --- a real rider's actions ---------------------------------------------------------
+
+    def request_ride(
+        self,
+        request_id: str,
+        rider_id: str,
+        rider_name: str,
+        pickup_xy: tuple[float, float],
+        dropoff_xy: tuple[float, float],
+        *,
+        patience_s: float = 1800.0,
+        on_open: Callable[[RideRequest], None] | None = None,
+    ) -> TripView:
+        """Open a trip for a real rider at the current sim time; dispatch assigns it next tick.
+
+        `on_open(request)` runs first (the service stores the ride there, so the ride exists
+        before its first event), outside the lock so that a slow disk stalls neither the clock
+        nor readers; if it raises, no trip is opened.
+        """
+        with self._lock:
+            self._require_open()
+            request = RideRequest(
+                request_id=request_id,
+                rider_id=rider_id,
+                rider_name=rider_name,
+                time=self.world.time,
+                pickup_x=float(pickup_xy[0]),
+                pickup_y=float(pickup_xy[1]),
+                dropoff_x=float(dropoff_xy[0]),
+                dropoff_y=float(dropoff_xy[1]),
+                patience_s=patience_s,
+            )
+        if on_open is not None:
+            on_open(request)
+        with self._lock:
+            # a tick may have passed meanwhile: the trip still starts at the request's time
+            self._require_started()
+            _, events = self.fleet.request_ride(request)
+            update = self._record((), events)
+            batch = self._take_batch()
+            view = self._trip_view(request_id)
+        self._write(batch, strict=True)
+        self._publish(update)
+        return view
+
+    def board(self, trip_id: str) -> TripView:
+        return self._act(trip_id, lambda now: self.fleet.board(trip_id, now))
+
+    def buckle(self, trip_id: str, buckled: bool) -> TripView:
+        def action(_now: float) -> list[TripEvent]:
+            self.fleet.buckle(trip_id, buckled)
+            return []
+
+        return self._act(trip_id, action)
+
+    def start_ride(self, trip_id: str) -> TripView:
+        return self._act(trip_id, lambda now: self.fleet.start_ride(trip_id, now))
+
+    def cancel(self, trip_id: str) -> TripView:
+        return self._act(trip_id, lambda now: self.fleet.cancel(trip_id, now))
+
+    def pull_over(self, trip_id: str) -> TripView:
+        return self._act(trip_id, lambda now: self.fleet.pull_over(trip_id, now))
+
+    def _act(self, trip_id: str, action: Callable[[float], list[TripEvent]]) -> TripView:
+        """Run one rider action under the lock; raises `RideActionError` when not allowed."""
+        with self._lock:
+            self._require_started()
+            events = action(self.world.time.time_s)
+            update = self._record((), events)
+            batch = self._take_batch()
+            view = self._trip_view(trip_id)
+        self._write(batch, strict=True)
+        self._publish(update)
+        return view
+
+    # --- reading ------------------------------------------------------------------------
+
+    def has_trip(self, trip_id: str) -> bool:
+        with self._lock:
+            return self._started and trip_id in self.fleet.trips
+
+    def trip(self, trip_id: str) -> TripView | None:
+        with self._lock:
+            if not self._started or trip_id not in self.fleet.trips:
+                return None
+            return self._trip_view(trip_id)
+
+    def vehicles(self) -> list[VehicleView]:
+        with self._lock:
+            self._require_started()
+            return [_vehicle_view(v) for v in self.fleet.vehicles.values()]
+
+    def vehicle(self, vehicle_id: str) -> VehicleView | None:
+        with self._lock:
+            self._require_started()
+            v = self.fleet.vehicles.get(vehicle_id)
+            return None if v is None else _vehicle_view(v)
+
+    def open_trips(self) -> list[TripView]:
+        with self._lock:
+            self._require_started()
+            return [
+                self._trip_view(t.trip_id)
+                for t in self.fleet.trips.values()
+                if not t.state.terminal
+            ]
+
+    def route_xy(self, vehicle_id: str) -> FloatArray:
+        """N×2 polyline (m) of where the car is driving: from its position to its target curb.
+
+        Empty (0×2) when the car is parked at its target or is not moving anywhere.
+        """
+        with self._lock:
+            self._require_started()
+            v = self.fleet.vehicles.get(vehicle_id)
+            if (
+                v is None
+                or v.target_curb < 0
+                or v.status
+                not in (
+                    VehicleStatus.TO_PICKUP,
+                    VehicleStatus.TO_DROPOFF,
+                    VehicleStatus.REBALANCING,
+                )
+            ):
+                return np.zeros((0, 2))
+            edge, pos = self._locate(v)
+            curbs = self.map.curbs
+            target_edge = curbs.edge_ids[v.target_curb]
+            target_pos = float(curbs.pos[v.target_curb])
+            return self._route_polyline(edge, pos, target_edge, target_pos)
+
+    def trip_route_xy(self, trip_id: str) -> FloatArray:
+        """N×2 polyline (m) of the fastest route from the trip's pick-up curb to its drop-off."""
+        with self._lock:
+            self._require_started()
+            trip = self.fleet.trips.get(trip_id)
+            if trip is None:
+                return np.zeros((0, 2))
+            return self.route_between(
+                (trip.request.pickup_x, trip.request.pickup_y),
+                (trip.request.dropoff_x, trip.request.dropoff_y),
+            )
+
+    def route_between(self, from_xy: tuple[float, float], to_xy: tuple[float, float]) -> FloatArray:
+        """N×2 polyline (m) of the fastest route between the curbs nearest two points."""
+        with self._lock:
+            self._require_started()
+            idx, _ = self.map.curbs.nearest(np.array([from_xy, to_xy], dtype=float))
+            a, b = int(idx[0]), int(idx[1])
+            curbs = self.map.curbs
+            return self._route_polyline(
+                curbs.edge_ids[a], float(curbs.pos[a]), curbs.edge_ids[b], float(curbs.pos[b])
+            )
+
+    def driven_xy(self, trip_id: str) -> FloatArray:
+        """N×2 positions (m) the car drove through with the rider on board, every few s."""
+        with self._lock:
+            trail = self._trails.get(trip_id, [])
+            return np.array(trail, dtype=float).reshape(-1, 2)
+
+    def nearby(self, vehicle_id: str, radius_m: float = 60.0) -> tuple[AgentState, ...]:
+        """SUMO's road users within `radius_m` of the car (what it 'sees' at fleet fidelity)."""
+        with self._lock:
+            self._require_started()
+            try:
+                return vehicles_near(self.world, vehicle_id, radius_m)
+            except WorldError:
+                return ()  # not inserted yet (before the first step) or left the network
+
+    def quote(self, pickup_xy: tuple[float, float], dropoff_xy: tuple[float, float]) -> Quote:
+        """Pick-up ETA from the nearest free car and the trip's time and length (s, m)."""
+        with self._lock:
+            self._require_started()
+            curbs = self.map.curbs
+            idx, walk = curbs.nearest(np.array([pickup_xy, dropoff_xy], dtype=float))
+            a, b = int(idx[0]), int(idx[1])
+            free = [
+                v
+                for v in sorted(self.fleet.vehicles.values(), key=lambda x: x.vehicle_id)
+                if _vehicle_view(v).available
+            ]
+            pickup_eta: float | None = None
+            best: str | None = None
+            if free:
+                origins = [self._locate(v) for v in free]
+                eta = self.graph.eta_matrix(
+                    [o[0] for o in origins],
+                    np.array([o[1] for o in origins]),
+                    [curbs.edge_ids[a]],
+                    np.array([curbs.pos[a]]),
+                )[:, 0]
+                k = int(np.argmin(eta))
+                if np.isfinite(eta[k]):
+                    pickup_eta, best = float(eta[k]), free[k].vehicle_id
+            trip_eta = float(
+                self.graph.eta_matrix(
+                    [curbs.edge_ids[a]], np.array([curbs.pos[a]]),
+                    [curbs.edge_ids[b]], np.array([curbs.pos[b]]),
+                )[0, 0]
+            )  # fmt: skip
+            polyline = self._route_polyline(
+                curbs.edge_ids[a], float(curbs.pos[a]), curbs.edge_ids[b], float(curbs.pos[b])
+            )
+            return Quote(
+                pickup_eta_s=None if pickup_eta is None else round(pickup_eta, 1),
+                vehicle_id=best,
+                free_cars=len(free),
+                trip_s=round(trip_eta, 1) if a != b and math.isfinite(trip_eta) else 0.0,
+                trip_m=round(_polyline_length(polyline), 1) if a != b else 0.0,
+                pickup_curb_xy=(float(curbs.xy[a, 0]), float(curbs.xy[a, 1])),
+                dropoff_curb_xy=(float(curbs.xy[b, 0]), float(curbs.xy[b, 1])),
+                pickup_walk_m=round(float(walk[0]), 1),
+                dropoff_walk_m=round(float(walk[1]), 1),
+                same_curb=a == b,
+            )
+
+    def yields(self) -> list[dict[str, Any]]:
+        """Emergency-vehicle yields so far, finished and in progress (times in sim s)."""
+        with self._lock:
+            self._require_started()
+            active = [v.yielding for v in self.fleet.vehicles.values() if v.yielding is not None]
+            rows = []
+            for record, is_active in [(y, False) for y in self.fleet.yields] + [
+                (y, True) for y in active
+            ]:
+                rows.append(
+                    {
+                        "vehicle_id": record.vehicle_id,
+                        "ev_id": record.ev_id,
+                        "trip_id": record.trip_id,
+                        "approach": record.approach,
+                        "in_range_s": record.in_range_s,
+                        "stopped_s": record.stopped_s,
+                        "resumed_s": record.resumed_s,
+                        "active": is_active,
+                    }
+                )
+            return rows
+
+    def kpis(self) -> dict[str, Any]:
+        """A light, live version of the fleet KPIs (the full ones need a finished history)."""
+        with self._lock:
+            self._require_started()
+            trips = list(self.fleet.trips.values())
+            waits: list[float] = []
+            rides: list[float] = []
+            for t in trips:
+                arrived, started = t.time_of(S.ARRIVED), t.time_of(S.STARTED)
+                if arrived is not None:
+                    waits.append(arrived - t.request.time)
+                at_dest = t.time_of(S.ARRIVED_AT_DESTINATION)
+                if started is not None and at_dest is not None:
+                    rides.append(at_dest - started)
+            vehicles = list(self.fleet.vehicles.values())
+            busy = sum(1 for v in vehicles if v.trip_id is not None or v.next_trip_id is not None)
+            riders = sum(1 for t in trips if self.fleet.riders[t.trip_id].controlled)
+            states: dict[str, int] = {}
+            for t in trips:
+                states[t.state.value] = states.get(t.state.value, 0) + 1
+            n_yields = len(self.fleet.yields) + sum(1 for v in vehicles if v.yielding)
+            pacing_now = self.world.time.time_s
+        pacing = self.pacing()
+        return {
+            "sim_time_s": round(pacing_now, 1),
+            "requests": len(trips),
+            "requests_from_app": riders,
+            "completed": states.get(S.COMPLETED.value, 0),
+            "cancelled": states.get(S.CANCELLED.value, 0),
+            "open": sum(1 for t in trips if not t.state.terminal),
+            "states": states,
+            "wait_p50_s": _pct(waits, 50),
+            "wait_p95_s": _pct(waits, 95),
+            "in_vehicle_p50_s": _pct(rides, 50),
+            "fleet": len(vehicles),
+            "busy_vehicles": busy,
+            "utilisation": round(busy / len(vehicles), 3) if vehicles else None,
+            "ev_yields": n_yields,
+            "speed": self.speed,
+            "real_time_factor": pacing.real_time_factor,
+            "behind_s": pacing.behind_s,
+            "tick_ms_mean": round(1000 * self._tick_wall_s / self._ticks, 2)
+            if self._ticks
+            else None,
+        }
+
+    # --- subscribers --------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[LiveUpdate], None]) -> Callable[[], None]:
+        """Call `callback` (from the ticking thread) after every tick and action.
+
+        Returns the function that unsubscribes. Callbacks must be quick and must not call
+        back into this service (hand the update to a queue instead).
+        """
+        with self._lock:
+            key = self._next_sub
+            self._next_sub += 1
+            self._subscribers[key] = callback
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers.pop(key, None)
+
+        return unsubscribe
+
+    @property
+    def version(self) -> int:
+        """Increases with every tick and action: cheap change detection for pollers."""
+        return self._version
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise LiveServiceError("the live simulation is not running: call start() first")
+
+    def _require_open(self) -> None:
+        self._require_started()
+        if self.world.time.time_s >= self.end_s:
+            raise LiveServiceError(
+                f"the service window of {self.config.hours} h has ended: no new rides"
+            )
+
+    def _demand(self, road_map: RoadMap) -> DemandModel:
+        cfg = self.config
+        if cfg.map.city == "grid":
+            demand_cfg = cfg.demand.model_copy(update={"requests_per_hour": self.riders_per_hour})
+            return SyntheticDemand(
+                road_map.bounds,
+                DemandConfig.model_validate(demand_cfg.model_dump()),
+                layout_seed=cfg.seed,
+                inside=road_map.inside,
+            )
+        from robotaxi.fleet.demand import load_tnc_zones
+
+        zones = load_tnc_zones(cfg.map.data_dir)
+        area = ServiceArea(
+            to_xy=road_map.projection.lonlat_to_xy, inside=road_map.inside, bbox_m=road_map.bounds
+        )
+        return TncDemand(zones, area, cfg.demand)
+
+    def _thin(self, requests: list[RideRequest]) -> list[RideRequest]:
+        """Keep about `riders_per_hour` of the model's requests (seeded), with unique ids."""
+        target = self.riders_per_hour * self.config.hours
+        if requests and len(requests) > target:
+            rng = np.random.default_rng([self.config.seed, 0x11FE])
+            keep = rng.random(len(requests)) < target / len(requests)
+            requests = [r for r, k in zip(requests, keep, strict=True) if k]
+        # ids unique across server restarts (the store keeps every run's rides)
+        return [
+            replace(
+                r, request_id=f"{self.ride_prefix}-{r.request_id}", rider_id=f"sim-{r.rider_id}"
+            )
+            for r in requests
+        ]
+
+    def _record(self, rides: Sequence[RideRequest], events: Sequence[TripEvent]) -> LiveUpdate:
+        """Queue what happened for the sink (call under `_lock`)."""
+        with self._queue_lock:
+            self._unsaved_rides.extend(rides)
+            self._unsaved_events.extend(events)
+        self._version += 1
+        return LiveUpdate(self.world.time.time_s, tuple(events), self._version)
+
+    def _take_batch(self) -> _Batch | None:
+        """Everything queued, with the writer's turn taken (call under `_lock`).
+
+        Taking the sink lock while still holding `_lock` keeps writes in the order things
+        happened; the write itself then runs after `_lock` is released, so readers never wait
+        for the disk.
+        """
+        with self._queue_lock:
+            if self.sink is None or not (self._unsaved_rides or self._unsaved_events):
+                self._unsaved_rides.clear()
+                self._unsaved_events.clear()
+                return None
+            batch = (list(self._unsaved_rides), list(self._unsaved_events))
+            self._unsaved_rides.clear()
+            self._unsaved_events.clear()
+        self._sink_lock.acquire()
+        return batch
+
+    def _write(
+        self, batch: tuple[list[RideRequest], list[TripEvent]] | None, *, strict: bool
+    ) -> None:
+        """Hand a batch to the sink and release the writer's turn; keep it queued on failure."""
+        if batch is None:
+            return
+        try:
+            if self.sink is not None:
+                self.sink(*batch)
+        except Exception:
+            # queued again in front: the next write retries it (the store skips duplicates)
+            with self._queue_lock:
+                self._unsaved_rides[:0] = batch[0]
+                self._unsaved_events[:0] = batch[1]
+            if strict:
+                raise
+            log.exception("writing %d trip events failed; retrying", len(batch[1]))
+        finally:
+            self._sink_lock.release()
+
+    def _publish(self, update: LiveUpdate) -> None:
+        with self._lock:
+            callbacks = list(self._subscribers.values())
+        for callback in callbacks:
+            try:
+                callback(update)
+            except Exception:
+                log.exception("a live-update subscriber failed")
+
+    def _record_trails(self, now: float) -> None:
+        """Sample where cars with a rider on board are, for receipts ("route driven")."""
+        if now < self._next_trail_s:
+            return
+        self._next_trail_s = now + TRAIL_EVERY_S
+        for v in self.fleet.vehicles.values():
+            if v.status == VehicleStatus.TO_DROPOFF and v.trip_id is not None:
+                self._trails.setdefault(v.trip_id, []).append(v.xy)
+            elif v.status == VehicleStatus.AT_DROPOFF and v.trip_id in self._trails:
+                trail = self._trails[v.trip_id]
+                if trail[-1] != v.xy:
+                    trail.append(v.xy)  # where it stopped
+
+    def _locate(self, v: Vehicle) -> tuple[str, float]:
+        """Where a car is on the routing graph: its edge and m along it (curb if internal)."""
+        if v.edge in self.graph.index:
+            return v.edge, v.lane_pos
+        curb = max(v.target_curb, 0)
+        return self.map.curbs.edge_ids[curb], float(self.map.curbs.pos[curb])
+
+    def _route_polyline(
+        self, from_edge: str, from_pos: float, to_edge: str, to_pos: float
+    ) -> FloatArray:
+        if from_edge == to_edge and to_pos >= from_pos:
+            edges: tuple[str, ...] = (from_edge,)
+        else:
+            edges = ()
+            if from_edge == to_edge:
+                # behind us on the same edge: once around the block
+                for lane_id in self.map.edges[from_edge].lane_ids:
+                    for succ in self.map.lanes[lane_id].successors:
+                        nxt = self.map.lanes[succ].edge_id
+                        if nxt in self.graph.index:
+                            loop = self.graph.route(nxt, to_edge)
+                            if loop and (not edges or len(loop) + 1 < len(edges)):
+                                edges = (from_edge, *loop)
+            else:
+                edges = self.graph.route(from_edge, to_edge)
+        if not edges:
+            return np.zeros((0, 2))
+        parts: list[FloatArray] = []
+        for k, edge_id in enumerate(edges):
+            line = self.map.curb_lane(edge_id).centerline
+            start = from_pos if k == 0 else 0.0
+            end = to_pos if k == len(edges) - 1 else math.inf
+            parts.append(_cut(line, start, end))
+        return np.concatenate(parts, axis=0)
+
+    def _trip_view(self, trip_id: str) -> TripView:
+        trip = self.fleet.trips[trip_id]
+        rider = self.fleet.riders[trip_id]
+        car = self.fleet.vehicles.get(trip.vehicle_id) if trip.vehicle_id else None
+        own_car = car is not None and car.trip_id == trip_id
+        curbs = self.map.curbs
+        eta: float | None = None
+        if own_car and car is not None:
+            target = None
+            if trip.state in (S.ASSIGNED, S.EN_ROUTE):
+                target = trip.pickup_curb
+            elif trip.state in (S.STARTED, S.DRIVING):
+                target = trip.dropoff_curb
+            if target is not None:
+                edge, pos = self._locate(car)
+                value = float(
+                    self.graph.eta_matrix(
+                        [edge], np.array([pos]),
+                        [curbs.edge_ids[target]], np.array([curbs.pos[target]]),
+                    )[0, 0]
+                )  # fmt: skip
+                eta = round(max(value, 0.0), 1) if math.isfinite(value) else None
+        arrived = trip.time_of(S.ARRIVED) is not None
+        return TripView(
+            trip_id=trip_id,
+            rider_id=trip.request.rider_id,
+            rider_name=trip.request.rider_name,
+            controlled=rider.controlled,
+            state=trip.state,
+            vehicle_id=trip.vehicle_id,
+            requested_s=trip.request.time.time_s,
+            pickup_curb_xy=(
+                float(curbs.xy[trip.pickup_curb, 0]),
+                float(curbs.xy[trip.pickup_curb, 1]),
+            ),
+            dropoff_curb_xy=(
+                float(curbs.xy[trip.dropoff_curb, 0]),
+                float(curbs.xy[trip.dropoff_curb, 1]),
+            ),
+            pickup_walk_m=round(trip.pickup_walk_m, 1),
+            dropoff_walk_m=round(trip.dropoff_walk_m, 1),
+            on_board=trip.state in ON_BOARD,
+            buckled=rider.buckled,
+            eta_s=eta,
+            greeting=greeting(trip.request.rider_name) if arrived else None,
+            vehicle_xy=car.xy if car is not None and own_car else None,
+            yielding_for=car.yielding.ev_id
+            if own_car and car is not None and car.yielding
+            else None,
+            events=tuple(trip.events),
+        )
+
+
+def _vehicle_view(v: Vehicle) -> VehicleView:
+    return VehicleView(
+        vehicle_id=v.vehicle_id,
+        status=v.status.value,
+        x=v.xy[0],
+        y=v.xy[1],
+        heading=v.heading,
+        speed=v.speed,
+        stopped=v.stopped,
+        trip_id=v.trip_id,
+        next_trip_id=v.next_trip_id,
+        stage=v.stage,
+        yielding_for=v.yielding.ev_id if v.yielding is not None else None,
+    )
+
+
+def _cut(line: FloatArray, start_m: float, end_m: float) -> FloatArray:
+    """The part of a polyline (N×2) between arc lengths start_m and end_m (clamped)."""
+    seg = np.hypot(*np.diff(line, axis=0).T)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    total = float(cum[-1])
+    s0 = min(max(start_m, 0.0), total)
+    s1 = min(max(end_m, s0), total)
+    inner = line[(cum > s0) & (cum < s1)]
+    return np.vstack([_at(line, cum, s0), inner, _at(line, cum, s1)])
+
+
+def _at(line: FloatArray, cum: FloatArray, s: float) -> FloatArray:
+    i = int(np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(line) - 2))
+    span = cum[i + 1] - cum[i]
+    frac = (s - cum[i]) / span if span > 0 else 0.0
+    return (line[i] + frac * (line[i + 1] - line[i]))[None, :]
+
+
+def _polyline_length(line: FloatArray) -> float:
+    if len(line) < 2:
+        return 0.0
+    return float(np.hypot(*np.diff(line, axis=0).T).sum())
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+__all__ = [
+    "EventSink",
+    "LiveService",
+    "LiveServiceError",
+    "LiveUpdate",
+    "Pacing",
+    "Quote",
+    "RideActionError",
+    "TripView",
+    "VehicleView",
+]
