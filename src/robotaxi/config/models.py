@@ -72,6 +72,9 @@ class FleetConfig(_Model):
     vehicle_width_m: float = 2.01
     max_speed_mps: float = 25.0
     no_show_wait_s: float = Field(180.0, gt=0, description="car leaves after this wait")
+    app_no_show_wait_s: float = Field(
+        600.0, gt=0, description="the wait for a real rider of the app (sim s), who may be slow"
+    )
     boarding_s: tuple[float, float] = (20.0, 60.0)
     buckle_up_s: tuple[float, float] = Field(
         (3.0, 30.0), description="rider presses Start ride after this many seconds"

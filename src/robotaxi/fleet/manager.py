@@ -433,7 +433,12 @@ class FleetManager:
                 )  # fmt: skip
                 if rider.no_show or rider.controlled:
                     # a real rider has until the no-show wait ends to get in
-                    v.stage, v.timer_s = "no_show", now + self.config.no_show_wait_s
+                    wait = (
+                        self.config.app_no_show_wait_s
+                        if rider.controlled
+                        else self.config.no_show_wait_s
+                    )
+                    v.stage, v.timer_s = "no_show", now + wait
                 else:
                     v.stage, v.timer_s = "boarding", max(now, rider.at_curb_s) + rider.boarding_s
         elif v.status == VehicleStatus.AT_PICKUP and trip is not None and now >= v.timer_s:
@@ -488,7 +493,14 @@ class FleetManager:
         )
 
     def _begin_driving(self, v: Vehicle, trip: Trip, now: float, out: FleetTickResult) -> None:
-        self._event(trip, S.STARTED, now, out, cause="rider", data={"button": "Start ride"})
+        self._event(
+            trip,
+            S.STARTED,
+            now,
+            out,
+            cause="rider",
+            data={"button": "Start ride", "seatbelt": True},
+        )
         self._event(trip, S.DRIVING, now, out, cause="car", data={"odometer_m": v.odometer_m})
         v.status, v.stage, v.timer_s = VehicleStatus.TO_DROPOFF, "", math.inf
         self._send_to(v, trip.dropoff_curb)
@@ -564,7 +576,9 @@ class FleetManager:
 
     # --- dispatch -----------------------------------------------------------------------
 
-    def _locate(self, v: Vehicle) -> tuple[str, float]:
+    def locate(self, v: Vehicle) -> tuple[str, float]:
+        """Where a car is on the routing graph: its edge and m along it (its curb target while
+        it is inside a junction)."""
         if v.edge in self.graph.index:
             return v.edge, v.lane_pos
         curb = max(v.target_curb, 0)
@@ -604,12 +618,12 @@ class FleetManager:
                 continue
             if v.status in AVAILABLE and v.trip_id is None and v.next_trip_id is None:
                 cars.append(v)
-                origins.append(self._locate(v))
+                origins.append(self.locate(v))
                 extra.append(0.0)
             elif soon_free and v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None:
                 holding[v.trip_id] = v.vehicle_id
                 cars.append(v)
-                origins.append(self._locate(v))
+                origins.append(self.locate(v))
                 extra.append(0.0)
             elif soon_free and v.next_trip_id is None and v.status == VehicleStatus.AT_DROPOFF:
                 remaining = max(v.timer_s - now, 0.0)

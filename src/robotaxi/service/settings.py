@@ -55,7 +55,7 @@ class ServiceSettings(BaseModel):
         1800.0, gt=0, description="an app ride not picked up within this (sim s) is cancelled"
     )
     no_show_wait_s: float = Field(
-        600.0, gt=0, description="the car waits this long (sim s) for its rider to get in"
+        600.0, gt=0, description="the car waits this long (sim s) for an app rider to get in"
     )
     stream_max_s: float = Field(
         300.0, gt=0, description="a live stream ends after this (wall s); clients reconnect"
@@ -74,7 +74,7 @@ class ServiceSettings(BaseModel):
             "map.data_dir": str(self.map_data_dir),
             "map.cache_dir": str(self.map_cache_dir),
             "fleet.size": self.fleet,
-            "fleet.no_show_wait_s": self.no_show_wait_s,
+            "fleet.app_no_show_wait_s": self.no_show_wait_s,
             "hours": self.hours,
             "seed": self.seed,
             "start": self.start,

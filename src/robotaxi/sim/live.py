@@ -507,7 +507,7 @@ class LiveService:
                 )
             ):
                 return np.zeros((0, 2))
-            edge, pos = self._locate(v)
+            edge, pos = self.fleet.locate(v)
             curbs = self.map.curbs
             target_edge = curbs.edge_ids[v.target_curb]
             target_pos = float(curbs.pos[v.target_curb])
@@ -566,7 +566,7 @@ class LiveService:
             pickup_eta: float | None = None
             best: str | None = None
             if free:
-                origins = [self._locate(v) for v in free]
+                origins = [self.fleet.locate(v) for v in free]
                 eta = self.graph.eta_matrix(
                     [o[0] for o in origins],
                     np.array([o[1] for o in origins]),
@@ -805,13 +805,6 @@ class LiveService:
                 if trail[-1] != v.xy:
                     trail.append(v.xy)  # where it stopped
 
-    def _locate(self, v: Vehicle) -> tuple[str, float]:
-        """Where a car is on the routing graph: its edge and m along it (curb if internal)."""
-        if v.edge in self.graph.index:
-            return v.edge, v.lane_pos
-        curb = max(v.target_curb, 0)
-        return self.map.curbs.edge_ids[curb], float(self.map.curbs.pos[curb])
-
     def _route_polyline(
         self, from_edge: str, from_pos: float, to_edge: str, to_pos: float
     ) -> FloatArray:
@@ -854,7 +847,7 @@ class LiveService:
             elif trip.state in (S.STARTED, S.DRIVING):
                 target = trip.dropoff_curb
             if target is not None:
-                edge, pos = self._locate(car)
+                edge, pos = self.fleet.locate(car)
                 value = float(
                     self.graph.eta_matrix(
                         [edge], np.array([pos]),
