@@ -1,0 +1,401 @@
+"""Behaviour layer: a small explicit state machine that sets the motion planner's target.
+
+Behaviours, by priority (the highest active one names the tick):
+
+- `safe_stop`: the motion planner failed for several ticks in a row → stop where we are;
+- `yield_to_ev`: an emergency vehicle with flashing lights is within range, behind or
+  ahead, in our or an adjacent lane (or its predicted path enters them, as when it crosses
+  at an intersection ahead), and is catching up, coming toward us, alongside or crossing
+  → move to the kerb and stop there (before any stop line, so never inside an
+  intersection); stay until it has passed (seen ahead and moving away, or behind and
+  moving away) or has been out of sight for `ev_lost_resume_s`, then rejoin the lane;
+- `stop_at_line`: the next stop line's signal is red, or yellow and we can stop
+  comfortably → stop with the front bumper before the line;
+- `curbside_stop`: a stop was requested at arc length s → move to the kerb and stop with
+  the footprint centre at s;
+- `leave_curb`: standing beside the lane at the kerb → wait for a gap in the traffic coming
+  from behind in the lane, then merge into the lane;
+- `car_follow` / `lane_follow`: drive the lane centre at the speed limit, with or without a
+  leading vehicle within `follow_range_m`.
+
+Stops are given as a rear-axle arc length `stop_s_m` at which the car must stand; the
+motion planner treats it as a standing obstacle in its IDM speed profiles.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from robotaxi.autonomy.planning.reference import ReferencePath
+from robotaxi.autonomy.prediction import Predictions
+from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState
+from robotaxi.core.types import FloatArray
+
+# predicted positions are projected every this many steps and interpolated in between
+PREDICTION_PROJECTION_STRIDE = 4
+# standing this far right of the lane centre counts as "at the kerb" (m): must leave it
+# through a gap in the traffic from behind
+AT_CURB_OFFSET_M = 0.3
+
+
+class Behaviour(enum.StrEnum):
+    LANE_FOLLOW = "lane_follow"
+    CAR_FOLLOW = "car_follow"
+    STOP_AT_LINE = "stop_at_line"
+    LEAVE_CURB = "leave_curb"
+    CURBSIDE_STOP = "curbside_stop"
+    YIELD_TO_EV = "yield_to_ev"
+    SAFE_STOP = "safe_stop"
+
+
+class BehaviourConfig(BaseModel):
+    """Parameters of the behaviour layer (units in the names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ev_yield_range_m: float = Field(default=80.0, gt=0, description="yield to an EV this close")
+    ev_passed_margin_m: float = Field(default=12.0, ge=0, description="EV this far ahead → passed")
+    ev_lost_resume_s: float = Field(default=2.0, ge=0, description="EV unseen this long → resume")
+    ev_max_pull_over_m: float = Field(
+        default=20.0, gt=0, description="most room allowed for reaching the kerb, m"
+    )
+    pull_over_m_per_m: float = Field(
+        default=8.0, gt=0, description="distance along the lane per metre of lateral move, m/m"
+    )
+    ev_stop_before_s: float = Field(
+        default=1.5, ge=0, description="be standing this long before the EV reaches us, s"
+    )
+    ev_release_below_mps: float = Field(
+        default=0.2, ge=0, description="once the EV has passed, resume from at most this speed"
+    )
+    ev_release_above_mps: float = Field(
+        default=3.0, ge=0, description="… or at once if still above this speed, m/s"
+    )
+    ev_max_decel_mps2: float = Field(
+        default=4.0, gt=0, description="hardest braking to stop in time for an EV, m/s²"
+    )
+
+    curb_margin_m: float = Field(default=0.5, ge=0, description="gap kept to the kerb, m")
+    curb_approach_m: float = Field(
+        default=40.0, gt=0, description="start moving to the kerb this far before a requested stop"
+    )
+    comfortable_decel_mps2: float = Field(default=2.0, gt=0)
+    max_lateral_accel_mps2: float = Field(
+        default=2.0, gt=0, description="bends are taken no faster than this allows, m/s²"
+    )
+    speed_preview_m: float = Field(
+        default=40.0, gt=0, description="speed limits and bends this far ahead count, m"
+    )
+    yellow_max_decel_mps2: float = Field(
+        default=3.0, gt=0, description="stop for yellow only below"
+    )
+    red_max_decel_mps2: float = Field(
+        default=6.0, gt=0, description="past this a red line is run (already committed)"
+    )
+    stop_line_margin_m: float = Field(
+        default=1.0, ge=0, description="front bumper stops this far before the line"
+    )
+    follow_range_m: float = Field(default=60.0, gt=0)
+    merge_gap_time_s: float = Field(
+        default=4.0,
+        gt=0,
+        description="traffic from behind must be this many seconds away to leave the kerb",
+    )
+    merge_gap_min_m: float = Field(default=10.0, ge=0)
+    safe_stop_after_failures: int = Field(default=3, ge=1)
+    safe_stop_release_ticks: int = Field(default=10, ge=1)
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviourTarget:
+    """What the motion planner aims for: lateral offset `lateral_offset_m` from the reference
+    path (m, left positive), speed `target_speed_mps`, and, when set, the rear-axle arc
+    length `stop_s_m` (m) where the car must be standing."""
+
+    behaviour: Behaviour
+    lateral_offset_m: float
+    target_speed_mps: float
+    stop_s_m: float | None = None
+
+
+@dataclass(frozen=True)
+class FrenetScene:
+    """Ego and predicted agents in the reference path's Frenet frame.
+
+    `ego_s`, `ego_d`: rear axle (m); `agent_s`, `agent_d`: M×T centres along the
+    predictions (m); `agent_v_s`: M speeds along the path (m/s, negative = oncoming)."""
+
+    ego_s: float
+    ego_d: float
+    ego_heading_error: float
+    agent_s: FloatArray
+    agent_d: FloatArray
+    agent_v_s: FloatArray
+
+
+def frenet_scene(
+    path: ReferencePath,
+    ego: VehicleState,
+    predictions: Predictions,
+    window_back_m: float = 60.0,
+    window_ahead_m: float = 160.0,
+) -> FrenetScene:
+    """Project the ego and all predictions onto `path`, searching only near the ego."""
+    es, ed = path.project(ego.x, ego.y)
+    ego_s = float(es)
+    window = (ego_s - window_back_m, ego_s + window_ahead_m)
+    heading_err = float((ego.heading - path.heading_at(ego_s) + np.pi) % (2 * np.pi) - np.pi)
+    if len(predictions) == 0:
+        empty = np.zeros((0, predictions.xy.shape[1]))
+        return FrenetScene(ego_s, float(ed), heading_err, empty, empty, np.zeros(0))
+    s, d = path.project_series(
+        predictions.xy[..., 0], predictions.xy[..., 1], PREDICTION_PROJECTION_STRIDE, window
+    )
+    path_h = path.heading_at(s[:, 0])
+    v_s = predictions.speed * np.cos(predictions.heading[:, 0] - path_h)
+    return FrenetScene(ego_s, float(ed), heading_err, s, d, v_s)
+
+
+def curb_offset_m(
+    path: ReferencePath, s: float, cfg: BehaviourConfig, params: VehicleParams
+) -> float:
+    """Lateral offset (m) that puts the car's right side `curb_margin_m` from the kerb; never
+    left of the lane centre."""
+    room = float(path.right_room_at(s))
+    return min(0.0, -(room - 0.5 * params.width_m - cfg.curb_margin_m))
+
+
+class BehaviourPlanner:
+    """The behaviour state machine of one car (module docstring)."""
+
+    def __init__(self, config: BehaviourConfig | None = None, params: VehicleParams = IPACE):
+        self.config = config if config is not None else BehaviourConfig()
+        self.params = params
+        self.state = Behaviour.LANE_FOLLOW
+        self._failures = 0
+        self._ok_streak = 0
+        self._safe_stop_s: float | None = None
+        self._yield_stop_s: float | None = None
+        self._ev_last_seen_s: float | None = None
+        self._committed_line: float | None = None
+        self._merging = False
+
+    def _ev_threat(
+        self,
+        path: ReferencePath,
+        scene: FrenetScene,
+        pred: Predictions,
+        lane_w: float,
+        ego_speed: float,
+    ) -> tuple[bool, bool, float]:
+        """(an EV demands yielding now, an EV with lights is seen at all, seconds until the
+        nearest threatening EV reaches us — inf if none)."""
+        cfg = self.config
+        ev = np.flatnonzero(pred.flashing_lights)
+        if len(ev) == 0:
+            return False, False, np.inf
+        rel_s = scene.agent_s[ev] - scene.ego_s
+        near_lanes = np.abs(scene.agent_d[ev]) <= 1.5 * lane_w
+        in_range = np.abs(rel_s) <= cfg.ev_yield_range_m
+        corridor = near_lanes & in_range
+        now_near = corridor[:, 0]
+        # behind and catching up, ahead and coming toward us, or alongside
+        alongside = np.abs(rel_s[:, 0]) <= cfg.ev_passed_margin_m
+        # moving across our road (an intersection ahead) rather than along it
+        ev_speed = pred.speed[ev]
+        crossing = (ev_speed > 1.0) & (np.abs(scene.agent_v_s[ev]) < 0.7 * ev_speed)
+        approaching = (
+            ((rel_s[:, 0] < 0) & (scene.agent_v_s[ev] > 0.5))
+            | ((rel_s[:, 0] > 0) & (scene.agent_v_s[ev] < -0.5))
+            | alongside
+            | crossing
+        )
+        # ahead and not coming toward us (an oncoming EV has passed once it is behind)
+        passed = (rel_s[:, 0] > cfg.ev_passed_margin_m) & (scene.agent_v_s[ev] > -0.5) & ~crossing
+        # not in our lanes yet, but predicted to enter them within range (e.g. crossing)
+        entering = np.any(corridor, axis=1) & ~near_lanes[:, 0] & ~passed
+        threat = (now_near & approaching & ~passed) | entering
+        if not np.any(threat):
+            return False, True, np.inf
+        # time to meet: along the road from the closing speed; for one about to enter our
+        # road, when the prediction first puts it there
+        v_s = scene.agent_v_s[ev]
+        closing = np.where(rel_s[:, 0] < 0, v_s - ego_speed, ego_speed - v_s)
+        t_along = np.abs(rel_s[:, 0]) / np.maximum(closing, 0.5)
+        first_in = np.argmax(corridor, axis=1) * pred.dt_s
+        t_meet = np.where(entering, first_in, t_along)
+        return True, True, float(np.min(t_meet[threat]))
+
+    def step(
+        self,
+        ego: VehicleState,
+        path: ReferencePath,
+        scene: FrenetScene,
+        predictions: Predictions,
+        signals: Mapping[str, str],
+        stop_request_s: float | None,
+        time_s: float,
+        last_plan_ok: bool = True,
+    ) -> BehaviourTarget:
+        """Update the state machine and return this tick's target."""
+        cfg, p = self.config, self.params
+        s_ego, d_ego, v = scene.ego_s, scene.ego_d, ego.speed
+        lane_w = float(path.lane_width_at(s_ego))
+        ahead = s_ego + np.linspace(0.0, cfg.speed_preview_m, 9)
+        speed_limit = float(np.min(path.speed_limit_at(ahead)))
+        # slow for bends: lateral acceleration v²·κ within the comfortable limit
+        kappa = float(np.max(np.abs(path.curvature_at(ahead))))
+        if kappa > 1e-6:
+            speed_limit = min(speed_limit, float(np.sqrt(cfg.max_lateral_accel_mps2 / kappa)))
+        comfortable_stop_s = s_ego + v * v / (2 * cfg.comfortable_decel_mps2)
+        front_s = s_ego + p.rear_axle_to_front_m
+        stops: list[tuple[Behaviour, float]] = []
+        offset = 0.0
+        name: Behaviour | None = None
+
+        # --- safe stop after repeated planning failures
+        self._failures = 0 if last_plan_ok else self._failures + 1
+        self._ok_streak = self._ok_streak + 1 if last_plan_ok else 0
+        if self._failures >= cfg.safe_stop_after_failures and self._safe_stop_s is None:
+            self._safe_stop_s = comfortable_stop_s
+        if self._safe_stop_s is not None and self._ok_streak >= cfg.safe_stop_release_ticks:
+            self._safe_stop_s = None
+        if self._safe_stop_s is not None:
+            stops.append((Behaviour.SAFE_STOP, self._safe_stop_s))
+
+        # --- stop lines
+        next_line = None
+        for line in path.stop_lines:
+            if line.s_m - cfg.stop_line_margin_m > front_s - 0.5:
+                next_line = line
+                break
+        line_stop_s = None
+        if next_line is not None:
+            state = signals.get(next_line.signal_id, "g")
+            dist = next_line.s_m - cfg.stop_line_margin_m - front_s
+            need = v * v / (2 * max(dist, 0.1))
+            red, yellow = state in ("r", "R", "u"), state in ("y", "Y")
+            committed = self._committed_line == next_line.s_m
+            if (red and (need <= cfg.red_max_decel_mps2 or committed)) or (
+                yellow and (need <= cfg.yellow_max_decel_mps2 or committed)
+            ):
+                line_stop_s = next_line.s_m - cfg.stop_line_margin_m - p.rear_axle_to_front_m
+                self._committed_line = next_line.s_m
+                stops.append((Behaviour.STOP_AT_LINE, line_stop_s))
+            else:
+                self._committed_line = None
+
+        # --- emergency vehicles
+        threat, ev_seen, t_meet = self._ev_threat(path, scene, predictions, lane_w, v)
+        if threat:
+            self._ev_last_seen_s = time_s
+            if self._yield_stop_s is None:
+                # Be standing a moment before it arrives: brake harder than comfortable if
+                # it is close (up to ev_max_decel_mps2). With time to spare, also take the
+                # room needed to reach the kerb; otherwise standing still in time comes first
+                # and we get as near the kerb as the stopping distance allows.
+                needed = v / max(t_meet - cfg.ev_stop_before_s, 0.5)
+                decel = float(np.clip(needed, cfg.comfortable_decel_mps2, cfg.ev_max_decel_mps2))
+                brake_m = v * v / (2 * decel)
+                if needed <= cfg.comfortable_decel_mps2:
+                    lateral = abs(curb_offset_m(path, s_ego, cfg, p) - d_ego)
+                    reach_kerb = float(
+                        np.clip(cfg.pull_over_m_per_m * lateral, 3.0, cfg.ev_max_pull_over_m)
+                    )
+                    brake_m = max(brake_m, reach_kerb)
+                stop = s_ego + brake_m
+                if line_stop_s is not None:
+                    stop = min(stop, line_stop_s)
+                for line in path.stop_lines:
+                    # never come to rest inside an intersection: stop short of the line
+                    line_rear = line.s_m - cfg.stop_line_margin_m - p.rear_axle_to_front_m
+                    if s_ego - 0.5 < line_rear < stop + p.length_m:
+                        stop = min(stop, line_rear)
+                self._yield_stop_s = max(stop, s_ego)
+        elif self._yield_stop_s is not None:
+            # Seen and no longer a threat: it has passed or is moving away. Not seen: it may
+            # only be hidden for a moment, so wait before rejoining the lane.
+            gone_for = time_s - (
+                self._ev_last_seen_s if self._ev_last_seen_s is not None else time_s
+            )
+            # Finish a stop that is nearly complete before moving off again (a car that
+            # stops, then goes, reads clearly to everyone around it).
+            settled = v <= cfg.ev_release_below_mps or v >= cfg.ev_release_above_mps
+            if (ev_seen or gone_for >= cfg.ev_lost_resume_s) and settled:
+                self._yield_stop_s = None
+                self._merging = False
+        if self._yield_stop_s is not None:
+            stops.append((Behaviour.YIELD_TO_EV, self._yield_stop_s))
+            offset = curb_offset_m(path, s_ego, cfg, p)
+
+        # --- requested curbside stop
+        if stop_request_s is not None and self._yield_stop_s is None:
+            stop_rear = stop_request_s - p.rear_axle_to_center_m
+            if stop_rear - s_ego <= cfg.curb_approach_m and stop_rear > s_ego - 1.0:
+                stops.append((Behaviour.CURBSIDE_STOP, stop_rear))
+                offset = curb_offset_m(path, stop_request_s, cfg, p)
+                self._merging = False
+
+        # --- leaving the kerb: parked beside the lane with nothing holding us there
+        at_curb = d_ego < -AT_CURB_OFFSET_M and v < 2.0
+        if (not stops and at_curb) or (self._merging and not stops):
+            if not self._merging and self._gap_behind(scene, predictions, lane_w):
+                self._merging = True
+            if self._merging:
+                name = Behaviour.LEAVE_CURB
+                if d_ego > -0.3:
+                    self._merging = False
+            else:
+                name = Behaviour.LEAVE_CURB
+                offset = d_ego
+                stops.append((Behaviour.LEAVE_CURB, s_ego))
+
+        priority = [
+            Behaviour.SAFE_STOP,
+            Behaviour.YIELD_TO_EV,
+            Behaviour.STOP_AT_LINE,
+            Behaviour.CURBSIDE_STOP,
+            Behaviour.LEAVE_CURB,
+        ]
+        stop_s = min((s for _, s in stops), default=None)
+        active = {b for b, _ in stops}
+        for b in priority:
+            if b in active:
+                name = b
+                break
+        if name is None:
+            name = (
+                Behaviour.CAR_FOLLOW
+                if self._has_lead(scene, predictions)
+                else (Behaviour.LANE_FOLLOW)
+            )
+        self.state = name
+        return BehaviourTarget(name, offset, speed_limit, stop_s)
+
+    def _has_lead(self, scene: FrenetScene, pred: Predictions) -> bool:
+        if len(pred) == 0:
+            return False
+        rel = scene.agent_s[:, 0] - scene.ego_s
+        lateral = (
+            np.abs(scene.agent_d[:, 0] - scene.ego_d)
+            < 0.5 * (self.params.width_m + pred.width) + 0.3
+        )
+        ahead = (rel > 0) & (rel < self.config.follow_range_m)
+        return bool(np.any(lateral & ahead))
+
+    def _gap_behind(self, scene: FrenetScene, pred: Predictions, lane_w: float) -> bool:
+        """No traffic in the lane (d ≈ 0) behind us arriving within the merge gap."""
+        if len(pred) == 0:
+            return True
+        cfg = self.config
+        in_lane = np.abs(scene.agent_d[:, 0]) < 0.5 * lane_w + 0.5
+        gap = scene.ego_s - scene.agent_s[:, 0] - 0.5 * pred.length
+        behind = gap > -self.params.length_m
+        closing = np.maximum(scene.agent_v_s, 0.1)
+        too_close = (gap < cfg.merge_gap_min_m) | (gap / closing < cfg.merge_gap_time_s)
+        return not bool(np.any(in_lane & behind & too_close))

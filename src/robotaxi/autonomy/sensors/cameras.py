@@ -1,0 +1,268 @@
+"""Simulated cameras: a 360° roof camera and two wide side cameras, from ground truth.
+
+What a camera reports: objects whose centre is inside its field of view and range and that
+are not hidden behind other road users' footprints (or static polygons such as city
+blocks), with Gaussian noise on position (growing with range), heading and speed, random
+missed detections and Poisson false positives. An emergency vehicle's flashing lights are
+reported only on a detection of that vehicle. All cameras sit at the roof centre (the
+footprint centre in plan view); the roof camera cannot see the ground right beside the car
+(`min_range_m`), which is what the side cameras are for. An object seen by several cameras
+is reported once, by the most precise camera that sees it.
+
+Randomness comes only from the numpy `Generator` passed in, drawn in a fixed order, so the
+same seed and the same input give the same detections.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from robotaxi.core.time import TimePoint
+from robotaxi.core.types import AgentKind, AgentState, Detection, FloatArray, Pose, SirenState
+
+# centre and the four corners of each footprint are tested for line of sight
+N_SAMPLE_POINTS = 5
+
+
+class CameraSpec(BaseModel):
+    """One camera: where it looks (relative to the car's heading) and how far it sees."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    camera_id: str
+    yaw_offset_rad: float = Field(
+        default=0.0, description="optical axis relative to the heading, rad"
+    )
+    fov_rad: float = Field(
+        default=2 * math.pi, gt=0, le=2 * math.pi, description="field of view, rad"
+    )
+    min_range_m: float = Field(default=0.0, ge=0, description="nearer objects are not seen, m")
+    max_range_m: float = Field(default=100.0, gt=0, description="farther objects are not seen, m")
+    position_std_m: float = Field(default=0.15, ge=0, description="position noise at zero range, m")
+    position_std_per_m: float = Field(
+        default=0.004, ge=0, description="added position noise per metre of range, m/m"
+    )
+
+
+def _default_cameras() -> tuple[CameraSpec, ...]:
+    return (
+        CameraSpec(camera_id="roof_360", fov_rad=2 * math.pi, min_range_m=3.5, max_range_m=120.0),
+        CameraSpec(
+            camera_id="side_left",
+            yaw_offset_rad=math.pi / 2,
+            fov_rad=math.radians(170.0),
+            max_range_m=40.0,
+            position_std_m=0.1,
+            position_std_per_m=0.006,
+        ),
+        CameraSpec(
+            camera_id="side_right",
+            yaw_offset_rad=-math.pi / 2,
+            fov_rad=math.radians(170.0),
+            max_range_m=40.0,
+            position_std_m=0.1,
+            position_std_per_m=0.006,
+        ),
+    )
+
+
+class CameraConfig(BaseModel):
+    """The camera rig and its error model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cameras: tuple[CameraSpec, ...] = Field(default_factory=_default_cameras)
+    heading_std_rad: float = Field(default=0.05, ge=0, description="heading noise, rad")
+    speed_std_mps: float = Field(default=0.3, ge=0, description="speed noise, m/s")
+    miss_probability: float = Field(
+        default=0.03, ge=0, le=1, description="chance a visible object is not reported in a frame"
+    )
+    false_positives_per_frame: float = Field(
+        default=0.02, ge=0, description="mean number of phantom objects per camera per frame"
+    )
+    min_visible_fraction: float = Field(
+        default=0.4,
+        gt=0,
+        le=1,
+        description="share of an object's centre+corners that must be in sight",
+    )
+    occlusion: bool = Field(
+        default=True, description="hide objects behind other footprints / polygons"
+    )
+
+
+def footprint_corners(
+    x: FloatArray, y: FloatArray, heading: FloatArray, length: FloatArray, width: FloatArray
+) -> FloatArray:
+    """Corners (…×4×2, m) of oriented boxes centred at (x, y), counter-clockwise."""
+    c, s = np.cos(heading), np.sin(heading)
+    hl, hw = 0.5 * np.asarray(length), 0.5 * np.asarray(width)
+    signs = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    lx = signs[:, 0] * hl[..., None]
+    ly = signs[:, 1] * hw[..., None]
+    cx = np.asarray(x)[..., None] + lx * c[..., None] - ly * s[..., None]
+    cy = np.asarray(y)[..., None] + lx * s[..., None] + ly * c[..., None]
+    return np.stack([cx, cy], axis=-1)
+
+
+def _segments_cross(
+    o: FloatArray, p: FloatArray, e0: FloatArray, e1: FloatArray
+) -> npt.NDArray[np.bool_]:
+    """Whether segments o→p (R×2, broadcast against E) and e0→e1 (E×2) properly intersect.
+
+    Returns R×E booleans.
+    """
+
+    def orient(
+        ax: FloatArray,
+        ay: FloatArray,
+        bx: FloatArray,
+        by: FloatArray,
+        cx: FloatArray,
+        cy: FloatArray,
+    ) -> FloatArray:
+        return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+
+    ox, oy = o[:, None, 0], o[:, None, 1]
+    px, py = p[:, None, 0], p[:, None, 1]
+    ax, ay = e0[None, :, 0], e0[None, :, 1]
+    bx, by = e1[None, :, 0], e1[None, :, 1]
+    d1 = orient(ox, oy, px, py, ax, ay)
+    d2 = orient(ox, oy, px, py, bx, by)
+    d3 = orient(ax, ay, bx, by, ox, oy)
+    d4 = orient(ax, ay, bx, by, px, py)
+    return ((d1 * d2) < 0) & ((d3 * d4) < 0)
+
+
+def line_of_sight(
+    origin: tuple[float, float],
+    targets: FloatArray,
+    target_owner: npt.NDArray[np.int_],
+    occluder_polygons: Sequence[FloatArray],
+    occluder_owner: Sequence[int],
+) -> npt.NDArray[np.bool_]:
+    """Which target points (R×2) are visible from `origin`: True where no occluder edge
+    crosses the sight line. An occluder never hides points of its own owner (same index)."""
+    if not occluder_polygons or len(targets) == 0:
+        return np.ones(len(targets), dtype=bool)
+    e0 = np.concatenate([np.asarray(poly, dtype=np.float64) for poly in occluder_polygons])
+    e1 = np.concatenate(
+        [np.roll(np.asarray(poly, dtype=np.float64), -1, axis=0) for poly in occluder_polygons]
+    )
+    owner = np.concatenate(
+        [
+            np.full(len(poly), own)
+            for poly, own in zip(occluder_polygons, occluder_owner, strict=True)
+        ]
+    )
+    o = np.broadcast_to(np.asarray(origin, dtype=np.float64), targets.shape)
+    crosses = _segments_cross(o, targets, e0, e1)
+    crosses &= target_owner[:, None] != owner[None, :]
+    return ~np.any(crosses, axis=1)
+
+
+def _wrap(angle: FloatArray) -> FloatArray:
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+def simulate_cameras(
+    agents: Sequence[AgentState],
+    ego_pose: Pose,
+    time: TimePoint,
+    rng: np.random.Generator,
+    config: CameraConfig | None = None,
+    static_occluders: Sequence[FloatArray] = (),
+    ego_id: str | None = None,
+) -> list[Detection]:
+    """Detections (map frame) of `agents` by the rig on a car at `ego_pose` (footprint centre).
+
+    `static_occluders` are polygons (K×2 m, e.g. city blocks) that also block the view;
+    `ego_id` drops the ego itself from `agents` if the caller left it in.
+    """
+    cfg = config if config is not None else CameraConfig()
+    others = [a for a in agents if a.agent_id != ego_id]
+    n = len(others)
+    ox, oy = ego_pose.x, ego_pose.y
+    # Draw every random number up front in a fixed layout: determinism does not depend on
+    # which objects happen to be visible.
+    miss_u = rng.random(n)
+    noise = rng.standard_normal((n, 4))
+    fp_counts = rng.poisson(cfg.false_positives_per_frame, len(cfg.cameras))
+    detections: list[Detection] = []
+    if n:
+        x = np.array([a.x for a in others])
+        y = np.array([a.y for a in others])
+        heading = np.array([a.heading for a in others])
+        length = np.array([a.length for a in others])
+        width = np.array([a.width for a in others])
+        corners = footprint_corners(x, y, heading, length, width)
+        rng_m = np.hypot(x - ox, y - oy)
+        bearing = _wrap(np.arctan2(y - oy, x - ox) - ego_pose.heading)
+        if cfg.occlusion:
+            points = np.concatenate([np.stack([x, y], axis=1)[:, None, :], corners], axis=1)
+            owner = np.repeat(np.arange(n), N_SAMPLE_POINTS)
+            polys = [corners[i] for i in range(n)] + [np.asarray(p) for p in static_occluders]
+            poly_owner = list(range(n)) + [-1] * len(static_occluders)
+            visible_pts = line_of_sight((ox, oy), points.reshape(-1, 2), owner, polys, poly_owner)
+            visible = visible_pts.reshape(n, N_SAMPLE_POINTS).mean(axis=1) >= (
+                cfg.min_visible_fraction - 1e-9
+            )
+        else:
+            visible = np.ones(n, dtype=bool)
+        best_std = np.full(n, np.inf)
+        best_cam = np.full(n, -1)
+        for ci, cam in enumerate(cfg.cameras):
+            in_fov = np.abs(_wrap(bearing - cam.yaw_offset_rad)) <= 0.5 * cam.fov_rad + 1e-12
+            in_range = (rng_m >= cam.min_range_m) & (rng_m <= cam.max_range_m)
+            cam_std = cam.position_std_m + cam.position_std_per_m * rng_m
+            better = in_fov & in_range & (cam_std < best_std)
+            best_std = np.where(better, cam_std, best_std)
+            best_cam = np.where(better, ci, best_cam)
+        for i, agent in enumerate(others):
+            if best_cam[i] < 0 or not visible[i] or miss_u[i] < cfg.miss_probability:
+                continue
+            std = float(best_std[i])
+            detections.append(
+                Detection(
+                    sensor_id=cfg.cameras[int(best_cam[i])].camera_id,
+                    time=time,
+                    x=agent.x + std * float(noise[i, 0]),
+                    y=agent.y + std * float(noise[i, 1]),
+                    heading=float(
+                        _wrap(np.asarray(agent.heading + cfg.heading_std_rad * noise[i, 2]))
+                    ),
+                    speed=max(0.0, agent.speed + cfg.speed_std_mps * float(noise[i, 3])),
+                    kind=agent.kind,
+                    length=agent.length,
+                    width=agent.width,
+                    flashing_lights=agent.siren == SirenState.ON,
+                    position_std_m=std,
+                    truth_id=agent.agent_id,
+                )
+            )
+    for ci, cam in enumerate(cfg.cameras):
+        for _ in range(int(fp_counts[ci])):
+            u = rng.random(4)
+            r = cam.min_range_m + u[0] * (cam.max_range_m - cam.min_range_m)
+            b = ego_pose.heading + cam.yaw_offset_rad + (u[1] - 0.5) * cam.fov_rad
+            detections.append(
+                Detection(
+                    sensor_id=cam.camera_id,
+                    time=time,
+                    x=ox + r * math.cos(b),
+                    y=oy + r * math.sin(b),
+                    heading=float((u[2] - 0.5) * 2 * math.pi),
+                    speed=float(u[3] * 10.0),
+                    kind=AgentKind.UNKNOWN,
+                    length=4.5,
+                    width=1.8,
+                    position_std_m=cam.position_std_m + cam.position_std_per_m * r,
+                    truth_id=None,
+                )
+            )
+    return detections
