@@ -17,7 +17,7 @@ from robotaxi.config.scenario import load_scenario, scenario_names
 from robotaxi.core import ConfigError
 from robotaxi.metrics.render import render_drive_gif
 from robotaxi.metrics.scenario_report import scenario_report
-from robotaxi.sim.drive import run_scenario
+from robotaxi.sim.drive import idm_planner, run_scenario
 
 
 def register(sub: Any) -> None:
@@ -65,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
                 progress=_updater(bar, task),
             )
             bar.update(task, completed=spec.duration_s)
-            report = scenario_report(result)
+            reference = run_scenario(
+                spec, work_dir=Path(work) / f"{spec.name}-idm", data_dir=args.data_dir,
+                planner=idm_planner(),
+            )  # fmt: skip
+            report = scenario_report(result, reference)
             reports.append(report)
             if args.render is not None:
                 render_drive_gif(result, args.render)

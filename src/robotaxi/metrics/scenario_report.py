@@ -12,7 +12,19 @@ from robotaxi.metrics.driving import DrivingHistory, MetricResult, evaluate, sce
 from robotaxi.sim.drive import DriveResult
 
 
-def history_from_run(result: DriveResult) -> DrivingHistory:
+def reached_s(result: DriveResult) -> float:
+    """Arc length along the route where a run's car ended up (m)."""
+    if result.route is None or not result.record.ego:
+        raise ValueError("the run has no route or no recorded ticks")
+    x, y = result.record.ego[-1][1], result.record.ego[-1][2]
+    s, _ = result.route.path.project(x, y)
+    return float(s)
+
+
+def history_from_run(result: DriveResult, goal_s_m: float | None = None) -> DrivingHistory:
+    """The run as metric input; `goal_s_m` is how far along the route counts as full progress
+    (nuPlan compares with an expert's progress; we use a reference driver's, see
+    `scenario_report`), else the end of the route."""
     rec = result.record
     if result.route is None:
         raise ValueError("the run has no route")
@@ -55,7 +67,16 @@ def history_from_run(result: DriveResult) -> DrivingHistory:
             np.asarray(rec.signals, dtype="U1") if path.stop_lines else np.zeros((0, 0), "U1")
         ),
         planned=tuple(rec.planned),
+        goal_s_m=goal_s_m,
     )
+
+
+def _start_s(result: DriveResult) -> float:
+    if result.route is None:
+        return 0.0
+    x, y = result.record.ego[0][1], result.record.ego[0][2]
+    s, _ = result.route.path.project(x, y)
+    return float(s)
 
 
 def _jsonable(value: Any) -> Any:
@@ -70,9 +91,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def scenario_report(result: DriveResult) -> dict[str, Any]:
-    """The machine-readable result of `robotaxi drive --json`."""
-    history = history_from_run(result)
+def scenario_report(result: DriveResult, reference: DriveResult | None = None) -> dict[str, Any]:
+    """The machine-readable result of `robotaxi drive --json`.
+
+    `reference` is the same scenario driven by the IDM lane-following baseline (same seed and
+    traffic); as nuPlan scores progress against the expert's, full progress here means
+    getting as far as that reference driver did (it stops for leaders and red lights but
+    ignores ambulances, pedestrians and curbside stops).
+    """
+    goal = reached_s(reference) if reference is not None else None
+    history = history_from_run(result, goal)
     metrics: dict[str, MetricResult] = evaluate(history)
     score = scenario_score(metrics)
     spec = result.scenario
@@ -100,6 +128,7 @@ def scenario_report(result: DriveResult) -> dict[str, Any]:
         "at_fault_collisions": int(metrics["no_at_fault_collision"].value),
         "sumo_collisions": len(result.collisions),
         "progress_m": round(progress_m, 1),
+        "reference_progress_m": None if goal is None else round(goal - _start_s(result), 1),
         "metrics": {
             name: {
                 "score": r.score,
