@@ -38,6 +38,7 @@ S = TripState
 WALK_SPEED_MPS = 1.3
 ARRIVAL_TOLERANCE_M = 25.0
 EV_YIELD_TIMEOUT_S = 120.0
+EV_YIELD_DELAY_S = 30.0  # expected delay of a car pulled over for an ambulance, for dispatch
 
 
 class VehicleStatus(enum.StrEnum):
@@ -600,7 +601,7 @@ class FleetManager:
             if v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None
         ]
         waiting = [self.trips[t] for t in self._waiting]
-        if waiting:
+        if waiting or reassignable:
             self._assign(
                 now, out, waiting + sorted(reassignable, key=lambda t: t.trip_id), soon_free=True
             )
@@ -614,14 +615,16 @@ class FleetManager:
         extra: list[float] = []
         holding: dict[str, str] = {}  # trip → car currently assigned (reassignable)
         for v in sorted(self.vehicles.values(), key=lambda x: x.vehicle_id):
-            if v.yielding is not None:
-                continue
-            if v.status in AVAILABLE and v.trip_id is None and v.next_trip_id is None:
+            if soon_free and v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None:
+                # a car pulled over for an ambulance still holds its trip (so that it is
+                # released if the trip moves to another car), a little later than its route
+                holding[v.trip_id] = v.vehicle_id
                 cars.append(v)
                 origins.append(self.locate(v))
-                extra.append(0.0)
-            elif soon_free and v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None:
-                holding[v.trip_id] = v.vehicle_id
+                extra.append(EV_YIELD_DELAY_S if v.yielding is not None else 0.0)
+            elif v.yielding is not None:
+                continue  # no new work while pulled over for an ambulance
+            elif v.status in AVAILABLE and v.trip_id is None and v.next_trip_id is None:
                 cars.append(v)
                 origins.append(self.locate(v))
                 extra.append(0.0)

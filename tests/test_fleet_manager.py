@@ -1,0 +1,90 @@
+"""The fleet manager's bookkeeping on hand-built situations (no SUMO): no trip ever has two
+cars, and a real rider's actions follow the life cycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robotaxi.config import load_config
+from robotaxi.core import RideRequest, TimePoint, TripState
+from robotaxi.fleet.manager import (
+    FleetManager,
+    FleetTickResult,
+    RideActionError,
+    VehicleStatus,
+    YieldRecord,
+)
+
+
+def _manager(grid_map, grid_graph, policy: str = "batch") -> FleetManager:  # type: ignore[no-untyped-def]
+    config = load_config(overrides={"dispatch.policy": policy, "dispatch.rebalance": False})
+    return FleetManager(
+        grid_map, grid_graph, config.fleet, config.dispatch,
+        demand=None, day=1, start_hour=8.0, seed=1,
+    )  # fmt: skip
+
+
+def _request(grid_map, rid: str, near_curb: int, far_curb: int, t: float = 0.0) -> RideRequest:  # type: ignore[no-untyped-def]
+    pu, do = grid_map.curbs.xy[near_curb], grid_map.curbs.xy[far_curb]
+    return RideRequest(rid, f"rider-{rid}", "Kevin", TimePoint.from_s(t), *pu, *do)
+
+
+def _empty_snapshot(t: float):  # type: ignore[no-untyped-def]
+    from robotaxi.core import WorldSnapshot
+
+    z = np.zeros(0)
+    return WorldSnapshot(TimePoint.from_s(t), (), (), np.zeros((0, 2)), z, z, z, z, (), z, ())
+
+
+def test_a_trip_taken_from_a_car_pulled_over_for_an_ambulance_releases_it(
+    grid_map, grid_graph
+) -> None:  # type: ignore[no-untyped-def]
+    fm = _manager(grid_map, grid_graph)
+    curbs = grid_map.curbs
+    pickup = 500
+    # the far car gets the trip first (the only car), then pulls over for an ambulance
+    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[pickup]).T)))
+    fm.add_vehicle("far", far)
+    out = fm.tick(_empty_snapshot(1.0), [_request(grid_map, "r1", pickup, 900)])
+    trip = fm.trips["r1"]
+    assert trip.vehicle_id == "far" and fm.vehicles["far"].status == VehicleStatus.TO_PICKUP
+    fm.vehicles["far"].yielding = YieldRecord("far", "ambulance0", 1.0, "r1", "behind")
+    # a car right next to the rider becomes free: batch dispatch moves the trip to it
+    near = int(np.argsort(np.hypot(*(curbs.xy - curbs.xy[pickup]).T))[1])
+    fm.add_vehicle("near", near)
+    out = FleetTickResult()
+    fm._dispatch(40.0, out)
+    assert trip.vehicle_id == "near"
+    holders = [v.vehicle_id for v in fm.vehicles.values() if v.trip_id == "r1"]
+    assert holders == ["near"]  # never two cars on one trip
+    assert fm.vehicles["far"].trip_id is None
+    assert any(e.state == TripState.ASSIGNED and e.cause == "reassigned" for e in out.events)
+
+
+def test_start_ride_needs_the_rider_boarded_and_buckled(grid_map, grid_graph) -> None:  # type: ignore[no-untyped-def]
+    fm = _manager(grid_map, grid_graph, policy="nearest")
+    fm.add_vehicle("taxi", 500)
+    trip, events = fm.request_ride(_request(grid_map, "app1", 501, 900))
+    assert [e.state for e in events] == [TripState.REQUESTED]
+    fm.tick(_empty_snapshot(1.0), [])
+    with pytest.raises(RideActionError, match="on board"):
+        fm.start_ride("app1", 2.0)
+    # the car arrives: parked at the pick-up curb
+    car = fm.vehicles["taxi"]
+    car.edge = grid_map.curbs.edge_ids[trip.pickup_curb]
+    car.lane_pos = float(grid_map.curbs.pos[trip.pickup_curb])
+    car.stopped = True
+    out = FleetTickResult()
+    fm._advance(car, 30.0, out)
+    assert trip.state == TripState.ARRIVED
+    assert out.events[-1].data["greeting"] == "Hey there, Kevin!"
+    fm.board("app1", 35.0)
+    with pytest.raises(RideActionError, match="seat belt"):
+        fm.start_ride("app1", 36.0)
+    fm.buckle("app1", True)
+    events = fm.start_ride("app1", 40.0)
+    assert [e.state for e in events] == [TripState.STARTED, TripState.DRIVING]
+    assert events[0].data["seatbelt"] is True
+    with pytest.raises(RideActionError):
+        fm.cancel("app1", 41.0)  # no cancelling once the ride is under way
