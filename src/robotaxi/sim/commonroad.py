@@ -1,0 +1,438 @@
+"""Peer benchmark: our autonomy stack on CommonRoad scenarios, judged by CommonRoad's tools.
+
+A CommonRoad scenario (lanelets, recorded obstacles) and its planning problem (initial
+state, goal region) become a closed loop: every time step the scenario's obstacles at that
+step are the ground truth the stack's cameras see (replayed, not reactive; traffic lights
+become stop lines and signal states); prediction follows the lanelet a track drives on; the
+stack plans and controls; our kinematic bicycle moves the ego by the scenario's `dt`. The
+run ends when the goal is reached or at the goal's last time step (at most
+`MAX_DURATION_S`). The ego's trajectory is then written as a CommonRoad `Trajectory` of
+`KSState`s and judged by CommonRoad's own code:
+
+- goal reached: `planning_problem.goal.is_reached(state)` for some state of the trajectory;
+- collision-free: the drivability checker's `create_collision_checker(scenario)` against
+  the ego's `TrajectoryPrediction` (a time-variant collision object) with the I-PACE's
+  footprint (4.68 m × 2.01 m);
+- kinematically feasible: `feasibility_checker.trajectory_feasibility` with the kinematic
+  single-track model `VehicleDynamics.KS(VehicleType.BMW_320i)` — CommonRoad's passenger
+  car, the closest it ships to an I-PACE — with its axle positions `a`, `b` and body `l`,
+  `w` replaced by the I-PACE's (limits stay the BMW 320i's: steering ±1.066 rad at
+  ≤ 0.4 rad/s, acceleration ≤ 11.5 m/s² with its power limit above 7.3 m/s).
+
+Frames: a CommonRoad state's position is the vehicle's centre; the KS model integrates the
+rear axle, which the checker recovers as `position − b·(cos ψ, sin ψ)`. Our `VehicleState`
+is the rear axle, so we write `position = rear axle + b·(cos ψ, sin ψ)` with
+b = `IPACE.rear_axle_to_center_m` (1.54 m), which is also the centre of the footprint the
+collision checker uses: both checks see the same car.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time as wall
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from commonroad.common.file_reader import CommonRoadFileReader
+from commonroad.geometry.shape import Circle, Polygon, Rectangle
+from commonroad.planning.planning_problem import PlanningProblem
+from commonroad.prediction.prediction import TrajectoryPrediction
+from commonroad.scenario.obstacle import ObstacleType
+from commonroad.scenario.scenario import Scenario
+from commonroad.scenario.state import KSState
+from commonroad.scenario.trajectory import Trajectory as CrTrajectory
+
+from robotaxi.autonomy.planning.reference import ReferencePath
+from robotaxi.autonomy.stack import AutonomyStack, Planner
+from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState, step
+from robotaxi.core.errors import DataNotFoundError, ScenarioError
+from robotaxi.core.time import TimePoint
+from robotaxi.core.types import AgentKind, AgentState, FloatArray, Track
+from robotaxi.sim.commonroad_lanes import (
+    DEFAULT_SPEED_LIMIT_MPS,
+    LaneletRouter,
+    LaneRoute,
+    signal_states,
+)
+
+# commonroad_dc ships a type stub (pycrcc.pyi) that is not valid Python, which stops mypy
+# outright; importing its modules by name keeps mypy out of the package.
+_dispatch: Any = importlib.import_module(
+    "commonroad_dc.collision.collision_detection.pycrcc_collision_dispatch"
+)
+feasibility_checker: Any = importlib.import_module("commonroad_dc.feasibility.feasibility_checker")
+_dynamics: Any = importlib.import_module("commonroad_dc.feasibility.vehicle_dynamics")
+VehicleDynamics = _dynamics.VehicleDynamics
+VehicleType = _dynamics.VehicleType
+create_collision_checker = _dispatch.create_collision_checker
+create_collision_object = _dispatch.create_collision_object
+
+FEASIBILITY_VEHICLE = VehicleType.BMW_320i
+# lane changes are laid out over this many seconds at the initial speed, within bounds (m)
+LANE_CHANGE_TIME_S = 3.5
+LANE_CHANGE_MIN_M = 25.0
+LANE_CHANGE_MAX_M = 80.0
+# a goal's velocity interval applies from this far before the goal region's centre (m)
+GOAL_SPEED_LEAD_M = 20.0
+# goals open for very long (a loading bay's is 1000 s) are attempted for at most this long
+MAX_DURATION_S = 60.0
+
+_KINDS = {
+    ObstacleType.PEDESTRIAN: AgentKind.PEDESTRIAN,
+    ObstacleType.BICYCLE: AgentKind.UNKNOWN,
+    ObstacleType.MOTORCYCLE: AgentKind.CAR,
+}
+
+
+@dataclass(frozen=True)
+class CrProblem:
+    """A loaded scenario, the planning problem we solve, and the ego's route."""
+
+    name: str
+    scenario: Scenario
+    problem: PlanningProblem
+    route: LaneRoute
+    router: LaneletRouter
+    dt_s: float
+    first_step: int
+    last_step: int
+
+    @property
+    def path(self) -> ReferencePath:
+        return self.route.path
+
+
+@dataclass(frozen=True)
+class CrRun:
+    """One closed-loop run: the ego's rear-axle states (T×7, `TrajectoryColumn` order, time
+    from the scenario's start), its CommonRoad trajectory, and the stack's wall-clock
+    runtimes per step (s): the whole stack and the planner alone."""
+
+    planner: str
+    states: FloatArray
+    trajectory: CrTrajectory
+    stack_time_s: tuple[float, ...]
+    planner_time_s: tuple[float, ...]
+    goal_step: int | None
+
+
+@dataclass(frozen=True)
+class CrVerdict:
+    """CommonRoad's verdicts on one trajectory; `*_step` is the first offending (or, for the
+    goal, first reaching) time step."""
+
+    goal_reached: bool
+    goal_step: int | None
+    collision: bool
+    collision_step: int | None
+    feasible: bool
+    infeasible_step: int | None
+    # every obstacle touching the ego at the first collision is behind the ego's centre and
+    # drives the same way: a replayed car ran into us (it cannot react), not we into it
+    struck_from_behind: bool = False
+
+    @property
+    def success(self) -> bool:
+        return self.goal_reached and not self.collision and self.feasible
+
+    @property
+    def failure_reasons(self) -> tuple[str, ...]:
+        reasons = []
+        if self.collision:
+            reasons.append("collision")
+        if not self.goal_reached:
+            reasons.append("goal_not_reached")
+        if not self.feasible:
+            reasons.append("infeasible")
+        return tuple(reasons)
+
+
+@dataclass
+class _Timings:
+    stack: list[float] = field(default_factory=list)
+    planner: list[float] = field(default_factory=list)
+
+
+def load_problem(path: Path, default_speed_mps: float | None = None) -> CrProblem:
+    """Read a CommonRoad file and build the ego's route for its first planning problem
+    (lowest id). Raises `DataNotFoundError` for a missing file and `ScenarioError` for a
+    scenario without a planning problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"CommonRoad scenario {path} not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scenario, problems = CommonRoadFileReader(str(path)).open()
+    if not problems.planning_problem_dict:
+        raise ScenarioError(f"CommonRoad scenario {path.name} has no planning problem")
+    problem = problems.planning_problem_dict[min(problems.planning_problem_dict)]
+    init = problem.initial_state
+    v0 = float(getattr(init, "velocity", 0.0) or 0.0)
+    router = LaneletRouter(
+        scenario, DEFAULT_SPEED_LIMIT_MPS if default_speed_mps is None else default_speed_mps
+    )
+    goal_steps = [s.time_step for s in problem.goal.state_list]
+    first = int(init.time_step)
+    last = max(int(getattr(t, "end", t)) for t in goal_steps)
+    last = min(last, first + round(MAX_DURATION_S / scenario.dt))
+    horizon_m = max(v0, router.default_speed_mps) * (last - first) * scenario.dt + 50.0
+    change_m = min(max(LANE_CHANGE_TIME_S * v0, LANE_CHANGE_MIN_M), LANE_CHANGE_MAX_M)
+    route = router.route(problem, change_m, horizon_m)
+    route = replace(route, path=_goal_speed(route.path, problem, v0, router, route))
+    return CrProblem(path.stem, scenario, problem, route, router, float(scenario.dt), first, last)
+
+
+def _goal_speed(
+    path: ReferencePath,
+    problem: PlanningProblem,
+    v0: float,
+    router: LaneletRouter,
+    route: LaneRoute,
+) -> ReferencePath:
+    """Speeds along the route: signed limits stay; on unsigned roads the default rises to
+    the speed the ego starts with (the recorded traffic's speed there); a goal velocity
+    interval caps (or, if above, sets) the target from `GOAL_SPEED_LEAD_M` before the goal
+    region's centre on (everywhere, for a goal without a position), as a CommonRoad planner
+    aims for it."""
+    signed = any(router.speed_limit(lid) is not None for lid in route.lanelet_ids)
+    speed = path.speed_limit_mps.copy()
+    if not signed:
+        speed = np.maximum(speed, min(v0, IPACE.max_speed_mps))
+    for state in problem.goal.state_list:
+        if state.has_value("velocity"):
+            lo, hi = float(state.velocity.start), float(state.velocity.end)
+            goal_speed = np.minimum(speed, max(hi, 0.5))
+            goal_speed = np.where(goal_speed < lo, 0.5 * (lo + hi), goal_speed)
+            near = np.ones(len(speed), dtype=bool)
+            if state.has_value("position"):
+                shapes = getattr(state.position, "shapes", [state.position])
+                centre = np.mean([np.asarray(sh.center) for sh in shapes], axis=0)
+                s_goal, _ = path.project(centre[0], centre[1])
+                near = path.s >= float(s_goal) - GOAL_SPEED_LEAD_M
+            speed = np.where(near, goal_speed, speed)
+            break
+    return ReferencePath(
+        path.xy, path.lane_width_m, speed, path.right_room_m, path.left_room_m, path.stop_lines
+    )
+
+
+def _shape_size(shape: object) -> tuple[float, float]:
+    if isinstance(shape, Rectangle):
+        return float(shape.length), float(shape.width)
+    if isinstance(shape, Circle):
+        return 2.0 * float(shape.radius), 2.0 * float(shape.radius)
+    if isinstance(shape, Polygon):
+        v = np.asarray(shape.vertices)
+        span = v.max(axis=0) - v.min(axis=0)
+        return float(span.max()), float(span.min())
+    return 4.5, 1.8
+
+
+def obstacles_at(scenario: Scenario, time_step: int) -> list[AgentState]:
+    """Ground truth of every obstacle present at `time_step` (centres, m; m/s)."""
+    out: list[AgentState] = []
+    for obstacle in (*scenario.dynamic_obstacles, *scenario.static_obstacles):
+        state = obstacle.state_at_time(time_step)
+        if state is None:
+            if obstacle in scenario.static_obstacles:
+                state = obstacle.initial_state
+            else:
+                continue
+        length, width = _shape_size(obstacle.obstacle_shape)
+        pos = np.asarray(state.position, dtype=np.float64)
+        out.append(
+            AgentState(
+                str(obstacle.obstacle_id),
+                _KINDS.get(obstacle.obstacle_type, AgentKind.CAR),
+                float(pos[0]),
+                float(pos[1]),
+                float(getattr(state, "orientation", 0.0) or 0.0),
+                float(getattr(state, "velocity", 0.0) or 0.0),
+                length=length,
+                width=width,
+            )
+        )
+    return out
+
+
+def initial_vehicle_state(problem: CrProblem, params: VehicleParams = IPACE) -> VehicleState:
+    """The planning problem's initial state as our rear-axle `VehicleState`."""
+    init = problem.problem.initial_state
+    heading = float(init.orientation)
+    b = params.rear_axle_to_center_m
+    x, y = (float(c) for c in init.position)
+    return VehicleState(
+        x - b * math.cos(heading),
+        y - b * math.sin(heading),
+        heading,
+        float(getattr(init, "velocity", 0.0) or 0.0),
+        0.0,
+        float(getattr(init, "acceleration", 0.0) or 0.0),
+        params.steering_ratio,
+    )
+
+
+def ks_state(row: FloatArray, time_step: int, params: VehicleParams = IPACE) -> KSState:
+    """One of our rear-axle trajectory rows as a CommonRoad KS state (vehicle centre)."""
+    heading = float(row[3])
+    wrapped = (heading + math.pi) % (2 * math.pi) - math.pi
+    b = params.rear_axle_to_center_m
+    centre = np.array([row[1] + b * math.cos(heading), row[2] + b * math.sin(heading)])
+    return KSState(
+        time_step=time_step,
+        position=centre,
+        orientation=wrapped,
+        velocity=float(row[4]),
+        steering_angle=float(row[6]),
+    )
+
+
+def to_commonroad(
+    states: FloatArray, first_step: int, params: VehicleParams = IPACE
+) -> CrTrajectory:
+    """Rear-axle rows (T×7, one per time step from `first_step`) as a CommonRoad trajectory."""
+    return CrTrajectory(
+        first_step, [ks_state(row, first_step + i, params) for i, row in enumerate(states)]
+    )
+
+
+def run(
+    problem: CrProblem,
+    planner: Planner,
+    *,
+    seed: int = 0,
+    params: VehicleParams = IPACE,
+    stop_at_goal: bool = True,
+    lane_prediction: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> CrRun:
+    """Drive `problem` closed loop with a fresh stack around `planner` (module docstring);
+    with `lane_prediction`, tracks are predicted along the lanelet they drive on."""
+    router = problem.router
+
+    def lane_lookup(track: Track) -> FloatArray | None:
+        return router.lane_of(track.x, track.y, track.heading)
+
+    stack = AutonomyStack(
+        planner, seed=seed, params=params, lane_lookup=lane_lookup if lane_prediction else None
+    )
+    ego = initial_vehicle_state(problem, params)
+    dt = problem.dt_s
+    scenario, goal = problem.scenario, problem.problem.goal
+    rows = [ego.as_row(problem.first_step * dt)]
+    timings = _Timings()
+    goal_step = None
+    for k in range(problem.first_step, problem.last_step):
+        agents = obstacles_at(scenario, k)
+        signals = signal_states(scenario, k)
+        t0 = wall.perf_counter()
+        out = stack.step(ego, agents, problem.path, signals, None, TimePoint.from_s(k * dt), dt)
+        timings.stack.append(wall.perf_counter() - t0)
+        timings.planner.append(stack.times.by_stage["planning"][-1])
+        ego = step(ego, out.command, dt, params)
+        rows.append(ego.as_row((k + 1) * dt))
+        if progress is not None:
+            progress(k + 1 - problem.first_step, problem.last_step - problem.first_step)
+        if goal_step is None and goal.is_reached(ks_state(rows[-1], k + 1, params)):
+            goal_step = k + 1
+            if stop_at_goal:
+                break
+    states = np.asarray(rows)
+    return CrRun(
+        planner.name,
+        states,
+        to_commonroad(states, problem.first_step, params),
+        tuple(timings.stack),
+        tuple(timings.planner),
+        goal_step,
+    )
+
+
+def feasibility_dynamics(params: VehicleParams = IPACE) -> Any:
+    """CommonRoad's KS model of a BMW 320i with the I-PACE's geometry (module docstring)."""
+    dynamics = VehicleDynamics.KS(FEASIBILITY_VEHICLE)
+    b = params.rear_axle_to_center_m
+    dynamics.parameters = replace(
+        dynamics.parameters, a=params.wheelbase_m - b, b=b, l=params.length_m, w=params.width_m
+    )
+    return dynamics
+
+
+def ego_shape(params: VehicleParams = IPACE) -> Rectangle:
+    return Rectangle(params.length_m, params.width_m)
+
+
+def evaluate(
+    problem: CrProblem,
+    trajectory: CrTrajectory,
+    *,
+    params: VehicleParams = IPACE,
+    check_feasibility: bool = True,
+) -> CrVerdict:
+    """CommonRoad's verdicts on `trajectory` (module docstring)."""
+    goal = problem.problem.goal
+    goal_step = next((s.time_step for s in trajectory.state_list if goal.is_reached(s)), None)
+    checker = create_collision_checker(problem.scenario)
+    shape = ego_shape(params)
+    ego = create_collision_object(TrajectoryPrediction(trajectory, shape))
+    collision = bool(checker.collide(ego))
+    collision_step = None
+    struck = False
+    if collision:
+        for state in trajectory.state_list:
+            box = Rectangle(shape.length, shape.width, state.position, state.orientation)
+            if checker.time_slice(state.time_step).collide(create_collision_object(box)):
+                collision_step = int(state.time_step)
+                struck = _struck_from_behind(problem.scenario, state, box)
+                break
+    feasible, infeasible_step = True, None
+    if check_feasibility and len(trajectory.state_list) > 1:
+        dynamics = feasibility_dynamics(params)
+        feasible, inputs = feasibility_checker.trajectory_feasibility(
+            trajectory, dynamics, problem.dt_s
+        )
+        if not feasible:
+            infeasible_step = int(trajectory.initial_time_step + len(inputs.state_list))
+    return CrVerdict(
+        goal_step is not None,
+        None if goal_step is None else int(goal_step),
+        collision,
+        collision_step,
+        bool(feasible),
+        infeasible_step,
+        struck,
+    )
+
+
+def _struck_from_behind(scenario: Scenario, state: KSState, box: Rectangle) -> bool:
+    """Whether all obstacles overlapping the ego box at `state` come from behind (see
+    `CrVerdict.struck_from_behind`)."""
+    ego = create_collision_object(box)
+    heading = float(state.orientation)
+    ux, uy = math.cos(heading), math.sin(heading)
+    hits = []
+    for agent in obstacles_at(scenario, int(state.time_step)):
+        other = Rectangle(agent.length, agent.width, np.array([agent.x, agent.y]), agent.heading)
+        if ego.collide(create_collision_object(other)):
+            along = (agent.x - state.position[0]) * ux + (agent.y - state.position[1]) * uy
+            same_way = math.cos(agent.heading - heading) > 0.5
+            hits.append(along < 0.0 and same_way)
+    return bool(hits) and all(hits)
+
+
+def scenario_files(root: Path, folders: Sequence[str]) -> list[Path]:
+    """CommonRoad XML files under `root`/folder for each folder, sorted; duplicates (the same
+    file name in two folders) are kept once."""
+    seen: set[str] = set()
+    out: list[Path] = []
+    for folder in folders:
+        for f in sorted((root / folder).rglob("*.xml")):
+            if f.name not in seen:
+                seen.add(f.name)
+                out.append(f)
+    return out
