@@ -17,12 +17,12 @@ from robotaxi.autonomy.planning.behaviour import (
     BehaviourTarget,
     frenet_scene,
 )
-from robotaxi.autonomy.planning.motion import MotionPlanner, boxes_overlap
+from robotaxi.autonomy.planning.motion import MotionPlanner
 from robotaxi.autonomy.planning.reference import ReferencePath, StopLine
 from robotaxi.autonomy.prediction import predict
-from robotaxi.autonomy.sensors.cameras import footprint_corners
 from robotaxi.autonomy.stack import AutonomyStack, IdmPlanner, PdmPlanner, PlannerInput
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, step
+from robotaxi.core.geometry import box_corners, boxes_overlap
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import (
     AgentKind,
@@ -136,7 +136,7 @@ def test_picks_a_collision_free_candidate_confirmed_by_brute_force(scene_name: s
 
     def collides(traj: np.ndarray) -> bool:
         cx, cy = footprint_center(traj[:, C.X], traj[:, C.Y], traj[:, C.HEADING], IPACE)
-        corners = footprint_corners(
+        corners = box_corners(
             cx,
             cy,
             traj[:, C.HEADING],
@@ -162,8 +162,8 @@ def test_separating_axis_test_matches_shapely() -> None:
     h1, h2 = rng.uniform(-3, 3, n), rng.uniform(-3, 3, n)
     l1, w1, l2, w2 = (rng.uniform(0.5, 5, n) for _ in range(4))
     ours = boxes_overlap(c1, h1, l1, w1, c2, h2, l2, w2)
-    p1 = footprint_corners(c1[:, 0], c1[:, 1], h1, l1, w1)
-    p2 = footprint_corners(c2[:, 0], c2[:, 1], h2, l2, w2)
+    p1 = box_corners(c1[:, 0], c1[:, 1], h1, l1, w1)
+    p2 = box_corners(c2[:, 0], c2[:, 1], h2, l2, w2)
     theirs = np.array([Polygon(a).intersects(Polygon(b)) for a, b in zip(p1, p2, strict=True)])
     assert np.array_equal(ours, theirs)
 
@@ -586,7 +586,7 @@ def test_unprotected_left_turn_waits_for_a_gap_in_oncoming_traffic(gap_s: float)
     if gap_s < 3.0:
         # 25 m gaps are too short to cross: it waits, out of the oncoming lane
         for _, e, _, _ in log:
-            corners = footprint_corners(
+            corners = box_corners(
                 *footprint_center(e.x, e.y, e.heading, IPACE),
                 np.asarray(e.heading),
                 np.asarray(IPACE.length_m),

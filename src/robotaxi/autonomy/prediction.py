@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from robotaxi.autonomy.sensors.cameras import footprint_corners
+from robotaxi.core.geometry import box_corners
 from robotaxi.core.types import AgentKind, FloatArray, Track
 
 LaneLookup = Callable[[Track], FloatArray | None]
@@ -52,7 +52,7 @@ class Predictions:
     @property
     def footprints(self) -> FloatArray:
         """Oriented footprint corners M×T×4×2 (m)."""
-        return footprint_corners(
+        return box_corners(
             self.xy[..., 0],
             self.xy[..., 1],
             self.heading,

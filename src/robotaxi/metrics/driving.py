@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import savgol_filter
 
+from robotaxi.core.geometry import box_corners, boxes_overlap
 from robotaxi.core.types import FloatArray, TrajectoryColumn
 
 C = TrajectoryColumn
@@ -141,8 +142,9 @@ class DrivingHistory:
 
     def ego_corners(self) -> FloatArray:
         """T×4×2 footprint corners."""
-        return _corners(
-            self.ego_center(), self.ego[:, C.HEADING], self.ego_length_m, self.ego_width_m
+        center = self.ego_center()
+        return box_corners(
+            center[:, 0], center[:, 1], self.ego[:, C.HEADING], self.ego_length_m, self.ego_width_m
         )
 
 
@@ -155,43 +157,6 @@ class MetricResult:
 
 
 # --- geometry -------------------------------------------------------------------------
-
-
-def _corners(center: FloatArray, heading: FloatArray, length: Any, width: Any) -> FloatArray:
-    c, s = np.cos(heading), np.sin(heading)
-    hl = 0.5 * np.asarray(length, dtype=np.float64)
-    hw = 0.5 * np.asarray(width, dtype=np.float64)
-    signs = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
-    lx = signs[:, 0] * hl[..., None]
-    ly = signs[:, 1] * hw[..., None]
-    x = center[..., 0, None] + lx * c[..., None] - ly * s[..., None]
-    y = center[..., 1, None] + lx * s[..., None] + ly * c[..., None]
-    return np.stack([x, y], axis=-1)
-
-
-def boxes_overlap(
-    c1: FloatArray,
-    h1: FloatArray,
-    l1: Any,
-    w1: Any,
-    c2: FloatArray,
-    h2: FloatArray,
-    l2: Any,
-    w2: Any,
-) -> BoolArray:
-    """Separating-axis test for broadcast pairs of oriented boxes: True where they overlap."""
-    dx = c2[..., 0] - c1[..., 0]
-    dy = c2[..., 1] - c1[..., 1]
-    cos_d, sin_d = np.abs(np.cos(h2 - h1)), np.abs(np.sin(h2 - h1))
-    a1, b1 = 0.5 * np.asarray(l1), 0.5 * np.asarray(w1)
-    a2, b2 = 0.5 * np.asarray(l2), 0.5 * np.asarray(w2)
-    c, s = np.cos(h1), np.sin(h1)
-    sep = np.abs(dx * c + dy * s) > a1 + a2 * cos_d + b2 * sin_d
-    sep |= np.abs(-dx * s + dy * c) > b1 + a2 * sin_d + b2 * cos_d
-    c, s = np.cos(h2), np.sin(h2)
-    sep |= np.abs(dx * c + dy * s) > a2 + a1 * cos_d + b1 * sin_d
-    sep |= np.abs(-dx * s + dy * c) > b2 + a1 * sin_d + b1 * cos_d
-    return ~sep
 
 
 def project_to_path(path_xy: FloatArray, points: FloatArray) -> tuple[FloatArray, FloatArray]:

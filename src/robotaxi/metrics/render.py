@@ -21,21 +21,11 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.patches import Polygon
 
 from robotaxi.core import AgentKind, TrajectoryColumn
+from robotaxi.core.geometry import box_corners
 from robotaxi.sim.drive import DriveResult
 
 C = TrajectoryColumn
 VIEW_M = 40.0
-
-
-def _box(
-    x: float, y: float, heading: float, length: float, width: float
-) -> list[tuple[float, float]]:
-    c, s = math.cos(heading), math.sin(heading)
-    hl, hw = length / 2, width / 2
-    return [
-        (x + c * dx - s * dy, y + s * dx + c * dy)
-        for dx, dy in ((hl, hw), (hl, -hw), (-hl, -hw), (-hl, hw))
-    ]
 
 
 def _lane_borders(centerline: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +72,7 @@ def render_drive_gif(result: DriveResult, path: Path, every: int = 3, fps: int =
         cx = f.ego.x + back * math.cos(f.ego.heading)
         cy = f.ego.y + back * math.sin(f.ego.heading)
         for agent in f.truth:  # ground truth, faint
-            corners = _box(agent.x, agent.y, agent.heading, agent.length, agent.width)
+            corners = box_corners(agent.x, agent.y, agent.heading, agent.length, agent.width)
             patch = Polygon(corners, closed=True, fill=False, ec="#999999", lw=0.8, ls=":")
             ax.add_patch(patch)
             dynamic.append(patch)
@@ -94,7 +84,7 @@ def render_drive_gif(result: DriveResult, path: Path, every: int = 3, fps: int =
                 if ev
                 else ("#2ca02c" if track.kind == AgentKind.PEDESTRIAN else "#ff7f0e")
             )
-            corners = _box(track.x, track.y, track.heading, track.length, track.width)
+            corners = box_corners(track.x, track.y, track.heading, track.length, track.width)
             patch = Polygon(corners, closed=True, fc=color, ec="black", lw=0.6, alpha=0.8)
             ax.add_patch(patch)
             dynamic.append(patch)
@@ -103,7 +93,7 @@ def render_drive_gif(result: DriveResult, path: Path, every: int = 3, fps: int =
                 dynamic.append(label)
         (line,) = ax.plot(f.planned[:, C.X], f.planned[:, C.Y], color="#1f77b4", lw=2, zorder=4)
         dynamic.append(line)
-        ego = Polygon(_box(cx, cy, f.ego.heading, 4.68, 2.01), closed=True, fc="white",
+        ego = Polygon(box_corners(cx, cy, f.ego.heading, 4.68, 2.01), closed=True, fc="white",
                       ec="black", lw=1.2, zorder=5)  # fmt: skip
         ax.add_patch(ego)
         dynamic.append(ego)

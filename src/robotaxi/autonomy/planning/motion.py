@@ -36,6 +36,7 @@ from robotaxi.autonomy.planning.behaviour import BehaviourTarget, FrenetScene
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.prediction import Predictions
 from robotaxi.autonomy.vehicle import IPACE, N_COLUMNS, VehicleParams, VehicleState, _advance
+from robotaxi.core.geometry import boxes_overlap
 from robotaxi.core.types import FloatArray, TrajectoryColumn
 
 C = TrajectoryColumn
@@ -95,32 +96,6 @@ class MotionPlan:
     ok: bool
     lateral_offsets_m: FloatArray
     speed_fractions: FloatArray
-
-
-def boxes_overlap(
-    c1: FloatArray,
-    h1: FloatArray,
-    l1: FloatArray | float,
-    w1: FloatArray | float,
-    c2: FloatArray,
-    h2: FloatArray,
-    l2: FloatArray,
-    w2: FloatArray,
-) -> npt.NDArray[np.bool_]:
-    """Separating-axis test for pairs of oriented boxes (centres …×2, headings, lengths,
-    widths in m/rad, broadcast together): True where the boxes overlap."""
-    dx = c2[..., 0] - c1[..., 0]
-    dy = c2[..., 1] - c1[..., 1]
-    cos_d = np.abs(np.cos(h2 - h1))
-    sin_d = np.abs(np.sin(h2 - h1))
-    a1, b1, a2, b2 = 0.5 * l1, 0.5 * w1, 0.5 * l2, 0.5 * w2
-    c, s = np.cos(h1), np.sin(h1)
-    sep = np.abs(dx * c + dy * s) > a1 + a2 * cos_d + b2 * sin_d
-    sep |= np.abs(-dx * s + dy * c) > b1 + a2 * sin_d + b2 * cos_d
-    c, s = np.cos(h2), np.sin(h2)
-    sep |= np.abs(dx * c + dy * s) > a2 + a1 * cos_d + b1 * sin_d
-    sep |= np.abs(-dx * s + dy * c) > b2 + a1 * sin_d + b1 * cos_d
-    return ~sep
 
 
 def _at_fault_hits(

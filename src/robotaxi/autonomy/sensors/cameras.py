@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from robotaxi.core.geometry import box_corners
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, AgentState, Detection, FloatArray, Pose, SirenState
 
@@ -94,20 +95,6 @@ class CameraConfig(BaseModel):
     occlusion: bool = Field(
         default=True, description="hide objects behind other footprints / polygons"
     )
-
-
-def footprint_corners(
-    x: FloatArray, y: FloatArray, heading: FloatArray, length: FloatArray, width: FloatArray
-) -> FloatArray:
-    """Corners (…×4×2, m) of oriented boxes centred at (x, y), counter-clockwise."""
-    c, s = np.cos(heading), np.sin(heading)
-    hl, hw = 0.5 * np.asarray(length), 0.5 * np.asarray(width)
-    signs = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
-    lx = signs[:, 0] * hl[..., None]
-    ly = signs[:, 1] * hw[..., None]
-    cx = np.asarray(x)[..., None] + lx * c[..., None] - ly * s[..., None]
-    cy = np.asarray(y)[..., None] + lx * s[..., None] + ly * c[..., None]
-    return np.stack([cx, cy], axis=-1)
 
 
 def _segments_cross(
@@ -200,7 +187,7 @@ def simulate_cameras(
         heading = np.array([a.heading for a in others])
         length = np.array([a.length for a in others])
         width = np.array([a.width for a in others])
-        corners = footprint_corners(x, y, heading, length, width)
+        corners = box_corners(x, y, heading, length, width)
         rng_m = np.hypot(x - ox, y - oy)
         bearing = _wrap(np.arctan2(y - oy, x - ox) - ego_pose.heading)
         if cfg.occlusion:
