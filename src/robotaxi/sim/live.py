@@ -39,7 +39,8 @@ from robotaxi.core import (
 from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, TncDemand
 from robotaxi.fleet.manager import AVAILABLE, FleetManager, RideActionError, Vehicle, VehicleStatus
 from robotaxi.fleet.trips import greeting
-from robotaxi.map import RoadMap, RoutingGraph, build_network, load_map
+from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.sim.runner import load_city, place_fleet
 from robotaxi.world.nearby import vehicles_near
 from robotaxi.world.sumo_world import SumoWorld
 
@@ -222,9 +223,7 @@ class LiveService:
     def start(self) -> None:
         """Load the city, start SUMO and park the fleet at its starting curbs."""
         cfg = self.config
-        built = build_network(cfg.map.city, cfg.map.data_dir, cfg.map.cache_dir)
-        self.map = load_map(built)
-        self.graph = RoutingGraph(self.map)
+        self.map, self.graph = load_city(cfg)
         day, start_hour = cfg.start_day_hour
         demand = self._demand(self.map)
         self.fleet = FleetManager(
@@ -241,10 +240,7 @@ class LiveService:
         )  # fmt: skip
         self.world.start()
         try:
-            for k, curb in enumerate(self.fleet.initial_curbs()):
-                vid = f"taxi{k:03d}"
-                self.world.add_robotaxi(vid, curb)
-                self.fleet.add_vehicle(vid, curb)
+            place_fleet(self.world, self.fleet)
         except BaseException:
             self.world.close()
             raise

@@ -77,6 +77,14 @@ def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
     return road_map, RoutingGraph(road_map)
 
 
+def place_fleet(world: SumoWorld, fleet: FleetManager) -> None:
+    """Put the fleet's cars at their starting curbs, in the world and in the fleet's books."""
+    for k, curb in enumerate(fleet.initial_curbs()):
+        vehicle_id = f"taxi{k:03d}"
+        world.add_robotaxi(vehicle_id, curb)
+        fleet.add_vehicle(vehicle_id, curb)
+
+
 def make_demand(config: RunConfig, road_map: RoadMap) -> DemandModel:
     """Real SFCTA demand on San Francisco maps, synthetic hot spots on the grid city."""
     bbox = road_map.bounds
@@ -142,10 +150,7 @@ class ServiceSimulation:
         next_tt_update = TRAVEL_TIME_UPDATE_S
         with world:
             if self.with_fleet:
-                for k, curb in enumerate(fleet.initial_curbs()):
-                    vid = f"taxi{k:03d}"
-                    world.add_robotaxi(vid, curb)
-                    fleet.add_vehicle(vid, curb)
+                place_fleet(world, fleet)
             now = 0.0
             while True:
                 world.step()
