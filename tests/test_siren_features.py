@@ -1,0 +1,84 @@
+"""The feature extractor recovers a siren's known frequency sweep, and tells tones from noise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from robotaxi.autonomy.perception.siren_features import (
+    FEATURE_NAMES,
+    FRAME_HOP,
+    FRAMES_PER_WINDOW,
+    N_FFT,
+    SAMPLE_RATE_HZ,
+    StreamingFrontEnd,
+)
+from robotaxi.autonomy.sensors.microphones import SirenPattern, SirenVoice
+
+FS = SAMPLE_RATE_HZ
+
+
+def _features(windows, name):
+    return np.array([w.features[FEATURE_NAMES.index(name)] for w in windows])
+
+
+def _tone(voice: SirenVoice, seconds: float, noise: float = 0.05, seed: int = 0) -> np.ndarray:
+    t = np.arange(round(seconds * FS)) / FS
+    rng = np.random.default_rng(seed)
+    return voice.waveform(t) + noise * rng.standard_normal(len(t))
+
+
+def test_peak_track_follows_a_known_linear_sweep():
+    # 700 → 1500 Hz over 2 s and back: a 400 Hz/s sweep
+    voice = SirenVoice(SirenPattern.WAIL, 700.0, 1500.0, period_s=4.0, rise_fraction=0.5)
+    windows = StreamingFrontEnd(1).push(_tone(voice, 4.0))
+    checked = 0
+    for w in windows:
+        # frame j of the window ends 160·(43 − j) samples before the window's end
+        ends = w.time_s - FRAME_HOP * (FRAMES_PER_WINDOW - 1 - np.arange(FRAMES_PER_WINDOW)) / FS
+        centres = ends - N_FFT / 2 / FS
+        truth = voice.frequency_hz(centres)
+        phase = np.mod(centres, 2.0)
+        steady = (phase > 0.1) & (phase < 1.9)  # away from the turning points
+        err = np.abs(w.track.freq_hz - truth)[steady]
+        assert np.median(err) < 5.0, f"window at {w.time_s:.1f} s: median error {np.median(err)}"
+        checked += int(steady.sum())
+    assert checked > 1000
+    # the window feature: median |df/dt| ≈ 400 Hz/s (stored as log1p)
+    sweep = np.expm1(_features(windows, "sweep_rate_log"))
+    assert np.median(sweep) == pytest.approx(400.0, rel=0.1)
+    assert np.all(_features(windows, "tonal_fraction") > 0.95)
+
+
+def test_yelp_sweeps_fast_and_hi_lo_holds_two_tones():
+    yelp = SirenVoice(SirenPattern.YELP, 700.0, 1500.0, period_s=0.25, rise_fraction=0.5)
+    w_yelp = StreamingFrontEnd(1).push(_tone(yelp, 3.0))
+    # 1600 Hz per 0.25 s = 6400 Hz/s
+    assert np.median(np.expm1(_features(w_yelp, "sweep_rate_log"))) == pytest.approx(6400, rel=0.15)
+    assert np.median(_features(w_yelp, "long_periodicity")) > 0.8
+
+    hilo = SirenVoice(SirenPattern.HI_LO, 700.0, 930.0, period_s=1.2)
+    w_hilo = StreamingFrontEnd(1).push(_tone(hilo, 4.0))
+    late = w_hilo[15:]  # once 1.5 s of history holds both tones
+    assert np.median(_features(late, "two_tone_share")) > 0.9
+    # jumps between the tones: about 2 per 1.2 s period
+    assert np.median(_features(late, "long_jumps_per_s")) == pytest.approx(2 / 1.2, rel=0.35)
+
+
+def test_noise_is_not_tonal():
+    rng = np.random.default_rng(3)
+    windows = StreamingFrontEnd(1).push(rng.standard_normal(3 * FS))
+    assert np.median(_features(windows, "tonal_fraction")) < 0.3
+    assert np.median(_features(windows, "smooth_fraction")) < 0.05
+    assert len(windows[0].features) == len(FEATURE_NAMES)
+
+
+def test_windows_come_every_100_ms_from_the_first_full_half_second():
+    windows = StreamingFrontEnd(2).push(np.zeros((2, 2 * FS)))
+    times = [w.time_s for w in windows]
+    assert times[0] == 0.5
+    assert np.allclose(np.diff(times), 0.1)
+    assert len(times) == 16
+    assert all(math.isfinite(v) for w in windows for v in w.features)
