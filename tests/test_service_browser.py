@@ -1,6 +1,6 @@
 """The web pages in headless Chromium: book on the map, meet the car, ride, get the receipt.
 
-Debian's /usr/bin/chromium driven by Playwright for Python (`playwright install` is never
+Debian's /usr/bin/chromium driven by Playwright for Python (no browser of Playwright's own is
 needed). Screenshots go to test-artifacts/ beside the tests (gitignored).
 """
 

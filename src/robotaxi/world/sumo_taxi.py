@@ -38,7 +38,7 @@ import numpy as np
 from robotaxi.config import FleetConfig, WorldConfig
 from robotaxi.core import RideRequest, WorldError
 from robotaxi.map import RoadMap, RoutingGraph
-from robotaxi.world.sumo_world import SumoWorld
+from robotaxi.world.sumo_world import SumoWorld, sumo_command
 from robotaxi.world.traffic import (
     ROBOTAXI_TYPE,
     background_routes,
@@ -234,26 +234,18 @@ def run_sumo_taxi(
     tripinfo = work_dir / "tripinfo.xml"
     personinfo = work_dir / "personinfo.xml"
     end_s = service_s + settings.drain_s
+    base = sumo_command(
+        road_map.net_file, types_file, route_files, world, seed,
+        end_s=end_s + 1, routing_algorithm=settings.routing_algorithm,
+    )  # fmt: skip
     cmd = [
-        "sumo", "-n", str(road_map.net_file),
-        "--additional-files", str(types_file),
-        "-r", ",".join(str(p) for p in route_files),
-        "--step-length", str(world.step_s),
-        "--seed", str(seed),
-        "--time-to-teleport", str(world.teleport_time_s),
-        "--no-step-log", "true", "--no-warnings", "true",
-        "--device.bluelight.reactiondist", "40",
-        "--routing-algorithm", settings.routing_algorithm,
+        *base,
         "--device.taxi.dispatch-algorithm", settings.dispatch_algorithm,
         "--device.taxi.dispatch-period", f"{settings.dispatch_period_s:g}",
         "--device.taxi.idle-algorithm", "stop",
-        "--collision.action", "warn",
-        "--collision.mingap-factor", "0",
-        "--ignore-route-errors", "true",
         "--tripinfo-output", str(tripinfo),
         "--personinfo-output", str(personinfo),
         "--tripinfo-output.write-unfinished", "true",
-        "--end", str(end_s + 1),
     ]  # fmt: skip
     if SumoWorld._active:
         raise WorldError("a SUMO simulation is already running in this process: close it first")

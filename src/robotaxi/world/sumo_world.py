@@ -54,6 +54,38 @@ _CAR_VARS = [
 _CONTEXT_VARS = [tc.VAR_ROAD_ID, tc.VAR_LANEPOSITION, tc.VAR_SPEED, tc.VAR_LANE_INDEX]
 
 
+def sumo_command(
+    net_file: Path,
+    types_file: Path,
+    route_files: Sequence[Path],
+    world: WorldConfig,
+    seed: int,
+    *,
+    end_s: float,
+    routing_algorithm: str = "dijkstra",
+) -> list[str]:
+    """SUMO's command line for our city, shared by every simulation we start (our world and
+    the SUMO-taxi baseline), so that they run the same traffic the same way."""
+    cmd = [
+        "sumo", "-n", str(net_file),
+        "--additional-files", str(types_file),
+        "--step-length", str(world.step_s),
+        "--seed", str(seed),
+        "--time-to-teleport", str(world.teleport_time_s),
+        "--no-step-log", "true", "--no-warnings", "true",
+        "--device.bluelight.reactiondist", "40",
+        "--routing-algorithm", routing_algorithm,
+        # only real overlaps are collisions (by default a minGap violation counts as one)
+        "--collision.action", "warn",
+        "--collision.mingap-factor", "0",
+        "--ignore-route-errors", "true",
+        "--end", str(end_s),
+    ]  # fmt: skip
+    if route_files:
+        cmd += ["-r", ",".join(str(p) for p in route_files)]
+    return cmd
+
+
 def sumo_heading(angle_deg: float) -> float:
     """SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from east)."""
     return math.radians(90.0 - angle_deg)
@@ -165,22 +197,10 @@ class SumoWorld:
             ev_file = self.work_dir / "emergency.rou.xml"
             ev_file.write_text(emergency_routes_xml(runs))
             route_files.append(ev_file)
-        cmd = [
-            "sumo", "-n", str(self.road_map.net_file),
-            "--additional-files", str(types_file),
-            "--step-length", str(self.config.step_s),
-            "--seed", str(self.seed),
-            "--time-to-teleport", str(self.config.teleport_time_s),
-            "--no-step-log", "true", "--no-warnings", "true",
-            "--device.bluelight.reactiondist", "40",
-            "--routing-algorithm", "dijkstra",
-            "--collision.action", "warn",
-            "--collision.mingap-factor", "0",
-            "--ignore-route-errors", "true",
-            "--end", str(self.end_s + 3600),
-        ]  # fmt: skip
-        if route_files:
-            cmd += ["-r", ",".join(str(p) for p in route_files)]
+        cmd = sumo_command(
+            self.road_map.net_file, types_file, route_files, self.config, self.seed,
+            end_s=self.end_s + 3600,
+        )  # fmt: skip
         os.environ.setdefault("SUMO_HOME", sumo_env()["SUMO_HOME"])
         try:
             libsumo.start(cmd)
