@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -162,10 +163,19 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
     en_route = client.get(f"/api/rides/{ride_id}", headers=me).json()
     assert en_route["vehicle"] is not None and en_route["eta_s"] > 0
     assert en_route["greeting"] is None
+    early = client.get(f"/api/rides/{ride_id}/greeting.wav", headers=me)
+    assert early.status_code == 409 and "arrived" in early.json()["detail"]
 
     drive_until(client, ride_id, "arrived")
     arrived = client.get(f"/api/rides/{ride_id}", headers=me).json()
     assert arrived["greeting"] == "Hey there, Ada Lovelace!"
+    # ...said aloud by espeak-ng: a real WAV (its samples checked in test_service_speech)
+    wav = client.get(f"/api/rides/{ride_id}/greeting.wav", headers=me)
+    assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+    assert wav.content[:4] == b"RIFF" and wav.content[8:12] == b"WAVE"
+    assert client.get(f"/api/rides/{ride_id}/greeting.wav", headers=OP).content == wav.content
+    other = sign_in(client, "Not Ada")
+    assert client.get(f"/api/rides/{ride_id}/greeting.wav", headers=other).status_code == 404
     assert (
         arrived["can_start"] is False and arrived["start_blocked_reason"] == "get in the car first"
     )
@@ -175,6 +185,7 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
     assert (
         screen["steering"]["angle_deg"] is None and "fleet fidelity" in screen["steering"]["note"]
     )
+    assert screen["nearby_source"] == "sumo" and "SUMO drives this car" in screen["nearby_note"]
     # the car waits at the pick-up curb the quote named
     assert latlon_distance_m(screen["position"], arrived["pickup_curb"]) < 30
 
@@ -451,6 +462,7 @@ def test_emergency_pull_over_shows_on_the_screen_and_in_ops(client: TestClient) 
         live.fleet.vehicles[vid].yielding = YieldRecord(
             vid, "ambulance7", live.now_s, rid, "behind"
         )
+    live.refresh()  # poked from outside a tick: publish it
     screen = client.get(f"/api/vehicles/{vid}/screen", headers=me).json()
     assert "emergency vehicle" in screen["emergency_banner"]
     assert screen["ride"]["yielding_for_emergency"] is True
@@ -460,6 +472,7 @@ def test_emergency_pull_over_shows_on_the_screen_and_in_ops(client: TestClient) 
     assert state[vid]["yielding_for"] == "ambulance7" and not state[vid]["available"]
     with live._lock:
         live.fleet.vehicles[vid].yielding = None
+    live.refresh()
     assert client.get(f"/api/vehicles/{vid}/screen", headers=me).json()["emergency_banner"] is None
     client.post(f"/api/rides/{rid}/cancel", headers=me)
 
@@ -504,6 +517,12 @@ def test_pages_map_and_docs_are_served(client: TestClient) -> None:
     ]:
         r = client.get(path)
         assert r.status_code == 200 and needle in r.text, path
+    docs = client.get("/docs").text
+    assert "//" not in docs.replace("://testserver", "")  # every asset from this server
+    for asset in re.findall(r"['\"](/docs/static/[^'\"]+)['\"]", docs):
+        assert client.get(asset).status_code == 200, asset
+    assert "/docs/static/swagger-ui-bundle.js" in docs
+    assert "redoc.standalone.js" in client.get("/redoc").text
     page = client.get("/")
     assert "default-src 'self'" in page.headers["content-security-policy"]  # no CDN, offline
     assert "http" not in page.text  # nothing loaded from elsewhere

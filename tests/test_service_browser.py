@@ -130,11 +130,20 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
 
             car = context.new_page()
             car.on("pageerror", lambda exc: errors.append(str(exc)))
-            car.goto(car_url)
+            # the car is there already: the page greets at once, fetching the server's WAV
+            with car.expect_response(
+                lambda r: r.url.endswith("/greeting.wav"), timeout=15_000
+            ) as wav_info:
+                car.goto(car_url)
+            wav = wav_info.value
+            assert wav.status == 200 and wav.headers["content-type"] == "audio/wav"
             greeting = car.locator("#greeting")
             expect(greeting).to_have_text("Hey there, Ada!", timeout=10_000)
             assert greeting.get_attribute("aria-live") == "assertive"
+            # said with the server's voice (espeak-ng), or the browser's if it may not play
+            expect(greeting).to_have_attribute("data-voice", re.compile("server|browser"))
             expect(car.locator("#steering")).to_contain_text("not available")
+            expect(car.locator("#nearby-source")).to_contain_text("traffic simulation")
             start = car.get_by_role("button", name="Start ride")
             expect(start).to_be_disabled()
             car.screenshot(path=str(ARTIFACTS / "3-in-car-greeting.png"))
@@ -179,3 +188,40 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             browser.close()
     for name in ("1-quote", "2-car-approaching", "3-in-car-greeting", "5-receipt", "6-operations"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_api_docs_render_offline(server: str) -> None:
+    """/docs draws the whole API with nothing fetched from outside this server."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    outside: list[str] = []
+
+    def offline(route: Route) -> None:
+        # as with no internet: anything not from this server fails (and is recorded)
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1200, "height": 800})
+            context.route("**/*", offline)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            failed: list[str] = []
+            page.on("requestfailed", lambda request: failed.append(request.url))
+            page.goto(f"{server}/docs")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("robotaxi")
+            expect(page.locator(".opblock-summary-path", has_text="/api/rides/{ride_id}/start"))\
+                .to_be_visible()  # fmt: skip
+            page.screenshot(path=str(ARTIFACTS / "7-api-docs.png"))
+            assert errors == [] and failed == [] and outside == []
+        finally:
+            browser.close()

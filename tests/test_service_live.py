@@ -197,3 +197,47 @@ def test_a_failed_write_is_kept_and_retried_in_order(tmp_path: Path, map_cache: 
         live.step()
         produced = list(state_events(live, "a"))
     assert len(produced) >= 3 and written == produced  # each once, in order
+
+
+def test_published_snapshot_equals_a_fresh_view_of_every_trip(
+    tmp_path: Path, map_cache: Path
+) -> None:
+    # Readers get trips from the snapshot, rebuilt only where something can have changed;
+    # brute force: after every tick and action, rebuild every trip and compare.
+    live = LiveService(
+        config(map_cache), tmp_path, speed=10, riders_per_hour=120, background_traffic=False
+    )
+
+    def check() -> None:
+        with live._lock:
+            snapshot = live.snapshot()
+            fresh = {t: live._trip_view(t) for t in live.fleet.trips}
+            vehicles = [v.vehicle_id for v in live.fleet.vehicles.values()]
+            assert snapshot.time_s == live.world.time.time_s
+        assert snapshot.trips == fresh
+        assert list(snapshot.vehicles) == vehicles
+        assert live.now_s == snapshot.time_s
+
+    with live:
+        check()
+        live.step()
+        live.request_ride("a", "r1", "Al", (500.0, 500.0), (2500.0, 2400.0))
+        live.request_ride("b", "r2", "Bo", (2400.0, 600.0), (600.0, 2300.0))
+        check()
+        for k in range(400):
+            live.step()
+            check()
+            if state_of(live, "a") == "arrived":
+                live.board("a")
+                check()
+                live.buckle("a", True)
+                check()
+                live.start_ride("a")
+                check()
+            if k == 50 and state_of(live, "b") not in ("cancelled", "completed"):
+                live.cancel("b")
+                check()
+        versions = live.snapshot().version
+    assert state_of(live, "b") == "cancelled"
+    assert state_of(live, "a") in ("driving", "arrived_at_destination", "completed")
+    assert len(live.snapshot().trips) > 2 and versions > 400

@@ -13,14 +13,20 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robotaxi.core import RobotaxiError
@@ -29,11 +35,16 @@ from robotaxi.service.routers import operations, pages, riders, rides, tickets, 
 from robotaxi.service.routers.pages import STATIC
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.settings import ServiceSettings
+from robotaxi.service.speech import SpeechUnavailableError
 from robotaxi.sim.live import LiveServiceError
 from robotaxi.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+# Swagger UI and ReDoc, as shipped by the fastapi-offline package
+DOCS_STATIC = Path(fastapi_offline.__file__).resolve().parent / "static"
+DOCS_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+DOCS_URL = "/docs/static"
 
 
 class BodyLimit:
@@ -131,11 +142,12 @@ def create_app(settings: ServiceSettings, runtime: ServiceRuntime | None = None)
         summary="Hail a simulated driverless taxi: riders, rides, vehicles, support, KPIs.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served below from local files: FastAPI's own pages load a CDN
+        redoc_url=None,
     )
+    # No compression middleware: it would wrap every response and every live-stream message;
+    # the one large body, the road map, is compressed once (see /api/map).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    # the road map is large (≈0.6 MB for the Mission); ride bodies stay below the threshold
-    # and live streams (text/event-stream) are never compressed
-    app.add_middleware(GZipMiddleware, minimum_size=4096)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -150,6 +162,10 @@ def create_app(settings: ServiceSettings, runtime: ServiceRuntime | None = None)
     async def _live(_: Request, exc: LiveServiceError) -> JSONResponse:
         return _error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
 
+    @app.exception_handler(SpeechUnavailableError)
+    async def _speech(_: Request, exc: SpeechUnavailableError) -> JSONResponse:
+        return _error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+
     @app.exception_handler(StoreError)
     async def _store(_: Request, exc: StoreError) -> JSONResponse:
         log.error("store error: %s", exc)
@@ -162,7 +178,52 @@ def create_app(settings: ServiceSettings, runtime: ServiceRuntime | None = None)
     for module in (riders, rides, vehicles, tickets, operations, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _offline_docs(app)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with their scripts and styles served by this app.
+
+    FastAPI's recipe for self-hosting the docs' JavaScript and CSS; the files come from the
+    `fastapi-offline` package (Swagger UI 5, which reads OpenAPI 3.1, and ReDoc).
+    """
+    missing = [name for name in DOCS_FILES if not (DOCS_STATIC / name).is_file()]
+    if missing:
+        raise RobotaxiError(
+            f"the API docs' files {missing} are missing from {DOCS_STATIC}: "
+            "reinstall the package fastapi-offline"
+        )
+    app.mount(DOCS_URL, StaticFiles(directory=DOCS_STATIC), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+    redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - API",
+            oauth2_redirect_url=redirect_url,
+            swagger_js_url=f"{DOCS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_URL}/favicon.png",
+            # no badge fetched from the public validator service
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - API",
+            redoc_js_url=f"{DOCS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def describe(runtime: ServiceRuntime) -> dict[str, Any]:

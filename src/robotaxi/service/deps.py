@@ -1,4 +1,9 @@
-"""Dependency aliases: the runtime, the store (our session), the live city, who is asking."""
+"""Dependency aliases: the runtime, the store (our session), the live city, who is asking.
+
+All are `async def` although none awaits: FastAPI runs a plain `def` dependency in the
+thread pool, and a thread hop per dependency per request (several per request) costs more
+than everything they do.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from robotaxi.store.records import Rider
 from robotaxi.store.store import Store
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 
@@ -21,11 +26,11 @@ def get_runtime(request: Request) -> ServiceRuntime:
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
-def get_store(runtime: RuntimeDep) -> Store:
+async def get_store(runtime: RuntimeDep) -> Store:
     return runtime.store
 
 
-def get_live(runtime: RuntimeDep) -> LiveService:
+async def get_live(runtime: RuntimeDep) -> LiveService:
     return runtime.live
 
 
@@ -33,7 +38,7 @@ StoreDep = Annotated[Store, Depends(get_store)]
 LiveDep = Annotated[LiveService, Depends(get_live)]
 
 
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
     """The token of an 'Authorization: Bearer …' header; 401 when missing or malformed."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -65,7 +70,7 @@ async def current_rider(token: TokenDep, runtime: RuntimeDep) -> Rider:
 CurrentRider = Annotated[Rider, Depends(current_rider)]
 
 
-def require_operator(token: TokenDep, runtime: RuntimeDep) -> None:
+async def require_operator(token: TokenDep, runtime: RuntimeDep) -> None:
     if not runtime.is_operator(token):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,

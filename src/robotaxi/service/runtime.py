@@ -1,13 +1,19 @@
 """What one running service holds: settings, the store, the live city, limits and live waiters.
 
 `ServiceRuntime.open(settings)` opens the store, closes rides a previous process left open
-(with a recorded reason), starts the live simulation with the store as its event sink and,
-unless told otherwise, its clock thread. `close()` undoes it all.
+(with a recorded reason), starts the live simulation with the store (through a group-commit
+writer) as its event sink and, unless told otherwise, its clock thread. `close()` undoes it all.
+
+The hot paths never wait for the database or the simulation: status reads and live streams
+are answered from the snapshot the simulation publishes after every tick and rider action,
+and writes are committed in groups by one thread (`StoreWriter`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import hmac
 import json
 import logging
@@ -24,8 +30,10 @@ import numpy as np
 from robotaxi.core import RideRequest, TripEvent, TripState
 from robotaxi.fleet.trips import ALLOWED
 from robotaxi.service.settings import ServiceSettings
-from robotaxi.sim.live import LiveService, LiveUpdate
-from robotaxi.store.records import Ride, Rider
+from robotaxi.service.speech import GreetingVoice
+from robotaxi.sim.live import LiveService, LiveSnapshot, LiveUpdate
+from robotaxi.store.errors import StoreError
+from robotaxi.store.records import NewRide, Ride, Rider
 from robotaxi.store.store import Store
 from robotaxi.store.tokens import hash_token
 
@@ -109,26 +117,169 @@ class RateLimiter:
 
 
 class LiveWaiters:
-    """Wakes asyncio tasks (live streams) when the simulation publishes an update."""
+    """Wakes every live stream when the simulation publishes an update.
+
+    One wake-up per event loop per update, however many streams wait: each stream awaits
+    the loop's current `asyncio.Event`, which an update sets and replaces. (Waking each
+    stream from the ticking thread would cost a cross-thread call per stream per tick.)
+    """
 
     def __init__(self) -> None:
-        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+        self._pending: set[asyncio.AbstractEventLoop] = set()
         self._lock = threading.Lock()
 
     def on_update(self, _update: LiveUpdate) -> None:
         with self._lock:
-            waiters = list(self._waiters)
-        for loop, event in waiters:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(event.set)
+            for loop in list(self._events):
+                if loop.is_closed():
+                    del self._events[loop]
+                    self._pending.discard(loop)
+                elif loop not in self._pending:
+                    self._pending.add(loop)
+                    loop.call_soon_threadsafe(self._fire, loop)
 
-    def add(self, event: asyncio.Event) -> None:
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
-            self._waiters.add((asyncio.get_running_loop(), event))
+            self._pending.discard(loop)
+            event = self._events.get(loop)
+            self._events[loop] = asyncio.Event()
+        if event is not None:
+            event.set()
 
-    def remove(self, event: asyncio.Event) -> None:
+    def next_update(self) -> asyncio.Event:
+        """An event set at the next update (take it before reading, so none is missed)."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            self._waiters = {w for w in self._waiters if w[1] is not event}
+            event = self._events.get(loop)
+            if event is None:
+                event = self._events[loop] = asyncio.Event()
+            return event
+
+
+class StoreWriter:
+    """Group commit: one thread writes everything queued since its last commit together.
+
+    Per-request transactions would cost one disk sync each, in series; under load many
+    bookings and ticks share one commit instead. Callers that must not answer before their
+    data is durable (a booking, a rider's action) wait for the commit that covers them.
+    Events that fail to commit stay queued and are retried (the store skips replays).
+    """
+
+    def __init__(self, store: Store, run_id: str, *, retry_s: float = 1.0) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.retry_s = retry_s
+        self._cond = threading.Condition()
+        self._seq = 0  # items queued so far
+        self._committed = 0  # every event item up to this seq is in the database
+        self._rides: list[tuple[int, NewRide]] = []
+        self._batches: list[tuple[int, list[RideRequest], list[TripEvent]]] = []
+        self._ride_results: dict[int, StoreError | None] = {}
+        self._attempts = 0
+        self._failed_upto = 0  # the latest failed attempt covered items up to this seq
+        self._error: StoreError | None = None
+        self._closing = False
+        self.commits = 0
+        self._thread = threading.Thread(target=self._run, name="robotaxi-writer", daemon=True)
+        self._thread.start()
+
+    def add_ride(self, ride: NewRide, timeout_s: float = 30.0) -> None:
+        """Store an app ride (registered rider); returns once committed, else StoreError."""
+        with self._cond:
+            if self._closing:
+                raise StoreError("the service is shutting down: no new rides")
+            self._seq += 1
+            seq = self._seq
+            self._rides.append((seq, ride))
+            self._cond.notify_all()
+            if not self._cond.wait_for(lambda: seq in self._ride_results, timeout_s):
+                raise StoreError(f"the database did not commit within {timeout_s:.0f} s")
+            error = self._ride_results.pop(seq)
+        if error is not None:
+            raise error
+
+    def put_events(self, rides: Sequence[RideRequest], events: Sequence[TripEvent]) -> None:
+        """Queue simulated rides and trip events (in the order they happened); never waits."""
+        with self._cond:
+            self._seq += 1
+            self._batches.append((self._seq, list(rides), list(events)))
+            self._cond.notify_all()
+
+    def sync(self, timeout_s: float = 30.0) -> None:
+        """Wait until everything queued before this call is committed; StoreError when the
+        commit failed (it stays queued and is retried)."""
+        with self._cond:
+            target, attempts = self._seq, self._attempts
+
+            def settled() -> bool:
+                failed = self._attempts > attempts and self._failed_upto >= target
+                return self._committed >= target or failed
+
+            if not self._cond.wait_for(settled, timeout_s):
+                raise StoreError(f"the database did not commit within {timeout_s:.0f} s")
+            if self._committed < target:
+                raise self._error or StoreError("the database write failed")
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Commit what is queued (one last try) and stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout=timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._rides or self._batches or self._closing)
+                if self._closing and not (self._rides or self._batches):
+                    return
+                rides, self._rides = self._rides, []
+                batches, self._batches = self._batches, []
+                upto = self._seq
+            ok = self._flush(rides, batches, upto)
+            with self._cond:
+                if not ok and self._closing:
+                    return  # the last try failed: what is left is logged, not retried
+            if not ok:
+                time.sleep(self.retry_s)
+
+    def _flush(
+        self,
+        rides: list[tuple[int, NewRide]],
+        batches: list[tuple[int, list[RideRequest], list[TripEvent]]],
+        upto: int,
+    ) -> bool:
+        results: dict[int, StoreError | None] = {}
+        if rides:
+            try:
+                self.store.record(rides=[r for _, r in rides], registered=True, run_id=self.run_id)
+                self.commits += 1
+                results = {seq: None for seq, _ in rides}
+            except StoreError as exc:
+                # the bookings are refused (their trips are never opened): nothing to retry
+                results = {seq: exc for seq, _ in rides}
+        error: StoreError | None = None
+        if batches:
+            sim_rides = [r for _, batch_rides, _ in batches for r in batch_rides]
+            events = [e for _, _, batch_events in batches for e in batch_events]
+            try:
+                self.store.record(rides=sim_rides, events=events, run_id=self.run_id)
+                self.commits += 1
+            except StoreError as exc:
+                log.error("writing %d trip events failed (will retry): %s", len(events), exc)
+                error = exc
+        with self._cond:
+            self._ride_results.update(results)
+            self._attempts += 1
+            if error is None:
+                self._committed = upto
+                self._error = None
+            else:
+                self._batches[:0] = batches  # in front: the order of the log is kept
+                self._failed_upto, self._error = upto, error
+            self._cond.notify_all()
+        return error is None
 
 
 @dataclass
@@ -142,14 +293,24 @@ class ServiceRuntime:
     recovered: list[Ride]
     rate_limiter: RateLimiter
     waiters: LiveWaiters
+    writer: StoreWriter
+    voice: GreetingVoice
     _booking_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_lock: threading.Lock = field(default_factory=threading.Lock)
     _map_json: bytes | None = None
+    _map_gzip: bytes | None = None
     _unsubscribe: object = None
     # Riders and the request part of a ride never change once stored, so hot reads (status
     # polls, live streams) are answered from memory; token hashes key the rider cache.
     _riders: dict[str, Rider] = field(default_factory=dict)
     _rides: dict[str, Ride] = field(default_factory=dict)
+    # each app rider's latest ride of this run (rides of earlier runs were closed at start)
+    _latest_ride: dict[str, str] = field(default_factory=dict)
+    # a ride's JSON body at one snapshot version, shared by its status reads and streams
+    bodies: dict[str, tuple[int, bytes, TripState]] = field(default_factory=dict)
+    # lat/lon of every car at one snapshot version (one projection call per version)
+    _positions: tuple[int, dict[str, tuple[float, float]]] = (-1, {})
+    _curb_latlon: dict[tuple[float, float], tuple[float, float]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: ServiceSettings) -> ServiceRuntime:
@@ -166,9 +327,15 @@ class ServiceRuntime:
                 "riders_per_hour": settings.riders_per_hour,
             }
             run = store.start_run(config_json)
+            writer = StoreWriter(store, run.id)
 
             def sink(rides: Sequence[RideRequest], events: Sequence[TripEvent]) -> None:
-                store.record(rides=rides, events=events, registered=False, run_id=run.id)
+                writer.put_events(rides, events)
+                if not settings.tick_in_background:
+                    # stepped by the caller (tests): the store is current after each step
+                    # a failure is logged by the writer, which keeps the events and retries
+                    with contextlib.suppress(StoreError):
+                        writer.sync()
 
             live = LiveService(
                 run_config,
@@ -179,7 +346,11 @@ class ServiceRuntime:
                 sink=sink,
                 ride_prefix=f"sim{run.id[:8]}",
             )
-            live.start()
+            try:
+                live.start()
+            except BaseException:
+                writer.close()
+                raise
         except BaseException:
             store.close()
             raise
@@ -197,6 +368,8 @@ class ServiceRuntime:
             recovered=recovered,
             rate_limiter=RateLimiter(settings.rides_per_window, settings.rate_window_s),
             waiters=LiveWaiters(),
+            writer=writer,
+            voice=GreetingVoice(settings.espeak_ng or None, search=settings.espeak_ng is None),
         )
         runtime._unsubscribe = live.subscribe(runtime.waiters.on_update)
         if settings.tick_in_background:
@@ -205,7 +378,10 @@ class ServiceRuntime:
 
     def close(self) -> None:
         try:
-            self.live.stop()
+            try:
+                self.live.stop()
+            finally:
+                self.writer.close()
             self.store.end_run(self.run_id)
         finally:
             self.store.close()
@@ -236,6 +412,30 @@ class ServiceRuntime:
             self._riders.clear()
         self._riders[hash_token(token)] = rider
 
+    def active_ride(self, rider_id: str) -> str | None:
+        """The rider's ride of this run that has not ended, if any (answered from memory:
+        rides of earlier runs were all closed when this one started)."""
+        ride_id = self._latest_ride.get(rider_id)
+        if ride_id is None:
+            return None
+        view = self.live.trip(ride_id)
+        return ride_id if view is not None and not view.state.terminal else None
+
+    def latest_ride(self, rider_id: str) -> Ride | None:
+        """The rider's most recent ride (of this run from memory, else from the store)."""
+        ride_id = self._latest_ride.get(rider_id)
+        ride = None if ride_id is None else self.cached_ride(ride_id)
+        if ride is None:
+            latest = self.store.rides_of_rider(rider_id, limit=1)
+            ride = latest[0] if latest else None
+        return ride
+
+    def booked(self, ride: Ride) -> None:
+        """A ride was stored and its trip opened: it is now the rider's latest."""
+        self.remember_ride(ride)
+        if ride.rider_id is not None:
+            self._latest_ride[ride.rider_id] = ride.id
+
     def cached_ride(self, ride_id: str) -> Ride | None:
         """A ride booked in this run, as stored at booking (its request never changes)."""
         return self._rides.get(ride_id)
@@ -258,6 +458,24 @@ class ServiceRuntime:
         x, y = self.live.map.projection.lonlat_to_xy(np.array([lon]), np.array([lat]))
         return float(x[0]), float(y[0])
 
+    def vehicle_latlon(self, snapshot: LiveSnapshot, vehicle_id: str) -> tuple[float, float] | None:
+        """(lat, lon) of a car in `snapshot`; all cars are projected once per version."""
+        version, positions = self._positions
+        if version != snapshot.version:
+            cars = list(snapshot.vehicles.values())
+            coords = self.to_latlon(np.array([[v.x, v.y] for v in cars]).reshape(-1, 2))
+            positions = {v.vehicle_id: (c[0], c[1]) for v, c in zip(cars, coords, strict=True)}
+            self._positions = (snapshot.version, positions)
+        return positions.get(vehicle_id)
+
+    def curb_latlon(self, xy: tuple[float, float]) -> tuple[float, float]:
+        """(lat, lon) of a curb spot (there are few: cached)."""
+        found = self._curb_latlon.get(xy)
+        if found is None:
+            (lat, lon), *_ = self.to_latlon(np.array([xy]))
+            found = self._curb_latlon[xy] = (lat, lon)
+        return found
+
     def to_latlon(self, xy: np.ndarray) -> list[list[float]]:
         """N×2 metres → [[lat, lon], ...] rounded to ~1 cm."""
         pts = np.atleast_2d(np.asarray(xy, dtype=float))
@@ -279,6 +497,12 @@ class ServiceRuntime:
             f"within {self.settings.max_walk_m:.0f} m of a street of the {self.live.map.name} "
             f"city (lat {lat0:.4f} to {lat1:.4f}, lon {lon0:.4f} to {lon1:.4f})"
         )
+
+    def map_json_gzip(self) -> bytes:
+        """`map_json()` gzip-compressed, built once."""
+        if self._map_gzip is None:
+            self._map_gzip = gzip.compress(self.map_json(), compresslevel=6)
+        return self._map_gzip
 
     def map_json(self) -> bytes:
         """The road network as lat/lon polylines (one per drivable edge), built once."""

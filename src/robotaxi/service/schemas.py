@@ -170,6 +170,11 @@ class CarScreenPublic(BaseModel):
     ride: RidePublic | None
     route: list[list[float]]
     nearby: list[NearbyPublic]
+    nearby_source: str = Field(
+        description="where `nearby` comes from: 'sumo' (the traffic simulation's ground truth; "
+        "the car is driven by SUMO at fleet fidelity) or 'autonomy' (the car's own tracks)"
+    )
+    nearby_note: str = Field(description="the source, said for the screen")
     steering: SteeringPublic
     emergency_banner: str | None
 

@@ -57,6 +57,11 @@ class ServiceSettings(BaseModel):
     no_show_wait_s: float = Field(
         600.0, gt=0, description="the car waits this long (sim s) for an app rider to get in"
     )
+    espeak_ng: str | None = Field(
+        None,
+        description="espeak-ng executable for spoken greetings; default: found on PATH; "
+        "'' turns them off (the in-car page then uses the browser's voice)",
+    )
     stream_max_s: float = Field(
         300.0, gt=0, description="a live stream ends after this (wall s); clients reconnect"
     )

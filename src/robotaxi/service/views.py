@@ -18,10 +18,11 @@ from robotaxi.service.schemas import (
     VehiclePosition,
     VehiclePublic,
 )
-from robotaxi.sim.live import TripView, VehicleView
+from robotaxi.sim.live import LiveSnapshot, TripView, VehicleView
 from robotaxi.store.records import Ride, Rider
 
 S = TripState
+MAX_BODIES = 100_000
 
 
 def compass_deg(heading_rad: float) -> float:
@@ -42,8 +43,15 @@ def own_ride(runtime: ServiceRuntime, rider: Rider, ride_id: str) -> Ride:
     return ride
 
 
-def ride_public(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> RidePublic:
-    live = runtime.live
+def ride_public(
+    runtime: ServiceRuntime,
+    ride: Ride,
+    view: TripView | None,
+    snapshot: LiveSnapshot | None = None,
+) -> RidePublic:
+    """The ride's body: from the live view when it has one (at `snapshot`, default the
+    current one), else from the store."""
+    snapshot = runtime.live.snapshot() if snapshot is None else snapshot
     events: list[TripEvent] = (
         list(view.events) if view is not None else runtime.store.events(ride.id)
     )
@@ -60,7 +68,7 @@ def ride_public(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> R
     body = RidePublic(
         id=ride.id,
         state=(view.state if view is not None else ride.state).value,
-        sim_now_s=round(live.now_s, 1),
+        sim_now_s=round(snapshot.time_s, 1),
         vehicle_id=view.vehicle_id if view is not None else ride.vehicle_id,
         pickup=pickup,
         dropoff=dropoff,
@@ -83,14 +91,21 @@ def ride_public(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> R
         return body
     vehicle = None
     if view.vehicle_id is not None and view.vehicle_xy is not None:
-        v = live.vehicle(view.vehicle_id)
-        if v is not None:
-            vehicle = position(runtime, v)
+        v = snapshot.vehicles.get(view.vehicle_id)
+        where = runtime.vehicle_latlon(snapshot, view.vehicle_id)
+        if v is not None and where is not None:
+            vehicle = VehiclePosition(
+                lat=where[0], lon=where[1], heading_deg=compass_deg(v.heading)
+            )
     blocked = view.start_blocked_reason
+    pickup_curb, dropoff_curb = (
+        runtime.curb_latlon(view.pickup_curb_xy),
+        runtime.curb_latlon(view.dropoff_curb_xy),
+    )
     return body.model_copy(
         update={
-            "pickup_curb": latlon(runtime, view.pickup_curb_xy),
-            "dropoff_curb": latlon(runtime, view.dropoff_curb_xy),
+            "pickup_curb": LatLon(lat=pickup_curb[0], lon=pickup_curb[1]),
+            "dropoff_curb": LatLon(lat=dropoff_curb[0], lon=dropoff_curb[1]),
             "eta_s": view.eta_s,
             "vehicle": vehicle,
             "greeting": view.greeting,
@@ -101,6 +116,26 @@ def ride_public(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> R
             "yielding_for_emergency": view.yielding_for is not None,
         }
     )
+
+
+def live_ride_body(runtime: ServiceRuntime, ride: Ride) -> tuple[bytes, TripState] | None:
+    """The JSON of a live ride's body and its state, or None when the ride is not live.
+
+    Built once per snapshot version and shared: a ride's status reads and live streams
+    between two ticks all send the same bytes.
+    """
+    snapshot = runtime.live.snapshot()
+    view = snapshot.trips.get(ride.id)
+    if view is None:
+        return None
+    cached = runtime.bodies.get(ride.id)
+    if cached is not None and cached[0] == snapshot.version:
+        return cached[1], cached[2]
+    data = ride_public(runtime, ride, view, snapshot).model_dump_json().encode()
+    if len(runtime.bodies) >= MAX_BODIES:
+        runtime.bodies.clear()
+    runtime.bodies[ride.id] = (snapshot.version, data, view.state)
+    return data, view.state
 
 
 def position(runtime: ServiceRuntime, v: VehicleView) -> VehiclePosition:

@@ -4,12 +4,14 @@
 optional trickle of synthetic riders drawn from the city's demand model (so real riders share
 the city with others). A background thread steps the simulation at `speed` × real time in
 `world.step_s` steps; tests call `step()` directly instead. One lock serialises ticks with
-rider actions and with the read accessors, so every answer is a consistent instant.
+rider actions. After each of them a `LiveSnapshot` (every car and trip at that instant,
+immutable) is published; trips and cars are read from it without the lock, so a reader never
+waits for a tick and every answer is a consistent instant.
 
-Every `TripEvent` produced, by a tick or by a rider's action, goes first to the sink (the
-service writes it to the store, inside the lock, so the log is in the order things happened)
-and then to subscribers (live streams). If the simulation cannot keep its speed it does not
-skip steps: it runs as fast as it can and reports the real-time factor it achieves.
+Every `TripEvent` produced, by a tick or by a rider's action, goes first to the sink, in the
+order things happened (the service queues it for its group-commit writer), and then to
+subscribers (live streams). If the simulation cannot keep its speed it does not skip steps:
+it runs as fast as it can and reports the real-time factor it achieves.
 """
 
 from __future__ import annotations
@@ -163,6 +165,26 @@ class Pacing:
     ended: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LiveSnapshot:
+    """The city at one instant, published after every tick and rider action.
+
+    Readers (status polls, live streams) take the current snapshot without any lock: it is
+    never changed once published, so everything in it belongs to the same instant.
+    """
+
+    version: int
+    time_s: float
+    vehicles: dict[str, VehicleView]
+    trips: dict[str, TripView]  # every trip of this run, ended ones included
+
+    def open_trips(self) -> list[TripView]:
+        return [t for t in self.trips.values() if not t.state.terminal]
+
+
+EMPTY_SNAPSHOT = LiveSnapshot(version=0, time_s=0.0, vehicles={}, trips={})
+
+
 class LiveService:
     """The service's city simulation. `start()`, then `run_clock()` or `step()`; `stop()`."""
 
@@ -207,12 +229,14 @@ class LiveService:
         # lock order: _lock, then _sink_lock, then _queue_lock (held only briefly)
         self._sink_lock = threading.Lock()
         self._queue_lock = threading.Lock()
+        self._snapshot = EMPTY_SNAPSHOT
         self._rtf_samples: deque[tuple[float, float]] = deque()
         self._trails: dict[str, list[tuple[float, float]]] = {}
         self._next_trail_s = 0.0
         self._behind_s = 0.0
         self._ticks = 0
         self._tick_wall_s = 0.0
+        self._tick_wall_max_s = 0.0
         self.map: RoadMap
         self.graph: RoutingGraph
         self.world: SumoWorld
@@ -245,6 +269,8 @@ class LiveService:
             self.world.close()
             raise
         self._started = True
+        with self._lock:
+            self._publish_snapshot(self._record((), ()), tuple(self.fleet.trips))
 
     def run_clock(self) -> None:
         """Step the simulation in a background thread at `speed` × real time."""
@@ -282,8 +308,11 @@ class LiveService:
 
     @property
     def now_s(self) -> float:
-        with self._lock:
-            return self.world.time.time_s if self._started else 0.0
+        return self._snapshot.time_s
+
+    def snapshot(self) -> LiveSnapshot:
+        """The latest published instant (no lock taken: safe from any thread, never blocks)."""
+        return self._snapshot
 
     @property
     def ended(self) -> bool:
@@ -320,8 +349,11 @@ class LiveService:
             batch = self._take_batch()
             self._record_trails(now)
             self._ticks += 1
+            self._publish_snapshot(update, (), moved=True)
         self._write(batch, strict=False)
-        self._tick_wall_s += time.perf_counter() - wall0
+        tick_s = time.perf_counter() - wall0
+        self._tick_wall_s += tick_s
+        self._tick_wall_max_s = max(self._tick_wall_max_s, tick_s)
         self._publish(update)
         return update
 
@@ -416,7 +448,7 @@ class LiveService:
             _, events = self.fleet.request_ride(request)
             update = self._record((), events)
             batch = self._take_batch()
-            view = self._trip_view(request_id)
+            view = self._publish_snapshot(update, (request_id,))[request_id]
         self._write(batch, strict=True)
         self._publish(update)
         return view
@@ -447,42 +479,41 @@ class LiveService:
             events = action(self.world.time.time_s)
             update = self._record((), events)
             batch = self._take_batch()
-            view = self._trip_view(trip_id)
+            view = self._publish_snapshot(update, (trip_id,))[trip_id]
         self._write(batch, strict=True)
         self._publish(update)
         return view
 
     # --- reading ------------------------------------------------------------------------
 
-    def has_trip(self, trip_id: str) -> bool:
+    def refresh(self) -> LiveSnapshot:
+        """Publish the current instant again, every trip rebuilt (after a change made to the
+        fleet from outside a tick or an action, e.g. by a test or a debugger)."""
         with self._lock:
-            return self._started and trip_id in self.fleet.trips
+            self._require_started()
+            self._publish_snapshot(self._record((), ()), tuple(self.fleet.trips))
+            return self._snapshot
+
+    # Trips and vehicles are read from the published snapshot: no lock, so a reader never
+    # waits for a tick (or for a rider action queued behind one).
+
+    def has_trip(self, trip_id: str) -> bool:
+        return trip_id in self._snapshot.trips
 
     def trip(self, trip_id: str) -> TripView | None:
-        with self._lock:
-            if not self._started or trip_id not in self.fleet.trips:
-                return None
-            return self._trip_view(trip_id)
+        return self._snapshot.trips.get(trip_id)
 
     def vehicles(self) -> list[VehicleView]:
-        with self._lock:
-            self._require_started()
-            return [_vehicle_view(v) for v in self.fleet.vehicles.values()]
+        self._require_started()
+        return list(self._snapshot.vehicles.values())
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
-        with self._lock:
-            self._require_started()
-            v = self.fleet.vehicles.get(vehicle_id)
-            return None if v is None else _vehicle_view(v)
+        self._require_started()
+        return self._snapshot.vehicles.get(vehicle_id)
 
     def open_trips(self) -> list[TripView]:
-        with self._lock:
-            self._require_started()
-            return [
-                self._trip_view(t.trip_id)
-                for t in self.fleet.trips.values()
-                if not t.state.terminal
-            ]
+        self._require_started()
+        return self._snapshot.open_trips()
 
     def route_xy(self, vehicle_id: str) -> FloatArray:
         """N×2 polyline (m) of where the car is driving: from its position to its target curb.
@@ -661,6 +692,7 @@ class LiveService:
             "tick_ms_mean": round(1000 * self._tick_wall_s / self._ticks, 2)
             if self._ticks
             else None,
+            "tick_ms_max": round(1000 * self._tick_wall_max_s, 2) if self._ticks else None,
         }
 
     # --- subscribers --------------------------------------------------------------------
@@ -829,28 +861,73 @@ class LiveService:
             parts.append(_cut(line, start, end))
         return np.concatenate(parts, axis=0)
 
-    def _trip_view(self, trip_id: str) -> TripView:
+    def _publish_snapshot(
+        self, update: LiveUpdate, touched: Sequence[str], *, moved: bool = False
+    ) -> dict[str, TripView]:
+        """Publish the instant after `update` (call under `_lock`); returns its trips.
+
+        Only trips that can have changed are rebuilt: those with events in the update,
+        those a rider just acted on and, when the cars `moved` (a tick), those a car is
+        serving (position, ETA, yield). A trip changes in no other way: a waiting trip with
+        no car does not change without an event, and a rider's action moves no car.
+        """
+        vehicles = {v.vehicle_id: _vehicle_view(v) for v in self.fleet.vehicles.values()}
+        changed = set(touched)
+        changed.update(e.trip_id for e in update.events)
+        for v in self.fleet.vehicles.values() if moved else ():
+            if v.trip_id is not None:
+                changed.add(v.trip_id)
+            if v.next_trip_id is not None:
+                changed.add(v.next_trip_id)
+        changed.intersection_update(self.fleet.trips)
+        etas = self._etas(sorted(changed))
+        trips = dict(self._snapshot.trips)
+        for trip_id in changed:
+            trips[trip_id] = self._trip_view(trip_id, etas.get(trip_id), eta_known=True)
+        self._snapshot = LiveSnapshot(update.version, self.world.time.time_s, vehicles, trips)
+        return trips
+
+    def _eta_target(self, trip_id: str) -> tuple[Vehicle, int] | None:
+        """The car serving a trip and the curb it is driving to, when it is driving to one."""
+        trip = self.fleet.trips[trip_id]
+        car = self.fleet.vehicles.get(trip.vehicle_id) if trip.vehicle_id else None
+        if car is None or car.trip_id != trip_id:
+            return None
+        if trip.state in (S.ASSIGNED, S.EN_ROUTE):
+            return car, trip.pickup_curb
+        if trip.state in (S.STARTED, S.DRIVING):
+            return car, trip.dropoff_curb
+        return None
+
+    def _etas(self, trip_ids: Sequence[str]) -> dict[str, float | None]:
+        """ETA (s) of each trip's car to its next curb, all in one routing call."""
+        legs = [(t, leg) for t in trip_ids if (leg := self._eta_target(t)) is not None]
+        if not legs:
+            return {}
+        curbs = self.map.curbs
+        origins = [self.fleet.locate(car) for _, (car, _) in legs]
+        targets = [curb for _, (_, curb) in legs]
+        matrix = self.graph.eta_matrix(
+            [o[0] for o in origins], np.array([o[1] for o in origins]),
+            [curbs.edge_ids[c] for c in targets], np.array([curbs.pos[c] for c in targets]),
+        )  # fmt: skip
+        out: dict[str, float | None] = {}
+        for k, (trip_id, _) in enumerate(legs):
+            value = float(matrix[k, k])
+            out[trip_id] = round(max(value, 0.0), 1) if math.isfinite(value) else None
+        return out
+
+    def _trip_view(
+        self, trip_id: str, eta: float | None = None, *, eta_known: bool = False
+    ) -> TripView:
+        """One trip now; `eta` is its car's ETA from `_etas` (computed here unless known)."""
         trip = self.fleet.trips[trip_id]
         rider = self.fleet.riders[trip_id]
         car = self.fleet.vehicles.get(trip.vehicle_id) if trip.vehicle_id else None
         own_car = car is not None and car.trip_id == trip_id
         curbs = self.map.curbs
-        eta: float | None = None
-        if own_car and car is not None:
-            target = None
-            if trip.state in (S.ASSIGNED, S.EN_ROUTE):
-                target = trip.pickup_curb
-            elif trip.state in (S.STARTED, S.DRIVING):
-                target = trip.dropoff_curb
-            if target is not None:
-                edge, pos = self.fleet.locate(car)
-                value = float(
-                    self.graph.eta_matrix(
-                        [edge], np.array([pos]),
-                        [curbs.edge_ids[target]], np.array([curbs.pos[target]]),
-                    )[0, 0]
-                )  # fmt: skip
-                eta = round(max(value, 0.0), 1) if math.isfinite(value) else None
+        if not eta_known:
+            eta = self._etas([trip_id]).get(trip_id)
         arrived = trip.time_of(S.ARRIVED) is not None
         return TripView(
             trip_id=trip_id,

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from robotaxi.core import RideRequest, TripState
-from robotaxi.service.deps import CurrentRider, RuntimeDep
+from robotaxi.service.deps import CurrentRider, RiderOrOperator, RuntimeDep
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
     BuckleCreate,
@@ -23,10 +23,10 @@ from robotaxi.service.schemas import (
     RideCreate,
     RidePublic,
 )
-from robotaxi.service.views import latlon, own_ride, receipt, ride_public
+from robotaxi.service.views import latlon, live_ride_body, own_ride, receipt, ride_public
 from robotaxi.sim.live import TripView
 from robotaxi.store.records import LatLon as StoredLatLon
-from robotaxi.store.records import NewRide, Rider
+from robotaxi.store.records import NewRide, Ride, Rider
 
 router = APIRouter(prefix="/api/rides", tags=["rides"])
 log = logging.getLogger(__name__)
@@ -112,36 +112,41 @@ def book(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> RidePubl
     pickup_xy, dropoff_xy = _validated_points(runtime, body)
     store, live = runtime.store, runtime.live
     with runtime.booking_lock(rider.id):
-        active = [r for r in store.rides_of_rider(rider.id, limit=5) if not r.state.terminal]
-        if active:
+        active = runtime.active_ride(rider.id)
+        if active is not None:
+            view = live.trip(active)
+            state = "active" if view is None else view.state.value
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
-                f"you already have an active ride ({active[0].id}, {active[0].state.value}): "
+                f"you already have an active ride ({active}, {state}): "
                 "cancel or finish it before booking another",
             )
         ride_id = runtime.new_ride_id()
 
         def store_first(request: RideRequest) -> None:
+            # committed (in a group with other bookings) before the trip opens
             _, walk = live.map.curbs.nearest(np.array([pickup_xy, dropoff_xy]))
-            stored = store.add_ride(
+            runtime.writer.add_ride(
                 NewRide(
                     request,
                     pickup_walk_m=round(float(walk[0]), 1),
                     dropoff_walk_m=round(float(walk[1]), 1),
                     pickup_latlon=StoredLatLon(body.pickup.lat, body.pickup.lon),
                     dropoff_latlon=StoredLatLon(body.dropoff.lat, body.dropoff.lon),
-                ),
-                registered=True,
-                run_id=runtime.run_id,
+                )
             )
-            runtime.remember_ride(stored)
 
-        view = live.request_ride(
+        live.request_ride(
             ride_id, rider.id, rider.name, pickup_xy, dropoff_xy,
             patience_s=runtime.settings.rider_patience_s, on_open=store_first,
         )  # fmt: skip
+        stored = store.ride(ride_id)
+        if stored is None:  # pragma: no cover - committed by store_first
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the ride was not stored")
+        runtime.booked(stored)
+    runtime.writer.sync()  # the trip's first events are durable before we answer
     log.info("ride %s booked", ride_id)
-    return _public(runtime, ride_id, view)
+    return _public(runtime, stored)
 
 
 @router.get("")
@@ -153,29 +158,40 @@ def history(
     return [ride_public(runtime, r, runtime.live.trip(r.id)) for r in rides]
 
 
-@router.get("/{ride_id}")
-async def get_ride(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+@router.get("/{ride_id}", response_model=RidePublic, responses={200: {"model": RidePublic}})
+async def get_ride(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> Response:
     """The ride's state, car, ETA and events (answered from memory while the ride is live)."""
-    fast = _live_public(runtime, rider.id, ride_id)
+    data, _ = await _current_body(runtime, rider, ride_id)
+    return Response(data, media_type="application/json")
+
+
+async def _current_body(
+    runtime: ServiceRuntime, rider: Rider, ride_id: str
+) -> tuple[bytes, TripState]:
+    """The ride's JSON body and state: from the published snapshot while the ride is live
+    (no lock, no database), else from the store."""
+    fast = _live_body(runtime, rider.id, ride_id)
     if fast is not None:
         return fast
-    return await run_in_threadpool(_stored_public, runtime, rider, ride_id)
+    return await run_in_threadpool(_stored_body, runtime, rider, ride_id)
 
 
-def _live_public(runtime: ServiceRuntime, rider_id: str, ride_id: str) -> RidePublic | None:
+def _live_body(
+    runtime: ServiceRuntime, rider_id: str, ride_id: str
+) -> tuple[bytes, TripState] | None:
     """The body of a ride booked in this run and still in the live city, or None."""
     ride = runtime.cached_ride(ride_id)
     if ride is None:
         return None
     if ride.rider_id != rider_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
-    view = runtime.live.trip(ride_id)
-    return None if view is None else ride_public(runtime, ride, view)
+    return live_ride_body(runtime, ride)
 
 
-def _stored_public(runtime: ServiceRuntime, rider: Rider, ride_id: str) -> RidePublic:
+def _stored_body(runtime: ServiceRuntime, rider: Rider, ride_id: str) -> tuple[bytes, TripState]:
     ride = own_ride(runtime, rider, ride_id)
-    return ride_public(runtime, ride, runtime.live.trip(ride_id))
+    body = ride_public(runtime, ride, runtime.live.trip(ride_id))
+    return body.model_dump_json().encode(), TripState(body.state)
 
 
 @router.get("/{ride_id}/receipt")
@@ -188,7 +204,9 @@ def get_receipt(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> Recei
 def _act(
     runtime: ServiceRuntime, rider_id: str, ride_id: str, action: Callable[[str], TripView]
 ) -> RidePublic:
-    ride = runtime.store.ride(ride_id) if len(ride_id) <= 64 else None
+    ride = runtime.cached_ride(ride_id)
+    if ride is None and len(ride_id) <= 64:
+        ride = runtime.store.ride(ride_id)
     if ride is None or ride.rider_id != rider_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
     if not runtime.live.has_trip(ride_id):
@@ -198,15 +216,13 @@ def _act(
             "service: it can no longer change",
         )
     view = action(ride_id)
+    runtime.writer.sync()  # what the action changed is durable before we answer
     log.info("ride %s is now %s", ride_id, view.state.value)
-    return _public(runtime, ride_id, view)
+    return _public(runtime, ride)
 
 
-def _public(runtime: ServiceRuntime, ride_id: str, view: TripView) -> RidePublic:
-    ride = runtime.store.ride(ride_id)
-    if ride is None:  # pragma: no cover - stored before the trip was opened
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
-    return ride_public(runtime, ride, view)
+def _public(runtime: ServiceRuntime, ride: Ride) -> RidePublic:
+    return ride_public(runtime, ride, runtime.live.trip(ride.id))
 
 
 @router.post("/{ride_id}/cancel")
@@ -241,6 +257,38 @@ def pull_over(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePub
     return _act(runtime, rider.id, ride_id, runtime.live.pull_over)
 
 
+@router.get(
+    "/{ride_id}/greeting.wav",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/wav": {}}, "description": "the greeting as a WAV file"},
+        409: {"description": "the car has not arrived yet"},
+        503: {"description": "no espeak-ng on the server: use the browser's speech instead"},
+    },
+)
+def greeting_wav(ride_id: str, who: RiderOrOperator, runtime: RuntimeDep) -> Response:
+    """The car's greeting, "Hey there, <name>!", spoken by espeak-ng, once the car is there.
+
+    Riders get their own rides' greetings (404 otherwise); operators any ride's.
+    """
+    ride = runtime.cached_ride(ride_id)
+    if ride is None and len(ride_id) <= 64:
+        ride = runtime.store.ride(ride_id)
+    if ride is None or (who is not None and ride.rider_id != who.id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
+    view = runtime.live.trip(ride_id)
+    if view is None or view.greeting is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "the car greets its rider once it has arrived at the pick-up: ask again then",
+        )
+    return Response(
+        runtime.voice.wav(ride.request.rider_name),
+        media_type="audio/wav",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
 @router.get("/{ride_id}/stream", response_class=StreamingResponse)
 async def stream(
     ride_id: str,
@@ -252,42 +300,41 @@ async def stream(
 
     Ends with an `end` event once the ride is over, or after `max_s` (reconnect then).
     """
-    await run_in_threadpool(own_ride, runtime, rider, ride_id)
+    cached = runtime.cached_ride(ride_id)
+    if cached is None:
+        await run_in_threadpool(own_ride, runtime, rider, ride_id)
+    elif cached.rider_id != rider.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
     limit = min(max_s or runtime.settings.stream_max_s, runtime.settings.stream_max_s)
 
-    async def current() -> RidePublic:
-        fast = _live_public(runtime, rider.id, ride_id)
-        if fast is not None:
-            return fast
-        return await run_in_threadpool(_stored_public, runtime, rider, ride_id)
-
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
-        runtime.waiters.add(wake)
-        try:
-            deadline = loop.time() + limit
-            last = ""
-            while True:
-                wake.clear()
-                body = await current()
-                text = body.model_dump_json()
-                if text != last:
-                    yield f"event: ride\ndata: {text}\n\n"
-                    last = text
-                if TripState(body.state).terminal:
-                    yield f"event: end\ndata: {json.dumps({'state': body.state})}\n\n"
-                    return
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
+        deadline = loop.time() + limit
+        due = loop.time()
+        last = b""
+        while True:
+            wake = runtime.waiters.next_update()  # before reading: no update is missed
+            data, state = await _current_body(runtime, rider, ride_id)
+            if data != last:
+                # the body's bytes are shared with every reader of this ride at this instant
+                yield b"event: ride\ndata: " + data + b"\n\n"
+                last = data
+            if state.terminal:
+                yield f"event: end\ndata: {json.dumps({'state': state.value})}\n\n".encode()
+                return
+            # At most one message a second, on this stream's own phase: streams opened at
+            # different times stay spread out rather than all answering the same tick at once.
+            due = max(due + STREAM_MIN_INTERVAL_S, loop.time())
+            if due >= deadline:
+                return
+            await asyncio.sleep(due - loop.time())
+            if not wake.is_set():  # nothing new since we read: wait for the next update
                 try:
-                    await asyncio.wait_for(wake.wait(), timeout=min(KEEPALIVE_S, remaining))
+                    await asyncio.wait_for(wake.wait(), timeout=min(KEEPALIVE_S, deadline - due))
                 except TimeoutError:
-                    yield ": keep-alive\n\n"
-                await asyncio.sleep(STREAM_MIN_INTERVAL_S)
-        finally:
-            runtime.waiters.remove(wake)
+                    if loop.time() >= deadline:
+                        return
+                    yield b": keep-alive\n\n"
 
     return StreamingResponse(
         events(),

@@ -19,6 +19,10 @@ from robotaxi.service.views import position, ride_public, vehicle_operator, vehi
 
 router = APIRouter(prefix="/api/vehicles", tags=["vehicles"])
 NEARBY_RADIUS_M = 60.0
+NEARBY_NOTE = (
+    f"From the traffic simulation: road users within {NEARBY_RADIUS_M:.0f} m as SUMO places "
+    "them. SUMO drives this car (fleet fidelity), so no autonomy stack tracks objects for it."
+)
 STEERING_NOTE = (
     "not available at fleet fidelity: SUMO drives this car, so there is no steering-wheel "
     "angle to show (autonomy-fidelity cars report theirs)"
@@ -50,10 +54,13 @@ def car_screen(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no car {vehicle_id}")
     ride = None
     if who is not None:
-        latest = runtime.store.rides_of_rider(who.id, limit=1)
-        if not latest or latest[0].vehicle_id != vehicle_id:
+        ride = runtime.latest_ride(who.id)
+        if ride is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride in car {vehicle_id}")
-        ride = latest[0]
+        view = live.trip(ride.id)  # live: the car serving it now; else the one stored
+        car = ride.vehicle_id if view is None else view.vehicle_id
+        if car != vehicle_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride in car {vehicle_id}")
     elif v.trip_id is not None:
         ride = runtime.store.ride(v.trip_id)
     ride_body = None if ride is None else ride_public(runtime, ride, live.trip(ride.id))
@@ -79,6 +86,8 @@ def car_screen(
         ride=ride_body,
         route=runtime.to_latlon(live.route_xy(vehicle_id)),
         nearby=nearby,
+        nearby_source="sumo",
+        nearby_note=NEARBY_NOTE,
         steering=SteeringPublic(angle_deg=None, note=STEERING_NOTE),
         emergency_banner=(
             "Pulling over: an emergency vehicle is passing. We'll continue in a moment."

@@ -25,6 +25,26 @@
     }
   }
 
+  // The server's voice (a WAV made by espeak-ng) when it has one; else the browser's.
+  async function greet(rideId, text) {
+    const voice = $("greeting");
+    try {
+      const response = await fetch(`/api/rides/${encodeURIComponent(rideId)}/greeting.wav`, {
+        headers: { Authorization: `Bearer ${token()}` },
+      });
+      if (!response.ok) throw new Error(`greeting answered ${response.status}`);
+      const url = URL.createObjectURL(await response.blob());
+      const audio = new Audio(url);
+      audio.addEventListener("ended", () => URL.revokeObjectURL(url), { once: true });
+      voice.dataset.voice = "server";
+      await audio.play();
+    } catch (_) {
+      // no espeak-ng on the server, or the browser will not play sound unprompted
+      voice.dataset.voice = "browser";
+      speak(text);
+    }
+  }
+
   function render(s) {
     screen = s;
     const ride = s.ride;
@@ -34,7 +54,7 @@
     if ($("greeting").textContent !== greeting) $("greeting").textContent = greeting;
     if (greeting && ride && spokenFor !== ride.id) {
       spokenFor = ride.id;
-      speak(greeting);
+      greet(ride.id, greeting);
     }
     $("ride-status").textContent = ride ? STATE_TEXT[ride.state] || ride.state : "No ride in this car for you";
     $("ride-status").dataset.state = ride ? ride.state : "";
@@ -54,6 +74,8 @@
     const banner = $("ev-banner");
     banner.hidden = !s.emergency_banner;
     banner.textContent = s.emergency_banner || "";
+    $("nearby-source").textContent = s.nearby_note;
+    $("nearby-source").dataset.source = s.nearby_source;
     const list = $("nearby");
     list.innerHTML = "";
     if (!s.nearby.length) {
