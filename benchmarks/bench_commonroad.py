@@ -11,7 +11,9 @@ supplies it interactively), so a non-interactive run would drive an empty road.
 
     .venv/bin/python benchmarks/bench_commonroad.py [--limit N] [--data DIR]
 
-writes benchmarks/results/commonroad.json and commonroad.md.
+writes benchmarks/results/commonroad.json and commonroad.md, with the per-scenario changes
+against the previous results file (or `--previous FILE`). `--render-only` rewrites both
+from the existing JSON (e.g. after `--previous` changed) without driving anything.
 """
 
 from __future__ import annotations
@@ -46,6 +48,23 @@ DATA = ROOT.parent / "shared" / "data" / "commonroad"
 FOLDERS = ("hand-crafted", "tum-bsd", "ngsim")
 PLANNERS: dict[str, type[Planner]] = {"pdm": PdmPlanner, "idm": IdmPlanner}
 SEED = 0
+# what changed in the adapter (robotaxi.sim.commonroad*) since earlier results files, for
+# the reader comparing runs
+ADAPTER_NOTES = (
+    "2026-11-26: a lane change on the route that has no room left on its lanelet (the car "
+    "starts near the lanelet's end) is moved to the next lanelet, beside the target one; it "
+    "used to be squeezed into the joint — a sideways jump of a lane width that the 2 m "
+    "smoothing turned into an S-bend of ~2 m radius (USA_Lanker-1_10, -1_11). The route's "
+    "kerb rooms are at least half its lane width (lanelet bounds meeting at an angle in "
+    "intersections put them nearer)."
+)
+BASELINE_NOTE = (
+    "The IDM baseline is our motion planner's roll-out with one candidate (lane centre, "
+    "speed limit), no behaviour layer and no scoring, so it shares the roll-out's "
+    "longitudinal model: since 2026-11-26 that is IDM blended with the constant-acceleration "
+    "heuristic (ACC model), jerk-limited, with crossing traffic timed to when the car would "
+    "get there — changes that moved the baseline too (see the changes table)."
+)
 
 
 def _percentile_ms(values: list[float], q: float) -> float | None:
@@ -113,6 +132,42 @@ def _summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
     }
 
 
+def flags(r: dict[str, Any]) -> str:
+    """S success, G goal, C collision, F feasible (a dash where not)."""
+    return (
+        ("S" if r["success"] else "-")
+        + ("G" if r["goal_reached"] else "-")
+        + ("C" if r["collision"] else "-")
+        + ("F" if r["feasible"] else "-")
+    )
+
+
+def _previous(result: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """The previous results file's summary and every scenario whose flags changed."""
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    if old.get("run_utc") == result["run_utc"]:
+        return result.get("previous")
+    before = {r["scenario"]: r for r in old.get("scenarios", [])}
+    changes = []
+    for row in result["scenarios"]:
+        then_row = before.get(row["scenario"])
+        for name in PLANNERS:
+            if then_row is None or name not in then_row or name not in row:
+                continue
+            then, now = flags(then_row[name]), flags(row[name])
+            if then != now:
+                changes.append({"scenario": row["scenario"], "planner": name, "then": then,
+                                "now": now})  # fmt: skip
+    summary = {
+        name: {k: old["summary"][name][k] for k in ("successes", "scenarios", "collisions")}
+        for name in PLANNERS
+        if name in old.get("summary", {})
+    }
+    return {"run_utc": old.get("run_utc"), "summary": summary, "changes": changes}
+
+
 def _markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     lines = [
@@ -160,19 +215,38 @@ def _markdown(result: dict[str, Any]) -> str:
         "Step time = one whole stack tick (cameras, tracking, prediction, planning, control), "
         f"wall clock on this machine ({result['machine']}), shared with other work.",
         "",
+        f"Adapter changes: {ADAPTER_NOTES}",
+        "",
+        BASELINE_NOTE,
+        "",
+    ]
+    prev = result.get("previous")
+    if prev:
+        lines += [
+            f"## Changes against the previous run ({prev['run_utc']})",
+            "",
+            "| planner | success then | now | collisions then | now |",
+            "|---|---|---|---|---|",
+        ]
+        for name in PLANNERS:
+            then, now = prev["summary"].get(name, {}), s[name]
+            lines.append(
+                f"| {name} | {then.get('successes')}/{then.get('scenarios')} | "
+                f"{now['successes']}/{now['scenarios']} | {then.get('collisions')} | "
+                f"{now['collisions']} |"
+            )
+        lines += ["", "| scenario | planner | then | now |", "|---|---|---|---|"]
+        lines += [
+            f"| {c['scenario']} | {c['planner']} | {c['then']} | {c['now']} |"
+            for c in prev["changes"]
+        ]
+        lines.append("")
+    lines += [
         "## Per scenario (S success, G goal, C collision, F feasible)",
         "",
         "| scenario | steps | pdm | idm |",
         "|---|---|---|---|",
     ]
-
-    def flags(r: dict[str, Any]) -> str:
-        return (
-            ("S" if r["success"] else "-")
-            + ("G" if r["goal_reached"] else "-")
-            + ("C" if r["collision"] else "-")
-            + ("F" if r["feasible"] else "-")
-        )
 
     for row in result["scenarios"]:
         if "pdm" in row:
@@ -200,7 +274,16 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenarios")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--previous", type=Path, default=None, help="results to compare with")
+    parser.add_argument("--render-only", action="store_true", help="rewrite from the JSON")
     args = parser.parse_args()
+    previous = args.previous if args.previous is not None else args.out / "commonroad.json"
+    if args.render_only:
+        stored: dict[str, Any] = json.loads((args.out / "commonroad.json").read_text())
+        stored["previous"] = _previous(stored, previous)
+        (args.out / "commonroad.json").write_text(json.dumps(stored, indent=1))
+        (args.out / "commonroad.md").write_text(_markdown(stored))
+        return 0
     if not args.data.is_dir():
         print(f"CommonRoad data not found at {args.data}", file=sys.stderr)
         return 2
@@ -241,6 +324,7 @@ def main() -> int:
     for row in done:
         for name in PLANNERS:
             del row[name]["_stack_s"], row[name]["_planner_s"]
+    result["previous"] = _previous(result, previous)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "commonroad.json").write_text(json.dumps(result, indent=1))
     (args.out / "commonroad.md").write_text(_markdown(result))

@@ -47,6 +47,9 @@ def main() -> None:
                         "ev_yield": report.get("ev_yield"),
                         "planning_ms_median": report["planning_ms_median"].get("planning"),
                         "failed": [k for k, v in report["criteria"].items() if not v],
+                        # every metric's score, and the comfort metric's measured extremes
+                        "metrics": {k: m["score"] for k, m in report["metrics"].items()},
+                        "comfort": report["metrics"]["comfort"].get("details", {}),
                     }
                 )
     summary = {}
@@ -76,14 +79,17 @@ def main() -> None:
         " scored against the IDM run (the reference driver). `.venv/bin/python"
         " benchmarks/bench_drive.py`",
         "",
-        "| scenario | ours: passed | score | IDM: passed | score | IDM fails |",
-        "|---|---|---|---|---|---|",
+        "| scenario | ours: passed | score | comfort | max abs jerk m/s³ | IDM: passed | score |"
+        " IDM fails |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in scenario_names():
         o = next(r for r in rows if r["scenario"] == name and r["planner"] == "ours")
         b = next(r for r in rows if r["scenario"] == name and r["planner"] == "idm")
+        jerk = o["comfort"].get("max_abs_jerk")
         lines.append(
-            f"| {name} | {o['passed']} | {o['score']:.3f} | {b['passed']} | {b['score']:.3f} |"
+            f"| {name} | {o['passed']} | {o['score']:.3f} | {o['metrics'].get('comfort')} |"
+            f" {'–' if jerk is None else f'{jerk:.2f}'} | {b['passed']} | {b['score']:.3f} |"
             f" {', '.join(b['failed']) or '–'} |"
         )
     for planner, s in summary.items():

@@ -88,6 +88,23 @@ def test_us101_goal_in_the_next_lane_is_reached_by_a_lane_change(cr):
     assert abs(float(d_start)) > 2.5
 
 
+def test_a_lane_change_without_room_left_moves_to_the_next_lanelet(cr):
+    # Lankershim 1_10 starts 3 m before the end of a turn lanelet whose route continues in
+    # the lane to its left: squeezed into those 3 m, the change was a sideways jump of a
+    # lane width at the joint (an S-bend of radius ~2 m in the smoothed path)
+    problem = cr.load_problem(LANKER)
+    net = problem.scenario.lanelet_network
+    ids, changes = problem.route.lanelet_ids, problem.route.lane_changes
+    assert any(changes) and not changes[1]
+    first_change = changes.index(True)
+    before = net.find_lanelet_by_id(ids[first_change - 1])
+    assert before.lanelet_id in net.find_lanelet_by_id(ids[0]).successor
+    assert ids[first_change] in (before.adj_left, before.adj_right)
+    s0, _ = problem.path.project(*problem.problem.initial_state.position)
+    bends = np.abs(problem.path.curvature_at(float(s0) + np.arange(0.0, 40.0)))
+    assert bends.max() < 0.15  # radius above ~7 m: the intersection's own turn
+
+
 def test_run_produces_a_trajectory_commonroad_accepts_and_judges(cr, zip_problem):
     from robotaxi.autonomy.stack import IdmPlanner, PdmPlanner
 

@@ -261,9 +261,44 @@ class LaneletRouter:
             hops = [(start, False), *self._straight_successors(start, min_length_m)]
         hops += self._straight_successors(hops[-1][0], EXTENSION_M)
         start_u = self._fraction_on(start, xy)
+        hops = self._defer_lane_changes(hops, start_u, lane_change_length_m)
         path = self._build_path(hops, start_u, lane_change_length_m)
         path = self._with_stop_lines(path, [lid for lid, _ in hops])
         return LaneRoute(tuple(lid for lid, _ in hops), tuple(c for _, c in hops), path, reaches)
+
+    def _adjacent_same_direction(self, a: int, b: int) -> bool:
+        lane = self.lanelet(a)
+        return (lane.adj_left == b and bool(lane.adj_left_same_direction)) or (
+            lane.adj_right == b and bool(lane.adj_right_same_direction)
+        )
+
+    def _defer_lane_changes(
+        self, hops: list[tuple[int, bool]], start_u: float, lane_change_length_m: float
+    ) -> list[tuple[int, bool]]:
+        """Move a lane change that has no room left on its lanelet (the car starts near the
+        lanelet's end, or the lanelet is short) one lanelet on — prev → ⇢lid → next becomes
+        prev → prev's successor → ⇢next — where prev's successor runs beside `next`.
+        Otherwise the change would be squeezed into nothing: the path would jump sideways
+        by a lane width at the joint, a kink no car can follow."""
+        hops = list(hops)
+        i = 1
+        while i < len(hops) - 1:
+            change = hops[i][1]
+            prev = hops[i - 1][0]
+            nxt, nxt_change = hops[i + 1]
+            if change and not nxt_change:
+                u0 = start_u if i == 1 else 0.0
+                room = (1.0 - u0) * self.geometry(prev).length_m - (5.0 if i == 1 else 0.0)
+                beside = [
+                    ps
+                    for ps in self.lanelet(prev).successor
+                    if self._adjacent_same_direction(ps, nxt)
+                ]
+                if room < 0.5 * lane_change_length_m and beside:
+                    hops[i : i + 2] = [(beside[0], False), (nxt, True)]
+                    continue
+            i += 1
+        return hops
 
     def lane_of(self, x: float, y: float, heading: float) -> FloatArray | None:
         """Centre line (N×2, m) of the lane a road user at (x, y) heading `heading` (rad)
@@ -348,6 +383,10 @@ class LaneletRouter:
         cols = np.column_stack([np.interp(grid, s, c) for c in cols.T])
         sigma = SMOOTHING_SIGMA_M / (grid[1] - grid[0])
         cols[:, :2] = gaussian_filter1d(cols[:, :2], sigma, axis=0, mode="nearest")
+        # The lane the route is on is drivable: where the bounds of lanelets that meet at an
+        # angle (inside an intersection) put a kerb nearer than half the lane width, the
+        # half width wins.
+        cols[:, 3:5] = np.maximum(cols[:, 3:5], 0.5 * cols[:, 2:3])
         return ReferencePath(cols[:, :2], cols[:, 2], cols[:, 5], cols[:, 3], cols[:, 4])
 
     def _with_stop_lines(self, path: ReferencePath, lanelet_ids: Sequence[int]) -> ReferencePath:
