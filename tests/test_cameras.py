@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from robotaxi.autonomy.sensors.cameras import CameraConfig, line_of_sight, simulate_cameras
+from robotaxi.autonomy.sensors.cameras import (
+    CameraConfig,
+    StaticOccluders,
+    block_polygons,
+    line_of_sight,
+    map_block_occluders,
+    simulate_cameras,
+)
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, AgentState, Pose, SirenState
 
@@ -116,3 +123,78 @@ def test_same_seed_same_detections() -> None:
     c = simulate_cameras(agents, EGO, T0, np.random.default_rng(12), cfg)
     assert a == b
     assert a != c
+
+
+def _crossroads() -> tuple[list[np.ndarray], list[float]]:
+    """Two 7 m wide streets crossing at the origin (one lane each way), as lane centrelines."""
+    lines = [
+        np.array([[-100.0, -1.75], [100.0, -1.75]]),
+        np.array([[100.0, 1.75], [-100.0, 1.75]]),
+        np.array([[1.75, -100.0], [1.75, 100.0]]),
+        np.array([[-1.75, 100.0], [-1.75, -100.0]]),
+    ]
+    return lines, [3.5] * 4
+
+
+def test_city_blocks_from_the_streets_hide_the_cross_street_until_the_corner() -> None:
+    lines, widths = _crossroads()
+    blocks = block_polygons(lines, widths, (-100.0, -100.0, 100.0, 100.0), sidewalk_m=2.0)
+    # four blocks, one per quadrant, from the road edge + pavement (3.5 + 2 m) to the bounds
+    assert len(blocks) == 4
+    boxes = sorted(np.concatenate([b.min(axis=0), b.max(axis=0)]).tolist() for b in blocks)
+    expected = [
+        [-100.0, -100.0, -5.5, -5.5],
+        [-100.0, 5.5, -5.5, 100.0],
+        [5.5, -100.0, 100.0, -5.5],
+        [5.5, 5.5, 100.0, 100.0],
+    ]
+    np.testing.assert_allclose(boxes, expected, atol=0.05)
+    occluders = StaticOccluders(blocks)
+    # an ambulance on the cross street, 40 m west of the junction, eastbound
+    amb = AgentState("amb", AgentKind.EMERGENCY, -40.0, -1.75, 0.0, 12.0, siren=SirenState.ON)
+    far_back = Pose(1.75, -40.0, math.pi / 2)  # our car 40 m south of the junction
+    at_corner = Pose(1.75, -3.0, math.pi / 2)  # our car at the junction
+    rng = np.random.default_rng(0)
+    polys = occluders.near(far_back.x, far_back.y, 130.0)
+    assert len(polys) == 4
+    assert seen(simulate_cameras([amb], far_back, T0, rng, PERFECT, polys)) == set()
+    # the same ambulance seen when there is no block in the way (no occluders given), and
+    # from the junction, where the sight line runs along the open street
+    assert seen(simulate_cameras([amb], far_back, T0, rng, PERFECT)) == {"amb"}
+    dets = simulate_cameras([amb], at_corner, T0, rng, PERFECT, polys)
+    assert seen(dets) == {"amb"} and dets[0].flashing_lights
+    # the line of sight by hand: through the south-west block or along the street
+    assert occluders.blocks_sight((1.75, -40.0), np.array([[-40.0, -1.75]])).tolist() == [True]
+    assert occluders.blocks_sight((1.75, -3.0), np.array([[-40.0, -1.75]])).tolist() == [False]
+    # looking straight down our own street is never blocked
+    assert occluders.blocks_sight((1.75, -40.0), np.array([[1.75, 60.0]])).tolist() == [False]
+    # `near` keeps only blocks whose bounding box is within reach
+    assert len(occluders.near(50.0, 50.0, 10.0)) == 1
+
+
+def test_grid_city_blocks_hide_the_hidden_cross_street_ambulance() -> None:
+    from robotaxi.config import load_config
+    from robotaxi.sim.runner import load_city
+
+    road_map, _ = load_city(load_config(overrides={"map.city": "grid"}))
+    occluders = map_block_occluders(road_map)
+    # 10 × 10 blocks of the 300 m grid, each a bit smaller than 300 × 300 m by the streets
+    assert len(occluders) == 100
+    sizes = np.array([p.max(axis=0) - p.min(axis=0) for p in occluders.polygons])
+    assert np.all((sizes > 270.0) & (sizes < 296.0))
+    # scenario ambulance-hidden-cross-street: ambulance eastbound on A2B2 (y = 595.2), our car
+    # northbound on B1B2 (x = 301.6), the block's corner at about (294.8, 591.4): 60 m west
+    # of the junction it is hidden from 45 m back and from the stop line; 8 m west it is
+    # seen from the stop line; 21 m west, not from 45 m back
+    rng = np.random.default_rng(0)
+    for amb_x, ego_y, expected in (
+        (240.0, 540.0, set()),
+        (240.0, 588.0, set()),
+        (293.0, 588.0, {"amb"}),
+        (280.0, 540.0, set()),
+    ):
+        amb = AgentState("amb", AgentKind.EMERGENCY, amb_x, 595.2, 0.0, 15.0, siren=SirenState.ON)
+        pose = Pose(301.6, ego_y, math.pi / 2)
+        polys = occluders.near(pose.x, pose.y, 130.0)
+        assert seen(simulate_cameras([amb], pose, T0, rng, PERFECT, polys)) == expected
+        assert seen(simulate_cameras([amb], pose, T0, rng, PERFECT)) == {"amb"}

@@ -6,6 +6,11 @@ every call, and the stack times every stage, so runtimes are recorded in one pla
 (nuPlan's pattern). Two planners ship: `PdmPlanner` (behaviour state machine + PDM-Closed
 motion planner) and `IdmPlanner`, an IDM lane-following baseline (lane centre, leader and
 red lights only) for benchmarks.
+
+With roof microphones (`mic_config`), each tick's audio (what `MicrophoneArray.hear`
+recorded, given to `step`) feeds a streaming `SirenDetector`, whose windows fold into a
+`SirenEvidence` that the behaviour layer fuses with the cameras (audio alone: caution;
+flashing lights seen: pull over and stop). Without microphones the stack is camera-only.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import abc
 import time as wall
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from robotaxi.autonomy.control import ControllerGains, TrajectoryController
+from robotaxi.autonomy.perception.siren import SirenDetector, SirenEvidence, siren_evidence
 from robotaxi.autonomy.perception.tracker import MultiObjectTracker, TrackerConfig
 from robotaxi.autonomy.planning.behaviour import (
     Behaviour,
@@ -32,7 +39,9 @@ from robotaxi.autonomy.planning.motion import MotionPlanner
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.prediction import LaneLookup, Predictions, predict
 from robotaxi.autonomy.sensors.cameras import CameraConfig, simulate_cameras
+from robotaxi.autonomy.sensors.microphones import MicArrayConfig
 from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState, footprint_center
+from robotaxi.core.errors import ConfigError
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import (
     AgentState,
@@ -57,6 +66,7 @@ class PlannerInput:
     path: ReferencePath
     signals: Mapping[str, str]
     stop_request_s: float | None
+    siren: SirenEvidence | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,7 @@ class PdmPlanner(Planner):
             inputs.stop_request_s,
             inputs.time.time_s,
             self._last_ok,
+            inputs.siren,
         )
         plan = self.motion.plan(inputs.ego, inputs.path, inputs.scene, inputs.predictions, target)
         self._last_ok = plan.ok
@@ -180,6 +191,7 @@ class StackOutput(NamedTuple):
 
 
 STAGES = ("sensors", "tracking", "prediction", "planning", "control")
+HEARING_STAGE = "hearing"  # the siren detector, timed only when the car has microphones
 
 
 @dataclass
@@ -211,7 +223,11 @@ class AutonomyStack:
         tracker_config: TrackerConfig | None = None,
         controller_gains: ControllerGains | None = None,
         lane_lookup: LaneLookup | None = None,
+        mic_config: MicArrayConfig | None = None,
+        siren_detector: SirenDetector | None = None,
     ) -> None:
+        """`mic_config` gives the car roof microphones: `step` then takes each tick's audio
+        and runs `siren_detector` (by default one for that array's geometry) on it."""
         self.params = params
         self.planner = planner if planner is not None else PdmPlanner(MotionPlanner(params))
         motion = getattr(self.planner, "motion", None)
@@ -228,6 +244,29 @@ class AutonomyStack:
         self.last_detections: tuple[Detection, ...] = ()
         self.last_predictions: Predictions | None = None
         self.last_output: PlannerOutput | None = None
+        self.mic_config = mic_config
+        if siren_detector is None and mic_config is not None:
+            siren_detector = SirenDetector(
+                mic_config.n_mics,
+                mic_xy=mic_config.mic_xy()[:, :2],
+                speed_of_sound_mps=mic_config.speed_of_sound_mps,
+            )
+        self.siren_detector = siren_detector
+        self.last_siren: SirenEvidence | None = None
+
+    def hear(
+        self, audio: npt.NDArray[np.floating[Any]], ego: VehicleState, time: TimePoint
+    ) -> SirenEvidence:
+        """Run the siren detector over one tick of audio (mics×samples) and fold its
+        windows into the evidence at `time` (the end of that audio)."""
+        if self.siren_detector is None:
+            raise ConfigError("audio given to a stack without microphones: pass mic_config")
+        t0, c0 = wall.perf_counter(), wall.thread_time()
+        windows = self.siren_detector.push(np.asarray(audio, dtype=np.float64))
+        evidence = siren_evidence(windows, Pose(ego.x, ego.y, ego.heading), time, self.last_siren)
+        self.last_siren = evidence
+        self.times.add(HEARING_STAGE, wall.perf_counter() - t0, wall.thread_time() - c0)
+        return evidence
 
     def step(
         self,
@@ -242,6 +281,7 @@ class AutonomyStack:
         detections: Sequence[Detection] | None = None,
         static_occluders: Sequence[FloatArray] = (),
         ego_id: str | None = None,
+        audio: npt.NDArray[np.floating[Any]] | None = None,
     ) -> StackOutput:
         """One tick: see with the cameras (unless `detections` are given), track, predict,
         plan, and return the command to apply for the next `dt_s` seconds.
@@ -249,8 +289,11 @@ class AutonomyStack:
         `ego` is the car's state at its rear axle; `agents` the ground truth of everyone else
         (the ego itself is dropped if `ego_id` names it); `signals` maps each stop line's
         `signal_id` to its state character; `stop_request_s` is the arc length along `path`
-        where the car's centre should stop at the kerb, or None.
+        where the car's centre should stop at the kerb, or None. `static_occluders` are
+        polygons (city blocks) that hide objects from the cameras; `audio` is what the roof
+        microphones recorded during the last `dt_s` (mics×samples, Pa; needs `mic_config`).
         """
+        siren = self.hear(audio, ego, time) if audio is not None else None
         t0, c0 = wall.perf_counter(), wall.thread_time()
         if detections is None:
             cx, cy = footprint_center(ego.x, ego.y, ego.heading, self.params)
@@ -272,7 +315,9 @@ class AutonomyStack:
         self.last_predictions = predictions
         t3, c3 = wall.perf_counter(), wall.thread_time()
         out = self.planner.plan(
-            PlannerInput(time, ego, tracks, predictions, scene, path, signals, stop_request_s)
+            PlannerInput(
+                time, ego, tracks, predictions, scene, path, signals, stop_request_s, siren
+            )
         )
         self.last_output = out
         t4, c4 = wall.perf_counter(), wall.thread_time()

@@ -35,6 +35,24 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per scenario")
     p.add_argument("--out", type=Path, default=None, help="folder for --all results")
     p.add_argument("--data-dir", type=Path, default=None, help="shared data (../shared/data)")
+    p.add_argument(
+        "--microphones",
+        choices=("on", "off"),
+        default=None,
+        help="roof microphones + siren detector on or off (default: as the scenario says)",
+    )
+    p.add_argument(
+        "--city-blocks",
+        choices=("on", "off"),
+        default=None,
+        help="city blocks hide what is behind them from the cameras (default: the scenario's)",
+    )
+    p.add_argument(
+        "--background-db",
+        type=float,
+        default=None,
+        help="street background level at the roof microphones, dB SPL (default: the scenario's)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -49,6 +67,19 @@ def run(args: argparse.Namespace) -> int:
     specs = [load_scenario(n) for n in names]  # every file checked before anything runs
     if args.seed is not None:
         specs = [s.model_copy(update={"seed": args.seed}) for s in specs]
+    sensors: dict[str, object] = {}
+    if args.microphones is not None:
+        sensors["microphones"] = args.microphones == "on"
+    if args.city_blocks is not None:
+        sensors["city_blocks"] = args.city_blocks == "on"
+    if args.background_db is not None:
+        if not 0.0 <= args.background_db <= 120.0:
+            raise ConfigError(f"--background-db {args.background_db}: give 0–120 dB SPL")
+        sensors["background_db_spl"] = args.background_db
+    if sensors:
+        specs = [
+            s.model_copy(update={"sensors": s.sensors.model_copy(update=sensors)}) for s in specs
+        ]
     console = Console(stderr=True)
     reports = []
     with (
@@ -67,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(task, completed=spec.duration_s)
             reference = run_scenario(
                 spec, work_dir=Path(work) / f"{spec.name}-idm", data_dir=args.data_dir,
-                planner=idm_planner(),
+                planner=idm_planner(), microphones=False,
             )  # fmt: skip
             report = scenario_report(result, reference)
             reports.append(report)

@@ -62,6 +62,26 @@ class PassSpec(_Model):
     min_score: float = Field(0.5, ge=0, le=1)
 
 
+class SensorsSpec(_Model):
+    """What the car senses with beyond its cameras, and what hides things from them."""
+
+    microphones: bool = Field(
+        False, description="roof microphones + siren detector feed the EV-yield decision"
+    )
+    background_db_spl: float = Field(
+        68.0, ge=0, le=120, description="street background level at the roof, dB SPL"
+    )
+    audio_range_m: float = Field(
+        600.0, gt=0, description="sirens farther than this are not rendered (inaudible), m"
+    )
+    city_blocks: bool = Field(
+        False, description="the blocks between streets hide what is behind them from cameras"
+    )
+    block_sound_loss_db: float = Field(
+        6.0, ge=0, description="extra loss of a siren heard through a block (diffraction), dB"
+    )
+
+
 class ScenarioSpec(_Model):
     name: str
     description: str = ""
@@ -73,6 +93,7 @@ class ScenarioSpec(_Model):
     ego: EgoSpec
     vehicles: tuple[VehicleSpec, ...] = ()
     pedestrians: tuple[PedestrianSpec, ...] = ()
+    sensors: SensorsSpec = SensorsSpec()
     passing: PassSpec = Field(PassSpec(), alias="pass")
 
 

@@ -369,6 +369,7 @@ class EvYield:
     stopped_within_s: float | None
     blocked_ev: bool
     resumed: bool
+    passed_time_s: float | None = None  # when it had passed (None: not within the history)
 
 
 def ev_yield_events(h: DrivingHistory) -> list[EvYield]:
@@ -437,9 +438,25 @@ def ev_yield_events(h: DrivingHistory) -> list[EvYield]:
                 stopped_within,
                 blocked,
                 resumed,
+                float(h.time_s[t_pass]) if t_pass is not None else None,
             )
         )
     return out
+
+
+def first_kerb_stop_s(
+    h: DrivingHistory, after_s: float, before_s: float | None = None
+) -> float | None:
+    """The first time in [`after_s`, `before_s`) that the ego stands at the kerb (stopped, at
+    least `EV_PULL_OVER_MIN_OFFSET_M` right of its lane centre) — the pull-over of
+    `ev_yield_events` — or None."""
+    _, ego_d = project_to_path(h.path_xy, h.ego[:, [C.X, C.Y]])
+    pulled = (h.ego[:, C.SPEED] <= EV_STOPPED_SPEED_MPS) & (ego_d <= -EV_PULL_OVER_MIN_OFFSET_M)
+    window = h.time_s >= after_s - 1e-9
+    if before_s is not None:
+        window &= h.time_s < before_s - 1e-9
+    idx = np.flatnonzero(pulled & window)
+    return float(h.time_s[idx[0]]) if len(idx) else None
 
 
 def ev_yield(h: DrivingHistory) -> MetricResult:

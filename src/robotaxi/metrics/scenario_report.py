@@ -8,8 +8,14 @@ from typing import Any
 import numpy as np
 
 from robotaxi.core import AgentKind
-from robotaxi.metrics.driving import DrivingHistory, MetricResult, evaluate, scenario_score
-from robotaxi.sim.drive import DriveResult
+from robotaxi.metrics.driving import (
+    DrivingHistory,
+    MetricResult,
+    evaluate,
+    first_kerb_stop_s,
+    scenario_score,
+)
+from robotaxi.sim.drive import EV_REACTIONS, DriveResult
 
 
 def reached_s(result: DriveResult) -> float:
@@ -91,6 +97,60 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _since(t: float | None, t0: float | None) -> float | None:
+    return None if t is None or t0 is None else t - t0
+
+
+def ev_reaction_timing(
+    result: DriveResult,
+    history: DrivingHistory,
+    in_range_s: float | None,
+    passed_s: float | None = None,
+) -> dict[str, Any]:
+    """When the car noticed and reacted to the first emergency vehicle (times in s of
+    simulation time, None when it never happened):
+
+    - `siren_onset_s`: its siren came on anywhere in the world; `in_range_s`: it came within
+      the EV metric's range of the car (`ev_yield_events`);
+    - `heard_s`: the siren detector first reported a siren (with microphones); `seen_s`: a
+      camera first reported its flashing lights;
+    - `first_reaction_s`: the first tick (from the onset) the behaviour layer reacted to an
+      EV (`ev_caution` on audio, `yield_to_ev` on sight); `stopped_at_kerb_s`: the first
+      time after that, and before the EV had passed (`passed_s`), the car stood at the kerb;
+    - `reaction_after_onset_s`, `reaction_after_in_range_s`, `kerb_stop_after_onset_s`,
+      `kerb_stop_after_in_range_s`: the same as delays (negative: before it came in range).
+    """
+    rec = result.record
+    onset = min(rec.ev_siren_onset_s.values(), default=None)
+    heard = next((t for t, h in zip(rec.time_s, rec.siren_heard, strict=False) if h), None)
+    seen = min(rec.ev_first_seen_s.values(), default=None)
+    start = onset if onset is not None else 0.0
+    reaction = next(
+        (
+            t
+            for t, b in zip(rec.time_s, rec.behaviour, strict=True)
+            if t >= start and b in EV_REACTIONS
+        ),
+        None,
+    )
+    kerb = first_kerb_stop_s(history, reaction, passed_s) if reaction is not None else None
+    return {
+        "microphones": result.microphones,
+        "city_blocks": result.city_blocks,
+        "siren_onset_s": onset,
+        "in_range_s": in_range_s,
+        "heard_s": heard,
+        "seen_s": seen,
+        "passed_s": passed_s,
+        "first_reaction_s": reaction,
+        "stopped_at_kerb_s": kerb,
+        "reaction_after_onset_s": _since(reaction, onset),
+        "reaction_after_in_range_s": _since(reaction, in_range_s),
+        "kerb_stop_after_onset_s": _since(kerb, onset),
+        "kerb_stop_after_in_range_s": _since(kerb, in_range_s),
+    }
+
+
 def scenario_report(result: DriveResult, reference: DriveResult | None = None) -> dict[str, Any]:
     """The machine-readable result of `robotaxi drive --json`.
 
@@ -146,5 +206,11 @@ def scenario_report(result: DriveResult, reference: DriveResult | None = None) -
             "stopped_within_s": ev.details["stopped_within_s"],
             "blocked_ev": ev.details["blocked_ev"],
             "resumed": ev.details["resumed"],
+            "timing": ev_reaction_timing(
+                result,
+                history,
+                ev.details["events"][0]["in_range_time_s"],
+                ev.details["events"][0]["passed_time_s"],
+            ),
         }
     return _jsonable(report)

@@ -5,6 +5,12 @@ plus scripted pedestrians); the stack tracks, predicts, plans and controls; the 
 moves the car; SUMO is told where it went (`moveToXY`), so traffic reacts to it. To let an
 ambulance pass a car stopped at the kerb, the ego is parked off its lane in SUMO while it
 waits (the recipe in SUMO-NOTES) and put back when it moves on.
+
+Optional sensing (the scenario's `sensors`): roof microphones — each tick the array renders
+what it hears of every emergency vehicle with its siren on within `audio_range_m` (from
+SUMO's ground truth at any range: sirens are heard through buildings, with an extra loss
+when a block stands in between) over the street background, and the stack's siren detector
+listens; city blocks — polygons from the map that hide what is behind them from the cameras.
 """
 
 from __future__ import annotations
@@ -21,10 +27,23 @@ from robotaxi.autonomy.planning.behaviour import BehaviourConfig, BehaviourPlann
 from robotaxi.autonomy.planning.motion import MotionPlanner
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.planning.route import LaneRoute, reference_path
-from robotaxi.autonomy.stack import AutonomyStack, IdmPlanner, PdmPlanner, Planner, StackOutput
-from robotaxi.autonomy.vehicle import IPACE, VehicleState, front_bumper, step
+from robotaxi.autonomy.sensors.cameras import StaticOccluders, map_block_occluders
+from robotaxi.autonomy.sensors.microphones import (
+    EmergencySource,
+    MicArrayConfig,
+    MicrophoneArray,
+)
+from robotaxi.autonomy.stack import (
+    AutonomyStack,
+    IdmPlanner,
+    PdmPlanner,
+    Planner,
+    StackOutput,
+    StageTimes,
+)
+from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, front_bumper, step
 from robotaxi.config import RunConfig, load_config
-from robotaxi.config.scenario import ScenarioSpec
+from robotaxi.config.scenario import ScenarioSpec, SensorsSpec
 from robotaxi.core import (
     AgentKind,
     AgentState,
@@ -33,7 +52,7 @@ from robotaxi.core import (
     TimePoint,
     TrajectoryColumn,
 )
-from robotaxi.core.types import FloatArray, Track
+from robotaxi.core.types import FloatArray, Pose, Track
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.runner import load_city
 from robotaxi.world.sumo_world import SumoWorld
@@ -42,7 +61,9 @@ EGO_ID = "ego"
 PARK_BELOW_MPS = 1.0  # pulled over and all but stopped: take the car off its lane in SUMO
 PARK_OFFSET_M = 1.5
 EV_YIELD_RANGE_M = 120.0
-KERB_BEHAVIOURS = ("yield_to_ev", "curbside_stop", "leave_curb", "safe_stop")
+KERB_BEHAVIOURS = ("yield_to_ev", "ev_caution", "curbside_stop", "leave_curb", "safe_stop")
+EV_REACTIONS = ("ev_caution", "yield_to_ev")  # behaviours that count as reacting to an EV
+OCCLUDER_QUERY_M = 130.0  # city blocks this near the car are tested (the cameras' reach)
 C = TrajectoryColumn
 
 
@@ -61,6 +82,12 @@ class DrivingRecord:
         default_factory=dict
     )
     reached_stop: bool = False
+    # per tick, with microphones: the siren detector's verdict (empty without microphones)
+    siren_heard: list[bool] = field(default_factory=list)
+    # EV id → first time its siren was on anywhere in the world / its lights first detected
+    # by a camera (s)
+    ev_siren_onset_s: dict[str, float] = field(default_factory=dict)
+    ev_first_seen_s: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, path: ReferencePath) -> DrivingRecord:
@@ -118,6 +145,11 @@ class DriveResult:
     wall_s: float = 0.0
     road_map: RoadMap | None = None
     route: LaneRoute | None = None
+    microphones: bool = False
+    city_blocks: bool = False
+    audio_ms: list[float] = field(default_factory=list)  # rendering audio, wall time per tick
+    audio_cpu_ms: list[float] = field(default_factory=list)  # … and this thread's CPU time
+    stage_times: StageTimes | None = None  # the stack's per-tick runtimes of every stage
 
 
 def _run_config(spec: ScenarioSpec, data_dir: Path | None, cache_dir: Path | None) -> RunConfig:
@@ -174,8 +206,11 @@ def run_scenario(
     keep_frames: bool = False,
     progress: Callable[[float, float], None] | None = None,
     city: tuple[RoadMap, RoutingGraph] | None = None,
+    microphones: bool | None = None,
+    city_blocks: bool | None = None,
 ) -> DriveResult:
-    """Run one scenario closed-loop and record what happened."""
+    """Run one scenario closed-loop and record what happened. `microphones` and
+    `city_blocks` override the scenario's `sensors` settings when given."""
     wall0 = wall.perf_counter()
     config = _run_config(spec, data_dir, cache_dir)
     road_map, graph = city or load_city(config)
@@ -201,12 +236,29 @@ def run_scenario(
         float(x0) - back * math.cos(float(h0)), float(y0) - back * math.sin(float(h0)),
         float(h0), ego_spec.start_speed_mps,
     )  # fmt: skip
-    stack = AutonomyStack(planner or default_planner(), seed=spec.seed)
+    sensors = spec.sensors
+    use_mics = sensors.microphones if microphones is None else microphones
+    use_blocks = sensors.city_blocks if city_blocks is None else city_blocks
+    mic_config = (
+        MicArrayConfig(
+            background_level_db_spl=sensors.background_db_spl,
+            negatives_dir=Path(config.map.data_dir) / "audio" / "negatives",
+            seed=spec.seed,
+        )
+        if use_mics
+        else None
+    )
+    mic_array = MicrophoneArray(mic_config) if mic_config is not None else None
+    occluders = map_block_occluders(road_map) if use_blocks else None
+    stack = AutonomyStack(planner or default_planner(), seed=spec.seed, mic_config=mic_config)
     world = SumoWorld(
         road_map, graph, config.world, config.fleet, seed=spec.seed, end_s=spec.duration_s,
         work_dir=work_dir, background=spec.background_per_hour_per_km2 > 0,
     )  # fmt: skip
-    result = DriveResult(spec, DrivingRecord.empty(route.path), road_map=road_map, route=route)
+    result = DriveResult(
+        spec, DrivingRecord.empty(route.path), road_map=road_map, route=route,
+        microphones=use_mics, city_blocks=use_blocks,
+    )  # fmt: skip
     pending = sorted(spec.vehicles, key=lambda v: v.depart_s)
     stop_request = ego_spec.stop_at_m
     stopped_since: float | None = None
@@ -234,7 +286,34 @@ def run_scenario(
             truth = world.surroundings(EGO_ID) + _pedestrians(spec, route, t)
             signals = world.signal_states()
             result.collisions.extend(c for c in world.collisions() if EGO_ID in c)
-            out = stack.step(ego, truth, path, signals, stop_request, now, spec.dt_s, ego_id=EGO_ID)
+            sirens = _sirens_on(world)
+            for ev in sirens:
+                result.record.ev_siren_onset_s.setdefault(ev.agent_id, now.time_s - spec.dt_s)
+            cx, cy = footprint_center(ego.x, ego.y, ego.heading, IPACE)
+            audio = None
+            if mic_array is not None:
+                wall_a, cpu_a = wall.perf_counter(), wall.thread_time()
+                sources = _audible(sirens, (float(cx), float(cy)), sensors, occluders)
+                audio = mic_array.hear(
+                    Pose(float(cx), float(cy), ego.heading), sources, now.time_s - spec.dt_s,
+                    spec.dt_s, ego_speed_mps=ego.speed,
+                )  # fmt: skip
+                result.audio_ms.append(1000.0 * (wall.perf_counter() - wall_a))
+                result.audio_cpu_ms.append(1000.0 * (wall.thread_time() - cpu_a))
+            blocks = (
+                occluders.near(float(cx), float(cy), OCCLUDER_QUERY_M)
+                if occluders is not None
+                else ()
+            )
+            out = stack.step(
+                ego, truth, path, signals, stop_request, now, spec.dt_s, ego_id=EGO_ID,
+                static_occluders=blocks, audio=audio,
+            )  # fmt: skip
+            if stack.last_siren is not None:
+                result.record.siren_heard.append(stack.last_siren.detected)
+            for det in stack.last_detections:
+                if det.flashing_lights and det.truth_id is not None:
+                    result.record.ev_first_seen_s.setdefault(det.truth_id, now.time_s)
             # curbside stop: dwell, then ask to pull out by dropping the request
             if stop_request is not None and ego.speed < 0.1 and out.behaviour == "curbside_stop":
                 stopped_since = t if stopped_since is None else stopped_since
@@ -279,8 +358,60 @@ def run_scenario(
         for stage, times in stack.times.by_stage.items()
         if times
     }
+    result.stage_times = stack.times
+    if result.audio_ms:
+        result.stage_ms["audio_synthesis"] = float(np.median(result.audio_ms))
     result.wall_s = wall.perf_counter() - wall0
     return result
+
+
+def _sirens_on(world: SumoWorld) -> list[AgentState]:
+    """Every emergency vehicle in the world with its siren on (ground truth, any range),
+    centred on its footprint (SUMO reports the front bumper)."""
+    snap = world.snapshot()
+    out = []
+    for i, vid in enumerate(snap.ids):
+        if snap.kinds[i] != AgentKind.EMERGENCY or not snap.sirens[i]:
+            continue
+        h, half = float(snap.heading[i]), 0.5 * float(snap.length[i])
+        out.append(
+            AgentState(
+                vid,
+                AgentKind.EMERGENCY,
+                float(snap.xy[i, 0]) - half * math.cos(h),
+                float(snap.xy[i, 1]) - half * math.sin(h),
+                h,
+                float(snap.speed[i]),
+                length=float(snap.length[i]),
+                width=float(snap.width[i]),
+                siren=SirenState.ON,
+            )
+        )
+    return out
+
+
+def _audible(
+    sirens: Sequence[AgentState],
+    ear_xy: tuple[float, float],
+    sensors: SensorsSpec,
+    occluders: StaticOccluders | None,
+) -> list[EmergencySource]:
+    """The sirens within `audio_range_m` as sound sources: one heard through a city block
+    (no line of sight) gets the block's extra loss (diffraction round the corner)."""
+    near = [
+        a for a in sirens if math.hypot(a.x - ear_xy[0], a.y - ear_xy[1]) <= sensors.audio_range_m
+    ]
+    if not near:
+        return []
+    blocked = (
+        occluders.blocks_sight(ear_xy, np.array([[a.x, a.y] for a in near]))
+        if occluders is not None
+        else np.zeros(len(near), dtype=bool)
+    )
+    return [
+        EmergencySource.from_agent(a, extra_loss_db=sensors.block_sound_loss_db if b else 0.0)
+        for a, b in zip(near, blocked, strict=True)
+    ]
 
 
 def default_planner() -> Planner:

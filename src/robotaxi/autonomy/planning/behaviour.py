@@ -9,6 +9,12 @@ Behaviours, by priority (the highest active one names the tick):
   → move to the kerb and stop there (before any stop line, so never inside an
   intersection); stay until it has passed (seen ahead and moving away, or behind and
   moving away) or has been out of sight for `ev_lost_resume_s`, then rejoin the lane;
+- `ev_caution`: a siren is heard (roof microphones, `SirenEvidence`) and rising, but no
+  emergency vehicle with lights is seen yet: slow to `caution_speed_mps`, move part of
+  the way toward the kerb and, when the siren comes from a side street, hold before the
+  next stop line (never inside the junction); the cameras seeing the lights confirm it
+  and `yield_to_ev` completes the pull-over; a siren that fades or recedes without being
+  seen ends the caution (audio alone never stops the car mid-block);
 - `stop_at_line`: the next stop line's signal is red, or yellow and we can stop
   comfortably → stop with the front bumper before the line;
 - `curbside_stop`: a stop was requested at arc length s → move to the kerb and stop with
@@ -25,12 +31,14 @@ motion planner treats it as a standing obstacle in its IDM speed profiles.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from robotaxi.autonomy.perception.siren import SirenEvidence
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.prediction import Predictions
 from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState
@@ -50,6 +58,7 @@ class Behaviour(enum.StrEnum):
     LEAVE_CURB = "leave_curb"
     CURBSIDE_STOP = "curbside_stop"
     YIELD_TO_EV = "yield_to_ev"
+    EV_CAUTION = "ev_caution"
     SAFE_STOP = "safe_stop"
 
 
@@ -76,8 +85,46 @@ class BehaviourConfig(BaseModel):
     ev_release_above_mps: float = Field(
         default=3.0, ge=0, description="… or at once if still above this speed, m/s"
     )
+    ev_resume_dwell_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="once stopped for an EV, stand this long before moving off (no jerk "
+        "from braking straight into pulling away), s",
+    )
     ev_max_decel_mps2: float = Field(
         default=4.0, gt=0, description="hardest braking to stop in time for an EV, m/s²"
+    )
+    audio_min_detect_s: float = Field(
+        default=1.0, ge=0, description="siren heard continuously this long before acting, s"
+    )
+    audio_rising_db_per_s: float = Field(
+        default=0.4, description="a level trend this steep counts as approaching, dB/s"
+    )
+    audio_release_s: float = Field(
+        default=2.0, ge=0, description="siren lost or receding this long → end the caution, s"
+    )
+    audio_caution_max_s: float = Field(
+        default=40.0, gt=0, description="heard but never seen this long → give up the caution, s"
+    )
+    caution_speed_mps: float = Field(
+        default=5.0, gt=0, description="speed while a siren is heard but not seen, m/s"
+    )
+    caution_slowdown_mps: float = Field(
+        default=1.5,
+        gt=0,
+        description="each tick aim at most this far below the current speed (gentle slowing)",
+    )
+    caution_kerb_fraction: float = Field(
+        default=0.6, ge=0, le=1, description="share of the way to the kerb taken on audio alone"
+    )
+    caution_junction_hold_m: float = Field(
+        default=80.0, ge=0, description="siren from a side street: hold before a line this near"
+    )
+    audio_ahead_sector_rad: float = Field(
+        default=math.radians(40.0), gt=0, description="bearing within this of the road → ahead"
+    )
+    audio_behind_sector_rad: float = Field(
+        default=math.radians(40.0), gt=0, description="… within this of the road behind → behind"
     )
 
     curb_margin_m: float = Field(default=0.5, ge=0, description="gap kept to the kerb, m")
@@ -184,6 +231,62 @@ class BehaviourPlanner:
         self._ev_last_seen_s: float | None = None
         self._committed_line: float | None = None
         self._merging = False
+        # audio: when the caution began, since when the siren is lost or receding, whether a
+        # rising siren may start a caution, and where the siren is heard from
+        self._caution_since_s: float | None = None
+        self._quiet_since_s: float | None = None
+        self._audio_armed = True
+        self._caution_hold_line: float | None = None
+        self.audio_direction: str | None = None
+        self._ev_standing_since_s: float | None = None
+
+    def _audio_caution(self, siren: SirenEvidence, time_s: float) -> bool:
+        """Update the audio-only caution latch and return whether it is on.
+
+        On: the siren has been detected for `audio_min_detect_s` and is approaching (level
+        rising). Off: lost or receding for `audio_release_s`, or heard for
+        `audio_caution_max_s` without an EV ever being seen (then re-armed only once the
+        siren has gone quiet). Disarmed after a seen EV has passed, for the same reason.
+        """
+        cfg = self.config
+        heard = siren.detected
+        trend = siren.level_trend_db_per_s
+        rising = siren.approaching is True or (
+            trend is not None and trend >= cfg.audio_rising_db_per_s
+        )
+        quiet = not heard or siren.approaching is False
+        if quiet:
+            self._quiet_since_s = time_s if self._quiet_since_s is None else self._quiet_since_s
+        else:
+            self._quiet_since_s = None
+        quiet_long = (
+            self._quiet_since_s is not None and time_s - self._quiet_since_s >= cfg.audio_release_s
+        )
+        if not self._audio_armed:
+            if not heard and quiet_long:
+                self._audio_armed = True
+            return False
+        if self._caution_since_s is None:
+            if heard and siren.detected_for_s >= cfg.audio_min_detect_s and rising:
+                self._caution_since_s = time_s
+            return self._caution_since_s is not None
+        if quiet_long:
+            self._caution_since_s = None
+        elif time_s - self._caution_since_s >= cfg.audio_caution_max_s:
+            self._caution_since_s = None
+            self._audio_armed = False
+        return self._caution_since_s is not None
+
+    def _audio_direction(self, siren: SirenEvidence, road_heading: float) -> str | None:
+        """Where the siren is heard from relative to our road: ahead, behind or side."""
+        if siren.bearing_map_rad is None:
+            return None
+        rel = abs(math.remainder(siren.bearing_map_rad - road_heading, 2 * math.pi))
+        if rel <= self.config.audio_ahead_sector_rad:
+            return "ahead"
+        if rel >= math.pi - self.config.audio_behind_sector_rad:
+            return "behind"
+        return "side"
 
     def _ev_threat(
         self,
@@ -241,8 +344,10 @@ class BehaviourPlanner:
         stop_request_s: float | None,
         time_s: float,
         last_plan_ok: bool = True,
+        siren: SirenEvidence | None = None,
     ) -> BehaviourTarget:
-        """Update the state machine and return this tick's target."""
+        """Update the state machine and return this tick's target. `siren` is what the
+        microphones hear this tick (None: no microphones, camera-only as before)."""
         cfg, p = self.config, self.params
         s_ego, d_ego, v = scene.ego_s, scene.ego_d, ego.speed
         lane_w = float(path.lane_width_at(s_ego))
@@ -290,8 +395,23 @@ class BehaviourPlanner:
             else:
                 self._committed_line = None
 
-        # --- emergency vehicles
+        # --- emergency vehicles: heard (audio caution) and seen (yield)
+        caution = False
+        if siren is not None:
+            caution = self._audio_caution(siren, time_s)
+            if siren.bearing_map_rad is not None:
+                heading = float(path.heading_at(s_ego))
+                self.audio_direction = self._audio_direction(siren, heading)
+            elif not siren.detected:
+                self.audio_direction = None
+        if not caution:
+            self._caution_hold_line = None
         threat, ev_seen, t_meet = self._ev_threat(path, scene, predictions, lane_w, v)
+        # how long we have stood still while yielding (the resume dwell)
+        if self._yield_stop_s is None or v > cfg.ev_release_below_mps:
+            self._ev_standing_since_s = None
+        elif self._ev_standing_since_s is None:
+            self._ev_standing_since_s = time_s
         if threat:
             self._ev_last_seen_s = time_s
             if self._yield_stop_s is None:
@@ -325,13 +445,40 @@ class BehaviourPlanner:
             )
             # Finish a stop that is nearly complete before moving off again (a car that
             # stops, then goes, reads clearly to everyone around it).
-            settled = v <= cfg.ev_release_below_mps or v >= cfg.ev_release_above_mps
+            standing_for = (
+                time_s - self._ev_standing_since_s
+                if self._ev_standing_since_s is not None
+                else -1.0
+            )
+            settled = standing_for >= cfg.ev_resume_dwell_s or v >= cfg.ev_release_above_mps
             if (ev_seen or gone_for >= cfg.ev_lost_resume_s) and settled:
                 self._yield_stop_s = None
                 self._merging = False
+                if ev_seen:
+                    # the EV we heard has been seen go by: its fading siren is no new threat
+                    self._caution_since_s = None
+                    self._audio_armed = False
+                    caution = False
         if self._yield_stop_s is not None:
             stops.append((Behaviour.YIELD_TO_EV, self._yield_stop_s))
             offset = curb_offset_m(path, s_ego, cfg, p)
+        elif caution:
+            # heard, not seen: slow down gently and keep toward the kerb; a siren from a side
+            # street may cross at the next junction, so hold before its line (comfortably)
+            speed_limit = min(speed_limit, max(cfg.caution_speed_mps, v - cfg.caution_slowdown_mps))
+            offset = cfg.caution_kerb_fraction * curb_offset_m(path, s_ego, cfg, p)
+            if self.audio_direction == "side" and next_line is not None:
+                line_rear = next_line.s_m - cfg.stop_line_margin_m - p.rear_axle_to_front_m
+                dist = line_rear - s_ego
+                need = v * v / (2 * max(dist, 0.1))
+                # once holding for a line, keep to it (braking may end above the comfortable
+                # rate); a line first seen too close for a comfortable stop is crossed
+                held = self._caution_hold_line == next_line.s_m
+                if held or (
+                    dist <= cfg.caution_junction_hold_m and need <= cfg.comfortable_decel_mps2
+                ):
+                    self._caution_hold_line = next_line.s_m
+                    stops.append((Behaviour.EV_CAUTION, line_rear))
 
         # --- requested curbside stop
         if stop_request_s is not None and self._yield_stop_s is None:
@@ -342,8 +489,8 @@ class BehaviourPlanner:
                 self._merging = False
 
         # --- leaving the kerb: parked beside the lane with nothing holding us there
-        at_curb = d_ego < -AT_CURB_OFFSET_M and v < 2.0
-        if (not stops and at_curb) or (self._merging and not stops):
+        at_curb = d_ego < -AT_CURB_OFFSET_M and v < 2.0 and not caution
+        if (not stops and at_curb) or (self._merging and not stops and not caution):
             if not self._merging and self._gap_behind(scene, predictions, lane_w):
                 self._merging = True
             if self._merging:
@@ -361,9 +508,21 @@ class BehaviourPlanner:
             Behaviour.STOP_AT_LINE,
             Behaviour.CURBSIDE_STOP,
             Behaviour.LEAVE_CURB,
+            Behaviour.EV_CAUTION,
         ]
         stop_s = min((s for _, s in stops), default=None)
         active = {b for b, _ in stops}
+        if caution and self._yield_stop_s is None:
+            # name the tick after the siren rather than a red line or the traffic ahead (a
+            # safe stop or a requested kerbside stop still take precedence)
+            priority = [
+                Behaviour.SAFE_STOP,
+                Behaviour.CURBSIDE_STOP,
+                Behaviour.EV_CAUTION,
+                Behaviour.STOP_AT_LINE,
+                Behaviour.LEAVE_CURB,
+            ]
+            active.add(Behaviour.EV_CAUTION)
         for b in priority:
             if b in active:
                 name = b

@@ -9,6 +9,10 @@ footprint centre in plan view); the roof camera cannot see the ground right besi
 (`min_range_m`), which is what the side cameras are for. An object seen by several cameras
 is reported once, by the most precise camera that sees it.
 
+City blocks come from the map (`map_block_occluders`: the areas between streets, the
+complement of the road surface and its pavements) and are passed in as static occluders;
+`StaticOccluders.near` picks the few within sensor range each frame.
+
 Randomness comes only from the numpy `Generator` passed in, drawn in a fixed order, so the
 same seed and the same input give the same detections.
 """
@@ -25,6 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from robotaxi.core.geometry import box_corners
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, AgentState, Detection, FloatArray, Pose, SirenState
+from robotaxi.map import RoadMap
+
+BoolArray = npt.NDArray[np.bool_]
 
 # centre and the four corners of each footprint are tested for line of sight
 N_SAMPLE_POINTS = 5
@@ -253,3 +260,101 @@ def simulate_cameras(
                 )
             )
     return detections
+
+
+# --- static occluders: the city blocks between streets ------------------------------------
+
+
+def block_polygons(
+    centerlines: Sequence[FloatArray],
+    widths_m: Sequence[float],
+    bounds: tuple[float, float, float, float],
+    *,
+    sidewalk_m: float = 2.0,
+    simplify_m: float = 0.5,
+    min_area_m2: float = 50.0,
+) -> tuple[FloatArray, ...]:
+    """The city blocks: the areas between streets, as polygons (K×2, m, exterior rings).
+
+    The road surface is the union of every lane's centreline buffered by half its width;
+    pavements add `sidewalk_m`; what remains of the map's `bounds` (xmin, ymin, xmax, ymax)
+    is buildings and yards, which hide what is behind them. Rings are simplified to
+    `simplify_m` (fewer edges to test per sight line); slivers under `min_area_m2` dropped.
+    """
+    from shapely import box, buffer, linestrings, union_all
+    from shapely.geometry import MultiPolygon, Polygon
+
+    lines = [np.asarray(c, dtype=np.float64) for c in centerlines if len(c) >= 2]
+    if not lines:
+        return ()
+    widths = np.array(
+        [w for c, w in zip(centerlines, widths_m, strict=True) if len(c) >= 2], dtype=np.float64
+    )
+    roads = union_all(
+        buffer(
+            np.array([linestrings(c) for c in lines]), 0.5 * widths + sidewalk_m, cap_style="flat"
+        )
+    )
+    # the flat caps leave tiny notches where lanes meet at junctions: close them
+    roads = roads.buffer(0.5).buffer(-0.5)
+    rest = box(*bounds).difference(roads)
+    parts = list(rest.geoms) if isinstance(rest, MultiPolygon) else [rest] if rest.area > 0 else []
+    out = []
+    for part in parts:
+        if not isinstance(part, Polygon) or part.area < min_area_m2:
+            continue
+        ring = part.exterior.simplify(simplify_m)
+        xy = np.asarray(ring.coords, dtype=np.float64)[:-1]
+        if len(xy) >= 3:
+            out.append(xy)
+    return tuple(out)
+
+
+class StaticOccluders:
+    """Polygons that never move (city blocks), with a quick query for those near a point."""
+
+    def __init__(self, polygons: Sequence[FloatArray]) -> None:
+        self.polygons = tuple(np.asarray(p, dtype=np.float64) for p in polygons)
+        if self.polygons:
+            lo = np.array([p.min(axis=0) for p in self.polygons])
+            hi = np.array([p.max(axis=0) for p in self.polygons])
+        else:
+            lo = hi = np.zeros((0, 2))
+        self._lo, self._hi = lo, hi
+
+    def __len__(self) -> int:
+        return len(self.polygons)
+
+    def near(self, x: float, y: float, radius_m: float) -> list[FloatArray]:
+        """The polygons whose bounding box comes within `radius_m` of (x, y)."""
+        if not self.polygons:
+            return []
+        dx = np.maximum(np.maximum(self._lo[:, 0] - x, x - self._hi[:, 0]), 0.0)
+        dy = np.maximum(np.maximum(self._lo[:, 1] - y, y - self._hi[:, 1]), 0.0)
+        close = np.flatnonzero(np.hypot(dx, dy) <= radius_m)
+        return [self.polygons[i] for i in close]
+
+    def blocks_sight(self, origin: tuple[float, float], targets: FloatArray) -> BoolArray:
+        """For each target point (R×2), whether a polygon stands between it and `origin`."""
+        targets = np.asarray(targets, dtype=np.float64).reshape(-1, 2)
+        if len(targets) == 0:
+            return np.zeros(0, dtype=bool)
+        reach = float(np.max(np.hypot(targets[:, 0] - origin[0], targets[:, 1] - origin[1])))
+        polys = self.near(origin[0], origin[1], reach)
+        visible = line_of_sight(
+            origin, targets, np.zeros(len(targets), dtype=int), polys, [-1] * len(polys)
+        )
+        return ~visible
+
+
+def map_block_occluders(road_map: RoadMap, sidewalk_m: float = 2.0) -> StaticOccluders:
+    """`block_polygons` of every lane of `road_map`, within its bounds."""
+    lanes = list(road_map.lanes.values())
+    return StaticOccluders(
+        block_polygons(
+            [lane.centerline for lane in lanes],
+            [lane.width for lane in lanes],
+            road_map.bounds,
+            sidewalk_m=sidewalk_m,
+        )
+    )
