@@ -5,6 +5,13 @@ returns the lane's centreline as an N×2 polyline) and the track is on it and he
 it; it keeps its speed along the lane, and its lateral offset from the centreline fades out
 over `LATERAL_DECAY_S`. Every other track keeps its velocity (constant velocity). A track
 that is nearly stopped is predicted to stay where it is.
+
+Footprints are oriented by `Track.heading`: the direction of travel for a clearly moving
+object, the tracker's filtered box heading for a parked or slow one. A vehicle moves along its
+body, so a vehicle's velocity is first projected on that heading: what is left across it is
+noise (for a parked car the filtered velocity is mostly position noise and may point
+sideways, which would otherwise predict it drifting into a neighbouring lane). Pedestrians and
+unclassified objects keep their velocity as it is.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ STOPPED_SPEED_MPS = 0.3
 LANE_MAX_OFFSET_M = 2.5
 LANE_MAX_HEADING_ERROR_RAD = np.radians(45.0)
 LATERAL_DECAY_S = 2.0
+# kinds that can only move along their body axis
+VEHICLE_KINDS = frozenset({AgentKind.CAR, AgentKind.EMERGENCY, AgentKind.ROBOTAXI})
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ class Predictions:
 
 
 def _along_lane(
-    track: Track, lane: FloatArray, times: FloatArray
+    track: Track, speed: float, lane: FloatArray, times: FloatArray
 ) -> tuple[FloatArray, FloatArray] | None:
     lane = np.asarray(lane, dtype=np.float64)
     if lane.ndim != 2 or lane.shape[0] < 2 or lane.shape[1] != 2:
@@ -103,7 +112,7 @@ def _along_lane(
     s0 = cum[i] + t[i] * seg_len[i]
     r = rel[i]
     d0 = (seg[i, 0] * r[1] - seg[i, 1] * r[0]) / seg_len[i]
-    s = s0 + track.speed * times
+    s = s0 + speed * times
     j = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1)
     h = seg_heading[j]
     base_x = lane[j, 0] + (s - cum[j]) * np.cos(h)
@@ -126,22 +135,26 @@ def predict(
     times = np.arange(n_steps + 1, dtype=np.float64) * dt_s
     pos = np.array([[t.x, t.y] for t in tracks])
     vel = np.array([[t.vx, t.vy] for t in tracks])
+    h0 = np.array([t.heading for t in tracks])
+    body = np.stack([np.cos(h0), np.sin(h0)], axis=1)
+    vehicle = np.array([t.kind in VEHICLE_KINDS for t in tracks])
+    # signed: a slowly reversing car keeps its body orientation and moves backwards
+    along = np.einsum("ij,ij->i", vel, body)
+    vel = np.where(vehicle[:, None], along[:, None] * body, vel)
     speed = np.hypot(vel[:, 0], vel[:, 1])
     moving = speed >= STOPPED_SPEED_MPS
-    # A stopped car's filtered velocity still points along its body (the camera reports a
-    # non-negative speed along the heading), so its direction is kept for the footprint.
-    heading = np.repeat(np.arctan2(vel[:, 1], vel[:, 0])[:, None], n_steps + 1, axis=1)
+    heading = np.repeat(h0[:, None], n_steps + 1, axis=1)
     vel = np.where(moving[:, None], vel, 0.0)
     xy = pos[:, None, :] + vel[:, None, :] * times[None, :, None]
     on_lane = np.zeros(len(tracks), dtype=bool)
     if lane_lookup is not None:
         for i, track in enumerate(tracks):
-            if not moving[i]:
+            if not moving[i] or (vehicle[i] and along[i] < 0.0):
                 continue
             lane = lane_lookup(track)
             if lane is None:
                 continue
-            res = _along_lane(track, lane, times)
+            res = _along_lane(track, float(speed[i]), lane, times)
             if res is not None:
                 xy[i], heading[i] = res
                 on_lane[i] = True

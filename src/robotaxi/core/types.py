@@ -153,7 +153,8 @@ class Detection:
 class Track:
     """A tracked object: state estimate, uncertainty and identity kept across frames.
 
-    `covariance` is the 4×4 covariance of (x, y, vx, vy) in m and m/s.
+    `covariance` is the 4×4 covariance of (x, y, vx, vy) in m and m/s. `box_heading` is the
+    tracker's filtered orientation of the object's box (rad), None when it has none.
     """
 
     track_id: int
@@ -169,6 +170,7 @@ class Track:
     age_s: float = 0.0
     missed_frames: int = 0
     flashing_lights: bool = False
+    box_heading: float | None = None
 
     @property
     def speed(self) -> float:
@@ -176,7 +178,21 @@ class Track:
 
     @property
     def heading(self) -> float:
-        return math.atan2(self.vy, self.vx)
+        """Orientation (rad): the direction of travel when the speed is well above its noise
+        (over 1.5 m/s and over 3 σ of the velocity across that direction), else `box_heading`.
+
+        A parked car's filtered velocity is noise and may point anywhere; its box does not.
+        """
+        travel = math.atan2(self.vy, self.vx)
+        if self.box_heading is None:
+            return travel
+        speed = self.speed
+        if speed <= 1.5:
+            return self.box_heading
+        ex, ey = -self.vy / speed, self.vx / speed
+        c = self.covariance
+        var_across = ex * ex * c[2, 2] + 2.0 * ex * ey * c[2, 3] + ey * ey * c[3, 3]
+        return travel if speed * speed > 9.0 * float(var_across) else self.box_heading
 
 
 class TrajectoryColumn(enum.IntEnum):

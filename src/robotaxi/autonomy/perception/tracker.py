@@ -7,6 +7,17 @@ tentative from unassociated detections, confirmed after `confirm_hits` associate
 coast (predicted only) while unseen and are dropped after `max_coast_s` without a detection;
 coasting is what carries an object through a brief occlusion with its identity kept. All
 tracks are predicted and updated as arrays; only the bookkeeping loops over tracks.
+
+Box heading. A parked or creeping car's filtered velocity is mostly position noise and may
+point anywhere, so each track also keeps the orientation of the object's box, filtered from
+the detections' headings: a scalar Kalman filter on the angle (random walk, measurement noise
+`box_heading_std_rad`), which is a low-pass filter whose gain adapts to how sure the estimate
+is (a fresh or long-unseen track follows the detections quickly). A box says nothing about
+front and back, so a detection's heading is first turned by 180° if that brings it nearer the
+track's current orientation (`Track.heading`: the velocity's direction when the object moves
+clearly, else the previous box heading). Detections whose heading is far outside what the
+filter expects (a clutter detection taken into the track) are ignored; a run of them in a row
+means the estimate itself was wrong, and it restarts from the detection.
 """
 
 from __future__ import annotations
@@ -54,6 +65,23 @@ class TrackerConfig(BaseModel):
     flashing_hold_s: float = Field(
         default=1.0, ge=0, description="flashing lights stay on the track this long after last seen"
     )
+    box_heading_std_rad: float = Field(
+        default=0.05, gt=0, description="noise of a detection's box heading, rad"
+    )
+    box_heading_drift_std_radps: float = Field(
+        default=0.03,
+        gt=0,
+        description="random-walk drift of the box heading, rad/√s (sets the low-pass gain)",
+    )
+    box_heading_gate_sigmas: float = Field(
+        default=3.0, gt=0, description="a heading innovation beyond this many σ is an outlier"
+    )
+    box_heading_gate_min_rad: float = Field(
+        default=0.35, ge=0, description="innovations below this are never outliers, rad"
+    )
+    box_heading_reset_outliers: int = Field(
+        default=3, ge=1, description="this many outliers in a row restart the box heading"
+    )
 
 
 @dataclass(slots=True)
@@ -67,6 +95,12 @@ class _TrackMeta:
     length: float
     width: float
     last_flashing: TimePoint | None
+    box_outliers: int = 0
+
+
+def _wrap(angle: float) -> float:
+    """Angle in [-π, π) (rad)."""
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
 class MultiObjectTracker:
@@ -76,6 +110,9 @@ class MultiObjectTracker:
         self.config = config if config is not None else TrackerConfig()
         self._x = np.zeros((0, 4))
         self._p = np.zeros((0, 4, 4))
+        # box heading (rad) and its variance (rad²) per track
+        self._h = np.zeros(0)
+        self._hv = np.zeros(0)
         self._meta: list[_TrackMeta] = []
         self._next_id = 1
         self._time: TimePoint | None = None
@@ -105,6 +142,31 @@ class MultiObjectTracker:
         qm = q * g @ g.T
         self._x = self._x @ f.T
         self._p = f[None] @ self._p @ f.T[None] + qm[None]
+        self._hv = self._hv + self.config.box_heading_drift_std_radps**2 * dt
+
+    def _update_box_heading(self, i: int, detected: float, reference: float) -> None:
+        """Fold a detection's box heading (rad) to the side of `reference` (rad), then gate
+        it and fuse it into track `i`'s box heading (see module docstring)."""
+        cfg = self.config
+        meta = self._meta[i]
+        if math.cos(detected - reference) < 0.0:
+            detected += math.pi
+        innovation = _wrap(detected - float(self._h[i]))
+        r = cfg.box_heading_std_rad**2
+        s = float(self._hv[i]) + r
+        if (
+            abs(innovation) > cfg.box_heading_gate_min_rad
+            and innovation * innovation > cfg.box_heading_gate_sigmas**2 * s
+        ):
+            meta.box_outliers += 1
+            if meta.box_outliers >= cfg.box_heading_reset_outliers:
+                self._h[i], self._hv[i] = _wrap(detected), r
+                meta.box_outliers = 0
+            return
+        meta.box_outliers = 0
+        gain = float(self._hv[i]) / s
+        self._h[i] = _wrap(float(self._h[i]) + gain * innovation)
+        self._hv[i] = (1.0 - gain) * float(self._hv[i])
 
     def update(self, detections: Sequence[Detection], time: TimePoint) -> list[Track]:
         """Advance all tracks to `time`, associate `detections`, and return the confirmed
@@ -155,6 +217,7 @@ class MultiObjectTracker:
                 meta.width = 0.8 * meta.width + 0.2 * d.width
                 if d.flashing_lights:
                     meta.last_flashing = time
+                self._update_box_heading(i, d.heading, self._track(i, time).heading)
                 keep.append(i)
                 continue
             meta.misses += 1
@@ -164,6 +227,8 @@ class MultiObjectTracker:
                 keep.append(i)
         self._x = self._x[keep]
         self._p = self._p[keep]
+        self._h = self._h[keep]
+        self._hv = self._hv[keep]
         self._meta = [self._meta[i] for i in keep]
         used = set(assigned_tracks.values())
         new = [j for j in range(n) if j not in used]
@@ -175,6 +240,11 @@ class MultiObjectTracker:
             )
             self._x = np.concatenate([self._x, new_x])
             self._p = np.concatenate([self._p, new_p])
+            # the camera's heading is taken as it comes: nothing to resolve it against yet
+            self._h = np.concatenate([self._h, [_wrap(detections[j].heading) for j in new]])
+            self._hv = np.concatenate(
+                [self._hv, np.full(len(new), self.config.box_heading_std_rad**2)]
+            )
             for j in new:
                 d = detections[j]
                 self._meta.append(
@@ -193,33 +263,36 @@ class MultiObjectTracker:
                 self._next_id += 1
         return self.tracks()
 
+    def _track(self, i: int, now: TimePoint) -> Track:
+        meta = self._meta[i]
+        flashing = meta.last_flashing is not None and (
+            now - meta.last_flashing <= self.config.flashing_hold_s
+        )
+        return Track(
+            track_id=meta.track_id,
+            time=now,
+            x=float(self._x[i, 0]),
+            y=float(self._x[i, 1]),
+            vx=float(self._x[i, 2]),
+            vy=float(self._x[i, 3]),
+            kind=meta.kind,
+            length=meta.length,
+            width=meta.width,
+            covariance=self._p[i].copy(),
+            age_s=now - meta.born,
+            missed_frames=meta.misses,
+            flashing_lights=flashing,
+            box_heading=float(self._h[i]),
+        )
+
     def tracks(self) -> list[Track]:
         """Confirmed tracks at the tracker's current time."""
         if self._time is None:
             return []
         now = self._time
-        out = []
-        for i, meta in enumerate(self._meta):
-            if meta.hits < self.config.confirm_hits:
-                continue
-            flashing = meta.last_flashing is not None and (
-                now - meta.last_flashing <= self.config.flashing_hold_s
-            )
-            out.append(
-                Track(
-                    track_id=meta.track_id,
-                    time=now,
-                    x=float(self._x[i, 0]),
-                    y=float(self._x[i, 1]),
-                    vx=float(self._x[i, 2]),
-                    vy=float(self._x[i, 3]),
-                    kind=meta.kind,
-                    length=meta.length,
-                    width=meta.width,
-                    covariance=self._p[i].copy(),
-                    age_s=now - meta.born,
-                    missed_frames=meta.misses,
-                    flashing_lights=flashing,
-                )
-            )
+        out = [
+            self._track(i, now)
+            for i, meta in enumerate(self._meta)
+            if meta.hits >= self.config.confirm_hits
+        ]
         return sorted(out, key=lambda t: t.track_id)
