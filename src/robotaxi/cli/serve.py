@@ -25,6 +25,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--city", default="grid", help="grid (default, no data), sf-mission, sf")
     p.add_argument("--fleet", type=int, default=30, help="number of robotaxis (default 30)")
+    p.add_argument(
+        "--autonomous", type=int, default=0,
+        help="fleet cars driven by the autonomy stack in closed loop with SUMO (default 0)",
+    )  # fmt: skip
     p.add_argument("--speed", type=float, default=4.0, help="sim seconds per wall second")
     p.add_argument("--hours", type=float, default=24.0, help="service window of sim time, h")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
@@ -56,6 +60,7 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
         return ServiceSettings(
             city=args.city,
             fleet=args.fleet,
+            autonomous=args.autonomous,
             speed=args.speed,
             hours=args.hours,
             seed=args.seed,
@@ -72,6 +77,9 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if not where:  # a check across options names them in its message
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"invalid options: {message}") from None
         raise ConfigError(f"invalid option --{where.replace('_', '-')}: {first['msg']}") from None
 
 
@@ -99,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
         info = describe(runtime)
         url = f"http://{settings.host}:{settings.port}"
         print(
-            f"robotaxi serve: {info['city']} city, {info['fleet']} cars, {settings.speed}× real "
-            f"time, database {info['database']}",
+            f"robotaxi serve: {info['city']} city, {info['fleet']} cars "
+            f"({settings.autonomous} autonomous), {settings.speed}× real time, "
+            f"database {info['database']}",
             flush=True,
         )
         if info["recovered_rides"]:

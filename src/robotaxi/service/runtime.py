@@ -325,6 +325,7 @@ class ServiceRuntime:
             config_json["service"] = {
                 "speed": settings.speed,
                 "riders_per_hour": settings.riders_per_hour,
+                "autonomous": settings.autonomous,
             }
             run = store.start_run(config_json)
             writer = StoreWriter(store, run.id)
@@ -345,6 +346,7 @@ class ServiceRuntime:
                 background_traffic=settings.background_traffic,
                 sink=sink,
                 ride_prefix=f"sim{run.id[:8]}",
+                autonomous=settings.autonomous,
             )
             try:
                 live.start()

@@ -154,6 +154,9 @@ class NearbyPublic(BaseModel):
     lon: float
     distance_m: float
     speed_mps: float
+    heading_deg: float | None = Field(
+        None, description="compass degrees from north; None when unknown (standing still)"
+    )
 
 
 class SteeringPublic(BaseModel):
@@ -177,6 +180,9 @@ class CarScreenPublic(BaseModel):
     nearby_note: str = Field(description="the source, said for the screen")
     steering: SteeringPublic
     emergency_banner: str | None
+    behaviour: str | None = Field(
+        None, description="the autonomy stack's behaviour now (e.g. lane_follow, curbside_stop)"
+    )
 
 
 # --- support and operations ---------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from robotaxi.config import RunConfig, load_config
 
@@ -17,6 +17,9 @@ class ServiceSettings(BaseModel):
 
     city: str = Field("grid", description="grid (built in), sf-mission, sf, or a network file")
     fleet: int = Field(30, ge=1, le=2000, description="number of robotaxis")
+    autonomous: int = Field(
+        0, ge=0, description="fleet cars driven by the autonomy stack (the rest by SUMO)"
+    )
     speed: float = Field(4.0, gt=0, le=1000, description="simulation seconds per wall second")
     hours: float = Field(24.0, gt=0, le=24, description="service window of simulated time, h")
     seed: int = 7
@@ -36,6 +39,9 @@ class ServiceSettings(BaseModel):
     map_cache_dir: Path = Field(Path(".cache/maps"), description="where built networks are cached")
     background_traffic: bool = Field(True, description="SUMO background cars and ambulances")
     ev_per_hour: float = Field(3.0, ge=0, description="ambulances crossing the city per hour")
+    background_per_hour_per_km2: float | None = Field(
+        None, ge=0, description="background car trips per hour per km²; default: the world's"
+    )
     riders_per_hour: float = Field(
         6.0, ge=0, description="synthetic riders from the demand model sharing the fleet"
     )
@@ -66,6 +72,14 @@ class ServiceSettings(BaseModel):
         300.0, gt=0, description="a live stream ends after this (wall s); clients reconnect"
     )
 
+    @model_validator(mode="after")
+    def _autonomous_within_fleet(self) -> ServiceSettings:
+        if self.autonomous > self.fleet:
+            raise ValueError(
+                f"--autonomous {self.autonomous} is more cars than --fleet {self.fleet}"
+            )
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -85,4 +99,8 @@ class ServiceSettings(BaseModel):
             "start": self.start,
             "world.emergency_per_hour": self.ev_per_hour,
         }
+        if self.background_per_hour_per_km2 is not None:
+            overrides["world.background_vehicles_per_hour_per_km2"] = (
+                self.background_per_hour_per_km2
+            )
         return load_config(None, overrides)

@@ -8,6 +8,11 @@ rider actions. After each of them a `LiveSnapshot` (every car and trip at that i
 immutable) is published; trips and cars are read from it without the lock, so a reader never
 waits for a tick and every answer is a consistent instant.
 
+With `autonomous` > 0, that many fleet cars are driven by the autonomy stack instead of SUMO
+(`sim.autonomous.AutonomousDriver`): each tick the fleet reads their positions from it, their
+commands go to it, and their stacks then run in 0.1-s steps up to the next world step; the
+snapshot carries what each stack tracks, its steering-wheel angle and its behaviour.
+
 Every `TripEvent` produced, by a tick or by a rider's action, goes first to the sink, in the
 order things happened (the service queues it for its group-commit writer), and then to
 subscribers (live streams). If the simulation cannot keep its speed it does not skip steps:
@@ -22,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,7 @@ from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, Tnc
 from robotaxi.fleet.manager import AVAILABLE, FleetManager, RideActionError, Vehicle, VehicleStatus
 from robotaxi.fleet.trips import greeting
 from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.sim.autonomous import STACK_STEP_S, AutonomousDriver, AutonomyView
 from robotaxi.sim.runner import load_city, place_fleet
 from robotaxi.world.nearby import vehicles_near
 from robotaxi.world.sumo_world import SumoWorld
@@ -177,6 +183,8 @@ class LiveSnapshot:
     time_s: float
     vehicles: dict[str, VehicleView]
     trips: dict[str, TripView]  # every trip of this run, ended ones included
+    # cars driven by the autonomy stack: what each one's stack sees and does (empty if none)
+    autonomy: dict[str, AutonomyView] = field(default_factory=dict)
 
     def open_trips(self) -> list[TripView]:
         return [t for t in self.trips.values() if not t.state.terminal]
@@ -198,7 +206,11 @@ class LiveService:
         background_traffic: bool = True,
         sink: EventSink | None = None,
         ride_prefix: str = "sim",
+        autonomous: int = 0,
+        autonomy_step_s: float = STACK_STEP_S,
     ) -> None:
+        """`autonomous` fleet cars (the first ones by id) are driven by the autonomy stack,
+        stepped every `autonomy_step_s` between the world's steps; SUMO drives the rest."""
         if not math.isfinite(speed) or speed <= 0:
             raise LiveServiceError(f"speed {speed} must be a positive multiple of real time")
         if not math.isfinite(riders_per_hour) or riders_per_hour < 0:
@@ -210,6 +222,18 @@ class LiveService:
         self.background_traffic = background_traffic
         self.sink = sink
         self.ride_prefix = ride_prefix
+        if autonomous < 0 or autonomous > config.fleet.size:
+            raise LiveServiceError(
+                f"autonomous {autonomous} must be between 0 and the fleet size {config.fleet.size}"
+            )
+        if not math.isfinite(autonomy_step_s) or not 0 < autonomy_step_s <= config.world.step_s:
+            raise LiveServiceError(
+                f"autonomy step {autonomy_step_s} s must be positive and at most the world's "
+                f"step of {config.world.step_s} s"
+            )
+        self.autonomous = autonomous
+        self.autonomy_step_s = autonomy_step_s
+        self.driver: AutonomousDriver | None = None
         # no new rides after end_s; trips under way may finish for DRAIN_S more (SUMO runs
         # an hour past the window, see SumoWorld.start)
         self.end_s = config.hours * 3600.0
@@ -265,6 +289,13 @@ class LiveService:
         self.world.start()
         try:
             place_fleet(self.world, self.fleet)
+            if self.autonomous:
+                chosen = sorted(self.fleet.vehicles)[: self.autonomous]
+                self.driver = AutonomousDriver(
+                    self.map, self.graph, self.world,
+                    {vid: self.fleet.vehicles[vid].target_curb for vid in chosen},
+                    seed=cfg.seed, step_s=self.autonomy_step_s,
+                )  # fmt: skip
         except BaseException:
             self.world.close()
             raise
@@ -332,6 +363,8 @@ class LiveService:
             self.world.step()
             now = self.world.time.time_s
             snapshot = self.world.snapshot()
+            if self.driver is not None:
+                snapshot = self.driver.patch(snapshot)
             due: list[RideRequest] = []
             while (
                 self._next_synthetic < len(self._synthetic)
@@ -340,8 +373,15 @@ class LiveService:
                 due.append(self._synthetic[self._next_synthetic])
                 self._next_synthetic += 1
             result = self.fleet.tick(snapshot, due)
-            for command, reason in self.world.apply(result.commands):
+            commands = result.commands
+            if self.driver is not None:
+                commands = self.driver.apply(
+                    commands, snapshot, rider_pull_over=self._rider_pull_over
+                )
+            for command, reason in self.world.apply(commands):
                 self.fleet.on_command_failed(command, reason)
+            if self.driver is not None:
+                self.driver.drive(now, self.config.world.step_s)
             if now >= self._next_tt_update:
                 self._next_tt_update += TRAVEL_TIME_UPDATE_S
                 self.graph.update_travel_times(self.world.edge_travel_times(self.graph.edge_ids))
@@ -356,6 +396,9 @@ class LiveService:
         self._tick_wall_max_s = max(self._tick_wall_max_s, tick_s)
         self._publish(update)
         return update
+
+    def _rider_pull_over(self, vehicle_id: str) -> bool:
+        return self.fleet.vehicles[vehicle_id].stage == "rider_pull_over"
 
     def step_until(self, done: Callable[[], bool], max_sim_s: float) -> bool:
         """Step until `done()` (checked after each step) or `max_sim_s` of sim time passed."""
@@ -884,7 +927,10 @@ class LiveService:
         trips = dict(self._snapshot.trips)
         for trip_id in changed:
             trips[trip_id] = self._trip_view(trip_id, etas.get(trip_id), eta_known=True)
-        self._snapshot = LiveSnapshot(update.version, self.world.time.time_s, vehicles, trips)
+        autonomy = self.driver.views() if self.driver is not None else {}
+        self._snapshot = LiveSnapshot(
+            update.version, self.world.time.time_s, vehicles, trips, autonomy
+        )
         return trips
 
     def _eta_target(self, trip_id: str) -> tuple[Vehicle, int] | None:
@@ -1004,6 +1050,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 __all__ = [
+    "AutonomyView",
     "EventSink",
     "LiveService",
     "LiveServiceError",

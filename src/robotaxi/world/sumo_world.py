@@ -52,6 +52,20 @@ _CAR_VARS = [
     tc.VAR_DISTANCE,
 ]
 _CONTEXT_VARS = [tc.VAR_ROAD_ID, tc.VAR_LANEPOSITION, tc.VAR_SPEED, tc.VAR_LANE_INDEX]
+_EGO_CONTEXT_VARS = [
+    tc.VAR_POSITION,
+    tc.VAR_ANGLE,
+    tc.VAR_SPEED,
+    tc.VAR_TYPE,
+    tc.VAR_LANE_ID,
+    tc.VAR_LANEPOSITION,
+    tc.VAR_LENGTH,
+    tc.VAR_WIDTH,
+]
+# SUMO's defaults: obey speed limits, safe gaps and junction rules; strategic, cooperative,
+# speed-gain and keep-right lane changes, respecting others' safety
+_SUMO_SPEED_MODE = 31
+_SUMO_LANE_CHANGE_MODE = 1621
 
 
 def sumo_command(
@@ -163,6 +177,7 @@ class SumoWorld:
         self._cleared: dict[str, _ClearedCar] = {}
         self._robotaxi_set: set[str] = set()
         self._egos: set[str] = set()
+        self._moved: set[str] = set()  # every car ever placed by `move_ego`
         self._started = False
         self._time_s = 0.0
 
@@ -225,8 +240,12 @@ class SumoWorld:
                 libsumo.vehicle.unsubscribeContext(vid, tc.CMD_GET_VEHICLE_VARIABLE, 0.0)
             # likewise a car moved with moveToXY must leave the network before close(), or
             # the next simulation in this process segfaults in its first step (libsumo 1.28)
-            moved = self._egos & alive
+            moved = (self._egos | self._moved) & alive
             for vid in moved:
+                if vid in self._robotaxi_set:
+                    # a robotaxi taken over (`take_over`): its variable subscription names it
+                    # in the closing step after the removal otherwise
+                    libsumo.vehicle.unsubscribe(vid)
                 libsumo.vehicle.remove(vid)
             if moved:
                 libsumo.simulation.step()
@@ -533,11 +552,27 @@ class SumoWorld:
         libsumo.vehicle.setSpeedMode(vehicle_id, 0)
         libsumo.vehicle.setLaneChangeMode(vehicle_id, 0)
         libsumo.vehicle.subscribeContext(
-            vehicle_id, tc.CMD_GET_VEHICLE_VARIABLE, sense_radius_m,
-            [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED, tc.VAR_TYPE, tc.VAR_LANE_ID,
-             tc.VAR_LANEPOSITION, tc.VAR_LENGTH, tc.VAR_WIDTH],
-        )  # fmt: skip
+            vehicle_id, tc.CMD_GET_VEHICLE_VARIABLE, sense_radius_m, _EGO_CONTEXT_VARS
+        )
         self._egos.add(vehicle_id)
+
+    def take_over(self, vehicle_id: str, sense_radius_m: float = 120.0) -> None:
+        """Drive a robotaxi placed by `add_robotaxi` ourselves from now on, as an ego: SUMO
+        keeps it parked where it is until `unpark_ego`, and only `move_ego` moves it."""
+        libsumo.vehicle.setSpeedMode(vehicle_id, 0)
+        libsumo.vehicle.setLaneChangeMode(vehicle_id, 0)
+        libsumo.vehicle.subscribeContext(
+            vehicle_id, tc.CMD_GET_VEHICLE_VARIABLE, sense_radius_m, _EGO_CONTEXT_VARS
+        )
+        self._egos.add(vehicle_id)
+
+    def hand_back(self, vehicle_id: str) -> None:
+        """Let SUMO drive an ego again (its default speed and lane-change rules), e.g. for a
+        leg our planner has no route for; `apply` then commands it like any robotaxi."""
+        libsumo.vehicle.setSpeedMode(vehicle_id, _SUMO_SPEED_MODE)
+        libsumo.vehicle.setLaneChangeMode(vehicle_id, _SUMO_LANE_CHANGE_MODE)
+        libsumo.vehicle.unsubscribeContext(vehicle_id, tc.CMD_GET_VEHICLE_VARIABLE, 0.0)
+        self._egos.discard(vehicle_id)
 
     def move_ego(
         self, vehicle_id: str, x: float, y: float, heading: float, speed: float, lane_id: str = ""
@@ -552,6 +587,7 @@ class SumoWorld:
             )
         angle = (90.0 - math.degrees(heading)) % 360.0
         libsumo.vehicle.moveToXY(vehicle_id, edge, lane_index, x, y, angle=angle, keepRoute=2)
+        self._moved.add(vehicle_id)
         libsumo.vehicle.setPreviousSpeed(vehicle_id, max(speed, 0.0))
 
     def park_ego(self, vehicle_id: str) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, status
 
 from robotaxi.service.deps import LiveDep, Operator, RiderOrOperator, RuntimeDep
+from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
     CarScreenPublic,
     NearbyPublic,
@@ -15,7 +16,14 @@ from robotaxi.service.schemas import (
     VehicleOperator,
     VehiclePublic,
 )
-from robotaxi.service.views import position, ride_public, vehicle_operator, vehicle_public
+from robotaxi.service.views import (
+    compass_deg,
+    position,
+    ride_public,
+    vehicle_operator,
+    vehicle_public,
+)
+from robotaxi.sim.live import AutonomyView, LiveService, VehicleView
 
 router = APIRouter(prefix="/api/vehicles", tags=["vehicles"])
 NEARBY_RADIUS_M = 60.0
@@ -27,6 +35,11 @@ STEERING_NOTE = (
     "not available at fleet fidelity: SUMO drives this car, so there is no steering-wheel "
     "angle to show (autonomy-fidelity cars report theirs)"
 )
+AUTONOMY_NOTE = (
+    f"What this car's own autonomy stack tracks within {NEARBY_RADIUS_M:.0f} m: objects its "
+    "cameras detect, followed by its tracker (positions are the car's estimates)."
+)
+AUTONOMY_STEERING_NOTE = "steering-wheel angle from the autonomy stack, degrees, left positive"
 
 
 @router.get("")
@@ -49,7 +62,8 @@ def car_screen(
 
     A rider sees only the car of their latest ride (404 otherwise); operators see any car.
     """
-    v = live.vehicle(vehicle_id)
+    snapshot = live.snapshot()  # one instant for the car and what its stack sees
+    v = snapshot.vehicles.get(vehicle_id)
     if v is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no car {vehicle_id}")
     ride = None
@@ -64,19 +78,17 @@ def car_screen(
     elif v.trip_id is not None:
         ride = runtime.store.ride(v.trip_id)
     ride_body = None if ride is None else ride_public(runtime, ride, live.trip(ride.id))
-    around = live.nearby(vehicle_id, NEARBY_RADIUS_M)
-    coords = runtime.to_latlon(np.array([[a.x, a.y] for a in around]).reshape(-1, 2))
-    nearby = [
-        NearbyPublic(
-            id=a.agent_id,
-            kind=a.kind.value,
-            lat=c[0],
-            lon=c[1],
-            distance_m=round(math.hypot(a.x - v.x, a.y - v.y), 1),
-            speed_mps=round(a.speed, 1),
+    autonomy = snapshot.autonomy.get(vehicle_id)
+    if autonomy is not None and autonomy.driver == "autonomy":
+        nearby, source, note = _tracked_nearby(runtime, v, autonomy), "autonomy", AUTONOMY_NOTE
+        steering = SteeringPublic(
+            angle_deg=autonomy.steering_wheel_deg, note=AUTONOMY_STEERING_NOTE
         )
-        for a, c in zip(around, coords, strict=True)
-    ]
+    else:
+        nearby, source, note = _sumo_nearby(runtime, live, v), "sumo", NEARBY_NOTE
+        if autonomy is not None:  # an autonomous car on a leg SUMO drives (no lane route)
+            note = f"{NEARBY_NOTE} {autonomy.note}"
+        steering = SteeringPublic(angle_deg=None, note=STEERING_NOTE)
     return CarScreenPublic(
         vehicle_id=vehicle_id,
         sim_now_s=round(live.now_s, 1),
@@ -86,12 +98,59 @@ def car_screen(
         ride=ride_body,
         route=runtime.to_latlon(live.route_xy(vehicle_id)),
         nearby=nearby,
-        nearby_source="sumo",
-        nearby_note=NEARBY_NOTE,
-        steering=SteeringPublic(angle_deg=None, note=STEERING_NOTE),
+        nearby_source=source,
+        nearby_note=note,
+        steering=steering,
         emergency_banner=(
             "Pulling over: an emergency vehicle is passing. We'll continue in a moment."
             if v.yielding_for is not None
+            or (autonomy is not None and autonomy.behaviour == "yield_to_ev")
             else None
         ),
+        behaviour=autonomy.behaviour if source == "autonomy" and autonomy is not None else None,
     )
+
+
+def _sumo_nearby(runtime: ServiceRuntime, live: LiveService, v: VehicleView) -> list[NearbyPublic]:
+    """SUMO's road users near a car it drives (fleet fidelity: no sensors simulated)."""
+    around = live.nearby(v.vehicle_id, NEARBY_RADIUS_M)
+    coords = runtime.to_latlon(np.array([[a.x, a.y] for a in around]).reshape(-1, 2))
+    return [
+        NearbyPublic(
+            id=a.agent_id,
+            kind=a.kind.value,
+            lat=c[0],
+            lon=c[1],
+            distance_m=round(math.hypot(a.x - v.x, a.y - v.y), 1),
+            speed_mps=round(a.speed, 1),
+            heading_deg=compass_deg(a.heading),
+        )
+        for a, c in zip(around, coords, strict=True)
+    ]
+
+
+def _tracked_nearby(
+    runtime: ServiceRuntime, v: VehicleView, autonomy: AutonomyView
+) -> list[NearbyPublic]:
+    """The autonomy stack's tracks within the screen's radius, nearest first."""
+    tracks = sorted(
+        (
+            (math.hypot(t.x - v.x, t.y - v.y), t)
+            for t in autonomy.tracks
+            if math.hypot(t.x - v.x, t.y - v.y) <= NEARBY_RADIUS_M
+        ),
+        key=lambda pair: (pair[0], pair[1].track_id),
+    )
+    coords = runtime.to_latlon(np.array([[t.x, t.y] for _, t in tracks]).reshape(-1, 2))
+    return [
+        NearbyPublic(
+            id=f"track {t.track_id}",
+            kind=t.kind,
+            lat=c[0],
+            lon=c[1],
+            distance_m=round(distance, 1),
+            speed_mps=round(t.speed, 1),
+            heading_deg=None if t.heading is None else compass_deg(t.heading),
+        )
+        for (distance, t), c in zip(tracks, coords, strict=True)
+    ]

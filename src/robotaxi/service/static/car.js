@@ -69,8 +69,20 @@
     $("pull-over").disabled = !(active && ride.state === "driving");
     $("eta").textContent = ride && ride.eta_s !== null ? duration(ride.eta_s) : "–";
     $("speed").textContent = `${(s.speed_mps * 3.6).toFixed(0)} km/h`;
-    $("steering").textContent = s.steering.angle_deg === null
-      ? s.steering.note : `${s.steering.angle_deg.toFixed(1)}°`;
+    const angle = s.steering.angle_deg;
+    const wheel = $("wheel");
+    wheel.hidden = angle === null;
+    if (angle === null) {
+      $("steering").textContent = s.steering.note;
+    } else {
+      // the glyph turns like the wheel seen from the seat: left (positive) is anticlockwise
+      wheel.style.transform = `rotate(${-angle}deg)`;
+      const side = Math.abs(angle) < 0.5 ? "straight ahead" : angle > 0 ? "left" : "right";
+      $("steering").textContent = `${Math.abs(angle).toFixed(0)}° ${side}`;
+      $("steering").title = s.steering.note;
+    }
+    $("behaviour").textContent = s.behaviour
+      ? `autonomy stack: ${s.behaviour.replace(/_/g, " ")}` : "driven by the traffic simulation (SUMO)";
     const banner = $("ev-banner");
     banner.hidden = !s.emergency_banner;
     banner.textContent = s.emergency_banner || "";

@@ -1,0 +1,568 @@
+"""Fleet cars driven by our autonomy stack inside the live city (`robotaxi serve --autonomous`).
+
+The fleet commands every car the same way (`drive_to` a curb spot, `pull_over`, `resume`);
+for the cars named here, `AutonomousDriver` carries those commands out with an
+`AutonomyStack` instead of SUMO, the way `robotaxi drive` drives one car in a scenario:
+
+- a `drive_to` becomes a lane route (the car's edge → the routing graph's fastest edges →
+  the target edge, plus one edge beyond so the planner can see past the stop) turned into a
+  `ReferencePath`, with a curbside stop request at the curb spot;
+- the live world steps in `world.step_s` (1 s); between two of its steps each car's stack
+  runs at its own step (0.1 s), seeing SUMO's road users extrapolated at constant velocity
+  from the last world step, and the bicycle model moves the car; `move_ego` tells SUMO
+  where it went before the next world step, so traffic reacts to it;
+- while standing at the kerb it is parked off its lane in SUMO (the SUMO-NOTES recipe of
+  `sim/drive.py`), and while it waits at a reached stop only its perception runs;
+- each world step, the car's position, odometer and "stopped at its stop" flag replace
+  SUMO's in the snapshot the fleet reads, so the trip life cycle runs unchanged.
+
+A rider's `pull_over` becomes a kerb stop just ahead; a `pull_over` the fleet sends for an
+ambulance is left to the stack, which yields to emergency vehicles by itself. A leg with no
+lane route (unreachable, or a turn the map does not allow) is handed back to SUMO, logged,
+and taken over again once SUMO has parked the car at the end of that leg.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from robotaxi.autonomy.planning.route import LaneRoute, reference_path
+from robotaxi.autonomy.sensors.cameras import simulate_cameras
+from robotaxi.autonomy.stack import AutonomyStack, Planner
+from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, front_bumper, step
+from robotaxi.core import AgentState, ScenarioError, TimePoint, VehicleCommand, WorldSnapshot
+from robotaxi.core.types import Pose, Track
+from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.sim.drive import KERB_BEHAVIOURS, PARK_BELOW_MPS, PARK_OFFSET_M, default_planner
+from robotaxi.world.sumo_world import SumoWorld
+
+log = logging.getLogger(__name__)
+
+STACK_STEP_S = 0.1
+STOPPED_BELOW_MPS = 0.1
+AT_STOP_M = 3.0  # the footprint centre this near the requested stop counts as there
+CURB_MARGIN_M = 0.5  # gap to the kerb of a car standing there (as the behaviour layer keeps)
+PULL_OVER_DECEL_MPS2 = 2.0
+PULL_OVER_EXTRA_M = 10.0
+LANE_END_CLEAR_M = 8.0  # a pull-over stop keeps this far from either end of a lane
+LOOP_MARGIN_M = 15.0  # a target on our edge closer than braking + this: once round the block
+HEADING_BELOW_MPS = 0.5  # without a box heading, a slower track's velocity has no direction
+L_HALF = IPACE.length_m / 2
+REAR_TO_CENTER = IPACE.rear_axle_to_center_m
+AUTONOMY = "autonomy"
+SUMO = "sumo"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedObject:
+    """One object the car's tracker follows (m, rad, m/s, map frame; centre of its box)."""
+
+    track_id: int
+    kind: str
+    x: float
+    y: float
+    heading: float | None  # from its velocity; None when it (nearly) stands still
+    speed: float
+    length: float
+    width: float
+    coasting: bool  # not detected this frame: where the tracker predicts it is
+
+
+@dataclass(frozen=True, slots=True)
+class AutonomyView:
+    """What an autonomous car's stack thinks at one instant, for the in-car screen.
+
+    `driver` is "autonomy", or "sumo" while a leg is handed back to SUMO (`note` says why);
+    `steering_wheel_deg` is left positive.
+    """
+
+    vehicle_id: str
+    driver: str
+    time_s: float
+    tracks: tuple[TrackedObject, ...]
+    steering_wheel_deg: float
+    behaviour: str
+    note: str = ""
+
+
+@dataclass
+class _Leg:
+    """One `drive_to`: the lane route, where the curb stop is and the stop in force."""
+
+    route: LaneRoute
+    edges: tuple[str, ...]
+    target: tuple[str, float]  # (edge, m along it: where SUMO would put the front bumper)
+    target_stop_s: float  # arc length of the footprint centre at the curb spot
+    stop_s: float | None  # the stop requested now (the target, or a rider's pull-over)
+    pulled_over: bool = False
+
+
+@dataclass
+class _Car:
+    vehicle_id: str
+    stack: AutonomyStack
+    state: VehicleState
+    edge: str  # where the fleet thinks the front bumper is: edge (or ":junction" lane's edge)
+    lane_index: int
+    lane_pos: float  # m along `edge`
+    odometer_m: float = 0.0
+    leg: _Leg | None = None
+    parked: bool = True  # off its lane in SUMO (add_robotaxi parks it at its first curb)
+    driver: str = AUTONOMY
+    behaviour: str = "parked"
+    s_center: float = 0.0  # footprint centre's arc length on the leg's path
+    tracks: tuple[Track, ...] = ()
+    time_s: float = 0.0
+    note: str = ""
+    stopped: bool = True
+    legs_handed_back: int = 0
+    tick_ms: list[float] = field(default_factory=list)
+
+
+class AutonomousDriver:
+    """Drives the fleet cars `vehicle_ids` with one `AutonomyStack` each, in the live world.
+
+    Per live tick, in this order: `world.step()`; `patch(snapshot)` for the fleet;
+    `apply(commands, snapshot, ...)` (returns the commands SUMO must carry out); then
+    `drive(now_s, dt_s)`, which runs the stacks up to the next world step.
+    """
+
+    def __init__(
+        self,
+        road_map: RoadMap,
+        graph: RoutingGraph,
+        world: SumoWorld,
+        start_curbs: Mapping[str, int],
+        *,
+        seed: int,
+        step_s: float = STACK_STEP_S,
+        planner_factory: Callable[[], Planner] = default_planner,
+    ) -> None:
+        if not math.isfinite(step_s) or step_s <= 0:
+            raise ScenarioError(f"autonomy step {step_s} s must be positive")
+        self.map = road_map
+        self.graph = graph
+        self.world = world
+        self.step_s = step_s
+        self.cars: dict[str, _Car] = {}
+        for k, (vehicle_id, curb) in enumerate(sorted(start_curbs.items())):
+            stack = AutonomyStack(planner_factory(), seed=seed * 7919 + 104_729 * (k + 1))
+            self.cars[vehicle_id] = self._parked_car(vehicle_id, stack, curb)
+            world.take_over(vehicle_id)
+
+    def _parked_car(self, vehicle_id: str, stack: AutonomyStack, curb: int) -> _Car:
+        """The car standing at the kerb of curb spot `curb`, front bumper at the spot."""
+        curbs = self.map.curbs
+        edge, pos = curbs.edge_ids[curb], float(curbs.pos[curb])
+        lane_index = int(curbs.lane_index[curb])
+        return _Car(vehicle_id, stack, self._at_kerb(edge, pos, lane_index), edge, lane_index, pos)
+
+    def _at_kerb(self, edge: str, pos: float, lane_index: int) -> VehicleState:
+        """Standing at the kerb beside lane `lane_index` of `edge`, front bumper `pos` m along
+        it, as the behaviour layer parks (SUMO parks cars further off its lane than that)."""
+        path = reference_path(self.map, [edge], start_lane=lane_index).path
+        s = max(pos - L_HALF, 0.0)
+        d = -(float(path.right_room_at(s)) - IPACE.width_m / 2 - CURB_MARGIN_M)
+        x, y, h = (float(v) for v in path.pose_at(s, d))
+        return VehicleState(
+            x - REAR_TO_CENTER * math.cos(h), y - REAR_TO_CENTER * math.sin(h), h, 0.0
+        )
+
+    # --- the fleet's view -----------------------------------------------------------------
+
+    def patch(self, snapshot: WorldSnapshot) -> WorldSnapshot:
+        """`snapshot` with our cars where our vehicle model has them (front bumper, as SUMO
+        reports cars), with our odometer and "standing at the requested stop" flag."""
+        rows = [
+            (i, car)
+            for i, vid in enumerate(snapshot.ids)
+            if (car := self.cars.get(vid)) is not None and car.driver == AUTONOMY
+        ]
+        if not rows:
+            return snapshot
+        xy = np.array(snapshot.xy, dtype=float, copy=True)
+        heading = np.array(snapshot.heading, dtype=float, copy=True)
+        speed = np.array(snapshot.speed, dtype=float, copy=True)
+        lane_pos = np.array(snapshot.lane_pos, dtype=float, copy=True)
+        odometer = np.array(snapshot.odometer_m, dtype=float, copy=True)
+        lane_ids = list(snapshot.lane_ids)
+        road_ids = list(snapshot.road_ids) if snapshot.road_ids else [""] * len(snapshot.ids)
+        stopped = list(snapshot.stopped) if snapshot.stopped else [False] * len(snapshot.ids)
+        for i, car in rows:
+            st = car.state
+            xy[i] = front_bumper(st.x, st.y, st.heading)
+            heading[i], speed[i] = st.heading, st.speed
+            lane_pos[i] = car.lane_pos
+            lane_ids[i] = f"{car.edge}_{car.lane_index}"
+            road_ids[i] = car.edge
+            stopped[i] = car.stopped
+            if len(odometer):
+                odometer[i] = car.odometer_m
+        return replace(
+            snapshot, xy=xy, heading=heading, speed=speed, lane_pos=lane_pos,
+            lane_ids=tuple(lane_ids), road_ids=tuple(road_ids), stopped=tuple(stopped),
+            odometer_m=odometer,
+        )  # fmt: skip
+
+    def views(self) -> dict[str, AutonomyView]:
+        """Every autonomous car's tracks, steering-wheel angle and behaviour, now."""
+        out = {}
+        for vid, car in self.cars.items():
+            objects = tuple(_tracked(t) for t in car.tracks) if car.driver == AUTONOMY else ()
+            out[vid] = AutonomyView(
+                vehicle_id=vid,
+                driver=car.driver,
+                time_s=car.time_s,
+                tracks=objects,
+                steering_wheel_deg=round(math.degrees(car.state.steering_wheel_rad), 2),
+                behaviour=car.behaviour if car.driver == AUTONOMY else "sumo",
+                note=car.note,
+            )
+        return out
+
+    # --- commands -------------------------------------------------------------------------
+
+    def apply(
+        self,
+        commands: Iterable[VehicleCommand],
+        snapshot: WorldSnapshot,
+        *,
+        rider_pull_over: Callable[[str], bool],
+    ) -> list[VehicleCommand]:
+        """Take the commands for our cars; return the ones SUMO must carry out (other cars',
+        and our cars' on legs handed back to SUMO). `rider_pull_over(vehicle_id)` says
+        whether a `pull_over` is a rider's (else it is for an ambulance: the stack's job)."""
+        for_world: list[VehicleCommand] = []
+        for cmd in commands:
+            car = self.cars.get(cmd.vehicle_id)
+            if car is None:
+                for_world.append(cmd)
+                continue
+            if car.driver == SUMO:
+                if cmd.kind == "drive_to" and self._take_back(car, snapshot):
+                    self._drive_to(car, cmd, for_world)
+                else:
+                    for_world.append(cmd)
+            elif cmd.kind == "drive_to":
+                self._drive_to(car, cmd, for_world)
+            elif cmd.kind == "pull_over":
+                if rider_pull_over(car.vehicle_id):
+                    self._pull_over(car)
+                else:
+                    log.debug("%s: ambulance pull-over left to the stack", car.vehicle_id)
+            elif cmd.kind == "resume":
+                self._resume(car)
+            else:
+                for_world.append(cmd)  # the world names unknown kinds in its failure
+        return for_world
+
+    def _drive_to(self, car: _Car, cmd: VehicleCommand, for_world: list[VehicleCommand]) -> None:
+        leg = car.leg
+        if leg is not None and leg.target == (cmd.edge, cmd.pos):
+            leg.stop_s, leg.pulled_over = leg.target_stop_s, False  # the same leg, resumed
+            return
+        try:
+            car.leg = self._plan_leg(car, cmd.edge, cmd.pos)
+        except ScenarioError as exc:
+            # no lane route: SUMO drives this leg; we take the car back once it has parked
+            log.warning("%s: no lane route for this leg (%s); SUMO drives it", car.vehicle_id, exc)
+            if car.parked:
+                self.world.unpark_ego(car.vehicle_id)
+                car.parked = False
+            car.leg = None
+            car.driver, car.note, car.tracks = SUMO, f"SUMO drives this leg: {exc}", ()
+            car.legs_handed_back += 1
+            self.world.hand_back(car.vehicle_id)
+            for_world.append(cmd)
+            return
+        car.note = ""
+        car.stopped = False
+        car.s_center = float(car.leg.route.path.project(*self._center(car))[0])
+
+    def _take_back(self, car: _Car, snapshot: WorldSnapshot) -> bool:
+        """Drive a car again that SUMO has parked at the end of a handed-back leg."""
+        try:
+            i = snapshot.index_of(car.vehicle_id)
+        except KeyError:
+            return False
+        road = snapshot.road_ids[i] if snapshot.road_ids else ""
+        if not (snapshot.stopped and snapshot.stopped[i]) or road not in self.map.edges:
+            return False
+        car.edge, car.lane_pos = road, float(snapshot.lane_pos[i])
+        lane = self.map.lanes.get(snapshot.lane_ids[i])
+        car.lane_index = lane.index if lane is not None else self.map.curb_lane(road).index
+        try:
+            car.state = self._at_kerb(road, car.lane_pos, car.lane_index)
+        except ScenarioError:
+            return False  # not a lane we can drive: SUMO keeps the car for this leg too
+        if len(snapshot.odometer_m):
+            car.odometer_m = float(snapshot.odometer_m[i])
+        car.leg, car.parked, car.driver, car.note = None, True, AUTONOMY, ""
+        self.world.take_over(car.vehicle_id)
+        return True
+
+    def _pull_over(self, car: _Car) -> None:
+        """A rider asked to stop: the kerb just ahead, out of junctions, before the target."""
+        leg = car.leg
+        if leg is None:
+            return
+        route = leg.route
+        v = car.state.speed
+        s = car.s_center + v * v / (2 * PULL_OVER_DECEL_MPS2) + PULL_OVER_EXTRA_M
+        s = self._clear_of_junctions(route, s)
+        if leg.stop_s is not None and leg.stop_s <= s:
+            return  # the curb spot it is driving to comes first
+        leg.stop_s, leg.pulled_over = s, True
+
+    def _clear_of_junctions(self, route: LaneRoute, s_center: float) -> float:
+        """The first centre arc length ≥ `s_center` whose whole footprint stands on a normal
+        lane, clear of its ends (stop lines, junctions)."""
+        starts = route.lane_start_s
+        ends = np.append(starts[1:], route.path.length_m)
+        for k, lane_id in enumerate(route.lane_ids):
+            if self.map.lanes[lane_id].internal:
+                continue
+            lo = starts[k] + LANE_END_CLEAR_M + L_HALF
+            hi = ends[k] - LANE_END_CLEAR_M - L_HALF
+            if hi >= max(lo, s_center):
+                return float(max(lo, s_center))
+        return float(min(s_center, route.path.length_m - LANE_END_CLEAR_M))
+
+    def _resume(self, car: _Car) -> None:
+        leg = car.leg
+        if leg is not None and leg.pulled_over:
+            leg.stop_s, leg.pulled_over = leg.target_stop_s, False
+
+    # --- lane routes ----------------------------------------------------------------------
+
+    def _center(self, car: _Car) -> tuple[float, float]:
+        st = car.state
+        return st.x + REAR_TO_CENTER * math.cos(st.heading), st.y + REAR_TO_CENTER * math.sin(
+            st.heading
+        )
+
+    def _plan_leg(self, car: _Car, target_edge: str, target_pos: float) -> _Leg:
+        """The lane route from where the car is to the curb spot (`target_edge`, m along it),
+        one edge longer so the planner sees past the stop; raises `ScenarioError`."""
+        if target_edge not in self.graph.index:
+            raise ScenarioError(f"edge {target_edge} is not routable")
+        prefix, here, here_pos, lane_index = self._where(car)
+        brake_m = car.state.speed**2 / (2 * PULL_OVER_DECEL_MPS2) + LOOP_MARGIN_M + L_HALF
+        if here == target_edge and target_pos >= here_pos + brake_m:
+            onward: tuple[str, ...] = (here,)
+        elif here == target_edge:
+            onward = self._loop(here, target_edge)
+        else:
+            onward = self.graph.route(here, target_edge) if here in self.graph.index else ()
+        if not onward:
+            raise ScenarioError(f"no way from {here} to {target_edge}")
+        edges = (*prefix, *onward)
+        route: LaneRoute | None = None
+        for extra in self._beyond(target_edge):
+            try:
+                route = reference_path(self.map, (*edges, extra), start_lane=lane_index)
+            except ScenarioError:
+                continue
+            edges = (*edges, extra)
+            break
+        if route is None:
+            route = reference_path(self.map, edges, start_lane=lane_index)
+        # the target edge's last appearance (a loop passes it twice) holds the curb spot
+        k = max(
+            i
+            for i, lane_id in enumerate(route.lane_ids)
+            if self.map.lanes[lane_id].edge_id == target_edge
+        )
+        stop_s = float(route.lane_start_s[k]) + target_pos - L_HALF
+        return _Leg(route, edges, (target_edge, target_pos), stop_s, stop_s)
+
+    def _where(self, car: _Car) -> tuple[tuple[str, ...], str, float, int]:
+        """(edges kept before the routing starts, edge the routing starts from, m along it,
+        lane index the path starts in). Inside a junction the path keeps the edge just left,
+        so that the turn under way stays in it."""
+        leg = car.leg
+        if leg is None:
+            return (), car.edge, car.lane_pos, car.lane_index
+        route = leg.route
+        s_front = car.s_center + L_HALF
+        k = _piece_at(route, s_front)
+        lane = self.map.lanes[route.lane_ids[k]]
+        if not lane.internal:
+            return (), lane.edge_id, s_front - float(route.lane_start_s[k]), lane.index
+        before = next(
+            (self.map.lanes[x] for x in reversed(route.lane_ids[:k]) if not self._internal(x)),
+            None,
+        )
+        after = next(
+            (self.map.lanes[x] for x in route.lane_ids[k + 1 :] if not self._internal(x)), None
+        )
+        if before is None or after is None:
+            raise ScenarioError(f"{car.vehicle_id} is in a junction its route does not leave")
+        return (before.edge_id,), after.edge_id, 0.0, before.index
+
+    def _internal(self, lane_id: str) -> bool:
+        return self.map.lanes[lane_id].internal
+
+    def _successor_edges(self, edge: str) -> list[str]:
+        out: list[str] = []
+        for lane_id in self.map.edges[edge].lane_ids:
+            for succ in self.map.lanes[lane_id].successors:
+                nxt = self.map.lanes[succ].edge_id
+                if nxt in self.graph.index and nxt not in out:
+                    out.append(nxt)
+        return out
+
+    def _beyond(self, edge: str) -> list[str]:
+        """Edges to continue onto after the target: from the curb lane first (no lane change
+        away from the kerb before the stop), then any."""
+        curb = self.map.curb_lane(edge)
+        first = [self.map.lanes[s].edge_id for s in curb.successors]
+        ordered = [e for e in first if e in self.graph.index] + self._successor_edges(edge)
+        seen: list[str] = []
+        for e in ordered:
+            if e != edge and e not in seen:
+                seen.append(e)
+        return seen
+
+    def _loop(self, here: str, target: str) -> tuple[str, ...]:
+        """Once round the block: the shortest way from `here` back to `target` (= here)."""
+        best: tuple[str, ...] = ()
+        for succ in self._successor_edges(here):
+            route = self.graph.route(succ, target)
+            if route and (not best or len(route) < len(best)):
+                best = route
+        return (here, *best) if best else ()
+
+    # --- driving --------------------------------------------------------------------------
+
+    def drive(self, now_s: float, dt_s: float) -> None:
+        """Run every car's stack from world time `now_s` to `now_s + dt_s` in its own steps,
+        and tell SUMO where each car will be at the next world step."""
+        signals: Mapping[str, str] | None = None
+        n = max(1, round(dt_s / self.step_s))
+        for car in self.cars.values():
+            if car.driver != AUTONOMY:
+                continue
+            truth = self.world.surroundings(car.vehicle_id)
+            car.time_s = now_s
+            if car.leg is None or (car.parked and car.stopped):
+                self._perceive(car, truth, now_s)  # waiting at its stop: nothing to plan
+                continue
+            if signals is None:
+                signals = self.world.signal_states()
+            self._drive_car(car, car.leg, truth, signals, now_s, n)
+
+    def _perceive(self, car: _Car, truth: Sequence[AgentState], now_s: float) -> None:
+        stack, st = car.stack, car.state
+        cx, cy = footprint_center(st.x, st.y, st.heading, stack.params)
+        detections = simulate_cameras(
+            truth, Pose(float(cx), float(cy), st.heading), TimePoint.from_s(now_s),
+            stack.rng, stack.camera_config, (), car.vehicle_id,
+        )  # fmt: skip
+        car.tracks = tuple(stack.tracker.update(detections, TimePoint.from_s(now_s)))
+
+    def _drive_car(
+        self,
+        car: _Car,
+        leg: _Leg,
+        truth: Sequence[AgentState],
+        signals: Mapping[str, str],
+        now_s: float,
+        n: int,
+    ) -> None:
+        path = leg.route.path
+        state = car.state
+        for k in range(n):
+            agents = truth if k == 0 else _extrapolate(truth, k * self.step_s)
+            out = car.stack.step(
+                state, agents, path, signals, leg.stop_s,
+                TimePoint.from_s(now_s + k * self.step_s), self.step_s, ego_id=car.vehicle_id,
+            )  # fmt: skip
+            if k == 0:
+                # what the screen shows belongs to the world's instant (SUMO's truth at now_s)
+                car.tracks, car.behaviour = out.tracks, out.behaviour
+            new_state = step(state, out.command, self.step_s)
+            car.odometer_m += math.hypot(new_state.x - state.x, new_state.y - state.y)
+            state = new_state
+        car.state = state
+        s_center, d = (float(v) for v in path.project(*self._center(car)))
+        car.s_center = s_center
+        self._locate(car)
+        at_stop = leg.stop_s is not None and abs(s_center - leg.stop_s) <= AT_STOP_M
+        standing = state.speed < STOPPED_BELOW_MPS
+        car.stopped = standing and (
+            (at_stop and car.behaviour in KERB_BEHAVIOURS) or car.behaviour == "yield_to_ev"
+        )
+        # off the lane in SUMO while standing at the kerb, so that traffic and ambulances
+        # pass (SUMO-NOTES); put back on it when moving off
+        waiting = (
+            car.behaviour in KERB_BEHAVIOURS
+            and state.speed < PARK_BELOW_MPS
+            and d <= -PARK_OFFSET_M
+        )
+        vid = car.vehicle_id
+        if waiting and not car.parked:
+            car.parked = self.world.try_park_ego(vid)
+        elif car.parked and not waiting:
+            self.world.unpark_ego(vid)
+            car.parked = False
+        if not car.parked:
+            fx, fy = front_bumper(state.x, state.y, state.heading)
+            self.world.move_ego(vid, fx, fy, state.heading, state.speed)
+
+    def _locate(self, car: _Car) -> None:
+        """Edge, lane and m along it of the front bumper, from the leg's lane route."""
+        leg = car.leg
+        if leg is None:
+            return
+        route = leg.route
+        s_front = car.s_center + L_HALF
+        k = _piece_at(route, s_front)
+        lane = self.map.lanes[route.lane_ids[k]]
+        car.edge, car.lane_index = lane.edge_id, lane.index
+        car.lane_pos = max(s_front - float(route.lane_start_s[k]), 0.0)
+
+
+def _piece_at(route: LaneRoute, s: float) -> int:
+    k = int(np.searchsorted(route.lane_start_s, s, side="right")) - 1
+    return min(max(k, 0), len(route.lane_ids) - 1)
+
+
+def _extrapolate(truth: Sequence[AgentState], dt_s: float) -> list[AgentState]:
+    """Road users moved on at constant velocity for `dt_s` (between two world steps)."""
+    return [
+        replace(
+            a,
+            x=a.x + a.speed * math.cos(a.heading) * dt_s,
+            y=a.y + a.speed * math.sin(a.heading) * dt_s,
+        )
+        for a in truth
+    ]
+
+
+def _tracked(track: Track) -> TrackedObject:
+    speed = track.speed
+    return TrackedObject(
+        track_id=track.track_id,
+        kind=track.kind.value,
+        x=round(track.x, 2),
+        y=round(track.y, 2),
+        # the tracker's filtered box heading holds for parked cars; velocity alone does not
+        heading=(
+            round(track.heading, 3)
+            if track.box_heading is not None or speed >= HEADING_BELOW_MPS
+            else None
+        ),
+        speed=round(speed, 2),
+        length=round(track.length, 2),
+        width=round(track.width, 2),
+        coasting=track.missed_frames > 0,
+    )
+
+
+__all__ = ["AutonomousDriver", "AutonomyView", "TrackedObject"]
