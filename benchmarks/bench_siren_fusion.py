@@ -127,8 +127,12 @@ def write_markdown(out: dict[str, Any], path: Path) -> None:
         "# Siren fusion: audio + camera vs camera-only EV yielding",
         "",
         "Same scenario, seed and traffic; microphones on (audio + cameras) or off (cameras "
-        "only). Times in s of simulation time; delays from the siren's onset. `in range`: "
-        "the EV came within 80 m of the car on or toward its road (the EV metric).",
+        "only); city blocks hide what is behind them from the cameras in every run (the "
+        "default, as on a real street). Times in s of simulation time; delays from the "
+        "siren's onset. `in range`: the EV came within 80 m of the car on or toward its road "
+        "(the EV metric). A siren heard approaching for 1 s from behind, ahead or a side "
+        "street ahead brings the car to a stop at the kerb on audio alone (CVC 21806), never "
+        "in a junction; seeing the lights hands over to the camera-based yield.",
         "",
         "| scenario | sensing | heard | seen | in range | first reaction "
         "(after onset) | at the kerb (after onset) | EV yield | passed | score |",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from robotaxi.config.scenario import load_scenario, scenario_names
+from robotaxi.config.scenario import SensorsSpec, load_scenario, scenario_names
 from robotaxi.metrics.scenario_report import scenario_report
 from robotaxi.sim.drive import DriveResult, idm_planner, run_scenario
 
@@ -46,8 +46,13 @@ def test_the_suite_has_the_scenarios_the_issue_asks_for() -> None:
     ],
 )
 def test_scenario_passes_its_own_criteria(name: str, tmp_path: Path) -> None:
+    """With the sensors a real car has (microphones on, city blocks hiding what is behind
+    them: the default); the IDM reference shares the cameras and blocks, not the ears."""
     reference = _run(name, tmp_path / "idm", planner=idm_planner())
-    report = scenario_report(_run(name, tmp_path), reference)
+    ours = _run(name, tmp_path)
+    assert ours.microphones and ours.city_blocks and ours.record.siren_heard
+    assert reference.city_blocks and not reference.microphones
+    report = scenario_report(ours, reference)
     assert report["reference_progress_m"] > 0
     assert report["passed"], {k: v for k, v in report.items() if k != "metrics"}
     assert report["at_fault_collisions"] == 0
@@ -58,11 +63,37 @@ def test_scenario_passes_its_own_criteria(name: str, tmp_path: Path) -> None:
         assert ev["pulled_over"] and ev["resumed"] and not ev["blocked_ev"]
 
 
+def test_microphones_and_city_blocks_are_on_unless_a_scenario_turns_them_off(
+    tmp_path: Path,
+) -> None:
+    for name in SCENARIOS:
+        sensors = load_scenario(name).sensors
+        assert sensors.microphones and sensors.city_blocks, name
+    off = tmp_path / "off.yaml"
+    off.write_text("name: quiet\nego: {route: [B1B2]}\nsensors: {microphones: false}\n")
+    sensors = load_scenario(str(off)).sensors
+    assert not sensors.microphones and sensors.city_blocks
+    default = tmp_path / "default.yaml"
+    default.write_text("name: default\nego: {route: [B1B2]}\n")
+    assert load_scenario(str(default)).sensors == SensorsSpec()
+    assert SensorsSpec().microphones and SensorsSpec().city_blocks
+
+
 def test_same_seed_same_drive(tmp_path: Path) -> None:
-    first = _run("dense-car-following", tmp_path / "a")
-    second = _run("dense-car-following", tmp_path / "b")
+    """With the default sensors (microphones, city blocks) the whole loop is deterministic:
+    street audio, siren detection and the decisions it drives. The first 12 s of
+    ambulance-crossing cover the siren heard, the caution and the stop at the kerb on audio."""
+
+    def drive(sub: str) -> DriveResult:
+        spec = load_scenario("ambulance-crossing").model_copy(update={"duration_s": 12.0})
+        return run_scenario(spec, work_dir=tmp_path / sub, data_dir=SHARED_DATA)
+
+    first, second = drive("a"), drive("b")
+    assert first.microphones and first.city_blocks
+    assert any(first.record.siren_heard) and "ev_caution" in first.record.behaviour
     np.testing.assert_array_equal(np.array(first.record.ego), np.array(second.record.ego))
     assert first.record.behaviour == second.record.behaviour
+    assert first.record.siren_heard == second.record.siren_heard
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

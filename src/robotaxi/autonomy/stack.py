@@ -86,6 +86,8 @@ class Planner(abc.ABC):
     """Thin planner interface: subclasses implement `_plan`; `plan` records its runtime."""
 
     name = "planner"
+    # whether `_plan` uses the siren evidence: a planner that ignores it needs no microphones
+    hears_sirens = False
 
     def __init__(self) -> None:
         self.runtimes_s: list[float] = []
@@ -104,6 +106,7 @@ class PdmPlanner(Planner):
     """Behaviour state machine + PDM-Closed motion planner."""
 
     name = "pdm"
+    hears_sirens = True
 
     def __init__(
         self, motion: MotionPlanner | None = None, behaviour: BehaviourPlanner | None = None
@@ -140,6 +143,7 @@ class IdmPlanner(Planner):
     (and stoppable yellow) lines; no pulling over, no kerb manoeuvres, no scoring."""
 
     name = "idm"
+    hears_sirens = False
 
     def __init__(
         self, motion: MotionPlanner | None = None, behaviour_config: BehaviourConfig | None = None

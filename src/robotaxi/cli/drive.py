@@ -39,13 +39,13 @@ def register(sub: Any) -> None:
         "--microphones",
         choices=("on", "off"),
         default=None,
-        help="roof microphones + siren detector on or off (default: as the scenario says)",
+        help="roof microphones + siren detector on or off (default: the scenario's, on)",
     )
     p.add_argument(
         "--city-blocks",
         choices=("on", "off"),
         default=None,
-        help="city blocks hide what is behind them from the cameras (default: the scenario's)",
+        help="city blocks hide what is behind them from the cameras (default: the scenario's, on)",
     )
     p.add_argument(
         "--background-db",

@@ -63,10 +63,14 @@ class PassSpec(_Model):
 
 
 class SensorsSpec(_Model):
-    """What the car senses with beyond its cameras, and what hides things from them."""
+    """What the car senses with beyond its cameras, and what hides things from them.
+
+    On by default, as on a real car: its microphones are always listening and buildings
+    always hide what is behind them. A scenario turns either off explicitly (e.g. to measure
+    what the cameras alone would do)."""
 
     microphones: bool = Field(
-        False, description="roof microphones + siren detector feed the EV-yield decision"
+        True, description="roof microphones + siren detector feed the EV-yield decision"
     )
     background_db_spl: float = Field(
         68.0, ge=0, le=120, description="street background level at the roof, dB SPL"
@@ -75,7 +79,7 @@ class SensorsSpec(_Model):
         600.0, gt=0, description="sirens farther than this are not rendered (inaudible), m"
     )
     city_blocks: bool = Field(
-        False, description="the blocks between streets hide what is behind them from cameras"
+        True, description="the blocks between streets hide what is behind them from cameras"
     )
     block_sound_loss_db: float = Field(
         6.0, ge=0, description="extra loss of a siren heard through a block (diffraction), dB"

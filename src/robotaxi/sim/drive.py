@@ -6,11 +6,12 @@ moves the car; SUMO is told where it went (`moveToXY`), so traffic reacts to it.
 ambulance pass a car stopped at the kerb, the ego is parked off its lane in SUMO while it
 waits (the recipe in SUMO-NOTES) and put back when it moves on.
 
-Optional sensing (the scenario's `sensors`): roof microphones — each tick the array renders
-what it hears of every emergency vehicle with its siren on within `audio_range_m` (from
-SUMO's ground truth at any range: sirens are heard through buildings, with an extra loss
-when a block stands in between) over the street background, and the stack's siren detector
-listens; city blocks — polygons from the map that hide what is behind them from the cameras.
+Sensing as on a real car (the scenario's `sensors`, on unless it turns them off): roof
+microphones — each tick the array renders what it hears of every emergency vehicle with its
+siren on within `audio_range_m` (from SUMO's ground truth at any range: sirens are heard
+through buildings, with an extra loss when a block stands in between) over the street
+background, and the stack's siren detector listens; city blocks — polygons from the map,
+behind the pavement, that hide what is behind them from the cameras.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from robotaxi.autonomy.planning.behaviour import BehaviourConfig, BehaviourPlanner
 from robotaxi.autonomy.planning.motion import MotionPlanner
 from robotaxi.autonomy.planning.reference import ReferencePath
-from robotaxi.autonomy.planning.route import LaneRoute, reference_path
+from robotaxi.autonomy.planning.route import CURB_SHOULDER_M, LaneRoute, reference_path
 from robotaxi.autonomy.sensors.cameras import StaticOccluders, map_block_occluders
 from robotaxi.autonomy.sensors.microphones import (
     EmergencySource,
@@ -64,6 +65,10 @@ EV_YIELD_RANGE_M = 120.0
 KERB_BEHAVIOURS = ("yield_to_ev", "ev_caution", "curbside_stop", "leave_curb", "safe_stop")
 EV_REACTIONS = ("ev_caution", "yield_to_ev")  # behaviours that count as reacting to an EV
 OCCLUDER_QUERY_M = 130.0  # city blocks this near the car are tested (the cameras' reach)
+# Buildings stand behind the pavement, and the pavement starts at the kerb: the kerb lies
+# `CURB_SHOULDER_M` right of the lane edge (where the car pulls over and pedestrians step
+# off), so the blocks start that much plus a pavement's width from the lane edge.
+PAVEMENT_M = 2.0
 C = TrajectoryColumn
 
 
@@ -210,7 +215,9 @@ def run_scenario(
     city_blocks: bool | None = None,
 ) -> DriveResult:
     """Run one scenario closed-loop and record what happened. `microphones` and
-    `city_blocks` override the scenario's `sensors` settings when given."""
+    `city_blocks` override the scenario's `sensors` settings when given; by default a
+    planner that ignores sirens (the IDM baseline) drives without microphones, since it
+    would only spend the simulator's time on audio nobody listens to."""
     wall0 = wall.perf_counter()
     config = _run_config(spec, data_dir, cache_dir)
     road_map, graph = city or load_city(config)
@@ -237,7 +244,8 @@ def run_scenario(
         float(h0), ego_spec.start_speed_mps,
     )  # fmt: skip
     sensors = spec.sensors
-    use_mics = sensors.microphones if microphones is None else microphones
+    planner = planner if planner is not None else default_planner()
+    use_mics = sensors.microphones and planner.hears_sirens if microphones is None else microphones
     use_blocks = sensors.city_blocks if city_blocks is None else city_blocks
     mic_config = (
         MicArrayConfig(
@@ -249,8 +257,12 @@ def run_scenario(
         else None
     )
     mic_array = MicrophoneArray(mic_config) if mic_config is not None else None
-    occluders = map_block_occluders(road_map) if use_blocks else None
-    stack = AutonomyStack(planner or default_planner(), seed=spec.seed, mic_config=mic_config)
+    occluders = (
+        map_block_occluders(road_map, sidewalk_m=CURB_SHOULDER_M + PAVEMENT_M)
+        if use_blocks
+        else None
+    )
+    stack = AutonomyStack(planner, seed=spec.seed, mic_config=mic_config)
     world = SumoWorld(
         road_map, graph, config.world, config.fleet, seed=spec.seed, end_s=spec.duration_s,
         work_dir=work_dir, background=spec.background_per_hour_per_km2 > 0,

@@ -12,9 +12,13 @@ Behaviours, by priority (the highest active one names the tick):
 - `ev_caution`: a siren is heard (roof microphones, `SirenEvidence`) and rising, but no
   emergency vehicle with lights is seen yet: slow to `caution_speed_mps`, move part of
   the way toward the kerb and, when the siren comes from a side street, hold before the
-  next stop line (never inside the junction); the cameras seeing the lights confirm it
-  and `yield_to_ev` completes the pull-over; a siren that fades or recedes without being
-  seen ends the caution (audio alone never stops the car mid-block);
+  next stop line (never inside the junction). Once the siren has kept approaching for
+  `audio_stop_detect_s` from behind, ahead or a side street ahead, and there is a kerb,
+  audio alone completes the pull-over (CVC 21806: "drive to the right-hand edge … and
+  stop until the authorized emergency vehicle has passed"): brake at `audio_stop_decel_mps2`
+  to a stop at the kerb, short of any stop line and clear of the junction just crossed.
+  The cameras seeing the lights hand over to `yield_to_ev`; a siren that fades or recedes
+  without being seen ends the caution (after standing `ev_resume_dwell_s`);
 - `stop_at_line`: the next stop line's signal is red, or yellow and we can stop
   comfortably → stop with the front bumper before the line;
 - `curbside_stop`: a stop was requested at arc length s → move to the kerb and stop with
@@ -102,6 +106,29 @@ class BehaviourConfig(BaseModel):
     )
     audio_release_s: float = Field(
         default=2.0, ge=0, description="siren lost or receding this long → end the caution, s"
+    )
+    audio_stop_detect_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="siren heard and approaching this long → stop at the kerb on audio, s",
+    )
+    audio_stop_decel_mps2: float = Field(
+        default=2.5, gt=0, description="braking for a stop at the kerb on audio alone, m/s²"
+    )
+    audio_stop_side_max_rad: float = Field(
+        default=math.radians(100.0),
+        gt=0,
+        description="a siren from the side counts as ahead (a side street to come) within this "
+        "of our heading",
+    )
+    audio_junction_clear_m: float = Field(
+        default=30.0, ge=0, description="an audio stop comes to rest this far past a stop line"
+    )
+    audio_rearm_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="after a caution ended for good (EV seen passing, or never seen), the "
+        "siren must go unheard this long before a new one can start a caution, s",
     )
     audio_caution_max_s: float = Field(
         default=40.0, gt=0, description="heard but never seen this long → give up the caution, s"
@@ -238,6 +265,10 @@ class BehaviourPlanner:
         self._audio_armed = True
         self._caution_hold_line: float | None = None
         self.audio_direction: str | None = None
+        self._audio_rel_rad: float | None = None  # siren bearing from our heading, 0–π
+        self._audio_stop_s: float | None = None  # stop at the kerb on audio alone
+        self._last_detected_for_s = 0.0
+        self._unheard_since_s: float | None = None
         self._ev_standing_since_s: float | None = None
 
     def _audio_caution(self, siren: SirenEvidence, time_s: float) -> bool:
@@ -246,10 +277,16 @@ class BehaviourPlanner:
         On: the siren has been detected for `audio_min_detect_s` and is approaching (level
         rising). Off: lost or receding for `audio_release_s`, or heard for
         `audio_caution_max_s` without an EV ever being seen (then re-armed only once the
-        siren has gone quiet). Disarmed after a seen EV has passed, for the same reason.
+        siren has gone unheard for `audio_rearm_s`). Disarmed after a seen EV has passed,
+        for the same reason.
         """
         cfg = self.config
         heard = siren.detected
+        self._last_detected_for_s = siren.detected_for_s if heard else 0.0
+        if heard:
+            self._unheard_since_s = None
+        elif self._unheard_since_s is None:
+            self._unheard_since_s = time_s
         trend = siren.level_trend_db_per_s
         rising = siren.approaching is True or (
             trend is not None and trend >= cfg.audio_rising_db_per_s
@@ -263,7 +300,11 @@ class BehaviourPlanner:
             self._quiet_since_s is not None and time_s - self._quiet_since_s >= cfg.audio_release_s
         )
         if not self._audio_armed:
-            if not heard and quiet_long:
+            # the same siren drops out now and then as it fades: wait for real silence
+            if (
+                self._unheard_since_s is not None
+                and time_s - self._unheard_since_s >= cfg.audio_rearm_s
+            ):
                 self._audio_armed = True
             return False
         if self._caution_since_s is None:
@@ -282,6 +323,7 @@ class BehaviourPlanner:
         if siren.bearing_map_rad is None:
             return None
         rel = abs(math.remainder(siren.bearing_map_rad - road_heading, 2 * math.pi))
+        self._audio_rel_rad = rel
         if rel <= self.config.audio_ahead_sector_rad:
             return "ahead"
         if rel >= math.pi - self.config.audio_behind_sector_rad:
@@ -404,16 +446,25 @@ class BehaviourPlanner:
                 self.audio_direction = self._audio_direction(siren, heading)
             elif not siren.detected:
                 self.audio_direction = None
+                self._audio_rel_rad = None
         if not caution:
             self._caution_hold_line = None
         threat, ev_seen, t_meet = self._ev_threat(path, scene, predictions, lane_w, v)
-        # how long we have stood still while yielding (the resume dwell)
-        if self._yield_stop_s is None or v > cfg.ev_release_below_mps:
+        # how long we have stood still while yielding or stopped on audio (the resume dwell)
+        holding = self._yield_stop_s is not None or self._audio_stop_s is not None
+        if not holding or v > cfg.ev_release_below_mps:
             self._ev_standing_since_s = None
         elif self._ev_standing_since_s is None:
             self._ev_standing_since_s = time_s
+        standing_for = (
+            time_s - self._ev_standing_since_s if self._ev_standing_since_s is not None else -1.0
+        )
+        settled = standing_for >= cfg.ev_resume_dwell_s or v >= cfg.ev_release_above_mps
         if threat:
             self._ev_last_seen_s = time_s
+            # seen: the camera-based yield takes over from a stop on audio, keeping its
+            # stopping point when that is nearer (no creeping forward once at the kerb)
+            audio_stop, self._audio_stop_s = self._audio_stop_s, None
             if self._yield_stop_s is None:
                 # Be standing a moment before it arrives: brake harder than comfortable if
                 # it is close (up to ev_max_decel_mps2). With time to spare, also take the
@@ -436,6 +487,8 @@ class BehaviourPlanner:
                     line_rear = line.s_m - cfg.stop_line_margin_m - p.rear_axle_to_front_m
                     if s_ego - 0.5 < line_rear < stop + p.length_m:
                         stop = min(stop, line_rear)
+                if audio_stop is not None:
+                    stop = min(stop, audio_stop)
                 self._yield_stop_s = max(stop, s_ego)
         elif self._yield_stop_s is not None:
             # Seen and no longer a threat: it has passed or is moving away. Not seen: it may
@@ -444,13 +497,7 @@ class BehaviourPlanner:
                 self._ev_last_seen_s if self._ev_last_seen_s is not None else time_s
             )
             # Finish a stop that is nearly complete before moving off again (a car that
-            # stops, then goes, reads clearly to everyone around it).
-            standing_for = (
-                time_s - self._ev_standing_since_s
-                if self._ev_standing_since_s is not None
-                else -1.0
-            )
-            settled = standing_for >= cfg.ev_resume_dwell_s or v >= cfg.ev_release_above_mps
+            # stops, then goes, reads clearly to everyone around it): `settled`.
             if (ev_seen or gone_for >= cfg.ev_lost_resume_s) and settled:
                 self._yield_stop_s = None
                 self._merging = False
@@ -459,9 +506,16 @@ class BehaviourPlanner:
                     self._caution_since_s = None
                     self._audio_armed = False
                     caution = False
+        if self._yield_stop_s is None and not threat:
+            self._update_audio_stop(caution, settled, path, s_ego, d_ego, v)
         if self._yield_stop_s is not None:
             stops.append((Behaviour.YIELD_TO_EV, self._yield_stop_s))
             offset = curb_offset_m(path, s_ego, cfg, p)
+        elif self._audio_stop_s is not None:
+            # heard approaching long enough: stop at the kerb without waiting to see it
+            stops.append((Behaviour.EV_CAUTION, self._audio_stop_s))
+            offset = curb_offset_m(path, s_ego, cfg, p)
+            caution = True
         elif caution:
             # heard, not seen: slow down gently and keep toward the kerb; a siren from a side
             # street may cross at the next junction, so hold before its line (comfortably)
@@ -535,6 +589,49 @@ class BehaviourPlanner:
             )
         self.state = name
         return BehaviourTarget(name, offset, speed_limit, stop_s)
+
+    def _update_audio_stop(
+        self,
+        caution: bool,
+        settled: bool,
+        path: ReferencePath,
+        s_ego: float,
+        d_ego: float,
+        v: float,
+    ) -> None:
+        """Start or end the stop at the kerb on audio alone (module docstring)."""
+        cfg, p = self.config, self.params
+        if self._audio_stop_s is not None:
+            if not caution and settled:
+                self._audio_stop_s = None
+            return
+        if not caution or self._caution_since_s is None or self._audio_rel_rad is None:
+            return
+        # approaching for long enough (the caution itself needs a rising siren; here it must
+        # not have turned receding since), from where it can reach us on our road
+        if self._quiet_since_s is not None or self._last_detected_for_s < cfg.audio_stop_detect_s:
+            return
+        if self._audio_rel_rad > cfg.audio_stop_side_max_rad and self.audio_direction != "behind":
+            return
+        brake_m = v * v / (2 * cfg.audio_stop_decel_mps2)
+        lateral = abs(curb_offset_m(path, s_ego, cfg, p) - d_ego)
+        reach_kerb = float(np.clip(cfg.pull_over_m_per_m * lateral, 3.0, cfg.ev_max_pull_over_m))
+        stop = s_ego + max(brake_m, reach_kerb)
+        for line in path.stop_lines:
+            line_rear = line.s_m - cfg.stop_line_margin_m - p.rear_axle_to_front_m
+            if line_rear <= s_ego and stop < line.s_m + cfg.audio_junction_clear_m:
+                # at or past a line: come to rest clear of the junction
+                stop = line.s_m + cfg.audio_junction_clear_m
+            elif s_ego < line_rear < stop + p.length_m:
+                # a line ahead: stop short of it if the audio stop's braking does it (the
+                # motion planner's profiles overshoot a stop that needs much harder braking)
+                if v * v / (2 * max(line_rear - s_ego, 0.1)) > cfg.audio_stop_decel_mps2:
+                    return  # too close: carry on through and decide past the junction
+                stop = min(stop, line_rear)
+        # only where there is a kerb to pull over to (not on a junction's internal lanes)
+        if curb_offset_m(path, stop, cfg, p) > -AT_CURB_OFFSET_M - 0.5:
+            return
+        self._audio_stop_s = stop
 
     def _has_lead(self, scene: FrenetScene, pred: Predictions) -> bool:
         if len(pred) == 0:

@@ -393,6 +393,22 @@ def negative_clips(config: MicArrayConfig) -> list[FloatArray]:
 # --- background -------------------------------------------------------------------------
 
 
+def _harmonic_sum(phase: FloatArray, weights: FloatArray) -> FloatArray:
+    """Σ_k weights[:, k−1]·sin(k·phase) for k = 1…K, row by row (phase: rows×samples).
+
+    One sine and one cosine per row instead of K sines: the Chebyshev recurrence
+    sin(kφ) = 2·cos φ·sin((k−1)φ) − sin((k−2)φ) gives every harmonic exactly (rounding
+    aside, ~1e-13 relative), at a fraction of the cost of evaluating K sines."""
+    s_prev = np.zeros_like(phase)
+    s_k = np.sin(phase)
+    two_cos = 2.0 * np.cos(phase)
+    total = weights[:, :1] * s_k
+    for k in range(1, weights.shape[1]):
+        s_prev, s_k = s_k, two_cos * s_k - s_prev
+        total += weights[:, k : k + 1] * s_k
+    return total
+
+
 class _ColouredNoise:
     """White noise through an IIR filter, streamed (filter state kept), with slow swells."""
 
@@ -574,25 +590,27 @@ class StreetBackground:
 
     def _engines(self, t: FloatArray) -> FloatArray:
         """Engine orders: harmonics of a slowly wandering firing frequency (steady lines)."""
-        total = np.zeros_like(t)
-        for f0, offset, drift, gains in self.engines:
+        w = 2 * np.pi * 0.05
+        phases = np.empty((len(self.engines), len(t)))
+        weights = np.zeros((len(self.engines), max(len(e[3]) for e in self.engines)))
+        for i, (f0, offset, drift, gains) in enumerate(self.engines):
             # f0·(1 + drift·sin(2π·0.05·t)), integrated
-            w = 2 * np.pi * 0.05
-            cycles = f0 * (t - drift / w * np.cos(w * (t + offset)))
+            phases[i] = 2 * np.pi * f0 * (t - drift / w * np.cos(w * (t + offset)))
             n_orders = min(len(gains), int(2500 / (f0 * (1 + drift))))
-            for k in range(1, n_orders + 1):
-                total += gains[k - 1] / math.sqrt(k) * np.sin(2 * np.pi * k * cycles)
+            weights[i, :n_orders] = gains[:n_orders] / np.sqrt(np.arange(1, n_orders + 1))
+        total = _harmonic_sum(phases, weights).sum(axis=0)
         return total / math.sqrt(max(sum(len(e[3]) for e in self.engines) * 0.1, 1.0))
 
     def _babble(self, t: FloatArray) -> FloatArray:
-        total = np.zeros_like(t)
-        for f0, offset, syll_hz in self.babble_voices:
-            # intonation: f0·(1 + 0.15·sin(2π·0.4·t)), integrated; syllables: 3–5.5 Hz gating
-            contour = np.cos(2 * np.pi * 0.4 * (t + offset))
-            phase = 2 * np.pi * f0 * (t - 0.15 / (2 * np.pi * 0.4) * contour)
-            gate = np.clip(np.sin(2 * np.pi * syll_hz * (t + offset)), 0, None) ** 2
-            voice = sum(np.sin(k * phase) / k for k in range(1, 12))
-            total += voice * gate
+        voices = np.array(self.babble_voices)  # rows: f0, offset, syllable rate
+        f0, offset, syll_hz = voices[:, 0:1], voices[:, 1:2], voices[:, 2:3]
+        # intonation: f0·(1 + 0.15·sin(2π·0.4·t)), integrated; syllables: 3–5.5 Hz gating
+        contour = np.cos(2 * np.pi * 0.4 * (t + offset))
+        phase = 2 * np.pi * f0 * (t - 0.15 / (2 * np.pi * 0.4) * contour)
+        gate = np.clip(np.sin(2 * np.pi * syll_hz * (t + offset)), 0, None) ** 2
+        orders = 1.0 / np.arange(1, 12)
+        voice = _harmonic_sum(phase, np.broadcast_to(orders, (len(voices), len(orders))))
+        total = (voice * gate).sum(axis=0)
         noise = self.babble_filter.render(len(t), self.fs)[0]
         mix = total / math.sqrt(len(self.babble_voices) * 0.5) + 0.5 * noise
         return mix / 1.1
