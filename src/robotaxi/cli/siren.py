@@ -100,7 +100,8 @@ def _detect(args: argparse.Namespace) -> int:
         )
     x = resample_to(audio, rate)
     model = load_model(args.model)
-    windows = SirenDetector(x.shape[0], model=model).push(x)
+    # offline: a bearing for every window, not only where the detector needs one
+    windows = SirenDetector(x.shape[0], model=model, every_bearing=True).push(x)
     several = x.shape[0] > 1
     first = next((w.time_s for w in windows if w.detected), None)
     result: dict[str, Any] = {
@@ -244,8 +245,17 @@ def _print_eval(results: dict[str, Any]) -> None:
         if key.endswith("/all"):
             table.add_row(f"range at 95 % recall, background {key[:-4]}", f"{reach:g} m", "≥ 150")
     table.add_row("bearing error median", f"{_fmt(syn['bearing_error_deg']['median'], 1)}°", "≤ 10")
+    claimed = syn["latency_s"]["within_claimed_range"]
     table.add_row(
-        "latency onset → detection, median", f"{_fmt(syn['latency_s']['median'])} s", "≤ 1"
+        "latency arrival → detection within 150 m, median / p95",
+        f"{_fmt(claimed['median'])} / {_fmt(claimed['p95'])} s",
+        "≤ 1",
+    )
+    table.add_row(
+        "latency, p95 out to the 95 %-recall range / all distances",
+        f"{_fmt(syn['latency_s']['within_measured_range']['p95'])} / "
+        f"{_fmt(syn['latency_s']['p95'])} s",
+        "",
     )
     fa = results["false_alarms"]
     table.add_row(
@@ -253,9 +263,11 @@ def _print_eval(results: dict[str, Any]) -> None:
         f"{fa['false_alarms_per_hour']:.1f} ({fa['false_alarms']} in {fa['hours']:.2f} h)",
         "≤ 1",
     )
-    cpu = fa["compute_ms_per_window"]
+    wall, cpu = fa["compute_ms_per_window"], fa["cpu_ms_per_window"]
     table.add_row(
-        "compute per window (median / p99)", f"{cpu['median']:.2f} / {cpu['p99']:.2f} ms", "< 2"
+        "compute per window, wall median / p99 (thread CPU p99)",
+        f"{wall['median']:.2f} / {wall['p99']:.2f} ({cpu['p99']:.2f}) ms",
+        "< 2",
     )
     ap = results["approach"]
     table.add_row(

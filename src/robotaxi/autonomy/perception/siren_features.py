@@ -15,10 +15,13 @@ plus, over the last 1.5 s, the track's periodicity and its jumps (hi-lo).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import as_strided
 
 from robotaxi.core.errors import ConfigError
 
@@ -49,6 +52,15 @@ SMOOTH_LAG = 6
 SMOOTH_HZ = 40.0
 _WINDOW_FN = np.hanning(N_FFT + 1)[:-1]
 _EPS = 1e-20
+_NEIGHBOURS = np.array([-1, 0, 1])
+_SIDE_OFFSETS = np.concatenate([np.arange(-8, -2), np.arange(3, 9)])
+_HARMONIC_OFFSETS = np.arange(-2, 3)
+_HARMONICS = np.array([1.0, 2.0, 3.0])
+_N_BAND = BAND.stop - BAND.start
+_MIDDLE = [(_N_BAND - 1) // 2, _N_BAND // 2]
+BEARING_COARSE_STEP = 4  # directions (1° each) between the coarse search's candidates
+_ITEM = np.dtype(np.float64).itemsize
+_HOP_STRIDE = FRAME_HOP * _ITEM
 
 FEATURE_NAMES: tuple[str, ...] = (
     "prominence_median_db",
@@ -95,31 +107,34 @@ def frame_track(power: FloatArray) -> FrameTrack:
     k = np.argmax(band, axis=1)
     rows = np.arange(len(k))
     n_band = band.shape[1]
-    km = np.clip(k, 1, n_band - 2)
-    a, b, c = log_band[rows, km - 1], log_band[rows, km], log_band[rows, km + 1]
+    km = _clip(k, 1, n_band - 2)
+    # the two neighbours and the peak in one gather: columns km-1, km, km+1
+    abc = log_band[rows[:, None], km[:, None] + _NEIGHBOURS]
+    a, b, c = abc[:, 0], abc[:, 1], abc[:, 2]
     denom = a - 2 * b + c
     delta = np.where(np.abs(denom) > 1e-9, 0.5 * (a - c) / np.where(denom == 0, 1, denom), 0.0)
-    delta = np.clip(delta, -0.5, 0.5)
+    delta = _clip(delta, -0.5, 0.5)
     freq = (BAND.start + km + delta) * BIN_HZ
-    median = np.median(log_band, axis=1)
+    # the median of an even count is the mean of the two middle values (as np.median)
+    middle = np.partition(log_band, _MIDDLE, axis=1)[:, _MIDDLE]
+    median = (middle[:, 0] + middle[:, 1]) / 2.0
     peak = log_band[rows, k]
     # contrast: peak over the mean of bins 3..8 away on both sides (a tone is narrow)
-    offs = np.concatenate([np.arange(-8, -2), np.arange(3, 9)])
-    side = np.clip(k[:, None] + offs[None, :], 0, n_band - 1)
-    contrast = peak - 10.0 * np.log10(np.mean(band[rows[:, None], side], axis=1))
+    side = _clip(k[:, None] + _SIDE_OFFSETS, 0, n_band - 1)
+    contrast = peak - 10.0 * np.log10(band[rows[:, None], side].sum(axis=1) / side.shape[1])
     # second harmonic: strongest bin within ±2 bins of twice the peak frequency
-    k2 = np.clip(np.rint(freq * 2 / BIN_HZ).astype(int), 2, power.shape[1] - 3)
-    around = np.stack([power[rows, k2 + d] for d in range(-2, 3)], axis=1)
+    k2 = _clip(np.rint(freq * 2 / BIN_HZ).astype(np.int64), 2, power.shape[1] - 3)
+    around = power[rows[:, None], k2[:, None] + _HARMONIC_OFFSETS]
     harmonic = 10.0 * np.log10(around.max(axis=1) + _EPS) - median
-    flatness = np.exp(np.mean(np.log(band), axis=1)) / np.mean(band, axis=1)
+    band_sum = band.sum(axis=1)
+    flatness = np.exp(np.log(band).sum(axis=1) / n_band) / (band_sum / n_band)
     total = power[:, 7:].sum(axis=1) + _EPS  # above ≈ 100 Hz
-    band_fraction = band.sum(axis=1) / total
+    band_fraction = band_sum / total
     # level for the approach trend: the tone and its 2nd and 3rd harmonics (±1 bin) together,
     # so the road reflection's interference notch at one frequency does not read as distance
-    tone = np.zeros(len(k))
-    for h in (1, 2, 3):
-        kh = np.clip(np.rint(freq * h / BIN_HZ).astype(int), 1, power.shape[1] - 2)
-        tone += power[rows, kh - 1] + power[rows, kh] + power[rows, kh + 1]
+    kh = _clip(np.rint(freq[:, None] * _HARMONICS / BIN_HZ).astype(np.int64), 1, power.shape[1] - 2)
+    per_harmonic = power[rows[:, None, None], kh[:, :, None] + _NEIGHBOURS].sum(axis=2)
+    tone = per_harmonic[:, 0] + per_harmonic[:, 1] + per_harmonic[:, 2]
     level = 10.0 * np.log10(tone + _EPS)
     return FrameTrack(
         freq, peak - median, contrast, harmonic, flatness, band_fraction, level, k + BAND.start
@@ -132,34 +147,37 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
     `track` covers the window's frames; `long_freq`/`long_prom` the last ≤1.5 s of the
     peak track ending with the same frame.
     """
+    # hot path (every 0.1 s): boolean shares by count_nonzero, medians from one sort —
+    # numpy's reductions cost more in call overhead than in work on arrays this small
     f, prom = track.freq_hz, track.prominence_db
     tonal = prom > TONAL_DB
     df = np.abs(np.diff(f))
-    both = tonal[1:] & tonal[:-1]
-    cont = both & (df < CONTINUITY_HZ)
-    continuity = float(cont.mean()) if len(cont) else 0.0
-    sweep = _quantile(np.sort(df[cont]), 0.5) / (FRAME_HOP / SAMPLE_RATE_HZ) if cont.any() else 0.0
-    ft = f[tonal]
-    span = _spread(ft)
-    if cont.sum() >= 3:
-        d2 = np.abs(np.diff(np.diff(f)))[cont[1:] & cont[:-1]]
+    cont = tonal[1:] & tonal[:-1] & (df < CONTINUITY_HZ)
+    n_cont = np.count_nonzero(cont)
+    continuity = n_cont / len(cont) if len(cont) else 0.0
+    sweep = _quantile(np.sort(df[cont]), 0.5) / (FRAME_HOP / SAMPLE_RATE_HZ) if n_cont else 0.0
+    span = _spread(f[tonal])
+    if n_cont >= 3:
+        d2 = np.abs(np.diff(f, 2))[cont[1:] & cont[:-1]]
         curvature = _quantile(np.sort(d2), 0.5) if len(d2) else 0.0
     else:
         curvature = 100.0
     l_tonal = long_prom > TONAL_DB
-    smooth = _smooth_fraction(long_freq, l_tonal, len(f))
+    n_long = len(long_freq)
+    n_l_tonal = int(np.count_nonzero(l_tonal))
+    smooth_ok = _smooth_ok(long_freq, l_tonal)
     l_df = np.abs(np.diff(long_freq))
     l_both = l_tonal[1:] & l_tonal[:-1]
     l_cont = l_both & (l_df < CONTINUITY_HZ)
-    long_cont = float(l_cont.mean()) if len(l_cont) else 0.0
+    long_cont = np.count_nonzero(l_cont) / len(l_cont) if len(l_cont) else 0.0
     lt = long_freq[l_tonal]
     long_span = _spread(lt)
     # hi-lo: clean jumps between two steady tones
     jumps = l_both & (l_df >= 100.0) & (l_df < 700.0)
-    long_s = max(len(long_freq) * FRAME_HOP / SAMPLE_RATE_HZ, 1e-3)
-    jumps_per_s = float(jumps.sum()) / long_s
-    periodicity = _periodicity(long_freq, l_tonal)
-    two_tone = _two_tone_share(long_freq[l_tonal])
+    long_s = max(n_long * FRAME_HOP / SAMPLE_RATE_HZ, 1e-3)
+    jumps_per_s = np.count_nonzero(jumps) / long_s
+    periodicity = _periodicity(long_freq, l_tonal, lt, n_l_tonal)
+    two_tone = _two_tone_share(lt)
     # one sort for the five per-frame medians (np.median costs more in overhead than work)
     per_frame = np.sort(
         np.stack([prom, track.contrast_db, track.harmonic_db, track.flatness, track.band_fraction]),
@@ -170,9 +188,9 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
             _quantile(per_frame[0], 0.5),
             _quantile(per_frame[0], 0.25),
             _quantile(per_frame[1], 0.5),
-            float(tonal.mean()),
+            np.count_nonzero(tonal) / len(tonal),
             continuity,
-            smooth,
+            _share_of_last(smooth_ok, len(f)),
             math.log1p(sweep),
             math.log1p(span),
             math.log1p(curvature),
@@ -183,11 +201,16 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
             math.log1p(long_span),
             jumps_per_s,
             periodicity,
-            float(l_tonal.mean()) if len(l_tonal) else 0.0,
+            n_l_tonal / n_long if n_long else 0.0,
             two_tone,
-            _smooth_fraction(long_freq, l_tonal, len(long_freq)),
+            _share_of_last(smooth_ok, n_long),
         ]
     )
+
+
+def _clip(x: npt.NDArray[Any], lo: float, hi: float) -> npt.NDArray[Any]:
+    """np.clip without its per-call overhead (which exceeds the work on these sizes)."""
+    return np.minimum(np.maximum(x, lo), hi)
 
 
 def _quantile(sorted_values: FloatArray, q: float) -> float:
@@ -198,6 +221,15 @@ def _quantile(sorted_values: FloatArray, q: float) -> float:
     return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
 
 
+def median_of(values: FloatArray) -> float:
+    """np.median of a non-empty 1-D array, bit for bit, without its overhead."""
+    n = len(values)
+    v = np.sort(values)
+    if n % 2:
+        return float(v[n // 2])
+    return float((v[n // 2 - 1] + v[n // 2]) / 2.0)
+
+
 def _spread(values: FloatArray) -> float:
     """90th minus 10th percentile (0 for fewer than 4 values)."""
     if len(values) < 4:
@@ -206,17 +238,29 @@ def _spread(values: FloatArray) -> float:
     return _quantile(v, 0.9) - _quantile(v, 0.1)
 
 
-def _smooth_fraction(freq: FloatArray, tonal: npt.NDArray[np.bool_], n_last: int) -> float:
-    """Share of the last `n_last` frames on a straight local track: tonal at t, t−L, t−2L and
-    |f(t) − 2f(t−L) + f(t−2L)| < SMOOTH_HZ with L = 60 ms (noise peaks land anywhere)."""
+def _smooth_ok(freq: FloatArray, tonal: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_] | None:
+    """Frames (from the (2L)-th on) on a straight local track: tonal at t, t−L, t−2L and
+    |f(t) − 2f(t−L) + f(t−2L)| < SMOOTH_HZ with L = 60 ms (noise peaks land anywhere).
+    None when the track is shorter than 2L + 1 frames."""
     lag = SMOOTH_LAG
     if len(freq) < 2 * lag + 1:
-        return 0.0
+        return None
     a, b, c = freq[2 * lag :], freq[lag:-lag], freq[: -2 * lag]
-    ok = (
+    return (
         tonal[2 * lag :] & tonal[lag:-lag] & tonal[: -2 * lag] & (np.abs(a - 2 * b + c) < SMOOTH_HZ)
     )
-    return float(ok[-n_last:].mean())
+
+
+def _share_of_last(ok: npt.NDArray[np.bool_] | None, n_last: int) -> float:
+    if ok is None:
+        return 0.0
+    tail = ok[-n_last:]
+    return np.count_nonzero(tail) / len(tail)
+
+
+def _smooth_fraction(freq: FloatArray, tonal: npt.NDArray[np.bool_], n_last: int) -> float:
+    """Share of the last `n_last` frames on a straight local track (see `_smooth_ok`)."""
+    return _share_of_last(_smooth_ok(freq, tonal), n_last)
 
 
 def _two_tone_share(freq: FloatArray) -> float:
@@ -238,24 +282,43 @@ def _two_tone_share(freq: FloatArray) -> float:
     return float((merged[first] + merged[second]) / len(freq))
 
 
-def _periodicity(freq: FloatArray, tonal: npt.NDArray[np.bool_]) -> float:
+def _periodicity(
+    freq: FloatArray,
+    tonal: npt.NDArray[np.bool_],
+    tonal_freq: FloatArray | None = None,
+    n_tonal: int | None = None,
+) -> float:
     """Peak normalised autocorrelation of the tonal peak track at lags 0.15–1.2 s."""
-    if tonal.mean() < 0.5 or len(freq) < 60:
+    n = len(freq)
+    if n_tonal is None:
+        n_tonal = int(np.count_nonzero(tonal))
+    if n < 60 or n_tonal < 0.5 * n:
         return 0.0
-    x = np.where(tonal, freq, np.median(freq[tonal]))
-    x = x - x.mean()
+    if tonal_freq is None:
+        tonal_freq = freq[tonal]
+    x = np.where(tonal, freq, median_of(tonal_freq))
+    x = x - x.sum() / n
     energy = float(np.dot(x, x))
     if energy <= 1e-9:
         return 0.0
-    n = len(x)
-    spec = np.fft.rfft(x, 2 * n)
-    ac = np.fft.irfft(spec * np.conj(spec), 2 * n)[:n]
+    # 2n points, as when the shipped model was trained: the feature stays bit-identical
+    ac = autocorrelation(x, 2 * n)
     lags = np.arange(15, min(120, n - 20))
     if len(lags) == 0:
         return 0.0
     # unbiased, normalised by the overlap length
     ac_n = ac[lags] / energy * n / (n - lags)
-    return float(np.clip(ac_n.max(), -1.0, 1.0))
+    return min(max(float(ac_n.max()), -1.0), 1.0)
+
+
+def autocorrelation(x: FloatArray, size: int | None = None) -> FloatArray:
+    """Linear autocorrelation at lags 0…n−1 by an FFT of `size` ≥ 2n − 1 points (default:
+    the power of two ≥ 2n)."""
+    n = len(x)
+    if size is None:
+        size = 1 << (2 * n - 1).bit_length()
+    spec = np.fft.rfft(x, size)
+    return np.fft.irfft(spec * np.conj(spec), size)[:n]
 
 
 # --- bearing ----------------------------------------------------------------------------
@@ -297,6 +360,19 @@ class BearingEstimator:
         self.steering = np.exp(1j * omega[:, None, None] * tdoa[None, :, :]).astype(np.complex64)
         self.pi = np.array([p[0] for p in self.pairs])
         self.pj = np.array([p[1] for p in self.pairs])
+        # coarse-to-fine search: every BEARING_COARSE_STEP-th direction first, then the fine
+        # grid around the best; the main lobe of this array is far wider than the step
+        n_angles = len(self.angles)
+        self._coarse = np.arange(0, n_angles, BEARING_COARSE_STEP)
+        # SRP is a real part: real and imaginary steering as float32, pair-major (P×K×A), so
+        # the sum over pairs and bins is one matrix-vector product (no complex einsum)
+        pka = self.steering.transpose(1, 0, 2)
+        self._re = np.ascontiguousarray(pka.real, dtype=np.float32)
+        self._im = np.ascontiguousarray(pka.imag, dtype=np.float32)
+        self._re_coarse = np.ascontiguousarray(self._re[:, :, self._coarse])
+        self._im_coarse = np.ascontiguousarray(self._im[:, :, self._coarse])
+        self._all_pairs = np.arange(len(self.pairs))
+        self._fine = np.arange(-BEARING_COARSE_STEP, BEARING_COARSE_STEP + 1)
 
     def bearing(
         self, spectra: ComplexArray, peak_bin: npt.NDArray[np.int64], tonal: npt.NDArray[np.bool_]
@@ -308,31 +384,52 @@ class BearingEstimator:
         there are enough) enters the cross-spectra: the street's noise and the other tones
         between would pull GCC-PHAT toward their own directions.
         """
-        frames = np.flatnonzero(tonal) if tonal.sum() >= 5 else np.arange(len(peak_bin))
-        bins = peak_bin[frames, None] + np.array([-1, 0, 1])[None, :]
-        bins = np.clip(bins, SPECTRA_BINS.start, SPECTRA_BINS.stop - 1) - SPECTRA_BINS.start
+        frames = np.flatnonzero(tonal)
+        if len(frames) < 5:
+            frames = np.arange(len(peak_bin))
+        bins = peak_bin[frames, None] + _NEIGHBOURS
+        bins = _clip(bins, SPECTRA_BINS.start, SPECTRA_BINS.stop - 1) - SPECTRA_BINS.start
         sel = spectra[:, frames[:, None], bins]  # mics×F'×3
         products = (sel[self.pi] * np.conj(sel[self.pj])).ravel()  # P×F'×3
-        n_pairs, n_bins = len(self.pairs), self.steering.shape[0]
-        where = (np.arange(n_pairs)[:, None] * n_bins + bins.ravel()[None, :]).ravel()
-        size = n_pairs * n_bins
+        # the cross-spectrum of every pair, summed over frames, on the bins that occur only
+        flat_bins = bins.ravel()
+        occurs = np.zeros(self.steering.shape[0], dtype=bool)
+        occurs[flat_bins] = True
+        used_bins = np.flatnonzero(occurs)
+        n_pairs, n_used = len(self.pairs), len(used_bins)
+        compact = np.searchsorted(used_bins, flat_bins)
+        where = (self._all_pairs[:, None] * n_used + compact).ravel()
+        size = n_pairs * n_used
         cross = (
             np.bincount(where, products.real, size) + 1j * np.bincount(where, products.imag, size)
-        ).reshape(n_pairs, n_bins)
-        used_bins = np.flatnonzero(np.abs(cross).sum(axis=0) > 0)
-        cross = cross[:, used_bins]
+        ).reshape(n_pairs, n_used)
         mag = np.abs(cross)
         used = mag > 1e-12 * (mag.max() + _EPS)
-        weighted = np.where(used, cross / np.where(used, mag, 1.0), 0.0)  # PHAT
-        # SRP: every pair's GCC at each direction's delay, summed over pairs
-        srp = np.einsum("pk,kpa->a", weighted, self.steering[used_bins]).real
-        best = int(np.argmax(srp))
+        scale = np.divide(1.0, mag, out=np.zeros_like(mag), where=used)
+        weighted = (cross * scale).ravel()  # PHAT: unit magnitude, 0 where nothing was heard
+        w_re = weighted.real.astype(np.float32)
+        w_im = weighted.imag.astype(np.float32)
+        # SRP: every pair's GCC at each direction's delay, summed over pairs and bins
+        n_rows = n_pairs * n_used
+        coarse = w_re @ self._re_coarse[:, used_bins].reshape(n_rows, -1)
+        coarse -= w_im @ self._im_coarse[:, used_bins].reshape(n_rows, -1)
+        centre = int(self._coarse[int(np.argmax(coarse))])
+        fine = centre + self._fine
+        n_angles = len(self.angles)
+        fine = _clip(fine, 0, n_angles - 1) if self.collinear else fine % n_angles
+        at = np.ix_(self._all_pairs, used_bins, fine)
+        srp = w_re @ self._re[at].reshape(n_rows, -1) - w_im @ self._im[at].reshape(n_rows, -1)
+        k = int(np.argmax(srp))
+        best = int(fine[k])
         # 1 when every used bin of every pair agrees on the chosen delays
-        strength = float(srp[best]) / max(float(used.sum()), 1.0)
-        return float(self.angles[best]), float(np.clip(strength, 0.0, 1.0))
+        strength = float(srp[k]) / max(float(np.count_nonzero(used)), 1.0)
+        return float(self.angles[best]), min(max(strength, 0.0), 1.0)
 
 
 # --- the streaming front end ------------------------------------------------------------
+
+HOPS_PER_WINDOW = math.ceil(FRAMES_PER_WINDOW / FRAMES_PER_HOP)  # 5
+_TRACK_ROWS = tuple(name for name in FrameTrack.__slots__ if name != "peak_bin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,15 +438,25 @@ class WindowFrontEnd:
 
     time_s: float  # end of the window (the instant its result is available)
     features: FloatArray  # N_FEATURES
-    spectra: ComplexArray  # mics×FRAMES_PER_WINDOW×bins: the window's STFT, SPECTRA_BINS only
+    hop_spectra: tuple[ComplexArray, ...]  # the last hops' STFTs (mics×10×bins), oldest first
     track: FrameTrack  # the window's frames
     level_db: float  # median tonal level (tone and harmonics) in the window, dB re input²
     peak_track_hz: FloatArray  # HISTORY_FRAMES (or fewer) of peak frequency, oldest first
     tonal_track: npt.NDArray[np.bool_]  # same length: frames with a prominent peak
 
+    @property
+    def spectra(self) -> ComplexArray:
+        """mics×FRAMES_PER_WINDOW×bins: the window's STFT, `SPECTRA_BINS` only. Assembled
+        on demand: only a window that needs a bearing pays for the copy."""
+        return np.concatenate(self.hop_spectra, axis=1)[:, -FRAMES_PER_WINDOW:]
+
 
 class StreamingFrontEnd:
-    """Turns an array stream (mics×samples chunks of any length) into windows, causally."""
+    """Turns an array stream (mics×samples chunks of any length) into windows, causally.
+
+    Each 0.1 s hop costs one batch of 10 new STFT frames per microphone; the overlapping
+    frames of earlier hops, their peak tracks and spectra are kept, never recomputed.
+    """
 
     def __init__(self, n_channels: int) -> None:
         if n_channels < 1:
@@ -357,70 +464,67 @@ class StreamingFrontEnd:
         self.n_channels = n_channels
         self._pending = np.zeros((n_channels, 0))
         self._context = np.zeros((n_channels, N_FFT - FRAME_HOP))
-        n_kept = SPECTRA_BINS.stop - SPECTRA_BINS.start
-        self._spectra = np.zeros((n_channels, FRAMES_PER_WINDOW, n_kept), complex)
-        self._tracks: list[FrameTrack] = []
-        self._hist_freq = np.zeros(0)
-        self._hist_prom = np.zeros(0)
+        # per hop (newest last): spectra (mics×10×bins), track rows (7×10), peak bins (10)
+        self._hop_spectra: list[ComplexArray] = []
+        self._hop_rows: list[FloatArray] = []
+        self._hop_bins: list[npt.NDArray[np.int64]] = []
+        self._history = np.zeros((2, 0))  # peak frequency and prominence, ≤ HISTORY_FRAMES
         self._samples_done = 0
 
     def push(self, chunk: FloatArray) -> list[WindowFrontEnd]:
+        return list(self.iter_push(chunk))
+
+    def iter_push(self, chunk: FloatArray) -> Iterator[WindowFrontEnd]:
+        """As `push`, one window at a time (each computed when asked for)."""
         chunk = np.asarray(chunk, dtype=np.float64)
         if chunk.ndim == 1:
             chunk = chunk[None, :]
         if chunk.shape[0] != self.n_channels:
             raise ConfigError(f"expected {self.n_channels} audio channels, got {chunk.shape[0]}")
-        self._pending = np.concatenate([self._pending, chunk], axis=1)
-        out = []
-        while self._pending.shape[1] >= HOP_SAMPLES:
-            hop, self._pending = (
-                self._pending[:, :HOP_SAMPLES],
-                self._pending[:, HOP_SAMPLES:],
-            )
-            window = self._step(hop)
+        pending = np.concatenate([self._pending, chunk], axis=1) if self._pending.size else chunk
+        n_hops = pending.shape[1] // HOP_SAMPLES
+        self._pending = pending[:, n_hops * HOP_SAMPLES :].copy()
+        for i in range(n_hops):
+            window = self._step(pending[:, i * HOP_SAMPLES : (i + 1) * HOP_SAMPLES])
             if window is not None:
-                out.append(window)
-        return out
+                yield window
 
     def _step(self, hop: FloatArray) -> WindowFrontEnd | None:
         buf = np.concatenate([self._context, hop], axis=1)
         self._context = buf[:, -(N_FFT - FRAME_HOP) :]
-        starts = np.arange(FRAMES_PER_HOP) * FRAME_HOP
-        frames = np.stack([buf[:, s : s + N_FFT] for s in starts], axis=1)  # ch×10×N
-        spec = np.fft.rfft(frames * _WINDOW_FN, axis=-1)
-        self._spectra = np.concatenate(
-            [self._spectra[:, FRAMES_PER_HOP:], spec[:, :, SPECTRA_BINS]], axis=1
+        # the hop's 10 overlapping frames as a strided view (ch×10×N): no copy
+        frames = as_strided(
+            buf, (self.n_channels, FRAMES_PER_HOP, N_FFT), (buf.strides[0], _HOP_STRIDE, _ITEM)
         )
-        power = np.mean(spec.real**2 + spec.imag**2, axis=0)  # 10×513
+        spec = np.fft.rfft(frames * _WINDOW_FN, axis=-1)
+        power = (spec.real**2 + spec.imag**2).sum(axis=0) / self.n_channels  # 10×513
         tr = frame_track(power)
-        keep = HISTORY_FRAMES
-        self._hist_freq = np.concatenate([self._hist_freq, tr.freq_hz])[-keep:]
-        self._hist_prom = np.concatenate([self._hist_prom, tr.prominence_db])[-keep:]
-        self._tracks.append(tr)
-        hops_per_window = math.ceil(FRAMES_PER_WINDOW / FRAMES_PER_HOP)
-        self._tracks = self._tracks[-hops_per_window:]
+        keep = HOPS_PER_WINDOW
+        self._hop_spectra = [*self._hop_spectra[-keep + 1 :], spec[:, :, SPECTRA_BINS].copy()]
+        self._hop_rows = [
+            *self._hop_rows[-keep + 1 :],
+            np.stack([getattr(tr, name) for name in _TRACK_ROWS]),
+        ]
+        self._hop_bins = [*self._hop_bins[-keep + 1 :], tr.peak_bin]
+        self._history = np.concatenate(
+            [self._history, np.stack([tr.freq_hz, tr.prominence_db])], axis=1
+        )[:, -HISTORY_FRAMES:]
         self._samples_done += HOP_SAMPLES
         if self._samples_done < WINDOW_SAMPLES:
             return None  # the first full window ends at 0.5 s
-        win = _concat_tracks(self._tracks, FRAMES_PER_WINDOW)
-        feats = window_features(win, self._hist_freq[-LONG_FRAMES:], self._hist_prom[-LONG_FRAMES:])
+        rows = np.concatenate(self._hop_rows, axis=1)[:, -FRAMES_PER_WINDOW:]
+        peaks = np.concatenate(self._hop_bins)[-FRAMES_PER_WINDOW:]
+        win = FrameTrack(rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], peaks)
+        hist = self._history  # a fresh array every hop: views of it stay valid
+        feats = window_features(win, hist[0, -LONG_FRAMES:], hist[1, -LONG_FRAMES:])
         tonal = win.prominence_db > TONAL_DB
-        level = (
-            float(np.median(win.level_db[tonal])) if tonal.any() else float(np.median(win.level_db))
-        )
+        level = median_of(win.level_db[tonal]) if tonal.any() else median_of(win.level_db)
         return WindowFrontEnd(
             time_s=self._samples_done / SAMPLE_RATE_HZ,
             features=feats,
-            spectra=self._spectra,
+            hop_spectra=tuple(self._hop_spectra),
             track=win,
             level_db=level,
-            peak_track_hz=self._hist_freq.copy(),
-            tonal_track=self._hist_prom > TONAL_DB,
+            peak_track_hz=hist[0],
+            tonal_track=hist[1] > TONAL_DB,
         )
-
-
-def _concat_tracks(tracks: list[FrameTrack], n: int) -> FrameTrack:
-    fields = FrameTrack.__slots__
-    return FrameTrack(
-        **{name: np.concatenate([getattr(t, name) for t in tracks])[-n:] for name in fields}
-    )

@@ -624,6 +624,8 @@ def evaluate_synthetic(
     model: SirenModel | None = None,
     data_dir: Path | None = DEFAULT_DATA_DIR,
     progress: Progress = _no_progress,
+    claimed_range_m: float = 150.0,
+    latency_target_s: float = 1.0,
 ) -> dict[str, Any]:
     """Street scenes across distance × background level (SNR) × pattern.
 
@@ -689,6 +691,7 @@ def evaluate_synthetic(
                             1,
                         ),
                         "recall": hits / trials,
+                        "latencies_s": [round(v, 4) for v in cell_lat],
                         "latency_median_s": _median(cell_lat),
                         "bearing_median_deg": _median(cell_err),
                     }
@@ -715,11 +718,6 @@ def evaluate_synthetic(
                     break
             key = f"{level:g}dB/{which.value if which else 'all'}"
             ranges[key] = reach
-    near = [
-        c["latency_median_s"]
-        for c in cells
-        if c["distance_m"] <= 150 and c["latency_median_s"] is not None
-    ]
     return {
         "trials_per_cell": trials,
         "cells": cells,
@@ -729,11 +727,78 @@ def evaluate_synthetic(
             "p90": float(np.percentile(bearing_errors, 90)) if bearing_errors else None,
             "windows": len(bearing_errors),
         },
-        "latency_s": {
-            "median": _median(latencies),
-            "p95": float(np.percentile(latencies, 95)) if latencies else None,
-            "median_within_150m": _median(near),
+        "latency_s": latency_report(
+            cells,
+            ranges,
+            trials,
+            patterns,
+            claimed_range_m=claimed_range_m,
+            target_s=latency_target_s,
+        ),
+    }
+
+
+def latency_report(
+    cells: Sequence[dict[str, Any]],
+    ranges: dict[str, float],
+    trials: int,
+    patterns: Sequence[SirenPattern],
+    *,
+    claimed_range_m: float = 150.0,
+    target_s: float = 1.0,
+) -> dict[str, Any]:
+    """Latency statistics of `evaluate_synthetic`'s cells (a pure function of them).
+
+    Latency where detection is claimed: the cells within the claimed range (the issue's
+    150 m) and within their background level's measured range at 95 % recall (all patterns
+    pooled); misses there are counted by the recall, not here. Beside it: the same out to
+    the measured ranges, per background level, and over every cell.
+    """
+    every = [v for c in cells for v in c["latencies_s"]]
+    near = [
+        c["latency_median_s"]
+        for c in cells
+        if c["distance_m"] <= 150 and c["latency_median_s"] is not None
+    ]
+
+    def level_range(c: dict[str, Any]) -> float:
+        return float(ranges[f"{c['background_db_spl']:g}dB/all"])
+
+    claimed_cells = [c for c in cells if c["distance_m"] <= min(claimed_range_m, level_range(c))]
+    measured_cells = [c for c in cells if c["distance_m"] <= level_range(c)]
+    levels = sorted({c["background_db_spl"] for c in cells})
+    return {
+        "median": _median(every),
+        "p95": _p95(every),
+        "median_within_150m": _median(near),
+        "definition": (
+            "from the siren's sound reaching the array (switch-on + distance / c) to "
+            "the first window whose `detected` flag is set, over the detected trials"
+        ),
+        "within_claimed_range": {
+            "cells": (
+                f"distance ≤ {claimed_range_m:g} m (the claimed range) and ≤ the "
+                "background level's measured range at 95 % recall"
+            ),
+            **_latency_summary(claimed_cells, trials, patterns),
+            "p95_by_level": {
+                f"{lv:g}dB": _p95(
+                    [
+                        v
+                        for c in claimed_cells
+                        if c["background_db_spl"] == lv
+                        for v in c["latencies_s"]
+                    ]
+                )
+                for lv in levels
+            },
         },
+        "within_measured_range": {
+            "cells": "distance ≤ the background level's measured range at 95 % recall",
+            **_latency_summary(measured_cells, trials, patterns),
+        },
+        "target_s": target_s,
+        "range_m_with_p95_within_target": latency_reach(cells, target_s),
     }
 
 
@@ -744,6 +809,44 @@ def _random_velocity(rng: np.random.Generator, max_speed: float) -> tuple[float,
 
 def _median(values: Sequence[float]) -> float | None:
     return float(np.median(values)) if len(values) else None
+
+
+def _p95(values: Sequence[float]) -> float | None:
+    return float(np.percentile(values, 95)) if len(values) else None
+
+
+def latency_reach(cells: Sequence[dict[str, Any]], target_s: float) -> dict[str, float]:
+    """Per background level ("68dB"), the largest distance D such that the p95 latency of
+    that level's detected trials at distances ≤ D is within `target_s` (0 when not even the
+    nearest cell's is). `cells` carry background_db_spl, distance_m and latencies_s."""
+    out = {}
+    for level in sorted({c["background_db_spl"] for c in cells}):
+        mine = [c for c in cells if c["background_db_spl"] == level]
+        reach = 0.0
+        for d in sorted({c["distance_m"] for c in mine}):
+            p95 = _p95([v for c in mine if c["distance_m"] <= d for v in c["latencies_s"]])
+            if p95 is None or p95 > target_s:
+                break
+            reach = float(d)
+        out[f"{level:g}dB"] = reach
+    return out
+
+
+def _latency_summary(
+    cells: list[dict[str, Any]], trials: int, patterns: Sequence[SirenPattern]
+) -> dict[str, Any]:
+    values = [v for c in cells for v in c["latencies_s"]]
+    return {
+        "trials": len(values),
+        "missed_trials": sum(trials - len(c["latencies_s"]) for c in cells),
+        "median": _median(values),
+        "p95": _p95(values),
+        "max": max(values) if values else None,
+        "p95_by_pattern": {
+            str(p.value): _p95([v for c in cells if c["pattern"] == p for v in c["latencies_s"]])
+            for p in patterns
+        },
+    }
 
 
 def evaluate_false_alarms(
