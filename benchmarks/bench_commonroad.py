@@ -56,7 +56,16 @@ ADAPTER_NOTES = (
     "used to be squeezed into the joint — a sideways jump of a lane width that the 2 m "
     "smoothing turned into an S-bend of ~2 m radius (USA_Lanker-1_10, -1_11). The route's "
     "kerb rooms are at least half its lane width (lanelet bounds meeting at an angle in "
-    "intersections put them nearer)."
+    "intersections put them nearer). Later on 2026-11-26: lane changes in a row (two lanes "
+    "over on one lanelet) share the lanelet's length; the second used to be dropped when the "
+    "first took it all, and the path jumped a lane width sideways at the next joint — a "
+    "zigzag of curvature 0.27/m the car slowed to ~3 m/s for (USA_Peach-4_2, -4_7; "
+    "USA_Peach-2_1). Centre lines that overlap at a joint no longer make the path step back. "
+    "No outcome changed: in USA_Peach-4_2/-4_7 the car still crawls at ~3.8 m/s from ~25 m "
+    "before the junction's right turn (the map's centre line turns 85° in ~10 m, curvature "
+    "0.13–0.15/m), because the behaviour layer caps the speed for the sharpest bend anywhere "
+    "in its 40 m preview rather than for the braking distance to it, and recorded traffic "
+    "at ~9 m/s runs into it."
 )
 BASELINE_NOTE = (
     "The IDM baseline is our motion planner's roll-out with one candidate (lane centre, "

@@ -221,3 +221,125 @@ def test_missing_file_and_problem_free_scenario_are_named_errors(cr, tmp_path):
         cr.load_problem(tmp_path / "nope.xml")
     with pytest.raises(ScenarioError):
         cr.load_problem(CR / "tum-bsd" / "Tut_compliance.xml")
+
+
+def _lanelet(lid, centre, width=3.5, **links):
+    """A lanelet of constant `width` (m) around the centre polyline `centre`."""
+    from commonroad.scenario.lanelet import Lanelet
+
+    c = np.asarray(centre, dtype=np.float64)
+    d = np.gradient(c, axis=0)
+    normal = np.column_stack([-d[:, 1], d[:, 0]]) / np.hypot(*d.T)[:, None]
+    return Lanelet(c + 0.5 * width * normal, c, c - 0.5 * width * normal, lid, **links)
+
+
+def _hand_built_route(lanelets, start_xy, goal_xy, lane_change_m=30.0):
+    """The route over hand-built lanelets from `start_xy` (heading +x, 10 m/s) to a goal
+    box around `goal_xy`, and the union of the lanelet polygons."""
+    from commonroad.common.util import Interval
+    from commonroad.geometry.shape import Rectangle
+    from commonroad.planning.goal import GoalRegion
+    from commonroad.planning.planning_problem import PlanningProblem
+    from commonroad.scenario.lanelet import LaneletNetwork
+    from commonroad.scenario.scenario import Scenario, ScenarioID
+    from commonroad.scenario.state import CustomState, InitialState
+    from shapely.ops import unary_union
+
+    from robotaxi.sim.commonroad_lanes import LaneletRouter
+
+    network = LaneletNetwork()
+    for lanelet in lanelets:
+        network.add_lanelet(lanelet)
+    scenario = Scenario(0.1, ScenarioID())
+    scenario.add_objects(network)
+    init = InitialState(
+        position=np.asarray(start_xy, dtype=np.float64),
+        orientation=0.0,
+        velocity=10.0,
+        time_step=0,
+        yaw_rate=0.0,
+        slip_angle=0.0,
+        acceleration=0.0,
+    )
+    goal = GoalRegion(
+        [
+            CustomState(
+                position=Rectangle(4.0, 2.0, center=np.asarray(goal_xy, dtype=np.float64)),
+                time_step=Interval(0, 100),
+            )
+        ]
+    )
+    route = LaneletRouter(scenario).route(PlanningProblem(1, init, goal), lane_change_m, 100.0)
+    area = unary_union([ll.polygon.shapely_object for ll in lanelets])
+    return route, area
+
+
+def _inside(area, xy, tol_m=0.01):
+    from shapely import contains_xy
+
+    return contains_xy(area.buffer(tol_m), xy[:, 0], xy[:, 1])
+
+
+@pytest.mark.parametrize("overlap_m", [0.0, 0.3, 2.0])
+def test_lanelets_joined_with_an_overlap_and_offset_give_a_smooth_route(overlap_m):
+    # the second centre line starts `overlap_m` behind the first one's end, 0.15 m to the
+    # side and turned by 3°: a plain chain of the two steps back and forth at the joint
+    turn = math.radians(3.0)
+    far = np.array([50.0 - overlap_m, 0.15]) + 50.0 * np.array([math.cos(turn), math.sin(turn)])
+    first = _lanelet(1, [[0.0, 0.0], [25.0, 0.0], [50.0, 0.0]], successor=[2])
+    second = _lanelet(2, [[50.0 - overlap_m, 0.15], far], predecessor=[1])
+    route, area = _hand_built_route([first, second], (2.0, 0.0), far - [8.0, 0.4])
+    path = route.path
+    assert route.lanelet_ids == (1, 2) and route.reaches_goal
+    # the arc length only grows along x: nothing doubles back at the joint
+    assert np.all(np.diff(path.xy[:, 0]) > 0.5)
+    # a 0.15 m step and a 3° turn over a 2 m smoothing window: a gentle bend, far below
+    # the 0.1/m of a junction turn (a step back and forth reads as 0.2–1/m)
+    assert np.abs(path.curvature_at(path.s)).max() < 0.03
+    assert np.all(_inside(area, path.xy))
+
+
+def test_two_lane_changes_in_a_row_share_the_stretch_without_a_jump():
+    # three parallel 60 m lanelets (3.5 m apart), each followed by a straight one; the goal
+    # is two lanes to the right: 60 m hold both changes (USA_Peach-4_2 at s ≈ 55 m, where
+    # the second change was dropped and the path jumped a lane width at the joint)
+    w = 3.5
+    ids = {0: (1, 4), -w: (2, 5), -2 * w: (3, 6)}
+    lanelets = []
+    for y, (a, b) in ids.items():
+        left = ids.get(y + w, (None, None))
+        right = ids.get(y - w, (None, None))
+        lanelets.append(
+            _lanelet(
+                a,
+                [[0.0, y], [30.0, y], [60.0, y]],
+                successor=[b],
+                adjacent_left=left[0],
+                adjacent_left_same_direction=left[0] is not None or None,
+                adjacent_right=right[0],
+                adjacent_right_same_direction=right[0] is not None or None,
+            )
+        )
+        lanelets.append(_lanelet(b, [[60.0, y], [160.0, y]], predecessor=[a]))
+    route, area = _hand_built_route(lanelets, (1.0, 0.0), (150.0, -2 * w), lane_change_m=45.0)
+    path = route.path
+    assert route.lanelet_ids[:4] == (1, 2, 3, 6)
+    assert route.lane_changes[:4] == (False, True, True, False)
+    # the whole sideways move (7 m) happens before the joint, in two half-length ramps
+    _, d_joint = path.project(60.0, -2 * w)
+    assert abs(float(d_joint)) < 0.05
+    steps = np.hypot(*np.diff(path.xy, axis=0).T)
+    assert steps.max() < 1.5  # no jump
+    # a cosine ramp of 3.5 m over ~27 m peaks at π²·3.5/(2·27²) ≈ 0.024/m
+    assert np.abs(path.curvature_at(path.s)).max() < 0.05
+    assert np.all(_inside(area, path.xy))
+
+
+def test_peach_route_has_no_kink_at_the_double_lane_change(cr):
+    # USA_Peach-4_2: two lane changes to the right over the first 55 m, then a right turn
+    problem = cr.load_problem(CR / "ngsim" / "Peachtree" / "USA_Peach-4_2_T-1.xml")
+    path = problem.path
+    before_turn = path.s < 58.0
+    assert np.abs(path.curvature_at(path.s[before_turn])).max() < 0.06
+    heading = np.degrees(path.heading_at(path.s[(path.s > 45.0) & (path.s < 58.0)]))
+    assert np.ptp(heading) < 20.0  # was −100° → −138° → −99°

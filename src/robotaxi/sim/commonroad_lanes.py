@@ -9,8 +9,10 @@ straightest successors. The route is extended past the goal so the planner never
 road end where the goal begins.
 
 Geometry: centre lines sampled about every metre; a lane change blends from one centre line
-to the next with a cosine ramp over `lane_change_length_m`; the joined line is smoothed with
-a 2 m Gaussian (kinks at lanelet joints would otherwise read as sharp bends). Per point:
+to the next with a cosine ramp over `lane_change_length_m` (lane changes in a row share the
+lanelet they start on); pieces are chained without stepping back where centre lines overlap
+at a joint; the joined line is resampled every metre and smoothed with a 2 m Gaussian (kinks
+at lanelet joints would otherwise read as sharp bends). Per point:
 lane width from the lanelet's bounds; right/left room to the outer bound of the outermost
 adjacent lanelet in the same direction; speed limit from MAX_SPEED traffic signs
 (CommonRoad stores m/s), otherwise a default. Stop lines: the end of each route lanelet
@@ -84,6 +86,35 @@ def _distance_to_polyline(points: FloatArray, line: FloatArray) -> FloatArray:
     t = np.clip(np.sum(rel * ab[None], axis=2) / len2, 0.0, 1.0)
     foot = a[None] + t[..., None] * ab[None]
     return np.min(np.hypot(*(points[:, None, :] - foot).transpose(2, 0, 1)), axis=1)
+
+
+def _join(parts: Sequence[FloatArray]) -> FloatArray:
+    """Chain route pieces (rows x, y, …) into one polyline without doubling back at joints.
+
+    Successive lanelets share their joint point, but recorded maps often let the next
+    centre line start a little behind the previous one's end (an overlap) or beside it.
+    Points of the next piece that are not at least `MIN_POINT_GAP_M` ahead of the joint,
+    measured along the direction the line arrives in, are dropped: kept, they make the
+    line step back and forth — a hairpin the curvature would read as a sharp bend. Points
+    closer together than `MIN_POINT_GAP_M` anywhere are dropped too."""
+    out: list[FloatArray] = []
+    for part in parts:
+        part = np.asarray(part, dtype=np.float64)
+        if out:
+            line = np.concatenate(out)[:, :2]
+            end = line[-1]
+            back = line[:-1][np.hypot(*(line[:-1] - end).T) > MIN_POINT_GAP_M]
+            arrive = end - back[-1] if len(back) else part[-1, :2] - end
+            norm = float(np.hypot(*arrive))
+            if norm > 0.0:
+                along = (part[:, :2] - end) @ (arrive / norm)
+                ahead = np.flatnonzero(along > MIN_POINT_GAP_M)
+                part = part[ahead[0] :] if len(ahead) else part[:0]
+        if len(part):
+            out.append(part)
+    cols = np.concatenate(out)
+    keep = np.concatenate([[True], np.hypot(*np.diff(cols[:, :2], axis=0).T) > MIN_POINT_GAP_M])
+    return cols[keep]
 
 
 def _outermost(network: LaneletNetwork, lanelet: Lanelet, side: str) -> Lanelet:
@@ -348,20 +379,28 @@ class LaneletRouter:
     ) -> ReferencePath:
         # spans: (kind, from lanelet, to lanelet, u0, u1)
         spans: list[tuple[str, int, int, float, float]] = [("lane", hops[0][0], hops[0][0], 0, 1)]
-        for lid, change in hops[1:]:
+        changes = [change for _, change in hops]
+        for i, (lid, change) in enumerate(hops[1:], start=1):
             if not change:
                 spans.append(("lane", lid, lid, 0.0, 1.0))
                 continue
             kind, prev, _, u0, _ = spans[-1]
             if kind != "lane":
-                # two lane changes on one stretch: jump to the new lane's end (rare)
+                # no room left for this change (the lanelets run out): it is dropped
                 continue
             spans.pop()
             length = self.geometry(prev).length_m
             # the first lane change begins a little ahead of the car, not behind it
             uc = max(u0, start_u + 5.0 / length) if not spans else u0
             uc = min(uc, 1.0)
-            ue = min(1.0, uc + lane_change_length_m / length)
+            # Lane changes in a row (two lanes over on one stretch) share the stretch: one
+            # full-length blend would use it all and leave the next change no room, and a
+            # dropped change makes the path jump a lane width sideways at the next joint.
+            run = 1
+            while i + run < len(hops) and changes[i + run]:
+                run += 1
+            blend_m = min(lane_change_length_m, (1.0 - uc) * length / run)
+            ue = min(1.0, uc + blend_m / length)
             if uc > u0:
                 spans.append(("lane", prev, prev, u0, uc))
             if ue > uc:
@@ -372,9 +411,7 @@ class LaneletRouter:
             self._span(a, u0, u1) if kind == "lane" else self._blend(a, b, u0, u1)
             for kind, a, b, u0, u1 in spans
         ]
-        cols = np.concatenate(parts)
-        keep = np.concatenate([[True], np.hypot(*np.diff(cols[:, :2], axis=0).T) > MIN_POINT_GAP_M])
-        cols = cols[keep]
+        cols = _join(parts)
         # Centre lines meet at lanelet joints with kinks (and recorded maps are jagged): on
         # an even 1 m grid, a Gaussian of SMOOTHING_SIGMA_M takes them out of the curvature
         # the planner slows for, leaving real bends (radius ≥ 10 m) nearly untouched.
