@@ -2,7 +2,10 @@
 
 Against the real app and the grid city, stepped by the test: a rider's ride is served by the
 autonomous car from booking to completion, and the in-car screen shows what its stack sees
-(tracks that match SUMO's vehicles), its steering-wheel angle and its behaviour.
+(tracks that match SUMO's vehicles), its steering-wheel angle and its behaviour. An ambulance
+sent up behind the car mid-ride is heard by its roof microphones before its cameras see it;
+the car pulls over by itself, the screen says so, the ops view records the yield, and the
+ride completes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from robotaxi.service.app import create_app
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.settings import ServiceSettings
 from robotaxi.sim.live import LiveService
+from robotaxi.world.traffic import AMBULANCE_TYPE
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 OPERATOR = "operator-secret-for-autonomy-tests"
@@ -166,7 +170,16 @@ def trace(live: LiveService, ticks: int) -> list[tuple[Any, ...]]:
         v, seen = live.vehicle(CAR), live.snapshot().autonomy[CAR]
         assert v is not None
         out.append(
-            (v.x, v.y, v.speed, seen.steering_wheel_deg, seen.behaviour, seen.tracks, v.status)
+            (
+                v.x,
+                v.y,
+                v.speed,
+                seen.steering_wheel_deg,
+                seen.behaviour,
+                seen.tracks,
+                v.status,
+                seen.siren_probability,
+            )
         )
     return out
 
@@ -224,3 +237,179 @@ def test_a_leg_without_a_lane_route_is_handed_to_sumo_and_taken_back(
         assert back.driver == "autonomy"  # parked at the pick-up: the stack drives on
         assert live.step_until(lambda: state() == "completed", 600)
     assert failures[0] == 1
+
+
+# --- hearing the ambulance ------------------------------------------------------------------
+
+AMBULANCE = "amb-test"
+AMBULANCE_BEHIND_M = 150.0
+
+
+def long_trip_curbs(live: LiveService) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A pick-up just ahead of the autonomous car and a drop-off 500-800 m away along the
+    straightest way there (the least ETA per metre): time for an ambulance to catch up."""
+    curbs = live.map.curbs
+    car = live.fleet.vehicles[CAR]
+    ahead = [
+        i
+        for i in range(len(curbs))
+        if curbs.edge_ids[i] == car.edge and curbs.pos[i] > car.lane_pos + 60
+    ]
+    assert ahead, "the autonomous car starts too near the end of its street"
+    pickup = ahead[0]
+    d = np.hypot(*(curbs.xy - curbs.xy[pickup]).T)
+    far = np.flatnonzero((d > 500) & (d < 800))
+    eta = live.graph.eta_matrix(
+        [curbs.edge_ids[pickup]], np.array([curbs.pos[pickup]]),
+        [curbs.edge_ids[i] for i in far], np.array([curbs.pos[i] for i in far]),
+    )[0]  # fmt: skip
+    dropoff = int(far[int(np.argmin(eta / d[far]))])
+    return (
+        (float(curbs.xy[pickup, 0]), float(curbs.xy[pickup, 1])),
+        (float(curbs.xy[dropoff, 0]), float(curbs.xy[dropoff, 1])),
+    )
+
+
+def send_ambulance_behind(live: LiveService) -> None:
+    """An ambulance, siren on, `AMBULANCE_BEHIND_M` behind the car on its lane route,
+    following the car's route (SUMO drives it)."""
+    assert live.driver is not None
+    car = live.driver.cars[CAR]
+    assert car.leg is not None
+    edges = list(car.leg.edges)
+    rest = edges[edges.index(car.edge) :]
+    if car.lane_pos >= AMBULANCE_BEHIND_M:
+        start, pos = rest, car.lane_pos - AMBULANCE_BEHIND_M
+    else:
+        m = live.map
+        before = [
+            e
+            for e in sorted(m.edges)
+            if e in live.graph.index
+            and e not in rest
+            and any(
+                m.lanes[succ].edge_id == car.edge
+                for lane in m.edges[e].lane_ids
+                for succ in m.lanes[lane].successors
+            )
+        ]
+        assert before, f"no edge leads onto {car.edge}"
+        length = m.lanes[m.edges[before[0]].lane_ids[0]].length
+        start = [before[0], *rest]
+        pos = max(length - (AMBULANCE_BEHIND_M - car.lane_pos), 0.0)
+    live.world.add_vehicle(AMBULANCE, start, type_id=AMBULANCE_TYPE, depart_pos=pos, speed=12.0)
+
+
+@pytest.fixture
+def quiet_client(tmp_path: Path, map_cache: Path) -> Iterator[TestClient]:
+    settings = ServiceSettings(
+        fleet=2, autonomous=1, speed=50.0, hours=1.0, data_dir=tmp_path / "data",
+        operator_token=OPERATOR, map_cache_dir=map_cache, background_traffic=False,
+        ev_per_hour=0.0, riders_per_hour=0.0, tick_in_background=False,
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_the_autonomous_car_hears_an_ambulance_pulls_over_by_itself_and_completes_the_ride(
+    quiet_client: TestClient,
+) -> None:
+    client = quiet_client
+    runtime: ServiceRuntime = cast(FastAPI, client.app).state.runtime
+    live = runtime.live
+    assert live.driver is not None and live.driver.hearing and live.driver.occluders is not None
+    live.step()
+    token = client.post("/api/riders", json={"name": "Ada"}).json()["token"]
+    me = {"Authorization": f"Bearer {token}"}
+    ops = {"Authorization": f"Bearer {OPERATOR}"}
+    pickup_xy, dropoff_xy = long_trip_curbs(live)
+    (plat, plon), (dlat, dlon) = runtime.to_latlon(np.array([pickup_xy, dropoff_xy]))
+    booked = client.post(
+        "/api/rides",
+        json={"pickup": {"lat": plat, "lon": plon}, "dropoff": {"lat": dlat, "lon": dlon}},
+        headers=me,
+    )
+    assert booked.status_code == 201, booked.text
+    ride_id = booked.json()["id"]
+
+    def state() -> str:
+        view = live.trip(ride_id)
+        assert view is not None
+        return view.state.value
+
+    assert live.step_until(lambda: state() == "arrived", 600), "the car never arrived"
+    assert live.trip(ride_id).vehicle_id == CAR  # type: ignore[union-attr]
+    for action in ("board", "start"):
+        if action == "start":
+            client.post(f"/api/rides/{ride_id}/buckle", json={"buckled": True}, headers=me)
+        assert client.post(f"/api/rides/{ride_id}/{action}", headers=me).status_code == 200
+    assert live.step_until(lambda: live.fleet.vehicles[CAR].speed > 3.0, 30)
+    send_ambulance_behind(live)
+    driver = live.driver
+    rows: list[dict[str, Any]] = []  # per tick: the screen, the ambulance's distance, trip state
+
+    def watch() -> bool:
+        screen = client.get(f"/api/vehicles/{CAR}/screen", headers=me).json()
+        snap = live.world.snapshot()
+        car = live.fleet.vehicles[CAR]
+        try:
+            i = snap.index_of(AMBULANCE)
+            gap = math.dist((float(snap.xy[i, 0]), float(snap.xy[i, 1])), car.xy)
+        except KeyError:
+            gap = math.inf
+        leg = driver.cars[CAR].leg
+        rows.append(
+            {
+                "screen": screen, "gap": gap, "state": state(),
+                "fleet_pull_over": leg is not None and leg.pulled_over,
+            }
+        )  # fmt: skip
+        return state() == "completed"
+
+    assert live.step_until(watch, 300), f"the ride never completed ({state()})"
+
+    heard = [k for k, r in enumerate(rows) if r["screen"]["hearing"]["siren_heard"]]
+    assert heard, "the microphones never heard the siren"
+    first = rows[heard[0]]
+    # heard from well behind, around a stretch the cameras do not see: before seeing it
+    assert first["gap"] > 100.0
+    assert first["screen"]["hearing"]["ev_seen_since_s"] is None
+    assert first["screen"]["emergency_state"] == "siren_heard"
+    assert first["screen"]["emergency_banner"].startswith("Siren heard")
+    # its own pull-over: stopped in yield_to_ev mid-ride (not at the drop-off, no rider or
+    # fleet pull-over in force: the adapter leaves the fleet's ambulance pull_over to the stack)
+    stopped = [
+        k
+        for k, r in enumerate(rows)
+        if r["screen"]["behaviour"] == "yield_to_ev"
+        and r["screen"]["speed_mps"] < 0.2
+        and r["state"] == "driving"
+    ]
+    assert stopped, "the car never stopped for the ambulance"
+    assert not any(r["fleet_pull_over"] for r in rows)
+    assert heard[0] < stopped[0]
+    at_stop = rows[stopped[0]]["screen"]
+    assert at_stop["emergency_state"] == "pulling_over"
+    assert at_stop["emergency_banner"].startswith("Ambulance — pulling over")
+    lead = at_stop["hearing"]["heard_before_seen_s"]
+    assert lead is not None and lead > 1.0
+    assert f"heard its siren {lead:.0f} s before we saw it" in at_stop["emergency_banner"]
+    assert min(r["gap"] for r in rows[stopped[0] :]) < 20.0  # it passed the stopped car
+    # then it drove on, and the ride completed with no trip-level pull-over
+    assert any(
+        r["screen"]["speed_mps"] > 5.0 and r["state"] == "driving" for r in rows[stopped[-1] :]
+    )
+    events = [e["state"] for e in client.get(f"/api/rides/{ride_id}", headers=me).json()["events"]]
+    assert events[-3:] == ["driving", "arrived_at_destination", "completed"]
+    assert "pulled_over" not in events
+    car = live.vehicle(CAR)
+    assert car is not None and math.dist((car.x, car.y), dropoff_xy) < 30
+    # the ops view's EV-yield record, as for a SUMO-driven car: in range → pulled over → resumed
+    yields = [y for y in client.get("/api/yields", headers=ops).json() if y["vehicle_id"] == CAR]
+    assert len(yields) == 1, yields
+    y = yields[0]
+    assert y["ev_id"] == AMBULANCE and y["trip_id"] == ride_id and not y["active"]
+    assert y["stopped_s"] is not None and y["resumed_s"] is not None
+    assert y["in_range_s"] <= y["stopped_s"] <= y["resumed_s"]
+    # once the ambulance has passed, the banner is gone
+    assert rows[-1]["screen"]["emergency_banner"] is None

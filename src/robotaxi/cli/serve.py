@@ -29,6 +29,14 @@ def register(sub: Any) -> None:
         "--autonomous", type=int, default=0,
         help="fleet cars driven by the autonomy stack in closed loop with SUMO (default 0)",
     )  # fmt: skip
+    p.add_argument(
+        "--no-hearing", action="store_true",
+        help="autonomous cars without roof microphones and siren detector (cameras only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-city-blocks", action="store_true",
+        help="city blocks do not hide things from autonomous cars' cameras",
+    )  # fmt: skip
     p.add_argument("--speed", type=float, default=4.0, help="sim seconds per wall second")
     p.add_argument("--hours", type=float, default=24.0, help="service window of sim time, h")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
@@ -61,6 +69,8 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
             city=args.city,
             fleet=args.fleet,
             autonomous=args.autonomous,
+            autonomy_hearing=not args.no_hearing,
+            autonomy_city_blocks=not args.no_city_blocks,
             speed=args.speed,
             hours=args.hours,
             seed=args.seed,

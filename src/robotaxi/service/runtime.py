@@ -326,6 +326,8 @@ class ServiceRuntime:
                 "speed": settings.speed,
                 "riders_per_hour": settings.riders_per_hour,
                 "autonomous": settings.autonomous,
+                "autonomy_hearing": settings.autonomy_hearing,
+                "autonomy_city_blocks": settings.autonomy_city_blocks,
             }
             run = store.start_run(config_json)
             writer = StoreWriter(store, run.id)
@@ -347,6 +349,8 @@ class ServiceRuntime:
                 sink=sink,
                 ride_prefix=f"sim{run.id[:8]}",
                 autonomous=settings.autonomous,
+                hearing=settings.autonomy_hearing,
+                city_blocks=settings.autonomy_city_blocks,
             )
             try:
                 live.start()

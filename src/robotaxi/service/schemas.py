@@ -164,6 +164,21 @@ class SteeringPublic(BaseModel):
     note: str
 
 
+class HearingPublic(BaseModel):
+    siren_heard: bool = Field(description="a siren detected during the last second")
+    siren_probability: float = Field(description="the detector's highest probability then")
+    siren_heard_since_s: float | None = Field(
+        description="sim time the siren of the current emergency was first heard"
+    )
+    ev_seen_since_s: float | None = Field(
+        description="sim time the cameras first saw its flashing lights"
+    )
+    heard_before_seen_s: float | None = Field(
+        description="how long the siren was heard before the lights were seen (s), or null"
+    )
+    note: str
+
+
 class CarScreenPublic(BaseModel):
     vehicle_id: str
     sim_now_s: float
@@ -182,6 +197,14 @@ class CarScreenPublic(BaseModel):
     emergency_banner: str | None
     behaviour: str | None = Field(
         None, description="the autonomy stack's behaviour now (e.g. lane_follow, curbside_stop)"
+    )
+    emergency_state: str | None = Field(
+        None,
+        description="'siren_heard' (an autonomous car hears a siren it has not seen: slowing), "
+        "'pulling_over' (pulling over for an emergency vehicle), or null",
+    )
+    hearing: HearingPublic | None = Field(
+        None, description="the roof microphones' siren detector (autonomous cars that have them)"
     )
 
 

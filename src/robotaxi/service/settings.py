@@ -20,6 +20,12 @@ class ServiceSettings(BaseModel):
     autonomous: int = Field(
         0, ge=0, description="fleet cars driven by the autonomy stack (the rest by SUMO)"
     )
+    autonomy_hearing: bool = Field(
+        True, description="autonomous cars have roof microphones and the siren detector"
+    )
+    autonomy_city_blocks: bool = Field(
+        True, description="city blocks hide what is behind them from autonomous cars' cameras"
+    )
     speed: float = Field(4.0, gt=0, le=1000, description="simulation seconds per wall second")
     hours: float = Field(24.0, gt=0, le=24, description="service window of simulated time, h")
     seed: int = 7

@@ -14,7 +14,12 @@ for the cars named here, `AutonomousDriver` carries those commands out with an
 - while standing at the kerb it is parked off its lane in SUMO (the SUMO-NOTES recipe of
   `sim/drive.py`), and while it waits at a reached stop only its perception runs;
 - each world step, the car's position, odometer and "stopped at its stop" flag replace
-  SUMO's in the snapshot the fleet reads, so the trip life cycle runs unchanged.
+  SUMO's in the snapshot the fleet reads, so the trip life cycle runs unchanged;
+- with `mic_config`, the car has roof microphones as in `robotaxi drive`: every stack step
+  the array renders the last step's sound of every ambulance with its siren on within
+  `sensors.audio_range_m` (SUMO's ground truth, extrapolated between world steps like the
+  other road users; a city block in between adds its loss) and the stack's siren detector
+  listens; with `occluders`, the city blocks hide what is behind them from the cameras.
 
 A rider's `pull_over` becomes a kerb stop just ahead; a `pull_over` the fleet sends for an
 ambulance is left to the stack, which yields to emergency vehicles by itself. A leg with no
@@ -32,13 +37,27 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from robotaxi.autonomy.planning.route import LaneRoute, reference_path
-from robotaxi.autonomy.sensors.cameras import simulate_cameras
+from robotaxi.autonomy.sensors.cameras import StaticOccluders, simulate_cameras
+from robotaxi.autonomy.sensors.microphones import Float32Array, MicArrayConfig, MicrophoneArray
 from robotaxi.autonomy.stack import AutonomyStack, Planner
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, front_bumper, step
+from robotaxi.config.scenario import SensorsSpec
 from robotaxi.core import AgentState, ScenarioError, TimePoint, VehicleCommand, WorldSnapshot
-from robotaxi.core.types import Pose, Track
+from robotaxi.core.types import FloatArray, Pose, Track
 from robotaxi.map import RoadMap, RoutingGraph
-from robotaxi.sim.drive import KERB_BEHAVIOURS, PARK_BELOW_MPS, PARK_OFFSET_M, default_planner
+
+# `_sirens_on` and `_audible` are drive.py's (private there): imported, not copied, so both
+# simulations hear the same way (asked for them to be made public)
+from robotaxi.sim.drive import (
+    EV_REACTIONS,
+    KERB_BEHAVIOURS,
+    OCCLUDER_QUERY_M,
+    PARK_BELOW_MPS,
+    PARK_OFFSET_M,
+    _audible,
+    _sirens_on,
+    default_planner,
+)
 from robotaxi.world.sumo_world import SumoWorld
 
 log = logging.getLogger(__name__)
@@ -88,6 +107,13 @@ class AutonomyView:
     steering_wheel_deg: float
     behaviour: str
     note: str = ""
+    hearing: bool = False  # the car has roof microphones and a siren detector
+    siren_heard: bool = False  # the detector heard a siren during the last world step
+    siren_probability: float = 0.0  # its highest siren probability in that step
+    # the current emergency episode: when the siren was first heard / the lights first seen
+    # (sim s; None: not (yet)); the screen tells "heard before seen" from these
+    siren_heard_since_s: float | None = None
+    ev_seen_since_s: float | None = None
 
 
 @dataclass
@@ -122,6 +148,11 @@ class _Car:
     stopped: bool = True
     legs_handed_back: int = 0
     tick_ms: list[float] = field(default_factory=list)
+    mics: MicrophoneArray | None = None
+    siren_heard: bool = False
+    siren_probability: float = 0.0
+    siren_heard_since_s: float | None = None
+    ev_seen_since_s: float | None = None
 
 
 class AutonomousDriver:
@@ -142,17 +173,35 @@ class AutonomousDriver:
         seed: int,
         step_s: float = STACK_STEP_S,
         planner_factory: Callable[[], Planner] = default_planner,
+        mic_config: MicArrayConfig | None = None,
+        occluders: StaticOccluders | None = None,
+        sensors: SensorsSpec | None = None,
     ) -> None:
+        """`mic_config` gives every car roof microphones and a siren detector (each car its
+        own background, seeded from `mic_config.seed` and its rank); `occluders` (city blocks)
+        hide objects from the cameras; `sensors` sets the audible range and a block's loss."""
         if not math.isfinite(step_s) or step_s <= 0:
             raise ScenarioError(f"autonomy step {step_s} s must be positive")
         self.map = road_map
         self.graph = graph
         self.world = world
         self.step_s = step_s
+        self.occluders = occluders
+        self.sensors = sensors if sensors is not None else SensorsSpec()
+        self.hearing = mic_config is not None
         self.cars: dict[str, _Car] = {}
         for k, (vehicle_id, curb) in enumerate(sorted(start_curbs.items())):
-            stack = AutonomyStack(planner_factory(), seed=seed * 7919 + 104_729 * (k + 1))
-            self.cars[vehicle_id] = self._parked_car(vehicle_id, stack, curb)
+            car_mics = (
+                mic_config.model_copy(update={"seed": mic_config.seed * 7919 + 31 * (k + 1)})
+                if mic_config is not None
+                else None
+            )
+            stack = AutonomyStack(
+                planner_factory(), seed=seed * 7919 + 104_729 * (k + 1), mic_config=car_mics
+            )
+            car = self._parked_car(vehicle_id, stack, curb)
+            car.mics = MicrophoneArray(car_mics) if car_mics is not None else None
+            self.cars[vehicle_id] = car
             world.take_over(vehicle_id)
 
     def _parked_car(self, vehicle_id: str, stack: AutonomyStack, curb: int) -> _Car:
@@ -222,6 +271,11 @@ class AutonomousDriver:
                 steering_wheel_deg=round(math.degrees(car.state.steering_wheel_rad), 2),
                 behaviour=car.behaviour if car.driver == AUTONOMY else "sumo",
                 note=car.note,
+                hearing=car.mics is not None,
+                siren_heard=car.siren_heard,
+                siren_probability=round(car.siren_probability, 3),
+                siren_heard_since_s=car.siren_heard_since_s,
+                ev_seen_since_s=car.ev_seen_since_s,
             )
         return out
 
@@ -445,51 +499,129 @@ class AutonomousDriver:
         and tell SUMO where each car will be at the next world step."""
         signals: Mapping[str, str] | None = None
         n = max(1, round(dt_s / self.step_s))
+        sirens: list[AgentState] | None = None
         for car in self.cars.values():
             if car.driver != AUTONOMY:
                 continue
             truth = self.world.surroundings(car.vehicle_id)
             car.time_s = now_s
-            if car.leg is None or (car.parked and car.stopped):
-                self._perceive(car, truth, now_s)  # waiting at its stop: nothing to plan
-                continue
-            if signals is None:
-                signals = self.world.signal_states()
-            self._drive_car(car, car.leg, truth, signals, now_s, n)
+            if sirens is None and self.hearing:
+                sirens = _sirens_on(self.world)
+            car.siren_heard, car.siren_probability = False, 0.0
+            # pulled over for an ambulance, the stack itself decides when to drive on
+            waiting = car.parked and car.stopped and car.behaviour != "yield_to_ev"
+            if car.leg is None or waiting:
+                # waiting at its stop: nothing to plan, but it keeps watching and listening
+                self._perceive(car, truth, sirens or [], now_s, n)
+            else:
+                if signals is None:
+                    signals = self.world.signal_states()
+                self._drive_car(car, car.leg, truth, sirens or [], signals, now_s, n)
+            self._episode(car)
 
-    def _perceive(self, car: _Car, truth: Sequence[AgentState], now_s: float) -> None:
+    def _listen(
+        self, car: _Car, sirens: Sequence[AgentState], t_s: float, center: tuple[float, float]
+    ) -> Float32Array | None:
+        """What the roof microphones recorded over the stack step ending at `t_s` (sirens at
+        their place at `t_s`), or None without microphones."""
+        if car.mics is None:
+            return None
+        sources = _audible(sirens, center, self.sensors, self.occluders)
+        st = car.state
+        return car.mics.hear(
+            Pose(center[0], center[1], st.heading), sources, t_s - self.step_s, self.step_s,
+            ego_speed_mps=st.speed,
+        )  # fmt: skip
+
+    def _blocks(self, center: tuple[float, float]) -> list[FloatArray]:
+        if self.occluders is None:
+            return []
+        return self.occluders.near(center[0], center[1], OCCLUDER_QUERY_M)
+
+    def _heard(self, car: _Car) -> None:
+        evidence = car.stack.last_siren
+        if evidence is None:
+            return
+        car.siren_probability = max(car.siren_probability, evidence.probability)
+        if evidence.detected:
+            car.siren_heard = True
+            if car.siren_heard_since_s is None:
+                car.siren_heard_since_s = round(evidence.time.time_s - evidence.detected_for_s, 1)
+
+    def _seen(self, car: _Car, t_s: float) -> None:
+        if car.ev_seen_since_s is None and any(
+            d.flashing_lights for d in car.stack.last_detections
+        ):
+            car.ev_seen_since_s = round(t_s, 1)
+
+    def _episode(self, car: _Car) -> None:
+        """An emergency episode ends once nothing is heard, nothing seen and the car no
+        longer reacts to an emergency vehicle."""
+        seen_now = any(d.flashing_lights for d in car.stack.last_detections)
+        if not (car.siren_heard or seen_now or car.behaviour in EV_REACTIONS):
+            car.siren_heard_since_s = car.ev_seen_since_s = None
+
+    def _perceive(
+        self,
+        car: _Car,
+        truth: Sequence[AgentState],
+        sirens: Sequence[AgentState],
+        now_s: float,
+        n: int,
+    ) -> None:
         stack, st = car.stack, car.state
         cx, cy = footprint_center(st.x, st.y, st.heading, stack.params)
+        center = (float(cx), float(cy))
         detections = simulate_cameras(
-            truth, Pose(float(cx), float(cy), st.heading), TimePoint.from_s(now_s),
-            stack.rng, stack.camera_config, (), car.vehicle_id,
+            truth, Pose(center[0], center[1], st.heading), TimePoint.from_s(now_s),
+            stack.rng, stack.camera_config, self._blocks(center), car.vehicle_id,
         )  # fmt: skip
+        stack.last_detections = tuple(detections)
         car.tracks = tuple(stack.tracker.update(detections, TimePoint.from_s(now_s)))
+        self._seen(car, now_s)
+        if car.mics is None:
+            return
+        for k in range(n):
+            # every stack step's audio, as while driving: the stream has no gaps
+            t_k = now_s + k * self.step_s
+            moved = sirens if k == 0 else _extrapolate(sirens, k * self.step_s)
+            audio = self._listen(car, moved, t_k, center)
+            if audio is not None:
+                stack.hear(audio, st, TimePoint.from_s(t_k))
+                self._heard(car)
 
     def _drive_car(
         self,
         car: _Car,
         leg: _Leg,
         truth: Sequence[AgentState],
+        sirens: Sequence[AgentState],
         signals: Mapping[str, str],
         now_s: float,
         n: int,
     ) -> None:
         path = leg.route.path
-        state = car.state
         for k in range(n):
+            state = car.state
+            t_k = now_s + k * self.step_s
             agents = truth if k == 0 else _extrapolate(truth, k * self.step_s)
+            cx, cy = footprint_center(state.x, state.y, state.heading, car.stack.params)
+            center = (float(cx), float(cy))
+            heard = sirens if k == 0 else _extrapolate(sirens, k * self.step_s)
+            audio = self._listen(car, heard, t_k, center)
             out = car.stack.step(
-                state, agents, path, signals, leg.stop_s,
-                TimePoint.from_s(now_s + k * self.step_s), self.step_s, ego_id=car.vehicle_id,
+                state, agents, path, signals, leg.stop_s, TimePoint.from_s(t_k), self.step_s,
+                ego_id=car.vehicle_id, static_occluders=self._blocks(center), audio=audio,
             )  # fmt: skip
             if k == 0:
                 # what the screen shows belongs to the world's instant (SUMO's truth at now_s)
                 car.tracks, car.behaviour = out.tracks, out.behaviour
+            self._heard(car)
+            self._seen(car, t_k)
             new_state = step(state, out.command, self.step_s)
             car.odometer_m += math.hypot(new_state.x - state.x, new_state.y - state.y)
-            state = new_state
-        car.state = state
+            car.state = new_state
+        state = car.state
         s_center, d = (float(v) for v in path.project(*self._center(car)))
         car.s_center = s_center
         self._locate(car)

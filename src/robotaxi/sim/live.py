@@ -11,7 +11,10 @@ waits for a tick and every answer is a consistent instant.
 With `autonomous` > 0, that many fleet cars are driven by the autonomy stack instead of SUMO
 (`sim.autonomous.AutonomousDriver`): each tick the fleet reads their positions from it, their
 commands go to it, and their stacks then run in 0.1-s steps up to the next world step; the
-snapshot carries what each stack tracks, its steering-wheel angle and its behaviour.
+snapshot carries what each stack tracks, its steering-wheel angle and its behaviour. They
+sense as the car of `robotaxi drive` does (`hearing`, `city_blocks`, both on by default): roof
+microphones feeding the stack's siren detector, and city blocks hiding what is behind them
+from the cameras (built with `sim.drive`'s own settings).
 
 Every `TripEvent` produced, by a tick or by a rider's action, goes first to the sink, in the
 order things happened (the service queues it for its group-commit writer), and then to
@@ -34,7 +37,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from robotaxi.autonomy.planning.route import CURB_SHOULDER_M
+from robotaxi.autonomy.sensors.cameras import map_block_occluders
+from robotaxi.autonomy.sensors.microphones import MicArrayConfig
 from robotaxi.config import DemandConfig, RunConfig
+from robotaxi.config.scenario import SensorsSpec
 from robotaxi.core import (
     AgentState,
     RideRequest,
@@ -48,6 +55,7 @@ from robotaxi.fleet.manager import AVAILABLE, FleetManager, RideActionError, Veh
 from robotaxi.fleet.trips import greeting
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.autonomous import STACK_STEP_S, AutonomousDriver, AutonomyView
+from robotaxi.sim.drive import PAVEMENT_M
 from robotaxi.sim.runner import load_city, place_fleet
 from robotaxi.world.nearby import vehicles_near
 from robotaxi.world.sumo_world import SumoWorld
@@ -208,9 +216,13 @@ class LiveService:
         ride_prefix: str = "sim",
         autonomous: int = 0,
         autonomy_step_s: float = STACK_STEP_S,
+        hearing: bool = True,
+        city_blocks: bool = True,
     ) -> None:
         """`autonomous` fleet cars (the first ones by id) are driven by the autonomy stack,
-        stepped every `autonomy_step_s` between the world's steps; SUMO drives the rest."""
+        stepped every `autonomy_step_s` between the world's steps; SUMO drives the rest.
+        `hearing` gives those cars roof microphones and the siren detector; `city_blocks`
+        lets the blocks between streets hide things from their cameras."""
         if not math.isfinite(speed) or speed <= 0:
             raise LiveServiceError(f"speed {speed} must be a positive multiple of real time")
         if not math.isfinite(riders_per_hour) or riders_per_hour < 0:
@@ -233,6 +245,8 @@ class LiveService:
             )
         self.autonomous = autonomous
         self.autonomy_step_s = autonomy_step_s
+        self.hearing = hearing
+        self.city_blocks = city_blocks
         self.driver: AutonomousDriver | None = None
         # no new rides after end_s; trips under way may finish for DRAIN_S more (SUMO runs
         # an hour past the window, see SumoWorld.start)
@@ -291,10 +305,18 @@ class LiveService:
             place_fleet(self.world, self.fleet)
             if self.autonomous:
                 chosen = sorted(self.fleet.vehicles)[: self.autonomous]
+                sensors = SensorsSpec(microphones=self.hearing, city_blocks=self.city_blocks)
                 self.driver = AutonomousDriver(
                     self.map, self.graph, self.world,
                     {vid: self.fleet.vehicles[vid].target_curb for vid in chosen},
                     seed=cfg.seed, step_s=self.autonomy_step_s,
+                    mic_config=self._mic_config() if self.hearing else None,
+                    occluders=(
+                        map_block_occluders(self.map, sidewalk_m=CURB_SHOULDER_M + PAVEMENT_M)
+                        if self.city_blocks
+                        else None
+                    ),
+                    sensors=sensors,
                 )  # fmt: skip
         except BaseException:
             self.world.close()
@@ -302,6 +324,16 @@ class LiveService:
         self._started = True
         with self._lock:
             self._publish_snapshot(self._record((), ()), tuple(self.fleet.trips))
+
+    def _mic_config(self) -> MicArrayConfig:
+        """The roof array of `robotaxi drive`, over the recorded street clips where the data
+        folder has them (else synthetic background only)."""
+        negatives = Path(self.config.map.data_dir) / "audio" / "negatives"
+        return MicArrayConfig(
+            background_level_db_spl=SensorsSpec().background_db_spl,
+            negatives_dir=negatives if negatives.is_dir() else None,
+            seed=self.config.seed,
+        )
 
     def run_clock(self) -> None:
         """Step the simulation in a background thread at `speed` × real time."""

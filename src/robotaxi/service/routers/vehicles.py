@@ -11,6 +11,7 @@ from robotaxi.service.deps import LiveDep, Operator, RiderOrOperator, RuntimeDep
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
     CarScreenPublic,
+    HearingPublic,
     NearbyPublic,
     SteeringPublic,
     VehicleOperator,
@@ -40,6 +41,17 @@ AUTONOMY_NOTE = (
     "cameras detect, followed by its tracker (positions are the car's estimates)."
 )
 AUTONOMY_STEERING_NOTE = "steering-wheel angle from the autonomy stack, degrees, left positive"
+HEARING_NOTE = "roof microphones: the siren detector of the autonomy stack"
+SUMO_YIELD_BANNER = "Pulling over: an emergency vehicle is passing. We'll continue in a moment."
+SEEN_YIELD_BANNER = (
+    "Ambulance — pulling over: an emergency vehicle is passing. We'll continue in a moment."
+)
+HEARD_YIELD_BANNER = (
+    "Siren heard — pulling over: an emergency vehicle is coming. We'll continue in a moment."
+)
+SLOWING_BANNER = "Siren heard — slowing: an emergency vehicle is near but not in sight yet."
+LISTENING_BANNER = "Siren heard — the car is watching for the emergency vehicle."
+HEARD_FIRST_MIN_S = 0.5  # heard this much before seen counts as "heard first"
 
 
 @router.get("")
@@ -89,6 +101,7 @@ def car_screen(
         if autonomy is not None:  # an autonomous car on a leg SUMO drives (no lane route)
             note = f"{NEARBY_NOTE} {autonomy.note}"
         steering = SteeringPublic(angle_deg=None, note=STEERING_NOTE)
+    banner, state = _emergency(v, autonomy)
     return CarScreenPublic(
         vehicle_id=vehicle_id,
         sim_now_s=round(live.now_s, 1),
@@ -101,13 +114,50 @@ def car_screen(
         nearby_source=source,
         nearby_note=note,
         steering=steering,
-        emergency_banner=(
-            "Pulling over: an emergency vehicle is passing. We'll continue in a moment."
-            if v.yielding_for is not None
-            or (autonomy is not None and autonomy.behaviour == "yield_to_ev")
-            else None
-        ),
+        emergency_banner=banner,
         behaviour=autonomy.behaviour if source == "autonomy" and autonomy is not None else None,
+        emergency_state=state,
+        hearing=_hearing(autonomy) if source == "autonomy" and autonomy is not None else None,
+    )
+
+
+def _emergency(v: VehicleView, autonomy: AutonomyView | None) -> tuple[str | None, str | None]:
+    """(banner, state) of the emergency-vehicle yield. A SUMO-driven car yields when the
+    fleet says so; an autonomous car shows what its own stack does: a siren heard but not
+    seen slows it ('siren_heard'), pulling over is 'pulling_over'."""
+    if autonomy is None or autonomy.driver != "autonomy":
+        return (SUMO_YIELD_BANNER, "pulling_over") if v.yielding_for is not None else (None, None)
+    heard, seen = autonomy.siren_heard_since_s, autonomy.ev_seen_since_s
+    if autonomy.behaviour == "yield_to_ev":
+        if seen is None:
+            return HEARD_YIELD_BANNER, "pulling_over"
+        lead = _lead_s(autonomy)
+        extra = f" We heard its siren {lead:.0f} s before we saw it." if lead is not None else ""
+        return SEEN_YIELD_BANNER + extra, "pulling_over"
+    if autonomy.behaviour == "ev_caution":
+        return SLOWING_BANNER, "siren_heard"
+    if autonomy.siren_heard and heard is not None and seen is None:
+        return LISTENING_BANNER, "siren_heard"
+    return None, None
+
+
+def _lead_s(autonomy: AutonomyView) -> float | None:
+    heard, seen = autonomy.siren_heard_since_s, autonomy.ev_seen_since_s
+    if heard is None or seen is None or seen - heard < HEARD_FIRST_MIN_S:
+        return None
+    return round(seen - heard, 1)
+
+
+def _hearing(autonomy: AutonomyView) -> HearingPublic | None:
+    if not autonomy.hearing:
+        return None
+    return HearingPublic(
+        siren_heard=autonomy.siren_heard,
+        siren_probability=autonomy.siren_probability,
+        siren_heard_since_s=autonomy.siren_heard_since_s,
+        ev_seen_since_s=autonomy.ev_seen_since_s,
+        heard_before_seen_s=_lead_s(autonomy),
+        note=HEARING_NOTE,
     )
 
 

@@ -15,6 +15,19 @@
     return r ? r.token : operatorToken();
   }
 
+  // What the roof microphones hear, said in words (heard before seen, when it was)
+  function hearingText(h) {
+    if (!h) return "no microphones on this car";
+    if (h.heard_before_seen_s !== null) {
+      return `siren heard ${h.heard_before_seen_s.toFixed(0)} s before the ambulance came into view`;
+    }
+    if (h.siren_heard) {
+      return h.ev_seen_since_s === null
+        ? "siren heard — not in sight yet" : "siren heard — ambulance in sight";
+    }
+    return "listening — no siren";
+  }
+
   function speak(text) {
     if (!("speechSynthesis" in window)) return;
     try {
@@ -85,7 +98,10 @@
       ? `autonomy stack: ${s.behaviour.replace(/_/g, " ")}` : "driven by the traffic simulation (SUMO)";
     const banner = $("ev-banner");
     banner.hidden = !s.emergency_banner;
-    banner.textContent = s.emergency_banner || "";
+    // set only on change: a live region re-reads its text each time it is written
+    if (banner.textContent !== (s.emergency_banner || "")) banner.textContent = s.emergency_banner || "";
+    banner.dataset.state = s.emergency_state || "";
+    $("hearing").textContent = hearingText(s.hearing);
     $("nearby-source").textContent = s.nearby_note;
     $("nearby-source").dataset.source = s.nearby_source;
     const list = $("nearby");
