@@ -30,7 +30,7 @@ def test_the_suite_has_the_scenarios_the_issue_asks_for() -> None:
     assert {
         "pull-out-from-curb", "dense-car-following", "signalised-intersection",
         "unprotected-left-turn", "ambulance-from-behind", "ambulance-head-on",
-        "ambulance-crossing", "pickup-stop", "pedestrian-crossing",
+        "ambulance-crossing", "pickup-stop", "pedestrian-crossing", "double-parked-pass",
     } <= set(SCENARIOS)  # fmt: skip
     assert MISSION, "at least one scenario on sf-mission"
 
@@ -61,6 +61,11 @@ def test_scenario_passes_its_own_criteria(name: str, tmp_path: Path) -> None:
     if load_scenario(name).passing.ev_yield:
         ev = report["ev_yield"]
         assert ev["pulled_over"] and ev["resumed"] and not ev["blocked_ev"]
+    if name == "double-parked-pass":
+        # only passing the van makes the progress: the IDM baseline waits behind it for good
+        assert "pass_blocker" in ours.record.behaviour
+        baseline = scenario_report(reference, reference)
+        assert not baseline["criteria"]["progress"] and not baseline["passed"]
 
 
 def test_microphones_and_city_blocks_are_on_unless_a_scenario_turns_them_off(

@@ -25,6 +25,13 @@ Behaviours, by priority (the highest active one names the tick):
   the footprint centre at s;
 - `leave_curb`: standing beside the lane at the kerb → wait for a gap in the traffic coming
   from behind in the lane, then merge into the lane;
+- `pass_blocker`: the vehicle ahead in our lane is a blocker (double-parked: standing for
+  `blocker_wait_s`, not queued at a stop line nor behind other traffic) and the next
+  same-direction lane to our left has room (the map's `left_room`) → wait `pass_standoff_m`
+  behind it until the gap in that lane is acceptable (its follower far enough in time gap
+  and time to collision, its leader far enough ahead), move into it, pass, and return to
+  our lane `pass_return_gap_m` past the blocker. Never across into opposing traffic: a
+  street without a same-direction lane beside ours has no room to the left for it;
 - `car_follow` / `lane_follow`: drive the lane centre at the speed limit, with or without a
   leading vehicle within `follow_range_m`.
 
@@ -40,16 +47,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from robotaxi.autonomy.perception.siren import SirenEvidence
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.prediction import Predictions
 from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState
-from robotaxi.core.types import FloatArray
+from robotaxi.core.types import AgentKind, FloatArray
 
 # predicted positions are projected every this many steps and interpolated in between
 PREDICTION_PROJECTION_STRIDE = 4
+# road users that can be a double-parked blocker, or whose gap a pass must respect
+VEHICLE_KINDS = (AgentKind.CAR, AgentKind.ROBOTAXI, AgentKind.UNKNOWN, AgentKind.EMERGENCY)
 # standing this far right of the lane centre counts as "at the kerb" (m): must leave it
 # through a gap in the traffic from behind
 AT_CURB_OFFSET_M = 0.3
@@ -64,6 +74,7 @@ class Behaviour(enum.StrEnum):
     YIELD_TO_EV = "yield_to_ev"
     EV_CAUTION = "ev_caution"
     SAFE_STOP = "safe_stop"
+    PASS_BLOCKER = "pass_blocker"
 
 
 class BehaviourConfig(BaseModel):
@@ -182,6 +193,45 @@ class BehaviourConfig(BaseModel):
     )
     merge_gap_min_m: float = Field(default=10.0, ge=0)
     safe_stop_after_failures: int = Field(default=3, ge=1)
+    pass_blockers: bool = Field(default=True, description="pass double-parked vehicles")
+    blocker_speed_mps: float = Field(
+        default=0.3, ge=0, description="a lead vehicle slower than this is standing, m/s"
+    )
+    blocker_wait_s: float = Field(
+        default=3.0, ge=0, description="standing this long (seen) before it counts as a blocker"
+    )
+    blocker_line_clear_m: float = Field(
+        default=50.0,
+        ge=0,
+        description="standing within this of the next stop line beyond it → queued at the "
+        "line, not a blocker, m",
+    )
+    blocker_queue_gap_m: float = Field(
+        default=20.0, ge=0, description="any vehicle this near ahead of it → a queue, m"
+    )
+    pass_standoff_m: float = Field(
+        default=8.0, gt=0, description="wait this far behind a blocker (room to steer out), m"
+    )
+    pass_min_gap_m: float = Field(
+        default=6.0, ge=0, description="least bumper gap to traffic in the target lane, m"
+    )
+    pass_follower_headway_s: float = Field(
+        default=1.2, ge=0, description="target-lane follower's time gap to our rear, at least, s"
+    )
+    pass_follower_ttc_s: float = Field(
+        default=4.0, ge=0, description="target-lane follower's time to reach our rear, at least"
+    )
+    pass_leader_headway_s: float = Field(
+        default=1.0, ge=0, description="our time gap to the target-lane leader, at least, s"
+    )
+    pass_return_gap_m: float = Field(
+        default=6.0, ge=0, description="return to our lane once our rear is this far past it"
+    )
+    pass_abort_below_m: float = Field(
+        default=1.2,
+        ge=0,
+        description="a gap that closes while we are less than this far over aborts the pass",
+    )
     safe_stop_release_ticks: int = Field(default=10, ge=1)
 
 
@@ -270,6 +320,11 @@ class BehaviourPlanner:
         self._last_detected_for_s = 0.0
         self._unheard_since_s: float | None = None
         self._ev_standing_since_s: float | None = None
+        # double-parked pass: the standing lead's track id, since when it stands, and, once
+        # the pass is under way, the arc length (m) of the blocker's front
+        self._blocker_id: int | None = None
+        self._blocker_since_s: float | None = None
+        self._passing_front_s: float | None = None
 
     def _audio_caution(self, siren: SirenEvidence, time_s: float) -> bool:
         """Update the audio-only caution latch and return whether it is on.
@@ -556,6 +611,25 @@ class BehaviourPlanner:
                 offset = d_ego
                 stops.append((Behaviour.LEAVE_CURB, s_ego))
 
+        # --- a double-parked vehicle ahead: pass it through the next lane when the gap allows
+        passing = False
+        if (
+            cfg.pass_blockers
+            and name is None
+            and not caution
+            and self._yield_stop_s is None
+            and self._safe_stop_s is None
+            and all(b != Behaviour.CURBSIDE_STOP for b, _ in stops)
+        ):
+            pass_offset, wait_stop = self._pass_blocker(path, scene, predictions, lane_w, v, time_s)
+            if pass_offset is not None:
+                offset, passing = pass_offset, True
+            if wait_stop is not None:
+                # hold back from it: room to steer out once the gap comes
+                stops.append((Behaviour.CAR_FOLLOW, wait_stop))
+        else:
+            self._reset_pass()
+
         priority = [
             Behaviour.SAFE_STOP,
             Behaviour.YIELD_TO_EV,
@@ -563,9 +637,12 @@ class BehaviourPlanner:
             Behaviour.CURBSIDE_STOP,
             Behaviour.LEAVE_CURB,
             Behaviour.EV_CAUTION,
+            Behaviour.PASS_BLOCKER,
         ]
         stop_s = min((s for _, s in stops), default=None)
         active = {b for b, _ in stops}
+        if passing:
+            active.add(Behaviour.PASS_BLOCKER)
         if caution and self._yield_stop_s is None:
             # name the tick after the siren rather than a red line or the traffic ahead (a
             # safe stop or a requested kerbside stop still take precedence)
@@ -632,6 +709,121 @@ class BehaviourPlanner:
         if curb_offset_m(path, stop, cfg, p) > -AT_CURB_OFFSET_M - 0.5:
             return
         self._audio_stop_s = stop
+
+    def _reset_pass(self) -> None:
+        self._blocker_id = None
+        self._blocker_since_s = None
+        self._passing_front_s = None
+
+    def _pass_blocker(
+        self,
+        path: ReferencePath,
+        scene: FrenetScene,
+        pred: Predictions,
+        lane_w: float,
+        v: float,
+        time_s: float,
+    ) -> tuple[float | None, float | None]:
+        """The double-parked pass (module docstring): (lateral offset to drive at, or None to
+        keep our lane; rear-axle arc length to wait at behind the blocker, or None)."""
+        cfg, p = self.config, self.params
+        s_ego, d_ego = scene.ego_s, scene.ego_d
+        front, rear = s_ego + p.rear_axle_to_front_m, s_ego - p.rear_overhang_m
+        # the next lane's centre (SUMO gives the lanes of an edge one width)
+        target_d = lane_w
+        vehicle = np.array([k in VEHICLE_KINDS for k in pred.kinds], dtype=bool)
+        if self._passing_front_s is not None:
+            if rear > self._passing_front_s + cfg.pass_return_gap_m:
+                self._reset_pass()  # clear of it: back to our lane
+                return None, None
+            if d_ego >= cfg.pass_abort_below_m or self._pass_gap_ok(
+                scene, pred, vehicle, target_d, lane_w, v, self._passing_front_s
+            ):
+                return target_d, None
+            # the gap closed before we were well over: back behind the blocker and wait
+            self._passing_front_s = None
+        if len(pred) == 0:
+            self._reset_pass()
+            return None, None
+        a_s, a_d = scene.agent_s[:, 0], scene.agent_d[:, 0]
+        half_len = 0.5 * pred.length
+        rear_edge = a_s - half_len
+        in_lane = vehicle & (np.abs(a_d) < 0.5 * lane_w)
+        ahead = in_lane & (rear_edge > front - 0.5) & (rear_edge - front < cfg.follow_range_m)
+        if not np.any(ahead):
+            self._reset_pass()
+            return None, None
+        i = int(np.argmin(np.where(ahead, rear_edge, np.inf)))
+        if float(pred.speed[i]) >= cfg.blocker_speed_mps:
+            self._reset_pass()
+            return None, None
+        track = int(pred.track_ids[i])
+        if track != self._blocker_id or self._blocker_since_s is None:
+            self._blocker_id, self._blocker_since_s = track, time_s
+        if time_s - self._blocker_since_s < cfg.blocker_wait_s:
+            return None, None
+        b_front = float(a_s[i] + half_len[i])
+        for line in path.stop_lines:
+            if line.s_m > b_front - 1.0:
+                if line.s_m - b_front < cfg.blocker_line_clear_m:
+                    return None, None  # waiting at the line (or queued for it)
+                break
+        queue = (
+            in_lane & (rear_edge > b_front - 0.5) & (rear_edge - b_front < cfg.blocker_queue_gap_m)
+        )
+        queue[i] = False
+        if np.any(queue):
+            return None, None  # traffic ahead of it: a queue, not a blocker
+        span = np.linspace(s_ego, b_front + cfg.pass_return_gap_m + p.length_m, 16)
+        if float(np.min(path.left_room_at(span))) < 1.5 * lane_w - 0.1:
+            return None, None  # no same-direction lane beside ours all the way past it
+        if self._pass_gap_ok(scene, pred, vehicle, target_d, lane_w, v, b_front):
+            self._passing_front_s = b_front
+            return target_d, None
+        wait = float(rear_edge[i]) - cfg.pass_standoff_m - p.rear_axle_to_front_m
+        return None, (wait if wait > s_ego - 0.5 else None)
+
+    def _pass_gap_ok(
+        self,
+        scene: FrenetScene,
+        pred: Predictions,
+        vehicle: npt.NDArray[np.bool_],
+        target_d: float,
+        lane_w: float,
+        v: float,
+        blocker_front_s: float,
+    ) -> bool:
+        """The gap in the lane at `target_d` takes us: its follower keeps a time gap of
+        `pass_follower_headway_s` and a time to reach our rear of `pass_follower_ttc_s` at
+        its tracked speed, its leader is `pass_leader_headway_s` ahead of us, nobody in it
+        comes the other way, and nothing stands in it before we are past the blocker."""
+        if len(pred) == 0:
+            return True
+        cfg, p = self.config, self.params
+        s_ego = scene.ego_s
+        a_s, a_d, v_s = scene.agent_s[:, 0], scene.agent_d[:, 0], scene.agent_v_s
+        half_len = 0.5 * pred.length
+        in_target = vehicle & (np.abs(a_d - target_d) < 0.5 * lane_w + 0.3)
+        behind = a_s < s_ego + p.rear_axle_to_center_m
+        gap_behind = s_ego - p.rear_overhang_m - (a_s + half_len)
+        v_f = np.maximum(v_s, 0.0)
+        closing = v_f - v
+        ttc = np.where(closing > 0.1, gap_behind / np.maximum(closing, 0.1), np.inf)
+        follower_bad = (
+            (gap_behind < cfg.pass_min_gap_m)
+            | (gap_behind < v_f * cfg.pass_follower_headway_s)
+            | (ttc < cfg.pass_follower_ttc_s)
+        )
+        gap_ahead = a_s - half_len - (s_ego + p.rear_axle_to_front_m)
+        standing_in_way = (np.abs(v_s) < cfg.blocker_speed_mps) & (
+            a_s - half_len < blocker_front_s + cfg.pass_return_gap_m + p.length_m
+        )
+        leader_bad = (gap_ahead < cfg.pass_min_gap_m + v * cfg.pass_leader_headway_s) | (
+            standing_in_way
+        )
+        oncoming = v_s < -1.0
+        bad = in_target & (oncoming | np.where(behind, follower_bad, leader_bad))
+        return not bool(np.any(bad))
 
     def _has_lead(self, scene: FrenetScene, pred: Predictions) -> bool:
         if len(pred) == 0:
