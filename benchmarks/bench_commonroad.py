@@ -61,11 +61,12 @@ ADAPTER_NOTES = (
     "first took it all, and the path jumped a lane width sideways at the next joint — a "
     "zigzag of curvature 0.27/m the car slowed to ~3 m/s for (USA_Peach-4_2, -4_7; "
     "USA_Peach-2_1). Centre lines that overlap at a joint no longer make the path step back. "
-    "No outcome changed: in USA_Peach-4_2/-4_7 the car still crawls at ~3.8 m/s from ~25 m "
-    "before the junction's right turn (the map's centre line turns 85° in ~10 m, curvature "
-    "0.13–0.15/m), because the behaviour layer caps the speed for the sharpest bend anywhere "
-    "in its 40 m preview rather than for the braking distance to it, and recorded traffic "
-    "at ~9 m/s runs into it."
+    "Then the behaviour layer's bend speed cap (it capped the speed for the sharpest bend "
+    "anywhere in its 40 m preview, so the car crawled at ~3.8 m/s from ~25 m before "
+    "USA_Peach-4's right turn and recorded traffic at ~9 m/s ran into it) became a "
+    "braking-distance cap: comfortable braking to each bend, less a second of travel. "
+    "USA_Peach-4_2/-4_7 are no longer hit (the goal is still not reached); "
+    "ZAM_Tjunction-1_42 now ends in a collision instead of short of its goal."
 )
 BASELINE_NOTE = (
     "The IDM baseline is our motion planner's roll-out with one candidate (lane centre, "

@@ -46,17 +46,16 @@ from robotaxi.core import AgentState, ScenarioError, TimePoint, VehicleCommand, 
 from robotaxi.core.types import FloatArray, Pose, Track
 from robotaxi.map import RoadMap, RoutingGraph
 
-# `_sirens_on` and `_audible` are drive.py's (private there): imported, not copied, so both
-# simulations hear the same way (asked for them to be made public)
+# the closed-loop drive's own sensing helpers, so both simulations see and hear the same way
 from robotaxi.sim.drive import (
     EV_REACTIONS,
     KERB_BEHAVIOURS,
     OCCLUDER_QUERY_M,
     PARK_BELOW_MPS,
     PARK_OFFSET_M,
-    _audible,
-    _sirens_on,
+    audible,
     default_planner,
+    sirens_on,
 )
 from robotaxi.world.sumo_world import SumoWorld
 
@@ -506,7 +505,7 @@ class AutonomousDriver:
             truth = self.world.surroundings(car.vehicle_id)
             car.time_s = now_s
             if sirens is None and self.hearing:
-                sirens = _sirens_on(self.world)
+                sirens = sirens_on(self.world)
             car.siren_heard, car.siren_probability = False, 0.0
             # pulled over for an ambulance, the stack itself decides when to drive on
             waiting = car.parked and car.stopped and car.behaviour != "yield_to_ev"
@@ -526,7 +525,7 @@ class AutonomousDriver:
         their place at `t_s`), or None without microphones."""
         if car.mics is None:
             return None
-        sources = _audible(sirens, center, self.sensors, self.occluders)
+        sources = audible(sirens, center, self.sensors, self.occluders)
         st = car.state
         return car.mics.hear(
             Pose(center[0], center[1], st.heading), sources, t_s - self.step_s, self.step_s,

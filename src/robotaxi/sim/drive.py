@@ -298,14 +298,14 @@ def run_scenario(
             truth = world.surroundings(EGO_ID) + _pedestrians(spec, route, t)
             signals = world.signal_states()
             result.collisions.extend(c for c in world.collisions() if EGO_ID in c)
-            sirens = _sirens_on(world)
+            sirens = sirens_on(world)
             for ev in sirens:
                 result.record.ev_siren_onset_s.setdefault(ev.agent_id, now.time_s - spec.dt_s)
             cx, cy = footprint_center(ego.x, ego.y, ego.heading, IPACE)
             audio = None
             if mic_array is not None:
                 wall_a, cpu_a = wall.perf_counter(), wall.thread_time()
-                sources = _audible(sirens, (float(cx), float(cy)), sensors, occluders)
+                sources = audible(sirens, (float(cx), float(cy)), sensors, occluders)
                 audio = mic_array.hear(
                     Pose(float(cx), float(cy), ego.heading), sources, now.time_s - spec.dt_s,
                     spec.dt_s, ego_speed_mps=ego.speed,
@@ -377,7 +377,7 @@ def run_scenario(
     return result
 
 
-def _sirens_on(world: SumoWorld) -> list[AgentState]:
+def sirens_on(world: SumoWorld) -> list[AgentState]:
     """Every emergency vehicle in the world with its siren on (ground truth, any range),
     centred on its footprint (SUMO reports the front bumper)."""
     snap = world.snapshot()
@@ -402,7 +402,7 @@ def _sirens_on(world: SumoWorld) -> list[AgentState]:
     return out
 
 
-def _audible(
+def audible(
     sirens: Sequence[AgentState],
     ear_xy: tuple[float, float],
     sensors: SensorsSpec,

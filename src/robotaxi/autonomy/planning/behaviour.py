@@ -450,10 +450,14 @@ class BehaviourPlanner:
         lane_w = float(path.lane_width_at(s_ego))
         ahead = s_ego + np.linspace(0.0, cfg.speed_preview_m, 9)
         speed_limit = float(np.min(path.speed_limit_at(ahead)))
-        # slow for bends: lateral acceleration v²·κ within the comfortable limit
-        kappa = float(np.max(np.abs(path.curvature_at(ahead))))
-        if kappa > 1e-6:
-            speed_limit = min(speed_limit, float(np.sqrt(cfg.max_lateral_accel_mps2 / kappa)))
+        # slow for bends: lateral acceleration v²·κ within the comfortable limit, capping
+        # today's speed only as far as braking comfortably to each bend in time needs (less
+        # a second of travel: the jerk-limited speed profile lags the target)
+        kappa = np.maximum(np.abs(path.curvature_at(ahead)), 1e-6)
+        bend_v2 = cfg.max_lateral_accel_mps2 / kappa
+        reach_m = np.maximum(ahead - (s_ego + p.rear_axle_to_front_m + v * 1.0), 0.0)
+        bend_cap = float(np.min(np.sqrt(bend_v2 + 2.0 * cfg.comfortable_decel_mps2 * reach_m)))
+        speed_limit = min(speed_limit, bend_cap)
         comfortable_stop_s = s_ego + v * v / (2 * cfg.comfortable_decel_mps2)
         front_s = s_ego + p.rear_axle_to_front_m
         stops: list[tuple[Behaviour, float]] = []
