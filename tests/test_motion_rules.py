@@ -22,8 +22,8 @@ from robotaxi.autonomy.planning.motion import (
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.prediction import predict
 from robotaxi.autonomy.vehicle import IPACE, VehicleState
-from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, Track, TrajectoryColumn
+from scenes import track
 
 C = TrajectoryColumn
 LANE = 3.5
@@ -35,20 +35,6 @@ def road() -> ReferencePath:
         (0.0, 0.0), 0.0, 600.0, right_room_m=LANE / 2 + 0.5, left_room_m=LANE / 2 + LANE,
         speed_limit_mps=13.4,
     )  # fmt: skip
-
-
-def track(
-    i: int,
-    x: float,
-    y: float,
-    vx: float,
-    vy: float,
-    *,
-    kind: AgentKind = AgentKind.CAR,
-    length: float = 4.5,
-    width: float = 1.8,
-) -> Track:
-    return Track(i, TimePoint(0), x, y, vx, vy, kind, length, width, np.eye(4))
 
 
 def _plan(ego: VehicleState, tracks: list[Track], target: BehaviourTarget):

@@ -18,10 +18,10 @@ from robotaxi.autonomy.planning.behaviour import (
 from robotaxi.autonomy.planning.reference import ReferencePath, StopLine
 from robotaxi.autonomy.prediction import predict
 from robotaxi.autonomy.stack import PdmPlanner, PlannerInput
-from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, step
-from robotaxi.core.geometry import boxes_overlap
+from robotaxi.autonomy.vehicle import IPACE, VehicleState, step
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, AgentState, Track, Trajectory
+from scenes import collides
 
 LANE = 3.5
 BLOCKER_X = 40.0  # centre of the double-parked car, m
@@ -154,25 +154,6 @@ def test_no_pass_on_a_two_lane_street_in_a_queue_or_at_a_stop_line() -> None:
     assert all(tg.behaviour == Behaviour.CAR_FOLLOW for tg in targets)
 
 
-def _collides(ego: VehicleState, agents: list[AgentState]) -> bool:
-    cx, cy = footprint_center(ego.x, ego.y, ego.heading, IPACE)
-    return any(
-        bool(
-            boxes_overlap(
-                np.array([cx, cy]),
-                np.array(ego.heading),
-                IPACE.length_m,
-                IPACE.width_m,
-                np.array([a.x, a.y]),
-                np.array(a.heading),
-                np.array(a.length),
-                np.array(a.width),
-            )
-        )
-        for a in agents
-    )
-
-
 def test_closed_loop_waits_for_the_gap_passes_and_returns_to_its_lane() -> None:
     path = road()
     planner, ctrl = PdmPlanner(), TrajectoryController()
@@ -190,7 +171,7 @@ def test_closed_loop_waits_for_the_gap_passes_and_returns_to_its_lane() -> None:
         scene = frenet_scene(path, ego, pred)
         out = planner.plan(PlannerInput(TimePoint.from_s(t), ego, (), pred, scene, path, {}, None))
         cmd = ctrl.command(ego, Trajectory(TimePoint.from_s(t), out.trajectory), 0.1)
-        log.append((t, ego, out.behaviour, _collides(ego, agents), agents[1].x))
+        log.append((t, ego, out.behaviour, collides(ego, agents), agents[1].x))
         ego = step(ego, cmd, 0.1)
     assert not any(hit for *_, hit, _ in log)
     # stayed in its lane while the follower was behind it

@@ -28,11 +28,11 @@ from robotaxi.core.types import (
     AgentKind,
     AgentState,
     SirenState,
-    Track,
     Trajectory,
     TrajectoryColumn,
 )
 from robotaxi.metrics.driving import DrivingHistory, evaluate, scenario_score
+from scenes import collides, track
 
 C = TrajectoryColumn
 LANE = 3.5
@@ -47,33 +47,6 @@ def road(**kw: object) -> ReferencePath:
     }
     args.update(kw)
     return ReferencePath.straight((0.0, 0.0), 0.0, 600.0, **args)  # type: ignore[arg-type]
-
-
-def track(
-    i: int,
-    x: float,
-    y: float,
-    vx: float,
-    vy: float,
-    *,
-    kind: AgentKind = AgentKind.CAR,
-    length: float = 4.5,
-    width: float = 1.8,
-    flashing_lights: bool = False,
-) -> Track:
-    return Track(
-        i,
-        TimePoint(0),
-        x,
-        y,
-        vx,
-        vy,
-        kind,
-        length,
-        width,
-        np.eye(4),
-        flashing_lights=flashing_lights,
-    )
 
 
 def test_reference_path_frenet_round_trip_on_an_arc() -> None:
@@ -206,29 +179,10 @@ def closed_loop(
             )
         )
         cmd = ctrl.command(ego, Trajectory(TimePoint.from_s(t), out.trajectory), 0.1)
-        collided = _collides(ego, agents)
+        collided = collides(ego, agents)
         log.append((t, ego, out.behaviour, collided))
         ego = step(ego, cmd, 0.1)
     return log
-
-
-def _collides(ego: VehicleState, agents: list[AgentState]) -> bool:
-    cx, cy = footprint_center(ego.x, ego.y, ego.heading, IPACE)
-    return any(
-        bool(
-            boxes_overlap(
-                np.array([cx, cy]),
-                np.array(ego.heading),
-                IPACE.length_m,
-                IPACE.width_m,
-                np.array([a.x, a.y]),
-                np.array(a.heading),
-                np.array(a.length),
-                np.array(a.width),
-            )
-        )
-        for a in agents
-    )
 
 
 def test_brakes_for_a_stopped_car_and_stops_behind_it() -> None:
@@ -358,7 +312,7 @@ def _drive_full_stack(seed: int, seconds: float):
         t = k * 0.1
         agents = _ambulance_scene(t)
         out = stack.step(ego, agents, path, {}, None, TimePoint.from_s(t), 0.1)
-        log.append((t, ego, out.behaviour, _collides(ego, agents), out.command))
+        log.append((t, ego, out.behaviour, collides(ego, agents), out.command))
         ego = step(ego, out.command, 0.1)
     return log, stack
 

@@ -34,21 +34,29 @@ OPERATOR = "operator-secret-for-autonomy-tests"
 CAR = "taxi000"  # --autonomous 1 drives the first car by id
 
 
-def trip_curbs(live: LiveService) -> tuple[tuple[float, float], tuple[float, float]]:
-    """A pick-up curb ahead of the autonomous car on its street (so it is the nearest car)
-    and a drop-off 300-600 m from there on another street (a turn or two on the way)."""
+def _curb_ahead(live: LiveService, beyond_m: float) -> int:
+    """The first curb spot on the autonomous car's street more than `beyond_m` ahead of it."""
     curbs = live.map.curbs
     car = live.fleet.vehicles[CAR]
     ahead = [
         i
         for i in range(len(curbs))
-        if curbs.edge_ids[i] == car.edge and curbs.pos[i] > car.lane_pos + 100
+        if curbs.edge_ids[i] == car.edge and curbs.pos[i] > car.lane_pos + beyond_m
     ]
     assert ahead, "the autonomous car starts too near the end of its street"
-    pickup = ahead[0]
+    return ahead[0]
+
+
+def trip_curbs(live: LiveService) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A pick-up curb ahead of the autonomous car on its street (so it is the nearest car)
+    and a drop-off 300-600 m from there on another street (a turn or two on the way)."""
+    curbs = live.map.curbs
+    pickup = _curb_ahead(live, 100.0)
     d_pick = np.hypot(*(curbs.xy - curbs.xy[pickup]).T)
     far = [
-        i for i in np.flatnonzero((d_pick > 250) & (d_pick < 500)) if curbs.edge_ids[i] != car.edge
+        i
+        for i in np.flatnonzero((d_pick > 250) & (d_pick < 500))
+        if curbs.edge_ids[i] != curbs.edge_ids[pickup]
     ]
     eta = live.graph.eta_matrix(
         [curbs.edge_ids[pickup]], np.array([curbs.pos[pickup]]),
@@ -249,14 +257,7 @@ def long_trip_curbs(live: LiveService) -> tuple[tuple[float, float], tuple[float
     """A pick-up just ahead of the autonomous car and a drop-off 500-800 m away along the
     straightest way there (the least ETA per metre): time for an ambulance to catch up."""
     curbs = live.map.curbs
-    car = live.fleet.vehicles[CAR]
-    ahead = [
-        i
-        for i in range(len(curbs))
-        if curbs.edge_ids[i] == car.edge and curbs.pos[i] > car.lane_pos + 60
-    ]
-    assert ahead, "the autonomous car starts too near the end of its street"
-    pickup = ahead[0]
+    pickup = _curb_ahead(live, 60.0)
     d = np.hypot(*(curbs.xy - curbs.xy[pickup]).T)
     far = np.flatnonzero((d > 500) & (d < 800))
     eta = live.graph.eta_matrix(

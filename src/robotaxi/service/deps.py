@@ -85,16 +85,7 @@ async def rider_or_operator(token: TokenDep, runtime: RuntimeDep) -> Rider | Non
     """The rider whose token this is, None for the operator; 401 otherwise."""
     if runtime.is_operator(token):
         return None
-    rider = runtime.cached_rider(token)
-    if rider is None:
-        rider = await run_in_threadpool(runtime.rider_for_token, token)
-    if rider is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "unknown or expired token: sign in again",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return rider
+    return await current_rider(token, runtime)
 
 
 RiderOrOperator = Annotated[Rider | None, Depends(rider_or_operator)]

@@ -345,6 +345,13 @@ def _unit(x: FloatArray) -> FloatArray:
     return m / max(float(np.sqrt(np.mean(m * m))), 1e-9)
 
 
+def _test_negative_clips(data_dir: Path | None) -> list[FloatArray]:
+    """The recorded siren-free TEST clips (never trained on), unit-scaled; none without data."""
+    if data_dir is None or not (Path(data_dir) / "audio").is_dir():
+        return []
+    return [_unit(load_clip_16k(p)) for p in real_split(data_dir).test_negative]
+
+
 def fit_model(
     data: TrainingSet,
     *,
@@ -638,9 +645,7 @@ def evaluate_synthetic(
     model = model or load_model()
     rng = np.random.default_rng(seed)
     config = MicArrayConfig(negatives_dir=None)
-    clips: list[FloatArray] = []
-    if data_dir is not None and (Path(data_dir) / "audio").is_dir():
-        clips = [_unit(load_clip_16k(p)) for p in real_split(data_dir).test_negative]
+    clips = _test_negative_clips(data_dir)
     cells: list[dict[str, Any]] = []
     bearing_errors: list[float] = []
     latencies: list[float] = []
@@ -867,9 +872,7 @@ def evaluate_false_alarms(
     model = model or load_model()
     rng = np.random.default_rng(seed)
     config = MicArrayConfig(negatives_dir=None)
-    clips: list[FloatArray] = []
-    if data_dir is not None and (Path(data_dir) / "audio").is_dir():
-        clips = [_unit(load_clip_16k(p)) for p in real_split(data_dir).test_negative]
+    clips = _test_negative_clips(data_dir)
     detector = SirenDetector(config.n_mics, model=model)
     minutes = max(1, round(hours * 60))
     hop = round(HOP_S * SAMPLE_RATE_HZ)
