@@ -2,7 +2,9 @@
 
 `ServiceRuntime.open(settings)` opens the store, closes rides a previous process left open
 (with a recorded reason), starts the live simulation with the store (through a group-commit
-writer) as its event sink and, unless told otherwise, its clock thread. `close()` undoes it all.
+writer) as its event sink (rides, trip events and the cars' vehicle events, such as pulling
+over for an ambulance, under this run's id) and, unless told otherwise, its clock thread.
+`close()` undoes it all.
 
 The hot paths never wait for the database or the simulation: status reads and live streams
 are answered from the snapshot the simulation publishes after every tick and rider action,
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robotaxi.core import RideRequest, TripEvent, TripState
+from robotaxi.core import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.fleet.trips import ALLOWED
 from robotaxi.service.settings import ServiceSettings
 from robotaxi.service.speech import GreetingVoice
@@ -157,6 +159,10 @@ class LiveWaiters:
             return event
 
 
+# one put_events call: (its seq, simulated rides, trip events, vehicle events)
+_EventBatch = tuple[int, list[RideRequest], list[TripEvent], list[VehicleEvent]]
+
+
 class StoreWriter:
     """Group commit: one thread writes everything queued since its last commit together.
 
@@ -164,6 +170,8 @@ class StoreWriter:
     bookings and ticks share one commit instead. Callers that must not answer before their
     data is durable (a booking, a rider's action) wait for the commit that covers them.
     Events that fail to commit stay queued and are retried (the store skips replays).
+    Vehicle events ride in the same batches, so they land in the same transaction as the
+    trip events queued with them.
     """
 
     def __init__(self, store: Store, run_id: str, *, retry_s: float = 1.0) -> None:
@@ -174,7 +182,7 @@ class StoreWriter:
         self._seq = 0  # items queued so far
         self._committed = 0  # every event item up to this seq is in the database
         self._rides: list[tuple[int, NewRide]] = []
-        self._batches: list[tuple[int, list[RideRequest], list[TripEvent]]] = []
+        self._batches: list[_EventBatch] = []
         self._ride_results: dict[int, StoreError | None] = {}
         self._attempts = 0
         self._failed_upto = 0  # the latest failed attempt covered items up to this seq
@@ -199,11 +207,17 @@ class StoreWriter:
         if error is not None:
             raise error
 
-    def put_events(self, rides: Sequence[RideRequest], events: Sequence[TripEvent]) -> None:
-        """Queue simulated rides and trip events (in the order they happened); never waits."""
+    def put_events(
+        self,
+        rides: Sequence[RideRequest],
+        events: Sequence[TripEvent],
+        vehicle_events: Sequence[VehicleEvent] = (),
+    ) -> None:
+        """Queue simulated rides, trip events and vehicle events (in the order they
+        happened); never waits."""
         with self._cond:
             self._seq += 1
-            self._batches.append((self._seq, list(rides), list(events)))
+            self._batches.append((self._seq, list(rides), list(events), list(vehicle_events)))
             self._cond.notify_all()
 
     def sync(self, timeout_s: float = 30.0) -> None:
@@ -247,7 +261,7 @@ class StoreWriter:
     def _flush(
         self,
         rides: list[tuple[int, NewRide]],
-        batches: list[tuple[int, list[RideRequest], list[TripEvent]]],
+        batches: list[_EventBatch],
         upto: int,
     ) -> bool:
         results: dict[int, StoreError | None] = {}
@@ -261,13 +275,24 @@ class StoreWriter:
                 results = {seq: exc for seq, _ in rides}
         error: StoreError | None = None
         if batches:
-            sim_rides = [r for _, batch_rides, _ in batches for r in batch_rides]
-            events = [e for _, _, batch_events in batches for e in batch_events]
+            sim_rides = [r for _, batch_rides, _, _ in batches for r in batch_rides]
+            events = [e for _, _, batch_events, _ in batches for e in batch_events]
+            vehicle_events = [e for _, _, _, batch_vehicle in batches for e in batch_vehicle]
             try:
-                self.store.record(rides=sim_rides, events=events, run_id=self.run_id)
+                self.store.record(
+                    rides=sim_rides,
+                    events=events,
+                    vehicle_events=vehicle_events,
+                    run_id=self.run_id,
+                )
                 self.commits += 1
             except StoreError as exc:
-                log.error("writing %d trip events failed (will retry): %s", len(events), exc)
+                log.error(
+                    "writing %d trip and %d vehicle events failed (will retry): %s",
+                    len(events),
+                    len(vehicle_events),
+                    exc,
+                )
                 error = exc
         with self._cond:
             self._ride_results.update(results)
@@ -332,8 +357,12 @@ class ServiceRuntime:
             run = store.start_run(config_json)
             writer = StoreWriter(store, run.id)
 
-            def sink(rides: Sequence[RideRequest], events: Sequence[TripEvent]) -> None:
-                writer.put_events(rides, events)
+            def sink(
+                rides: Sequence[RideRequest],
+                events: Sequence[TripEvent],
+                vehicle_events: Sequence[VehicleEvent],
+            ) -> None:
+                writer.put_events(rides, events, vehicle_events)
                 if not settings.tick_in_background:
                     # stepped by the caller (tests): the store is current after each step
                     # a failure is logged by the writer, which keeps the events and retries
@@ -346,7 +375,7 @@ class ServiceRuntime:
                 speed=settings.speed,
                 riders_per_hour=settings.riders_per_hour,
                 background_traffic=settings.background_traffic,
-                sink=sink,
+                log_sink=sink,
                 ride_prefix=f"sim{run.id[:8]}",
                 autonomous=settings.autonomous,
                 hearing=settings.autonomy_hearing,

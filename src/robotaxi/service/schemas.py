@@ -6,7 +6,7 @@ simulation started (`sim_now_s` says what "now" is); distances in m, durations i
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -243,6 +243,17 @@ class YieldPublic(BaseModel):
     stopped_s: float | None
     resumed_s: float | None
     active: bool
+
+
+class VehicleEventPublic(BaseModel):
+    """One entry of the durable vehicle event log (e.g. pulling over for an ambulance)."""
+
+    run_id: str | None = Field(description="the server run that wrote it")
+    this_run: bool = Field(description="false for events of an earlier server run")
+    time_s: float = Field(description="simulation time of that run")
+    vehicle_id: str
+    kind: str = Field(description="'ev_in_range', 'ev_pulled_over', 'ev_resumed', …")
+    data: dict[str, Any] = Field(description="details: 'ev' (the emergency vehicle), 'trip', …")
 
 
 class KpisPublic(BaseModel):

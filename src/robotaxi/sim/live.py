@@ -18,8 +18,10 @@ from the cameras (built with `sim.drive`'s own settings).
 
 Every `TripEvent` produced, by a tick or by a rider's action, goes first to the sink, in the
 order things happened (the service queues it for its group-commit writer), and then to
-subscribers (live streams). If the simulation cannot keep its speed it does not skip steps:
-it runs as fast as it can and reports the real-time factor it achieves.
+subscribers (live streams). A `log_sink` gets, in the same calls, the fleet's `VehicleEvent`s
+too (an ambulance in range, the car pulled over for it, the car resumed). If the simulation
+cannot keep its speed it does not skip steps: it runs as fast as it can and reports the
+real-time factor it achieves.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from robotaxi.core import (
     RobotaxiError,
     TripEvent,
     TripState,
+    VehicleEvent,
     WorldError,
 )
 from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, TncDemand
@@ -64,9 +67,12 @@ FloatArray = npt.NDArray[np.float64]
 S = TripState
 log = logging.getLogger(__name__)
 
-# (new simulated ride requests, trip events) since the last call: the service's event log
+# (new simulated ride requests, trip events) since the last call: the trips' event log
 EventSink = Callable[[Sequence[RideRequest], Sequence[TripEvent]], None]
-_Batch = tuple[list[RideRequest], list[TripEvent]]  # rides and events for one sink call
+# the same plus the cars' vehicle events (ambulance yields): all the service's event log keeps
+LogSink = Callable[[Sequence[RideRequest], Sequence[TripEvent], Sequence[VehicleEvent]], None]
+# rides, trip events and vehicle events for one sink call
+_Batch = tuple[list[RideRequest], list[TripEvent], list[VehicleEvent]]
 TRAVEL_TIME_UPDATE_S = 300.0
 RTF_WINDOW_WALL_S = 10.0
 DRAIN_S = 3000.0
@@ -213,6 +219,7 @@ class LiveService:
         riders_per_hour: float = 6.0,
         background_traffic: bool = True,
         sink: EventSink | None = None,
+        log_sink: LogSink | None = None,
         ride_prefix: str = "sim",
         autonomous: int = 0,
         autonomy_step_s: float = STACK_STEP_S,
@@ -222,7 +229,10 @@ class LiveService:
         """`autonomous` fleet cars (the first ones by id) are driven by the autonomy stack,
         stepped every `autonomy_step_s` between the world's steps; SUMO drives the rest.
         `hearing` gives those cars roof microphones and the siren detector; `city_blocks`
-        lets the blocks between streets hide things from their cameras."""
+        lets the blocks between streets hide things from their cameras.
+
+        What happened goes to `sink` (rides and trip events) or to `log_sink` (the same and
+        the fleet's vehicle events, in the same call), not both."""
         if not math.isfinite(speed) or speed <= 0:
             raise LiveServiceError(f"speed {speed} must be a positive multiple of real time")
         if not math.isfinite(riders_per_hour) or riders_per_hour < 0:
@@ -232,7 +242,12 @@ class LiveService:
         self.speed = speed
         self.riders_per_hour = riders_per_hour
         self.background_traffic = background_traffic
+        if sink is not None and log_sink is not None:
+            raise LiveServiceError(
+                "give either sink (trip events) or log_sink (trip and vehicle events), not both"
+            )
         self.sink = sink
+        self.log_sink = log_sink
         self.ride_prefix = ride_prefix
         if autonomous < 0 or autonomous > config.fleet.size:
             raise LiveServiceError(
@@ -264,6 +279,7 @@ class LiveService:
         self._next_tt_update = TRAVEL_TIME_UPDATE_S
         self._unsaved_rides: list[RideRequest] = []
         self._unsaved_events: list[TripEvent] = []
+        self._unsaved_vehicle_events: list[VehicleEvent] = []
         # lock order: _lock, then _sink_lock, then _queue_lock (held only briefly)
         self._sink_lock = threading.Lock()
         self._queue_lock = threading.Lock()
@@ -417,7 +433,7 @@ class LiveService:
             if now >= self._next_tt_update:
                 self._next_tt_update += TRAVEL_TIME_UPDATE_S
                 self.graph.update_travel_times(self.world.edge_travel_times(self.graph.edge_ids))
-            update = self._record(due, result.events)
+            update = self._record(due, result.events, result.vehicle_events)
             batch = self._take_batch()
             self._record_trails(now)
             self._ticks += 1
@@ -840,11 +856,17 @@ class LiveService:
             for r in requests
         ]
 
-    def _record(self, rides: Sequence[RideRequest], events: Sequence[TripEvent]) -> LiveUpdate:
+    def _record(
+        self,
+        rides: Sequence[RideRequest],
+        events: Sequence[TripEvent],
+        vehicle_events: Sequence[VehicleEvent] = (),
+    ) -> LiveUpdate:
         """Queue what happened for the sink (call under `_lock`)."""
         with self._queue_lock:
             self._unsaved_rides.extend(rides)
             self._unsaved_events.extend(events)
+            self._unsaved_vehicle_events.extend(vehicle_events)
         self._version += 1
         return LiveUpdate(self.world.time.time_s, tuple(events), self._version)
 
@@ -855,34 +877,42 @@ class LiveService:
         happened; the write itself then runs after `_lock` is released, so readers never wait
         for the disk.
         """
+        queues = (self._unsaved_rides, self._unsaved_events, self._unsaved_vehicle_events)
         with self._queue_lock:
-            if self.sink is None or not (self._unsaved_rides or self._unsaved_events):
-                self._unsaved_rides.clear()
-                self._unsaved_events.clear()
+            if self.log_sink is None:
+                self._unsaved_vehicle_events.clear()  # a trip-only sink keeps no vehicle log
+            if (self.sink is None and self.log_sink is None) or not any(queues):
+                for queue in queues:
+                    queue.clear()
                 return None
-            batch = (list(self._unsaved_rides), list(self._unsaved_events))
-            self._unsaved_rides.clear()
-            self._unsaved_events.clear()
+            batch = (list(queues[0]), list(queues[1]), list(queues[2]))
+            for queue in queues:
+                queue.clear()
         self._sink_lock.acquire()
         return batch
 
-    def _write(
-        self, batch: tuple[list[RideRequest], list[TripEvent]] | None, *, strict: bool
-    ) -> None:
+    def _write(self, batch: _Batch | None, *, strict: bool) -> None:
         """Hand a batch to the sink and release the writer's turn; keep it queued on failure."""
         if batch is None:
             return
         try:
-            if self.sink is not None:
-                self.sink(*batch)
+            if self.log_sink is not None:
+                self.log_sink(*batch)
+            elif self.sink is not None:
+                self.sink(batch[0], batch[1])
         except Exception:
             # queued again in front: the next write retries it (the store skips duplicates)
             with self._queue_lock:
                 self._unsaved_rides[:0] = batch[0]
                 self._unsaved_events[:0] = batch[1]
+                self._unsaved_vehicle_events[:0] = batch[2]
             if strict:
                 raise
-            log.exception("writing %d trip events failed; retrying", len(batch[1]))
+            log.exception(
+                "writing %d trip and %d vehicle events failed; retrying",
+                len(batch[1]),
+                len(batch[2]),
+            )
         finally:
             self._sink_lock.release()
 
@@ -1087,6 +1117,7 @@ __all__ = [
     "LiveService",
     "LiveServiceError",
     "LiveUpdate",
+    "LogSink",
     "Pacing",
     "Quote",
     "RideActionError",

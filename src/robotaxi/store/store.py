@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -67,6 +68,14 @@ _NATIVE_UPSERT_DIALECTS = ("sqlite", "postgresql")
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedVehicleEvent:
+    """A vehicle event as the log holds it, with the run that wrote it (None: no run)."""
+
+    run_id: str | None
+    event: VehicleEvent
 
 
 class Store:
@@ -255,27 +264,33 @@ class Store:
         *,
         rides: Sequence[RideRequest | NewRide] = (),
         events: Sequence[TripEvent] = (),
+        vehicle_events: Sequence[VehicleEvent] = (),
         registered: bool = False,
         run_id: str | None = None,
     ) -> int:
-        """Write new rides and trip events in ONE transaction; returns the events newly added.
+        """Write new rides, trip events and vehicle events in ONE transaction; returns the
+        trip events newly added.
 
         This is the call a simulation makes once per flush. Rides are written first, so an
-        event may refer to a ride of the same batch. Rides already stored (same id) and
-        events already stored (same trip_id and seq, same content) are skipped, so a batch
-        can be replayed after a crash. Each ride's state moves to its highest-seq event in
-        the same transaction. Raises `StoreError`, writing nothing of the batch, when an
-        event names an unknown trip or contradicts a stored event with the same seq.
+        event may refer to a ride of the same batch. Rides already stored (same id), events
+        already stored (same trip_id and seq, same content) and vehicle events already
+        stored for `run_id` (same car, time and kind) are skipped, so a batch can be
+        replayed after a crash. Each ride's state moves to its highest-seq event in the same
+        transaction. Raises `StoreError`, writing nothing of the batch, when an event names
+        an unknown trip or contradicts a stored event with the same seq.
         """
-        if not rides and not events:
+        if not rides and not events and not vehicle_events:
             return 0
         events = _unique_events(events)
         ride_rows = [_ride_row(r, registered=registered, run_id=run_id) for r in rides]
         event_rows = [_event_row(e) for e in events]
+        vehicle_rows = [_vehicle_event_row(e, run_id) for e in vehicle_events]
         with self._write("recording trip events") as session:
             conn = session.connection()
             if ride_rows:
                 _insert_ignoring_duplicates(conn, RideRow, ride_rows, ["id"])
+            if vehicle_rows:
+                _insert_new_vehicle_events(conn, vehicle_rows)
             if not event_rows:
                 return 0
             inserted = _insert_ignoring_duplicates(
@@ -356,16 +371,7 @@ class Store:
         """Append vehicle events (e.g. ambulance yields) in one transaction; returns how many."""
         if not events:
             return 0
-        rows = [
-            {
-                "run_id": run_id,
-                "vehicle_id": e.vehicle_id,
-                "time_us": e.time.time_us,
-                "kind": e.kind,
-                "data": dict(e.data),
-            }
-            for e in events
-        ]
+        rows = [_vehicle_event_row(e, run_id) for e in events]
         with self._write("recording vehicle events") as session:
             session.execute(generic_insert(VehicleEventRow), rows)
         return len(rows)
@@ -380,6 +386,23 @@ class Store:
                 VehicleEvent(r.vehicle_id, TimePoint(r.time_us), r.kind, r.data)
                 for r in session.scalars(query)
             ]
+
+    def vehicle_event_log(
+        self, *, vehicle_id: str | None = None, limit: int | None = None
+    ) -> list[LoggedVehicleEvent]:
+        """The latest `limit` vehicle events of every run (all cars, or one), in the order
+        they were written: newest last, and within a run in the order they happened."""
+        query = select(VehicleEventRow).order_by(VehicleEventRow.id.desc()).limit(limit)
+        if vehicle_id is not None:
+            query = query.where(VehicleEventRow.vehicle_id == vehicle_id)
+        with self._read("reading the vehicle event log") as session:
+            rows = list(session.scalars(query))
+        return [
+            LoggedVehicleEvent(
+                r.run_id, VehicleEvent(r.vehicle_id, TimePoint(r.time_us), r.kind, r.data)
+            )
+            for r in reversed(rows)
+        ]
 
     def event_count(self) -> int:
         with self._read("counting trip events") as session:
@@ -722,6 +745,40 @@ def _event_row(e: TripEvent) -> dict[str, Any]:
         "cause": e.cause,
         "data": dict(e.data),
     }
+
+
+def _vehicle_event_row(e: VehicleEvent, run_id: str | None) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "vehicle_id": e.vehicle_id,
+        "time_us": e.time.time_us,
+        "kind": e.kind,
+        "data": dict(e.data),
+    }
+
+
+def _insert_new_vehicle_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """INSERT vehicle events, skipping any already stored (or repeated) with the same run,
+    car, time and kind: a car does one kind of thing once per instant, so that is a replay."""
+    table = Base.metadata.tables[VehicleEventRow.__tablename__]
+    cars_times = sorted({(r["vehicle_id"], r["time_us"]) for r in rows})
+    seen: set[tuple[Any, ...]] = set()
+    for chunk_start in range(0, len(cars_times), 400):
+        chunk = cars_times[chunk_start : chunk_start + 400]
+        stored = conn.execute(
+            select(table.c.run_id, table.c.vehicle_id, table.c.time_us, table.c.kind).where(
+                tuple_(table.c.vehicle_id, table.c.time_us).in_(chunk)
+            )
+        )
+        seen.update(tuple(r) for r in stored)
+    fresh = []
+    for row in rows:
+        key = (row["run_id"], row["vehicle_id"], row["time_us"], row["kind"])
+        if key not in seen:
+            seen.add(key)
+            fresh.append(row)
+    if fresh:
+        conn.execute(generic_insert(table), fresh)
 
 
 def _normalised(e: TripEvent) -> TripEvent:

@@ -1,12 +1,19 @@
-"""Operations: KPIs, open trips and emergency-vehicle yields (operator token), and health."""
+"""Operations: KPIs, open trips, emergency-vehicle yields and the vehicle event log (operator
+token), and health."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from robotaxi.service.deps import LiveDep, Operator, RuntimeDep
-from robotaxi.service.schemas import HealthPublic, KpisPublic, TripOperator, YieldPublic
+from robotaxi.service.schemas import (
+    HealthPublic,
+    KpisPublic,
+    TripOperator,
+    VehicleEventPublic,
+    YieldPublic,
+)
 
 router = APIRouter(prefix="/api", tags=["operations"])
 
@@ -51,6 +58,28 @@ def open_trips(_: Operator, live: LiveDep) -> list[TripOperator]:
 def yields(_: Operator, live: LiveDep) -> list[YieldPublic]:
     """Every time a robotaxi pulled over for an emergency vehicle (in progress ones too)."""
     return [YieldPublic(**row) for row in live.yields()]
+
+
+@router.get("/vehicle-events")
+def vehicle_events(
+    _: Operator,
+    runtime: RuntimeDep,
+    vehicle_id: str | None = Query(None, max_length=64, description="one car; all when unset"),
+    limit: int = Query(200, ge=1, le=5000, description="the latest this many"),
+) -> list[VehicleEventPublic]:
+    """What cars did outside their trips (pulled over for an ambulance, …), from the store:
+    this server run and earlier ones, newest last."""
+    return [
+        VehicleEventPublic(
+            run_id=logged.run_id,
+            this_run=logged.run_id == runtime.run_id,
+            time_s=logged.event.time.time_s,
+            vehicle_id=logged.event.vehicle_id,
+            kind=logged.event.kind,
+            data=dict(logged.event.data),
+        )
+        for logged in runtime.store.vehicle_event_log(vehicle_id=vehicle_id, limit=limit)
+    ]
 
 
 @router.get("/map", response_class=Response, tags=["map"])

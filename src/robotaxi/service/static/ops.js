@@ -1,4 +1,5 @@
-// The operations view: every car on the map, open trips, KPIs, EV yields, support tickets.
+// The operations view: every car on the map, open trips, KPIs, EV yields, the stored vehicle
+// event log, support tickets.
 "use strict";
 
 (() => {
@@ -26,11 +27,12 @@
   async function refresh() {
     const token = operatorToken();
     try {
-      const [cars, trips, kpis, yields, tickets] = await Promise.all([
+      const [cars, trips, kpis, yields, vehicleEvents, tickets] = await Promise.all([
         api("/api/vehicles/state", { token }),
         api("/api/trips/open", { token }),
         api("/api/kpis", { token }),
         api("/api/yields", { token }),
+        api("/api/vehicle-events?limit=20", { token }),
         api("/api/tickets", { token }),
       ]);
       $("login-panel").hidden = true;
@@ -58,6 +60,10 @@
       }
       rows("trips", trips, (t) => [t.id, t.state, t.vehicle_id, t.rider, t.eta_s === null ? null : `${Math.round(t.eta_s)} s`]);
       rows("yields", yields.slice(-20).reverse(), (y) => [y.vehicle_id, y.ev_id, y.approach, y.in_range_s, y.stopped_s, y.active ? "yielding now" : y.resumed_s]);
+      rows("vehicle-events", vehicleEvents.slice().reverse(), (e) => [
+        e.this_run ? `${Math.round(e.time_s)} s` : `${Math.round(e.time_s)} s (earlier run)`,
+        e.vehicle_id, e.kind.replace(/^ev_/, "").replace(/_/g, " "), e.data.ev, e.data.trip,
+      ]);
       rows("tickets", tickets.slice().reverse(), (t) => {
         let action = "";
         if (t.status === "open") {
