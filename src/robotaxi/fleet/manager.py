@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,13 +60,32 @@ class YieldRecord:
     """A robotaxi pulling over for an emergency vehicle (times in s since the start)."""
 
     vehicle_id: str
-    ev_id: str
+    ev_id: str  # "" when a car's own decision had no ambulance to name
     in_range_s: float
     trip_id: str | None
-    approach: str  # "behind" or "head-on"
+    approach: str  # "behind" or "head-on"; for a car's own decision also "ahead", "cross-street"
     stopped_s: float | None = None
     resumed_s: float | None = None
     failed_attempts: int = 0
+    decided_by: str = "fleet"  # "fleet": its range check; "car": the car's own stack
+    basis: str | None = None  # the car's own decision: "heard", "seen" or "heard_and_seen"
+
+
+@dataclass(frozen=True, slots=True)
+class EvStop:
+    """An autonomous car standing for an emergency vehicle by its own stack's decision, as
+    its driver reports it every tick (times in s since the start).
+
+    `reacting_since_s` is when the stack first heard or saw the emergency (its stop's
+    reason), `since_s` when the car came to a stand; `ev_id` is the nearest ambulance with
+    its siren on (ground truth, for the record), None if there is none.
+    """
+
+    since_s: float
+    reacting_since_s: float
+    basis: str  # "heard", "seen" or "heard_and_seen"
+    behaviour: str  # the stack's behaviour when it stopped ("yield_to_ev", "ev_caution")
+    ev_id: str | None
 
 
 @dataclass
@@ -149,6 +168,9 @@ class FleetManager:
         self.trips: dict[str, Trip] = {}
         self.riders: dict[str, Rider] = {}
         self.yields: list[YieldRecord] = []
+        # the car stands for an EV since …: that stop's yield is recorded (or the fleet's
+        # own yield covered it), so a report that goes on opens nothing new
+        self._ev_stops_handled: dict[str, float] = {}
         self.command_failures = 0
         self._waiting: list[str] = []  # requested, not yet assigned (arrival order)
         self._last_batch_s = -math.inf
@@ -174,7 +196,14 @@ class FleetManager:
 
     # --- the tick -----------------------------------------------------------------------
 
-    def tick(self, snapshot: WorldSnapshot, new_requests: Sequence[RideRequest]) -> FleetTickResult:
+    def tick(
+        self,
+        snapshot: WorldSnapshot,
+        new_requests: Sequence[RideRequest],
+        ev_stops: Mapping[str, EvStop] | None = None,
+    ) -> FleetTickResult:
+        """`ev_stops`: the autonomous cars standing for an emergency vehicle by their own
+        decision now (None: no car decides that by itself)."""
         now = snapshot.time.time_s
         out = FleetTickResult()
         self._observe(snapshot, now)
@@ -183,6 +212,8 @@ class FleetManager:
         self._check_patience(now, out)
         for v in self.vehicles.values():
             self._advance(v, now, out)
+        if ev_stops is not None:
+            self._own_yields(ev_stops, snapshot, now, out)
         self._yield_to_emergency(snapshot, now, out)
         self._dispatch(now, out)
         if (
@@ -519,6 +550,8 @@ class FleetManager:
         ev_index = {snapshot.ids[i]: i for i in ev_rows}
         reach = self.config.ev_yield_range_m
         for v in self.vehicles.values():
+            if v.yielding is not None and v.yielding.decided_by != "fleet":
+                continue  # the car's own yield: its stack decides when it ends
             if v.yielding is not None:
                 record = v.yielding
                 if record.stopped_s is None and v.stopped:
@@ -574,6 +607,46 @@ class FleetManager:
                     v.pending_command = VehicleCommand(v.vehicle_id, "pull_over")
                     out.vehicle_events.append(_yield_event(v, v.yielding, now, "ev_in_range"))
                     break
+
+    def _own_yields(
+        self,
+        ev_stops: Mapping[str, EvStop],
+        snapshot: WorldSnapshot,
+        now: float,
+        out: FleetTickResult,
+    ) -> None:
+        """Record the pull-overs the cars' stacks decide by themselves (a siren heard on a
+        cross street, lights seen where the range check does not look) as yields, unless the
+        fleet has one open for that car already; close them when the car drives on. No
+        command is sent either way: the stack stops and moves off by itself."""
+        for vid in [x for x in self._ev_stops_handled if x not in ev_stops]:
+            del self._ev_stops_handled[vid]
+        for v in self.vehicles.values():
+            record = v.yielding
+            if record is not None and record.decided_by == "car" and v.vehicle_id not in ev_stops:
+                record.resumed_s = now
+                v.yielding = None
+                self.yields.append(record)
+                out.vehicle_events.append(_yield_event(v, record, now, "ev_resumed"))
+        for vid, stop in sorted(ev_stops.items()):
+            car = self.vehicles.get(vid)
+            if car is None or self._ev_stops_handled.get(vid) == stop.since_s:
+                continue
+            self._ev_stops_handled[vid] = stop.since_s
+            if car.yielding is not None:
+                continue  # the fleet's yield for this car covers its stop
+            i = snapshot.ids.index(stop.ev_id) if stop.ev_id in snapshot.ids else None
+            car.yielding = YieldRecord(
+                vid,
+                stop.ev_id or "",
+                stop.reacting_since_s,
+                car.trip_id,
+                _approach(car, snapshot, i) if i is not None else "unknown",
+                stopped_s=stop.since_s,
+                decided_by="car",
+                basis=stop.basis,
+            )
+            out.vehicle_events.append(_yield_event(car, car.yielding, now, "ev_pulled_over"))
 
     # --- dispatch -----------------------------------------------------------------------
 
@@ -713,6 +786,10 @@ def _yield_event(v: Vehicle, record: YieldRecord, now: float, kind: str) -> Vehi
     data: dict[str, object] = {"ev": record.ev_id, "approach": record.approach}
     if record.trip_id is not None:
         data["trip"] = record.trip_id
+    if record.decided_by != "fleet":
+        data["decided_by"] = record.decided_by
+        data["basis"] = record.basis
+        data["in_range_s"] = record.in_range_s
     return VehicleEvent(v.vehicle_id, TimePoint.from_s(now), kind, data)
 
 
@@ -722,6 +799,14 @@ def _relative(v: Vehicle, snapshot: WorldSnapshot, i: int) -> tuple[float, float
     dy = float(snapshot.xy[i, 1]) - v.xy[1]
     ch, sh = math.cos(v.heading), math.sin(v.heading)
     return dx * ch + dy * sh, -dx * sh + dy * ch, math.cos(float(snapshot.heading[i]) - v.heading)
+
+
+def _approach(v: Vehicle, snapshot: WorldSnapshot, i: int) -> str:
+    """Where EV i comes from, seen from car v: "behind", "ahead", "head-on", "cross-street"."""
+    lon, _lat, cos = _relative(v, snapshot, i)
+    if cos > 0.7:
+        return "behind" if lon < 0 else "ahead"
+    return "head-on" if cos < -0.7 else "cross-street"
 
 
 def _driving_odometer(trip: Trip) -> float:

@@ -243,6 +243,12 @@ class YieldPublic(BaseModel):
     stopped_s: float | None
     resumed_s: float | None
     active: bool
+    decided_by: str = Field(
+        description="'fleet': its range check on the car's road; 'car': the car's own stack"
+    )
+    basis: str | None = Field(
+        description="a car's own decision: 'heard', 'seen' or 'heard_and_seen'; else null"
+    )
 
 
 class VehicleEventPublic(BaseModel):

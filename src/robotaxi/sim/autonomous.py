@@ -22,9 +22,12 @@ for the cars named here, `AutonomousDriver` carries those commands out with an
   listens; with `occluders`, the city blocks hide what is behind them from the cameras.
 
 A rider's `pull_over` becomes a kerb stop just ahead; a `pull_over` the fleet sends for an
-ambulance is left to the stack, which yields to emergency vehicles by itself. A leg with no
-lane route (unreachable, or a turn the map does not allow) is handed back to SUMO, logged,
-and taken over again once SUMO has parked the car at the end of that leg.
+ambulance is left to the stack, which yields to emergency vehicles by itself. It also does
+so when the fleet's range check sees no ambulance coming (a siren heard on a cross street):
+`ev_stops()` tells the fleet which cars stand for an emergency vehicle by their own decision,
+so that it records those yields too. A leg with no lane route (unreachable, or a turn the
+map does not allow) is handed back to SUMO, logged, and taken over again once SUMO has
+parked the car at the end of that leg.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, fro
 from robotaxi.config.scenario import SensorsSpec
 from robotaxi.core import AgentState, ScenarioError, TimePoint, VehicleCommand, WorldSnapshot
 from robotaxi.core.types import FloatArray, Pose, Track
+from robotaxi.fleet.manager import EvStop
 from robotaxi.map import RoadMap, RoutingGraph
 
 # the closed-loop drive's own sensing helpers, so both simulations see and hear the same way
@@ -70,6 +74,7 @@ PULL_OVER_EXTRA_M = 10.0
 LANE_END_CLEAR_M = 8.0  # a pull-over stop keeps this far from either end of a lane
 LOOP_MARGIN_M = 15.0  # a target on our edge closer than braking + this: once round the block
 HEADING_BELOW_MPS = 0.5  # without a box heading, a slower track's velocity has no direction
+EV_MOVED_OFF_MPS = 2.0  # a car standing for an EV has driven on above this (no flicker)
 L_HALF = IPACE.length_m / 2
 REAR_TO_CENTER = IPACE.rear_axle_to_center_m
 AUTONOMY = "autonomy"
@@ -152,6 +157,7 @@ class _Car:
     siren_probability: float = 0.0
     siren_heard_since_s: float | None = None
     ev_seen_since_s: float | None = None
+    ev_stop: EvStop | None = None  # standing for an emergency vehicle by its stack's decision
 
 
 class AutonomousDriver:
@@ -277,6 +283,10 @@ class AutonomousDriver:
                 ev_seen_since_s=car.ev_seen_since_s,
             )
         return out
+
+    def ev_stops(self) -> dict[str, EvStop]:
+        """The cars standing for an emergency vehicle by their own stack's decision, now."""
+        return {vid: car.ev_stop for vid, car in self.cars.items() if car.ev_stop is not None}
 
     # --- commands -------------------------------------------------------------------------
 
@@ -512,11 +522,44 @@ class AutonomousDriver:
             if car.leg is None or waiting:
                 # waiting at its stop: nothing to plan, but it keeps watching and listening
                 self._perceive(car, truth, sirens or [], now_s, n)
+                car.ev_stop = None  # a stop at its curb spot, not for an ambulance
             else:
                 if signals is None:
                     signals = self.world.signal_states()
                 self._drive_car(car, car.leg, truth, sirens or [], signals, now_s, n)
+                car.ev_stop = self._ev_stop(car, now_s + n * self.step_s, sirens)
             self._episode(car)
+        for car in self.cars.values():
+            if car.driver != AUTONOMY:
+                car.ev_stop = None
+
+    def _ev_stop(self, car: _Car, t_s: float, sirens: Sequence[AgentState] | None) -> EvStop | None:
+        """The car's stop for an emergency vehicle at `t_s`: from when it stands still in an
+        EV reaction (`yield_to_ev`, or `ev_caution`'s kerb stop / hold) until the stack
+        drives on (another behaviour, or moving off above `EV_MOVED_OFF_MPS`)."""
+        if car.behaviour not in EV_REACTIONS:
+            return None
+        speed = car.state.speed
+        if car.ev_stop is not None:
+            return car.ev_stop if speed < EV_MOVED_OFF_MPS else None
+        if speed >= STOPPED_BELOW_MPS:
+            return None
+        heard = car.siren_heard_since_s is not None or car.behaviour == "ev_caution"
+        seen = car.ev_seen_since_s is not None or car.behaviour == "yield_to_ev"
+        basis = "heard_and_seen" if heard and seen else "heard" if heard else "seen"
+        onsets = [x for x in (car.siren_heard_since_s, car.ev_seen_since_s) if x is not None]
+        if sirens is None:
+            sirens = sirens_on(self.world)  # no microphones: the ambulances are not at hand
+        cx, cy = self._center(car)
+        nearest = min(sirens, key=lambda a: math.hypot(a.x - cx, a.y - cy), default=None)
+        since_s = round(t_s, 1)
+        return EvStop(
+            since_s=since_s,
+            reacting_since_s=min([*onsets, since_s]),
+            basis=basis,
+            behaviour=car.behaviour,
+            ev_id=nearest.agent_id if nearest is not None else None,
+        )
 
     def _listen(
         self, car: _Car, sirens: Sequence[AgentState], t_s: float, center: tuple[float, float]

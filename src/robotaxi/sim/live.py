@@ -420,7 +420,9 @@ class LiveService:
             ):
                 due.append(self._synthetic[self._next_synthetic])
                 self._next_synthetic += 1
-            result = self.fleet.tick(snapshot, due)
+            # the autonomous cars' own stops for ambulances, recorded as yields by the fleet
+            ev_stops = self.driver.ev_stops() if self.driver is not None else None
+            result = self.fleet.tick(snapshot, due, ev_stops)
             commands = result.commands
             if self.driver is not None:
                 commands = self.driver.apply(
@@ -735,6 +737,8 @@ class LiveService:
                         "stopped_s": record.stopped_s,
                         "resumed_s": record.resumed_s,
                         "active": is_active,
+                        "decided_by": record.decided_by,
+                        "basis": record.basis,
                     }
                 )
             return rows

@@ -59,7 +59,7 @@
         dl.append(dt, dd);
       }
       rows("trips", trips, (t) => [t.id, t.state, t.vehicle_id, t.rider, t.eta_s === null ? null : `${Math.round(t.eta_s)} s`]);
-      rows("yields", yields.slice(-20).reverse(), (y) => [y.vehicle_id, y.ev_id, y.approach, y.in_range_s, y.stopped_s, y.active ? "yielding now" : y.resumed_s]);
+      rows("yields", yields.slice(-20).reverse(), (y) => [y.vehicle_id, y.ev_id, y.decided_by === "car" ? `${y.approach} (car's own: ${y.basis})` : y.approach, y.in_range_s, y.stopped_s, y.active ? "yielding now" : y.resumed_s]);
       rows("vehicle-events", vehicleEvents.slice().reverse(), (e) => [
         e.this_run ? `${Math.round(e.time_s)} s` : `${Math.round(e.time_s)} s (earlier run)`,
         e.vehicle_id, e.kind.replace(/^ev_/, "").replace(/_/g, " "), e.data.ev, e.data.trip,
