@@ -82,3 +82,45 @@ def test_windows_come_every_100_ms_from_the_first_full_half_second():
     assert np.allclose(np.diff(times), 0.1)
     assert len(times) == 16
     assert all(math.isfinite(v) for w in windows for v in w.features)
+
+
+def _notes(freqs_hz: list[float], note_s: float, harmonics: int = 5) -> np.ndarray:
+    """A melody: one voice, each note a fundamental with decaying harmonics."""
+    n = round(note_s * FS)
+    t = np.arange(n * len(freqs_hz)) / FS
+    f = np.repeat(freqs_hz, n)
+    phase = 2 * np.pi * f * t
+    return sum(np.sin(k * phase) * 0.6 ** (k - 1) for k in range(1, harmonics + 1))
+
+
+def test_an_overtone_has_its_fundamental_below_a_siren_has_none():
+    # a 300 Hz voice is tracked at its 600 Hz overtone (the band starts at 400 Hz)
+    voice = _notes([300.0, 300.0, 300.0], 1.0)
+    w_voice = StreamingFrontEnd(1).push(
+        voice + 0.05 * np.random.default_rng(1).standard_normal(len(voice))
+    )
+    assert np.median(np.exp(_features(w_voice, "frequency_log"))) == pytest.approx(600, rel=0.02)
+    hilo = SirenVoice(SirenPattern.HI_LO, 700.0, 930.0, period_s=1.2)
+    w_siren = StreamingFrontEnd(1).push(_tone(hilo, 3.0))
+    voice_sub = np.median(_features(w_voice, "subharmonic_median_db"))
+    siren_sub = np.median(_features(w_siren, "subharmonic_median_db"))
+    assert voice_sub > 25.0
+    assert siren_sub < 8.0
+
+
+def test_a_beeper_stops_and_restarts_on_one_pitch_a_hi_lo_never_stops():
+    t = np.arange(4 * FS) / FS
+    beeper = np.sin(2 * np.pi * 1100 * t) * (np.mod(t * 1.25, 1.0) < 0.5)  # 0.4 s on, 0.4 s off
+    w_beep = StreamingFrontEnd(1).push(
+        beeper + 0.05 * np.random.default_rng(2).standard_normal(len(t))
+    )
+    gaps = _features(w_beep[15:], "long_same_pitch_gap_s")
+    # the silence between beeps, less the 64 ms frames smearing each edge
+    assert np.median(gaps) == pytest.approx(0.4, abs=0.1)
+    hilo = SirenVoice(SirenPattern.HI_LO, 700.0, 930.0, period_s=1.2)
+    w_siren = StreamingFrontEnd(1).push(_tone(hilo, 4.0))
+    assert np.all(_features(w_siren, "long_same_pitch_gap_s") == 0.0)
+    # where the tone is: log of its median frequency
+    assert np.median(np.exp(_features(w_beep[15:], "frequency_log"))) == pytest.approx(
+        1100, rel=0.02
+    )

@@ -7,7 +7,8 @@ caller chops the stream, and a window ending at time t reads no sample after t.
 
 Per frame (power averaged over the microphones) the extractor tracks the strongest peak in
 400–2100 Hz (a siren's fundamental; parabolic interpolation between bins) and measures its
-prominence over the band median, its contrast to neighbouring bins and its second harmonic.
+prominence over the band median, its contrast to neighbouring bins, its second harmonic and
+what sounds at half its frequency.
 Per window it summarises how tonal, continuous and swept that track is (`FEATURE_NAMES`),
 plus, over the last 1.5 s, the track's periodicity and its jumps (hi-lo).
 """
@@ -82,6 +83,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "long_tonal_fraction",
     "two_tone_share",
     "long_smooth_fraction",
+    "subharmonic_median_db",
+    "long_same_pitch_gap_s",
+    "frequency_log",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -94,6 +98,7 @@ class FrameTrack:
     prominence_db: FloatArray  # peak over the band median
     contrast_db: FloatArray  # peak over bins 3–8 away
     harmonic_db: FloatArray  # power near 2·f over the band median
+    subharmonic_db: FloatArray  # power near f/2 over the band median: an overtone's voice
     flatness: FloatArray  # spectral flatness of the band (0 tone … 1 white)
     band_fraction: FloatArray  # band power / power above 100 Hz
     level_db: FloatArray  # tone + 2nd + 3rd harmonic power, dB re 1 (input units²)
@@ -126,6 +131,11 @@ def frame_track(power: FloatArray) -> FrameTrack:
     k2 = _clip(np.rint(freq * 2 / BIN_HZ).astype(np.int64), 2, power.shape[1] - 3)
     around = power[rows[:, None], k2[:, None] + _HARMONIC_OFFSETS]
     harmonic = 10.0 * np.log10(around.max(axis=1) + _EPS) - median
+    # half the peak frequency: a siren's fundamental is its lowest tone (nothing below it),
+    # while a tracked overtone of music, a horn or a voice has its fundamental there
+    k_half = _clip(np.rint(freq * 0.5 / BIN_HZ).astype(np.int64), 2, power.shape[1] - 3)
+    below = power[rows[:, None], k_half[:, None] + _HARMONIC_OFFSETS]
+    subharmonic = 10.0 * np.log10(below.max(axis=1) + _EPS) - median
     band_sum = band.sum(axis=1)
     flatness = np.exp(np.log(band).sum(axis=1) / n_band) / (band_sum / n_band)
     total = power[:, 7:].sum(axis=1) + _EPS  # above ≈ 100 Hz
@@ -137,7 +147,15 @@ def frame_track(power: FloatArray) -> FrameTrack:
     tone = per_harmonic[:, 0] + per_harmonic[:, 1] + per_harmonic[:, 2]
     level = 10.0 * np.log10(tone + _EPS)
     return FrameTrack(
-        freq, peak - median, contrast, harmonic, flatness, band_fraction, level, k + BAND.start
+        freq,
+        peak - median,
+        contrast,
+        harmonic,
+        subharmonic,
+        flatness,
+        band_fraction,
+        level,
+        k + BAND.start,
     )
 
 
@@ -151,6 +169,7 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
     # numpy's reductions cost more in call overhead than in work on arrays this small
     f, prom = track.freq_hz, track.prominence_db
     tonal = prom > TONAL_DB
+    n_tonal = np.count_nonzero(tonal)
     df = np.abs(np.diff(f))
     cont = tonal[1:] & tonal[:-1] & (df < CONTINUITY_HZ)
     n_cont = np.count_nonzero(cont)
@@ -178,9 +197,18 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
     jumps_per_s = np.count_nonzero(jumps) / long_s
     periodicity = _periodicity(long_freq, l_tonal, lt, n_l_tonal)
     two_tone = _two_tone_share(lt)
-    # one sort for the five per-frame medians (np.median costs more in overhead than work)
+    # one sort for the six per-frame medians (np.median costs more in overhead than work)
     per_frame = np.sort(
-        np.stack([prom, track.contrast_db, track.harmonic_db, track.flatness, track.band_fraction]),
+        np.stack(
+            [
+                prom,
+                track.contrast_db,
+                track.harmonic_db,
+                track.flatness,
+                track.band_fraction,
+                track.subharmonic_db,
+            ]
+        ),
         axis=1,
     )
     return np.array(
@@ -188,7 +216,7 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
             _quantile(per_frame[0], 0.5),
             _quantile(per_frame[0], 0.25),
             _quantile(per_frame[1], 0.5),
-            np.count_nonzero(tonal) / len(tonal),
+            n_tonal / len(tonal),
             continuity,
             _share_of_last(smooth_ok, len(f)),
             math.log1p(sweep),
@@ -204,6 +232,10 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
             n_l_tonal / n_long if n_long else 0.0,
             two_tone,
             _share_of_last(smooth_ok, n_long),
+            _quantile(per_frame[5], 0.5),
+            _same_pitch_gap_s(long_freq, l_tonal),
+            # where the tone is: sirens sound at 0.5–1.8 kHz, brake squeal mostly above
+            math.log(median_of(f[tonal])) if n_tonal else 0.0,
         ]
     )
 
@@ -261,6 +293,26 @@ def _share_of_last(ok: npt.NDArray[np.bool_] | None, n_last: int) -> float:
 def _smooth_fraction(freq: FloatArray, tonal: npt.NDArray[np.bool_], n_last: int) -> float:
     """Share of the last `n_last` frames on a straight local track (see `_smooth_ok`)."""
     return _share_of_last(_smooth_ok(freq, tonal), n_last)
+
+
+def _same_pitch_gap_s(freq: FloatArray, tonal: npt.NDArray[np.bool_]) -> float:
+    """Longest silence (s) between two tonal runs (≥ 50 ms each) on the same pitch (±3 %):
+    a reversing beeper's or a horn's on and off. A siren's tone never stops; gaps shorter
+    than 80 ms (noise masking a faint tone) do not count."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], tonal.astype(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2]  # runs [start, end)
+    long_runs = ends - starts >= 5
+    starts, ends = starts[long_runs], ends[long_runs]
+    best = 0
+    for i in range(len(starts) - 1):
+        gap = int(starts[i + 1] - ends[i])
+        if gap < 8 or gap <= best:
+            continue
+        before = median_of(freq[ends[i] - 5 : ends[i]])
+        after = median_of(freq[starts[i + 1] : starts[i + 1] + 5])
+        if abs(after - before) < 0.03 * before:
+            best = gap
+    return best * FRAME_HOP / SAMPLE_RATE_HZ
 
 
 def _two_tone_share(freq: FloatArray) -> float:
@@ -514,7 +566,9 @@ class StreamingFrontEnd:
             return None  # the first full window ends at 0.5 s
         rows = np.concatenate(self._hop_rows, axis=1)[:, -FRAMES_PER_WINDOW:]
         peaks = np.concatenate(self._hop_bins)[-FRAMES_PER_WINDOW:]
-        win = FrameTrack(rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], peaks)
+        win = FrameTrack(
+            rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7], peaks
+        )
         hist = self._history  # a fresh array every hop: views of it stay valid
         feats = window_features(win, hist[0, -LONG_FRAMES:], hist[1, -LONG_FRAMES:])
         tonal = win.prominence_db > TONAL_DB
