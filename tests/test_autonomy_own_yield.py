@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from typing import Any, cast
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -23,7 +22,13 @@ from robotaxi.map import RoadMap
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.sim.live import LiveService
 from robotaxi.world.traffic import AMBULANCE_TYPE
-from test_service_autonomy import CAR, OPERATOR, long_trip_curbs, quiet_client  # noqa: F401
+from test_service_autonomy import (  # noqa: F401 - quiet_client: a fixture
+    CAR,
+    OPERATOR,
+    quiet_client,
+    ride_underway,
+    trip_state,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 AMBULANCE = "amb-cross"
@@ -88,30 +93,8 @@ def test_the_cars_own_stop_for_an_ambulance_on_a_cross_street_is_recorded_as_a_y
     live = runtime.live
     assert live.driver is not None and live.driver.hearing
     live.step()
-    token = client.post("/api/riders", json={"name": "Eve"}).json()["token"]
-    me = {"Authorization": f"Bearer {token}"}
     ops = {"Authorization": f"Bearer {OPERATOR}"}
-    pickup_xy, dropoff_xy = long_trip_curbs(live)
-    (plat, plon), (dlat, dlon) = runtime.to_latlon(np.array([pickup_xy, dropoff_xy]))
-    booked = client.post(
-        "/api/rides",
-        json={"pickup": {"lat": plat, "lon": plon}, "dropoff": {"lat": dlat, "lon": dlon}},
-        headers=me,
-    )
-    assert booked.status_code == 201, booked.text
-    ride_id = booked.json()["id"]
-
-    def state() -> str:
-        view = live.trip(ride_id)
-        assert view is not None
-        return view.state.value
-
-    assert live.step_until(lambda: state() == "arrived", 600), "the car never arrived"
-    assert live.trip(ride_id).vehicle_id == CAR  # type: ignore[union-attr]
-    assert client.post(f"/api/rides/{ride_id}/board", headers=me).status_code == 200
-    client.post(f"/api/rides/{ride_id}/buckle", json={"buckled": True}, headers=me)
-    assert client.post(f"/api/rides/{ride_id}/start", headers=me).status_code == 200
-    assert live.step_until(lambda: live.fleet.vehicles[CAR].speed > 3.0, 30)
+    ride_id, me, dropoff_xy = ride_underway(client, live, runtime, "Eve")
     send_ambulance_across(live)
     rows: list[dict[str, Any]] = []  # per tick: what the stack does, the records, the app
 
@@ -124,12 +107,12 @@ def test_the_cars_own_stop_for_an_ambulance_on_a_cross_street_is_recorded_as_a_y
                 "speed": v.speed,
                 "yielding": v.yielding,
                 "app": ride["yielding_for_emergency"],
-                "state": state(),
+                "state": trip_state(live, ride_id),
             }
         )  # fmt: skip
-        return state() == "completed"
+        return trip_state(live, ride_id) == "completed"
 
-    assert live.step_until(watch, 300), f"the ride never completed ({state()})"
+    assert live.step_until(watch, 300), f"the ride never completed ({trip_state(live, ride_id)})"
 
     # the car stood still by its own decision while the ride was under way …
     own = [

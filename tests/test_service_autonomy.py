@@ -301,6 +301,37 @@ def send_ambulance_behind(live: LiveService) -> None:
     live.world.add_vehicle(AMBULANCE, start, type_id=AMBULANCE_TYPE, depart_pos=pos, speed=12.0)
 
 
+def ride_underway(
+    client: TestClient, live: LiveService, runtime: ServiceRuntime, rider: str
+) -> tuple[str, dict[str, str], tuple[float, float]]:
+    """A rider books the long trip, the autonomous car fetches them, they board, buckle and
+    start; returns (ride id, the rider's auth header, the drop-off curb) once it drives."""
+    token = client.post("/api/riders", json={"name": rider}).json()["token"]
+    me = {"Authorization": f"Bearer {token}"}
+    pickup_xy, dropoff_xy = long_trip_curbs(live)
+    (plat, plon), (dlat, dlon) = runtime.to_latlon(np.array([pickup_xy, dropoff_xy]))
+    booked = client.post(
+        "/api/rides",
+        json={"pickup": {"lat": plat, "lon": plon}, "dropoff": {"lat": dlat, "lon": dlon}},
+        headers=me,
+    )
+    assert booked.status_code == 201, booked.text
+    ride_id = booked.json()["id"]
+    assert live.step_until(lambda: trip_state(live, ride_id) == "arrived", 600), "never came"
+    assert live.trip(ride_id).vehicle_id == CAR  # type: ignore[union-attr]
+    assert client.post(f"/api/rides/{ride_id}/board", headers=me).status_code == 200
+    client.post(f"/api/rides/{ride_id}/buckle", json={"buckled": True}, headers=me)
+    assert client.post(f"/api/rides/{ride_id}/start", headers=me).status_code == 200
+    assert live.step_until(lambda: live.fleet.vehicles[CAR].speed > 3.0, 30)
+    return ride_id, me, dropoff_xy
+
+
+def trip_state(live: LiveService, ride_id: str) -> str:
+    view = live.trip(ride_id)
+    assert view is not None
+    return view.state.value
+
+
 @pytest.fixture
 def quiet_client(tmp_path: Path, map_cache: Path) -> Iterator[TestClient]:
     settings = ServiceSettings(
@@ -320,31 +351,8 @@ def test_the_autonomous_car_hears_an_ambulance_pulls_over_by_itself_and_complete
     live = runtime.live
     assert live.driver is not None and live.driver.hearing and live.driver.occluders is not None
     live.step()
-    token = client.post("/api/riders", json={"name": "Ada"}).json()["token"]
-    me = {"Authorization": f"Bearer {token}"}
     ops = {"Authorization": f"Bearer {OPERATOR}"}
-    pickup_xy, dropoff_xy = long_trip_curbs(live)
-    (plat, plon), (dlat, dlon) = runtime.to_latlon(np.array([pickup_xy, dropoff_xy]))
-    booked = client.post(
-        "/api/rides",
-        json={"pickup": {"lat": plat, "lon": plon}, "dropoff": {"lat": dlat, "lon": dlon}},
-        headers=me,
-    )
-    assert booked.status_code == 201, booked.text
-    ride_id = booked.json()["id"]
-
-    def state() -> str:
-        view = live.trip(ride_id)
-        assert view is not None
-        return view.state.value
-
-    assert live.step_until(lambda: state() == "arrived", 600), "the car never arrived"
-    assert live.trip(ride_id).vehicle_id == CAR  # type: ignore[union-attr]
-    for action in ("board", "start"):
-        if action == "start":
-            client.post(f"/api/rides/{ride_id}/buckle", json={"buckled": True}, headers=me)
-        assert client.post(f"/api/rides/{ride_id}/{action}", headers=me).status_code == 200
-    assert live.step_until(lambda: live.fleet.vehicles[CAR].speed > 3.0, 30)
+    ride_id, me, dropoff_xy = ride_underway(client, live, runtime, "Ada")
     send_ambulance_behind(live)
     driver = live.driver
     rows: list[dict[str, Any]] = []  # per tick: the screen, the ambulance's distance, trip state
@@ -361,13 +369,13 @@ def test_the_autonomous_car_hears_an_ambulance_pulls_over_by_itself_and_complete
         leg = driver.cars[CAR].leg
         rows.append(
             {
-                "screen": screen, "gap": gap, "state": state(),
+                "screen": screen, "gap": gap, "state": trip_state(live, ride_id),
                 "fleet_pull_over": leg is not None and leg.pulled_over,
             }
         )  # fmt: skip
-        return state() == "completed"
+        return trip_state(live, ride_id) == "completed"
 
-    assert live.step_until(watch, 300), f"the ride never completed ({state()})"
+    assert live.step_until(watch, 300), f"the ride never completed ({trip_state(live, ride_id)})"
 
     heard = [k for k, r in enumerate(rows) if r["screen"]["hearing"]["siren_heard"]]
     assert heard, "the microphones never heard the siren"

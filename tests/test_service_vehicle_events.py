@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -27,8 +26,8 @@ from test_service_autonomy import (  # the ambulance scene of the autonomy tests
     AMBULANCE,
     CAR,
     OPERATOR,
-    long_trip_curbs,
     quiet_client,  # noqa: F401 - a fixture
+    ride_underway,
     send_ambulance_behind,
 )
 from test_service_runtime import FlakyStore, request, store  # noqa: F401 - store: a fixture
@@ -61,29 +60,7 @@ def test_an_ambulance_yield_is_stored_survives_shutdown_and_is_listed_for_operat
     monkeypatch.setattr(live.fleet, "tick", tick_and_note)
 
     live.step()
-    token = client.post("/api/riders", json={"name": "Ada"}).json()["token"]
-    me = {"Authorization": f"Bearer {token}"}
-    pickup_xy, dropoff_xy = long_trip_curbs(live)
-    (plat, plon), (dlat, dlon) = runtime.to_latlon(np.array([pickup_xy, dropoff_xy]))
-    booked = client.post(
-        "/api/rides",
-        json={"pickup": {"lat": plat, "lon": plon}, "dropoff": {"lat": dlat, "lon": dlon}},
-        headers=me,
-    )
-    assert booked.status_code == 201, booked.text
-    ride_id = booked.json()["id"]
-
-    def state() -> str:
-        view = live.trip(ride_id)
-        assert view is not None
-        return view.state.value
-
-    assert live.step_until(lambda: state() == "arrived", 600), "the car never arrived"
-    assert live.trip(ride_id).vehicle_id == CAR  # type: ignore[union-attr]
-    assert client.post(f"/api/rides/{ride_id}/board", headers=me).status_code == 200
-    client.post(f"/api/rides/{ride_id}/buckle", json={"buckled": True}, headers=me)
-    assert client.post(f"/api/rides/{ride_id}/start", headers=me).status_code == 200
-    assert live.step_until(lambda: live.fleet.vehicles[CAR].speed > 3.0, 30)
+    ride_id, me, _ = ride_underway(client, live, runtime, "Ada")
     assert not emitted, "a vehicle event before any ambulance"
     send_ambulance_behind(live)
     assert live.step_until(lambda: any(y.vehicle_id == CAR for y in live.fleet.yields), 300), (
