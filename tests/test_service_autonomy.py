@@ -88,17 +88,8 @@ def test_an_autonomous_car_serves_a_ride_and_its_screen_shows_what_it_tracks(
     runtime: ServiceRuntime = cast(FastAPI, client.app).state.runtime
     live = runtime.live
     live.step()
-    token = client.post("/api/riders", json={"name": "Ada"}).json()["token"]
-    me = {"Authorization": f"Bearer {token}"}
     pickup_xy, dropoff_xy = trip_curbs(live)
-    (plat, plon), (dlat, dlon) = runtime.to_latlon(np.array([pickup_xy, dropoff_xy]))
-    booked = client.post(
-        "/api/rides",
-        json={"pickup": {"lat": plat, "lon": plon}, "dropoff": {"lat": dlat, "lon": dlon}},
-        headers=me,
-    )
-    assert booked.status_code == 201, booked.text
-    ride_id = booked.json()["id"]
+    ride_id, me = book_ride(client, runtime, "Ada", pickup_xy, dropoff_xy)
     screens: list[dict[str, Any]] = []
     track_errors: list[float] = []
 
@@ -301,14 +292,16 @@ def send_ambulance_behind(live: LiveService) -> None:
     live.world.add_vehicle(AMBULANCE, start, type_id=AMBULANCE_TYPE, depart_pos=pos, speed=12.0)
 
 
-def ride_underway(
-    client: TestClient, live: LiveService, runtime: ServiceRuntime, rider: str
-) -> tuple[str, dict[str, str], tuple[float, float]]:
-    """A rider books the long trip, the autonomous car fetches them, they board, buckle and
-    start; returns (ride id, the rider's auth header, the drop-off curb) once it drives."""
+def book_ride(
+    client: TestClient,
+    runtime: ServiceRuntime,
+    rider: str,
+    pickup_xy: tuple[float, float],
+    dropoff_xy: tuple[float, float],
+) -> tuple[str, dict[str, str]]:
+    """A new rider books a ride between two map points: (ride id, their auth header)."""
     token = client.post("/api/riders", json={"name": rider}).json()["token"]
     me = {"Authorization": f"Bearer {token}"}
-    pickup_xy, dropoff_xy = long_trip_curbs(live)
     (plat, plon), (dlat, dlon) = runtime.to_latlon(np.array([pickup_xy, dropoff_xy]))
     booked = client.post(
         "/api/rides",
@@ -316,7 +309,16 @@ def ride_underway(
         headers=me,
     )
     assert booked.status_code == 201, booked.text
-    ride_id = booked.json()["id"]
+    return booked.json()["id"], me
+
+
+def ride_underway(
+    client: TestClient, live: LiveService, runtime: ServiceRuntime, rider: str
+) -> tuple[str, dict[str, str], tuple[float, float]]:
+    """A rider books the long trip, the autonomous car fetches them, they board, buckle and
+    start; returns (ride id, the rider's auth header, the drop-off curb) once it drives."""
+    pickup_xy, dropoff_xy = long_trip_curbs(live)
+    ride_id, me = book_ride(client, runtime, rider, pickup_xy, dropoff_xy)
     assert live.step_until(lambda: trip_state(live, ride_id) == "arrived", 600), "never came"
     assert live.trip(ride_id).vehicle_id == CAR  # type: ignore[union-attr]
     assert client.post(f"/api/rides/{ride_id}/board", headers=me).status_code == 200
