@@ -42,7 +42,7 @@ def test_same_seed_same_events(tmp_path: Path, map_cache: Path) -> None:
         events: list[TripEvent] = []
         live = LiveService(
             config(map_cache), tmp_path / folder, speed=100, riders_per_hour=60,
-            background_traffic=False, sink=lambda _r, e: events.extend(e),
+            background_traffic=False, sink=lambda _r, e, _v: events.extend(e),
         )  # fmt: skip
         with live:
             for _ in range(600):
@@ -179,7 +179,9 @@ def test_a_failed_write_is_kept_and_retried_in_order(tmp_path: Path, map_cache: 
     written: list[TripEvent] = []
     failing = [True]
 
-    def sink(_rides: Sequence[RideRequest], events: Sequence[TripEvent]) -> None:
+    def sink(
+        _rides: Sequence[RideRequest], events: Sequence[TripEvent], _vehicle: Sequence[object]
+    ) -> None:
         if failing[0]:
             raise RuntimeError("disk full")
         written.extend(events)

@@ -375,7 +375,7 @@ class ServiceRuntime:
                 speed=settings.speed,
                 riders_per_hour=settings.riders_per_hour,
                 background_traffic=settings.background_traffic,
-                log_sink=sink,
+                sink=sink,
                 ride_prefix=f"sim{run.id[:8]}",
                 autonomous=settings.autonomous,
                 hearing=settings.autonomy_hearing,

@@ -18,8 +18,8 @@ from the cameras (built with `sim.drive`'s own settings).
 
 Every `TripEvent` produced, by a tick or by a rider's action, goes first to the sink, in the
 order things happened (the service queues it for its group-commit writer), and then to
-subscribers (live streams). A `log_sink` gets, in the same calls, the fleet's `VehicleEvent`s
-too (an ambulance in range, the car pulled over for it, the car resumed). If the simulation
+subscribers (live streams); the sink gets the fleet's `VehicleEvent`s in the same calls (an
+ambulance in range, the car pulled over for it, the car resumed). If the simulation
 cannot keep its speed it does not skip steps: it runs as fast as it can and reports the
 real-time factor it achieves.
 """
@@ -67,10 +67,9 @@ FloatArray = npt.NDArray[np.float64]
 S = TripState
 log = logging.getLogger(__name__)
 
-# (new simulated ride requests, trip events) since the last call: the trips' event log
-EventSink = Callable[[Sequence[RideRequest], Sequence[TripEvent]], None]
-# the same plus the cars' vehicle events (ambulance yields): all the service's event log keeps
-LogSink = Callable[[Sequence[RideRequest], Sequence[TripEvent], Sequence[VehicleEvent]], None]
+# (new simulated ride requests, trip events, the cars' vehicle events) since the last call:
+# the service's event log
+EventSink = Callable[[Sequence[RideRequest], Sequence[TripEvent], Sequence[VehicleEvent]], None]
 # rides, trip events and vehicle events for one sink call
 _Batch = tuple[list[RideRequest], list[TripEvent], list[VehicleEvent]]
 TRAVEL_TIME_UPDATE_S = 300.0
@@ -219,7 +218,6 @@ class LiveService:
         riders_per_hour: float = 6.0,
         background_traffic: bool = True,
         sink: EventSink | None = None,
-        log_sink: LogSink | None = None,
         ride_prefix: str = "sim",
         autonomous: int = 0,
         autonomy_step_s: float = STACK_STEP_S,
@@ -229,10 +227,7 @@ class LiveService:
         """`autonomous` fleet cars (the first ones by id) are driven by the autonomy stack,
         stepped every `autonomy_step_s` between the world's steps; SUMO drives the rest.
         `hearing` gives those cars roof microphones and the siren detector; `city_blocks`
-        lets the blocks between streets hide things from their cameras.
-
-        What happened goes to `sink` (rides and trip events) or to `log_sink` (the same and
-        the fleet's vehicle events, in the same call), not both."""
+        lets the blocks between streets hide things from their cameras."""
         if not math.isfinite(speed) or speed <= 0:
             raise LiveServiceError(f"speed {speed} must be a positive multiple of real time")
         if not math.isfinite(riders_per_hour) or riders_per_hour < 0:
@@ -242,12 +237,7 @@ class LiveService:
         self.speed = speed
         self.riders_per_hour = riders_per_hour
         self.background_traffic = background_traffic
-        if sink is not None and log_sink is not None:
-            raise LiveServiceError(
-                "give either sink (trip events) or log_sink (trip and vehicle events), not both"
-            )
         self.sink = sink
-        self.log_sink = log_sink
         self.ride_prefix = ride_prefix
         if autonomous < 0 or autonomous > config.fleet.size:
             raise LiveServiceError(
@@ -883,9 +873,7 @@ class LiveService:
         """
         queues = (self._unsaved_rides, self._unsaved_events, self._unsaved_vehicle_events)
         with self._queue_lock:
-            if self.log_sink is None:
-                self._unsaved_vehicle_events.clear()  # a trip-only sink keeps no vehicle log
-            if (self.sink is None and self.log_sink is None) or not any(queues):
+            if self.sink is None or not any(queues):
                 for queue in queues:
                     queue.clear()
                 return None
@@ -900,10 +888,8 @@ class LiveService:
         if batch is None:
             return
         try:
-            if self.log_sink is not None:
-                self.log_sink(*batch)
-            elif self.sink is not None:
-                self.sink(batch[0], batch[1])
+            if self.sink is not None:
+                self.sink(*batch)
         except Exception:
             # queued again in front: the next write retries it (the store skips duplicates)
             with self._queue_lock:
@@ -1121,7 +1107,6 @@ __all__ = [
     "LiveService",
     "LiveServiceError",
     "LiveUpdate",
-    "LogSink",
     "Pacing",
     "Quote",
     "RideActionError",
