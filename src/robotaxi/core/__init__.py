@@ -1,5 +1,13 @@
 """Shared vocabulary: ids, time, poses, enums, frozen message types, named errors."""
 
+from robotaxi.core.commands import (
+    CommandFailure,
+    DriveTo,
+    PullOver,
+    PullOverReason,
+    Resume,
+    VehicleCommand,
+)
 from robotaxi.core.errors import (
     ConfigError,
     DataNotFoundError,
@@ -24,23 +32,29 @@ from robotaxi.core.types import (
     TrajectoryColumn,
     TripEvent,
     TripState,
-    VehicleCommand,
     VehicleEvent,
     WorldSnapshot,
 )
+from robotaxi.core.world import EmergencyRecord, World, WorldStats
 
 __all__ = [
     "MICROS_PER_S",
     "AgentKind",
     "AgentState",
+    "CommandFailure",
     "ConfigError",
     "ControlCommand",
     "DataNotFoundError",
     "Detection",
     "DispatchError",
+    "DriveTo",
+    "EmergencyRecord",
     "InvalidTransitionError",
     "MapBuildError",
     "Pose",
+    "PullOver",
+    "PullOverReason",
+    "Resume",
     "RideRequest",
     "RobotaxiError",
     "ScenarioError",
@@ -53,6 +67,8 @@ __all__ = [
     "TripState",
     "VehicleCommand",
     "VehicleEvent",
+    "World",
     "WorldError",
     "WorldSnapshot",
+    "WorldStats",
 ]

@@ -292,26 +292,3 @@ class VehicleEvent:
     time: TimePoint
     kind: str
     data: Mapping[str, Any] = field(default_factory=dict)
-
-
-# --- commands from fleet/autonomy to the world ----------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VehicleCommand:
-    """An instruction for one vehicle that the world carries out at the next tick.
-
-    `kind` is one of:
-    - "drive_to": end any stop, drive to the curb of `edge` at `pos` (m along the lane) on
-      lane `lane_index` and park there (off the lane) until the next command;
-    - "pull_over": stop at the curb just ahead, off the lane, and wait (emergency vehicle);
-    - "resume": end the current stop and merge back into traffic.
-    """
-
-    vehicle_id: str
-    kind: str
-    edges: tuple[str, ...] = ()
-    edge: str = ""
-    pos: float = 0.0
-    lane_index: int = 0
-    duration_s: float | None = None

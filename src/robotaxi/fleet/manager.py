@@ -19,6 +19,11 @@ import numpy as np
 from robotaxi.config import DispatchConfig, FleetConfig
 from robotaxi.core import (
     AgentKind,
+    CommandFailure,
+    DriveTo,
+    PullOver,
+    PullOverReason,
+    Resume,
     RideRequest,
     RobotaxiError,
     TimePoint,
@@ -229,16 +234,17 @@ class FleetManager:
                 v.pending_command = None
         return out
 
-    def on_command_failed(self, command: VehicleCommand, reason: str) -> None:
+    def on_command_failed(self, failure: CommandFailure) -> None:
         """The world could not carry out a command: retry at a neighbouring curb next tick."""
         self.command_failures += 1
+        command = failure.command
         v = self.vehicles.get(command.vehicle_id)
         if v is None:
             return
-        if command.kind == "pull_over" and v.yielding is not None:
+        if isinstance(command, PullOver) and v.yielding is not None:
             v.yielding.failed_attempts += 1
             return
-        if command.kind == "drive_to" and v.target_curb >= 0:
+        if isinstance(command, DriveTo) and v.target_curb >= 0:
             _, idx = self.map.curbs.tree.query(self.map.curbs.xy[v.target_curb], k=4)
             alternatives = [int(i) for i in np.atleast_1d(idx) if int(i) != v.target_curb]
             if alternatives:
@@ -385,7 +391,7 @@ class FleetManager:
         out = FleetTickResult()
         self._event(trip, S.PULLED_OVER, now_s, out, cause="rider")
         car.stage = "rider_pull_over"
-        car.pending_command = VehicleCommand(car.vehicle_id, "pull_over")
+        car.pending_command = PullOver(car.vehicle_id, PullOverReason.RIDER)
         return out.events
 
     def _event(
@@ -439,9 +445,8 @@ class FleetManager:
     def _send_to(self, v: Vehicle, curb: int) -> None:
         curbs = self.map.curbs
         v.target_curb = curb
-        v.pending_command = VehicleCommand(
+        v.pending_command = DriveTo(
             v.vehicle_id,
-            "drive_to",
             edge=curbs.edge_ids[curb],
             pos=float(curbs.pos[curb]),
             lane_index=int(curbs.lane_index[curb]),
@@ -579,13 +584,13 @@ class FleetManager:
                         # drive_to ends the pull-over stop and restores the way to the target
                         self._send_to(v, v.target_curb)
                     else:
-                        v.pending_command = VehicleCommand(v.vehicle_id, "resume")
+                        v.pending_command = Resume(v.vehicle_id)
                 elif (
                     record.stopped_s is None
                     and record.failed_attempts
                     and v.pending_command is None
                 ):
-                    v.pending_command = VehicleCommand(v.vehicle_id, "pull_over")
+                    v.pending_command = PullOver(v.vehicle_id)
                 continue
             if v.stopped or (
                 v.speed < 0.1
@@ -604,7 +609,7 @@ class FleetManager:
                         v.vehicle_id, snapshot.ids[i], now, v.trip_id,
                         "behind" if behind else "head-on",
                     )  # fmt: skip
-                    v.pending_command = VehicleCommand(v.vehicle_id, "pull_over")
+                    v.pending_command = PullOver(v.vehicle_id)
                     out.vehicle_events.append(_yield_event(v, v.yielding, now, "ev_in_range"))
                     break
 

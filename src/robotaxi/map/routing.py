@@ -111,15 +111,41 @@ class RoutingGraph:
                 out[k] = np.min(dist_rows[k, preds]) + self.travel_time[a]
         return out
 
-    def route(self, from_edge: str, to_edge: str) -> tuple[str, ...]:
-        """Fastest edge sequence from `from_edge` to `to_edge`, both included; () if unreachable."""
-        a, b = self.index[from_edge], self.index[to_edge]
-        if a == b:
-            return (from_edge,)
+    def routes_from(self, from_edge: str, to_edges: Sequence[str]) -> list[tuple[str, ...]]:
+        """Fastest routes from one edge to each of many (one Dijkstra); () where unreachable."""
+        a = self.index[from_edge]
         _, pred = dijkstra(self._graph, directed=True, indices=a, return_predecessors=True)
+        return [self._path(pred, a, self.index[e]) for e in to_edges]
+
+    def route_around(self, edge: str) -> tuple[str, ...]:
+        """The fastest loop that leaves `edge` and comes back onto it, (edge, …, edge); () if
+        there is none: how a car reaches a spot behind it on its own street."""
+        a = self.index[edge]
+        succ = self._dst[self._src == a]
+        if not len(succ):
+            return ()
+        dist, pred = dijkstra(self._graph, directed=True, indices=succ, return_predecessors=True)
+        dist = np.atleast_2d(dist)
+        pred = np.atleast_2d(pred)
+        k = int(np.argmin(dist[:, a] + self.travel_time[succ]))
+        if not np.isfinite(dist[k, a]):
+            return ()
+        return (edge, *self._path(pred[k], int(succ[k]), a))
+
+    def _path(self, pred: npt.NDArray[np.int32], a: int, b: int) -> tuple[str, ...]:
+        if a == b:
+            return (self.edge_ids[a],)
         if pred[b] < 0:
             return ()
         path = [b]
         while path[-1] != a:
             path.append(int(pred[path[-1]]))
         return tuple(self.edge_ids[i] for i in reversed(path))
+
+    def route(self, from_edge: str, to_edge: str) -> tuple[str, ...]:
+        """Fastest edge sequence from `from_edge` to `to_edge`, both included; () if unreachable."""
+        a, b = self.index[from_edge], self.index[to_edge]
+        if a == b:
+            return (from_edge,)
+        _, pred = dijkstra(self._graph, directed=True, indices=a, return_predecessors=True)
+        return self._path(pred, a, b)

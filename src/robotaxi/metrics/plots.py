@@ -25,7 +25,7 @@ def service_map_png(history: ServiceHistory, road_map: RoadMap, path: Path) -> P
     for k, (vid, trail) in enumerate(sorted(history.trails.items())):
         if len(trail) < 2:
             continue
-        xs, ys = [p[1] for p in trail], [p[2] for p in trail]
+        xs, ys = trail[:, 1], trail[:, 2]
         if vid in ambulances:
             ax.plot(xs, ys, color="red", lw=1.6, ls="--", zorder=3, alpha=0.8)
         else:

@@ -45,7 +45,17 @@ from robotaxi.autonomy.sensors.microphones import Float32Array, MicArrayConfig, 
 from robotaxi.autonomy.stack import AutonomyStack, Planner
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, front_bumper, step
 from robotaxi.config.scenario import SensorsSpec
-from robotaxi.core import AgentState, ScenarioError, TimePoint, VehicleCommand, WorldSnapshot
+from robotaxi.core import (
+    AgentState,
+    DriveTo,
+    PullOver,
+    PullOverReason,
+    Resume,
+    ScenarioError,
+    TimePoint,
+    VehicleCommand,
+    WorldSnapshot,
+)
 from robotaxi.core.types import FloatArray, Pose, Track
 from robotaxi.fleet.manager import EvStop
 from robotaxi.map import RoadMap, RoutingGraph
@@ -294,12 +304,10 @@ class AutonomousDriver:
         self,
         commands: Iterable[VehicleCommand],
         snapshot: WorldSnapshot,
-        *,
-        rider_pull_over: Callable[[str], bool],
     ) -> list[VehicleCommand]:
         """Take the commands for our cars; return the ones SUMO must carry out (other cars',
-        and our cars' on legs handed back to SUMO). `rider_pull_over(vehicle_id)` says
-        whether a `pull_over` is a rider's (else it is for an ambulance: the stack's job)."""
+        and our cars' on legs handed back to SUMO). A rider's pull-over becomes a kerb stop;
+        one for an ambulance is the stack's job."""
         for_world: list[VehicleCommand] = []
         for cmd in commands:
             car = self.cars.get(cmd.vehicle_id)
@@ -307,24 +315,23 @@ class AutonomousDriver:
                 for_world.append(cmd)
                 continue
             if car.driver == SUMO:
-                if cmd.kind == "drive_to" and self._take_back(car, snapshot):
+                if isinstance(cmd, DriveTo) and self._take_back(car, snapshot):
                     self._drive_to(car, cmd, for_world)
                 else:
                     for_world.append(cmd)
-            elif cmd.kind == "drive_to":
-                self._drive_to(car, cmd, for_world)
-            elif cmd.kind == "pull_over":
-                if rider_pull_over(car.vehicle_id):
+                continue
+            match cmd:
+                case DriveTo():
+                    self._drive_to(car, cmd, for_world)
+                case PullOver(reason=PullOverReason.RIDER):
                     self._pull_over(car)
-                else:
+                case PullOver():
                     log.debug("%s: ambulance pull-over left to the stack", car.vehicle_id)
-            elif cmd.kind == "resume":
-                self._resume(car)
-            else:
-                for_world.append(cmd)  # the world names unknown kinds in its failure
+                case Resume():
+                    self._resume(car)
         return for_world
 
-    def _drive_to(self, car: _Car, cmd: VehicleCommand, for_world: list[VehicleCommand]) -> None:
+    def _drive_to(self, car: _Car, cmd: DriveTo, for_world: list[VehicleCommand]) -> None:
         leg = car.leg
         if leg is not None and leg.target == (cmd.edge, cmd.pos):
             leg.stop_s, leg.pulled_over = leg.target_stop_s, False  # the same leg, resumed

@@ -59,7 +59,8 @@ from robotaxi.fleet.trips import greeting
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.autonomous import STACK_STEP_S, AutonomousDriver, AutonomyView
 from robotaxi.sim.drive import PAVEMENT_M
-from robotaxi.sim.runner import load_city, place_fleet
+from robotaxi.sim.runner import load_city
+from robotaxi.sim.simulation import RequestQueue, Simulation, TravelTimes
 from robotaxi.world.nearby import vehicles_near
 from robotaxi.world.sumo_world import SumoWorld
 
@@ -265,8 +266,6 @@ class LiveService:
         self._thread: threading.Thread | None = None
         self._started = False
         self._synthetic: list[RideRequest] = []
-        self._next_synthetic = 0
-        self._next_tt_update = TRAVEL_TIME_UPDATE_S
         self._unsaved_rides: list[RideRequest] = []
         self._unsaved_events: list[TripEvent] = []
         self._unsaved_vehicle_events: list[VehicleEvent] = []
@@ -285,6 +284,7 @@ class LiveService:
         self.graph: RoutingGraph
         self.world: SumoWorld
         self.fleet: FleetManager
+        self.sim: Simulation
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -306,9 +306,15 @@ class LiveService:
             seed=cfg.seed, end_s=self.end_s, work_dir=self.work_dir,
             background=self.background_traffic,
         )  # fmt: skip
-        self.world.start()
+        self.sim = Simulation(
+            self.world, self.graph,
+            fleet=self.fleet,
+            requests=RequestQueue(self._synthetic),
+            callbacks=[TravelTimes(TRAVEL_TIME_UPDATE_S)],
+            step_s=cfg.world.step_s,
+        )  # fmt: skip
+        self.sim.start()
         try:
-            place_fleet(self.world, self.fleet)
             if self.autonomous:
                 chosen = sorted(self.fleet.vehicles)[: self.autonomous]
                 sensors = SensorsSpec(microphones=self.hearing, city_blocks=self.city_blocks)
@@ -324,8 +330,9 @@ class LiveService:
                     ),
                     sensors=sensors,
                 )  # fmt: skip
+                self.sim.drivers = self.driver
         except BaseException:
-            self.world.close()
+            self.sim.close()
             raise
         self._started = True
         with self._lock:
@@ -361,7 +368,7 @@ class LiveService:
         self._write(batch, strict=False)
         with self._lock:
             if self._started:
-                self.world.close()
+                self.sim.close()
                 self._started = False
 
     def __enter__(self) -> LiveService:
@@ -398,34 +405,9 @@ class LiveService:
                 raise LiveServiceError(
                     f"the service window of {self.config.hours} h has ended; restart the server"
                 )
-            self.world.step()
-            now = self.world.time.time_s
-            snapshot = self.world.snapshot()
-            if self.driver is not None:
-                snapshot = self.driver.patch(snapshot)
-            due: list[RideRequest] = []
-            while (
-                self._next_synthetic < len(self._synthetic)
-                and self._synthetic[self._next_synthetic].time.time_s <= now
-            ):
-                due.append(self._synthetic[self._next_synthetic])
-                self._next_synthetic += 1
-            # the autonomous cars' own stops for ambulances, recorded as yields by the fleet
-            ev_stops = self.driver.ev_stops() if self.driver is not None else None
-            result = self.fleet.tick(snapshot, due, ev_stops)
-            commands = result.commands
-            if self.driver is not None:
-                commands = self.driver.apply(
-                    commands, snapshot, rider_pull_over=self._rider_pull_over
-                )
-            for command, reason in self.world.apply(commands):
-                self.fleet.on_command_failed(command, reason)
-            if self.driver is not None:
-                self.driver.drive(now, self.config.world.step_s)
-            if now >= self._next_tt_update:
-                self._next_tt_update += TRAVEL_TIME_UPDATE_S
-                self.graph.update_travel_times(self.world.edge_travel_times(self.graph.edge_ids))
-            update = self._record(due, result.events, result.vehicle_events)
+            tick = self.sim.step()
+            now = tick.time_s
+            update = self._record(tick.requests, tick.result.events, tick.result.vehicle_events)
             batch = self._take_batch()
             self._record_trails(now)
             self._ticks += 1
@@ -436,9 +418,6 @@ class LiveService:
         self._tick_wall_max_s = max(self._tick_wall_max_s, tick_s)
         self._publish(update)
         return update
-
-    def _rider_pull_over(self, vehicle_id: str) -> bool:
-        return self.fleet.vehicles[vehicle_id].stage == "rider_pull_over"
 
     def step_until(self, done: Callable[[], bool], max_sim_s: float) -> bool:
         """Step until `done()` (checked after each step) or `max_sim_s` of sim time passed."""

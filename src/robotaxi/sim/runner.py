@@ -1,21 +1,22 @@
-"""The service runner: one flat loop that owns the world (DESIGN.md, "One tick").
+"""`robotaxi simulate`: a robotaxi service at fleet fidelity, set up on the one runner.
 
-world.step → snapshot → fleet.tick → world.apply, with history recorded for metrics and
-callbacks for progress and the event log. Only this package calls world and fleet together.
+`ServiceSimulation` builds the city, the demand, the fleet and a world (SUMO by default,
+any `World` by factory), hangs the trail recorder, event sink and progress callbacks off a
+`sim.simulation.Simulation`, runs it over the service window plus the time it takes to
+finish the trips under way, and returns the `ServiceHistory` that metrics read.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-import numpy as np
-
-from robotaxi.config import RunConfig
-from robotaxi.core import RideRequest, TimePoint, TripEvent, VehicleEvent
+from robotaxi.config import FleetConfig, RunConfig, WorldConfig
+from robotaxi.core import EmergencyRecord, RideRequest, TripState, World, WorldStats
+from robotaxi.core.types import FloatArray
 from robotaxi.fleet.demand import (
     DemandModel,
     DemandSample,
@@ -27,16 +28,58 @@ from robotaxi.fleet.demand import (
 from robotaxi.fleet.manager import FleetManager, YieldRecord
 from robotaxi.fleet.trips import Trip
 from robotaxi.map import RoadMap, RoutingGraph, build_network, load_map
-from robotaxi.world.sumo_world import EmergencyRecord, SumoWorld, WorldStats
+from robotaxi.sim.callbacks import (
+    EventBatcher,
+    EventSink,
+    Progress,
+    ProgressReporter,
+    TrailRecorder,
+)
+from robotaxi.sim.simulation import Callback, RequestQueue, Simulation, Tick, TravelTimes
 
-# called with the new ride requests, trip events and vehicle events since the last call
-EventSink = Callable[[Sequence[RideRequest], Sequence[TripEvent], Sequence[VehicleEvent]], None]
-Progress = Callable[[float, float, str], None]  # (sim seconds done, total, status text)
+__all__ = ["EventSink", "Progress", "ServiceHistory", "ServiceSimulation", "WorldFactory"]
 
 TRAIL_EVERY_S = 10.0
 TRAVEL_TIME_UPDATE_S = 300.0
 DRAIN_S = 1800.0  # after the last request, finish trips in progress for up to this long
 EVENT_FLUSH = 500
+
+
+class WorldFactory(Protocol):
+    """Builds the world of a run (`SumoWorld` and `FakeWorld` both fit)."""
+
+    def __call__(
+        self,
+        road_map: RoadMap,
+        graph: RoutingGraph,
+        world: WorldConfig,
+        fleet: FleetConfig,
+        *,
+        seed: int,
+        end_s: float,
+        work_dir: Path,
+        background: bool,
+    ) -> World: ...
+
+
+def sumo_world(
+    road_map: RoadMap,
+    graph: RoutingGraph,
+    world: WorldConfig,
+    fleet: FleetConfig,
+    *,
+    seed: int,
+    end_s: float,
+    work_dir: Path,
+    background: bool,
+) -> World:
+    """The default world: the city in SUMO."""
+    from robotaxi.world.sumo_world import SumoWorld  # libsumo loads only when a run needs it
+
+    return SumoWorld(
+        road_map, graph, world, fleet,
+        seed=seed, end_s=end_s, work_dir=work_dir, background=background,
+    )  # fmt: skip
 
 
 @dataclass
@@ -66,7 +109,7 @@ class ServiceHistory:
     vehicles: list[VehicleSummary]
     emergency: list[EmergencyRecord]
     world: WorldStats
-    trails: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
+    trails: dict[str, FloatArray] = field(default_factory=dict)  # N×3: t s, x m, y m
     fleet_command_failures: int = 0
     background: bool = True
 
@@ -75,14 +118,6 @@ def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
     built = build_network(config.map.city, config.map.data_dir, config.map.cache_dir)
     road_map = load_map(built)
     return road_map, RoutingGraph(road_map)
-
-
-def place_fleet(world: SumoWorld, fleet: FleetManager) -> None:
-    """Put the fleet's cars at their starting curbs, in the world and in the fleet's books."""
-    for k, curb in enumerate(fleet.initial_curbs()):
-        vehicle_id = f"taxi{k:03d}"
-        world.add_robotaxi(vehicle_id, curb)
-        fleet.add_vehicle(vehicle_id, curb)
 
 
 def make_demand(config: RunConfig, road_map: RoadMap) -> DemandModel:
@@ -109,9 +144,12 @@ class ServiceSimulation:
         with_fleet: bool = True,
         city: tuple[RoadMap, RoutingGraph] | None = None,
         demand: DemandModel | None = None,
+        world: WorldFactory = sumo_world,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         """`city` and `demand` may be given ready-made (the CLI builds them first, so that bad
-        input fails before the progress bar starts); otherwise they are built from `config`."""
+        input fails before the progress bar starts); otherwise they are built from `config`.
+        `world` builds the world (SUMO unless told otherwise); `callbacks` run after ours."""
         self.config = config
         self._city = city
         self._demand = demand
@@ -120,6 +158,8 @@ class ServiceSimulation:
         self.progress = progress
         self.background = background
         self.with_fleet = with_fleet
+        self.world_factory = world
+        self.extra_callbacks = list(callbacks)
         self.road_map: RoadMap | None = None
 
     def run(self) -> ServiceHistory:
@@ -132,64 +172,40 @@ class ServiceSimulation:
         sample = demand.sample(day, start_hour, cfg.hours, seed=cfg.seed)
         requests = sample.requests if self.with_fleet else ()
         service_s = cfg.hours * 3600.0
+        total_s = service_s + DRAIN_S
         fleet = FleetManager(
             road_map, graph, cfg.fleet, cfg.dispatch,
             demand=demand, day=day, start_hour=start_hour, seed=cfg.seed,
         )  # fmt: skip
-        world = SumoWorld(
+        world = self.world_factory(
             road_map, graph, cfg.world, cfg.fleet,
             seed=cfg.seed, end_s=service_s, work_dir=self.work_dir, background=self.background,
         )  # fmt: skip
-        trails: dict[str, list[tuple[float, float, float]]] = {}
-        pending_events: list[TripEvent] = []
-        pending_rides: list[RideRequest] = []
-        pending_vehicle: list[VehicleEvent] = []
-        total_s = service_s + DRAIN_S
-        next_request = 0
-        next_trail = 0.0
-        next_tt_update = TRAVEL_TIME_UPDATE_S
-        with world:
-            if self.with_fleet:
-                place_fleet(world, fleet)
-            now = 0.0
-            while True:
-                world.step()
-                now = world.time.time_s
-                snapshot = world.snapshot()
-                due: list[RideRequest] = []
-                while next_request < len(requests) and requests[next_request].time.time_s <= now:
-                    due.append(requests[next_request])
-                    next_request += 1
-                if self.with_fleet:
-                    result = fleet.tick(snapshot, due)
-                    for command, reason in world.apply(result.commands):
-                        fleet.on_command_failed(command, reason)
-                    pending_events.extend(result.events)
-                    pending_rides.extend(due)
-                    pending_vehicle.extend(result.vehicle_events)
-                    if self.event_sink is not None and len(pending_events) >= EVENT_FLUSH:
-                        self.event_sink(pending_rides, pending_events, pending_vehicle)
-                        pending_events, pending_rides, pending_vehicle = [], [], []
-                if now >= next_trail:
-                    next_trail += TRAIL_EVERY_S
-                    xmin, ymin, xmax, ymax = road_map.bounds
-                    for i, vid in enumerate(snapshot.ids):
-                        x, y = float(snapshot.xy[i, 0]), float(snapshot.xy[i, 1])
-                        # a car between teleport and re-insertion reports a bogus position
-                        if xmin - 100 <= x <= xmax + 100 and ymin - 100 <= y <= ymax + 100:
-                            trails.setdefault(vid, []).append((now, x, y))
-                if now >= next_tt_update:
-                    next_tt_update += TRAVEL_TIME_UPDATE_S
-                    graph.update_travel_times(world.edge_travel_times(graph.edge_ids))
-                if self.progress is not None and int(now) % 60 == 0:
-                    self.progress(min(now, service_s), service_s, self._status(fleet, world))
-                if now + 1e-9 >= service_s and self._drained(fleet, now, service_s, total_s):
-                    final_status = self._status(fleet, world)
-                    break
-        if self.event_sink is not None and (pending_events or pending_rides or pending_vehicle):
-            self.event_sink(pending_rides, pending_events, pending_vehicle)
+        trails = TrailRecorder(road_map.bounds, every_s=TRAIL_EVERY_S)
+        callbacks: list[Callback] = [TravelTimes(TRAVEL_TIME_UPDATE_S), trails]
+        if self.event_sink is not None:
+            callbacks.append(EventBatcher(self.event_sink, EVENT_FLUSH))
         if self.progress is not None:
-            self.progress(service_s, service_s, final_status)
+            callbacks.append(ProgressReporter(self.progress, service_s, _status))
+        callbacks += self.extra_callbacks
+        sim = Simulation(
+            world, graph,
+            fleet=fleet if self.with_fleet else None,
+            requests=RequestQueue(requests),
+            callbacks=callbacks,
+            step_s=cfg.world.step_s,
+        )  # fmt: skip
+
+        def done(tick: Tick) -> bool:
+            now = tick.time_s
+            if now + 1e-9 < service_s:
+                return False
+            if now >= total_s or sim.fleet is None:
+                return True
+            return all(t.state.terminal for t in fleet.trips.values())
+
+        with sim:
+            last = sim.run(until=done)
         vehicles = [
             VehicleSummary(v.vehicle_id, v.km_empty, v.km_occupied, v.busy_s, v.occupied_s)
             for v in fleet.vehicles.values()
@@ -200,7 +216,7 @@ class ServiceSimulation:
             policy=cfg.dispatch.policy,
             fleet_size=cfg.fleet.size if self.with_fleet else 0,
             service_s=service_s,
-            simulated_s=now,
+            simulated_s=last.time_s,
             wall_s=time.perf_counter() - wall0,
             requests=tuple(requests),
             demand=sample,
@@ -209,28 +225,13 @@ class ServiceSimulation:
             vehicles=vehicles,
             emergency=list(world.emergency.values()),
             world=world.stats,
-            trails=trails,
+            trails=trails.trails(),
             fleet_command_failures=fleet.command_failures,
             background=self.background,
         )
 
-    def _drained(self, fleet: FleetManager, now: float, service_s: float, total_s: float) -> bool:
-        if now >= total_s or not self.with_fleet:
-            return True
-        return all(t.state.terminal for t in fleet.trips.values())
 
-    @staticmethod
-    def _status(fleet: FleetManager, world: SumoWorld) -> str:
-        done = sum(1 for t in fleet.trips.values() if t.state.value == "completed")
-        return f"{len(fleet.trips)} requests, {done} completed, {world.vehicle_count()} vehicles"
-
-
-def first_time(trip: Trip, state: str) -> TimePoint | None:
-    for event in trip.events:
-        if event.state.value == state:
-            return event.time
-    return None
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(values, q)) if len(values) else math.nan
+def _status(sim: Simulation) -> str:
+    trips = sim.fleet.trips if sim.fleet is not None else {}
+    done = sum(1 for t in trips.values() if t.state == TripState.COMPLETED)
+    return f"{len(trips)} requests, {done} completed, {sim.world.vehicle_count()} vehicles"

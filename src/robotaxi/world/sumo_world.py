@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,11 +21,17 @@ from robotaxi.config import FleetConfig, WorldConfig
 from robotaxi.core import (
     AgentKind,
     AgentState,
+    CommandFailure,
+    DriveTo,
+    EmergencyRecord,
+    PullOver,
+    Resume,
     SirenState,
     TimePoint,
     VehicleCommand,
     WorldError,
     WorldSnapshot,
+    WorldStats,
 )
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.traffic import (
@@ -110,37 +116,6 @@ class _ClearedCar:
     vehicle_id: str
     for_ev: str
     since_s: float
-
-
-@dataclass
-class EmergencyRecord:
-    vehicle_id: str
-    probe_id: str
-    route_m: float
-    depart_s: float | None = None
-    arrive_s: float | None = None
-    probe_depart_s: float | None = None
-    probe_arrive_s: float | None = None
-
-    @property
-    def travel_s(self) -> float | None:
-        if self.depart_s is None or self.arrive_s is None:
-            return None
-        return self.arrive_s - self.depart_s
-
-    @property
-    def probe_travel_s(self) -> float | None:
-        if self.probe_depart_s is None or self.probe_arrive_s is None:
-            return None
-        return self.probe_arrive_s - self.probe_depart_s
-
-
-@dataclass
-class WorldStats:
-    teleports: int = 0
-    cleared_for_ev: int = 0
-    command_failures: int = 0
-    failures: list[str] = field(default_factory=list)
 
 
 class SumoWorld:
@@ -294,22 +269,21 @@ class SumoWorld:
         self.robotaxis.append(vehicle_id)
         self._robotaxi_set.add(vehicle_id)
 
-    def apply(self, commands: Iterable[VehicleCommand]) -> list[tuple[VehicleCommand, str]]:
+    def apply(self, commands: Iterable[VehicleCommand]) -> list[CommandFailure]:
         """Carry out commands; returns those that failed with the reason (the fleet retries)."""
-        failed: list[tuple[VehicleCommand, str]] = []
+        failed: list[CommandFailure] = []
         for cmd in commands:
             try:
-                if cmd.kind == "drive_to":
-                    self._drive_to(cmd.vehicle_id, cmd.edge, cmd.pos, cmd.lane_index)
-                elif cmd.kind == "pull_over":
-                    self._pull_over(cmd.vehicle_id)
-                elif cmd.kind == "resume":
-                    self._resume(cmd.vehicle_id)
-                else:
-                    raise WorldError(f"unknown vehicle command {cmd.kind!r}")
+                match cmd:
+                    case DriveTo(vid, edge, pos, lane_index):
+                        self._drive_to(vid, edge, pos, lane_index)
+                    case PullOver(vid):
+                        self._pull_over(vid)
+                    case Resume(vid):
+                        self._resume(vid)
             except libsumo.TraCIException as exc:
                 self.stats.command_failures += 1
-                failed.append((cmd, str(exc)))
+                failed.append(CommandFailure(cmd, str(exc)))
         return failed
 
     def _clear_stops(self, vid: str) -> None:

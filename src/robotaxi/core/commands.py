@@ -1,0 +1,54 @@
+"""Typed commands from the fleet to the world (DESIGN.md, "One tick": `world.apply`).
+
+Each command is a frozen dataclass naming one vehicle; `VehicleCommand` is their union, so
+a world dispatches on the type (`match`) and a misspelt kind cannot exist.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class PullOverReason(enum.StrEnum):
+    """Why a car is asked to stop at the kerb just ahead."""
+
+    EMERGENCY = "emergency"  # an ambulance comes (CVC 21806): wait, then resume
+    RIDER = "rider"  # the rider asked to get out here: the trip ends at this kerb
+
+
+@dataclass(frozen=True, slots=True)
+class DriveTo:
+    """End any stop, drive to the kerb of `edge` at `pos` (m along the lane) on lane
+    `lane_index`, and park there off the lane until the next command."""
+
+    vehicle_id: str
+    edge: str
+    pos: float
+    lane_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullOver:
+    """Stop at the kerb just ahead, off the lane, and wait."""
+
+    vehicle_id: str
+    reason: PullOverReason = PullOverReason.EMERGENCY
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """End the current stop and merge back into traffic."""
+
+    vehicle_id: str
+
+
+VehicleCommand = DriveTo | PullOver | Resume
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFailure:
+    """A command the world could not carry out, and why (the fleet retries)."""
+
+    command: VehicleCommand
+    reason: str

@@ -1,0 +1,98 @@
+"""The `World` protocol: what the runner needs of a simulated city (DESIGN.md, "One tick").
+
+`world.SumoWorld` runs the city in Eclipse SUMO; `world.FakeWorld` moves cars along the
+routing graph at edge speeds (no lanes, no signals) so that the fleet, the runner and the
+service can be tested in milliseconds. The runner (`sim`) talks to either only through this
+protocol and the frozen types of `core`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from robotaxi.core.commands import CommandFailure, VehicleCommand
+from robotaxi.core.time import TimePoint
+from robotaxi.core.types import WorldSnapshot
+
+
+@dataclass
+class EmergencyRecord:
+    """One ambulance run and its ordinary-car twin on the same route (times in s)."""
+
+    vehicle_id: str
+    probe_id: str
+    route_m: float
+    depart_s: float | None = None
+    arrive_s: float | None = None
+    probe_depart_s: float | None = None
+    probe_arrive_s: float | None = None
+
+    @property
+    def travel_s(self) -> float | None:
+        if self.depart_s is None or self.arrive_s is None:
+            return None
+        return self.arrive_s - self.depart_s
+
+    @property
+    def probe_travel_s(self) -> float | None:
+        if self.probe_depart_s is None or self.probe_arrive_s is None:
+            return None
+        return self.probe_arrive_s - self.probe_depart_s
+
+
+@dataclass
+class WorldStats:
+    """Running counts a world keeps for the run's report."""
+
+    teleports: int = 0
+    cleared_for_ev: int = 0
+    command_failures: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class World(Protocol):
+    """A simulated city the runner steps, reads once per tick and commands."""
+
+    stats: WorldStats
+
+    @property
+    def emergency(self) -> Mapping[str, EmergencyRecord]:
+        """Every ambulance run of the world, by the ambulance's id."""
+        ...
+
+    @property
+    def time(self) -> TimePoint:
+        """The simulation time after the last `step`."""
+        ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None:
+        """Release the simulation; safe to call twice."""
+        ...
+
+    def step(self) -> None:
+        """Advance by one step of the world's configured length."""
+        ...
+
+    def snapshot(self) -> WorldSnapshot:
+        """Ground truth of the robotaxis and active emergency vehicles, read once per tick."""
+        ...
+
+    def apply(self, commands: Iterable[VehicleCommand]) -> list[CommandFailure]:
+        """Carry out commands at this tick; returns those that failed (the fleet retries)."""
+        ...
+
+    def add_robotaxi(self, vehicle_id: str, curb_index: int) -> None:
+        """Put a robotaxi in the world, parked at a curb spot (off the lane)."""
+        ...
+
+    def vehicle_count(self) -> int:
+        """Every vehicle in the world now: robotaxis, background traffic, ambulances."""
+        ...
+
+    def edge_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
+        """The current travel-time estimate per edge (s), for routing and ETAs."""
+        ...
