@@ -180,12 +180,8 @@ def _run_sumo(
     progress: Callable[[float, float, str], None],
 ) -> dict[str, Any]:
     from robotaxi.sim import runner
-    from robotaxi.world.sumo_taxi import (
-        SumoTaxiSettings,
-        baseline_kpis,
-        fleet_start_curbs,
-        run_sumo_taxi,
-    )
+    from robotaxi.sim.sumo_taxi import run_sumo_taxi
+    from robotaxi.world.sumo_taxi import SumoTaxiSettings, baseline_kpis, fleet_start_curbs
 
     road_map, graph = runner.load_city(config)
     day, start_hour = config.start_day_hour

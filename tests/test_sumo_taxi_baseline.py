@@ -1,4 +1,4 @@
-"""SUMO's own taxi dispatch as the fleet benchmark's peer baseline (robotaxi.world.sumo_taxi)."""
+"""SUMO's own taxi dispatch as the fleet benchmark's peer baseline (robotaxi.sim.sumo_taxi)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from robotaxi.core import RideRequest, TimePoint, WorldError
 from robotaxi.fleet.manager import FleetManager
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.runner import make_demand
+from robotaxi.sim.sumo_taxi import run_sumo_taxi
 from robotaxi.world.sumo_taxi import (
     RiderOutcome,
     SumoTaxiResult,
     SumoTaxiSettings,
     baseline_kpis,
     fleet_start_curbs,
-    run_sumo_taxi,
     shared_rides,
     taxi_types_xml,
     taxis_and_riders_xml,
@@ -35,6 +35,7 @@ def _request(rid: str, t_s: float, a: np.ndarray, b: np.ndarray, patience_s: flo
     )  # fmt: skip
 
 
+@pytest.mark.sumo
 def test_start_curbs_are_the_ones_our_fleet_starts_from(
     grid_map: RoadMap, grid_graph: RoutingGraph
 ) -> None:
@@ -78,6 +79,7 @@ def test_shared_rides_counts_riders_on_board_together() -> None:
     assert shared_rides(riders) == 2
 
 
+@pytest.mark.sumo
 def test_riders_and_taxis_sit_at_our_curb_spots(grid_map: RoadMap) -> None:
     curbs = grid_map.curbs
     pick = [5, 40, 77]
@@ -107,6 +109,7 @@ def test_riders_and_taxis_sit_at_our_curb_spots(grid_map: RoadMap) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.sumo
 def test_one_taxi_one_rider_wait_is_bounded_by_driving_time(
     grid_map: RoadMap, grid_graph: RoutingGraph, tmp_path: Path
 ) -> None:
@@ -139,6 +142,7 @@ def test_one_taxi_one_rider_wait_is_bounded_by_driving_time(
 
 
 @pytest.mark.slow
+@pytest.mark.sumo
 def test_ten_minutes_on_the_grid_with_traffic(
     grid_map: RoadMap, grid_graph: RoutingGraph, tmp_path: Path
 ) -> None:
@@ -171,6 +175,7 @@ def test_ten_minutes_on_the_grid_with_traffic(
     assert run(tmp_path / "b").riders == result.riders
 
 
+@pytest.mark.sumo
 def test_bad_settings_and_inputs_raise_named_errors(
     grid_map: RoadMap, grid_graph: RoutingGraph, tmp_path: Path
 ) -> None:

@@ -17,45 +17,32 @@ exceeded the request's `patience_s` counts as not served (our riders cancel inst
 also frees the car; SUMO's cars still fetch them). Waits come from SUMO's personinfo output:
 the ride's `depart` (the moment the rider boarded) minus the request time.
 
-libsumo is a process-wide singleton: run one baseline per process (the benchmark runs each
-configuration in its own subprocess), and never while a `SumoWorld` is open.
+This module writes SUMO's inputs and reads its outputs; `sim.sumo_taxi.run_sumo_taxi` runs
+it on the one runner, in a `SumoWorld` (libsumo: one simulation per process).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import libsumo
 import numpy as np
 
-from robotaxi.config import FleetConfig, WorldConfig
+from robotaxi.config import FleetConfig
 from robotaxi.core import RideRequest, WorldError
-from robotaxi.map import RoadMap, RoutingGraph
-from robotaxi.world.sumo_world import SumoWorld, sumo_command
-from robotaxi.world.traffic import (
-    ROBOTAXI_TYPE,
-    background_routes,
-    emergency_routes_xml,
-    emergency_runs,
-    sumo_env,
-    vehicle_types_xml,
-)
+from robotaxi.map import RoadMap
+from robotaxi.world.sumo_world import SumoSetup
+from robotaxi.world.traffic import ROBOTAXI_TYPE, vehicle_types_xml
 
 DISPATCH_ALGORITHMS = ("greedy", "greedyClosest", "greedyShared", "routeExtension")
 ROUTING_ALGORITHMS = ("dijkstra", "astar", "CH", "CHWrapper")
 TAXI_LINE = "taxi"
 FLEET_RNG_TAG = 0xF1EE7  # FleetManager seeds its generator with [seed, 0xF1EE7]
 PARK_S = 1e7
-
-# (sim seconds done, total, status text), as sim.runner's progress callback
-Progress = Callable[[float, float, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,29 +163,13 @@ def taxis_and_riders_xml(
     return ET.tostring(root, encoding="unicode")
 
 
-def _check_requests_sorted(requests: Sequence[RideRequest]) -> None:
+def check_requests_sorted(requests: Sequence[RideRequest]) -> None:
     times = [r.time.time_us for r in requests]
     if times != sorted(times):
         raise WorldError("ride requests must be sorted by time (as DemandSample gives them)")
 
 
-def run_sumo_taxi(
-    road_map: RoadMap,
-    graph: RoutingGraph,
-    world: WorldConfig,
-    fleet: FleetConfig,
-    requests: Sequence[RideRequest],
-    start_curbs: Sequence[int],
-    *,
-    seed: int,
-    service_s: float,
-    work_dir: Path,
-    settings: SumoTaxiSettings = SumoTaxiSettings(),
-    background: bool = True,
-    progress: Progress | None = None,
-) -> SumoTaxiResult:
-    """Run SUMO's taxi dispatch for the service window (+ drain) and collect every rider."""
-    wall0 = time.perf_counter()
+def check_settings(settings: SumoTaxiSettings, start_curbs: Sequence[int]) -> None:
     if settings.dispatch_algorithm not in DISPATCH_ALGORITHMS:
         raise WorldError(
             f"unknown SUMO dispatch algorithm {settings.dispatch_algorithm!r}: "
@@ -211,102 +182,40 @@ def run_sumo_taxi(
         )
     if not start_curbs:
         raise WorldError("the SUMO taxi baseline needs at least one taxi: give start curbs")
-    _check_requests_sorted(requests)
+
+
+def sumo_taxi_setup(
+    road_map: RoadMap,
+    fleet: FleetConfig,
+    requests: Sequence[RideRequest],
+    start_curbs: Sequence[int],
+    settings: SumoTaxiSettings,
+    *,
+    service_s: float,
+    work_dir: Path,
+) -> SumoSetup:
+    """SUMO's inputs for its own taxi dispatch on our city: the taxis and riders as route
+    files, the taxi device's options, and where SUMO writes each rider's outcome
+    (`personinfo.xml` in `work_dir`, read back by `read_rider_outcomes`)."""
+    check_settings(settings, start_curbs)
+    check_requests_sorted(requests)
     work_dir.mkdir(parents=True, exist_ok=True)
-    types_file = work_dir / "taxi-types.add.xml"
-    types_file.write_text(taxi_types_xml(fleet))
-    route_files: list[Path] = []
-    bg: Path | None = None
-    if background:
-        # the same cached file SumoWorld reads for this map, density, window and seed
-        vph = world.background_vehicles_per_hour_per_km2 * road_map.area_km2
-        bg = background_routes(road_map, vph, service_s, seed, road_map.net_file.parent / "routes")
-        if bg is not None:
-            route_files.append(bg)
-    runs = emergency_runs(road_map, graph, world.emergency_per_hour, service_s, seed)
-    if runs:
-        ev_file = work_dir / "emergency.rou.xml"
-        ev_file.write_text(emergency_routes_xml(runs))
-        route_files.append(ev_file)
     riders_file = work_dir / "taxis-riders.rou.xml"
     riders_file.write_text(taxis_and_riders_xml(road_map, start_curbs, requests))
-    route_files.append(riders_file)
-    tripinfo = work_dir / "tripinfo.xml"
-    personinfo = work_dir / "personinfo.xml"
-    end_s = service_s + settings.drain_s
-    base = sumo_command(
-        road_map.net_file, types_file, route_files, world, seed,
-        end_s=end_s + 1, routing_algorithm=settings.routing_algorithm,
-    )  # fmt: skip
-    cmd = [
-        *base,
+    args = (
         "--device.taxi.dispatch-algorithm", settings.dispatch_algorithm,
         "--device.taxi.dispatch-period", f"{settings.dispatch_period_s:g}",
         "--device.taxi.idle-algorithm", "stop",
-        "--tripinfo-output", str(tripinfo),
-        "--personinfo-output", str(personinfo),
+        "--tripinfo-output", str(work_dir / "tripinfo.xml"),
+        "--personinfo-output", str(work_dir / "personinfo.xml"),
         "--tripinfo-output.write-unfinished", "true",
-    ]  # fmt: skip
-    if SumoWorld._active:
-        raise WorldError("a SUMO simulation is already running in this process: close it first")
-    os.environ.setdefault("SUMO_HOME", sumo_env()["SUMO_HOME"])
-    try:
-        libsumo.start(cmd)
-    except libsumo.TraCIException as exc:
-        raise WorldError(f"SUMO did not start: {exc}") from None
-    SumoWorld._active = True  # libsumo is one simulation per process: keep SumoWorld out
-    teleports = 0
-    now = 0.0
-    capped = False
-    window_wall: float | None = None
-    last_request_s = requests[-1].time.time_s if requests else 0.0
-    try:
-        while True:
-            libsumo.simulation.step()
-            now = libsumo.simulation.getTime()
-            teleports += libsumo.simulation.getStartingTeleportNumber()
-            if window_wall is None and now + 1e-9 >= service_s:
-                window_wall = time.perf_counter() - wall0
-            if progress is not None and int(now) % 60 == 0:
-                progress(min(now, service_s), service_s, _status())
-            if now + 1e-9 >= end_s:
-                break
-            if (
-                now + 1e-9 >= service_s
-                and now > last_request_s
-                and libsumo.person.getIDCount() == 0
-            ):
-                break  # every rider delivered (or left the simulation)
-            if (
-                settings.max_wall_s is not None
-                and time.perf_counter() - wall0 > settings.max_wall_s
-            ):
-                capped = True
-                break
-    finally:
-        libsumo.close()  # writes tripinfo/personinfo, unfinished riders included
-        SumoWorld._active = False
-    if progress is not None:
-        progress(min(now, service_s), service_s, "done" if not capped else "capped")
-    riders = read_rider_outcomes(personinfo, requests, deliver_by_s=end_s)
-    return SumoTaxiResult(
-        settings=settings,
-        fleet_size=len(start_curbs),
-        service_s=service_s,
-        simulated_s=now,
-        wall_s=time.perf_counter() - wall0,
-        window_wall_s=window_wall,
-        capped=capped,
-        riders=riders,
-        teleports=teleports,
-        background_file=str(bg) if bg is not None else None,
-    )
-
-
-def _status() -> str:
-    return (
-        f"{libsumo.person.getIDCount()} riders loaded in SUMO (waiting or riding), "
-        f"{libsumo.vehicle.getIDCount()} vehicles"
+    )  # fmt: skip
+    return SumoSetup(
+        types_xml=taxi_types_xml(fleet),
+        route_files=(riders_file,),
+        extra_args=args,
+        routing_algorithm=settings.routing_algorithm,
+        sumo_end_s=service_s + settings.drain_s + 1,
     )
 
 

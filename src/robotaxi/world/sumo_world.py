@@ -106,6 +106,19 @@ def sumo_command(
     return cmd
 
 
+@dataclass(frozen=True, slots=True)
+class SumoSetup:
+    """What a run adds to our city's SUMO inputs (SUMO's own taxi baseline uses it): vTypes
+    in place of ours, more route files (taxis, riders), more options, SUMO's router, and
+    SUMO's own end time (default: an hour past the service window)."""
+
+    types_xml: str | None = None
+    route_files: tuple[Path, ...] = ()
+    extra_args: tuple[str, ...] = ()
+    routing_algorithm: str = "dijkstra"
+    sumo_end_s: float | None = None
+
+
 def sumo_heading(angle_deg: float) -> float:
     """SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from east)."""
     return math.radians(90.0 - angle_deg)
@@ -134,6 +147,7 @@ class SumoWorld:
         end_s: float,
         work_dir: Path,
         background: bool = True,
+        setup: SumoSetup | None = None,
     ) -> None:
         self.road_map = road_map
         self.graph = graph
@@ -143,6 +157,7 @@ class SumoWorld:
         self.end_s = end_s
         self.work_dir = work_dir
         self.background = background
+        self.setup = setup if setup is not None else SumoSetup()
         self.stats = WorldStats()
         self.robotaxis: list[str] = []
         self.emergency: dict[str, EmergencyRecord] = {}
@@ -155,8 +170,14 @@ class SumoWorld:
         self._moved: set[str] = set()  # every car ever placed by `move_ego`
         self._started = False
         self._time_s = 0.0
+        self._background_file: Path | None = None
 
     # --- life cycle ---------------------------------------------------------------------
+
+    @property
+    def background_file(self) -> Path | None:
+        """The background traffic's route file this world runs (None without background)."""
+        return self._background_file
 
     def start(self) -> None:
         if SumoWorld._active:
@@ -164,7 +185,8 @@ class SumoWorld:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         types_file = self.work_dir / "types.add.xml"
         types_file.write_text(
-            vehicle_types_xml(
+            self.setup.types_xml
+            or vehicle_types_xml(
                 self.fleet_config.vehicle_length_m,
                 self.fleet_config.vehicle_width_m,
                 self.fleet_config.max_speed_mps,
@@ -178,6 +200,7 @@ class SumoWorld:
             )
             if bg is not None:
                 route_files.append(bg)
+            self._background_file = bg
         runs = emergency_runs(
             self.road_map, self.graph, self.config.emergency_per_hour, self.end_s, self.seed
         )
@@ -187,10 +210,14 @@ class SumoWorld:
             ev_file = self.work_dir / "emergency.rou.xml"
             ev_file.write_text(emergency_routes_xml(runs))
             route_files.append(ev_file)
+        route_files += self.setup.route_files
+        sumo_end_s = self.setup.sumo_end_s
         cmd = sumo_command(
             self.road_map.net_file, types_file, route_files, self.config, self.seed,
-            end_s=self.end_s + 3600,
+            end_s=self.end_s + 3600 if sumo_end_s is None else sumo_end_s,
+            routing_algorithm=self.setup.routing_algorithm,
         )  # fmt: skip
+        cmd += self.setup.extra_args
         os.environ.setdefault("SUMO_HOME", sumo_env()["SUMO_HOME"])
         try:
             libsumo.start(cmd)
@@ -680,6 +707,10 @@ class SumoWorld:
 
     def vehicle_count(self) -> int:
         return int(libsumo.vehicle.getIDCount())
+
+    def person_count(self) -> int:
+        """People in the simulation now (SUMO's taxi riders, waiting or riding)."""
+        return int(libsumo.person.getIDCount())
 
     def edge_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
         """SUMO's current travel-time estimate per edge (s), for routing and ETAs."""
