@@ -91,10 +91,11 @@ def main() -> None:
     lines = [
         "# Driving suite: our stack vs the IDM baseline",
         "",
-        "Every scenario in `scenarios/`, same seed and traffic for both planners; progress is"
-        " scored against the IDM run (the reference driver). City blocks hide what is behind"
-        " them from both planners' cameras; ours also hears sirens (roof microphones), the"
-        " IDM baseline ignores them. `.venv/bin/python benchmarks/bench_drive.py`",
+        "Every scenario in `src/robotaxi/scenarios/`, same seed and traffic for both planners;"
+        " progress is scored against the IDM run (the reference driver). City blocks hide what"
+        " is behind them from both planners' cameras; ours also hears sirens (roof"
+        " microphones), the IDM baseline ignores them."
+        " `.venv/bin/python benchmarks/bench_drive.py`",
         "",
         "| scenario | ours: passed | score | comfort | max abs jerk m/s³ | siren heard / audio"
         " reaction ticks | IDM: passed | score | IDM fails |",

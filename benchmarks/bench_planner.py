@@ -33,11 +33,12 @@ import numpy as np  # noqa: E402
 
 from robotaxi.autonomy.planning.motion import MotionPlanner  # noqa: E402
 from robotaxi.autonomy.planning.reference import ReferencePath  # noqa: E402
-from robotaxi.autonomy.sensors.cameras import CameraConfig, CameraSpec  # noqa: E402
 from robotaxi.autonomy.stack import AutonomyStack, IdmPlanner, PdmPlanner, Planner  # noqa: E402
 from robotaxi.autonomy.vehicle import VehicleState, step  # noqa: E402
+from robotaxi.config.sensors import CameraConfig, CameraSpec  # noqa: E402
 from robotaxi.core.time import TimePoint  # noqa: E402
 from robotaxi.core.types import AgentKind, AgentState  # noqa: E402
+from robotaxi.sim.sensors import CarSensors  # noqa: E402
 
 LANE = 3.5
 N_AGENTS = 40
@@ -101,7 +102,8 @@ def run(planners: dict[str, Planner], ticks: int, seed: int) -> list[dict[str, A
     roof = CameraSpec(camera_id="roof_360", min_range_m=3.5, max_range_m=1000.0)
     cameras = CameraConfig(cameras=(roof,), occlusion=False)
     labels = list(planners)
-    stacks = [AutonomyStack(planners[k], seed=seed, camera_config=cameras) for k in labels]
+    stacks = [AutonomyStack(planners[k]) for k in labels]
+    sensors = [CarSensors(seed=seed, camera_config=cameras) for _ in labels]
     x0, y, v = traffic(seed)
     egos = [VehicleState(0.0, 0.0, 0.0, 8.0) for _ in planners]
     n_tracks: list[list[int]] = [[] for _ in planners]
@@ -112,7 +114,8 @@ def run(planners: dict[str, Planner], ticks: int, seed: int) -> list[dict[str, A
         agents = agents_at(t, x0, y, v)
         for i, stack in enumerate(stacks):
             c0 = time.process_time()
-            out = stack.step(egos[i], agents, path, {}, None, TimePoint.from_s(t), DT)
+            seen = sensors[i].observe(egos[i], agents, [], {}, TimePoint.from_s(t), DT)
+            out = stack.step(egos[i], seen, path, None, DT)
             cpu_ms[i].append((time.process_time() - c0) * 1e3)
             n_tracks[i].append(len(out.tracks))
             egos[i] = step(egos[i], out.command, DT)
@@ -121,8 +124,10 @@ def run(planners: dict[str, Planner], ticks: int, seed: int) -> list[dict[str, A
     results = []
     skip = 10  # the tracker confirms tracks over the first ticks
     for i, stack in enumerate(stacks):
-        times = {s: np.array(v_)[skip:] * 1e3 for s, v_ in stack.times.by_stage.items()}
-        cpu = {s: np.array(v_)[skip:] * 1e3 for s, v_ in stack.times.cpu_by_stage.items()}
+        by_stage = {**sensors[i].times.by_stage, **stack.times.by_stage}
+        cpu_by_stage = {**sensors[i].times.cpu_by_stage, **stack.times.cpu_by_stage}
+        times = {s: np.array(v_)[skip:] * 1e3 for s, v_ in by_stage.items()}
+        cpu = {s: np.array(v_)[skip:] * 1e3 for s, v_ in cpu_by_stage.items()}
         plan_ctrl = times["planning"] + times["control"]
         plan_ctrl_cpu = cpu["planning"] + cpu["control"]
         total = np.sum([times[s_] for s_ in times], axis=0)

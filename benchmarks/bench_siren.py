@@ -41,14 +41,14 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
-from robotaxi.autonomy.perception import siren_train as st  # noqa: E402
 from robotaxi.autonomy.perception.siren import SirenDetector, SirenModel, load_model  # noqa: E402
 from robotaxi.autonomy.perception.siren_features import HOP_S, SAMPLE_RATE_HZ  # noqa: E402
-from robotaxi.autonomy.sensors.microphones import (  # noqa: E402
+from robotaxi.sim.sensors.microphones import (  # noqa: E402
     MicArrayConfig,
     SirenPattern,
     StreetBackground,
 )
+from robotaxi.training import siren as st  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

@@ -30,7 +30,7 @@ from test_service_autonomy import (  # noqa: F401 - quiet_client: a fixture
     trip_state,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.sumo]
 AMBULANCE = "amb-cross"
 JUNCTION_AHEAD_M = 70.0  # the junction the ambulance crosses is at least this far ahead
 AMBULANCE_BEFORE_M = 150.0  # the ambulance starts this far before that junction

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from robotaxi.autonomy.sensors.cameras import (
+from robotaxi.core.time import TimePoint
+from robotaxi.core.types import AgentKind, AgentState, Pose, SirenState
+from robotaxi.sim.sensors.cameras import (
     CameraConfig,
     StaticOccluders,
     block_polygons,
@@ -15,8 +17,6 @@ from robotaxi.autonomy.sensors.cameras import (
     map_block_occluders,
     simulate_cameras,
 )
-from robotaxi.core.time import TimePoint
-from robotaxi.core.types import AgentKind, AgentState, Pose, SirenState
 
 T0 = TimePoint(0)
 EGO = Pose(0.0, 0.0, 0.0)
@@ -47,7 +47,7 @@ def test_range_and_field_of_view() -> None:
     assert by_id["beside"].sensor_id == "side_left"
     assert by_id["beside_right"].sensor_id == "side_right"
     # a rig with only a forward 90° camera does not see behind or beside
-    from robotaxi.autonomy.sensors.cameras import CameraSpec
+    from robotaxi.config.sensors import CameraSpec
 
     narrow = PERFECT.model_copy(
         update={"cameras": (CameraSpec(camera_id="front", fov_rad=math.pi / 2),)}
@@ -172,6 +172,7 @@ def test_city_blocks_from_the_streets_hide_the_cross_street_until_the_corner() -
     assert len(occluders.near(50.0, 50.0, 10.0)) == 1
 
 
+@pytest.mark.sumo
 def test_grid_city_blocks_hide_the_hidden_cross_street_ambulance() -> None:
     from robotaxi.config import load_config
     from robotaxi.sim.runner import load_city

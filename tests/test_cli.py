@@ -60,6 +60,7 @@ def test_existing_results_are_not_overwritten(tmp_path: Path) -> None:
     assert (out / "kpis.json").read_text() == '{"kept": true}'
 
 
+@pytest.mark.sumo
 def test_map_build_command(tmp_path: Path) -> None:
     proc = robotaxi(
         "map", "build", "--city", "grid", "--cache-dir", str(tmp_path / "c"), cwd=tmp_path

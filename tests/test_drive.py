@@ -45,6 +45,7 @@ def test_the_suite_has_the_scenarios_the_issue_asks_for() -> None:
         for n in MISSION
     ],
 )
+@pytest.mark.sumo
 def test_scenario_passes_its_own_criteria(name: str, tmp_path: Path) -> None:
     """With the sensors a real car has (microphones on, city blocks hiding what is behind
     them: the default); the IDM reference shares the cameras and blocks, not the ears."""
@@ -84,6 +85,7 @@ def test_microphones_and_city_blocks_are_on_unless_a_scenario_turns_them_off(
     assert SensorsSpec().microphones and SensorsSpec().city_blocks
 
 
+@pytest.mark.sumo
 def test_same_seed_same_drive(tmp_path: Path) -> None:
     """With the default sensors (microphones, city blocks) the whole loop is deterministic:
     street audio, siren detection and the decisions it drives. The first 12 s of
@@ -108,6 +110,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.sumo
 def test_drive_json_output(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     proc = _cli("--scenario", "ambulance-from-behind", "--json", cwd=repo)
@@ -129,6 +132,7 @@ def test_drive_json_output(tmp_path: Path) -> None:
     ].keys()
 
 
+@pytest.mark.sumo
 def test_render_writes_an_animation(tmp_path: Path) -> None:
     from robotaxi.metrics.render import render_drive_gif
 
@@ -143,8 +147,13 @@ def test_render_writes_an_animation(tmp_path: Path) -> None:
     [
         (None, "unknown scenario"),
         ("name: x\ncity: grid\n", "field ego: Field required"),
-        ("name: x\nego: {route: [B1B2], start_pos_m: 900}\n", "off the road"),
-        ("name: x\nego: {route: [NOPE]}\n", "not in map"),
+        # these two load the grid city to look up the route (netgenerate on a fresh cache)
+        pytest.param(
+            "name: x\nego: {route: [B1B2], start_pos_m: 900}\n",
+            "off the road",
+            marks=pytest.mark.sumo,
+        ),
+        pytest.param("name: x\nego: {route: [NOPE]}\n", "not in map", marks=pytest.mark.sumo),
         ("name: x\nego: {route: [B1B2]}\nduration_s: -3\n", "duration_s"),
         ("[unclosed", "not valid YAML"),
     ],

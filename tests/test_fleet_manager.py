@@ -16,6 +16,8 @@ from robotaxi.fleet.manager import (
     YieldRecord,
 )
 
+pytestmark = pytest.mark.sumo  # every test runs on the grid city, which netgenerate builds
+
 
 def _manager(grid_map, grid_graph, policy: str = "batch") -> FleetManager:  # type: ignore[no-untyped-def]
     config = load_config(overrides={"dispatch.policy": policy, "dispatch.rebalance": False})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robotaxi.autonomy.sensors.microphones import MicArrayConfig, StreetBackground, _harmonic_sum
+from robotaxi.sim.sensors.microphones import MicArrayConfig, StreetBackground, _harmonic_sum
 
 
 def _brute(phase: np.ndarray, weights: np.ndarray) -> np.ndarray:

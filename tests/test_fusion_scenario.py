@@ -18,6 +18,8 @@ from robotaxi.config.scenario import load_scenario
 from robotaxi.metrics.scenario_report import scenario_report
 from robotaxi.sim.drive import run_scenario
 
+pytestmark = pytest.mark.sumo
+
 NAME = "ambulance-hidden-cross-street"
 # long enough for the ambulance to cross (~27 s) and the car to move on (v ≥ 2 m/s)
 DURATION_S = 31.0

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from robotaxi.autonomy.planning.behaviour import Behaviour
 from robotaxi.autonomy.planning.reference import ReferencePath
-from robotaxi.autonomy.sensors.microphones import MicArrayConfig, MicrophoneArray
 from robotaxi.autonomy.stack import AutonomyStack
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center
+from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core.errors import ConfigError
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import AgentKind, AgentState, Pose, SirenState
+from robotaxi.core.types import AgentKind, AgentState, Observation, Pose, SirenState
+from robotaxi.sim.sensors import CarSensors
+from robotaxi.sim.sensors.microphones import MicrophoneArray
 
 DT = 0.1
 
@@ -27,7 +30,8 @@ def _run(seconds: float, seed: int = 3) -> list[tuple[str, bool, float | None]]:
     )
     config = MicArrayConfig(negatives_dir=None, seed=seed)
     mics = MicrophoneArray(config)
-    stack = AutonomyStack(seed=seed, mic_config=config)
+    cameras = CarSensors(seed=seed)  # nothing in sight; the array is driven by hand below
+    stack = AutonomyStack(mic_config=config)
     ego = VehicleState(0.0, 0.0, 0.0, 10.0)
     log = []
     for k in range(round(seconds / DT)):
@@ -38,7 +42,8 @@ def _run(seconds: float, seed: int = 3) -> list[tuple[str, bool, float | None]]:
         cx, cy = footprint_center(ego.x, ego.y, ego.heading, IPACE)
         audio = mics.hear(Pose(float(cx), float(cy), ego.heading), [amb], t, DT, ego_speed_mps=10)
         # the ego moves on at constant speed: this test is about what the stack decides
-        out = stack.step(ego, [], path, {}, None, TimePoint.from_s(t + DT), DT, audio=audio)
+        seen = cameras.observe(ego, [], [], {}, TimePoint.from_s(t + DT), DT)
+        out = stack.step(ego, replace(seen, audio=audio), path, None, DT)
         siren = stack.last_siren
         assert siren is not None
         log.append((out.behaviour, siren.detected, siren.bearing_map_rad))
@@ -65,7 +70,8 @@ def test_audio_without_microphones_is_a_clear_error() -> None:
     path = ReferencePath.straight((0.0, 0.0), 0.0, 100.0)
     with pytest.raises(ConfigError, match="without microphones"):
         stack.step(
-            VehicleState(0.0, 0.0, 0.0, 0.0), [], path, {}, None, TimePoint(0), DT,
-            audio=np.zeros((4, 1600)),
+            VehicleState(0.0, 0.0, 0.0, 0.0),
+            Observation(TimePoint(0), (), audio=np.zeros((4, 1600), dtype=np.float32)),
+            path, None, DT,
         )  # fmt: skip
     assert stack.siren_detector is None and stack.last_siren is None

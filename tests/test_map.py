@@ -14,6 +14,7 @@ from robotaxi.core import DataNotFoundError, MapBuildError
 from robotaxi.map import RoutingGraph, build_network, load_map
 
 
+@pytest.mark.sumo
 def test_grid_city_is_3km_with_two_lane_streets_and_signalised_four_lane_arterials(
     grid_map,
 ) -> None:
@@ -31,6 +32,7 @@ def test_grid_city_is_3km_with_two_lane_streets_and_signalised_four_lane_arteria
     )
 
 
+@pytest.mark.sumo
 def test_build_is_cached_by_content(map_cache: Path) -> None:
     first = build_network("grid", SHARED_DATA, map_cache)
     stamp = first.net_file.stat().st_mtime_ns
@@ -38,6 +40,7 @@ def test_build_is_cached_by_content(map_cache: Path) -> None:
     assert again.net_file == first.net_file and again.net_file.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.sumo
 def test_lonlat_round_trip_and_grid_sits_in_san_francisco(grid_map) -> None:
     x = np.array([0.0, 1500.0, 3000.0])
     y = np.array([0.0, 1500.0, 3000.0])
@@ -50,6 +53,7 @@ def test_lonlat_round_trip_and_grid_sits_in_san_francisco(grid_map) -> None:
     assert (lon[2] - lon[0]) * 111_320 * np.cos(np.radians(lat[0])) == pytest.approx(3000, rel=0.01)
 
 
+@pytest.mark.sumo
 def test_curb_spots_lie_on_the_right_edge_of_the_rightmost_lane(grid_map) -> None:
     curbs = grid_map.curbs
     assert len(curbs) > 1000
@@ -67,6 +71,7 @@ def test_curb_spots_lie_on_the_right_edge_of_the_rightmost_lane(grid_map) -> Non
     assert walk[0] < 40.0 and curbs.edge_ids[idx[0]] in grid_map.edges
 
 
+@pytest.mark.sumo
 def test_routing_eta_agrees_with_the_route_it_finds(grid_map, grid_graph: RoutingGraph) -> None:
     rng = np.random.default_rng(3)
     edges = list(grid_graph.edge_ids)
@@ -87,6 +92,7 @@ def test_routing_eta_agrees_with_the_route_it_finds(grid_map, grid_graph: Routin
         assert eta[0, 0] == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.sumo
 def test_a_point_behind_on_the_same_edge_means_going_round_the_block(
     grid_graph: RoutingGraph,
 ) -> None:
@@ -117,6 +123,7 @@ def test_unknown_city_and_unreadable_files_are_named_errors(
 
 
 @needs_data
+@pytest.mark.sumo
 def test_sf_mission_builds_from_openstreetmap(map_cache: Path) -> None:
     road_map = load_map(build_network("sf-mission", SHARED_DATA, map_cache))
     assert 4000 < len(road_map.drivable_edges) < 6000
@@ -134,6 +141,7 @@ def test_sf_mission_builds_from_openstreetmap(map_cache: Path) -> None:
 
 
 @needs_data
+@pytest.mark.sumo
 def test_sf_builds_from_the_matsim_network_in_metres(map_cache: Path) -> None:
     road_map = load_map(build_network("sf", SHARED_DATA, map_cache))
     xmin, ymin, xmax, ymax = road_map.bounds

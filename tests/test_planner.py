@@ -32,6 +32,7 @@ from robotaxi.core.types import (
     TrajectoryColumn,
 )
 from robotaxi.metrics.driving import DrivingHistory, evaluate, scenario_score
+from robotaxi.sim.sensors import CarSensors
 from scenes import collides, track
 
 C = TrajectoryColumn
@@ -304,14 +305,16 @@ def _ambulance_scene(t: float) -> list[AgentState]:
 
 
 def _drive_full_stack(seed: int, seconds: float):
-    stack = AutonomyStack(seed=seed)
+    stack = AutonomyStack()
+    sensors = CarSensors(seed=seed)  # the cameras see the scene; the stack sees what they report
     path = road()
     ego = VehicleState(0.0, 0.0, 0.0, 8.0)
     log = []
     for k in range(round(seconds / 0.1)):
         t = k * 0.1
         agents = _ambulance_scene(t)
-        out = stack.step(ego, agents, path, {}, None, TimePoint.from_s(t), 0.1)
+        observation = sensors.observe(ego, agents, [], {}, TimePoint.from_s(t), 0.1)
+        out = stack.step(ego, observation, path, None, 0.1)
         log.append((t, ego, out.behaviour, collides(ego, agents), out.command))
         ego = step(ego, out.command, 0.1)
     return log, stack

@@ -60,6 +60,7 @@ def settings_for(tmp: Path, map_cache: Path, **extra: Any) -> ServiceSettings:
     return ServiceSettings(**values)
 
 
+# starts the live city (SUMO): every test that takes it carries the sumo marker
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, map_cache: Path) -> Iterator[TestClient]:
     tmp = tmp_path_factory.mktemp("service")
@@ -125,6 +126,7 @@ def latlon_distance_m(a: dict[str, float], b: dict[str, float]) -> float:
 # --- a ride from booking to receipt -------------------------------------------------------
 
 
+@pytest.mark.sumo
 def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     runtime = runtime_of(client)
@@ -247,6 +249,7 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
     assert ride_id in logged  # ride ids are logged, so the log is not trivially empty
 
 
+@pytest.mark.sumo
 def test_cancel_after_arrival_is_recorded_as_such(client: TestClient) -> None:
     me = sign_in(client, "Grace")
     ride_id = client.post(
@@ -260,6 +263,7 @@ def test_cancel_after_arrival_is_recorded_as_such(client: TestClient) -> None:
     assert again.status_code == 409 and "cannot be cancelled" in again.json()["detail"]
 
 
+@pytest.mark.sumo
 def test_pull_over_ends_the_ride_early(client: TestClient) -> None:
     me = sign_in(client, "Hedy")
     ride_id = client.post(
@@ -281,6 +285,7 @@ def test_pull_over_ends_the_ride_early(client: TestClient) -> None:
 # --- input validation and rider rules -----------------------------------------------------
 
 
+@pytest.mark.sumo
 def test_requests_without_a_valid_token_are_refused(client: TestClient) -> None:
     body = ride_body(client, (0.2, 0.2), (0.8, 0.8))
     assert client.post("/api/rides", json=body).status_code == 401
@@ -300,6 +305,7 @@ def test_requests_without_a_valid_token_are_refused(client: TestClient) -> None:
         ({"dropoff": {"lat": 37.75, "lon": -122.41, "alt": 3}}, "Extra inputs"),
     ],
 )
+@pytest.mark.sumo
 def test_bad_coordinates_answer_422_with_what_to_fix(
     client: TestClient, payload: dict[str, Any], needle: str
 ) -> None:
@@ -311,6 +317,7 @@ def test_bad_coordinates_answer_422_with_what_to_fix(
         assert needle in json.dumps(r.json()["detail"])
 
 
+@pytest.mark.sumo
 def test_outside_service_area_message_says_where_to_tap(client: TestClient) -> None:
     me = sign_in(client, "Val")
     body = ride_body(client, (0.2, 0.2), (0.8, 0.8)) | {"pickup": {"lat": 37.0, "lon": -122.42}}
@@ -321,6 +328,7 @@ def test_outside_service_area_message_says_where_to_tap(client: TestClient) -> N
     assert f"lon {b['west']:.4f} to {b['east']:.4f}" in detail["msg"]
 
 
+@pytest.mark.sumo
 def test_nan_and_broken_json_are_422(client: TestClient) -> None:
     me = sign_in(client, "Val") | {"Content-Type": "application/json"}
     nan = b'{"pickup": {"lat": NaN, "lon": -122.42}, "dropoff": {"lat": 37.75, "lon": -122.41}}'
@@ -328,6 +336,7 @@ def test_nan_and_broken_json_are_422(client: TestClient) -> None:
     assert client.post("/api/rides", content=b'{"pickup": ', headers=me).status_code == 422
 
 
+@pytest.mark.sumo
 def test_destination_equal_to_pickup_is_422(client: TestClient) -> None:
     me = sign_in(client, "Val")
     spot = point(client, 0.4, 0.4)
@@ -342,6 +351,7 @@ def test_destination_equal_to_pickup_is_422(client: TestClient) -> None:
     )
 
 
+@pytest.mark.sumo
 def test_oversize_body_is_413(client: TestClient) -> None:
     me = sign_in(client, "Val") | {"Content-Type": "application/json"}
     big = json.dumps(ride_body(client, (0.2, 0.2), (0.8, 0.8)) | {"pad": "x" * 5000})
@@ -355,12 +365,14 @@ def test_oversize_body_is_413(client: TestClient) -> None:
     assert client.post("/api/riders", content=chunks(), headers=me).status_code == 413
 
 
+@pytest.mark.sumo
 def test_sign_in_needs_a_name(client: TestClient) -> None:
     assert client.post("/api/riders", json={"name": "   "}).status_code == 422
     assert client.post("/api/riders", json={"name": "x" * 81}).status_code == 422
     assert client.post("/api/riders", json={}).status_code == 422
 
 
+@pytest.mark.sumo
 def test_one_active_ride_per_rider(client: TestClient) -> None:
     me = sign_in(client, "Una")
     first = client.post("/api/rides", json=ride_body(client, (0.2, 0.3), (0.7, 0.8)), headers=me)
@@ -373,6 +385,7 @@ def test_one_active_ride_per_rider(client: TestClient) -> None:
     client.post(f"/api/rides/{third.json()['id']}/cancel", headers=me)
 
 
+@pytest.mark.sumo
 def test_ride_creation_is_rate_limited_per_rider(client: TestClient) -> None:
     me = sign_in(client, "Rae")
     body = ride_body(client, (0.25, 0.25), (0.75, 0.75))
@@ -398,6 +411,7 @@ def test_rate_limiter_window() -> None:
     assert limiter.check("a", now=10.0) is None  # the first hit left the window
 
 
+@pytest.mark.sumo
 def test_another_riders_ride_is_404(client: TestClient) -> None:
     owner = sign_in(client, "Olga")
     intruder = sign_in(client, "Ivan")
@@ -435,6 +449,7 @@ def test_another_riders_ride_is_404(client: TestClient) -> None:
 # --- operators ----------------------------------------------------------------------------
 
 
+@pytest.mark.sumo
 def test_operator_endpoints_need_the_operator_token(client: TestClient) -> None:
     rider = sign_in(client, "Pat")
     for path in ("/api/vehicles/state", "/api/kpis", "/api/trips/open", "/api/yields"):
@@ -451,6 +466,7 @@ def test_operator_endpoints_need_the_operator_token(client: TestClient) -> None:
     assert kpis["requests"] == kpis["completed"] + kpis["cancelled"] + kpis["open"]
 
 
+@pytest.mark.sumo
 def test_emergency_pull_over_shows_on_the_screen_and_in_ops(client: TestClient) -> None:
     me = sign_in(client, "Eve")
     rid = book(client, me, (0.3, 0.3), (0.9, 0.9))
@@ -477,6 +493,7 @@ def test_emergency_pull_over_shows_on_the_screen_and_in_ops(client: TestClient) 
     client.post(f"/api/rides/{rid}/cancel", headers=me)
 
 
+@pytest.mark.sumo
 def test_open_trips_and_car_screen_for_operators(client: TestClient) -> None:
     me = sign_in(client, "Quinn")
     rid = client.post(
@@ -492,6 +509,7 @@ def test_open_trips_and_car_screen_for_operators(client: TestClient) -> None:
     assert rid not in [t["id"] for t in client.get("/api/trips/open", headers=OP).json()]
 
 
+@pytest.mark.sumo
 def test_support_tickets(client: TestClient) -> None:
     a, b = sign_in(client, "Ann"), sign_in(client, "Bob")
     made = client.post("/api/tickets", json={"text": "  The seat is wet  "}, headers=a)
@@ -507,6 +525,7 @@ def test_support_tickets(client: TestClient) -> None:
     assert client.post("/api/tickets/99999/close", headers=OP).status_code == 404
 
 
+@pytest.mark.sumo
 def test_pages_map_and_docs_are_served(client: TestClient) -> None:
     for path, needle in [
         ("/", 'id="map"'),

@@ -29,7 +29,7 @@ from robotaxi.service.settings import ServiceSettings
 from robotaxi.sim.live import LiveService
 from robotaxi.world.traffic import AMBULANCE_TYPE
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.sumo]
 OPERATOR = "operator-secret-for-autonomy-tests"
 CAR = "taxi000"  # --autonomous 1 drives the first car by id
 

@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
 ]
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.sumo,  # the server fixture starts the live city
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"chromium is not installed at {CHROMIUM}"),
 ]
 

@@ -15,6 +15,8 @@ from robotaxi.core import AgentKind, RideRequest, TripEvent
 from robotaxi.fleet.manager import RideActionError
 from robotaxi.sim.live import LiveService, LiveServiceError, LiveUpdate
 
+pytestmark = pytest.mark.sumo
+
 
 def config(map_cache: Path, **extra: object) -> RunConfig:
     overrides: dict[str, object] = {

@@ -89,6 +89,7 @@ def wait_for(
     raise AssertionError(f"{url} never reached {want}: {ride['state']}")
 
 
+@pytest.mark.sumo
 def test_kill_and_restart_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "serve"
     data_dir.mkdir()

@@ -41,6 +41,7 @@ def as_rows(events: Sequence[VehicleEvent]) -> list[tuple[str, int, str, dict[st
     return [(e.vehicle_id, e.time.time_us, e.kind, dict(e.data)) for e in events]
 
 
+@pytest.mark.sumo
 def test_an_ambulance_yield_is_stored_survives_shutdown_and_is_listed_for_operators(
     quiet_client: TestClient,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,

@@ -16,6 +16,8 @@ from robotaxi.fleet.trips import ALLOWED
 from robotaxi.metrics.fleet_kpis import fleet_kpis
 from robotaxi.sim.runner import ServiceHistory, ServiceSimulation
 
+pytestmark = pytest.mark.sumo
+
 S = TripState
 LIFE_CYCLE_PATTERN = re.compile(
     r"requested( assigned( en_route)?)* assigned en_route arrived boarded started driving"

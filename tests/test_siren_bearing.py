@@ -12,7 +12,8 @@ from robotaxi.autonomy.perception.siren_features import (
     BearingEstimator,
     StreamingFrontEnd,
 )
-from robotaxi.autonomy.sensors.microphones import (
+from robotaxi.core.types import Pose
+from robotaxi.sim.sensors.microphones import (
     EmergencySource,
     MicArrayConfig,
     SirenPattern,
@@ -21,7 +22,6 @@ from robotaxi.autonomy.sensors.microphones import (
     render_sources,
     voice_for,
 )
-from robotaxi.core.types import Pose
 
 FS = 16_000
 CONFIG = MicArrayConfig(negatives_dir=None, event_rate_per_min=0.0, background_level_db_spl=66.0)

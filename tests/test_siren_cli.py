@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 
-from robotaxi.autonomy.perception.siren_train import synth_scene
-from robotaxi.autonomy.sensors.microphones import MicArrayConfig, SirenPattern
 from robotaxi.cli.main import main
+from robotaxi.sim.sensors.microphones import MicArrayConfig, SirenPattern
+from robotaxi.training.siren import synth_scene
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,14 @@ from robotaxi.autonomy.perception.siren import (
     load_model,
     siren_evidence,
 )
-from robotaxi.autonomy.perception.siren_train import synth_scene, train
-from robotaxi.autonomy.sensors.microphones import (
+from robotaxi.core.time import TimePoint
+from robotaxi.core.types import AgentKind, AgentState, Pose, SirenState
+from robotaxi.sim.sensors.microphones import (
     MicArrayConfig,
     MicrophoneArray,
     SirenPattern,
 )
-from robotaxi.core.time import TimePoint
-from robotaxi.core.types import AgentKind, AgentState, Pose, SirenState
+from robotaxi.training.siren import synth_scene, train
 
 FS = 16_000
 CONFIG = MicArrayConfig(negatives_dir=None)

@@ -32,8 +32,8 @@ from robotaxi.autonomy.perception.siren_features import (
     frame_track,
     median_of,
 )
-from robotaxi.autonomy.perception.siren_train import synth_scene
-from robotaxi.autonomy.sensors.microphones import MicArrayConfig, SirenPattern
+from robotaxi.sim.sensors.microphones import MicArrayConfig, SirenPattern
+from robotaxi.training.siren import synth_scene
 
 FS = 16_000
 CONFIG = MicArrayConfig(negatives_dir=None)

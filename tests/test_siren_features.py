@@ -15,7 +15,7 @@ from robotaxi.autonomy.perception.siren_features import (
     SAMPLE_RATE_HZ,
     StreamingFrontEnd,
 )
-from robotaxi.autonomy.sensors.microphones import SirenPattern, SirenVoice
+from robotaxi.sim.sensors.microphones import SirenPattern, SirenVoice
 
 FS = SAMPLE_RATE_HZ
 

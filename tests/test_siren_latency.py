@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from robotaxi.autonomy.perception.siren_train import _latency_summary, latency_reach
-from robotaxi.autonomy.sensors.microphones import SirenPattern
+from robotaxi.sim.sensors.microphones import SirenPattern
+from robotaxi.training.siren import _latency_summary, latency_reach
 
 
 def _cell(level: float, d: float, latencies: list[float], pattern: str = "wail") -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from robotaxi.autonomy.perception.siren_train import SAME_RECORDING, evaluate_real, real_split
+from robotaxi.training.siren import SAME_RECORDING, evaluate_real, real_split
 
 DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 # floors below the targets (0.95 each): 18 test sirens and 8 siren-free clips leave little

@@ -1,14 +1,21 @@
-"""The autonomy stack of one car: sensors → tracker → prediction → planner → controller.
+"""The autonomy stack of one car: observation → tracker → prediction → planner → controller.
 
 `AutonomyStack.step` is the one call the simulation runner makes per tick per autonomous
-car. Planners share a thin interface (`Planner._plan`); the base class `Planner.plan` times
+car. It is a function of what the car's sensors report (an `Observation`: camera
+detections, traffic-light states, roof audio), the car's own state and its route, and of
+the stack's own state — never of ground truth, which only the simulated sensors in `sim`
+read. That state is explicit and lives here: the tracker's tracks, the siren detector's
+stream and evidence, the behaviour layer's latches and the controller's integrator; so the
+same observation stream into a fresh stack gives the same commands.
+
+Planners share a thin interface (`Planner._plan`); the base class `Planner.plan` times
 every call, and the stack times every stage, so runtimes are recorded in one place
 (nuPlan's pattern). Two planners ship: `PdmPlanner` (behaviour state machine + PDM-Closed
 motion planner) and `IdmPlanner`, an IDM lane-following baseline (lane centre, leader and
 red lights only) for benchmarks.
 
-With roof microphones (`mic_config`), each tick's audio (what `MicrophoneArray.hear`
-recorded, given to `step`) feeds a streaming `SirenDetector`, whose windows fold into a
+With roof microphones (`mic_config`), each observation's audio feeds a streaming
+`SirenDetector`, whose windows fold into a
 `SirenEvidence` that the behaviour layer fuses with the cameras (audio alone: caution;
 flashing lights seen: pull over and stop). Without microphones the stack is camera-only.
 """
@@ -17,7 +24,7 @@ from __future__ import annotations
 
 import abc
 import time as wall
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -38,16 +45,15 @@ from robotaxi.autonomy.planning.behaviour import (
 from robotaxi.autonomy.planning.motion import MotionPlanner
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.prediction import LaneLookup, Predictions, predict
-from robotaxi.autonomy.sensors.cameras import CameraConfig, simulate_cameras
-from robotaxi.autonomy.sensors.microphones import MicArrayConfig
-from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState, footprint_center
+from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState
+from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core.errors import ConfigError
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import (
-    AgentState,
     ControlCommand,
     Detection,
     FloatArray,
+    Observation,
     Pose,
     Track,
     Trajectory,
@@ -82,6 +88,78 @@ class PlannerOutput:
     scores: FloatArray | None = None
 
 
+RECENT_SAMPLES = 20_000
+"""How many of the latest runtimes a `RuntimeStats` keeps: about 33 minutes of 0.1 s ticks,
+all of a scenario drive, while a service that runs for days holds a fixed amount."""
+
+
+class RuntimeStats:
+    """Runtimes (s) of one timed thing: the latest `capacity` samples in a ring buffer, and
+    the count, sum and maximum over every sample ever added (these never lose information).
+
+    Reads as the sequence of the latest samples, oldest first: `len`, iteration, indexing
+    (`[-1]` is the newest) and `np.asarray` (a copy), so medians and percentiles are over at
+    most the last `capacity` samples and `mean_s`/`max_s` over the whole run."""
+
+    def __init__(self, capacity: int = RECENT_SAMPLES) -> None:
+        if capacity < 1:
+            raise ConfigError(f"a runtime buffer needs room for a sample, got capacity {capacity}")
+        self.capacity = capacity
+        self.count = 0  # samples ever added
+        self.total_s = 0.0
+        self.max_s = 0.0  # runtimes are never negative: 0 until the first sample
+        # grows by doubling up to `capacity`, so a short run holds a short buffer
+        self._buffer: FloatArray = np.empty(min(capacity, 64))
+
+    def add(self, seconds: float) -> None:
+        n = self.count
+        if n < self.capacity and n == len(self._buffer):
+            grown = np.empty(min(2 * n, self.capacity))
+            grown[:n] = self._buffer
+            self._buffer = grown
+        self._buffer[n % self.capacity] = seconds
+        self.count = n + 1
+        self.total_s += seconds
+        if seconds > self.max_s:
+            self.max_s = seconds
+
+    @property
+    def mean_s(self) -> float:
+        """Mean over every sample ever added (NaN before the first)."""
+        return self.total_s / self.count if self.count else float("nan")
+
+    def recent(self) -> FloatArray:
+        """A copy of the samples held, oldest first."""
+        if self.count <= self.capacity:
+            return self._buffer[: self.count].copy()
+        start = self.count % self.capacity
+        return np.concatenate((self._buffer[start:], self._buffer[:start]))
+
+    def __len__(self) -> int:
+        return min(self.count, self.capacity)
+
+    def __getitem__(self, index: int) -> float:
+        held = len(self)
+        position = index + held if index < 0 else index
+        if not 0 <= position < held:
+            raise IndexError(f"runtime sample {index} out of range: {held} held")
+        start = self.count % self.capacity if self.count > self.capacity else 0
+        return float(self._buffer[(start + position) % len(self._buffer)])
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self.recent().tolist())
+
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> FloatArray:
+        held = self.recent()
+        return held if dtype is None else held.astype(dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"RuntimeStats(count={self.count}, held={len(self)}, "
+            f"total_s={self.total_s:.6g}, max_s={self.max_s:.6g})"
+        )
+
+
 class Planner(abc.ABC):
     """Thin planner interface: subclasses implement `_plan`; `plan` records its runtime."""
 
@@ -90,12 +168,12 @@ class Planner(abc.ABC):
     hears_sirens = False
 
     def __init__(self) -> None:
-        self.runtimes_s: list[float] = []
+        self.runtimes_s = RuntimeStats()
 
     def plan(self, inputs: PlannerInput) -> PlannerOutput:
         start = wall.perf_counter()
         out = self._plan(inputs)
-        self.runtimes_s.append(wall.perf_counter() - start)
+        self.runtimes_s.add(wall.perf_counter() - start)
         return out
 
     @abc.abstractmethod
@@ -194,58 +272,66 @@ class StackOutput(NamedTuple):
     behaviour: str
 
 
-STAGES = ("sensors", "tracking", "prediction", "planning", "control")
+STAGES = ("tracking", "prediction", "planning", "control")
 HEARING_STAGE = "hearing"  # the siren detector, timed only when the car has microphones
+
+
+def _stats_by_stage() -> dict[str, RuntimeStats]:
+    return {stage: RuntimeStats() for stage in STAGES}
 
 
 @dataclass
 class StageTimes:
-    """Runtimes (s) of each stage, one entry per tick: wall clock (`by_stage`) and this
-    thread's CPU time (`cpu_by_stage`, what a dedicated core would take, without waiting
-    for other processes on a shared machine)."""
+    """Runtimes (s) of each stage, one sample per tick (the latest `RECENT_SAMPLES` held,
+    count/sum/max over the whole run): wall clock (`by_stage`) and this thread's CPU time
+    (`cpu_by_stage`, what a dedicated core would take, without waiting for other processes
+    on a shared machine)."""
 
-    by_stage: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
-    cpu_by_stage: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    by_stage: dict[str, RuntimeStats] = field(default_factory=_stats_by_stage)
+    cpu_by_stage: dict[str, RuntimeStats] = field(default_factory=_stats_by_stage)
 
     def add(self, stage: str, seconds: float, cpu_seconds: float | None = None) -> None:
-        self.by_stage.setdefault(stage, []).append(seconds)
+        _stats_of(self.by_stage, stage).add(seconds)
         if cpu_seconds is not None:
-            self.cpu_by_stage.setdefault(stage, []).append(cpu_seconds)
+            _stats_of(self.cpu_by_stage, stage).add(cpu_seconds)
+
+
+def _stats_of(by_stage: dict[str, RuntimeStats], stage: str) -> RuntimeStats:
+    stats = by_stage.get(stage)
+    if stats is None:
+        stats = by_stage[stage] = RuntimeStats()
+    return stats
 
 
 class AutonomyStack:
     """One autonomous car's brain. Keep one instance per car for the whole run: the tracker,
-    the behaviour state and the controller's integral live here."""
+    the siren stream, the behaviour state and the controller's integral live here."""
 
     def __init__(
         self,
         planner: Planner | None = None,
         *,
-        seed: int = 0,
         params: VehicleParams = IPACE,
-        camera_config: CameraConfig | None = None,
         tracker_config: TrackerConfig | None = None,
         controller_gains: ControllerGains | None = None,
         lane_lookup: LaneLookup | None = None,
         mic_config: MicArrayConfig | None = None,
         siren_detector: SirenDetector | None = None,
     ) -> None:
-        """`mic_config` gives the car roof microphones: `step` then takes each tick's audio
-        and runs `siren_detector` (by default one for that array's geometry) on it."""
+        """`mic_config` says the car has roof microphones (their geometry): observations then
+        carry audio, and `siren_detector` (by default one for that geometry) listens."""
         self.params = params
         self.planner = planner if planner is not None else PdmPlanner(MotionPlanner(params))
         motion = getattr(self.planner, "motion", None)
         self.horizon_s = motion.horizon_s if isinstance(motion, MotionPlanner) else 4.0
         self.plan_dt_s = motion.dt_s if isinstance(motion, MotionPlanner) else 0.1
-        self.camera_config = camera_config if camera_config is not None else CameraConfig()
         self.tracker = MultiObjectTracker(tracker_config)
         self.controller = TrajectoryController(
             controller_gains if controller_gains is not None else ControllerGains(), params
         )
         self.lane_lookup = lane_lookup
-        self.rng = np.random.default_rng(seed)
         self.times = StageTimes()
-        self.last_detections: tuple[Detection, ...] = ()
+        self.last_tracks: tuple[Track, ...] = ()
         self.last_predictions: Predictions | None = None
         self.last_output: PlannerOutput | None = None
         self.mic_config = mic_config
@@ -258,10 +344,10 @@ class AutonomyStack:
         self.siren_detector = siren_detector
         self.last_siren: SirenEvidence | None = None
 
-    def hear(
+    def _hear(
         self, audio: npt.NDArray[np.floating[Any]], ego: VehicleState, time: TimePoint
     ) -> SirenEvidence:
-        """Run the siren detector over one tick of audio (mics×samples) and fold its
+        """Run the siren detector over one step of audio (mics×samples) and fold its
         windows into the evidence at `time` (the end of that audio)."""
         if self.siren_detector is None:
             raise ConfigError("audio given to a stack without microphones: pass mic_config")
@@ -272,47 +358,36 @@ class AutonomyStack:
         self.times.add(HEARING_STAGE, wall.perf_counter() - t0, wall.thread_time() - c0)
         return evidence
 
+    def _track(self, detections: Sequence[Detection] | None, time: TimePoint) -> tuple[Track, ...]:
+        if detections is not None:
+            self.last_tracks = tuple(self.tracker.update(detections, time))
+        return self.last_tracks
+
+    def perceive(self, ego: VehicleState, observation: Observation) -> tuple[Track, ...]:
+        """Take in an observation without planning (a car waiting at its stop keeps
+        watching and listening): the tracks and the siren evidence move on."""
+        if observation.audio is not None:
+            self._hear(observation.audio, ego, observation.time)
+        return self._track(observation.detections, observation.time)
+
     def step(
         self,
         ego: VehicleState,
-        agents: Sequence[AgentState],
+        observation: Observation,
         path: ReferencePath,
-        signals: Mapping[str, str],
         stop_request_s: float | None,
-        time: TimePoint,
         dt_s: float,
-        *,
-        detections: Sequence[Detection] | None = None,
-        static_occluders: Sequence[FloatArray] = (),
-        ego_id: str | None = None,
-        audio: npt.NDArray[np.floating[Any]] | None = None,
     ) -> StackOutput:
-        """One tick: see with the cameras (unless `detections` are given), track, predict,
-        plan, and return the command to apply for the next `dt_s` seconds.
+        """One tick: track, predict, plan, and return the command for the next `dt_s` s.
 
-        `ego` is the car's state at its rear axle; `agents` the ground truth of everyone else
-        (the ego itself is dropped if `ego_id` names it); `signals` maps each stop line's
-        `signal_id` to its state character; `stop_request_s` is the arc length along `path`
-        where the car's centre should stop at the kerb, or None. `static_occluders` are
-        polygons (city blocks) that hide objects from the cameras; `audio` is what the roof
-        microphones recorded during the last `dt_s` (mics×samples, Pa; needs `mic_config`).
+        `ego` is the car's state at its rear axle; `observation` what its sensors reported
+        at `observation.time`; `stop_request_s` the arc length along `path` where the car's
+        centre should stop at the kerb, or None.
         """
-        siren = self.hear(audio, ego, time) if audio is not None else None
-        t0, c0 = wall.perf_counter(), wall.thread_time()
-        if detections is None:
-            cx, cy = footprint_center(ego.x, ego.y, ego.heading, self.params)
-            detections = simulate_cameras(
-                agents,
-                Pose(float(cx), float(cy), ego.heading),
-                time,
-                self.rng,
-                self.camera_config,
-                static_occluders,
-                ego_id,
-            )
-        self.last_detections = tuple(detections)
+        time = observation.time
+        siren = self._hear(observation.audio, ego, time) if observation.audio is not None else None
         t1, c1 = wall.perf_counter(), wall.thread_time()
-        tracks = tuple(self.tracker.update(detections, time))
+        tracks = self._track(observation.detections, time)
         t2, c2 = wall.perf_counter(), wall.thread_time()
         predictions = predict(tracks, self.horizon_s, self.plan_dt_s, self.lane_lookup)
         scene = frenet_scene(path, ego, predictions)
@@ -320,16 +395,17 @@ class AutonomyStack:
         t3, c3 = wall.perf_counter(), wall.thread_time()
         out = self.planner.plan(
             PlannerInput(
-                time, ego, tracks, predictions, scene, path, signals, stop_request_s, siren
+                time, ego, tracks, predictions, scene, path, observation.signals,
+                stop_request_s, siren,
             )
-        )
+        )  # fmt: skip
         self.last_output = out
         t4, c4 = wall.perf_counter(), wall.thread_time()
         trajectory = Trajectory(time, out.trajectory)
         command = self.controller.command(ego, trajectory, dt_s)
         t5, c5 = wall.perf_counter(), wall.thread_time()
-        walls = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
-        cpus = (c1 - c0, c2 - c1, c3 - c2, c4 - c3, c5 - c4)
+        walls = (t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+        cpus = (c2 - c1, c3 - c2, c4 - c3, c5 - c4)
         for stage, seconds, cpu in zip(STAGES, walls, cpus, strict=True):
             self.times.add(stage, seconds, cpu)
         return StackOutput(command, trajectory, tracks, out.behaviour)

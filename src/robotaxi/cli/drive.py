@@ -7,17 +7,14 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import Progress, TaskID
-from rich.table import Table
+# the parser is built on every `robotaxi` call, `--help` included: SUMO, the autonomy stack
+# and rich are imported by the functions that run the command, not here
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
-from robotaxi.config.scenario import load_scenario, scenario_names
-from robotaxi.core import ConfigError
-from robotaxi.metrics.render import render_drive_gif
-from robotaxi.metrics.scenario_report import scenario_report
-from robotaxi.sim.drive import idm_planner, run_scenario
+    from robotaxi.config.scenario import ScenarioSpec
 
 
 def register(sub: Any) -> None:
@@ -57,6 +54,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robotaxi.config.scenario import load_scenario, scenario_names
+    from robotaxi.core import ConfigError
+
     if args.list:
         for name in scenario_names():
             print(name)
@@ -80,6 +80,18 @@ def run(args: argparse.Namespace) -> int:
         specs = [
             s.model_copy(update={"sensors": s.sensors.model_copy(update=sensors)}) for s in specs
         ]
+    return _drive(specs, args)
+
+
+def _drive(specs: list[ScenarioSpec], args: argparse.Namespace) -> int:
+    """Drive each scenario with our stack and with the IDM reference; report the scores."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from robotaxi.metrics.render import render_drive_gif
+    from robotaxi.metrics.scenario_report import scenario_report
+    from robotaxi.sim.drive import idm_planner, run_scenario
+
     console = Console(stderr=True)
     reports = []
     with (
@@ -136,6 +148,9 @@ def _suite_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _print_table(reports: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="robotaxi drive")
     for col in ("scenario", "passed", "score", "progress m", "at-fault coll.", "EV yield"):
         table.add_column(col)

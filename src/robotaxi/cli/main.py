@@ -3,6 +3,10 @@
 Each sub-command lives in its own module under `robotaxi.cli` and exposes
 `register(subparsers)`, which adds its parser and sets `handler=<function(args) -> int>`.
 Named errors (`RobotaxiError`) become one line on stderr and exit code 2, never a traceback.
+
+Building the parser imports only the standard library: every sub-command module imports its
+heavy dependencies (numpy, SUMO, FastAPI, the store) inside the functions that run it, so
+`robotaxi --help` answers at once (tests/test_packaging_cli.py keeps it that way).
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ import importlib
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
-
-from robotaxi.core.errors import RobotaxiError
 
 # sub-command modules, in the order `robotaxi --help` lists them
 COMMAND_MODULES = ("simulate", "map_cmd", "drive", "siren", "serve")
@@ -46,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    # here, not at the top: `robotaxi.core` imports numpy, which `--help` does not need
+    from robotaxi.core.errors import RobotaxiError
+
     try:
         return int(args.handler(args) or 0)
     except RobotaxiError as exc:

@@ -6,10 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from robotaxi.map import build_network, load_map
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("map", help="road networks: build and inspect")
@@ -22,6 +18,10 @@ def register(sub: Any) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from robotaxi.map import build_network, load_map
+
     console = Console(stderr=True)
     with console.status(f"building {args.city} with SUMO's tools…"):
         built = build_network(args.city, args.data_dir, args.cache_dir)

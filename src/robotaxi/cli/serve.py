@@ -7,14 +7,12 @@ import gc
 import logging
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from robotaxi.core import ConfigError
-from robotaxi.service.app import create_app, describe
-from robotaxi.service.runtime import ServiceRuntime
-from robotaxi.service.settings import ServiceSettings
+# the parser is built on every `robotaxi` call, `--help` included: the service (FastAPI,
+# SUMO, the store) is imported by the functions that run the command, not here
+if TYPE_CHECKING:
+    from robotaxi.service.settings import ServiceSettings
 
 
 def register(sub: Any) -> None:
@@ -63,6 +61,11 @@ def register(sub: Any) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
+    from pydantic import ValidationError
+
+    from robotaxi.core import ConfigError
+    from robotaxi.service.settings import ServiceSettings
+
     token = args.operator_token if args.operator_token else secrets.token_urlsafe(24)
     try:
         return ServiceSettings(
@@ -109,6 +112,9 @@ def quiet_collector() -> None:
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from robotaxi.service.app import create_app, describe
+    from robotaxi.service.runtime import ServiceRuntime
 
     settings = settings_from_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")

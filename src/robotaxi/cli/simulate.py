@@ -8,18 +8,15 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+# the parser is built on every `robotaxi` call, `--help` included: the simulation, the store
+# and rich are imported by the functions that run the command, not here
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from robotaxi.config import RunConfig, load_config
-from robotaxi.core import ConfigError, RideRequest, TripEvent, VehicleEvent
-from robotaxi.metrics.fleet_kpis import KPI_ROWS, fleet_kpis, format_value
-from robotaxi.metrics.plots import service_map_png
-from robotaxi.sim.runner import ServiceSimulation, load_city, make_demand
-from robotaxi.store.store import Store
+    from robotaxi.config import RunConfig
+    from robotaxi.core import RideRequest, TripEvent, VehicleEvent
 
 
 def register(sub: Any) -> None:
@@ -53,6 +50,8 @@ def register(sub: Any) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    from robotaxi.config import load_config
+
     overrides: dict[str, Any] = {}
     for option, key in (
         ("city", "map.city"), ("data_dir", "map.data_dir"), ("fleet", "fleet.size"),
@@ -68,6 +67,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from robotaxi.core import ConfigError
+
     config = config_from_args(args)
     out: Path = args.out
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -94,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
 def _simulate(
     config: RunConfig, folder: Path, console: Console, no_background: bool, draw: bool
 ) -> dict[str, Any]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from robotaxi.metrics.fleet_kpis import fleet_kpis
+    from robotaxi.metrics.plots import service_map_png
+    from robotaxi.sim.runner import ServiceSimulation, load_city, make_demand
+    from robotaxi.store.store import Store
+
     with console.status(f"loading {config.map.city} (map, routing graph, demand)…"):
         city = load_city(config)
         demand = make_demand(config, city[0])
@@ -142,6 +152,11 @@ def _simulate(
 
 
 def _print_table(kpis: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from robotaxi.metrics.fleet_kpis import KPI_ROWS, format_value
+
     table = Table(
         title=f"robotaxi service — {kpis['city']}, {kpis['fleet']} cars, {kpis['policy']}"
     )

@@ -12,12 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-
-from robotaxi.core.errors import ConfigError
-
 DEFAULT_DATA_DIR = Path("../shared/data")
 
 
@@ -62,6 +56,15 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 @contextmanager
 def _progress() -> Iterator[Any]:
     """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     console = Console(stderr=True)
     bar = Progress(
         TextColumn("{task.description}"),
@@ -88,9 +91,13 @@ def _progress() -> Iterator[Any]:
 
 
 def _detect(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from robotaxi.autonomy.perception.siren import SirenDetector, load_model
     from robotaxi.autonomy.perception.siren_features import WINDOW_S
-    from robotaxi.autonomy.sensors.microphones import read_wav, resample_to
+    from robotaxi.core.errors import ConfigError
+    from robotaxi.sim.sensors.microphones import read_wav, resample_to
 
     rate, audio = read_wav(args.file)
     duration = audio.shape[1] / rate
@@ -182,8 +189,11 @@ def _segments(windows: list[Any]) -> list[dict[str, Any]]:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from robotaxi.autonomy.perception import siren_train as st
+    from rich.console import Console
+
     from robotaxi.autonomy.perception.siren import load_model
+    from robotaxi.core.errors import ConfigError
+    from robotaxi.training import siren as st
 
     if args.trials < 1 or args.hours <= 0:
         raise ConfigError("--trials must be ≥ 1 and --hours > 0")
@@ -225,6 +235,9 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def _print_eval(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table("metric", "value", "target", title="siren detector")
     real = results.get("real")
@@ -282,8 +295,11 @@ def _print_eval(results: dict[str, Any]) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from robotaxi.autonomy.perception import siren_train as st
+    from rich.console import Console
+
     from robotaxi.autonomy.perception.siren import MODEL_PATH
+    from robotaxi.core.errors import ConfigError
+    from robotaxi.training import siren as st
 
     out = args.out or MODEL_PATH
     data_dir = args.data_dir if (Path(args.data_dir) / "audio").is_dir() else None

@@ -1,4 +1,8 @@
-"""Driving scenarios: declarative files under `scenarios/`, validated here.
+"""Driving scenarios: declarative YAML files, validated here.
+
+The built-in suite ships inside the package (`robotaxi/scenarios/*.yaml`, read through
+`importlib.resources`, so an installed wheel finds it from any directory); any other file is
+given by its path.
 
 A scenario puts the autonomous car on a route of a city, adds scripted road users (cars,
 ambulances with sirens, pedestrians crossing) and optional background traffic, and states
@@ -7,6 +11,8 @@ what counts as passing. Lengths in m, times in s, speeds in m/s.
 
 from __future__ import annotations
 
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
@@ -15,8 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robotaxi.config.models import yaml_problem
 from robotaxi.core.errors import ScenarioError
-
-SCENARIO_DIR = Path(__file__).resolve().parents[3] / "scenarios"
 
 
 class _Model(BaseModel):
@@ -101,22 +105,35 @@ class ScenarioSpec(_Model):
     passing: PassSpec = Field(PassSpec(), alias="pass")
 
 
-def scenario_names(directory: Path = SCENARIO_DIR) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.yaml"))
+def builtin_scenarios() -> Traversable:
+    """The folder of the scenarios shipped with the package (package data)."""
+    return files("robotaxi") / "scenarios"
 
 
-def load_scenario(name_or_path: str, directory: Path = SCENARIO_DIR) -> ScenarioSpec:
-    """A scenario by name (a file in `scenarios/`) or by path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = directory / f"{name_or_path}.yaml"
-        if not path.exists():
-            known = ", ".join(scenario_names(directory)) or "none"
+def scenario_names(directory: Traversable | None = None) -> list[str]:
+    """Names of the scenarios in `directory` (default: the built-in suite), sorted."""
+    folder = builtin_scenarios() if directory is None else directory
+    return sorted(
+        entry.name.removesuffix(".yaml")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml") and entry.is_file()
+    )
+
+
+def load_scenario(name_or_path: str, directory: Traversable | None = None) -> ScenarioSpec:
+    """A scenario by name (a built-in one, or one in `directory`) or by path to a YAML file."""
+    given = Path(name_or_path)
+    path: Traversable = given
+    if not given.suffix:
+        folder = builtin_scenarios() if directory is None else directory
+        path = folder / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = ", ".join(scenario_names(folder)) or "none"
             raise ScenarioError(f"unknown scenario {name_or_path!r}: known ones are {known}")
-    elif not path.exists():
+    elif not path.is_file():
         raise ScenarioError(f"scenario file {path} not found: check the path")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ScenarioError(
             f"scenario file {path} is not valid YAML ({yaml_problem(exc)})"

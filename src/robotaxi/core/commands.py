@@ -43,7 +43,54 @@ class Resume:
     vehicle_id: str
 
 
-VehicleCommand = DriveTo | PullOver | Resume
+# --- a car our autonomy stack drives (an "ego"): the world follows our vehicle model ---
+
+
+@dataclass(frozen=True, slots=True)
+class MoveEgo:
+    """Put the ego where our vehicle model says it is: `x`, `y` of its front bumper centre
+    (m, as SUMO places vehicles), `heading` (rad), `speed` (m/s, so followers react), on
+    `lane_id` when known."""
+
+    vehicle_id: str
+    x: float
+    y: float
+    heading: float
+    speed: float
+    lane_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ParkEgo:
+    """Take the (standing) ego off its lane, at the kerb where it stands, so that traffic
+    and ambulances pass; fails inside a junction."""
+
+    vehicle_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnparkEgo:
+    """Put the parked ego back on its lane (the next `MoveEgo` places it)."""
+
+    vehicle_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakeOver:
+    """From now on our stack drives this robotaxi: the world only follows `MoveEgo`."""
+
+    vehicle_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandBack:
+    """The world drives this robotaxi again (e.g. a leg our lane router has no route for)."""
+
+    vehicle_id: str
+
+
+EgoCommand = MoveEgo | ParkEgo | UnparkEgo | TakeOver | HandBack
+VehicleCommand = DriveTo | PullOver | Resume | EgoCommand
 
 
 @dataclass(frozen=True, slots=True)

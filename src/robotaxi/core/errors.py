@@ -34,3 +34,10 @@ class DispatchError(RobotaxiError):
 
 class ScenarioError(RobotaxiError):
     """A driving scenario is unknown or its file is malformed."""
+
+
+class MissingExtraError(RobotaxiError, ImportError):
+    """An optional part of robotaxi was used without its extra (`pip install robotaxi[NAME]`).
+
+    Also an `ImportError`, since that is what it replaces: code probing for the optional
+    part with `except ImportError` keeps working."""

@@ -73,8 +73,9 @@ class WorldSnapshot:
 
     The vehicle table is columnar for the hot path: `xy` is N×2 (m), `heading` N (rad),
     `speed` N (m/s), `kind` N codes of `AgentKind` values; `ids`, `lane_ids`, `road_ids`
-    are tuples in the same row order. `signals` maps a lane id to the state character of
-    the traffic light at its end ('r', 'y', 'g', 'G', ...); lanes without a light are absent.
+    are tuples in the same row order; `xy` is where SUMO puts a vehicle (the front bumper).
+    `signals` maps '<traffic light id>:<link index>' to the state character of that signal
+    ('r', 'y', 'g', 'G', ...); it is read only while some car is driven by our stack.
     """
 
     time: TimePoint
@@ -91,6 +92,11 @@ class WorldSnapshot:
     signals: Mapping[str, str] = field(default_factory=dict)
     pedestrians: tuple[AgentState, ...] = ()
     teleports: int = 0
+    # for each car our stack drives (an "ego"): the ground truth of the road users around it
+    # (centred on their footprints, the ego itself left out), read from the same step
+    around: Mapping[str, tuple[AgentState, ...]] = field(default_factory=dict)
+    # pairs (collider, victim) the world reported in the last step
+    collisions: tuple[tuple[str, str], ...] = ()
     # per-row extras for vehicles we command (empty when not read): road (edge) id, whether the
     # vehicle is halted at a stop it was given, odometer (m driven since insertion)
     road_ids: tuple[str, ...] = ()
@@ -130,6 +136,30 @@ class WorldSnapshot:
 # --- the car's view -------------------------------------------------------------------
 
 
+def emergency_agents(snapshot: WorldSnapshot) -> list[AgentState]:
+    """Every emergency vehicle in a snapshot with its siren on, centred on its footprint
+    (the snapshot has the front bumper)."""
+    out = []
+    for i, kind in enumerate(snapshot.kinds):
+        if kind != AgentKind.EMERGENCY or not snapshot.sirens[i]:
+            continue
+        h, half = float(snapshot.heading[i]), 0.5 * float(snapshot.length[i])
+        out.append(
+            AgentState(
+                snapshot.ids[i],
+                AgentKind.EMERGENCY,
+                float(snapshot.xy[i, 0]) - half * math.cos(h),
+                float(snapshot.xy[i, 1]) - half * math.sin(h),
+                h,
+                float(snapshot.speed[i]),
+                length=float(snapshot.length[i]),
+                width=float(snapshot.width[i]),
+                siren=SirenState.ON,
+            )
+        )
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
     """One object reported by one sensor in one frame, in the map frame."""
@@ -147,6 +177,22 @@ class Detection:
     position_std_m: float = 0.3
     # ground-truth id, kept only for evaluation and never read by perception
     truth_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one car's sensors report for one step: all its brain ever learns of the world.
+
+    `detections` are the cameras' objects (map frame), None when no camera frame came in
+    this step; `signals` the traffic-light states the car reads ('<tls id>:<link index>' →
+    state character); `audio` what the roof microphones recorded over the step
+    (microphones × samples, Pa), None without microphones.
+    """
+
+    time: TimePoint
+    detections: tuple[Detection, ...] | None
+    signals: Mapping[str, str] = field(default_factory=dict)
+    audio: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from robotaxi.core.commands import CommandFailure, VehicleCommand
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import WorldSnapshot
+from robotaxi.core.types import AgentState, WorldSnapshot
 
 
 @dataclass
@@ -95,4 +95,9 @@ class World(Protocol):
 
     def edge_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
         """The current travel-time estimate per edge (s), for routing and ETAs."""
+        ...
+
+    def vehicles_near(self, vehicle_id: str, radius_m: float) -> tuple[AgentState, ...]:
+        """Road users within `radius_m` (m) of a vehicle now, nearest first: what a screen
+        shows around a car SUMO drives. Raises `WorldError` if the vehicle is not there."""
         ...

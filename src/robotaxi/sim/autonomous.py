@@ -35,43 +35,38 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from robotaxi.autonomy.planning.route import LaneRoute, reference_path
-from robotaxi.autonomy.sensors.cameras import StaticOccluders, simulate_cameras
-from robotaxi.autonomy.sensors.microphones import Float32Array, MicArrayConfig, MicrophoneArray
 from robotaxi.autonomy.stack import AutonomyStack, Planner
-from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, front_bumper, step
+from robotaxi.autonomy.vehicle import IPACE, VehicleState, front_bumper
 from robotaxi.config.scenario import SensorsSpec
+from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core import (
     AgentState,
     DriveTo,
+    HandBack,
     PullOver,
     PullOverReason,
     Resume,
     ScenarioError,
+    TakeOver,
     TimePoint,
+    UnparkEgo,
     VehicleCommand,
+    World,
     WorldSnapshot,
+    emergency_agents,
 )
-from robotaxi.core.types import FloatArray, Pose, Track
+from robotaxi.core.types import Track
 from robotaxi.fleet.manager import EvStop
 from robotaxi.map import RoadMap, RoutingGraph
-
-# the closed-loop drive's own sensing helpers, so both simulations see and hear the same way
-from robotaxi.sim.drive import (
-    EV_REACTIONS,
-    KERB_BEHAVIOURS,
-    OCCLUDER_QUERY_M,
-    PARK_BELOW_MPS,
-    PARK_OFFSET_M,
-    audible,
-    default_planner,
-    sirens_on,
-)
-from robotaxi.world.sumo_world import SumoWorld
+from robotaxi.sim.drive import EV_REACTIONS, default_planner
+from robotaxi.sim.ego import KERB_BEHAVIOURS, EgoCar
+from robotaxi.sim.sensors import CarSensors
+from robotaxi.sim.sensors.cameras import StaticOccluders
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +140,11 @@ class _Leg:
 @dataclass
 class _Car:
     vehicle_id: str
-    stack: AutonomyStack
-    state: VehicleState
+    ego: EgoCar  # sensors, stack, state, odometer, parked off its lane or not
     edge: str  # where the fleet thinks the front bumper is: edge (or ":junction" lane's edge)
     lane_index: int
     lane_pos: float  # m along `edge`
-    odometer_m: float = 0.0
     leg: _Leg | None = None
-    parked: bool = True  # off its lane in SUMO (add_robotaxi parks it at its first curb)
     driver: str = AUTONOMY
     behaviour: str = "parked"
     s_center: float = 0.0  # footprint centre's arc length on the leg's path
@@ -161,28 +153,52 @@ class _Car:
     note: str = ""
     stopped: bool = True
     legs_handed_back: int = 0
-    tick_ms: list[float] = field(default_factory=list)
-    mics: MicrophoneArray | None = None
     siren_heard: bool = False
     siren_probability: float = 0.0
     siren_heard_since_s: float | None = None
     ev_seen_since_s: float | None = None
     ev_stop: EvStop | None = None  # standing for an emergency vehicle by its stack's decision
 
+    @property
+    def state(self) -> VehicleState:
+        return self.ego.state
+
+    @property
+    def stack(self) -> AutonomyStack:
+        return self.ego.stack
+
+    @property
+    def parked(self) -> bool:
+        """Off its lane in the world (`add_robotaxi` parks it at its first curb)."""
+        return self.ego.parked
+
+    @property
+    def odometer_m(self) -> float:
+        return self.ego.odometer_m
+
+    @property
+    def hearing(self) -> bool:
+        return self.ego.sensors.hearing
+
+    def seen_lights(self) -> bool:
+        """The last camera frame showed an emergency vehicle's flashing lights."""
+        obs = self.ego.last_observation
+        return obs is not None and any(d.flashing_lights for d in obs.detections or ())
+
 
 class AutonomousDriver:
     """Drives the fleet cars `vehicle_ids` with one `AutonomyStack` each, in the live world.
 
-    Per live tick, in this order: `world.step()`; `patch(snapshot)` for the fleet;
-    `apply(commands, snapshot, ...)` (returns the commands SUMO must carry out); then
-    `drive(now_s, dt_s)`, which runs the stacks up to the next world step.
+    The runner's `CarDrivers`: per tick, `patch(snapshot)` for the fleet; `apply(commands,
+    snapshot)` (returns the commands the world must carry out); then `drive(snapshot,
+    dt_s)`, which runs the cars (`EgoCar`) up to the next world step.
     """
 
     def __init__(
         self,
         road_map: RoadMap,
         graph: RoutingGraph,
-        world: SumoWorld,
+        world: World,
         start_curbs: Mapping[str, int],
         *,
         seed: int,
@@ -211,20 +227,24 @@ class AutonomousDriver:
                 if mic_config is not None
                 else None
             )
-            stack = AutonomyStack(
-                planner_factory(), seed=seed * 7919 + 104_729 * (k + 1), mic_config=car_mics
-            )
-            car = self._parked_car(vehicle_id, stack, curb)
-            car.mics = MicrophoneArray(car_mics) if car_mics is not None else None
-            self.cars[vehicle_id] = car
-            world.take_over(vehicle_id)
+            car_sensors = CarSensors(
+                seed=seed * 7919 + 104_729 * (k + 1), mic_config=car_mics,
+                occluders=occluders, spec=self.sensors,
+            )  # fmt: skip
+            stack = AutonomyStack(planner_factory(), mic_config=car_mics)
+            self.cars[vehicle_id] = self._parked_car(vehicle_id, car_sensors, stack, curb)
+            world.apply([TakeOver(vehicle_id)])
 
-    def _parked_car(self, vehicle_id: str, stack: AutonomyStack, curb: int) -> _Car:
+    def _parked_car(
+        self, vehicle_id: str, sensors: CarSensors, stack: AutonomyStack, curb: int
+    ) -> _Car:
         """The car standing at the kerb of curb spot `curb`, front bumper at the spot."""
         curbs = self.map.curbs
         edge, pos = curbs.edge_ids[curb], float(curbs.pos[curb])
         lane_index = int(curbs.lane_index[curb])
-        return _Car(vehicle_id, stack, self._at_kerb(edge, pos, lane_index), edge, lane_index, pos)
+        state = self._at_kerb(edge, pos, lane_index)
+        ego = EgoCar(vehicle_id, sensors, stack, state, parked=True)
+        return _Car(vehicle_id, ego, edge, lane_index, pos)
 
     def _at_kerb(self, edge: str, pos: float, lane_index: int) -> VehicleState:
         """Standing at the kerb beside lane `lane_index` of `edge`, front bumper `pos` m along
@@ -286,7 +306,7 @@ class AutonomousDriver:
                 steering_wheel_deg=round(math.degrees(car.state.steering_wheel_rad), 2),
                 behaviour=car.behaviour if car.driver == AUTONOMY else "sumo",
                 note=car.note,
-                hearing=car.mics is not None,
+                hearing=car.hearing,
                 siren_heard=car.siren_heard,
                 siren_probability=round(car.siren_probability, 3),
                 siren_heard_since_s=car.siren_heard_since_s,
@@ -342,12 +362,12 @@ class AutonomousDriver:
             # no lane route: SUMO drives this leg; we take the car back once it has parked
             log.warning("%s: no lane route for this leg (%s); SUMO drives it", car.vehicle_id, exc)
             if car.parked:
-                self.world.unpark_ego(car.vehicle_id)
-                car.parked = False
+                self.world.apply([UnparkEgo(car.vehicle_id)])
+                car.ego.parked = False
             car.leg = None
             car.driver, car.note, car.tracks = SUMO, f"SUMO drives this leg: {exc}", ()
             car.legs_handed_back += 1
-            self.world.hand_back(car.vehicle_id)
+            self.world.apply([HandBack(car.vehicle_id)])
             for_world.append(cmd)
             return
         car.note = ""
@@ -367,13 +387,13 @@ class AutonomousDriver:
         lane = self.map.lanes.get(snapshot.lane_ids[i])
         car.lane_index = lane.index if lane is not None else self.map.curb_lane(road).index
         try:
-            car.state = self._at_kerb(road, car.lane_pos, car.lane_index)
+            car.ego.state = self._at_kerb(road, car.lane_pos, car.lane_index)
         except ScenarioError:
             return False  # not a lane we can drive: SUMO keeps the car for this leg too
         if len(snapshot.odometer_m):
-            car.odometer_m = float(snapshot.odometer_m[i])
-        car.leg, car.parked, car.driver, car.note = None, True, AUTONOMY, ""
-        self.world.take_over(car.vehicle_id)
+            car.ego.odometer_m = float(snapshot.odometer_m[i])
+        car.leg, car.ego.parked, car.driver, car.note = None, True, AUTONOMY, ""
+        self.world.apply([TakeOver(car.vehicle_id)])
         return True
 
     def _pull_over(self, car: _Car) -> None:
@@ -510,37 +530,31 @@ class AutonomousDriver:
 
     # --- driving --------------------------------------------------------------------------
 
-    def drive(self, now_s: float, dt_s: float) -> None:
-        """Run every car's stack from world time `now_s` to `now_s + dt_s` in its own steps,
-        and tell SUMO where each car will be at the next world step."""
-        signals: Mapping[str, str] | None = None
+    def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
+        """Run every car from the world's `snapshot` to the next world step, `dt_s` later, in
+        the cars' own steps, and tell the world where each car will be by then."""
+        now_s = snapshot.time.time_s
         n = max(1, round(dt_s / self.step_s))
-        sirens: list[AgentState] | None = None
+        sirens = emergency_agents(snapshot)
         for car in self.cars.values():
             if car.driver != AUTONOMY:
+                car.ev_stop = None
                 continue
-            truth = self.world.surroundings(car.vehicle_id)
+            truth = snapshot.around.get(car.vehicle_id, ())
             car.time_s = now_s
-            if sirens is None and self.hearing:
-                sirens = sirens_on(self.world)
             car.siren_heard, car.siren_probability = False, 0.0
             # pulled over for an ambulance, the stack itself decides when to drive on
             waiting = car.parked and car.stopped and car.behaviour != "yield_to_ev"
             if car.leg is None or waiting:
                 # waiting at its stop: nothing to plan, but it keeps watching and listening
-                self._perceive(car, truth, sirens or [], now_s, n)
+                self._perceive(car, truth, sirens, snapshot.signals, now_s, n)
                 car.ev_stop = None  # a stop at its curb spot, not for an ambulance
             else:
-                if signals is None:
-                    signals = self.world.signal_states()
-                self._drive_car(car, car.leg, truth, sirens or [], signals, now_s, n)
+                self._drive_car(car, car.leg, truth, sirens, snapshot.signals, now_s, n)
                 car.ev_stop = self._ev_stop(car, now_s + n * self.step_s, sirens)
             self._episode(car)
-        for car in self.cars.values():
-            if car.driver != AUTONOMY:
-                car.ev_stop = None
 
-    def _ev_stop(self, car: _Car, t_s: float, sirens: Sequence[AgentState] | None) -> EvStop | None:
+    def _ev_stop(self, car: _Car, t_s: float, sirens: Sequence[AgentState]) -> EvStop | None:
         """The car's stop for an emergency vehicle at `t_s`: from when it stands still in an
         EV reaction (`yield_to_ev`, or `ev_caution`'s kerb stop / hold) until the stack
         drives on (another behaviour, or moving off above `EV_MOVED_OFF_MPS`)."""
@@ -555,8 +569,6 @@ class AutonomousDriver:
         seen = car.ev_seen_since_s is not None or car.behaviour == "yield_to_ev"
         basis = "heard_and_seen" if heard and seen else "heard" if heard else "seen"
         onsets = [x for x in (car.siren_heard_since_s, car.ev_seen_since_s) if x is not None]
-        if sirens is None:
-            sirens = sirens_on(self.world)  # no microphones: the ambulances are not at hand
         cx, cy = self._center(car)
         nearest = min(sirens, key=lambda a: math.hypot(a.x - cx, a.y - cy), default=None)
         since_s = round(t_s, 1)
@@ -567,25 +579,6 @@ class AutonomousDriver:
             behaviour=car.behaviour,
             ev_id=nearest.agent_id if nearest is not None else None,
         )
-
-    def _listen(
-        self, car: _Car, sirens: Sequence[AgentState], t_s: float, center: tuple[float, float]
-    ) -> Float32Array | None:
-        """What the roof microphones recorded over the stack step ending at `t_s` (sirens at
-        their place at `t_s`), or None without microphones."""
-        if car.mics is None:
-            return None
-        sources = audible(sirens, center, self.sensors, self.occluders)
-        st = car.state
-        return car.mics.hear(
-            Pose(center[0], center[1], st.heading), sources, t_s - self.step_s, self.step_s,
-            ego_speed_mps=st.speed,
-        )  # fmt: skip
-
-    def _blocks(self, center: tuple[float, float]) -> list[FloatArray]:
-        if self.occluders is None:
-            return []
-        return self.occluders.near(center[0], center[1], OCCLUDER_QUERY_M)
 
     def _heard(self, car: _Car) -> None:
         evidence = car.stack.last_siren
@@ -598,16 +591,13 @@ class AutonomousDriver:
                 car.siren_heard_since_s = round(evidence.time.time_s - evidence.detected_for_s, 1)
 
     def _seen(self, car: _Car, t_s: float) -> None:
-        if car.ev_seen_since_s is None and any(
-            d.flashing_lights for d in car.stack.last_detections
-        ):
+        if car.ev_seen_since_s is None and car.seen_lights():
             car.ev_seen_since_s = round(t_s, 1)
 
     def _episode(self, car: _Car) -> None:
         """An emergency episode ends once nothing is heard, nothing seen and the car no
         longer reacts to an emergency vehicle."""
-        seen_now = any(d.flashing_lights for d in car.stack.last_detections)
-        if not (car.siren_heard or seen_now or car.behaviour in EV_REACTIONS):
+        if not (car.siren_heard or car.seen_lights() or car.behaviour in EV_REACTIONS):
             car.siren_heard_since_s = car.ev_seen_since_s = None
 
     def _perceive(
@@ -615,29 +605,21 @@ class AutonomousDriver:
         car: _Car,
         truth: Sequence[AgentState],
         sirens: Sequence[AgentState],
+        signals: Mapping[str, str],
         now_s: float,
         n: int,
     ) -> None:
-        stack, st = car.stack, car.state
-        cx, cy = footprint_center(st.x, st.y, st.heading, stack.params)
-        center = (float(cx), float(cy))
-        detections = simulate_cameras(
-            truth, Pose(center[0], center[1], st.heading), TimePoint.from_s(now_s),
-            stack.rng, stack.camera_config, self._blocks(center), car.vehicle_id,
-        )  # fmt: skip
-        stack.last_detections = tuple(detections)
-        car.tracks = tuple(stack.tracker.update(detections, TimePoint.from_s(now_s)))
-        self._seen(car, now_s)
-        if car.mics is None:
-            return
-        for k in range(n):
-            # every stack step's audio, as while driving: the stream has no gaps
+        """Standing: one camera frame at the world's instant, and every stack step's audio
+        (the stream has no gaps), sirens moved on at constant velocity between world steps."""
+        ego = car.ego
+        for k in range(n if car.hearing else 1):
             t_k = now_s + k * self.step_s
             moved = sirens if k == 0 else _extrapolate(sirens, k * self.step_s)
-            audio = self._listen(car, moved, t_k, center)
-            if audio is not None:
-                stack.hear(audio, st, TimePoint.from_s(t_k))
-                self._heard(car)
+            ego.watch(truth, moved, signals, TimePoint.from_s(t_k), self.step_s, cameras=k == 0)
+            if k == 0:
+                car.tracks = car.stack.last_tracks
+                self._seen(car, now_s)
+            self._heard(car)
 
     def _drive_car(
         self,
@@ -651,50 +633,28 @@ class AutonomousDriver:
     ) -> None:
         path = leg.route.path
         for k in range(n):
-            state = car.state
             t_k = now_s + k * self.step_s
             agents = truth if k == 0 else _extrapolate(truth, k * self.step_s)
-            cx, cy = footprint_center(state.x, state.y, state.heading, car.stack.params)
-            center = (float(cx), float(cy))
             heard = sirens if k == 0 else _extrapolate(sirens, k * self.step_s)
-            audio = self._listen(car, heard, t_k, center)
-            out = car.stack.step(
-                state, agents, path, signals, leg.stop_s, TimePoint.from_s(t_k), self.step_s,
-                ego_id=car.vehicle_id, static_occluders=self._blocks(center), audio=audio,
-            )  # fmt: skip
+            out = car.ego.drive(
+                agents, heard, signals, path, leg.stop_s, TimePoint.from_s(t_k), self.step_s
+            )
             if k == 0:
                 # what the screen shows belongs to the world's instant (SUMO's truth at now_s)
                 car.tracks, car.behaviour = out.tracks, out.behaviour
             self._heard(car)
             self._seen(car, t_k)
-            new_state = step(state, out.command, self.step_s)
-            car.odometer_m += math.hypot(new_state.x - state.x, new_state.y - state.y)
-            car.state = new_state
         state = car.state
-        s_center, d = (float(v) for v in path.project(*self._center(car)))
-        car.s_center = s_center
+        car.s_center = float(path.project(*self._center(car))[0])
         self._locate(car)
-        at_stop = leg.stop_s is not None and abs(s_center - leg.stop_s) <= AT_STOP_M
+        at_stop = leg.stop_s is not None and abs(car.s_center - leg.stop_s) <= AT_STOP_M
         standing = state.speed < STOPPED_BELOW_MPS
         car.stopped = standing and (
             (at_stop and car.behaviour in KERB_BEHAVIOURS) or car.behaviour == "yield_to_ev"
         )
-        # off the lane in SUMO while standing at the kerb, so that traffic and ambulances
-        # pass (SUMO-NOTES); put back on it when moving off
-        waiting = (
-            car.behaviour in KERB_BEHAVIOURS
-            and state.speed < PARK_BELOW_MPS
-            and d <= -PARK_OFFSET_M
-        )
-        vid = car.vehicle_id
-        if waiting and not car.parked:
-            car.parked = self.world.try_park_ego(vid)
-        elif car.parked and not waiting:
-            self.world.unpark_ego(vid)
-            car.parked = False
-        if not car.parked:
-            fx, fy = front_bumper(state.x, state.y, state.heading)
-            self.world.move_ego(vid, fx, fy, state.heading, state.speed)
+        # off the lane while standing at the kerb, so that traffic and ambulances pass
+        # (SUMO-NOTES); put back on it when moving off
+        car.ego.place(self.world, path, car.behaviour)
 
     def _locate(self, car: _Car) -> None:
         """Edge, lane and m along it of the front bumper, from the leg's lane route."""

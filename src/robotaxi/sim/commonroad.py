@@ -1,8 +1,9 @@
 """Peer benchmark: our autonomy stack on CommonRoad scenarios, judged by CommonRoad's tools.
 
 A CommonRoad scenario (lanelets, recorded obstacles) and its planning problem (initial
-state, goal region) become a closed loop: every time step the scenario's obstacles at that
-step are the ground truth the stack's cameras see (replayed, not reactive; traffic lights
+state, goal region) become a closed loop on the one runner (a replay of the recording as
+its world, our car as its driver): every time step the scenario's obstacles at that
+step are the ground truth the car's cameras see (replayed, not reactive; traffic lights
 become stop lines and signal states); prediction follows the lanelet a track drives on; the
 stack plans and controls; our kinematic bicycle moves the ego by the scenario's `dt`. The
 run ends when the goal is reached or at the goal's last time step (at most
@@ -32,41 +33,68 @@ import importlib
 import math
 import time as wall
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from commonroad.common.file_reader import CommonRoadFileReader
-from commonroad.geometry.shape import Circle, Polygon, Rectangle
-from commonroad.planning.planning_problem import PlanningProblem
-from commonroad.prediction.prediction import TrajectoryPrediction
-from commonroad.scenario.obstacle import ObstacleType
-from commonroad.scenario.scenario import Scenario
-from commonroad.scenario.state import KSState
-from commonroad.scenario.trajectory import Trajectory as CrTrajectory
+
+from robotaxi.core.errors import DataNotFoundError, MissingExtraError, ScenarioError
+
+try:  # CommonRoad is an optional extra: without it, say how to install it
+    from commonroad.common.file_reader import CommonRoadFileReader
+    from commonroad.geometry.shape import Circle, Polygon, Rectangle
+    from commonroad.planning.planning_problem import PlanningProblem
+    from commonroad.prediction.prediction import TrajectoryPrediction
+    from commonroad.scenario.obstacle import ObstacleType
+    from commonroad.scenario.scenario import Scenario
+    from commonroad.scenario.state import KSState
+    from commonroad.scenario.trajectory import Trajectory as CrTrajectory
+
+    # commonroad_dc ships a type stub (pycrcc.pyi) that is not valid Python, which stops mypy
+    # outright; importing its modules by name keeps mypy out of the package.
+    _dispatch: Any = importlib.import_module(
+        "commonroad_dc.collision.collision_detection.pycrcc_collision_dispatch"
+    )
+    feasibility_checker: Any = importlib.import_module(
+        "commonroad_dc.feasibility.feasibility_checker"
+    )
+    _dynamics: Any = importlib.import_module("commonroad_dc.feasibility.vehicle_dynamics")
+except ModuleNotFoundError as exc:
+    _missing = (exc.name or "").split(".")[0]
+    if not _missing.startswith("commonroad"):
+        raise
+    raise MissingExtraError(
+        f"CommonRoad support is an optional extra and is not installed (no module {_missing}): "
+        "pip install robotaxi[commonroad]",
+        name=exc.name,
+    ) from exc
 
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.stack import AutonomyStack, Planner
-from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState, step
-from robotaxi.core.errors import DataNotFoundError, ScenarioError
+from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState
+from robotaxi.core import (
+    CommandFailure,
+    EmergencyRecord,
+    VehicleCommand,
+    WorldError,
+    WorldSnapshot,
+    WorldStats,
+)
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, AgentState, FloatArray, Track
+from robotaxi.fleet.manager import EvStop
 from robotaxi.sim.commonroad_lanes import (
     DEFAULT_SPEED_LIMIT_MPS,
     LaneletRouter,
     LaneRoute,
     signal_states,
 )
+from robotaxi.sim.ego import EgoCar
+from robotaxi.sim.sensors import CarSensors
+from robotaxi.sim.simulation import Simulation, Tick
 
-# commonroad_dc ships a type stub (pycrcc.pyi) that is not valid Python, which stops mypy
-# outright; importing its modules by name keeps mypy out of the package.
-_dispatch: Any = importlib.import_module(
-    "commonroad_dc.collision.collision_detection.pycrcc_collision_dispatch"
-)
-feasibility_checker: Any = importlib.import_module("commonroad_dc.feasibility.feasibility_checker")
-_dynamics: Any = importlib.import_module("commonroad_dc.feasibility.vehicle_dynamics")
 VehicleDynamics = _dynamics.VehicleDynamics
 VehicleType = _dynamics.VehicleType
 create_collision_checker = _dispatch.create_collision_checker
@@ -301,6 +329,106 @@ def to_commonroad(
     )
 
 
+EGO_ID = "ego"
+
+
+class _ReplayWorld:
+    """A scenario's recorded traffic as the runner's `World`: each step brings the obstacles
+    and signal states of the next time step. Nothing the ego does changes them (recorded
+    traffic cannot react), so the ego's moves are taken and dropped."""
+
+    def __init__(self, problem: CrProblem) -> None:
+        self.problem = problem
+        self.stats = WorldStats()
+        self._k = problem.first_step - 1
+
+    @property
+    def emergency(self) -> dict[str, EmergencyRecord]:
+        return {}
+
+    @property
+    def time(self) -> TimePoint:
+        return TimePoint.from_s(self._k * self.problem.dt_s)
+
+    @property
+    def time_step(self) -> int:
+        return self._k
+
+    def start(self) -> None:
+        self._k = self.problem.first_step - 1
+
+    def close(self) -> None:
+        pass
+
+    def step(self) -> None:
+        self._k += 1
+
+    def snapshot(self) -> WorldSnapshot:
+        scenario = self.problem.scenario
+        empty = np.zeros(0)
+        return WorldSnapshot(
+            time=self.time, ids=(), kinds=(), xy=np.zeros((0, 2)), heading=empty,
+            speed=empty, length=empty, width=empty, lane_ids=(), lane_pos=empty, sirens=(),
+            signals=signal_states(scenario, self._k),
+            around={EGO_ID: tuple(obstacles_at(scenario, self._k))},
+        )  # fmt: skip
+
+    def apply(self, commands: Iterable[VehicleCommand]) -> list[CommandFailure]:
+        return []
+
+    def add_robotaxi(self, vehicle_id: str, curb_index: int) -> None:
+        raise WorldError("a recorded CommonRoad scenario has no kerb spots for robotaxis")
+
+    def vehicle_count(self) -> int:
+        return len(self.problem.scenario.obstacles)
+
+    def edge_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
+        return {}
+
+    def vehicles_near(self, vehicle_id: str, radius_m: float) -> tuple[AgentState, ...]:
+        return ()
+
+
+class _CrDriver:
+    """The ego on a CommonRoad problem (`CarDrivers` for the runner): each time step it
+    senses the recorded obstacles, plans and moves (`EgoCar`); its states are recorded."""
+
+    def __init__(self, problem: CrProblem, car: EgoCar, params: VehicleParams) -> None:
+        self.problem = problem
+        self.car = car
+        self.params = params
+        self.rows = [car.state.as_row(problem.first_step * problem.dt_s)]
+        self.timings = _Timings()
+        self.goal_step: int | None = None
+
+    def patch(self, snapshot: WorldSnapshot) -> WorldSnapshot:
+        return snapshot
+
+    def ev_stops(self) -> dict[str, EvStop]:
+        return {}
+
+    def apply(
+        self, commands: Sequence[VehicleCommand], snapshot: WorldSnapshot
+    ) -> list[VehicleCommand]:
+        return list(commands)
+
+    def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
+        k = round(snapshot.time.time_s / dt_s)
+        t0 = wall.perf_counter()
+        car = self.car
+        car.drive(
+            snapshot.around[EGO_ID], (), snapshot.signals, self.problem.path, None,
+            snapshot.time, dt_s,
+        )  # fmt: skip
+        self.timings.stack.append(wall.perf_counter() - t0)
+        self.timings.planner.append(car.stack.times.by_stage["planning"][-1])
+        self.rows.append(car.state.as_row((k + 1) * dt_s))
+        if self.goal_step is None and self.problem.problem.goal.is_reached(
+            ks_state(self.rows[-1], k + 1, self.params)
+        ):
+            self.goal_step = k + 1
+
+
 def run(
     problem: CrProblem,
     planner: Planner,
@@ -311,45 +439,41 @@ def run(
     lane_prediction: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> CrRun:
-    """Drive `problem` closed loop with a fresh stack around `planner` (module docstring);
-    with `lane_prediction`, tracks are predicted along the lanelet they drive on."""
+    """Drive `problem` closed loop on the runner with a fresh stack around `planner` (module
+    docstring); with `lane_prediction`, tracks are predicted along the lanelet they drive on."""
     router = problem.router
 
     def lane_lookup(track: Track) -> FloatArray | None:
         return router.lane_of(track.x, track.y, track.heading)
 
     stack = AutonomyStack(
-        planner, seed=seed, params=params, lane_lookup=lane_lookup if lane_prediction else None
+        planner, params=params, lane_lookup=lane_lookup if lane_prediction else None
     )
-    ego = initial_vehicle_state(problem, params)
+    sensors = CarSensors(seed=seed, params=params)
+    car = EgoCar(EGO_ID, sensors, stack, initial_vehicle_state(problem, params))
     dt = problem.dt_s
-    scenario, goal = problem.scenario, problem.problem.goal
-    rows = [ego.as_row(problem.first_step * dt)]
-    timings = _Timings()
-    goal_step = None
-    for k in range(problem.first_step, problem.last_step):
-        agents = obstacles_at(scenario, k)
-        signals = signal_states(scenario, k)
-        t0 = wall.perf_counter()
-        out = stack.step(ego, agents, problem.path, signals, None, TimePoint.from_s(k * dt), dt)
-        timings.stack.append(wall.perf_counter() - t0)
-        timings.planner.append(stack.times.by_stage["planning"][-1])
-        ego = step(ego, out.command, dt, params)
-        rows.append(ego.as_row((k + 1) * dt))
+    world = _ReplayWorld(problem)
+    driver = _CrDriver(problem, car, params)
+    sim = Simulation(world, step_s=dt)
+    sim.drivers = driver
+    steps = problem.last_step - problem.first_step
+
+    def done(tick: Tick) -> bool:
         if progress is not None:
-            progress(k + 1 - problem.first_step, problem.last_step - problem.first_step)
-        if goal_step is None and goal.is_reached(ks_state(rows[-1], k + 1, params)):
-            goal_step = k + 1
-            if stop_at_goal:
-                break
-    states = np.asarray(rows)
+            progress(tick.index + 1, steps)
+        return tick.index + 1 >= steps or (stop_at_goal and driver.goal_step is not None)
+
+    if steps > 0:
+        with sim:
+            sim.run(until=done)
+    states = np.asarray(driver.rows)
     return CrRun(
         planner.name,
         states,
         to_commonroad(states, problem.first_step, params),
-        tuple(timings.stack),
-        tuple(timings.planner),
-        goal_step,
+        tuple(driver.timings.stack),
+        tuple(driver.timings.planner),
+        driver.goal_step,
     )
 
 

@@ -27,12 +27,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from commonroad.planning.planning_problem import PlanningProblem
-from commonroad.scenario.lanelet import Lanelet, LaneletNetwork
-from commonroad.scenario.scenario import Scenario
-from commonroad.scenario.traffic_sign import SupportedTrafficSignCountry
-from commonroad.scenario.traffic_sign_interpreter import TrafficSignInterpreter
 from scipy.ndimage import gaussian_filter1d
+
+from robotaxi.core.errors import MissingExtraError
+
+try:  # CommonRoad is an optional extra: without it, say how to install it
+    from commonroad.planning.planning_problem import PlanningProblem
+    from commonroad.scenario.lanelet import Lanelet, LaneletNetwork
+    from commonroad.scenario.scenario import Scenario
+    from commonroad.scenario.traffic_sign import SupportedTrafficSignCountry
+    from commonroad.scenario.traffic_sign_interpreter import TrafficSignInterpreter
+except ModuleNotFoundError as exc:
+    _missing = (exc.name or "").split(".")[0]
+    if not _missing.startswith("commonroad"):
+        raise
+    raise MissingExtraError(
+        f"CommonRoad support is an optional extra and is not installed (no module {_missing}): "
+        "pip install robotaxi[commonroad]",
+        name=exc.name,
+    ) from exc
 
 from robotaxi.autonomy.planning.reference import ReferencePath, StopLine
 from robotaxi.core.types import FloatArray

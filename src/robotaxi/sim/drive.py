@@ -21,6 +21,7 @@ import time as wall
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,12 +29,6 @@ from robotaxi.autonomy.planning.behaviour import BehaviourConfig, BehaviourPlann
 from robotaxi.autonomy.planning.motion import MotionPlanner
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.planning.route import CURB_SHOULDER_M, LaneRoute, reference_path
-from robotaxi.autonomy.sensors.cameras import StaticOccluders, map_block_occluders
-from robotaxi.autonomy.sensors.microphones import (
-    EmergencySource,
-    MicArrayConfig,
-    MicrophoneArray,
-)
 from robotaxi.autonomy.stack import (
     AutonomyStack,
     IdmPlanner,
@@ -42,9 +37,10 @@ from robotaxi.autonomy.stack import (
     StackOutput,
     StageTimes,
 )
-from robotaxi.autonomy.vehicle import IPACE, VehicleState, footprint_center, front_bumper, step
+from robotaxi.autonomy.vehicle import IPACE, VehicleState
 from robotaxi.config import RunConfig, load_config
-from robotaxi.config.scenario import ScenarioSpec, SensorsSpec
+from robotaxi.config.scenario import ScenarioSpec
+from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core import (
     AgentKind,
     AgentState,
@@ -52,19 +48,25 @@ from robotaxi.core import (
     SirenState,
     TimePoint,
     TrajectoryColumn,
+    VehicleCommand,
+    WorldSnapshot,
+    emergency_agents,
 )
-from robotaxi.core.types import FloatArray, Pose, Track
+from robotaxi.core.types import FloatArray, Track
+from robotaxi.fleet.manager import EvStop
 from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.sim.ego import EgoCar
 from robotaxi.sim.runner import load_city
-from robotaxi.world.sumo_world import SumoWorld
+from robotaxi.sim.sensors import AUDIO_STAGE, CarSensors
+from robotaxi.sim.sensors.cameras import map_block_occluders
+from robotaxi.sim.simulation import Callback, Simulation, Tick
+
+if TYPE_CHECKING:
+    from robotaxi.world.sumo_world import SumoWorld
 
 EGO_ID = "ego"
-PARK_BELOW_MPS = 1.0  # pulled over and all but stopped: take the car off its lane in SUMO
-PARK_OFFSET_M = 1.5
 EV_YIELD_RANGE_M = 120.0
-KERB_BEHAVIOURS = ("yield_to_ev", "ev_caution", "curbside_stop", "leave_curb", "safe_stop")
 EV_REACTIONS = ("ev_caution", "yield_to_ev")  # behaviours that count as reacting to an EV
-OCCLUDER_QUERY_M = 130.0  # city blocks this near the car are tested (the cameras' reach)
 # Buildings stand behind the pavement, and the pavement starts at the kerb: the kerb lies
 # `CURB_SHOULDER_M` right of the lane edge (where the car pulls over and pedestrians step
 # off), so the blocks start that much plus a pavement's width from the lane edge.
@@ -155,6 +157,7 @@ class DriveResult:
     audio_ms: list[float] = field(default_factory=list)  # rendering audio, wall time per tick
     audio_cpu_ms: list[float] = field(default_factory=list)  # … and this thread's CPU time
     stage_times: StageTimes | None = None  # the stack's per-tick runtimes of every stage
+    sensor_times: StageTimes | None = None  # the simulated sensors' (cameras, audio)
 
 
 def _run_config(spec: ScenarioSpec, data_dir: Path | None, cache_dir: Path | None) -> RunConfig:
@@ -201,6 +204,114 @@ def _pedestrians(spec: ScenarioSpec, route: LaneRoute, t: float) -> list[AgentSt
     return out
 
 
+class _Scenario(Callback):
+    """Puts the ego and the scenario's scripted road users into the world, each when due."""
+
+    name = "scenario_traffic"
+
+    def __init__(self, spec: ScenarioSpec, world: SumoWorld) -> None:
+        self.spec = spec
+        self.world = world
+        self.pending = sorted(spec.vehicles, key=lambda v: v.depart_s)
+
+    def on_start(self, sim: Simulation) -> None:
+        ego = self.spec.ego
+        self.world.add_ego(
+            EGO_ID, ego.route, depart_pos=max(ego.start_pos_m, 0.1), lane=ego.start_lane,
+            speed=ego.start_speed_mps,
+        )  # fmt: skip
+        self._add_due(0.0)
+
+    def on_tick(self, sim: Simulation, tick: Tick) -> None:
+        self._add_due(tick.time_s)
+
+    def _add_due(self, t: float) -> None:
+        while self.pending and self.pending[0].depart_s <= t:
+            v = self.pending.pop(0)
+            self.world.add_vehicle(
+                v.id, v.route, type_id=v.type, depart_pos=v.pos_m, lane=v.lane,
+                speed=v.speed_mps, max_speed=v.max_speed_mps,
+                stop_at=v.stop_at_m, stop_s=v.stop_s,
+            )  # fmt: skip
+
+
+class _ScenarioDriver:
+    """The scenario's one car, at autonomy fidelity (`CarDrivers` for the runner): each
+    world step it senses, plans and moves (`EgoCar`), and what happened is recorded."""
+
+    def __init__(
+        self,
+        spec: ScenarioSpec,
+        car: EgoCar,
+        route: LaneRoute,
+        world: SumoWorld,
+        result: DriveResult,
+        *,
+        keep_frames: bool,
+        progress: Callable[[float, float], None] | None,
+    ) -> None:
+        self.spec = spec
+        self.car = car
+        self.route = route
+        self.world = world
+        self.result = result
+        self.keep_frames = keep_frames
+        self.progress = progress
+        self.stop_request = spec.ego.stop_at_m
+        self.stopped_since: float | None = None
+        self.ticks = 0
+
+    def patch(self, snapshot: WorldSnapshot) -> WorldSnapshot:
+        return snapshot
+
+    def ev_stops(self) -> dict[str, EvStop]:
+        return {}
+
+    def apply(
+        self, commands: Sequence[VehicleCommand], snapshot: WorldSnapshot
+    ) -> list[VehicleCommand]:
+        return list(commands)
+
+    def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
+        spec, car, record = self.spec, self.car, self.result.record
+        k = self.ticks
+        self.ticks += 1
+        t = k * dt_s  # the step began here; the world is now at `now`
+        now = snapshot.time
+        truth = [*snapshot.around.get(EGO_ID, ()), *_pedestrians(spec, self.route, t)]
+        signals = snapshot.signals
+        self.result.collisions.extend(c for c in snapshot.collisions if EGO_ID in c)
+        sirens = emergency_agents(snapshot)
+        for ev in sirens:
+            record.ev_siren_onset_s.setdefault(ev.agent_id, now.time_s - dt_s)
+        ego = car.state
+        out = car.drive(truth, sirens, signals, self.route.path, self.stop_request, now, dt_s)
+        if car.stack.last_siren is not None:
+            record.siren_heard.append(car.stack.last_siren.detected)
+        observation = car.last_observation
+        detections = observation.detections if observation is not None else None
+        for det in detections or ():
+            if det.flashing_lights and det.truth_id is not None:
+                record.ev_first_seen_s.setdefault(det.truth_id, now.time_s)
+        # curbside stop: dwell, then ask to pull out by dropping the request
+        if self.stop_request is not None and ego.speed < 0.1 and out.behaviour == "curbside_stop":
+            self.stopped_since = t if self.stopped_since is None else self.stopped_since
+            if t - self.stopped_since >= spec.ego.stop_dwell_s:
+                record.reached_stop = True
+                self.stop_request = None
+        record.add(now, ego, out, truth, signals)
+        if self.keep_frames:
+            self.result.frames.append(
+                Frame(
+                    t, ego, out.trajectory.states, out.tracks, tuple(truth), out.behaviour,
+                    car.parked,
+                )
+            )  # fmt: skip
+        car.place(self.world, self.route.path, out.behaviour)
+        if self.progress is not None and k % 50 == 0:
+            self.progress(t, spec.duration_s)
+
+
 def run_scenario(
     spec: ScenarioSpec,
     *,
@@ -214,8 +325,8 @@ def run_scenario(
     microphones: bool | None = None,
     city_blocks: bool | None = None,
 ) -> DriveResult:
-    """Run one scenario closed-loop and record what happened. `microphones` and
-    `city_blocks` override the scenario's `sensors` settings when given; by default a
+    """Run one scenario closed-loop on the runner and record what happened. `microphones`
+    and `city_blocks` override the scenario's `sensors` settings when given; by default a
     planner that ignores sirens (the IDM baseline) drives without microphones, since it
     would only spend the simulator's time on audio nobody listens to."""
     wall0 = wall.perf_counter()
@@ -243,26 +354,32 @@ def run_scenario(
         float(x0) - back * math.cos(float(h0)), float(y0) - back * math.sin(float(h0)),
         float(h0), ego_spec.start_speed_mps,
     )  # fmt: skip
-    sensors = spec.sensors
+    sensors_spec = spec.sensors
     planner = planner if planner is not None else default_planner()
-    use_mics = sensors.microphones and planner.hears_sirens if microphones is None else microphones
-    use_blocks = sensors.city_blocks if city_blocks is None else city_blocks
+    use_mics = (
+        sensors_spec.microphones and planner.hears_sirens if microphones is None else microphones
+    )
+    use_blocks = sensors_spec.city_blocks if city_blocks is None else city_blocks
     mic_config = (
         MicArrayConfig(
-            background_level_db_spl=sensors.background_db_spl,
+            background_level_db_spl=sensors_spec.background_db_spl,
             negatives_dir=Path(config.map.data_dir) / "audio" / "negatives",
             seed=spec.seed,
         )
         if use_mics
         else None
     )
-    mic_array = MicrophoneArray(mic_config) if mic_config is not None else None
     occluders = (
         map_block_occluders(road_map, sidewalk_m=CURB_SHOULDER_M + PAVEMENT_M)
         if use_blocks
         else None
     )
-    stack = AutonomyStack(planner, seed=spec.seed, mic_config=mic_config)
+    sensors = CarSensors(
+        seed=spec.seed, mic_config=mic_config, occluders=occluders, spec=sensors_spec
+    )
+    car = EgoCar(EGO_ID, sensors, AutonomyStack(planner, mic_config=mic_config), ego)
+    from robotaxi.world.sumo_world import SumoWorld  # libsumo loads only when a run needs it
+
     world = SumoWorld(
         road_map, graph, config.world, config.fleet, seed=spec.seed, end_s=spec.duration_s,
         work_dir=work_dir, background=spec.background_per_hour_per_km2 > 0,
@@ -271,159 +388,27 @@ def run_scenario(
         spec, DrivingRecord.empty(route.path), road_map=road_map, route=route,
         microphones=use_mics, city_blocks=use_blocks,
     )  # fmt: skip
-    pending = sorted(spec.vehicles, key=lambda v: v.depart_s)
-    stop_request = ego_spec.stop_at_m
-    stopped_since: float | None = None
-    parked = False
     steps = round(spec.duration_s / spec.dt_s)
-    with world:
-        world.add_ego(
-            EGO_ID, ego_spec.route, depart_pos=max(s0, 0.1), lane=ego_spec.start_lane,
-            speed=ego_spec.start_speed_mps,
-        )  # fmt: skip
-        for k in range(steps):
-            t = k * spec.dt_s
-            while pending and pending[0].depart_s <= t:
-                v = pending.pop(0)
-                world.add_vehicle(
-                    v.id, v.route, type_id=v.type, depart_pos=v.pos_m, lane=v.lane,
-                    speed=v.speed_mps, max_speed=v.max_speed_mps,
-                    stop_at=v.stop_at_m, stop_s=v.stop_s,
-                )  # fmt: skip
-            world.step()
-            now = world.time
-            if k == 0 or not parked:
-                fx, fy = front_bumper(ego.x, ego.y, ego.heading)
-                world.move_ego(EGO_ID, fx, fy, ego.heading, ego.speed)
-            truth = world.surroundings(EGO_ID) + _pedestrians(spec, route, t)
-            signals = world.signal_states()
-            result.collisions.extend(c for c in world.collisions() if EGO_ID in c)
-            sirens = sirens_on(world)
-            for ev in sirens:
-                result.record.ev_siren_onset_s.setdefault(ev.agent_id, now.time_s - spec.dt_s)
-            cx, cy = footprint_center(ego.x, ego.y, ego.heading, IPACE)
-            audio = None
-            if mic_array is not None:
-                wall_a, cpu_a = wall.perf_counter(), wall.thread_time()
-                sources = audible(sirens, (float(cx), float(cy)), sensors, occluders)
-                audio = mic_array.hear(
-                    Pose(float(cx), float(cy), ego.heading), sources, now.time_s - spec.dt_s,
-                    spec.dt_s, ego_speed_mps=ego.speed,
-                )  # fmt: skip
-                result.audio_ms.append(1000.0 * (wall.perf_counter() - wall_a))
-                result.audio_cpu_ms.append(1000.0 * (wall.thread_time() - cpu_a))
-            blocks = (
-                occluders.near(float(cx), float(cy), OCCLUDER_QUERY_M)
-                if occluders is not None
-                else ()
-            )
-            out = stack.step(
-                ego, truth, path, signals, stop_request, now, spec.dt_s, ego_id=EGO_ID,
-                static_occluders=blocks, audio=audio,
-            )  # fmt: skip
-            if stack.last_siren is not None:
-                result.record.siren_heard.append(stack.last_siren.detected)
-            for det in stack.last_detections:
-                if det.flashing_lights and det.truth_id is not None:
-                    result.record.ev_first_seen_s.setdefault(det.truth_id, now.time_s)
-            # curbside stop: dwell, then ask to pull out by dropping the request
-            if stop_request is not None and ego.speed < 0.1 and out.behaviour == "curbside_stop":
-                stopped_since = t if stopped_since is None else stopped_since
-                if t - stopped_since >= ego_spec.stop_dwell_s:
-                    result.record.reached_stop = True
-                    stop_request = None
-            result.record.add(now, ego, out, truth, signals)
-            if keep_frames:
-                result.frames.append(
-                    Frame(
-                        t,
-                        ego,
-                        out.trajectory.states,
-                        out.tracks,
-                        tuple(truth),
-                        out.behaviour,
-                        parked,
-                    )
-                )
-            new_ego = step(ego, out.command, spec.dt_s)
-            # Park off the lane in SUMO while stopped at the kerb (pulled over for an
-            # ambulance, at a pick-up, or before pulling out): a car beside its lane but on
-            # it still blocks SUMO's traffic and ambulances (SUMO-NOTES).
-            _, d_now = path.project(new_ego.x, new_ego.y)
-            waiting = (
-                out.behaviour in KERB_BEHAVIOURS
-                and new_ego.speed < PARK_BELOW_MPS
-                and float(d_now) <= -PARK_OFFSET_M
-            )
-            if waiting and not parked:
-                parked = world.try_park_ego(EGO_ID)
-            elif parked and not waiting:
-                world.unpark_ego(EGO_ID)
-                parked = False
-                fx, fy = front_bumper(new_ego.x, new_ego.y, new_ego.heading)
-                world.move_ego(EGO_ID, fx, fy, new_ego.heading, new_ego.speed)
-            ego = new_ego
-            if progress is not None and k % 50 == 0:
-                progress(t, spec.duration_s)
+    sim = Simulation(world, graph, callbacks=[_Scenario(spec, world)], step_s=spec.dt_s)
+    sim.drivers = _ScenarioDriver(
+        spec, car, route, world, result, keep_frames=keep_frames, progress=progress
+    )
+    with sim:
+        sim.run(until=lambda tick: tick.index + 1 >= steps)
+    stack_times = car.stack.times
     result.stage_ms = {
         stage: 1000.0 * float(np.median(times))
-        for stage, times in stack.times.by_stage.items()
-        if times
+        for stage, times in (*stack_times.by_stage.items(), *sensors.times.by_stage.items())
+        if len(times)
     }
-    result.stage_times = stack.times
-    if result.audio_ms:
-        result.stage_ms["audio_synthesis"] = float(np.median(result.audio_ms))
+    result.stage_times = stack_times
+    result.sensor_times = sensors.times
+    audio = sensors.times.by_stage.get(AUDIO_STAGE)
+    audio_cpu = sensors.times.cpu_by_stage.get(AUDIO_STAGE)
+    result.audio_ms = [1000.0 * x for x in audio] if audio is not None else []
+    result.audio_cpu_ms = [1000.0 * x for x in audio_cpu] if audio_cpu is not None else []
     result.wall_s = wall.perf_counter() - wall0
     return result
-
-
-def sirens_on(world: SumoWorld) -> list[AgentState]:
-    """Every emergency vehicle in the world with its siren on (ground truth, any range),
-    centred on its footprint (SUMO reports the front bumper)."""
-    snap = world.snapshot()
-    out = []
-    for i, vid in enumerate(snap.ids):
-        if snap.kinds[i] != AgentKind.EMERGENCY or not snap.sirens[i]:
-            continue
-        h, half = float(snap.heading[i]), 0.5 * float(snap.length[i])
-        out.append(
-            AgentState(
-                vid,
-                AgentKind.EMERGENCY,
-                float(snap.xy[i, 0]) - half * math.cos(h),
-                float(snap.xy[i, 1]) - half * math.sin(h),
-                h,
-                float(snap.speed[i]),
-                length=float(snap.length[i]),
-                width=float(snap.width[i]),
-                siren=SirenState.ON,
-            )
-        )
-    return out
-
-
-def audible(
-    sirens: Sequence[AgentState],
-    ear_xy: tuple[float, float],
-    sensors: SensorsSpec,
-    occluders: StaticOccluders | None,
-) -> list[EmergencySource]:
-    """The sirens within `audio_range_m` as sound sources: one heard through a city block
-    (no line of sight) gets the block's extra loss (diffraction round the corner)."""
-    near = [
-        a for a in sirens if math.hypot(a.x - ear_xy[0], a.y - ear_xy[1]) <= sensors.audio_range_m
-    ]
-    if not near:
-        return []
-    blocked = (
-        occluders.blocks_sight(ear_xy, np.array([[a.x, a.y] for a in near]))
-        if occluders is not None
-        else np.zeros(len(near), dtype=bool)
-    )
-    return [
-        EmergencySource.from_agent(a, extra_loss_db=sensors.block_sound_loss_db if b else 0.0)
-        for a, b in zip(near, blocked, strict=True)
-    ]
 
 
 def default_planner() -> Planner:

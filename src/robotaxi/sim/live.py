@@ -40,10 +40,9 @@ import numpy as np
 import numpy.typing as npt
 
 from robotaxi.autonomy.planning.route import CURB_SHOULDER_M
-from robotaxi.autonomy.sensors.cameras import map_block_occluders
-from robotaxi.autonomy.sensors.microphones import MicArrayConfig
 from robotaxi.config import DemandConfig, RunConfig
 from robotaxi.config.scenario import SensorsSpec
+from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core import (
     AgentState,
     RideRequest,
@@ -51,6 +50,7 @@ from robotaxi.core import (
     TripEvent,
     TripState,
     VehicleEvent,
+    World,
     WorldError,
 )
 from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, TncDemand
@@ -59,10 +59,9 @@ from robotaxi.fleet.trips import greeting
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.autonomous import STACK_STEP_S, AutonomousDriver, AutonomyView
 from robotaxi.sim.drive import PAVEMENT_M
-from robotaxi.sim.runner import load_city
+from robotaxi.sim.runner import WorldFactory, load_city, sumo_world
+from robotaxi.sim.sensors.cameras import map_block_occluders
 from robotaxi.sim.simulation import RequestQueue, Simulation, TravelTimes
-from robotaxi.world.nearby import vehicles_near
-from robotaxi.world.sumo_world import SumoWorld
 
 FloatArray = npt.NDArray[np.float64]
 S = TripState
@@ -224,11 +223,15 @@ class LiveService:
         autonomy_step_s: float = STACK_STEP_S,
         hearing: bool = True,
         city_blocks: bool = True,
+        world: WorldFactory = sumo_world,
+        city: tuple[RoadMap, RoutingGraph] | None = None,
     ) -> None:
         """`autonomous` fleet cars (the first ones by id) are driven by the autonomy stack,
         stepped every `autonomy_step_s` between the world's steps; SUMO drives the rest.
         `hearing` gives those cars roof microphones and the siren detector; `city_blocks`
-        lets the blocks between streets hide things from their cameras."""
+        lets the blocks between streets hide things from their cameras. `world` builds the
+        city (SUMO unless told otherwise, e.g. `FakeWorld` in tests); `city` is the map and
+        routing graph ready-made (else built from `config`)."""
         if not math.isfinite(speed) or speed <= 0:
             raise LiveServiceError(f"speed {speed} must be a positive multiple of real time")
         if not math.isfinite(riders_per_hour) or riders_per_hour < 0:
@@ -253,6 +256,8 @@ class LiveService:
         self.autonomy_step_s = autonomy_step_s
         self.hearing = hearing
         self.city_blocks = city_blocks
+        self.world_factory = world
+        self._city = city
         self.driver: AutonomousDriver | None = None
         # no new rides after end_s; trips under way may finish for DRAIN_S more (SUMO runs
         # an hour past the window, see SumoWorld.start)
@@ -282,7 +287,7 @@ class LiveService:
         self._tick_wall_max_s = 0.0
         self.map: RoadMap
         self.graph: RoutingGraph
-        self.world: SumoWorld
+        self.world: World
         self.fleet: FleetManager
         self.sim: Simulation
 
@@ -291,7 +296,7 @@ class LiveService:
     def start(self) -> None:
         """Load the city, start SUMO and park the fleet at its starting curbs."""
         cfg = self.config
-        self.map, self.graph = load_city(cfg)
+        self.map, self.graph = self._city or load_city(cfg)
         day, start_hour = cfg.start_day_hour
         demand = self._demand(self.map)
         self.fleet = FleetManager(
@@ -301,7 +306,7 @@ class LiveService:
         if self.riders_per_hour > 0:
             sample = demand.sample(day, start_hour, cfg.hours, seed=cfg.seed)
             self._synthetic = self._thin(list(sample.requests))
-        self.world = SumoWorld(
+        self.world = self.world_factory(
             self.map, self.graph, cfg.world, cfg.fleet,
             seed=cfg.seed, end_s=self.end_s, work_dir=self.work_dir,
             background=self.background_traffic,
@@ -636,7 +641,7 @@ class LiveService:
         with self._lock:
             self._require_started()
             try:
-                return vehicles_near(self.world, vehicle_id, radius_m)
+                return self.world.vehicles_near(vehicle_id, radius_m)
             except WorldError:
                 return ()  # not inserted yet (before the first step) or left the network
 

@@ -6,7 +6,7 @@
     fleet.tick(snapshot, requests)        dispatch, trips, pull-overs → typed commands
     drivers.take(commands)                the stack drives its own cars; the rest go to the world
     world.apply(commands)                 failures go back to the fleet
-    drivers.drive(now, dt)                sensors → stack → vehicle model → world, per car
+    drivers.drive(snapshot, dt)           sensors → stack → vehicle model → world, per car
     callbacks.on_tick(tick)               history, event sink, progress, pacing, publishing
 
 Side work hangs off named `Callback`s (nuPlan's simulation callbacks): they see each tick
@@ -76,8 +76,9 @@ class CarDrivers(Protocol):
         """Take our cars' commands; return those the world must carry out."""
         ...
 
-    def drive(self, now_s: float, dt_s: float) -> None:
-        """Run each car's sensors, stack and vehicle model up to `now_s + dt_s`."""
+    def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
+        """Run each car's sensors, stack and vehicle model from the world's `snapshot` (its
+        ground truth at this tick) to the next tick, `dt_s` later, and place the cars."""
         ...
 
 
@@ -119,14 +120,16 @@ class Simulation:
     def __init__(
         self,
         world: World,
-        graph: RoutingGraph,
+        graph: RoutingGraph | None = None,
         *,
         fleet: FleetManager | None = None,
         requests: RequestQueue | None = None,
         callbacks: Sequence[Callback] = (),
         step_s: float = 1.0,
     ) -> None:
-        """`step_s` is the world's step length (s), which the drivers fill with their own."""
+        """`graph` is the city's routing graph (None for a world without one, e.g. a recorded
+        CommonRoad scenario); `step_s` is the world's step length (s), which the drivers
+        fill with their own steps."""
         self.world = world
         self.graph = graph
         self.fleet = fleet
@@ -186,25 +189,25 @@ class Simulation:
         world.step()
         snapshot = world.snapshot()
         drivers = self.drivers
-        if drivers is not None:
-            snapshot = drivers.patch(snapshot)
+        # the fleet reads our own cars where our vehicle model has them
+        patched = drivers.patch(snapshot) if drivers is not None else snapshot
         now = snapshot.time.time_s
         due = self.requests.due(now)
         if self.fleet is not None:
             result = self.fleet.tick(
-                snapshot, due, drivers.ev_stops() if drivers is not None else None
+                patched, due, drivers.ev_stops() if drivers is not None else None
             )
         else:
             result = FleetTickResult()
         commands: Sequence[VehicleCommand] = result.commands
         if drivers is not None:
-            commands = drivers.apply(commands, snapshot)
+            commands = drivers.apply(commands, patched)
         for failure in world.apply(commands):
             if self.fleet is not None:
                 self.fleet.on_command_failed(failure)
         if drivers is not None:
-            drivers.drive(now, self.step_s)
-        tick = Tick(self.ticks, snapshot, due, result)
+            drivers.drive(snapshot, self.step_s)
+        tick = Tick(self.ticks, patched, due, result)
         self.ticks += 1
         self.last_tick = tick
         for callback in self.callbacks:
@@ -232,6 +235,6 @@ class TravelTimes(Callback):
         self._next_s = every_s
 
     def on_tick(self, sim: Simulation, tick: Tick) -> None:
-        if tick.time_s >= self._next_s:
+        if tick.time_s >= self._next_s and sim.graph is not None:
             self._next_s += self.every_s
             sim.graph.update_travel_times(sim.world.edge_travel_times(sim.graph.edge_ids))

@@ -24,7 +24,6 @@ from robotaxi.world.sumo_taxi import (
     read_rider_outcomes,
     sumo_taxi_setup,
 )
-from robotaxi.world.sumo_world import SumoWorld
 
 
 class _Window(Callback):
@@ -58,6 +57,8 @@ def run_sumo_taxi(
     progress: Progress | None = None,
 ) -> SumoTaxiResult:
     """Run SUMO's taxi dispatch for the service window (+ drain) and collect every rider."""
+    from robotaxi.world.sumo_world import SumoWorld  # libsumo loads only when a run needs it
+
     wall0 = time.perf_counter()
     settings = settings if settings is not None else SumoTaxiSettings()
     setup = sumo_taxi_setup(

@@ -1,7 +1,7 @@
 """Training and evaluation of the siren classifier (`robotaxi siren train` / `eval`).
 
 Data:
-- synthetic street scenes from the roof-array simulator (`autonomy.sensors.microphones`):
+- synthetic street scenes from the roof-array simulator (`sim.sensors.microphones`):
   random US siren voices at 15–400 m, moving, over street background at 55–80 dB SPL;
 - the TRAIN part of the real recordings in ../shared/data/audio (`real_split`), clean and
   mixed with synthetic street background.
@@ -40,7 +40,9 @@ from robotaxi.autonomy.perception.siren_features import (
     WINDOW_S,
     StreamingFrontEnd,
 )
-from robotaxi.autonomy.sensors.microphones import (
+from robotaxi.core.errors import DataNotFoundError
+from robotaxi.core.types import Pose
+from robotaxi.sim.sensors.microphones import (
     SYNTH_MIX,
     EmergencySource,
     MicArrayConfig,
@@ -52,8 +54,6 @@ from robotaxi.autonomy.sensors.microphones import (
     render_sources,
     snr_db_at,
 )
-from robotaxi.core.errors import DataNotFoundError
-from robotaxi.core.types import Pose
 
 FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[str, int, int], None]  # (task, done, total)

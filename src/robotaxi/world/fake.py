@@ -4,7 +4,9 @@ Robotaxis, background cars and ambulances move along the routing graph's edges a
 edge's free-flow speed (ambulances a little faster), one `step_s` at a time: no lanes, no
 signals, no car-following, no junctions. A robotaxi told to `DriveTo` a kerb spot drives
 the fastest route there (once round the block if the spot is behind it) and parks; a
-`PullOver` stops it where it is until `Resume`. Each ambulance has an ordinary-car twin on
+`PullOver` stops it where it is until `Resume`. A car our stack drives (`TakeOver`) is
+where `MoveEgo` puts it, taken as is; its snapshot row carries that pose, and `around`
+lists every other vehicle within `SENSE_RADIUS_M`. Each ambulance has an ordinary-car twin on
 the same route, as in `SumoWorld`, so its records read the same way. Everything random
 is drawn from the seed, so a run is a function of its seed and inputs.
 
@@ -22,12 +24,19 @@ import numpy as np
 from robotaxi.config import FleetConfig, WorldConfig
 from robotaxi.core import (
     AgentKind,
+    AgentState,
     CommandFailure,
     DriveTo,
     EmergencyRecord,
+    HandBack,
+    MoveEgo,
+    ParkEgo,
     PullOver,
     Resume,
+    SirenState,
+    TakeOver,
     TimePoint,
+    UnparkEgo,
     VehicleCommand,
     WorldError,
     WorldSnapshot,
@@ -42,6 +51,7 @@ AMBULANCE_LENGTH_M = 6.5
 AMBULANCE_WIDTH_M = 2.16
 BACKGROUND_MIN_ROUTE_EDGES = 3
 BACKGROUND_ORIGINS = 32  # background trips start from this many edges: one Dijkstra each
+SENSE_RADIUS_M = 120.0  # an ego's `around`, as SUMO's context subscription
 
 
 @dataclass
@@ -60,6 +70,8 @@ class _Mover:
     parked: bool = False  # reached its stop and parked at the kerb
     held: bool = False  # pulled over where it stood
     arrived: bool = False
+    ego: bool = False  # driven by our stack: it goes where `MoveEgo` puts it
+    pose: tuple[float, float, float] | None = None  # x, y (front bumper), heading: an ego's
 
     @property
     def edge(self) -> str:
@@ -202,6 +214,20 @@ class FakeWorld:
                         car.held, car.speed = True, 0.0
                     case Resume():
                         car.held = False
+                    case TakeOver():
+                        car.ego = True
+                    case HandBack():
+                        car.ego, car.pose = False, None
+                    case MoveEgo(_, x, y, heading, speed, lane_id):
+                        car.pose, car.speed = (x, y, heading), speed
+                        car.odometer_m += self._moved_m(car, x, y)
+                        lane = self.road_map.lanes.get(lane_id)
+                        if lane is not None and lane.edge_id in self.graph.index:
+                            car.route, car.idx, car.pos = (lane.edge_id,), 0, 0.0
+                    case ParkEgo():
+                        car.parked, car.speed = True, 0.0
+                    case UnparkEgo():
+                        car.parked = False
             if reason:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, reason))
@@ -234,6 +260,8 @@ class FakeWorld:
             self._depart(self._pending.pop(), now_s)
         dt = self._step_us / 1e6
         for mover in list(self._movers.values()):
+            if mover.ego:
+                continue  # it goes where it is put
             if mover.parked or mover.held:
                 mover.speed = 0.0
                 continue
@@ -295,6 +323,54 @@ class FakeWorld:
 
     # --- reading ------------------------------------------------------------------------
 
+    def _moved_m(self, car: _Mover, x: float, y: float) -> float:
+        if car.pose is None:
+            return 0.0
+        return float(np.hypot(x - car.pose[0], y - car.pose[1]))
+
+    def _place(self, m: _Mover) -> tuple[float, float, float, str]:
+        """x, y (front bumper, m), heading (rad) and lane id of a vehicle now."""
+        lane = self.road_map.curb_lane(m.edge)
+        if m.pose is not None:
+            return (*m.pose, lane.lane_id)
+        edge_len = self.road_map.edges[m.edge].length
+        s = m.pos * lane.length / edge_len if edge_len > 0 else 0.0
+        x, y, h = point_along(lane.centerline, s)
+        return x, y, h, lane.lane_id
+
+    def _agent(self, m: _Mover, length: float, width: float) -> AgentState:
+        """A vehicle as ground truth, centred on its footprint."""
+        x, y, h, lane_id = self._place(m)
+        ev = m.kind == AgentKind.EMERGENCY
+        return AgentState(
+            m.vehicle_id, m.kind,
+            x - 0.5 * length * float(np.cos(h)), y - 0.5 * length * float(np.sin(h)),
+            h, m.speed, length=length, width=width, lane_id=lane_id, lane_pos=m.pos,
+            siren=SirenState.ON if ev else SirenState.OFF,
+        )  # fmt: skip
+
+    def _dims(self, m: _Mover) -> tuple[float, float]:
+        if m.kind == AgentKind.EMERGENCY:
+            return AMBULANCE_LENGTH_M, AMBULANCE_WIDTH_M
+        if m.kind == AgentKind.ROBOTAXI:
+            return self.fleet_config.vehicle_length_m, self.fleet_config.vehicle_width_m
+        return 4.5, 1.8
+
+    def vehicles_near(self, vehicle_id: str, radius_m: float) -> tuple[AgentState, ...]:
+        car = self._movers.get(vehicle_id)
+        if car is None:
+            raise WorldError(f"vehicle {vehicle_id} is not in this world")
+        cx, cy, _, _ = self._place(car)
+        found = []
+        for m in self._movers.values():
+            if m is car:
+                continue
+            agent = self._agent(m, *self._dims(m))
+            d = float(np.hypot(agent.x - cx, agent.y - cy))
+            if d <= radius_m:
+                found.append((d, m.vehicle_id, agent))
+        return tuple(a for _, _, a in sorted(found))
+
     def snapshot(self) -> WorldSnapshot:
         rows = [self._movers[v] for v in self.robotaxis if v in self._movers]
         rows += [
@@ -307,13 +383,15 @@ class FakeWorld:
         heading = np.zeros(n)
         lane_ids: list[str] = []
         for k, m in enumerate(rows):
-            lane = self.road_map.curb_lane(m.edge)
-            edge_len = self.road_map.edges[m.edge].length
-            s = m.pos * lane.length / edge_len if edge_len > 0 else 0.0
-            x, y, h = point_along(lane.centerline, s)
+            x, y, h, lane_id = self._place(m)
             xy[k] = (x, y)
             heading[k] = h
-            lane_ids.append(lane.lane_id)
+            lane_ids.append(lane_id)
+        egos = sorted(v for v, m in self._movers.items() if m.ego)
+        around = {
+            ego: tuple(sorted(self.vehicles_near(ego, SENSE_RADIUS_M), key=lambda a: a.agent_id))
+            for ego in egos
+        }
         ev = np.array([m.kind == AgentKind.EMERGENCY for m in rows], dtype=bool)
         return WorldSnapshot(
             time=self.time,
@@ -331,6 +409,7 @@ class FakeWorld:
             road_ids=tuple(m.edge for m in rows),
             stopped=tuple(m.parked or m.held for m in rows),
             odometer_m=np.array([m.odometer_m for m in rows], dtype=float),
+            around=around,
         )
 
     def vehicle_count(self) -> int:

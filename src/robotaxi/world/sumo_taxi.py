@@ -35,8 +35,7 @@ import numpy as np
 from robotaxi.config import FleetConfig
 from robotaxi.core import RideRequest, WorldError
 from robotaxi.map import RoadMap
-from robotaxi.world.sumo_world import SumoSetup
-from robotaxi.world.traffic import ROBOTAXI_TYPE, vehicle_types_xml
+from robotaxi.world.traffic import ROBOTAXI_TYPE, SumoSetup, vehicle_types_xml
 
 DISPATCH_ALGORITHMS = ("greedy", "greedyClosest", "greedyShared", "routeExtension")
 ROUTING_ALGORITHMS = ("dijkstra", "astar", "CH", "CHWrapper")

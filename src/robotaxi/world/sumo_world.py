@@ -24,10 +24,15 @@ from robotaxi.core import (
     CommandFailure,
     DriveTo,
     EmergencyRecord,
+    HandBack,
+    MoveEgo,
+    ParkEgo,
     PullOver,
     Resume,
     SirenState,
+    TakeOver,
     TimePoint,
+    UnparkEgo,
     VehicleCommand,
     WorldError,
     WorldSnapshot,
@@ -39,6 +44,7 @@ from robotaxi.world.traffic import (
     CAR_TYPE,
     ROBOTAXI_TYPE,
     EmergencyRun,
+    SumoSetup,
     background_routes,
     emergency_routes_xml,
     emergency_runs,
@@ -104,19 +110,6 @@ def sumo_command(
     if route_files:
         cmd += ["-r", ",".join(str(p) for p in route_files)]
     return cmd
-
-
-@dataclass(frozen=True, slots=True)
-class SumoSetup:
-    """What a run adds to our city's SUMO inputs (SUMO's own taxi baseline uses it): vTypes
-    in place of ours, more route files (taxis, riders), more options, SUMO's router, and
-    SUMO's own end time (default: an hour past the service window)."""
-
-    types_xml: str | None = None
-    route_files: tuple[Path, ...] = ()
-    extra_args: tuple[str, ...] = ()
-    routing_algorithm: str = "dijkstra"
-    sumo_end_s: float | None = None
 
 
 def sumo_heading(angle_deg: float) -> float:
@@ -308,7 +301,17 @@ class SumoWorld:
                         self._pull_over(vid)
                     case Resume(vid):
                         self._resume(vid)
-            except libsumo.TraCIException as exc:
+                    case MoveEgo(vid, x, y, heading, speed, lane_id):
+                        self._move_ego(vid, x, y, heading, speed, lane_id)
+                    case ParkEgo(vid):
+                        self._park_ego(vid)
+                    case UnparkEgo(vid):
+                        self._unpark_ego(vid)
+                    case TakeOver(vid):
+                        self._take_over(vid)
+                    case HandBack(vid):
+                        self._hand_back(vid)
+            except (libsumo.TraCIException, WorldError) as exc:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, str(exc)))
         return failed
@@ -546,7 +549,7 @@ class SumoWorld:
         speed: float = 0.0,
         sense_radius_m: float = 120.0,
     ) -> None:
-        """The autonomous car: SUMO places it, then only `move_ego` moves it."""
+        """The autonomous car: SUMO places it, then only `MoveEgo` moves it."""
         self.add_vehicle(
             vehicle_id, edges, type_id=ROBOTAXI_TYPE, depart_pos=depart_pos, lane=lane, speed=speed
         )
@@ -557,9 +560,9 @@ class SumoWorld:
         )
         self._egos.add(vehicle_id)
 
-    def take_over(self, vehicle_id: str, sense_radius_m: float = 120.0) -> None:
+    def _take_over(self, vehicle_id: str, sense_radius_m: float = 120.0) -> None:
         """Drive a robotaxi placed by `add_robotaxi` ourselves from now on, as an ego: SUMO
-        keeps it parked where it is until `unpark_ego`, and only `move_ego` moves it."""
+        keeps it parked where it is until `UnparkEgo`, and only `MoveEgo` moves it."""
         libsumo.vehicle.setSpeedMode(vehicle_id, 0)
         libsumo.vehicle.setLaneChangeMode(vehicle_id, 0)
         libsumo.vehicle.subscribeContext(
@@ -567,7 +570,7 @@ class SumoWorld:
         )
         self._egos.add(vehicle_id)
 
-    def hand_back(self, vehicle_id: str) -> None:
+    def _hand_back(self, vehicle_id: str) -> None:
         """Let SUMO drive an ego again (its default speed and lane-change rules), e.g. for a
         leg our planner has no route for; `apply` then commands it like any robotaxi."""
         libsumo.vehicle.setSpeedMode(vehicle_id, _SUMO_SPEED_MODE)
@@ -575,7 +578,7 @@ class SumoWorld:
         libsumo.vehicle.unsubscribeContext(vehicle_id, tc.CMD_GET_VEHICLE_VARIABLE, 0.0)
         self._egos.discard(vehicle_id)
 
-    def move_ego(
+    def _move_ego(
         self, vehicle_id: str, x: float, y: float, heading: float, speed: float, lane_id: str = ""
     ) -> None:
         """Put the ego where our vehicle model says it is (x, y of its front bumper centre,
@@ -591,7 +594,7 @@ class SumoWorld:
         self._moved.add(vehicle_id)
         libsumo.vehicle.setPreviousSpeed(vehicle_id, max(speed, 0.0))
 
-    def park_ego(self, vehicle_id: str) -> None:
+    def _park_ego(self, vehicle_id: str) -> None:
         """Take the (stopped) ego off its lane so an ambulance can pass (SUMO-NOTES recipe)."""
         veh = libsumo.vehicle
         road = veh.getRoadID(vehicle_id)
@@ -603,15 +606,7 @@ class SumoWorld:
             startPos=max(0.0, pos - 10.0), duration=PARK_FOREVER_S, flags=tc.STOP_PARKING,
         )  # fmt: skip
 
-    def try_park_ego(self, vehicle_id: str) -> bool:
-        """`park_ego`, or False where SUMO cannot park it now (inside a junction)."""
-        try:
-            self.park_ego(vehicle_id)
-        except (WorldError, libsumo.TraCIException):
-            return False
-        return True
-
-    def unpark_ego(self, vehicle_id: str) -> None:
+    def _unpark_ego(self, vehicle_id: str) -> None:
         if libsumo.vehicle.getStopState(vehicle_id) & 1:
             libsumo.vehicle.resume(vehicle_id)
         else:
@@ -661,7 +656,8 @@ class SumoWorld:
     # --- reading ------------------------------------------------------------------------
 
     def snapshot(self) -> WorldSnapshot:
-        """Robotaxis and active ambulances, with signals, read from this step's subscriptions."""
+        """Robotaxis and active ambulances, read from this step's subscriptions; with cars our
+        stack drives, also what is around each of them, the signals and the collisions."""
         ids = [v for v in self.robotaxis] + sorted(self._active_evs)
         results = libsumo.vehicle.getAllSubscriptionResults()
         rows: list[dict[int, Any]] = []
@@ -699,7 +695,10 @@ class SumoWorld:
             lane_ids=tuple(r[tc.VAR_LANE_ID] for r in rows),
             lane_pos=np.array([r[tc.VAR_LANEPOSITION] for r in rows], dtype=float),
             sirens=tuple(k == AgentKind.EMERGENCY for k in kinds),
+            signals=self.signal_states() if self._egos else {},
             teleports=self.stats.teleports,
+            around={ego: tuple(self.surroundings(ego)) for ego in sorted(self._egos)},
+            collisions=tuple(self.collisions()) if self._egos else (),
             road_ids=tuple(r[tc.VAR_ROAD_ID] for r in rows),
             stopped=tuple(bool(r[tc.VAR_STOPSTATE] & 1) for r in rows),
             odometer_m=np.array([max(r[tc.VAR_DISTANCE], 0.0) for r in rows], dtype=float),
@@ -707,6 +706,12 @@ class SumoWorld:
 
     def vehicle_count(self) -> int:
         return int(libsumo.vehicle.getIDCount())
+
+    def vehicles_near(self, vehicle_id: str, radius_m: float) -> tuple[AgentState, ...]:
+        """Road users within `radius_m` of a vehicle now, nearest first (`world.nearby`)."""
+        from robotaxi.world.nearby import vehicles_near
+
+        return vehicles_near(self, vehicle_id, radius_m)
 
     def person_count(self) -> int:
         """People in the simulation now (SUMO's taxi riders, waiting or riding)."""

@@ -163,3 +163,16 @@ def emergency_routes_xml(runs: list[EmergencyRun]) -> str:
         )  # fmt: skip
         ET.SubElement(veh, "route", edges=" ".join(edges))
     return ET.tostring(root, encoding="unicode")
+
+
+@dataclass(frozen=True, slots=True)
+class SumoSetup:
+    """What a run adds to our city's SUMO inputs (SUMO's own taxi baseline uses it): vTypes
+    in place of ours, more route files (taxis, riders), more options, SUMO's router, and
+    SUMO's own end time (default: an hour past the service window)."""
+
+    types_xml: str | None = None
+    route_files: tuple[Path, ...] = ()
+    extra_args: tuple[str, ...] = ()
+    routing_algorithm: str = "dijkstra"
+    sumo_end_s: float | None = None

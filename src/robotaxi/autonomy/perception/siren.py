@@ -43,7 +43,7 @@ from robotaxi.autonomy.perception.siren_features import (
     autocorrelation,
     median_of,
 )
-from robotaxi.autonomy.sensors.microphones import MicArrayConfig
+from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core.errors import ConfigError, DataNotFoundError
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import Pose

@@ -29,12 +29,11 @@ import numpy as np
 import numpy.typing as npt
 import scipy.io.wavfile
 import scipy.signal
-from pydantic import BaseModel, ConfigDict, Field
 
+from robotaxi.config.sensors import SAMPLE_RATE_HZ, MicArrayConfig
 from robotaxi.core.errors import ConfigError, DataNotFoundError
 from robotaxi.core.types import AgentState, Pose, SirenState
 
-SAMPLE_RATE_HZ = 16_000
 P_REF_PA = 20e-6  # 0 dB SPL
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
@@ -50,54 +49,6 @@ def pa_to_db_spl(rms_pa: float) -> float:
 
 
 # --- configuration ----------------------------------------------------------------------
-
-
-class MicArrayConfig(BaseModel):
-    """The roof array and the acoustic scene around it. Units in the field names."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    mic_positions_m: tuple[tuple[float, float, float], ...] = Field(
-        ((0.3, 0.3, 1.6), (0.3, -0.3, 1.6), (-0.3, 0.3, 1.6), (-0.3, -0.3, 1.6)),
-        description="microphones in the vehicle frame (x forward, y left, z up), m: a 0.6 m square"
-        " at the roof centre",
-    )
-    sample_rate_hz: int = Field(SAMPLE_RATE_HZ, description="output sample rate, Hz")
-    speed_of_sound_mps: float = Field(343.0, gt=300, lt=360)
-    source_height_m: float = Field(1.8, description="siren speaker height above the road, m")
-    siren_level_db_spl_at_1m: float = Field(
-        118.0, description="siren level 1 m from the speaker (off-axis, after grille), dB SPL"
-    )
-    air_absorption_db_per_km: float = Field(5.0, ge=0, description="≈ at 1 kHz, 20 °C, 60 % RH")
-    ground_reflection: float = Field(
-        0.7, ge=0, le=1, description="pressure reflection coefficient of the road (image source)"
-    )
-    background_level_db_spl: float = Field(
-        68.0, description="street background level at the roof (busy SF street ≈ 65–72), dB SPL"
-    )
-    recorded_share: float = Field(
-        0.35, ge=0, le=1, description="share of background power from the recorded clips"
-    )
-    event_rate_per_min: float = Field(
-        2.0, ge=0, description="horns, beepers, squeal, car music: mean events per minute"
-    )
-    mic_self_noise_db_spl: float = Field(30.0, description="independent noise per microphone")
-    negatives_dir: Path | None = Field(
-        Path("../shared/data/audio/negatives"),
-        description="recorded siren-free street clips; None or missing → synthetic only",
-    )
-    negative_files: tuple[str, ...] | None = Field(
-        None, description="only these file names of negatives_dir (None: all .wav files)"
-    )
-    seed: int = 0
-
-    @property
-    def n_mics(self) -> int:
-        return len(self.mic_positions_m)
-
-    def mic_xy(self) -> FloatArray:
-        """Microphone positions, n_mics×3, vehicle frame (m)."""
-        return np.asarray(self.mic_positions_m, dtype=np.float64)
 
 
 def siren_rms_at(distance_m: float, config: MicArrayConfig) -> float:

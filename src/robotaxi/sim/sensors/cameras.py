@@ -24,8 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
 
+from robotaxi.config.sensors import CameraConfig
 from robotaxi.core.geometry import box_corners
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, AgentState, Detection, FloatArray, Pose, SirenState
@@ -35,73 +35,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 # centre and the four corners of each footprint are tested for line of sight
 N_SAMPLE_POINTS = 5
-
-
-class CameraSpec(BaseModel):
-    """One camera: where it looks (relative to the car's heading) and how far it sees."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    camera_id: str
-    yaw_offset_rad: float = Field(
-        default=0.0, description="optical axis relative to the heading, rad"
-    )
-    fov_rad: float = Field(
-        default=2 * math.pi, gt=0, le=2 * math.pi, description="field of view, rad"
-    )
-    min_range_m: float = Field(default=0.0, ge=0, description="nearer objects are not seen, m")
-    max_range_m: float = Field(default=100.0, gt=0, description="farther objects are not seen, m")
-    position_std_m: float = Field(default=0.15, ge=0, description="position noise at zero range, m")
-    position_std_per_m: float = Field(
-        default=0.004, ge=0, description="added position noise per metre of range, m/m"
-    )
-
-
-def _default_cameras() -> tuple[CameraSpec, ...]:
-    return (
-        CameraSpec(camera_id="roof_360", fov_rad=2 * math.pi, min_range_m=3.5, max_range_m=120.0),
-        CameraSpec(
-            camera_id="side_left",
-            yaw_offset_rad=math.pi / 2,
-            fov_rad=math.radians(170.0),
-            max_range_m=40.0,
-            position_std_m=0.1,
-            position_std_per_m=0.006,
-        ),
-        CameraSpec(
-            camera_id="side_right",
-            yaw_offset_rad=-math.pi / 2,
-            fov_rad=math.radians(170.0),
-            max_range_m=40.0,
-            position_std_m=0.1,
-            position_std_per_m=0.006,
-        ),
-    )
-
-
-class CameraConfig(BaseModel):
-    """The camera rig and its error model."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    cameras: tuple[CameraSpec, ...] = Field(default_factory=_default_cameras)
-    heading_std_rad: float = Field(default=0.05, ge=0, description="heading noise, rad")
-    speed_std_mps: float = Field(default=0.3, ge=0, description="speed noise, m/s")
-    miss_probability: float = Field(
-        default=0.03, ge=0, le=1, description="chance a visible object is not reported in a frame"
-    )
-    false_positives_per_frame: float = Field(
-        default=0.02, ge=0, description="mean number of phantom objects per camera per frame"
-    )
-    min_visible_fraction: float = Field(
-        default=0.4,
-        gt=0,
-        le=1,
-        description="share of an object's centre+corners that must be in sight",
-    )
-    occlusion: bool = Field(
-        default=True, description="hide objects behind other footprints / polygons"
-    )
 
 
 def _segments_cross(

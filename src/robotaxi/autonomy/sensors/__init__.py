@@ -1,1 +1,0 @@
-"""Simulated sensors: cameras and roof microphones, from ground truth."""
