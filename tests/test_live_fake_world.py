@@ -78,7 +78,6 @@ def test_a_ride_on_fake_world_at_fleet_fidelity(tmp_path: Path) -> None:
 def test_a_car_driven_by_the_stack_serves_a_ride_on_fake_world(tmp_path: Path) -> None:
     with _live(tmp_path, autonomous=1) as live:
         live.step()
-        pickup, _ = _trip_from(live, CAR)
         states = _ride(live, CAR)
         trip = live.fleet.trips["r1"]
         view = live.snapshot().autonomy[CAR]

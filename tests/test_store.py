@@ -30,11 +30,11 @@ from sqlalchemy import inspect, text
 
 from robotaxi.core.errors import InvalidTransitionError, RobotaxiError
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import RideRequest, TripEvent, TripState
-from robotaxi.store import store as store_module
+from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.store.errors import StoreError
 from robotaxi.store.models import Base
 from robotaxi.store.records import LatLon, NewRide, TicketStatus, fold
+from robotaxi.store.repositories import sql as store_sql
 from robotaxi.store.store import Store
 from robotaxi.store.tokens import hash_token, token_matches
 
@@ -208,7 +208,7 @@ def test_events_round_trip_equal(store: Store) -> None:
 @pytest.mark.parametrize("upsert", ["native", "lookup"])
 def test_reappend_is_idempotent(store: Store, upsert: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if upsert == "lookup":  # the path for backends without ON CONFLICT
-        monkeypatch.setattr(store_module, "_NATIVE_UPSERT_DIALECTS", ())
+        monkeypatch.setattr(store_sql, "NATIVE_UPSERT_DIALECTS", ())
     store.add_ride(request_of("t1"), registered=False)
     events = life_cycle_events("t1")
     assert store.append_events(events[:4]) == 4
@@ -228,7 +228,7 @@ def test_contradicting_replay_is_refused_and_writes_nothing(
     store: Store, upsert: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if upsert == "lookup":
-        monkeypatch.setattr(store_module, "_NATIVE_UPSERT_DIALECTS", ())
+        monkeypatch.setattr(store_sql, "NATIVE_UPSERT_DIALECTS", ())
     store.add_ride(request_of("t1"), registered=False)
     events = life_cycle_events("t1")
     store.append_events(events[:3])
@@ -308,6 +308,73 @@ def test_threads_writing_at_once_all_land(store: Store) -> None:
     assert store.event_count() == len(trips) * len(LIFE_CYCLE)
     assert store.open_rides() == []
     assert all(store.events(t) == life_cycle_events(t) for t in trips)
+
+
+# --- units of work -----------------------------------------------------------------------
+
+
+def test_a_unit_of_work_commits_all_its_repositories_together(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        ada, _ = uow.riders.create("Ada")
+        run = uow.runs.start({"city": "grid"}, run_id="run-1")
+        uow.rides.add(request_of("t1", rider_id=ada.id), registered=True, run_id=run.id)
+        uow.trip_events.append(life_cycle_events("t1")[:2])
+        uow.rides.advance(life_cycle_events("t1")[:2])
+        # the unit sees its own writes before they are committed
+        ride = uow.rides.get("t1")
+        assert ride is not None and ride.state is TripState.EN_ROUTE
+        ticket = uow.tickets.create("Left my bag", rider_id=ada.id, ride_id="t1")
+        uow.vehicle_events.append(
+            [VehicleEvent("taxi_7", TimePoint(5), "ev_in_range", {"ev": "a0"})], run_id=run.id
+        )
+    assert store.rider(ada.id) == ada and [r.id for r in store.runs()] == ["run-1"]
+    assert [r.id for r in store.rides_of_rider(ada.id)] == ["t1"]
+    assert store.events("t1") == life_cycle_events("t1")[:2]
+    assert store.tickets() == [ticket]
+    with store.reading() as uow:
+        assert [r.id for r in uow.rides.of_run("run-1")] == ["t1"]
+        assert [e.event.kind for e in uow.vehicle_events.latest()] == ["ev_in_range"]
+
+
+def test_a_unit_of_work_that_raises_leaves_nothing(store: Store) -> None:
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), store.unit_of_work() as uow:
+        ada, _ = uow.riders.create("Ada")
+        uow.record(rides=[request_of("t1")], events=life_cycle_events("t1")[:3])
+        uow.tickets.create("lost", rider_id=ada.id)
+        raise Crash
+    # a StoreError half-way (an event of an unknown trip) undoes what came before it too
+    with pytest.raises(StoreError, match="schema"), store.unit_of_work() as uow:
+        uow.record(rides=[request_of("t2")], events=life_cycle_events("t2")[:2])
+        uow.record(events=life_cycle_events("ghost")[:1])
+    assert store.ride("t1") is None and store.ride("t2") is None
+    assert store.event_count() == 0 and store.tickets() == []
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM riders")).scalar() == 0
+
+
+def test_a_ride_closed_in_the_unit_that_logged_its_first_event(store: Store) -> None:
+    """Restart recovery's unit: a ride with no event gets REQUESTED and its closing at once."""
+    store.add_ride(request_of("t1"), registered=False)
+    with store.unit_of_work() as uow:
+        uow.record(events=[TripEvent("t1", 0, TimePoint(0), TripState.REQUESTED, cause="rider")])
+        closing = uow.close_ride("t1", reason="restarted", time=TimePoint(7))
+    assert [e.seq for e in closing] == [1]
+    assert [e.state for e in store.events("t1")] == [TripState.REQUESTED, TripState.CANCELLED]
+    ride = store.ride("t1")
+    assert ride is not None and ride.state is TripState.CANCELLED and ride.last_seq == 1
+
+
+def test_reading_refuses_writes(store: Store) -> None:
+    with store.reading() as uow:
+        with pytest.raises(StoreError, match="unit_of_work"):
+            uow.riders.create("Ada")
+        with pytest.raises(StoreError, match="unit_of_work"):
+            uow.record(rides=[request_of("t1")])
+        assert uow.rides.open() == []
+    assert store.ride("t1") is None
 
 
 # --- riders and tokens -----------------------------------------------------------------
@@ -621,8 +688,6 @@ def test_same_stream_gives_the_same_database(tmp_path: Path) -> None:
 
 
 def test_vehicle_events_round_trip(tmp_path: Path) -> None:
-    from robotaxi.core.types import VehicleEvent
-
     url = f"sqlite:///{tmp_path / 'v.sqlite'}"
     events = [
         VehicleEvent("taxi1", TimePoint.from_s(10), "ev_in_range", {"ev": "ambulance0"}),

@@ -116,8 +116,10 @@ def _simulate(
             events: Sequence[TripEvent],
             vehicle_events: Sequence[VehicleEvent],
         ) -> None:
-            store.record(rides=rides, events=events, registered=False, run_id=run_record.id)
-            store.record_vehicle_events(vehicle_events, run_id=run_record.id)
+            # one transaction per flush: rides, their events and the cars' events together
+            with store.unit_of_work("recording a simulation flush") as uow:
+                uow.record(rides=rides, events=events, registered=False, run_id=run_record.id)
+                uow.vehicle_events.append(vehicle_events, run_id=run_record.id)
 
         with Progress(
             TextColumn("[bold]simulating[/] {task.description}"),

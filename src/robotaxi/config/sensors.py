@@ -11,11 +11,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from robotaxi.core.types import FloatArray
+
 SAMPLE_RATE_HZ = 16_000
-FloatArray = npt.NDArray[np.float64]
 
 
 class CameraSpec(BaseModel):

@@ -30,10 +30,9 @@ import shapely
 from robotaxi.config.models import DemandConfig
 from robotaxi.core.errors import ConfigError, DataNotFoundError, RobotaxiError
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import RideRequest
+from robotaxi.core.types import FloatArray, RideRequest
 from robotaxi.fleet.names import FIRST_NAMES
 
-FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 import numpy as np
-import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from robotaxi.core import DispatchError
+from robotaxi.core.types import FloatArray
 
-FloatArray = npt.NDArray[np.float64]
 Assignment = list[tuple[int, int]]
 
 

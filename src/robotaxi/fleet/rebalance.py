@@ -11,10 +11,9 @@ wants, and receives only where it lacks at least one. The moves are an optimal a
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-FloatArray = npt.NDArray[np.float64]
+from robotaxi.core.types import FloatArray
 
 
 def pool_into_cells(

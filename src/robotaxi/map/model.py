@@ -20,10 +20,9 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from robotaxi.core.errors import MapBuildError
+from robotaxi.core.types import FloatArray
 from robotaxi.map.build import BuiltNetwork
 from robotaxi.map.projection import Projection
-
-FloatArray = npt.NDArray[np.float64]
 
 # Lanes faster than this are arterial/highway ramps where stopping at the curb is not allowed.
 MAX_CURB_SPEED_MPS = 17.0

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 from pyproj import CRS, Transformer
 
-FloatArray = npt.NDArray[np.float64]
+from robotaxi.core.types import FloatArray
 
 
 @dataclass(frozen=True)

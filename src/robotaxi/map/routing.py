@@ -16,9 +16,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from robotaxi.core.errors import MapBuildError
+from robotaxi.core.types import FloatArray
 from robotaxi.map.model import RoadMap
 
-FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 

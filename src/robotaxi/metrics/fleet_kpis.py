@@ -1,8 +1,11 @@
-"""Fleet KPIs: pure functions of a recorded service history (see sim.runner.ServiceHistory).
+"""`robotaxi simulate`'s KPI report: a pure function of a recorded service history
+(see sim.runner.ServiceHistory).
 
 `fleet_kpis(history)` returns a flat dict whose top-level keys scripts can rely on:
 requests, served_pct, cancelled_pct, wait_p50_s, wait_p95_s, in_vehicle_p50_s,
-deadhead_km_share, ev_yields, sim_hours, wall_s (and more, documented inline).
+deadhead_km_share, ev_yields, sim_hours, wall_s (and more). The trip, vehicle and
+EV-yield KPIs are `fleet.kpis`'s, where each is defined once for `simulate` and the live
+service alike; the rest (ambulances, world counts, timing) exist only for a finished run.
 """
 
 from __future__ import annotations
@@ -12,71 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from robotaxi.core import TripState
-from robotaxi.fleet.trips import Trip
+from robotaxi.fleet.kpis import ev_yield_kpis, trip_kpis, vehicle_kpis
 from robotaxi.sim.runner import ServiceHistory
-
-S = TripState
-
-
-def _t(trip: Trip, state: TripState) -> float | None:
-    for event in trip.events:
-        if event.state == state:
-            return event.time.time_s
-    return None
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
-
-
-def _mean(values: list[float]) -> float | None:
-    return round(float(np.mean(values)), 1) if values else None
-
-
-def trip_waits(history: ServiceHistory) -> list[float]:
-    """Pick-up wait (s): request to the car's arrival at the curb, for every served rider."""
-    waits = []
-    for trip in history.trips.values():
-        arrived = _t(trip, S.ARRIVED)
-        if arrived is not None and trip.state == S.COMPLETED:
-            waits.append(arrived - trip.request.time.time_s)
-    return waits
 
 
 def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
-    trips = list(history.trips.values())
-    n = len(trips)
-    completed = [t for t in trips if t.state == S.COMPLETED]
-    cancelled = [t for t in trips if t.state == S.CANCELLED]
-    cancel_causes: dict[str, int] = {}
-    for t in cancelled:
-        cause = t.events[-1].cause
-        cancel_causes[cause] = cancel_causes.get(cause, 0) + 1
-    waits = trip_waits(history)
-    in_vehicle: list[float] = []
-    walks: list[float] = []
-    detours: list[float] = []
-    for t in completed:
-        started, at_dest = _t(t, S.STARTED), _t(t, S.ARRIVED_AT_DESTINATION)
-        if started is not None and at_dest is not None:
-            in_vehicle.append(at_dest - started)
-        walks.append(t.pickup_walk_m + t.dropoff_walk_m)
-        for event in t.events:
-            if event.state == S.ARRIVED_AT_DESTINATION and "ride_m" in event.data:
-                direct = float(event.data.get("direct_m", 0.0))
-                if direct > 0:
-                    detours.append(float(event.data["ride_m"]) / direct)
-    km_empty = sum(v.km_empty for v in history.vehicles)
-    km_occ = sum(v.km_occupied for v in history.vehicles)
-    fleet_s = max(history.fleet_size * history.simulated_s, 1e-9)
-    done_yields = [y for y in history.yields if y.stopped_s is not None]
-    stopped_times = [
-        y.resumed_s - y.stopped_s
-        for y in done_yields
-        if y.resumed_s is not None and y.stopped_s is not None
-    ]
-    reaction = [y.stopped_s - y.in_range_s for y in done_yields if y.stopped_s is not None]
+    """`simulate`'s report: the trip, vehicle and EV-yield KPIs of `fleet.kpis` (the live
+    service computes the same ones the same way), with the run's ambulances, world counts
+    and timing."""
     ev_rows = [
         {
             "vehicle": e.vehicle_id,
@@ -95,29 +41,9 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         "policy": history.policy,
         "fleet": history.fleet_size,
         "seed": history.seed,
-        "requests": n,
-        "served": len(completed),
-        "served_pct": round(100.0 * len(completed) / n, 2) if n else 0.0,
-        "cancelled_pct": round(100.0 * len(cancelled) / n, 2) if n else 0.0,
-        "cancelled_by_cause": cancel_causes,
-        "unfinished": n - len(completed) - len(cancelled),
-        "wait_mean_s": _mean(waits),
-        "wait_p50_s": _pct(waits, 50),
-        "wait_p95_s": _pct(waits, 95),
-        "in_vehicle_p50_s": _pct(in_vehicle, 50),
-        "in_vehicle_mean_s": _mean(in_vehicle),
-        "walk_mean_m": _mean(walks),
-        "detour_ratio_mean": round(float(np.mean(detours)), 3) if detours else None,
-        "km_total": round(km_empty + km_occ, 1),
-        "deadhead_km_share": round(km_empty / (km_empty + km_occ), 3)
-        if km_empty + km_occ > 0
-        else None,
-        "utilisation": round(sum(v.busy_s for v in history.vehicles) / fleet_s, 3),
-        "occupied_time_share": round(sum(v.occupied_s for v in history.vehicles) / fleet_s, 3),
-        "ev_yields": len(done_yields),
-        "ev_yields_resumed": sum(1 for y in done_yields if y.resumed_s is not None),
-        "ev_yield_reaction_mean_s": _mean(reaction),
-        "ev_yield_stopped_mean_s": _mean(stopped_times),
+        **trip_kpis(history.trips.values()),
+        **vehicle_kpis(history.vehicles, history.simulated_s),
+        **ev_yield_kpis(history.yields),
         "ambulances": ev_rows,
         "ambulance_vs_ordinary_car_time_ratio": (
             round(float(np.mean([a / b for a, b in paired])), 3) if paired else None

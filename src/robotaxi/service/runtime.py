@@ -78,20 +78,22 @@ def recover_open_rides(store: Store, *, reason: str = RESTART_REASON) -> list[Ri
     """
     closed = []
     for ride in store.open_rides():
-        if ride.last_seq < 0:
-            # stored, but killed before its first event: log the request so the fold is legal
-            store.record(
-                events=[
-                    TripEvent(ride.id, 0, ride.request.time, S.REQUESTED, None, "rider",
-                              {"rider": ride.request.rider_name,
-                               "rider_id": ride.request.rider_id})
-                ]
-            )  # fmt: skip
-            state = S.REQUESTED
-        else:
-            state = ride.state
-        why = f"{reason}: the server stopped while the ride was {state.value}"
-        store.close_ride(ride.id, reason=why, time=ride.updated_at, via=close_via(state))
+        # one transaction per ride: its missing first event and its closing land together
+        with store.unit_of_work("closing a ride left open") as uow:
+            if ride.last_seq < 0:
+                # stored, but killed before its first event: log the request so the fold is legal
+                uow.record(
+                    events=[
+                        TripEvent(ride.id, 0, ride.request.time, S.REQUESTED, None, "rider",
+                                  {"rider": ride.request.rider_name,
+                                   "rider_id": ride.request.rider_id})
+                    ]
+                )  # fmt: skip
+                state = S.REQUESTED
+            else:
+                state = ride.state
+            why = f"{reason}: the server stopped while the ride was {state.value}"
+            uow.close_ride(ride.id, reason=why, time=ride.updated_at, via=close_via(state))
         closed.append(ride)
     return closed
 

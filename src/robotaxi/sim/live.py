@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from robotaxi.autonomy.planning.route import CURB_SHOULDER_M
 from robotaxi.config import DemandConfig, RunConfig
@@ -53,7 +52,9 @@ from robotaxi.core import (
     World,
     WorldError,
 )
+from robotaxi.core.types import FloatArray
 from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, TncDemand
+from robotaxi.fleet.kpis import ev_yield_kpis, trip_kpis, vehicle_kpis
 from robotaxi.fleet.manager import AVAILABLE, FleetManager, RideActionError, Vehicle, VehicleStatus
 from robotaxi.fleet.trips import greeting
 from robotaxi.map import RoadMap, RoutingGraph
@@ -63,7 +64,6 @@ from robotaxi.sim.runner import WorldFactory, load_city, sumo_world
 from robotaxi.sim.sensors.cameras import map_block_occluders
 from robotaxi.sim.simulation import RequestQueue, Simulation, TravelTimes
 
-FloatArray = npt.NDArray[np.float64]
 S = TripState
 log = logging.getLogger(__name__)
 
@@ -718,43 +718,37 @@ class LiveService:
             return rows
 
     def kpis(self) -> dict[str, Any]:
-        """A light, live version of the fleet KPIs (the full ones need a finished history)."""
+        """The fleet KPIs so far, each defined as `robotaxi simulate`'s (`fleet.kpis`, over
+        the trips, cars and EV yields up to now), and live readings: trips by state, cars
+        busy now, pacing and tick times."""
         with self._lock:
             self._require_started()
+            now_s = self.world.time.time_s
             trips = list(self.fleet.trips.values())
-            waits: list[float] = []
-            rides: list[float] = []
-            for t in trips:
-                arrived, started = t.time_of(S.ARRIVED), t.time_of(S.STARTED)
-                if arrived is not None:
-                    waits.append(arrived - t.request.time)
-                at_dest = t.time_of(S.ARRIVED_AT_DESTINATION)
-                if started is not None and at_dest is not None:
-                    rides.append(at_dest - started)
             vehicles = list(self.fleet.vehicles.values())
+            # finished yields and those under way, as simulate's history records them
+            yields = self.fleet.yields + [v.yielding for v in vehicles if v.yielding is not None]
+            shared = {
+                **trip_kpis(trips),
+                **vehicle_kpis(vehicles, now_s),
+                **ev_yield_kpis(yields),
+            }
             busy = sum(1 for v in vehicles if v.trip_id is not None or v.next_trip_id is not None)
             riders = sum(1 for t in trips if self.fleet.riders[t.trip_id].controlled)
             states: dict[str, int] = {}
             for t in trips:
                 states[t.state.value] = states.get(t.state.value, 0) + 1
-            n_yields = len(self.fleet.yields) + sum(1 for v in vehicles if v.yielding)
-            pacing_now = self.world.time.time_s
         pacing = self.pacing()
         return {
-            "sim_time_s": round(pacing_now, 1),
-            "requests": len(trips),
+            "sim_time_s": round(now_s, 1),
             "requests_from_app": riders,
             "completed": states.get(S.COMPLETED.value, 0),
             "cancelled": states.get(S.CANCELLED.value, 0),
             "open": sum(1 for t in trips if not t.state.terminal),
             "states": states,
-            "wait_p50_s": _pct(waits, 50),
-            "wait_p95_s": _pct(waits, 95),
-            "in_vehicle_p50_s": _pct(rides, 50),
+            **shared,
             "fleet": len(vehicles),
             "busy_vehicles": busy,
-            "utilisation": round(busy / len(vehicles), 3) if vehicles else None,
-            "ev_yields": n_yields,
             "speed": self.speed,
             "real_time_factor": pacing.real_time_factor,
             "behind_s": pacing.behind_s,
@@ -1079,10 +1073,6 @@ def _polyline_length(line: FloatArray) -> float:
     if len(line) < 2:
         return 0.0
     return float(np.hypot(*np.diff(line, axis=0).T).sum())
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
 
 
 __all__ = [

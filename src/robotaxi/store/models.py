@@ -1,8 +1,8 @@
-"""The store's tables as SQLAlchemy 2 typed ORM classes (schema revision 0001).
+"""The store's tables as SQLAlchemy 2 typed ORM classes (schema revision 0002).
 
 Times of the simulation are integer microseconds (`*_us`, as `TimePoint`); wall-clock times
 (`created_at`, `started_at`, ...) are timezone-aware UTC. Positions are map-frame metres.
-The Alembic revision in `migrations/versions` creates exactly these tables; a test compares
+The Alembic revisions in `migrations/versions` create exactly these tables; a test compares
 the two, so change both together (a new revision, never an edit of a shipped one).
 """
 

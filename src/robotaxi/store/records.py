@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import RideRequest, TripEvent, TripState
+from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,14 @@ class Run:
     config: Mapping[str, Any]
     started_at: datetime
     ended_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedVehicleEvent:
+    """A vehicle event as the log holds it, with the run that wrote it (None: no run)."""
+
+    run_id: str | None
+    event: VehicleEvent
 
 
 def fold(events: Iterable[TripEvent]) -> TripState:

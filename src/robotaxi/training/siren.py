@@ -41,7 +41,8 @@ from robotaxi.autonomy.perception.siren_features import (
     StreamingFrontEnd,
 )
 from robotaxi.core.errors import DataNotFoundError
-from robotaxi.core.types import Pose
+from robotaxi.core.stats import percentile
+from robotaxi.core.types import FloatArray, Pose
 from robotaxi.sim.sensors.microphones import (
     SYNTH_MIX,
     EmergencySource,
@@ -55,7 +56,6 @@ from robotaxi.sim.sensors.microphones import (
     snr_db_at,
 )
 
-FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 
 DEFAULT_DATA_DIR = Path("../shared/data")
@@ -489,7 +489,9 @@ def tune_decision(
                 if len(hit) and hit[0] - onset <= 3.0:
                     lat.append(hit[0] - onset)
             recall = len(lat) / len(scenes)
-            p95 = float(np.percentile(lat, 95)) if lat else math.inf
+            p95 = percentile(lat, 95)
+            if p95 is None:  # no scene detected: ranks last
+                p95 = math.inf
             median = float(np.median(lat)) if lat else math.inf
             qualifies = recall >= 0.95 and median <= 0.8
             key = (not qualifies, alarms, p95, -recall)
@@ -740,7 +742,7 @@ def evaluate_synthetic(
         "range_at_95_recall_m": ranges,
         "bearing_error_deg": {
             "median": _median(bearing_errors),
-            "p90": float(np.percentile(bearing_errors, 90)) if bearing_errors else None,
+            "p90": percentile(bearing_errors, 90),
             "windows": len(bearing_errors),
         },
         "latency_s": latency_report(
@@ -785,7 +787,7 @@ def latency_report(
     levels = sorted({c["background_db_spl"] for c in cells})
     return {
         "median": _median(every),
-        "p95": _p95(every),
+        "p95": percentile(every, 95),
         "median_within_150m": _median(near),
         "definition": (
             "from the siren's sound reaching the array (switch-on + distance / c) to "
@@ -798,13 +800,14 @@ def latency_report(
             ),
             **_latency_summary(claimed_cells, trials, patterns),
             "p95_by_level": {
-                f"{lv:g}dB": _p95(
+                f"{lv:g}dB": percentile(
                     [
                         v
                         for c in claimed_cells
                         if c["background_db_spl"] == lv
                         for v in c["latencies_s"]
-                    ]
+                    ],
+                    95,
                 )
                 for lv in levels
             },
@@ -827,10 +830,6 @@ def _median(values: Sequence[float]) -> float | None:
     return float(np.median(values)) if len(values) else None
 
 
-def _p95(values: Sequence[float]) -> float | None:
-    return float(np.percentile(values, 95)) if len(values) else None
-
-
 def latency_reach(cells: Sequence[dict[str, Any]], target_s: float) -> dict[str, float]:
     """Per background level ("68dB"), the largest distance D such that the p95 latency of
     that level's detected trials at distances ≤ D is within `target_s` (0 when not even the
@@ -840,7 +839,9 @@ def latency_reach(cells: Sequence[dict[str, Any]], target_s: float) -> dict[str,
         mine = [c for c in cells if c["background_db_spl"] == level]
         reach = 0.0
         for d in sorted({c["distance_m"] for c in mine}):
-            p95 = _p95([v for c in mine if c["distance_m"] <= d for v in c["latencies_s"]])
+            p95 = percentile(
+                [v for c in mine if c["distance_m"] <= d for v in c["latencies_s"]], 95
+            )
             if p95 is None or p95 > target_s:
                 break
             reach = float(d)
@@ -856,10 +857,12 @@ def _latency_summary(
         "trials": len(values),
         "missed_trials": sum(trials - len(c["latencies_s"]) for c in cells),
         "median": _median(values),
-        "p95": _p95(values),
+        "p95": percentile(values, 95),
         "max": max(values) if values else None,
         "p95_by_pattern": {
-            str(p.value): _p95([v for c in cells if c["pattern"] == p for v in c["latencies_s"]])
+            str(p.value): percentile(
+                [v for c in cells if c["pattern"] == p for v in c["latencies_s"]], 95
+            )
             for p in patterns
         },
     }
@@ -929,12 +932,12 @@ def evaluate_false_alarms(
         # machine shared with other jobs the wall clock's tail is mostly their interference
         "compute_ms_per_window": {
             "median": float(np.median(ms)),
-            "p99": float(np.percentile(ms, 99)),
+            "p99": percentile(ms, 99),
             "max": float(ms.max()),
         },
         "cpu_ms_per_window": {
             "median": float(np.median(cpu_ms)),
-            "p99": float(np.percentile(cpu_ms, 99)),
+            "p99": percentile(cpu_ms, 99),
             "max": float(cpu_ms.max()),
         },
     }

@@ -34,6 +34,7 @@ import numpy as np
 
 from robotaxi.config import FleetConfig
 from robotaxi.core import RideRequest, WorldError
+from robotaxi.core.stats import percentile
 from robotaxi.map import RoadMap
 from robotaxi.world.traffic import ROBOTAXI_TYPE, SumoSetup, vehicle_types_xml
 
@@ -277,8 +278,9 @@ def baseline_kpis(result: SumoTaxiResult) -> dict[str, Any]:
     picked = [r for r in riders if r.pickup_s is not None]
     late = [r for r in riders if r.delivered_s is not None and not r.served]
 
-    def stat(fn: Callable[[list[float]], float]) -> float | None:
-        return round(float(fn(waits)), 1) if waits else None
+    def stat(fn: Callable[[list[float]], float | None]) -> float | None:
+        value = fn(waits) if waits else None
+        return None if value is None else round(float(value), 1)
 
     return {
         "label": result.settings.label,
@@ -294,8 +296,8 @@ def baseline_kpis(result: SumoTaxiResult) -> dict[str, Any]:
         "never_picked_up": n - len(picked),
         "shared_rides": shared_rides(riders),
         "wait_mean_s": stat(np.mean),
-        "wait_p50_s": stat(lambda w: np.percentile(w, 50)),
-        "wait_p95_s": stat(lambda w: np.percentile(w, 95)),
+        "wait_p50_s": stat(lambda w: percentile(w, 50)),
+        "wait_p95_s": stat(lambda w: percentile(w, 95)),
         "teleports": result.teleports,
         "simulated_s": round(result.simulated_s, 1),
         "wall_s": round(result.wall_s, 2),

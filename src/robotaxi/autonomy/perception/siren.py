@@ -46,9 +46,8 @@ from robotaxi.autonomy.perception.siren_features import (
 from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core.errors import ConfigError, DataNotFoundError
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import Pose
+from robotaxi.core.types import FloatArray, Pose
 
-FloatArray = npt.NDArray[np.float64]
 MODEL_PATH = Path(__file__).with_name("siren_model.json")
 MODEL_FORMAT = "robotaxi-siren-gbt-v1"
 LEVEL_TREND_WINDOWS = 20  # 2 s of windows for the level slope

@@ -25,8 +25,8 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
 from robotaxi.core.errors import ConfigError
+from robotaxi.core.types import FloatArray
 
-FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
 
 SAMPLE_RATE_HZ = 16_000

@@ -32,10 +32,9 @@ import scipy.signal
 
 from robotaxi.config.sensors import SAMPLE_RATE_HZ, MicArrayConfig
 from robotaxi.core.errors import ConfigError, DataNotFoundError
-from robotaxi.core.types import AgentState, Pose, SirenState
+from robotaxi.core.types import AgentState, FloatArray, Pose, SirenState
 
 P_REF_PA = 20e-6  # 0 dB SPL
-FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 
 

@@ -1,0 +1,130 @@
+"""Events files written by an older robotaxi still open, read back whole, and take new writes.
+
+tests/data/events-v0.sqlite is the `events.sqlite` of a `robotaxi simulate` run made with the
+code of commit 55abbc5 (schema revision 0002, before the store was split into repositories):
+
+    git worktree add /tmp/store-base 55abbc5
+    PYTHONPATH=/tmp/store-base/src .venv/bin/python -m robotaxi.cli.main simulate \
+        --city grid --fleet 5 --hours 0.1 --seed 3 --ev-per-hour 40 --out /tmp/old-run --no-map
+
+then `PRAGMA journal_mode=DELETE; VACUUM;` on it, so that the committed file is one
+self-contained file (journal mode is a header flag: the store switches it back to WAL on
+open). It holds 1 run, 12 rides (11 completed, 1 cancelled by its rider's patience), 101
+trip events and 3 vehicle events (one car yielding to an ambulance). Never regenerate it:
+it stands for files users already have. When the schema or the types in `core` change (a
+new Alembic revision, event kinds as enums, ...), this test must keep passing on it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from robotaxi.core.time import TimePoint
+from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
+from robotaxi.store.records import fold
+from robotaxi.store.store import MIGRATIONS_DIR, Store
+
+FIXTURE = Path(__file__).parent / "data" / "events-v0.sqlite"
+FIXTURE_REVISION = "0002"
+
+
+def _raw(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows read with plain sqlite3, read-only: what the file holds, independent of the store."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def old_events_file(tmp_path: Path) -> Path:
+    copy = tmp_path / "events.sqlite"
+    shutil.copyfile(FIXTURE, copy)
+    return copy
+
+
+def test_an_old_events_file_opens_and_reads_back_whole(old_events_file: Path) -> None:
+    original = FIXTURE.read_bytes()
+    beside_fixture = sorted(p.name for p in FIXTURE.parent.iterdir())
+    assert _raw(FIXTURE, "SELECT version_num FROM alembic_version") == [(FIXTURE_REVISION,)]
+    raw_rides = _raw(
+        FIXTURE,
+        "SELECT id, run_id, request_rider_id, rider_name, requested_at_us, pickup_x_m, "
+        "pickup_y_m, dropoff_x_m, dropoff_y_m, patience_s, origin_zone, destination_zone "
+        "FROM rides ORDER BY requested_at_us, id",
+    )
+    raw_events = _raw(
+        FIXTURE,
+        "SELECT trip_id, seq, time_us, state, vehicle_id, cause, data FROM trip_events "
+        "ORDER BY trip_id, seq",
+    )
+    raw_vehicle = _raw(
+        FIXTURE,
+        "SELECT run_id, vehicle_id, time_us, kind, data FROM vehicle_events ORDER BY id",
+    )
+    ((run_id, raw_config),) = _raw(FIXTURE, "SELECT id, config FROM runs")
+
+    with Store.open(f"sqlite:///{old_events_file}") as store:  # migrates when behind
+        head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        assert store.schema_revision() == head
+
+        (run,) = store.runs()
+        assert run.id == run_id and run.config == json.loads(raw_config)
+        assert run.config["fleet"]["size"] == 5 and run.ended_at is not None
+
+        with store.reading() as uow:
+            rides = uow.rides.of_run(run_id)
+            events = {ride.id: uow.trip_events.of_trip(ride.id) for ride in rides}
+            vehicle_log = uow.vehicle_events.latest()
+        # every ride, with its request as made
+        assert [r.request for r in rides] == [
+            RideRequest(rid, rider, name, TimePoint(t_us), px, py, dx, dy, patience, o, d)
+            for (rid, _, rider, name, t_us, px, py, dx, dy, patience, o, d) in raw_rides
+        ]
+        assert len(rides) == 12 and all(r.run_id == run_id and r.rider_id is None for r in rides)
+        # every trip event, equal field by field to the stored row
+        assert [(e.trip_id, e.seq) for trip in events.values() for e in trip] == sorted(
+            (row[0], row[1]) for row in raw_events
+        )
+        by_key = {(e.trip_id, e.seq): e for trip in events.values() for e in trip}
+        for trip_id, seq, time_us, state, vehicle_id, cause, data in raw_events:
+            assert by_key[trip_id, seq] == TripEvent(
+                trip_id, seq, TimePoint(time_us), TripState(state), vehicle_id, cause,
+                json.loads(data),
+            )  # fmt: skip
+        assert len(by_key) == 101
+        # each trip's log is whole (seq 0..n-1, starting REQUESTED) and folds to a terminal
+        # state that is the ride's stored state
+        for ride in rides:
+            log = events[ride.id]
+            assert [e.seq for e in log] == list(range(len(log)))
+            assert log[0].state is TripState.REQUESTED
+            assert fold(log).terminal and ride.state is fold(log)
+            assert ride.last_seq == log[-1].seq and ride.updated_at == log[-1].time
+        states = sorted(ride.state.value for ride in rides)
+        assert states == ["cancelled"] + ["completed"] * 11
+        assert store.open_rides() == []
+        # every vehicle event, with the run that wrote it
+        assert [(le.run_id, le.event) for le in vehicle_log] == [
+            (rid, VehicleEvent(car, TimePoint(t_us), kind, json.loads(data)))
+            for (rid, car, t_us, kind, data) in raw_vehicle
+        ]
+        assert [le.event.kind for le in vehicle_log] == [
+            "ev_in_range", "ev_pulled_over", "ev_resumed",
+        ]  # fmt: skip
+        assert store.vehicle_events("taxi002") == [le.event for le in vehicle_log]
+
+        # and the old file takes new writes next to the old rows
+        new_run = store.start_run({"city": "grid"})
+        request = RideRequest("new-1", "rider-x", "Ada", TimePoint(10), 0.0, 0.0, 1.0, 1.0)
+        first = TripEvent("new-1", 0, TimePoint(10), TripState.REQUESTED, cause="rider")
+        assert store.record(rides=[request], events=[first], run_id=new_run.id) == 1
+        assert store.event_count() == 102 and len(store.runs()) == 2
+
+    assert FIXTURE.read_bytes() == original
+    assert sorted(p.name for p in FIXTURE.parent.iterdir()) == beside_fixture
