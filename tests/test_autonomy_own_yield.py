@@ -17,6 +17,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from robotaxi.autonomy.planning.behaviour import Behaviour
+from robotaxi.core import EvApproach, YieldBasis
 from robotaxi.fleet.manager import EvStop, YieldRecord
 from robotaxi.map import RoadMap
 from robotaxi.service.runtime import ServiceRuntime
@@ -160,9 +162,9 @@ def test_the_cars_own_stop_for_an_ambulance_on_a_cross_street_is_recorded_as_a_y
     # a car the fleet already yields for: its own stop adds no second record, not even
     # once the fleet's yield has closed while the car still stands for the same ambulance
     fleet, now = live.fleet, live.now_s
-    fleet.vehicles[CAR].yielding = YieldRecord(CAR, AMBULANCE, now, None, "behind")
+    fleet.vehicles[CAR].yielding = YieldRecord(CAR, AMBULANCE, now, None, EvApproach.BEHIND)
     snapshot = live.world.snapshot()
-    stop = EvStop(now, now, "heard", "ev_caution", AMBULANCE)
+    stop = EvStop(now, now, YieldBasis.HEARD, Behaviour.EV_CAUTION, AMBULANCE)
     emitted = [e for _ in range(2) for e in fleet.tick(snapshot, [], {CAR: stop}).vehicle_events]
     # only the fleet's record: stopped (the car stands), then closed (its EV is gone)
     assert [e.kind for e in emitted] == ["ev_pulled_over", "ev_resumed"]

@@ -11,7 +11,7 @@ import pytest
 
 from fakecity import mini_city
 from robotaxi.config import load_config
-from robotaxi.core import RideRequest, TimePoint, TripState
+from robotaxi.core import EvApproach, RideRequest, TimePoint, TripState
 from robotaxi.core.stats import percentile
 from robotaxi.fleet.demand import DemandSample
 from robotaxi.fleet.manager import YieldRecord
@@ -136,10 +136,11 @@ def test_vehicle_kpis_share_the_fleets_time_and_distance() -> None:
 
 
 def test_an_ev_yield_counts_when_the_car_came_to_a_stand() -> None:
+    A = EvApproach
     yields = [
-        YieldRecord("taxi000", "ev0", 10.0, None, "behind", stopped_s=16.0, resumed_s=30.0),
-        YieldRecord("taxi001", "ev0", 45.0, "r1", "head-on", stopped_s=50.0),  # still standing
-        YieldRecord("taxi002", "ev1", 60.0, None, "behind", resumed_s=70.0),  # passed first
+        YieldRecord("taxi000", "ev0", 10.0, None, A.BEHIND, stopped_s=16.0, resumed_s=30.0),
+        YieldRecord("taxi001", "ev0", 45.0, "r1", A.HEAD_ON, stopped_s=50.0),  # still standing
+        YieldRecord("taxi002", "ev1", 60.0, None, A.BEHIND, resumed_s=70.0),  # passed first
     ]
     assert ev_yield_kpis(yields) == {
         "ev_yields": 2,

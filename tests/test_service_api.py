@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from robotaxi.core import TimePoint, TripEvent, TripState
+from robotaxi.core import EvApproach, TimePoint, TripEvent, TripState
 from robotaxi.fleet.manager import YieldRecord
 from robotaxi.fleet.trips import ALLOWED, fold_state
 from robotaxi.service.app import create_app
@@ -476,7 +476,7 @@ def test_emergency_pull_over_shows_on_the_screen_and_in_ops(client: TestClient) 
     # the fleet's EV logic is tested in the fleet; here: what the screen and ops make of it
     with live._lock:
         live.fleet.vehicles[vid].yielding = YieldRecord(
-            vid, "ambulance7", live.now_s, rid, "behind"
+            vid, "ambulance7", live.now_s, rid, EvApproach.BEHIND
         )
     live.refresh()  # poked from outside a tick: publish it
     screen = client.get(f"/api/vehicles/{vid}/screen", headers=me).json()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clocks import ManualClock
 from robotaxi.config import RunConfig, load_config
 from robotaxi.core import AgentKind, RideRequest, TripEvent
 from robotaxi.fleet.manager import RideActionError
@@ -57,50 +58,61 @@ def test_same_seed_same_events(tmp_path: Path, map_cache: Path) -> None:
     assert all(trip_id.startswith("sim-r") for trip_id, *_ in first)
 
 
+def _wait_for(done, seconds: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll (the clock thread runs flat out on a manual clock) until `done()` or give up."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert done()
+
+
 def test_clock_keeps_its_speed_and_publishes_updates(tmp_path: Path, map_cache: Path) -> None:
     updates: list[LiveUpdate] = []
+    clock = ManualClock()
     live = LiveService(
-        config(map_cache), tmp_path, speed=40, riders_per_hour=0, background_traffic=False
-    )
+        config(map_cache), tmp_path, speed=40, riders_per_hour=0, background_traffic=False,
+        clock=clock,
+    )  # fmt: skip
     with live:
         unsubscribe = live.subscribe(updates.append)
         live.run_clock()
-        wall0, sim0 = time.monotonic(), live.now_s
-        time.sleep(2.0)
-        wall1, sim1 = time.monotonic(), live.now_s
+        _wait_for(lambda: len(updates) >= 80)
         unsubscribe()
         seen = len(updates)
-        time.sleep(0.2)
+        after = live.now_s
+        _wait_for(lambda: live.now_s >= after + 5)  # ticks go on after unsubscribing
         pacing = live.pacing()
         live.stop()
         assert live.running is False
-    achieved = (sim1 - sim0) / (wall1 - wall0)
-    assert achieved == pytest.approx(40, rel=0.15)
-    assert pacing.real_time_factor == pytest.approx(40, rel=0.15)
-    assert pacing.behind_s < 1.0
-    assert seen >= 60 and len(updates) == seen  # one per tick, none after unsubscribing
+    # on the clock it was given: 40 simulated seconds per wall second, never behind
+    assert pacing.real_time_factor == pytest.approx(40, rel=1e-6)
+    assert pacing.behind_s == 0.0
+    assert all(w == pytest.approx(1 / 40) for w in clock.waits[:50])
+    assert seen >= 80 and len(updates) == seen  # one per tick, none after unsubscribing
     assert [u.version for u in updates] == sorted({u.version for u in updates})
 
 
 def test_a_clock_that_cannot_keep_up_reports_it(tmp_path: Path, map_cache: Path) -> None:
+    clock = ManualClock()
     live = LiveService(
-        config(map_cache), tmp_path, speed=1000, riders_per_hour=0, background_traffic=False
-    )
+        config(map_cache), tmp_path, speed=1000, riders_per_hour=0, background_traffic=False,
+        clock=clock,
+    )  # fmt: skip
     with live:
         slow_step = live.step
 
         def step() -> LiveUpdate:
-            time.sleep(0.01)  # 10 ms per 1 s step: at most 100× real time
+            clock.advance(0.01)  # 10 ms per 1 s step: at most 100× real time
             return slow_step()
 
         live.step = step  # type: ignore[method-assign]
         live.run_clock()
-        time.sleep(1.5)
+        _wait_for(lambda: live.now_s >= 60)
         pacing = live.pacing()
         live.stop()
     assert pacing.real_time_factor is not None and pacing.real_time_factor < 110
     assert pacing.behind_s > 0.5  # every step counted, none skipped
-    assert pacing.sim_time_s >= 50
+    assert pacing.sim_time_s >= 60
 
 
 def test_routes_nearby_and_rider_rules(tmp_path: Path, map_cache: Path) -> None:

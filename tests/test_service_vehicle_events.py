@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from robotaxi.core import TimePoint, TripEvent, TripState, VehicleEvent
+from robotaxi.core import TimePoint, TripEvent, TripState, VehicleEvent, VehicleEventKind
 from robotaxi.fleet.manager import FleetTickResult
 from robotaxi.service.runtime import ServiceRuntime, StoreWriter
 from robotaxi.store.errors import StoreError
@@ -125,7 +125,9 @@ def test_vehicle_events_share_the_trip_events_commit_and_its_retry(
     writer = StoreWriter(FlakyStore(store, fail=1), run.id, retry_s=0.05)  # type: ignore[arg-type]
     ride = request("sim-1", "sim-r", t_s=4.0)
     trip = TripEvent("sim-1", 0, TimePoint.from_s(4.0), TripState.REQUESTED, None)
-    pulled = VehicleEvent("taxi001", TimePoint.from_s(5.0), "ev_pulled_over", {"ev": "a1"})
+    pulled = VehicleEvent(
+        "taxi001", TimePoint.from_s(5.0), VehicleEventKind.EV_PULLED_OVER, {"ev": "a1"}
+    )
     writer.put_events([ride], [trip], [pulled])
     with pytest.raises(StoreError, match="disk full"):
         writer.sync()

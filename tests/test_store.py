@@ -31,6 +31,7 @@ from sqlalchemy import inspect, text
 from robotaxi.core.errors import InvalidTransitionError, RobotaxiError
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
+from robotaxi.core.yielding import VehicleEventKind
 from robotaxi.store.errors import StoreError
 from robotaxi.store.models import Base
 from robotaxi.store.records import LatLon, NewRide, TicketStatus, fold
@@ -325,7 +326,8 @@ def test_a_unit_of_work_commits_all_its_repositories_together(store: Store) -> N
         assert ride is not None and ride.state is TripState.EN_ROUTE
         ticket = uow.tickets.create("Left my bag", rider_id=ada.id, ride_id="t1")
         uow.vehicle_events.append(
-            [VehicleEvent("taxi_7", TimePoint(5), "ev_in_range", {"ev": "a0"})], run_id=run.id
+            [VehicleEvent("taxi_7", TimePoint(5), VehicleEventKind.EV_IN_RANGE, {"ev": "a0"})],
+            run_id=run.id,
         )
     assert store.rider(ada.id) == ada and [r.id for r in store.runs()] == ["run-1"]
     assert [r.id for r in store.rides_of_rider(ada.id)] == ["t1"]
@@ -689,11 +691,12 @@ def test_same_stream_gives_the_same_database(tmp_path: Path) -> None:
 
 def test_vehicle_events_round_trip(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'v.sqlite'}"
+    K = VehicleEventKind
     events = [
-        VehicleEvent("taxi1", TimePoint.from_s(10), "ev_in_range", {"ev": "ambulance0"}),
-        VehicleEvent("taxi2", TimePoint.from_s(11), "ev_in_range", {"ev": "ambulance0"}),
-        VehicleEvent("taxi1", TimePoint.from_s(14), "ev_pulled_over", {"ev": "ambulance0"}),
-        VehicleEvent("taxi1", TimePoint.from_s(20), "ev_resumed", {"ev": "ambulance0"}),
+        VehicleEvent("taxi1", TimePoint.from_s(10), K.EV_IN_RANGE, {"ev": "ambulance0"}),
+        VehicleEvent("taxi2", TimePoint.from_s(11), K.EV_IN_RANGE, {"ev": "ambulance0"}),
+        VehicleEvent("taxi1", TimePoint.from_s(14), K.EV_PULLED_OVER, {"ev": "ambulance0"}),
+        VehicleEvent("taxi1", TimePoint.from_s(20), K.EV_RESUMED, {"ev": "ambulance0"}),
     ]
     with Store.open(url) as store:
         run = store.start_run({"city": "grid"})

@@ -77,11 +77,11 @@ class PlannerInput:
 
 @dataclass(frozen=True)
 class PlannerOutput:
-    """A planner's answer: the trajectory ((N+1)×k, time column from 0), the behaviour name,
+    """A planner's answer: the trajectory ((N+1)×k, time column from 0), the behaviour,
     whether planning succeeded, and optionally the target and all scored candidates."""
 
     trajectory: FloatArray
-    behaviour: str
+    behaviour: Behaviour
     ok: bool = True
     target: BehaviourTarget | None = None
     candidates: FloatArray | None = None
@@ -211,9 +211,7 @@ class PdmPlanner(Planner):
         plan = self.motion.plan(inputs.ego, inputs.path, inputs.scene, inputs.predictions, target)
         self._last_ok = plan.ok
         name = target.behaviour if plan.ok else Behaviour.SAFE_STOP
-        return PlannerOutput(
-            plan.trajectory, str(name), plan.ok, target, plan.candidates, plan.scores
-        )
+        return PlannerOutput(plan.trajectory, name, plan.ok, target, plan.candidates, plan.scores)
 
 
 class IdmPlanner(Planner):
@@ -260,7 +258,7 @@ class IdmPlanner(Planner):
         states, _, _ = self.motion.rollout(
             inputs.ego, inputs.path, inputs.scene, inputs.predictions, target, lat, frac
         )
-        return PlannerOutput(states[0], str(target.behaviour), True, target)
+        return PlannerOutput(states[0], target.behaviour, True, target)
 
 
 class StackOutput(NamedTuple):
@@ -269,7 +267,7 @@ class StackOutput(NamedTuple):
     command: ControlCommand
     trajectory: Trajectory
     tracks: tuple[Track, ...]
-    behaviour: str
+    behaviour: Behaviour
 
 
 STAGES = ("tracking", "prediction", "planning", "control")

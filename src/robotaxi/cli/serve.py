@@ -64,27 +64,37 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
     from pydantic import ValidationError
 
     from robotaxi.core import ConfigError
-    from robotaxi.service.settings import ServiceSettings
+    from robotaxi.service.settings import ServiceSettings, serve_run_config
 
     token = args.operator_token if args.operator_token else secrets.token_urlsafe(24)
+    # the simulated city: the same RunConfig as `robotaxi simulate`, from these options
+    city_options = {
+        "city": "map.city", "fleet": "fleet.size", "hours": "hours", "seed": "seed",
+        "map_data_dir": "map.data_dir", "ev_per_hour": "world.emergency_per_hour",
+    }  # fmt: skip
+    try:
+        run_config = serve_run_config(
+            **{dotted: getattr(args, option) for option, dotted in city_options.items()}
+        )
+    except ConfigError as exc:
+        message = str(exc)
+        for option, dotted in city_options.items():
+            flag = option.replace("_", "-")
+            message = message.replace(f"invalid setting {dotted}:", f"invalid option --{flag}:")
+        raise ConfigError(message) from None
     try:
         return ServiceSettings(
-            city=args.city,
-            fleet=args.fleet,
+            run=run_config,
             autonomous=args.autonomous,
             autonomy_hearing=not args.no_hearing,
             autonomy_city_blocks=not args.no_city_blocks,
             speed=args.speed,
-            hours=args.hours,
-            seed=args.seed,
             host=args.host,
             port=args.port,
             data_dir=args.data_dir,
             database_url=args.database_url,
             operator_token=token,
-            map_data_dir=args.map_data_dir,
             riders_per_hour=args.riders_per_hour,
-            ev_per_hour=args.ev_per_hour,
             background_traffic=not args.no_background,
         )
     except ValidationError as exc:

@@ -44,6 +44,7 @@ from robotaxi.core.types import (
     emergency_agents,
 )
 from robotaxi.core.world import EmergencyRecord, World, WorldStats
+from robotaxi.core.yielding import EvApproach, VehicleEventKind, YieldBasis, YieldDecider
 
 __all__ = [
     "MICROS_PER_S",
@@ -58,6 +59,7 @@ __all__ = [
     "DriveTo",
     "EgoCommand",
     "EmergencyRecord",
+    "EvApproach",
     "HandBack",
     "InvalidTransitionError",
     "MapBuildError",
@@ -82,9 +84,12 @@ __all__ = [
     "UnparkEgo",
     "VehicleCommand",
     "VehicleEvent",
+    "VehicleEventKind",
     "World",
     "WorldError",
     "WorldSnapshot",
     "WorldStats",
+    "YieldBasis",
+    "YieldDecider",
     "emergency_agents",
 ]

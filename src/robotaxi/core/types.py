@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from robotaxi.core.time import TimePoint
+from robotaxi.core.yielding import VehicleEventKind
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -336,5 +337,5 @@ class VehicleEvent:
 
     vehicle_id: str
     time: TimePoint
-    kind: str
+    kind: VehicleEventKind
     data: Mapping[str, Any] = field(default_factory=dict)

@@ -21,6 +21,7 @@ from robotaxi.core import (
     AgentKind,
     CommandFailure,
     DriveTo,
+    EvApproach,
     PullOver,
     PullOverReason,
     Resume,
@@ -31,7 +32,10 @@ from robotaxi.core import (
     TripState,
     VehicleCommand,
     VehicleEvent,
+    VehicleEventKind,
     WorldSnapshot,
+    YieldBasis,
+    YieldDecider,
 )
 from robotaxi.fleet.demand import DemandModel
 from robotaxi.fleet.dispatch import make_policy
@@ -55,6 +59,19 @@ class VehicleStatus(enum.StrEnum):
     AT_DROPOFF = "at_dropoff"
 
 
+class CurbStage(enum.StrEnum):
+    """A car's curbside stage: what it waits for at the curb (until `Vehicle.timer_s`), or
+    that it is pulling over because its rider asked to stop."""
+
+    NONE = ""  # no curbside stage: driving, or parked with nothing to wait for
+    WAITING_FOR_START = "waiting_for_start"  # a real rider got in: Start ride is theirs
+    NO_SHOW = "no_show"  # waiting for a rider who may not come (or a real rider to get in)
+    BOARDING = "boarding"
+    BUCKLING = "buckling"
+    ALIGHTING = "alighting"
+    RIDER_PULL_OVER = "rider_pull_over"  # the rider asked to stop: the car pulls over
+
+
 OCCUPIED = (VehicleStatus.TO_DROPOFF,)
 MOVING = (VehicleStatus.TO_PICKUP, VehicleStatus.TO_DROPOFF, VehicleStatus.REBALANCING)
 AVAILABLE = (VehicleStatus.IDLE, VehicleStatus.REBALANCING)
@@ -68,12 +85,12 @@ class YieldRecord:
     ev_id: str  # "" when a car's own decision had no ambulance to name
     in_range_s: float
     trip_id: str | None
-    approach: str  # "behind" or "head-on"; for a car's own decision also "ahead", "cross-street"
+    approach: EvApproach  # BEHIND or HEAD_ON; for a car's own decision any
     stopped_s: float | None = None
     resumed_s: float | None = None
     failed_attempts: int = 0
-    decided_by: str = "fleet"  # "fleet": its range check; "car": the car's own stack
-    basis: str | None = None  # the car's own decision: "heard", "seen" or "heard_and_seen"
+    decided_by: YieldDecider = YieldDecider.FLEET
+    basis: YieldBasis | None = None  # the car's own decision only
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +105,7 @@ class EvStop:
 
     since_s: float
     reacting_since_s: float
-    basis: str  # "heard", "seen" or "heard_and_seen"
+    basis: YieldBasis
     behaviour: str  # the stack's behaviour when it stopped ("yield_to_ev", "ev_caution")
     ev_id: str | None
 
@@ -120,7 +137,7 @@ class Vehicle:
     status: VehicleStatus = VehicleStatus.IDLE
     trip_id: str | None = None
     next_trip_id: str | None = None
-    target_curb: int = -1
+    target_curb: int | None = None  # the curb spot it drives to or stands at; None: none
     edge: str = ""
     lane_pos: float = 0.0
     xy: tuple[float, float] = (0.0, 0.0)
@@ -129,7 +146,7 @@ class Vehicle:
     stopped: bool = True
     odometer_m: float = 0.0
     timer_s: float = math.inf  # when the current curbside stage ends
-    stage: str = ""
+    stage: CurbStage = CurbStage.NONE
     yielding: YieldRecord | None = None
     pending_command: VehicleCommand | None = None
     km_empty: float = 0.0
@@ -178,6 +195,9 @@ class FleetManager:
         self._ev_stops_handled: dict[str, float] = {}
         self.command_failures = 0
         self._waiting: list[str] = []  # requested, not yet assigned (arrival order)
+        # trips whose rider still waits for the car (requested, assigned, en route): the
+        # patience check looks at these, not at every trip of the run
+        self._before_pickup: dict[str, Trip] = {}
         self._last_batch_s = -math.inf
         self._last_rebalance_s = 0.0
         self._last_t = 0.0
@@ -244,7 +264,7 @@ class FleetManager:
         if isinstance(command, PullOver) and v.yielding is not None:
             v.yielding.failed_attempts += 1
             return
-        if isinstance(command, DriveTo) and v.target_curb >= 0:
+        if isinstance(command, DriveTo) and v.target_curb is not None:
             _, idx = self.map.curbs.tree.query(self.map.curbs.xy[v.target_curb], k=4)
             alternatives = [int(i) for i in np.atleast_1d(idx) if int(i) != v.target_curb]
             if alternatives:
@@ -280,7 +300,7 @@ class FleetManager:
                 v.busy_s += dt
 
     def _at_target(self, v: Vehicle) -> bool:
-        if not v.stopped or v.yielding is not None or v.target_curb < 0:
+        if not v.stopped or v.yielding is not None or v.target_curb is None:
             return False
         curbs = self.map.curbs
         return (
@@ -313,9 +333,19 @@ class FleetManager:
         if controlled:
             self.riders[trip.trip_id].at_curb_s = request.time.time_s
         self.trips[trip.trip_id] = trip
+        self._before_pickup[trip.trip_id] = trip
         self._waiting.append(trip.trip_id)
         out.events.extend(trip.events)  # the "requested" event
         return trip
+
+    @property
+    def trips_before_pickup(self) -> int:
+        """Trips whose rider still waits for the car (what the patience check looks at)."""
+        return len(self._before_pickup)
+
+    def open_trips(self) -> list[Trip]:
+        """Trips not ended yet (a scan of every trip: for rare calls, not for the tick)."""
+        return [t for t in self.trips.values() if not t.state.terminal]
 
     # --- a real rider's actions (the service calls these between ticks) -------------------
 
@@ -343,7 +373,7 @@ class FleetManager:
             )
         out = FleetTickResult()
         self._event(trip, S.BOARDED, now_s, out, cause="rider", data={"seatbelt": False})
-        car.stage, car.timer_s = "waiting_for_start", math.inf
+        car.stage, car.timer_s = CurbStage.WAITING_FOR_START, math.inf
         return out.events
 
     def buckle(self, trip_id: str, buckled: bool) -> None:
@@ -379,7 +409,7 @@ class FleetManager:
         if trip_id in self._waiting:
             self._waiting.remove(trip_id)
         if car is not None and car.trip_id == trip_id:
-            car.stage, car.timer_s = "", math.inf
+            car.stage, car.timer_s = CurbStage.NONE, math.inf
         self._release_vehicle_of(trip)
         return out.events
 
@@ -390,7 +420,7 @@ class FleetManager:
             raise RideActionError(f"ride {trip_id} is not under way ({trip.state})")
         out = FleetTickResult()
         self._event(trip, S.PULLED_OVER, now_s, out, cause="rider")
-        car.stage = "rider_pull_over"
+        car.stage = CurbStage.RIDER_PULL_OVER
         car.pending_command = PullOver(car.vehicle_id, PullOverReason.RIDER)
         return out.events
 
@@ -411,8 +441,9 @@ class FleetManager:
         out.events.append(event)
 
     def _check_patience(self, now: float, out: FleetTickResult) -> None:
-        for trip in list(self.trips.values()):
+        for trip in list(self._before_pickup.values()):
             if trip.state not in (S.REQUESTED, S.ASSIGNED, S.EN_ROUTE):
+                del self._before_pickup[trip.trip_id]  # picked up or ended: never back
                 continue
             if now - trip.request.time.time_s <= trip.request.patience_s:
                 continue
@@ -475,28 +506,30 @@ class FleetManager:
                         if rider.controlled
                         else self.config.no_show_wait_s
                     )
-                    v.stage, v.timer_s = "no_show", now + wait
+                    v.stage, v.timer_s = CurbStage.NO_SHOW, now + wait
                 else:
-                    v.stage, v.timer_s = "boarding", max(now, rider.at_curb_s) + rider.boarding_s
+                    v.stage = CurbStage.BOARDING
+                    v.timer_s = max(now, rider.at_curb_s) + rider.boarding_s
         elif v.status == VehicleStatus.AT_PICKUP and trip is not None and now >= v.timer_s:
             rider = self.riders[trip.trip_id]
-            if v.stage == "no_show":
+            if v.stage == CurbStage.NO_SHOW:
                 self._event(trip, S.CANCELLED, now, out, cause="no_show")
-                v.trip_id, v.status, v.stage, v.timer_s = None, VehicleStatus.IDLE, "", math.inf
+                v.trip_id, v.status = None, VehicleStatus.IDLE
+                v.stage, v.timer_s = CurbStage.NONE, math.inf
                 self._start_next(v)
-            elif v.stage == "boarding":
+            elif v.stage == CurbStage.BOARDING:
                 self._event(trip, S.BOARDED, now, out, cause="rider", data={"seatbelt": True})
-                v.stage, v.timer_s = "buckling", now + rider.buckle_s
-            elif v.stage == "buckling":
+                v.stage, v.timer_s = CurbStage.BUCKLING, now + rider.buckle_s
+            elif v.stage == CurbStage.BUCKLING:
                 self._begin_driving(v, trip, now, out)
         elif (
             v.status == VehicleStatus.TO_DROPOFF
             and trip is not None
-            and v.stage == "rider_pull_over"
+            and v.stage == CurbStage.RIDER_PULL_OVER
             and v.stopped
         ):
             v.status = VehicleStatus.AT_DROPOFF
-            v.stage, v.timer_s = "alighting", now + self.riders[trip.trip_id].alighting_s
+            v.stage, v.timer_s = CurbStage.ALIGHTING, now + self.riders[trip.trip_id].alighting_s
         elif v.status == VehicleStatus.TO_DROPOFF and trip is not None and self._at_target(v):
             start_odo = _driving_odometer(trip)
             self._event(
@@ -507,10 +540,11 @@ class FleetManager:
                 },
             )  # fmt: skip
             v.status = VehicleStatus.AT_DROPOFF
-            v.stage, v.timer_s = "alighting", now + self.riders[trip.trip_id].alighting_s
+            v.stage, v.timer_s = CurbStage.ALIGHTING, now + self.riders[trip.trip_id].alighting_s
         elif v.status == VehicleStatus.AT_DROPOFF and trip is not None and now >= v.timer_s:
             self._event(trip, S.COMPLETED, now, out, cause="rider")
-            v.trip_id, v.status, v.stage, v.timer_s = None, VehicleStatus.IDLE, "", math.inf
+            v.trip_id, v.status = None, VehicleStatus.IDLE
+            v.stage, v.timer_s = CurbStage.NONE, math.inf
             self._start_next(v)
         elif v.status == VehicleStatus.REBALANCING and self._at_target(v):
             v.status = VehicleStatus.IDLE
@@ -539,7 +573,7 @@ class FleetManager:
             data={"button": "Start ride", "seatbelt": True},
         )
         self._event(trip, S.DRIVING, now, out, cause="car", data={"odometer_m": v.odometer_m})
-        v.status, v.stage, v.timer_s = VehicleStatus.TO_DROPOFF, "", math.inf
+        v.status, v.stage, v.timer_s = VehicleStatus.TO_DROPOFF, CurbStage.NONE, math.inf
         self._send_to(v, trip.dropoff_curb)
 
     # --- emergency vehicles -------------------------------------------------------------
@@ -555,13 +589,15 @@ class FleetManager:
         ev_index = {snapshot.ids[i]: i for i in ev_rows}
         reach = self.config.ev_yield_range_m
         for v in self.vehicles.values():
-            if v.yielding is not None and v.yielding.decided_by != "fleet":
+            if v.yielding is not None and v.yielding.decided_by != YieldDecider.FLEET:
                 continue  # the car's own yield: its stack decides when it ends
             if v.yielding is not None:
                 record = v.yielding
                 if record.stopped_s is None and v.stopped:
                     record.stopped_s = now
-                    out.vehicle_events.append(_yield_event(v, record, now, "ev_pulled_over"))
+                    out.vehicle_events.append(
+                        _yield_event(v, record, now, VehicleEventKind.EV_PULLED_OVER)
+                    )
                 i = ev_index.get(record.ev_id)
                 passed = i is None or now - record.in_range_s > EV_YIELD_TIMEOUT_S
                 if i is not None and not passed:
@@ -569,7 +605,7 @@ class FleetManager:
                     gone = math.hypot(*(snapshot.xy[i] - np.array(v.xy))) > 1.5 * reach
                     ahead_now = (
                         lon > self.config.vehicle_length_m
-                        if record.approach == "behind"
+                        if record.approach == EvApproach.BEHIND
                         else lon < -self.config.vehicle_length_m
                     )
                     passed = gone or ahead_now
@@ -579,8 +615,10 @@ class FleetManager:
                     record.resumed_s = now
                     v.yielding = None
                     self.yields.append(record)
-                    out.vehicle_events.append(_yield_event(v, record, now, "ev_resumed"))
-                    if v.status in MOVING and v.target_curb >= 0:
+                    out.vehicle_events.append(
+                        _yield_event(v, record, now, VehicleEventKind.EV_RESUMED)
+                    )
+                    if v.status in MOVING and v.target_curb is not None:
                         # drive_to ends the pull-over stop and restores the way to the target
                         self._send_to(v, v.target_curb)
                     else:
@@ -607,10 +645,12 @@ class FleetManager:
                 if behind or head_on:
                     v.yielding = YieldRecord(
                         v.vehicle_id, snapshot.ids[i], now, v.trip_id,
-                        "behind" if behind else "head-on",
+                        EvApproach.BEHIND if behind else EvApproach.HEAD_ON,
                     )  # fmt: skip
                     v.pending_command = PullOver(v.vehicle_id)
-                    out.vehicle_events.append(_yield_event(v, v.yielding, now, "ev_in_range"))
+                    out.vehicle_events.append(
+                        _yield_event(v, v.yielding, now, VehicleEventKind.EV_IN_RANGE)
+                    )
                     break
 
     def _own_yields(
@@ -628,11 +668,15 @@ class FleetManager:
             del self._ev_stops_handled[vid]
         for v in self.vehicles.values():
             record = v.yielding
-            if record is not None and record.decided_by == "car" and v.vehicle_id not in ev_stops:
+            if (
+                record is not None
+                and record.decided_by == YieldDecider.CAR
+                and v.vehicle_id not in ev_stops
+            ):
                 record.resumed_s = now
                 v.yielding = None
                 self.yields.append(record)
-                out.vehicle_events.append(_yield_event(v, record, now, "ev_resumed"))
+                out.vehicle_events.append(_yield_event(v, record, now, VehicleEventKind.EV_RESUMED))
         for vid, stop in sorted(ev_stops.items()):
             car = self.vehicles.get(vid)
             if car is None or self._ev_stops_handled.get(vid) == stop.since_s:
@@ -646,21 +690,29 @@ class FleetManager:
                 stop.ev_id or "",
                 stop.reacting_since_s,
                 car.trip_id,
-                _approach(car, snapshot, i) if i is not None else "unknown",
+                _approach(car, snapshot, i) if i is not None else EvApproach.UNKNOWN,
                 stopped_s=stop.since_s,
-                decided_by="car",
+                decided_by=YieldDecider.CAR,
                 basis=stop.basis,
             )
-            out.vehicle_events.append(_yield_event(car, car.yielding, now, "ev_pulled_over"))
+            out.vehicle_events.append(
+                _yield_event(car, car.yielding, now, VehicleEventKind.EV_PULLED_OVER)
+            )
 
     # --- dispatch -----------------------------------------------------------------------
 
     def locate(self, v: Vehicle) -> tuple[str, float]:
-        """Where a car is on the routing graph: its edge and m along it (its curb target while
-        it is inside a junction)."""
+        """Where a car is on the routing graph: its edge and m along it (while it is inside a
+        junction: its curb target, or with none the curb spot nearest to it)."""
         if v.edge in self.graph.index:
             return v.edge, v.lane_pos
-        curb = max(v.target_curb, 0)
+        if v.target_curb is not None:
+            return self._curb_location(v.target_curb)
+        idx, _ = self.map.curbs.nearest(np.array([v.xy]))
+        return self._curb_location(int(idx[0]))
+
+    def _curb_location(self, curb: int) -> tuple[str, float]:
+        """Curb spot `curb` on the routing graph: its edge and m along it."""
         return self.map.curbs.edge_ids[curb], float(self.map.curbs.pos[curb])
 
     def _dispatch(self, now: float, out: FleetTickResult) -> None:
@@ -709,9 +761,12 @@ class FleetManager:
             elif soon_free and v.next_trip_id is None and v.status == VehicleStatus.AT_DROPOFF:
                 remaining = max(v.timer_s - now, 0.0)
                 if remaining <= cfg.soon_free_s:
+                    # it stands at its drop-off curb (where it is, should it have none)
                     curb = v.target_curb
                     cars.append(v)
-                    origins.append((self.map.curbs.edge_ids[curb], float(self.map.curbs.pos[curb])))
+                    origins.append(
+                        self._curb_location(curb) if curb is not None else self.locate(v)
+                    )
                     extra.append(remaining)
         if not cars:
             return
@@ -787,11 +842,13 @@ class FleetManager:
             self._send_to(v, curb)
 
 
-def _yield_event(v: Vehicle, record: YieldRecord, now: float, kind: str) -> VehicleEvent:
+def _yield_event(
+    v: Vehicle, record: YieldRecord, now: float, kind: VehicleEventKind
+) -> VehicleEvent:
     data: dict[str, object] = {"ev": record.ev_id, "approach": record.approach}
     if record.trip_id is not None:
         data["trip"] = record.trip_id
-    if record.decided_by != "fleet":
+    if record.decided_by != YieldDecider.FLEET:
         data["decided_by"] = record.decided_by
         data["basis"] = record.basis
         data["in_range_s"] = record.in_range_s
@@ -806,12 +863,12 @@ def _relative(v: Vehicle, snapshot: WorldSnapshot, i: int) -> tuple[float, float
     return dx * ch + dy * sh, -dx * sh + dy * ch, math.cos(float(snapshot.heading[i]) - v.heading)
 
 
-def _approach(v: Vehicle, snapshot: WorldSnapshot, i: int) -> str:
-    """Where EV i comes from, seen from car v: "behind", "ahead", "head-on", "cross-street"."""
+def _approach(v: Vehicle, snapshot: WorldSnapshot, i: int) -> EvApproach:
+    """Where EV i comes from, seen from car v: behind, ahead, head-on or a cross street."""
     lon, _lat, cos = _relative(v, snapshot, i)
     if cos > 0.7:
-        return "behind" if lon < 0 else "ahead"
-    return "head-on" if cos < -0.7 else "cross-street"
+        return EvApproach.BEHIND if lon < 0 else EvApproach.AHEAD
+    return EvApproach.HEAD_ON if cos < -0.7 else EvApproach.CROSS_STREET
 
 
 def _driving_odometer(trip: Trip) -> float:

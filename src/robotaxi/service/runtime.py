@@ -26,6 +26,7 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 RESTART_REASON = "service restarted"
 MAX_CACHED = 100_000
+K = TypeVar("K")
+V = TypeVar("V")
 # How a ride left open by a killed server is closed, by the state it was in: a ride not yet
 # under way is cancelled; a rider already on the way was let out early (pulled over).
 CLOSE_VIA: dict[TripState, tuple[TripState, ...]] = {
@@ -309,6 +312,30 @@ class StoreWriter:
         return error is None
 
 
+class BoundedCache(Generic[K, V]):
+    """A dict shared by the request threads: one lock for every read and write, and at most
+    `limit` entries (full: it starts afresh — entries are cheap to rebuild)."""
+
+    def __init__(self, limit: int = MAX_CACHED) -> None:
+        self.limit = limit
+        self._items: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            if len(self._items) >= self.limit and key not in self._items:
+                self._items.clear()
+            self._items[key] = value
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
 @dataclass
 class ServiceRuntime:
     settings: ServiceSettings
@@ -329,15 +356,18 @@ class ServiceRuntime:
     _unsubscribe: object = None
     # Riders and the request part of a ride never change once stored, so hot reads (status
     # polls, live streams) are answered from memory; token hashes key the rider cache.
-    _riders: dict[str, Rider] = field(default_factory=dict)
-    _rides: dict[str, Ride] = field(default_factory=dict)
+    _riders: BoundedCache[str, Rider] = field(default_factory=BoundedCache)
+    _rides: BoundedCache[str, Ride] = field(default_factory=BoundedCache)
     # each app rider's latest ride of this run (rides of earlier runs were closed at start)
-    _latest_ride: dict[str, str] = field(default_factory=dict)
+    _latest_ride: BoundedCache[str, str] = field(default_factory=BoundedCache)
     # a ride's JSON body at one snapshot version, shared by its status reads and streams
-    bodies: dict[str, tuple[int, bytes, TripState]] = field(default_factory=dict)
-    # lat/lon of every car at one snapshot version (one projection call per version)
+    _bodies: BoundedCache[str, tuple[int, bytes, TripState]] = field(default_factory=BoundedCache)
+    # lat/lon of every car at one snapshot version (one projection call per version; the
+    # tuple is replaced whole, so a reader sees one version's or the next's)
     _positions: tuple[int, dict[str, tuple[float, float]]] = (-1, {})
-    _curb_latlon: dict[tuple[float, float], tuple[float, float]] = field(default_factory=dict)
+    _curb_latlon: BoundedCache[tuple[float, float], tuple[float, float]] = field(
+        default_factory=BoundedCache
+    )
 
     @classmethod
     def open(cls, settings: ServiceSettings) -> ServiceRuntime:
@@ -445,9 +475,7 @@ class ServiceRuntime:
         return rider
 
     def remember_rider(self, token: str, rider: Rider) -> None:
-        if len(self._riders) >= MAX_CACHED:
-            self._riders.clear()
-        self._riders[hash_token(token)] = rider
+        self._riders.put(hash_token(token), rider)
 
     def active_ride(self, rider_id: str) -> str | None:
         """The rider's ride of this run that has not ended, if any (answered from memory:
@@ -471,16 +499,24 @@ class ServiceRuntime:
         """A ride was stored and its trip opened: it is now the rider's latest."""
         self.remember_ride(ride)
         if ride.rider_id is not None:
-            self._latest_ride[ride.rider_id] = ride.id
+            self._latest_ride.put(ride.rider_id, ride.id)
 
     def cached_ride(self, ride_id: str) -> Ride | None:
         """A ride booked in this run, as stored at booking (its request never changes)."""
         return self._rides.get(ride_id)
 
     def remember_ride(self, ride: Ride) -> None:
-        if len(self._rides) >= MAX_CACHED:
-            self._rides.clear()
-        self._rides[ride.id] = ride
+        self._rides.put(ride.id, ride)
+
+    def ride_body(self, ride_id: str, version: int) -> tuple[bytes, TripState] | None:
+        """A ride's JSON body built at snapshot `version`, if it was (`views.live_ride_body`)."""
+        cached = self._bodies.get(ride_id)
+        if cached is None or cached[0] != version:
+            return None
+        return cached[1], cached[2]
+
+    def keep_ride_body(self, ride_id: str, version: int, body: bytes, state: TripState) -> None:
+        self._bodies.put(ride_id, (version, body, state))
 
     def is_operator(self, token: str) -> bool:
         return hmac.compare_digest(token.encode(), self.operator_token.encode())
@@ -510,7 +546,8 @@ class ServiceRuntime:
         found = self._curb_latlon.get(xy)
         if found is None:
             (lat, lon), *_ = self.to_latlon(np.array([xy]))
-            found = self._curb_latlon[xy] = (lat, lon)
+            found = (lat, lon)
+            self._curb_latlon.put(xy, found)
         return found
 
     def to_latlon(self, xy: np.ndarray) -> list[list[float]]:

@@ -9,14 +9,45 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from robotaxi.config import RunConfig, load_config
 
+MAX_FLEET = 2000
+# the simulated city's settings `ServiceSettings` also takes by their short names (as the CLI
+# and older callers give them), with where they live in the `RunConfig`
+RUN_SHORTHANDS = {
+    "city": "map.city",
+    "map_data_dir": "map.data_dir",
+    "map_cache_dir": "map.cache_dir",
+    "fleet": "fleet.size",
+    "no_show_wait_s": "fleet.app_no_show_wait_s",
+    "hours": "hours",
+    "seed": "seed",
+    "start": "start",
+    "ev_per_hour": "world.emergency_per_hour",
+    "background_per_hour_per_km2": "world.background_vehicles_per_hour_per_km2",
+}
+# a live service runs a day with 30 cars unless told otherwise (`simulate`: 1 h, 20 cars)
+SERVE_DEFAULTS = {"fleet.size": 30, "hours": 24.0}
+
+
+def serve_run_config(**overrides: Any) -> RunConfig:
+    """The simulated city of a live service: `RunConfig` with the service's defaults and the
+    given dotted overrides (`{"fleet.size": 5}`); raises `ConfigError` naming a bad one."""
+    return load_config(None, {**SERVE_DEFAULTS, **overrides})
+
 
 class ServiceSettings(BaseModel):
-    """Everything `robotaxi serve` needs. Units in the field names or descriptions."""
+    """Everything `robotaxi serve` needs: the simulated city (`run`, the same `RunConfig` as
+    `robotaxi simulate`) and the service's own settings. Units in the names or descriptions.
+
+    The city's most used settings may also be given by short name (`city`, `fleet`, `hours`,
+    `seed`, `start`, `ev_per_hour`, `background_per_hour_per_km2`, `map_data_dir`,
+    `map_cache_dir`, `no_show_wait_s`): they are applied to `run`.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    city: str = Field("grid", description="grid (built in), sf-mission, sf, or a network file")
-    fleet: int = Field(30, ge=1, le=2000, description="number of robotaxis")
+    run: RunConfig = Field(
+        default_factory=serve_run_config, description="the simulated city, as for simulate"
+    )
     autonomous: int = Field(
         0, ge=0, description="fleet cars driven by the autonomy stack (the rest by SUMO)"
     )
@@ -27,9 +58,6 @@ class ServiceSettings(BaseModel):
         True, description="city blocks hide what is behind them from autonomous cars' cameras"
     )
     speed: float = Field(4.0, gt=0, le=1000, description="simulation seconds per wall second")
-    hours: float = Field(24.0, gt=0, le=24, description="service window of simulated time, h")
-    seed: int = 7
-    start: str = Field("tue 08:00", description="day and time the simulated service starts")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Field(
@@ -41,13 +69,7 @@ class ServiceSettings(BaseModel):
     operator_token: SecretStr | None = Field(
         None, description="bearer token of the operations view; random per start when unset"
     )
-    map_data_dir: Path = Field(Path("../shared/data"), description="third-party data (SF maps)")
-    map_cache_dir: Path = Field(Path(".cache/maps"), description="where built networks are cached")
     background_traffic: bool = Field(True, description="SUMO background cars and ambulances")
-    ev_per_hour: float = Field(3.0, ge=0, description="ambulances crossing the city per hour")
-    background_per_hour_per_km2: float | None = Field(
-        None, ge=0, description="background car trips per hour per km²; default: the world's"
-    )
     riders_per_hour: float = Field(
         6.0, ge=0, description="synthetic riders from the demand model sharing the fleet"
     )
@@ -66,9 +88,6 @@ class ServiceSettings(BaseModel):
     rider_patience_s: float = Field(
         1800.0, gt=0, description="an app ride not picked up within this (sim s) is cancelled"
     )
-    no_show_wait_s: float = Field(
-        600.0, gt=0, description="the car waits this long (sim s) for an app rider to get in"
-    )
     espeak_ng: str | None = Field(
         None,
         description="espeak-ng executable for spoken greetings; default: found on PATH; "
@@ -78,12 +97,41 @@ class ServiceSettings(BaseModel):
         300.0, gt=0, description="a live stream ends after this (wall s); clients reconnect"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _run_shorthands(cls, data: Any) -> Any:
+        """Fold the city's settings given by short name into `run`."""
+        if not isinstance(data, dict) or not RUN_SHORTHANDS.keys() & data.keys():
+            return data
+        data = dict(data)
+        overrides = {
+            RUN_SHORTHANDS[key]: data.pop(key)
+            for key in list(data)
+            if key in RUN_SHORTHANDS and data[key] is not None
+        }
+        for key in RUN_SHORTHANDS.keys() & data.keys():
+            data.pop(key)  # given as None: the default
+        base = data.get("run")
+        if isinstance(base, RunConfig):
+            raw = base.model_dump()
+            for dotted, value in overrides.items():
+                node = raw
+                *parents, leaf = dotted.split(".")
+                for part in parents:
+                    node = node[part]
+                node[leaf] = value
+            data["run"] = RunConfig.model_validate(raw)
+        else:
+            data["run"] = serve_run_config(**overrides)
+        return data
+
     @model_validator(mode="after")
     def _autonomous_within_fleet(self) -> ServiceSettings:
-        if self.autonomous > self.fleet:
-            raise ValueError(
-                f"--autonomous {self.autonomous} is more cars than --fleet {self.fleet}"
-            )
+        fleet = self.run.fleet.size
+        if fleet > MAX_FLEET:
+            raise ValueError(f"--fleet {fleet} is more than the service runs ({MAX_FLEET})")
+        if self.autonomous > fleet:
+            raise ValueError(f"--autonomous {self.autonomous} is more cars than --fleet {fleet}")
         return self
 
     @property
@@ -94,19 +142,4 @@ class ServiceSettings(BaseModel):
 
     def run_config(self) -> RunConfig:
         """The simulation's configuration, validated like any other run's."""
-        overrides: dict[str, Any] = {
-            "map.city": self.city,
-            "map.data_dir": str(self.map_data_dir),
-            "map.cache_dir": str(self.map_cache_dir),
-            "fleet.size": self.fleet,
-            "fleet.app_no_show_wait_s": self.no_show_wait_s,
-            "hours": self.hours,
-            "seed": self.seed,
-            "start": self.start,
-            "world.emergency_per_hour": self.ev_per_hour,
-        }
-        if self.background_per_hour_per_km2 is not None:
-            overrides["world.background_vehicles_per_hour_per_km2"] = (
-                self.background_per_hour_per_km2
-            )
-        return load_config(None, overrides)
+        return self.run

@@ -22,7 +22,6 @@ from robotaxi.sim.live import LiveSnapshot, TripView, VehicleView
 from robotaxi.store.records import Ride, Rider
 
 S = TripState
-MAX_BODIES = 100_000
 
 
 def compass_deg(heading_rad: float) -> float:
@@ -128,13 +127,11 @@ def live_ride_body(runtime: ServiceRuntime, ride: Ride) -> tuple[bytes, TripStat
     view = snapshot.trips.get(ride.id)
     if view is None:
         return None
-    cached = runtime.bodies.get(ride.id)
-    if cached is not None and cached[0] == snapshot.version:
-        return cached[1], cached[2]
+    cached = runtime.ride_body(ride.id, snapshot.version)
+    if cached is not None:
+        return cached
     data = ride_public(runtime, ride, view, snapshot).model_dump_json().encode()
-    if len(runtime.bodies) >= MAX_BODIES:
-        runtime.bodies.clear()
-    runtime.bodies[ride.id] = (snapshot.version, data, view.state)
+    runtime.keep_ride_body(ride.id, snapshot.version, data, view.state)
     return data, view.state
 
 

@@ -32,6 +32,7 @@ parked the car at the end of that leg.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +40,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from robotaxi.autonomy.planning.behaviour import Behaviour
 from robotaxi.autonomy.planning.route import LaneRoute, reference_path
 from robotaxi.autonomy.stack import AutonomyStack, Planner
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, front_bumper
@@ -58,6 +60,7 @@ from robotaxi.core import (
     VehicleCommand,
     World,
     WorldSnapshot,
+    YieldBasis,
     emergency_agents,
 )
 from robotaxi.core.types import Track
@@ -86,6 +89,13 @@ AUTONOMY = "autonomy"
 SUMO = "sumo"
 
 
+class NotPlanning(enum.StrEnum):
+    """What `AutonomyView.behaviour` shows while the car's stack plans nothing."""
+
+    PARKED = "parked"  # at its first curb spot, not driven by the stack yet
+    SUMO = "sumo"  # on a leg handed back to SUMO
+
+
 @dataclass(frozen=True, slots=True)
 class TrackedObject:
     """One object the car's tracker follows (m, rad, m/s, map frame; centre of its box)."""
@@ -106,7 +116,7 @@ class AutonomyView:
     """What an autonomous car's stack thinks at one instant, for the in-car screen.
 
     `driver` is "autonomy", or "sumo" while a leg is handed back to SUMO (`note` says why);
-    `steering_wheel_deg` is left positive.
+    `steering_wheel_deg` is left positive; `behaviour` is the stack's, or why it has none.
     """
 
     vehicle_id: str
@@ -114,7 +124,7 @@ class AutonomyView:
     time_s: float
     tracks: tuple[TrackedObject, ...]
     steering_wheel_deg: float
-    behaviour: str
+    behaviour: Behaviour | NotPlanning
     note: str = ""
     hearing: bool = False  # the car has roof microphones and a siren detector
     siren_heard: bool = False  # the detector heard a siren during the last world step
@@ -146,7 +156,7 @@ class _Car:
     lane_pos: float  # m along `edge`
     leg: _Leg | None = None
     driver: str = AUTONOMY
-    behaviour: str = "parked"
+    behaviour: Behaviour | None = None  # the stack's at the last world step; None: not yet
     s_center: float = 0.0  # footprint centre's arc length on the leg's path
     tracks: tuple[Track, ...] = ()
     time_s: float = 0.0
@@ -304,7 +314,7 @@ class AutonomousDriver:
                 time_s=car.time_s,
                 tracks=objects,
                 steering_wheel_deg=round(math.degrees(car.state.steering_wheel_rad), 2),
-                behaviour=car.behaviour if car.driver == AUTONOMY else "sumo",
+                behaviour=_shown_behaviour(car),
                 note=car.note,
                 hearing=car.hearing,
                 siren_heard=car.siren_heard,
@@ -544,7 +554,7 @@ class AutonomousDriver:
             car.time_s = now_s
             car.siren_heard, car.siren_probability = False, 0.0
             # pulled over for an ambulance, the stack itself decides when to drive on
-            waiting = car.parked and car.stopped and car.behaviour != "yield_to_ev"
+            waiting = car.parked and car.stopped and car.behaviour != Behaviour.YIELD_TO_EV
             if car.leg is None or waiting:
                 # waiting at its stop: nothing to plan, but it keeps watching and listening
                 self._perceive(car, truth, sirens, snapshot.signals, now_s, n)
@@ -558,16 +568,22 @@ class AutonomousDriver:
         """The car's stop for an emergency vehicle at `t_s`: from when it stands still in an
         EV reaction (`yield_to_ev`, or `ev_caution`'s kerb stop / hold) until the stack
         drives on (another behaviour, or moving off above `EV_MOVED_OFF_MPS`)."""
-        if car.behaviour not in EV_REACTIONS:
+        if car.behaviour is None or car.behaviour not in EV_REACTIONS:
             return None
         speed = car.state.speed
         if car.ev_stop is not None:
             return car.ev_stop if speed < EV_MOVED_OFF_MPS else None
         if speed >= STOPPED_BELOW_MPS:
             return None
-        heard = car.siren_heard_since_s is not None or car.behaviour == "ev_caution"
-        seen = car.ev_seen_since_s is not None or car.behaviour == "yield_to_ev"
-        basis = "heard_and_seen" if heard and seen else "heard" if heard else "seen"
+        heard = car.siren_heard_since_s is not None or car.behaviour == Behaviour.EV_CAUTION
+        seen = car.ev_seen_since_s is not None or car.behaviour == Behaviour.YIELD_TO_EV
+        basis = (
+            YieldBasis.HEARD_AND_SEEN
+            if heard and seen
+            else YieldBasis.HEARD
+            if heard
+            else YieldBasis.SEEN
+        )
         onsets = [x for x in (car.siren_heard_since_s, car.ev_seen_since_s) if x is not None]
         cx, cy = self._center(car)
         nearest = min(sirens, key=lambda a: math.hypot(a.x - cx, a.y - cy), default=None)
@@ -650,7 +666,7 @@ class AutonomousDriver:
         at_stop = leg.stop_s is not None and abs(car.s_center - leg.stop_s) <= AT_STOP_M
         standing = state.speed < STOPPED_BELOW_MPS
         car.stopped = standing and (
-            (at_stop and car.behaviour in KERB_BEHAVIOURS) or car.behaviour == "yield_to_ev"
+            (at_stop and car.behaviour in KERB_BEHAVIOURS) or car.behaviour == Behaviour.YIELD_TO_EV
         )
         # off the lane while standing at the kerb, so that traffic and ambulances pass
         # (SUMO-NOTES); put back on it when moving off
@@ -684,6 +700,13 @@ def _extrapolate(truth: Sequence[AgentState], dt_s: float) -> list[AgentState]:
         )
         for a in truth
     ]
+
+
+def _shown_behaviour(car: _Car) -> Behaviour | NotPlanning:
+    """The car's behaviour for its view: the stack's, or why the stack plans nothing."""
+    if car.driver != AUTONOMY:
+        return NotPlanning.SUMO
+    return car.behaviour if car.behaviour is not None else NotPlanning.PARKED
 
 
 def _tracked(track: Track) -> TrackedObject:

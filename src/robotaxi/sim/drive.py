@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robotaxi.autonomy.planning.behaviour import BehaviourConfig, BehaviourPlanner
+from robotaxi.autonomy.planning.behaviour import Behaviour, BehaviourConfig, BehaviourPlanner
 from robotaxi.autonomy.planning.motion import MotionPlanner
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.planning.route import CURB_SHOULDER_M, LaneRoute, reference_path
@@ -66,7 +66,8 @@ if TYPE_CHECKING:
 
 EGO_ID = "ego"
 EV_YIELD_RANGE_M = 120.0
-EV_REACTIONS = ("ev_caution", "yield_to_ev")  # behaviours that count as reacting to an EV
+# behaviours that count as reacting to an EV
+EV_REACTIONS = (Behaviour.EV_CAUTION, Behaviour.YIELD_TO_EV)
 # Buildings stand behind the pavement, and the pavement starts at the kerb: the kerb lies
 # `CURB_SHOULDER_M` right of the lane edge (where the car pulls over and pedestrians step
 # off), so the blocks start that much plus a pavement's width from the lane edge.
@@ -82,7 +83,7 @@ class DrivingRecord:
     time_s: list[float] = field(default_factory=list)
     ego: list[tuple[float, ...]] = field(default_factory=list)  # TrajectoryColumn order
     planned: list[FloatArray] = field(default_factory=list)
-    behaviour: list[str] = field(default_factory=list)
+    behaviour: list[Behaviour] = field(default_factory=list)
     signals: list[tuple[str, ...]] = field(default_factory=list)
     # agent id → (kind, length, width, {tick: (x, y, heading, speed, siren)})
     agents: dict[str, tuple[AgentKind, float, float, dict[int, tuple[float, ...]]]] = field(
@@ -138,7 +139,7 @@ class Frame:
     planned: FloatArray
     tracks: tuple[Track, ...]
     truth: tuple[AgentState, ...]
-    behaviour: str
+    behaviour: Behaviour
     parked: bool
 
 
@@ -294,7 +295,11 @@ class _ScenarioDriver:
             if det.flashing_lights and det.truth_id is not None:
                 record.ev_first_seen_s.setdefault(det.truth_id, now.time_s)
         # curbside stop: dwell, then ask to pull out by dropping the request
-        if self.stop_request is not None and ego.speed < 0.1 and out.behaviour == "curbside_stop":
+        if (
+            self.stop_request is not None
+            and ego.speed < 0.1
+            and out.behaviour == Behaviour.CURBSIDE_STOP
+        ):
             self.stopped_since = t if self.stopped_since is None else self.stopped_since
             if t - self.stopped_since >= spec.ego.stop_dwell_s:
                 record.reached_stop = True

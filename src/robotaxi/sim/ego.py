@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from robotaxi.autonomy.planning.behaviour import Behaviour
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.stack import AutonomyStack, StackOutput
 from robotaxi.autonomy.vehicle import VehicleState, front_bumper, step
@@ -33,7 +34,13 @@ from robotaxi.sim.sensors import CarSensors
 PARK_BELOW_MPS = 1.0  # pulled over and all but stopped: take the car off its lane
 PARK_OFFSET_M = 1.5  # … once its centre is this far right of its path
 # the behaviours in which the car may stand at the kerb
-KERB_BEHAVIOURS = ("yield_to_ev", "ev_caution", "curbside_stop", "leave_curb", "safe_stop")
+KERB_BEHAVIOURS = (
+    Behaviour.YIELD_TO_EV,
+    Behaviour.EV_CAUTION,
+    Behaviour.CURBSIDE_STOP,
+    Behaviour.LEAVE_CURB,
+    Behaviour.SAFE_STOP,
+)
 
 
 class EgoCar:
@@ -97,9 +104,10 @@ class EgoCar:
         self.stack.perceive(self.state, observation)
         return observation
 
-    def place(self, world: World, path: ReferencePath, behaviour: str) -> None:
+    def place(self, world: World, path: ReferencePath, behaviour: Behaviour | None) -> None:
         """Tell the world where the car is now: parked off its lane while it waits at the
-        kerb, else on its lane at its pose (put back on it when it moves off)."""
+        kerb, else on its lane at its pose (put back on it when it moves off). `behaviour` is
+        the stack's (None: it has planned nothing yet)."""
         st = self.state
         cx, cy = self.sensors.center(st)
         _, d = path.project(cx, cy)

@@ -30,7 +30,6 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,11 +54,19 @@ from robotaxi.core import (
 from robotaxi.core.types import FloatArray
 from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, TncDemand
 from robotaxi.fleet.kpis import ev_yield_kpis, trip_kpis, vehicle_kpis
-from robotaxi.fleet.manager import AVAILABLE, FleetManager, RideActionError, Vehicle, VehicleStatus
+from robotaxi.fleet.manager import (
+    AVAILABLE,
+    CurbStage,
+    FleetManager,
+    RideActionError,
+    Vehicle,
+    VehicleStatus,
+)
 from robotaxi.fleet.trips import greeting
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.autonomous import STACK_STEP_S, AutonomousDriver, AutonomyView
 from robotaxi.sim.drive import PAVEMENT_M
+from robotaxi.sim.pacing import Clock, Pacer, SystemClock
 from robotaxi.sim.runner import WorldFactory, load_city, sumo_world
 from robotaxi.sim.sensors.cameras import map_block_occluders
 from robotaxi.sim.simulation import RequestQueue, Simulation, TravelTimes
@@ -73,9 +80,12 @@ EventSink = Callable[[Sequence[RideRequest], Sequence[TripEvent], Sequence[Vehic
 # rides, trip events and vehicle events for one sink call
 _Batch = tuple[list[RideRequest], list[TripEvent], list[VehicleEvent]]
 TRAVEL_TIME_UPDATE_S = 300.0
-RTF_WINDOW_WALL_S = 10.0
 DRAIN_S = 3000.0
 TRAIL_EVERY_S = 3.0
+# an ended trip stays live this long (its final state and driven route on the rider's
+# screen and receipt); then the store answers for it and its trail is dropped
+ENDED_KEEP_S = 1800.0
+MAX_TRAIL_POINTS = 2000  # a longer route driven is thinned to every other point
 # states in which the rider sits in (or is getting into) the car
 ON_BOARD = (S.BOARDED, S.STARTED, S.DRIVING, S.PULLED_OVER, S.ARRIVED_AT_DESTINATION)
 
@@ -106,7 +116,7 @@ class VehicleView:
     stopped: bool
     trip_id: str | None
     next_trip_id: str | None
-    stage: str
+    stage: CurbStage
     yielding_for: str | None  # the emergency vehicle it is pulled over for
 
     @property
@@ -195,7 +205,8 @@ class LiveSnapshot:
     version: int
     time_s: float
     vehicles: dict[str, VehicleView]
-    trips: dict[str, TripView]  # every trip of this run, ended ones included
+    # the open trips, and those ended within the last `ENDED_KEEP_S` (older ones: the store)
+    trips: dict[str, TripView]
     # cars driven by the autonomy stack: what each one's stack sees and does (empty if none)
     autonomy: dict[str, AutonomyView] = field(default_factory=dict)
 
@@ -225,13 +236,15 @@ class LiveService:
         city_blocks: bool = True,
         world: WorldFactory = sumo_world,
         city: tuple[RoadMap, RoutingGraph] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """`autonomous` fleet cars (the first ones by id) are driven by the autonomy stack,
         stepped every `autonomy_step_s` between the world's steps; SUMO drives the rest.
         `hearing` gives those cars roof microphones and the siren detector; `city_blocks`
         lets the blocks between streets hide things from their cameras. `world` builds the
         city (SUMO unless told otherwise, e.g. `FakeWorld` in tests); `city` is the map and
-        routing graph ready-made (else built from `config`)."""
+        routing graph ready-made (else built from `config`); `clock` is the wall clock of
+        `run_clock` (the machine's unless a test gives its own)."""
         if not math.isfinite(speed) or speed <= 0:
             raise LiveServiceError(f"speed {speed} must be a positive multiple of real time")
         if not math.isfinite(riders_per_hour) or riders_per_hour < 0:
@@ -257,6 +270,8 @@ class LiveService:
         self.hearing = hearing
         self.city_blocks = city_blocks
         self.world_factory = world
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._pacer = Pacer(config.world.step_s, speed, self.clock)
         self._city = city
         self.driver: AutonomousDriver | None = None
         # no new rides after end_s; trips under way may finish for DRAIN_S more (SUMO runs
@@ -267,7 +282,6 @@ class LiveService:
         self._subscribers: dict[int, Callable[[LiveUpdate], None]] = {}
         self._next_sub = 0
         self._version = 0
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
         self._synthetic: list[RideRequest] = []
@@ -278,10 +292,9 @@ class LiveService:
         self._sink_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._snapshot = EMPTY_SNAPSHOT
-        self._rtf_samples: deque[tuple[float, float]] = deque()
         self._trails: dict[str, list[tuple[float, float]]] = {}
+        self._ended_at: dict[str, float] = {}  # trip id → sim time it ended, in that order
         self._next_trail_s = 0.0
-        self._behind_s = 0.0
         self._ticks = 0
         self._tick_wall_s = 0.0
         self._tick_wall_max_s = 0.0
@@ -325,7 +338,7 @@ class LiveService:
                 sensors = SensorsSpec(microphones=self.hearing, city_blocks=self.city_blocks)
                 self.driver = AutonomousDriver(
                     self.map, self.graph, self.world,
-                    {vid: self.fleet.vehicles[vid].target_curb for vid in chosen},
+                    {vid: _start_curb(self.fleet.vehicles[vid]) for vid in chosen},
                     seed=cfg.seed, step_s=self.autonomy_step_s,
                     mic_config=self._mic_config() if self.hearing else None,
                     occluders=(
@@ -354,17 +367,26 @@ class LiveService:
         )
 
     def run_clock(self) -> None:
-        """Step the simulation in a background thread at `speed` × real time."""
+        """Step the simulation in a background thread at `speed` × real time (`Pacer`)."""
         self._require_started()
         if self._thread is not None:
             return
-        self._stop.clear()
         self._thread = threading.Thread(target=self._clock, name="robotaxi-live", daemon=True)
         self._thread.start()
 
+    def _clock(self) -> None:
+        def tick() -> float:
+            self.step()
+            return self.now_s
+
+        def failed(_: Exception) -> None:
+            log.exception("live simulation tick failed; retrying in 1 s")
+
+        self._pacer.run(tick, ended=lambda: self.ended, on_error=failed)
+
     def stop(self) -> None:
         """Stop the clock thread (if any) and close the world. Safe to call twice."""
-        self._stop.set()
+        self._pacer.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
@@ -433,44 +455,13 @@ class LiveService:
                 return True
         return done()
 
-    def _clock(self) -> None:
-        step_wall = self.config.world.step_s / self.speed
-        schedule = time.monotonic()
-        while not self._stop.is_set():
-            if self.ended:
-                self._stop.wait(0.5)
-                continue
-            try:
-                self.step()
-            except Exception:  # a broken tick must be visible, and must not kill the service
-                log.exception("live simulation tick failed; retrying in 1 s")
-                self._stop.wait(1.0)
-                schedule = time.monotonic()
-                continue
-            wall = time.monotonic()
-            self._rtf_samples.append((wall, self.now_s))
-            while self._rtf_samples and wall - self._rtf_samples[0][0] > RTF_WINDOW_WALL_S:
-                self._rtf_samples.popleft()
-            schedule += step_wall
-            delay = schedule - wall
-            if delay > 0:
-                self._stop.wait(delay)
-            elif -delay > step_wall:
-                # behind: never skip sim steps (riders would see cars jump); run flat out,
-                # count the shortfall and start a fresh schedule so we do not burst later
-                self._behind_s += -delay
-                schedule = wall
-
     def pacing(self) -> Pacing:
-        samples = list(self._rtf_samples)
-        rtf = None
-        if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
-            rtf = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+        rtf = self._pacer.real_time_factor
         return Pacing(
             sim_time_s=self.now_s,
             speed=self.speed,
             real_time_factor=None if rtf is None else round(rtf, 2),
-            behind_s=round(self._behind_s, 2),
+            behind_s=round(self._pacer.behind_s, 2),
             running=self.running,
             ended=self.ended,
         )
@@ -558,7 +549,9 @@ class LiveService:
         fleet from outside a tick or an action, e.g. by a test or a debugger)."""
         with self._lock:
             self._require_started()
-            self._publish_snapshot(self._record((), ()), tuple(self.fleet.trips))
+            live = [t for t in self.fleet.trips if t in self._snapshot.trips]
+            live += [t.trip_id for t in self.fleet.open_trips()]
+            self._publish_snapshot(self._record((), ()), tuple(dict.fromkeys(live)))
             return self._snapshot
 
     # Trips and vehicles are read from the published snapshot: no lock, so a reader never
@@ -592,7 +585,7 @@ class LiveService:
             v = self.fleet.vehicles.get(vehicle_id)
             if (
                 v is None
-                or v.target_curb < 0
+                or v.target_curb is None
                 or v.status
                 not in (
                     VehicleStatus.TO_PICKUP,
@@ -758,6 +751,20 @@ class LiveService:
             "tick_ms_max": round(1000 * self._tick_wall_max_s, 2) if self._ticks else None,
         }
 
+    def held(self) -> dict[str, int]:
+        """How much the live service holds in memory now, container by container: what
+        grows with the open trips (bounded) and what grows with the run (the fleet's trips)."""
+        with self._lock:
+            return {
+                "live_trips": len(self._snapshot.trips),
+                "ended_trips_kept": len(self._ended_at),
+                "trails": len(self._trails),
+                "trail_points": sum(len(t) for t in self._trails.values()),
+                "trips_before_pickup": self.fleet.trips_before_pickup,
+                "fleet_trips": len(self.fleet.trips),
+                "subscribers": len(self._subscribers),
+            }
+
     # --- subscribers --------------------------------------------------------------------
 
     def subscribe(self, callback: Callable[[LiveUpdate], None]) -> Callable[[], None]:
@@ -900,7 +907,10 @@ class LiveService:
         self._next_trail_s = now + TRAIL_EVERY_S
         for v in self.fleet.vehicles.values():
             if v.status == VehicleStatus.TO_DROPOFF and v.trip_id is not None:
-                self._trails.setdefault(v.trip_id, []).append(v.xy)
+                trail = self._trails.setdefault(v.trip_id, [])
+                trail.append(v.xy)
+                if len(trail) > MAX_TRAIL_POINTS:
+                    trail[:] = trail[::2]
             elif v.status == VehicleStatus.AT_DROPOFF and v.trip_id in self._trails:
                 trail = self._trails[v.trip_id]
                 if trail[-1] != v.xy:
@@ -955,13 +965,29 @@ class LiveService:
         changed.intersection_update(self.fleet.trips)
         etas = self._etas(sorted(changed))
         trips = dict(self._snapshot.trips)
+        now = self.world.time.time_s
         for trip_id in changed:
-            trips[trip_id] = self._trip_view(trip_id, etas.get(trip_id), eta_known=True)
+            view = self._trip_view(trip_id, etas.get(trip_id), eta_known=True)
+            trips[trip_id] = view
+            if view.state.terminal:
+                self._ended_at.setdefault(trip_id, now)
+        self._forget_ended(trips, now)
         autonomy = self.driver.views() if self.driver is not None else {}
         self._snapshot = LiveSnapshot(
             update.version, self.world.time.time_s, vehicles, trips, autonomy
         )
         return trips
+
+    def _forget_ended(self, trips: dict[str, TripView], now: float) -> None:
+        """Drop trips ended over `ENDED_KEEP_S` ago from what is live, with their trails: per
+        tick work and memory then follow the open trips, not every trip of the run."""
+        while self._ended_at:
+            trip_id, ended = next(iter(self._ended_at.items()))
+            if now - ended <= ENDED_KEEP_S:
+                break
+            del self._ended_at[trip_id]
+            trips.pop(trip_id, None)
+            self._trails.pop(trip_id, None)
 
     def _eta_target(self, trip_id: str) -> tuple[Vehicle, int] | None:
         """The car serving a trip and the curb it is driving to, when it is driving to one."""
@@ -1033,6 +1059,13 @@ class LiveService:
             else None,
             events=tuple(trip.events),
         )
+
+
+def _start_curb(v: Vehicle) -> int:
+    """The curb spot a car stands at when the run starts (`Simulation.start` parks it there)."""
+    if v.target_curb is None:
+        raise LiveServiceError(f"car {v.vehicle_id} was not parked at a curb spot at the start")
+    return v.target_curb
 
 
 def _vehicle_view(v: Vehicle) -> VehicleView:

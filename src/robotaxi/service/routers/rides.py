@@ -210,10 +210,12 @@ def _act(
     if ride is None or ride.rider_id != rider_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride {ride_id}")
     if not runtime.live.has_trip(ride_id):
+        why = (
+            "it has ended" if ride.state.terminal else "it belongs to an earlier run of the service"
+        )
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"ride {ride_id} is {ride.state.value} and belongs to an earlier run of the "
-            "service: it can no longer change",
+            f"ride {ride_id} is {ride.state.value} and can no longer change: {why}",
         )
     view = action(ride_id)
     runtime.writer.sync()  # what the action changed is durable before we answer

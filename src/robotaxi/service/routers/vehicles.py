@@ -7,6 +7,7 @@ import math
 import numpy as np
 from fastapi import APIRouter, HTTPException, status
 
+from robotaxi.autonomy.planning.behaviour import Behaviour
 from robotaxi.service.deps import LiveDep, Operator, RiderOrOperator, RuntimeDep
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
@@ -128,13 +129,13 @@ def _emergency(v: VehicleView, autonomy: AutonomyView | None) -> tuple[str | Non
     if autonomy is None or autonomy.driver != "autonomy":
         return (SUMO_YIELD_BANNER, "pulling_over") if v.yielding_for is not None else (None, None)
     heard, seen = autonomy.siren_heard_since_s, autonomy.ev_seen_since_s
-    if autonomy.behaviour == "yield_to_ev":
+    if autonomy.behaviour == Behaviour.YIELD_TO_EV:
         if seen is None:
             return HEARD_YIELD_BANNER, "pulling_over"
         lead = _lead_s(autonomy)
         extra = f" We heard its siren {lead:.0f} s before we saw it." if lead is not None else ""
         return SEEN_YIELD_BANNER + extra, "pulling_over"
-    if autonomy.behaviour == "ev_caution":
+    if autonomy.behaviour == Behaviour.EV_CAUTION:
         return SLOWING_BANNER, "siren_heard"
     if autonomy.siren_heard and heard is not None and seen is None:
         return LISTENING_BANNER, "siren_heard"

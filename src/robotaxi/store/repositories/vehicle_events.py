@@ -9,6 +9,7 @@ from sqlalchemy import insert, select, tuple_
 
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import VehicleEvent
+from robotaxi.core.yielding import VehicleEventKind
 from robotaxi.store.models import Base, VehicleEventRow
 from robotaxi.store.records import LoggedVehicleEvent
 from robotaxi.store.repositories.sql import LOOKUP_CHUNK
@@ -80,10 +81,12 @@ def _vehicle_event_row(e: VehicleEvent, run_id: str | None) -> dict[str, Any]:
         "run_id": run_id,
         "vehicle_id": e.vehicle_id,
         "time_us": e.time.time_us,
-        "kind": e.kind,
+        "kind": VehicleEventKind(e.kind).value,
         "data": dict(e.data),
     }
 
 
 def _vehicle_event(row: VehicleEventRow) -> VehicleEvent:
-    return VehicleEvent(row.vehicle_id, TimePoint(row.time_us), row.kind, row.data)
+    return VehicleEvent(
+        row.vehicle_id, TimePoint(row.time_us), VehicleEventKind(row.kind), row.data
+    )

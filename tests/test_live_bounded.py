@@ -1,0 +1,47 @@
+"""A whole simulated day of the live service on FakeWorld: what it holds in memory follows
+the open trips, not the length of the run (issue 10, bounded memory and per-tick cost)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fakecity import mini_city
+from robotaxi.config import load_config
+from robotaxi.sim.live import ENDED_KEEP_S, MAX_TRAIL_POINTS, LiveService
+from robotaxi.world.fake import FakeWorld
+
+
+def test_a_busy_day_keeps_the_live_containers_bounded(tmp_path: Path) -> None:
+    config = load_config(
+        overrides={
+            "map.city": "grid", "fleet.size": 6, "hours": 24.0, "seed": 4,
+            "world.step_s": 5.0, "world.emergency_per_hour": 2.0,
+        }
+    )  # fmt: skip
+    live = LiveService(
+        config, tmp_path, riders_per_hour=60.0, background_traffic=False,
+        world=FakeWorld, city=mini_city(),
+    )  # fmt: skip
+    by_hour: list[dict[str, int]] = []
+    with live:
+        while live.now_s < 24 * 3600:
+            live.step()
+            if live.now_s % 3600 == 0:
+                by_hour.append(live.held())
+        kpis = live.kpis()
+    assert len(by_hour) == 24
+    # the run grows: over a thousand trips in the day, all kept by the fleet for its KPIs
+    assert by_hour[-1]["fleet_trips"] > 1000
+    assert by_hour[-1]["fleet_trips"] > 3 * by_hour[5]["fleet_trips"]
+    # what is live does not: open trips, plus those ended in the last half hour
+    early = max(h["live_trips"] for h in by_hour[1:6])
+    late = max(h["live_trips"] for h in by_hour[12:])
+    assert late <= 1.5 * early + 10
+    per_hour = by_hour[-1]["fleet_trips"] / 24
+    for held in by_hour[1:]:
+        assert held["ended_trips_kept"] <= 2 * per_hour * ENDED_KEEP_S / 3600 + 10
+        assert held["trails"] <= held["live_trips"]
+        assert held["trail_points"] <= held["trails"] * MAX_TRAIL_POINTS
+        assert held["trips_before_pickup"] <= held["live_trips"]
+    # and the KPIs still cover the whole day
+    assert kpis["requests"] == by_hour[-1]["fleet_trips"]
