@@ -3,6 +3,8 @@
 Every message says what was wrong and what to do about it, in one line.
 """
 
+from typing import NoReturn
+
 
 class RobotaxiError(Exception):
     """Base of every error this project raises on purpose (bad input, missing data)."""
@@ -41,3 +43,16 @@ class MissingExtraError(RobotaxiError, ImportError):
 
     Also an `ImportError`, since that is what it replaces: code probing for the optional
     part with `except ImportError` keeps working."""
+
+    @classmethod
+    def raise_for(cls, exc: ModuleNotFoundError, *, extra: str, what: str) -> NoReturn:
+        """Turn a failed import of the extra's packages (named `extra…`) into this error, with
+        the install command; any other missing module is re-raised as it is."""
+        missing = (exc.name or "").split(".")[0]
+        if not missing.startswith(extra):
+            raise exc
+        raise cls(
+            f"{what} is an optional extra and is not installed (no module {missing}): "
+            f"pip install robotaxi[{extra}]",
+            name=exc.name,
+        ) from exc

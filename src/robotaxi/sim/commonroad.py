@@ -62,14 +62,7 @@ try:  # CommonRoad is an optional extra: without it, say how to install it
     )
     _dynamics: Any = importlib.import_module("commonroad_dc.feasibility.vehicle_dynamics")
 except ModuleNotFoundError as exc:
-    _missing = (exc.name or "").split(".")[0]
-    if not _missing.startswith("commonroad"):
-        raise
-    raise MissingExtraError(
-        f"CommonRoad support is an optional extra and is not installed (no module {_missing}): "
-        "pip install robotaxi[commonroad]",
-        name=exc.name,
-    ) from exc
+    MissingExtraError.raise_for(exc, extra="commonroad", what="CommonRoad support")
 
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.stack import AutonomyStack, Planner
@@ -84,14 +77,13 @@ from robotaxi.core import (
 )
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, AgentState, FloatArray, Track
-from robotaxi.fleet.manager import EvStop
 from robotaxi.sim.commonroad_lanes import (
     DEFAULT_SPEED_LIMIT_MPS,
     LaneletRouter,
     LaneRoute,
     signal_states,
 )
-from robotaxi.sim.ego import EgoCar
+from robotaxi.sim.ego import EgoCar, SoleCarDriver
 from robotaxi.sim.sensors import CarSensors
 from robotaxi.sim.simulation import Simulation, Tick
 
@@ -389,7 +381,7 @@ class _ReplayWorld:
         return ()
 
 
-class _CrDriver:
+class _CrDriver(SoleCarDriver):
     """The ego on a CommonRoad problem (`CarDrivers` for the runner): each time step it
     senses the recorded obstacles, plans and moves (`EgoCar`); its states are recorded."""
 
@@ -400,17 +392,6 @@ class _CrDriver:
         self.rows = [car.state.as_row(problem.first_step * problem.dt_s)]
         self.timings = _Timings()
         self.goal_step: int | None = None
-
-    def patch(self, snapshot: WorldSnapshot) -> WorldSnapshot:
-        return snapshot
-
-    def ev_stops(self) -> dict[str, EvStop]:
-        return {}
-
-    def apply(
-        self, commands: Sequence[VehicleCommand], snapshot: WorldSnapshot
-    ) -> list[VehicleCommand]:
-        return list(commands)
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
         k = round(snapshot.time.time_s / dt_s)

@@ -38,14 +38,7 @@ try:  # CommonRoad is an optional extra: without it, say how to install it
     from commonroad.scenario.traffic_sign import SupportedTrafficSignCountry
     from commonroad.scenario.traffic_sign_interpreter import TrafficSignInterpreter
 except ModuleNotFoundError as exc:
-    _missing = (exc.name or "").split(".")[0]
-    if not _missing.startswith("commonroad"):
-        raise
-    raise MissingExtraError(
-        f"CommonRoad support is an optional extra and is not installed (no module {_missing}): "
-        "pip install robotaxi[commonroad]",
-        name=exc.name,
-    ) from exc
+    MissingExtraError.raise_for(exc, extra="commonroad", what="CommonRoad support")
 
 from robotaxi.autonomy.planning.reference import ReferencePath, StopLine
 from robotaxi.core.types import FloatArray

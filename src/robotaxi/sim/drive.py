@@ -48,14 +48,12 @@ from robotaxi.core import (
     SirenState,
     TimePoint,
     TrajectoryColumn,
-    VehicleCommand,
     WorldSnapshot,
     emergency_agents,
 )
 from robotaxi.core.types import FloatArray, Track
-from robotaxi.fleet.manager import EvStop
 from robotaxi.map import RoadMap, RoutingGraph
-from robotaxi.sim.ego import EgoCar
+from robotaxi.sim.ego import EgoCar, SoleCarDriver
 from robotaxi.sim.runner import load_city
 from robotaxi.sim.sensors import AUDIO_STAGE, CarSensors
 from robotaxi.sim.sensors.cameras import map_block_occluders
@@ -236,7 +234,7 @@ class _Scenario(Callback):
             )  # fmt: skip
 
 
-class _ScenarioDriver:
+class _ScenarioDriver(SoleCarDriver):
     """The scenario's one car, at autonomy fidelity (`CarDrivers` for the runner): each
     world step it senses, plans and moves (`EgoCar`), and what happened is recorded."""
 
@@ -261,17 +259,6 @@ class _ScenarioDriver:
         self.stop_request = spec.ego.stop_at_m
         self.stopped_since: float | None = None
         self.ticks = 0
-
-    def patch(self, snapshot: WorldSnapshot) -> WorldSnapshot:
-        return snapshot
-
-    def ev_stops(self) -> dict[str, EvStop]:
-        return {}
-
-    def apply(
-        self, commands: Sequence[VehicleCommand], snapshot: WorldSnapshot
-    ) -> list[VehicleCommand]:
-        return list(commands)
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
         spec, car, record = self.spec, self.car, self.result.record

@@ -27,8 +27,11 @@ from robotaxi.core import (
     ParkEgo,
     TimePoint,
     UnparkEgo,
+    VehicleCommand,
     World,
+    WorldSnapshot,
 )
+from robotaxi.fleet.manager import EvStop
 from robotaxi.sim.sensors import CarSensors
 
 PARK_BELOW_MPS = 1.0  # pulled over and all but stopped: take the car off its lane
@@ -126,3 +129,20 @@ class EgoCar:
         if not self.parked:
             fx, fy = front_bumper(st.x, st.y, st.heading)
             world.apply([MoveEgo(vid, float(fx), float(fy), st.heading, st.speed)])
+
+
+class SoleCarDriver:
+    """The runner's `CarDrivers` for a world where our one car is all there is of ours (a
+    driving scenario, a CommonRoad problem): no fleet reads the snapshot, the car decides no
+    stop for the fleet to record, and every command goes to the world. Subclasses drive."""
+
+    def patch(self, snapshot: WorldSnapshot) -> WorldSnapshot:
+        return snapshot
+
+    def ev_stops(self) -> dict[str, EvStop]:
+        return {}
+
+    def apply(
+        self, commands: Sequence[VehicleCommand], snapshot: WorldSnapshot
+    ) -> list[VehicleCommand]:
+        return list(commands)

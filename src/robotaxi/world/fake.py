@@ -3,18 +3,21 @@
 Robotaxis, background cars and ambulances move along the routing graph's edges at each
 edge's free-flow speed (ambulances a little faster), one `step_s` at a time: no lanes, no
 signals, no car-following, no junctions. A robotaxi told to `DriveTo` a kerb spot drives
-the fastest route there (once round the block if the spot is behind it) and parks; a
-`PullOver` stops it where it is until `Resume`. A car our stack drives (`TakeOver`) is
-where `MoveEgo` puts it, taken as is; its snapshot row carries that pose, and `around`
-lists every other vehicle within `SENSE_RADIUS_M`. Each ambulance has an ordinary-car twin on
-the same route, as in `SumoWorld`, so its records read the same way. Everything random
-is drawn from the seed, so a run is a function of its seed and inputs.
+the fastest route there (once round the block if the spot is behind it) and parks beside
+its lane; a `PullOver` stops it there, off the lane, until `Resume`. A car our stack drives
+(`TakeOver`) is where `MoveEgo` puts it, taken as is; its snapshot row carries that pose,
+and `around` lists every other vehicle within `SENSE_RADIUS_M`. Each ambulance has an
+ordinary-car twin on the same route, as in `SumoWorld`, so its records read the same way.
+Everything random is drawn from the seed, so a run is a function of its seed and inputs.
 
 It does not replace SUMO: anything that needs traffic, signals or lanes runs `SumoWorld`.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +46,6 @@ from robotaxi.core import (
     WorldStats,
 )
 from robotaxi.map import RoadMap, RoutingGraph
-from robotaxi.map.model import point_along
 from robotaxi.world.traffic import PROBE_LAG_S, emergency_runs
 
 AMBULANCE_SPEED_FACTOR = 1.25  # lights and siren: a little over the limit, through red
@@ -88,6 +90,44 @@ class _Pending:
     ev_of: str = field(default="")  # the ambulance run this vehicle belongs to
 
 
+@dataclass(frozen=True, slots=True)
+class _EdgeLine:
+    """An edge's kerb-lane centreline as plain lists: a position along the edge in a few µs
+    (the snapshot places every car each tick)."""
+
+    lane_id: str
+    width: float  # of the kerb lane, m
+    scale: float  # lane metres per edge metre
+    cum: list[float]  # arc length at each vertex
+    xy: list[tuple[float, float]]
+    heading: list[float]  # of each segment
+
+    @classmethod
+    def of(cls, road_map: RoadMap, edge_id: str) -> _EdgeLine:
+        lane = road_map.curb_lane(edge_id)
+        pts = [(float(x), float(y)) for x, y in lane.centerline]
+        cum, heading = [0.0], []
+        for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+            cum.append(cum[-1] + math.hypot(x1 - x0, y1 - y0))
+            heading.append(math.atan2(y1 - y0, x1 - x0))
+        edge_len = road_map.edges[edge_id].length
+        scale = lane.length / edge_len if edge_len > 0 else 0.0
+        return cls(lane.lane_id, lane.width, scale, cum, pts, heading or [0.0])
+
+    def at(self, pos_m: float) -> tuple[float, float, float]:
+        """x, y, heading at `pos_m` along the edge (clamped to the lane's ends)."""
+        cum = self.cum
+        s = min(max(pos_m * self.scale, 0.0), cum[-1])
+        i = min(max(bisect.bisect_right(cum, s) - 1, 0), len(self.heading) - 1)
+        if len(cum) < 2:
+            x, y = self.xy[0]
+            return x, y, self.heading[0]
+        seg = cum[i + 1] - cum[i]
+        frac = (s - cum[i]) / seg if seg > 0 else 0.0
+        (x0, y0), (x1, y1) = self.xy[i], self.xy[i + 1]
+        return x0 + frac * (x1 - x0), y0 + frac * (y1 - y0), self.heading[i]
+
+
 class FakeWorld:
     """The `World` protocol over the routing graph alone; see the module docstring."""
 
@@ -122,6 +162,7 @@ class FakeWorld:
         self._speed = graph.length / graph.travel_time
         self._started = False
         self._rng = np.random.default_rng([seed, 0xFA4E])
+        self._lines: dict[str, _EdgeLine] = {}  # each edge's kerb lane, ready to interpolate
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -330,13 +371,17 @@ class FakeWorld:
 
     def _place(self, m: _Mover) -> tuple[float, float, float, str]:
         """x, y (front bumper, m), heading (rad) and lane id of a vehicle now."""
-        lane = self.road_map.curb_lane(m.edge)
+        line = self._lines.get(m.edge)
+        if line is None:
+            line = self._lines[m.edge] = _EdgeLine.of(self.road_map, m.edge)
         if m.pose is not None:
-            return (*m.pose, lane.lane_id)
-        edge_len = self.road_map.edges[m.edge].length
-        s = m.pos * lane.length / edge_len if edge_len > 0 else 0.0
-        x, y, h = point_along(lane.centerline, s)
-        return x, y, h, lane.lane_id
+            return (*m.pose, line.lane_id)
+        x, y, h = line.at(m.pos)
+        if m.parked or m.held:
+            # parked off the lane, beside it at the kerb (as SUMO parks a stopped car)
+            off = 0.5 * line.width + 0.5 * self._dims(m)[1]
+            x, y = x + off * math.sin(h), y - off * math.cos(h)
+        return x, y, h, line.lane_id
 
     def _agent(self, m: _Mover, length: float, width: float) -> AgentState:
         """A vehicle as ground truth, centred on its footprint."""
