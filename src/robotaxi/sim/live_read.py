@@ -98,19 +98,10 @@ class ReadModel:
     ) -> FloatArray:
         if from_edge == to_edge and to_pos >= from_pos:
             edges: tuple[str, ...] = (from_edge,)
+        elif from_edge == to_edge:
+            edges = self.graph.route_around(from_edge)  # behind us: once round the block
         else:
-            edges = ()
-            if from_edge == to_edge:
-                # behind us on the same edge: once around the block
-                for lane_id in self.map.edges[from_edge].lane_ids:
-                    for succ in self.map.lanes[lane_id].successors:
-                        nxt = self.map.lanes[succ].edge_id
-                        if nxt in self.graph.index:
-                            loop = self.graph.route(nxt, to_edge)
-                            if loop and (not edges or len(loop) + 1 < len(edges)):
-                                edges = (from_edge, *loop)
-            else:
-                edges = self.graph.route(from_edge, to_edge)
+            edges = self.graph.route(from_edge, to_edge)
         if not edges:
             return np.zeros((0, 2))
         parts: list[FloatArray] = []

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from robotaxi.config import FleetConfig, RunConfig, WorldConfig
 from robotaxi.core import EmergencyRecord, RideRequest, TripState, World, WorldStats
@@ -62,24 +62,11 @@ class WorldFactory(Protocol):
     ) -> World: ...
 
 
-def sumo_world(
-    road_map: RoadMap,
-    graph: RoutingGraph,
-    world: WorldConfig,
-    fleet: FleetConfig,
-    *,
-    seed: int,
-    end_s: float,
-    work_dir: Path,
-    background: bool,
-) -> World:
-    """The default world: the city in SUMO."""
+def sumo_world(*args: Any, **kwargs: Any) -> World:
+    """The default world: the city in SUMO (`SumoWorld`, called as a `WorldFactory`)."""
     from robotaxi.world.sumo_world import SumoWorld  # libsumo loads only when a run needs it
 
-    return SumoWorld(
-        road_map, graph, world, fleet,
-        seed=seed, end_s=end_s, work_dir=work_dir, background=background,
-    )  # fmt: skip
+    return SumoWorld(*args, **kwargs)
 
 
 @dataclass

@@ -138,7 +138,6 @@ class Simulation:
         self.step_s = step_s
         self.drivers: CarDrivers | None = None
         self.ticks = 0
-        self.last_tick: Tick | None = None
         self._started = False
 
     # --- life cycle ---------------------------------------------------------------------
@@ -209,7 +208,6 @@ class Simulation:
             drivers.drive(snapshot, self.step_s)
         tick = Tick(self.ticks, patched, due, result)
         self.ticks += 1
-        self.last_tick = tick
         for callback in self.callbacks:
             callback.on_tick(self, tick)
         return tick
