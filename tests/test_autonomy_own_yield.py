@@ -136,7 +136,7 @@ def test_the_cars_own_stop_for_an_ambulance_on_a_cross_street_is_recorded_as_a_y
     record = live.fleet.yields[0]
     assert record.decided_by == "car" and record.basis in ("heard", "heard_and_seen")
     assert record.ev_id == AMBULANCE and record.approach == "cross-street"
-    assert record.stopped_s is not None and record.resumed_s is not None
+    assert record.stopped_at is not None and record.resumed_at is not None
     yields = [y for y in client.get("/api/yields", headers=ops).json() if y["vehicle_id"] == CAR]
     assert len(yields) == 1, yields
     y = yields[0]

@@ -136,11 +136,11 @@ def test_vehicle_kpis_share_the_fleets_time_and_distance() -> None:
 
 
 def test_an_ev_yield_counts_when_the_car_came_to_a_stand() -> None:
-    A = EvApproach
+    A, at = EvApproach, TimePoint.from_s
     yields = [
-        YieldRecord("taxi000", "ev0", 10.0, None, A.BEHIND, stopped_s=16.0, resumed_s=30.0),
-        YieldRecord("taxi001", "ev0", 45.0, "r1", A.HEAD_ON, stopped_s=50.0),  # still standing
-        YieldRecord("taxi002", "ev1", 60.0, None, A.BEHIND, resumed_s=70.0),  # passed first
+        YieldRecord("taxi000", "ev0", at(10), None, A.BEHIND, stopped_at=at(16), resumed_at=at(30)),
+        YieldRecord("taxi001", "ev0", at(45), "r1", A.HEAD_ON, stopped_at=at(50)),  # standing
+        YieldRecord("taxi002", "ev1", at(60), None, A.BEHIND, resumed_at=at(70)),  # passed first
     ]
     assert ev_yield_kpis(yields) == {
         "ev_yields": 2,
@@ -197,3 +197,24 @@ def test_simulate_and_serve_compute_the_same_kpis_from_the_same_history(tmp_path
     assert served["served"] >= 5 and served["unfinished"] >= 1
     assert served["wait_p50_s"] is not None and served["in_vehicle_p50_s"] is not None
     assert 0 < served["utilisation"] < 1 and served["ev_yields"] >= 1
+
+
+def test_by_hour_counts_each_trip_in_the_hour_it_was_requested() -> None:
+    from robotaxi.fleet.kpis import by_hour
+
+    late = _trip(
+        "e",
+        [(S.REQUESTED, 7300), (S.ASSIGNED, 7310), (S.EN_ROUTE, 7310), (S.ARRIVED, 7400)],
+    )  # fmt: skip
+    rows = by_hour([*_trips(), late], start_hour=23.5)
+    # the first hour holds the five trips above, the second none, the third the late one;
+    # the clock wraps past midnight
+    assert [r["hour"] for r in rows] == ["23:30", "00:30", "01:30"]
+    assert [r["requests"] for r in rows] == [5, 0, 1]
+    first = trip_kpis(_trips())
+    assert {k: rows[0][k] for k in ("served", "served_pct", "wait_p50_s", "wait_p95_s")} == {
+        k: first[k] for k in ("served", "served_pct", "wait_p50_s", "wait_p95_s")
+    }
+    assert rows[1]["served_pct"] == 0.0 and rows[1]["wait_p50_s"] is None
+    assert rows[2]["wait_p50_s"] == 100.0 and rows[2]["served"] == 0
+    assert by_hour([], 8.0) == []

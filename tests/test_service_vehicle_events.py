@@ -72,12 +72,10 @@ def test_an_ambulance_yield_is_stored_survives_shutdown_and_is_listed_for_operat
     # the fleet's own record of the yield: in range -> stopped at the kerb -> resumed
     (record,) = [y for y in live.fleet.yields if y.vehicle_id == CAR]
     assert record.ev_id == AMBULANCE and record.trip_id == ride_id
-    assert record.stopped_s is not None and record.resumed_s is not None
+    assert record.stopped_at is not None and record.resumed_at is not None
     ours = [e for e in emitted if e.vehicle_id == CAR]
     assert [e.kind for e in ours] == YIELD_KINDS
-    assert [e.time for e in ours] == [
-        TimePoint.from_s(t) for t in (record.in_range_s, record.stopped_s, record.resumed_s)
-    ]
+    assert [e.time for e in ours] == [record.in_range_at, record.stopped_at, record.resumed_at]
 
     # operators read them from the store: only with the operator token
     assert client.get("/api/vehicle-events").status_code == 401
@@ -91,7 +89,9 @@ def test_an_ambulance_yield_is_stored_survives_shutdown_and_is_listed_for_operat
     assert all(e["run_id"] == runtime.run_id and e["this_run"] for e in everything)
     of_car = client.get("/api/vehicle-events", params={"vehicle_id": CAR}, headers=OPS).json()
     assert [e["kind"] for e in of_car] == YIELD_KINDS
-    assert [e["time_s"] for e in of_car] == [record.in_range_s, record.stopped_s, record.resumed_s]
+    assert [e["time_s"] for e in of_car] == [
+        t.time_s for t in (record.in_range_at, record.stopped_at, record.resumed_at)
+    ]
     assert all(e["data"] == {"ev": AMBULANCE, "approach": record.approach, "trip": ride_id}
                for e in of_car)  # fmt: skip
     latest = client.get("/api/vehicle-events", params={"vehicle_id": CAR, "limit": 1}, headers=OPS)

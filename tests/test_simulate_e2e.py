@@ -60,11 +60,11 @@ def test_every_completed_trip_follows_the_life_cycle(grid_run: ServiceHistory) -
 
 
 def test_cars_pull_over_for_ambulances_and_resume(grid_run: ServiceHistory) -> None:
-    done = [y for y in grid_run.yields if y.stopped_s is not None]
+    done = [y for y in grid_run.yields if y.stopped_at is not None]
     assert done, "no robotaxi yielded to an ambulance"
     for record in done:
-        assert record.stopped_s is not None and record.in_range_s <= record.stopped_s
-        assert record.resumed_s is not None and record.resumed_s >= record.stopped_s
+        assert record.stopped_at is not None and record.in_range_at <= record.stopped_at
+        assert record.resumed_at is not None and record.resumed_at >= record.stopped_at
     assert any(e.travel_s for e in grid_run.emergency)
 
 

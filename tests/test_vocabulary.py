@@ -96,13 +96,17 @@ def test_every_value_is_the_string_stored_and_served_before(kind: type[enum.StrE
 
 
 def test_yield_records_serialise_as_before() -> None:
-    """yields.json is `json.dumps(vars(record))`; ops' /api/yields reads the same fields."""
-    fleet = YieldRecord("taxi001", "ambulance0", 12.5, "r7", EvApproach.HEAD_ON, stopped_s=15.0)
+    """yields.json is `json.dumps(record.to_json())` (it was `vars(record)` while the times
+    were floats named `…_s`); ops' /api/yields reads the same fields."""
+    at = TimePoint.from_s
+    fleet = YieldRecord(
+        "taxi001", "ambulance0", at(12.5), "r7", EvApproach.HEAD_ON, stopped_at=at(15.0)
+    )
     car = YieldRecord(
-        "taxi002", "", 20.0, None, EvApproach.CROSS_STREET, 22.0,
+        "taxi002", "", at(20.0), None, EvApproach.CROSS_STREET, at(22.0),
         decided_by=YieldDecider.CAR, basis=YieldBasis.HEARD_AND_SEEN,
     )  # fmt: skip
-    assert json.loads(json.dumps([vars(fleet), vars(car)])) == [
+    assert json.loads(json.dumps([fleet.to_json(), car.to_json()])) == [
         {
             "vehicle_id": "taxi001", "ev_id": "ambulance0", "in_range_s": 12.5, "trip_id": "r7",
             "approach": "head-on", "stopped_s": 15.0, "resumed_s": None, "failed_attempts": 0,

@@ -26,7 +26,9 @@ def register(sub: Any) -> None:
         description="Run a robotaxi service in SUMO city traffic and report how it served riders.",
     )
     p.add_argument(
-        "--city", default=None, help="grid (default, no data), sf-mission, sf, or a file"
+        "--city",
+        default=None,
+        help="grid (default, no data), sf-mission, sf (whole city), sf-ne, or a file",
     )
     p.add_argument("--fleet", type=int, default=None, help="number of robotaxis (default 20)")
     p.add_argument("--start", default=None, help='day and time, e.g. "tue 08:00" (default)')
@@ -100,7 +102,7 @@ def _simulate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from robotaxi.metrics.fleet_kpis import fleet_kpis
-    from robotaxi.metrics.plots import service_map_png
+    from robotaxi.metrics.plots import day_png, service_map_png
     from robotaxi.sim.runner import ServiceSimulation, load_city, make_demand
     from robotaxi.store.store import Store
 
@@ -145,10 +147,12 @@ def _simulate(
     kpis = fleet_kpis(history)
     (folder / "kpis.json").write_text(json.dumps(kpis, indent=2) + "\n")
     (folder / "yields.json").write_text(
-        json.dumps([vars(y) for y in history.yields], indent=2) + "\n"
+        json.dumps([y.to_json() for y in history.yields], indent=2) + "\n"
     )
     if draw and sim.road_map is not None:
         service_map_png(history, sim.road_map, folder / "map.png")
+    if draw and kpis["by_hour"]:
+        day_png(kpis["by_hour"], folder / "day.png", f"{config.map.city}, {config.start}")
     shutil.rmtree(folder / "sumo", ignore_errors=True)
     return kpis
 
@@ -169,4 +173,14 @@ def _print_table(kpis: dict[str, Any], out: Path) -> None:
         table.add_row(label, f"{value} {unit}".strip() if value != "–" else value)
     console = Console()
     console.print(table)
-    console.print(f"results in {out}/ (kpis.json, events.sqlite, yields.json, map.png)")
+    if len(kpis.get("by_hour", [])) > 1:
+        hourly = Table(title="by hour (rides counted in the hour they were requested)")
+        for name in ("hour", "requests", "served %", "wait p50 s", "wait p95 s"):
+            hourly.add_column(name, justify="right")
+        for row in kpis["by_hour"]:
+            hourly.add_row(
+                row["hour"], str(row["requests"]), format_value(row["served_pct"]),
+                format_value(row["wait_p50_s"]), format_value(row["wait_p95_s"]),
+            )  # fmt: skip
+        console.print(hourly)
+    console.print(f"results in {out}/ (kpis.json, events.sqlite, yields.json, map.png, day.png)")

@@ -18,7 +18,11 @@ class _Model(BaseModel):
 
 
 class MapConfig(_Model):
-    city: str = Field("grid", description="named city: grid, sf-mission, sf; or a path to a file")
+    city: str = Field(
+        "grid",
+        description="named city: grid, sf-mission, sf (all of San Francisco), sf-ne (its "
+        "north-east, no signals); or a path to a file",
+    )
     data_dir: Path = Field(
         Path("../shared/data"), description="third-party data folder (SF maps, demand)"
     )
@@ -35,6 +39,14 @@ class WorldConfig(_Model):
         True, description="make background cars ahead of an ambulance pull over (our logic)"
     )
     clear_way_range_m: float = Field(60.0, gt=0, description="how far ahead cars clear the way")
+    emergency_preemption: bool = Field(
+        True,
+        description="signals with emergency pre-emption give an ambulance with its siren on "
+        "the green on its approach (and the cross streets red)",
+    )
+    preemption_range_m: float = Field(
+        250.0, gt=0, description="how far before a pre-emption signal an ambulance calls it"
+    )
     teleport_time_s: float = Field(300.0, description="SUMO time-to-teleport for jammed cars")
 
 

@@ -47,7 +47,10 @@ class WorldStats:
     """Running counts a world keeps for the run's report."""
 
     teleports: int = 0
+    robotaxi_teleports: int = 0  # of `teleports`, those of our own cars (must stay 0)
+    departed: int = 0  # vehicles that entered the network (ours, background, ambulances)
     cleared_for_ev: int = 0
+    preemptions: int = 0  # signals turned green for an ambulance's approach
     command_failures: int = 0
     failures: list[str] = field(default_factory=list)
 

@@ -11,6 +11,7 @@ to 0.1, percentages to 0.01 and shares and ratios to 0.001.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,15 +39,15 @@ class VehicleRecord(Protocol):
 
 
 class YieldRecordLike(Protocol):
-    """What the EV-yield KPIs read of a `fleet.manager.YieldRecord` (times in s since the
-    start; None until it happened)."""
+    """What the EV-yield KPIs read of a `fleet.manager.YieldRecord` (None until it
+    happened)."""
 
     @property
-    def in_range_s(self) -> float: ...
+    def in_range_at(self) -> TimePoint: ...
     @property
-    def stopped_s(self) -> float | None: ...
+    def stopped_at(self) -> TimePoint | None: ...
     @property
-    def resumed_s(self) -> float | None: ...
+    def resumed_at(self) -> TimePoint | None: ...
 
 
 def first_time(trip: Trip, state: TripState) -> TimePoint | None:
@@ -57,66 +58,95 @@ def first_time(trip: Trip, state: TripState) -> TimePoint | None:
     return None
 
 
-def pickup_waits_s(trips: Iterable[Trip]) -> list[float]:
+@dataclass(frozen=True, slots=True)
+class TripRecord:
+    """What the KPIs need of one trip, in a few numbers (a `Trip` holds every event).
+
+    A long-running service retires its ended trips into these (`FleetManager.retire_ended`)
+    so that memory follows the open trips; `of` is the one place each per-trip figure is
+    defined, and the list functions below read them. `wait_s` is the pick-up wait (request
+    to the car's first arrival at the pick-up; None if no car arrived), `in_vehicle_s` the
+    time in the car ("Start ride" to the first arrival at the destination), `walk_m` the walk
+    to and from the car and `detour` the distance driven with the rider over the shortest
+    route's (the last two only when the car reached the destination; `detour` also needs
+    `ride_m` and `direct_m` > 0 on the arrival event). `cancel_cause` is set on cancelled
+    trips; `controlled` marks a real rider's (app) trip.
+    """
+
+    state: TripState
+    requested_at: TimePoint
+    wait_s: float | None = None
+    in_vehicle_s: float | None = None
+    walk_m: float | None = None
+    detour: float | None = None
+    cancel_cause: str | None = None
+    controlled: bool = False
+
+    @classmethod
+    def of(cls, trip: Trip, *, controlled: bool = False) -> TripRecord:
+        arrived = first_time(trip, S.ARRIVED)
+        started = first_time(trip, S.STARTED)
+        at_destination = next((e for e in trip.events if e.state == S.ARRIVED_AT_DESTINATION), None)
+        walk = detour = in_vehicle = None
+        if at_destination is not None:
+            walk = trip.pickup_walk_m + trip.dropoff_walk_m
+            direct = float(at_destination.data.get("direct_m", 0.0))
+            if "ride_m" in at_destination.data and direct > 0:
+                detour = float(at_destination.data["ride_m"]) / direct
+            if started is not None:
+                in_vehicle = at_destination.time - started
+        return cls(
+            state=trip.state,
+            requested_at=trip.request.time,
+            wait_s=None if arrived is None else arrived - trip.request.time,
+            in_vehicle_s=in_vehicle,
+            walk_m=walk,
+            detour=detour,
+            cancel_cause=trip.events[-1].cause if trip.state == S.CANCELLED else None,
+            controlled=controlled,
+        )
+
+
+def _records(trips: Iterable[Trip | TripRecord]) -> list[TripRecord]:
+    return [t if isinstance(t, TripRecord) else TripRecord.of(t) for t in trips]
+
+
+def pickup_waits_s(trips: Iterable[Trip | TripRecord]) -> list[float]:
     """A rider's pick-up wait (s): from the request to the car's first arrival at the pick-up.
 
     Counts every trip whose car arrived, whatever came next (completed, cancelled at the
     curb, or still under way). A trip cancelled before a car arrived has no wait (it shows
     in `cancelled_pct`), nor does one whose car is still on its way.
     """
-    waits = []
-    for trip in trips:
-        arrived = first_time(trip, S.ARRIVED)
-        if arrived is not None:
-            waits.append(arrived - trip.request.time)
-    return waits
+    return [r.wait_s for r in _records(trips) if r.wait_s is not None]
 
 
-def in_vehicle_times_s(trips: Iterable[Trip]) -> list[float]:
+def in_vehicle_times_s(trips: Iterable[Trip | TripRecord]) -> list[float]:
     """A rider's time in the car (s): from "Start ride" to the car's first arrival at the
     destination, over trips whose car reached the destination. A ride the rider cut short
     (pulled over) never arrives there and does not count."""
-    times = []
-    for trip in trips:
-        started, at_destination = (
-            first_time(trip, S.STARTED),
-            first_time(trip, S.ARRIVED_AT_DESTINATION),
-        )
-        if started is not None and at_destination is not None:
-            times.append(at_destination - started)
-    return times
+    return [r.in_vehicle_s for r in _records(trips) if r.in_vehicle_s is not None]
 
 
-def _reached_destination(trips: Iterable[Trip]) -> list[Trip]:
-    return [t for t in trips if first_time(t, S.ARRIVED_AT_DESTINATION) is not None]
-
-
-def walks_m(trips: Iterable[Trip]) -> list[float]:
+def walks_m(trips: Iterable[Trip | TripRecord]) -> list[float]:
     """A rider's walk (m): to the pick-up curb plus from the drop-off curb, over trips whose
     car reached the destination (the only ones where the rider walked both)."""
-    return [t.pickup_walk_m + t.dropoff_walk_m for t in _reached_destination(trips)]
+    return [r.walk_m for r in _records(trips) if r.walk_m is not None]
 
 
-def detour_ratios(trips: Iterable[Trip]) -> list[float]:
+def detour_ratios(trips: Iterable[Trip | TripRecord]) -> list[float]:
     """Distance driven with the rider over the shortest route's (1 = no detour), over trips
     whose car reached the destination and recorded both (`ride_m`, and `direct_m` > 0, on
     the arrival event)."""
-    ratios = []
-    for trip in _reached_destination(trips):
-        event = next(e for e in trip.events if e.state == S.ARRIVED_AT_DESTINATION)
-        direct = float(event.data.get("direct_m", 0.0))
-        if "ride_m" in event.data and direct > 0:
-            ratios.append(float(event.data["ride_m"]) / direct)
-    return ratios
+    return [r.detour for r in _records(trips) if r.detour is not None]
 
 
-def cancellations_by_cause(trips: Iterable[Trip]) -> dict[str, int]:
+def cancellations_by_cause(trips: Iterable[Trip | TripRecord]) -> dict[str, int]:
     """Cancelled trips counted by the cause of their cancellation ("rider", "patience", …)."""
     causes: dict[str, int] = {}
-    for trip in trips:
-        if trip.state == S.CANCELLED:
-            cause = trip.events[-1].cause
-            causes[cause] = causes.get(cause, 0) + 1
+    for record in _records(trips):
+        if record.cancel_cause is not None:
+            causes[record.cancel_cause] = causes.get(record.cancel_cause, 0) + 1
     return causes
 
 
@@ -128,7 +158,7 @@ def _mean(values: Sequence[float], digits: int = 1) -> float | None:
     return round(float(np.mean(values)), digits) if values else None
 
 
-def trip_kpis(trips: Iterable[Trip]) -> dict[str, Any]:
+def trip_kpis(trips: Iterable[Trip | TripRecord]) -> dict[str, Any]:
     """The trip KPIs of a service, over every trip requested so far.
 
     requests; served (completed trips, pulled-over ones included) and served_pct,
@@ -137,27 +167,54 @@ def trip_kpis(trips: Iterable[Trip]) -> dict[str, Any]:
     the car (`in_vehicle_times_s`: p50, mean); walk_mean_m (`walks_m`);
     detour_ratio_mean (`detour_ratios`).
     """
-    trips = list(trips)
-    n = len(trips)
-    served = sum(1 for t in trips if t.state == S.COMPLETED)
-    cancelled = sum(1 for t in trips if t.state == S.CANCELLED)
-    waits = pickup_waits_s(trips)
-    in_vehicle = in_vehicle_times_s(trips)
+    records = _records(trips)
+    n = len(records)
+    served = sum(1 for r in records if r.state == S.COMPLETED)
+    cancelled = sum(1 for r in records if r.state == S.CANCELLED)
+    waits = pickup_waits_s(records)
+    in_vehicle = in_vehicle_times_s(records)
     return {
         "requests": n,
         "served": served,
         "served_pct": round(100.0 * served / n, 2) if n else 0.0,
         "cancelled_pct": round(100.0 * cancelled / n, 2) if n else 0.0,
-        "cancelled_by_cause": cancellations_by_cause(trips),
+        "cancelled_by_cause": cancellations_by_cause(records),
         "unfinished": n - served - cancelled,
         "wait_mean_s": _mean(waits),
         "wait_p50_s": _round(percentile(waits, 50)),
         "wait_p95_s": _round(percentile(waits, 95)),
         "in_vehicle_p50_s": _round(percentile(in_vehicle, 50)),
         "in_vehicle_mean_s": _mean(in_vehicle),
-        "walk_mean_m": _mean(walks_m(trips)),
-        "detour_ratio_mean": _mean(detour_ratios(trips), 3),
+        "walk_mean_m": _mean(walks_m(records)),
+        "detour_ratio_mean": _mean(detour_ratios(records), 3),
     }
+
+
+HOURLY_KEYS = (
+    "requests", "served", "served_pct", "cancelled_pct", "wait_p50_s", "wait_p95_s",
+    "in_vehicle_p50_s",
+)  # fmt: skip
+
+
+def by_hour(trips: Iterable[Trip | TripRecord], start_hour: float) -> list[dict[str, Any]]:
+    """The trip KPIs hour by hour of service, each trip counted in the hour it was requested:
+    a list of `trip_kpis`-style records (requests, served_pct, cancelled_pct, waits) with
+    `hour`, the clock time the hour starts ("08:00"; the day wraps after "23:00"), from the
+    first hour of service to the last hour with a request."""
+    groups: dict[int, list[TripRecord]] = {}
+    for record in _records(trips):
+        groups.setdefault(int(record.requested_at.time_s // 3600), []).append(record)
+    rows = []
+    for k in range(max(groups) + 1 if groups else 0):
+        kpis = trip_kpis(groups.get(k, []))
+        clock = (start_hour + k) % 24
+        rows.append(
+            {
+                "hour": f"{int(clock):02d}:{round(60 * (clock % 1)):02d}",
+                **{key: kpis[key] for key in HOURLY_KEYS},
+            }
+        )
+    return rows
 
 
 def vehicle_kpis(vehicles: Iterable[VehicleRecord], elapsed_s: float) -> dict[str, Any]:
@@ -190,12 +247,12 @@ def ev_yield_kpis(yields: Iterable[YieldRecordLike]) -> dict[str, Any]:
     own detection) to standing, ev_yield_stopped_mean_s the mean time stood, over the
     resumed ones.
     """
-    stopped = [y for y in yields if y.stopped_s is not None]
-    reaction = [y.stopped_s - y.in_range_s for y in stopped if y.stopped_s is not None]
+    stopped = [y for y in yields if y.stopped_at is not None]
+    reaction = [y.stopped_at - y.in_range_at for y in stopped if y.stopped_at is not None]
     stood = [
-        y.resumed_s - y.stopped_s
+        y.resumed_at - y.stopped_at
         for y in stopped
-        if y.resumed_s is not None and y.stopped_s is not None
+        if y.resumed_at is not None and y.stopped_at is not None
     ]
     return {
         "ev_yields": len(stopped),
@@ -206,8 +263,10 @@ def ev_yield_kpis(yields: Iterable[YieldRecordLike]) -> dict[str, Any]:
 
 
 __all__ = [
+    "TripRecord",
     "VehicleRecord",
     "YieldRecordLike",
+    "by_hour",
     "cancellations_by_cause",
     "detour_ratios",
     "ev_yield_kpis",

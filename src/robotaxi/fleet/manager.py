@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ from robotaxi.core import (
 )
 from robotaxi.fleet.demand import DemandModel
 from robotaxi.fleet.dispatch import make_policy
+from robotaxi.fleet.kpis import TripRecord
 from robotaxi.fleet.rebalance import pool_into_cells, rebalance_moves
 from robotaxi.fleet.trips import ALLOWED, Trip, greeting, new_trip
 from robotaxi.map import RoadMap, RoutingGraph
@@ -79,18 +81,39 @@ AVAILABLE = (VehicleStatus.IDLE, VehicleStatus.REBALANCING)
 
 @dataclass
 class YieldRecord:
-    """A robotaxi pulling over for an emergency vehicle (times in s since the start)."""
+    """A robotaxi pulling over for an emergency vehicle: when the ambulance came in range
+    (or the car's own stack first heard or saw it), when the car stood, when it drove on."""
 
     vehicle_id: str
     ev_id: str  # "" when a car's own decision had no ambulance to name
-    in_range_s: float
+    in_range_at: TimePoint
     trip_id: str | None
     approach: EvApproach  # BEHIND or HEAD_ON; for a car's own decision any
-    stopped_s: float | None = None
-    resumed_s: float | None = None
+    stopped_at: TimePoint | None = None
+    resumed_at: TimePoint | None = None
     failed_attempts: int = 0
     decided_by: YieldDecider = YieldDecider.FLEET
     basis: YieldBasis | None = None  # the car's own decision only
+
+    def to_json(self) -> dict[str, object]:
+        """The record as `yields.json` and the ops API have always written it: instants as
+        `…_s`, seconds since the start."""
+        return {
+            "vehicle_id": self.vehicle_id,
+            "ev_id": self.ev_id,
+            "in_range_s": self.in_range_at.time_s,
+            "trip_id": self.trip_id,
+            "approach": self.approach,
+            "stopped_s": _seconds(self.stopped_at),
+            "resumed_s": _seconds(self.resumed_at),
+            "failed_attempts": self.failed_attempts,
+            "decided_by": self.decided_by,
+            "basis": self.basis,
+        }
+
+
+def _seconds(at: TimePoint | None) -> float | None:
+    return None if at is None else at.time_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +121,13 @@ class EvStop:
     """An autonomous car standing for an emergency vehicle by its own stack's decision, as
     its driver reports it every tick (times in s since the start).
 
-    `reacting_since_s` is when the stack first heard or saw the emergency (its stop's
-    reason), `since_s` when the car came to a stand; `ev_id` is the nearest ambulance with
+    `reacting_since_at` is when the stack first heard or saw the emergency (its stop's
+    reason), `since_at` when the car came to a stand; `ev_id` is the nearest ambulance with
     its siren on (ground truth, for the record), None if there is none.
     """
 
-    since_s: float
-    reacting_since_s: float
+    since_at: TimePoint
+    reacting_since_at: TimePoint
     basis: YieldBasis
     behaviour: str  # the stack's behaviour when it stopped ("yield_to_ev", "ev_caution")
     ev_id: str | None
@@ -118,7 +141,7 @@ class Rider:
     buckling and Start ride come from them through `board`, `buckle` and `start_ride`.
     """
 
-    at_curb_s: float
+    at_curb_at: TimePoint  # when the rider is at the pick-up curb
     boarding_s: float
     buckle_s: float
     alighting_s: float
@@ -189,10 +212,13 @@ class FleetManager:
         self.vehicles: dict[str, Vehicle] = {}
         self.trips: dict[str, Trip] = {}
         self.riders: dict[str, Rider] = {}
+        # ended trips moved out of `trips` by `retire_ended`, as compact KPI records
+        self.retired: list[TripRecord] = []
+        self._ended: deque[tuple[float, str]] = deque()  # (ended at, trip id), oldest first
         self.yields: list[YieldRecord] = []
         # the car stands for an EV since …: that stop's yield is recorded (or the fleet's
         # own yield covered it), so a report that goes on opens nothing new
-        self._ev_stops_handled: dict[str, float] = {}
+        self._ev_stops_handled: dict[str, TimePoint] = {}
         self.command_failures = 0
         self._waiting: list[str] = []  # requested, not yet assigned (arrival order)
         # trips whose rider still waits for the car (requested, assigned, en route): the
@@ -323,7 +349,7 @@ class FleetManager:
         rng = np.random.default_rng([self.seed, 0x71D, int.from_bytes(request.request_id.encode())])
         c = self.config
         self.riders[trip.trip_id] = Rider(
-            at_curb_s=request.time.time_s + trip.pickup_walk_m / WALK_SPEED_MPS,
+            at_curb_at=request.time + trip.pickup_walk_m / WALK_SPEED_MPS,
             boarding_s=float(rng.uniform(*c.boarding_s)),
             buckle_s=float(rng.uniform(*c.buckle_up_s)),
             alighting_s=float(rng.uniform(*c.alighting_s)),
@@ -331,7 +357,7 @@ class FleetManager:
             controlled=controlled,
         )
         if controlled:
-            self.riders[trip.trip_id].at_curb_s = request.time.time_s
+            self.riders[trip.trip_id].at_curb_at = request.time
         self.trips[trip.trip_id] = trip
         self._before_pickup[trip.trip_id] = trip
         self._waiting.append(trip.trip_id)
@@ -346,6 +372,34 @@ class FleetManager:
     def open_trips(self) -> list[Trip]:
         """Trips not ended yet (a scan of every trip: for rare calls, not for the tick)."""
         return [t for t in self.trips.values() if not t.state.terminal]
+
+    def retire_ended(self, now_s: float, keep_s: float) -> int:
+        """Move trips that ended over `keep_s` ago out of `trips` and `riders` into compact
+        KPI records (`retired`); returns how many. For a service that runs for days: its
+        memory then follows the open trips, and `trip_records` still counts every trip.
+        The full history of a retired trip is in the event log (the store)."""
+        retired = 0
+        while self._ended and now_s - self._ended[0][0] > keep_s:
+            _, trip_id = self._ended.popleft()
+            trip = self.trips.get(trip_id)
+            if trip is None:
+                continue
+            car = self.vehicles.get(trip.vehicle_id) if trip.vehicle_id else None
+            if car is not None and trip_id in (car.trip_id, car.next_trip_id):
+                self._ended.append((now_s, trip_id))  # still referenced: look again later
+                break
+            del self.trips[trip_id]
+            rider = self.riders.pop(trip_id)
+            self.retired.append(TripRecord.of(trip, controlled=rider.controlled))
+            retired += 1
+        return retired
+
+    def trip_records(self) -> list[TripRecord]:
+        """Every trip of the run as a KPI record: the retired ones and those still held."""
+        return self.retired + [
+            TripRecord.of(t, controlled=self.riders[t.trip_id].controlled)
+            for t in self.trips.values()
+        ]
 
     # --- a real rider's actions (the service calls these between ticks) -------------------
 
@@ -439,6 +493,8 @@ class FleetManager:
             state, TimePoint.from_s(now), vehicle_id=vehicle_id, cause=cause, data=data
         )
         out.events.append(event)
+        if state.terminal:
+            self._ended.append((now, trip.trip_id))
 
     def _check_patience(self, now: float, out: FleetTickResult) -> None:
         for trip in list(self._before_pickup.values()):
@@ -509,7 +565,7 @@ class FleetManager:
                     v.stage, v.timer_s = CurbStage.NO_SHOW, now + wait
                 else:
                     v.stage = CurbStage.BOARDING
-                    v.timer_s = max(now, rider.at_curb_s) + rider.boarding_s
+                    v.timer_s = max(now, rider.at_curb_at.time_s) + rider.boarding_s
         elif v.status == VehicleStatus.AT_PICKUP and trip is not None and now >= v.timer_s:
             rider = self.riders[trip.trip_id]
             if v.stage == CurbStage.NO_SHOW:
@@ -593,13 +649,13 @@ class FleetManager:
                 continue  # the car's own yield: its stack decides when it ends
             if v.yielding is not None:
                 record = v.yielding
-                if record.stopped_s is None and v.stopped:
-                    record.stopped_s = now
+                if record.stopped_at is None and v.stopped:
+                    record.stopped_at = TimePoint.from_s(now)
                     out.vehicle_events.append(
                         _yield_event(v, record, now, VehicleEventKind.EV_PULLED_OVER)
                     )
                 i = ev_index.get(record.ev_id)
-                passed = i is None or now - record.in_range_s > EV_YIELD_TIMEOUT_S
+                passed = i is None or now - record.in_range_at.time_s > EV_YIELD_TIMEOUT_S
                 if i is not None and not passed:
                     lon, _lat, _cos = _relative(v, snapshot, i)
                     gone = math.hypot(*(snapshot.xy[i] - np.array(v.xy))) > 1.5 * reach
@@ -610,9 +666,9 @@ class FleetManager:
                     )
                     passed = gone or ahead_now
                 if passed and (
-                    record.stopped_s is not None or record.failed_attempts > 3 or i is None
+                    record.stopped_at is not None or record.failed_attempts > 3 or i is None
                 ):
-                    record.resumed_s = now
+                    record.resumed_at = TimePoint.from_s(now)
                     v.yielding = None
                     self.yields.append(record)
                     out.vehicle_events.append(
@@ -624,7 +680,7 @@ class FleetManager:
                     else:
                         v.pending_command = Resume(v.vehicle_id)
                 elif (
-                    record.stopped_s is None
+                    record.stopped_at is None
                     and record.failed_attempts
                     and v.pending_command is None
                 ):
@@ -644,7 +700,7 @@ class FleetManager:
                 head_on = cos < -0.7 and 0 < lon <= reach
                 if behind or head_on:
                     v.yielding = YieldRecord(
-                        v.vehicle_id, snapshot.ids[i], now, v.trip_id,
+                        v.vehicle_id, snapshot.ids[i], TimePoint.from_s(now), v.trip_id,
                         EvApproach.BEHIND if behind else EvApproach.HEAD_ON,
                     )  # fmt: skip
                     v.pending_command = PullOver(v.vehicle_id)
@@ -673,25 +729,25 @@ class FleetManager:
                 and record.decided_by == YieldDecider.CAR
                 and v.vehicle_id not in ev_stops
             ):
-                record.resumed_s = now
+                record.resumed_at = TimePoint.from_s(now)
                 v.yielding = None
                 self.yields.append(record)
                 out.vehicle_events.append(_yield_event(v, record, now, VehicleEventKind.EV_RESUMED))
         for vid, stop in sorted(ev_stops.items()):
             car = self.vehicles.get(vid)
-            if car is None or self._ev_stops_handled.get(vid) == stop.since_s:
+            if car is None or self._ev_stops_handled.get(vid) == stop.since_at:
                 continue
-            self._ev_stops_handled[vid] = stop.since_s
+            self._ev_stops_handled[vid] = stop.since_at
             if car.yielding is not None:
                 continue  # the fleet's yield for this car covers its stop
             i = snapshot.ids.index(stop.ev_id) if stop.ev_id in snapshot.ids else None
             car.yielding = YieldRecord(
                 vid,
                 stop.ev_id or "",
-                stop.reacting_since_s,
+                stop.reacting_since_at,
                 car.trip_id,
                 _approach(car, snapshot, i) if i is not None else EvApproach.UNKNOWN,
-                stopped_s=stop.since_s,
+                stopped_at=stop.since_at,
                 decided_by=YieldDecider.CAR,
                 basis=stop.basis,
             )
@@ -851,7 +907,7 @@ def _yield_event(
     if record.decided_by != YieldDecider.FLEET:
         data["decided_by"] = record.decided_by
         data["basis"] = record.basis
-        data["in_range_s"] = record.in_range_s
+        data["in_range_s"] = record.in_range_at.time_s
     return VehicleEvent(v.vehicle_id, TimePoint.from_s(now), kind, data)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from robotaxi.fleet.kpis import ev_yield_kpis, trip_kpis, vehicle_kpis
+from robotaxi.fleet.kpis import by_hour, ev_yield_kpis, trip_kpis, vehicle_kpis
 from robotaxi.sim.runner import ServiceHistory
 
 
@@ -49,6 +49,8 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
             round(float(np.mean([a / b for a, b in paired])), 3) if paired else None
         ),
         "teleports": history.world.teleports,
+        "robotaxi_teleports": history.world.robotaxi_teleports,
+        "vehicles_entered": history.world.departed,
         "cars_cleared_for_ambulances": history.world.cleared_for_ev,
         "requests_dropped_outside_map": history.demand.dropped_outside_map,
         "command_failures": history.fleet_command_failures,
@@ -58,6 +60,7 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         "real_time_factor": round(history.simulated_s / history.wall_s, 1)
         if history.wall_s
         else None,
+        "by_hour": by_hour(history.trips.values(), history.start_hour),
     }
 
 
@@ -76,6 +79,7 @@ KPI_ROWS = (
     ("ev_yield_stopped_mean_s", "EV yield: mean time stopped", "s"),
     ("ambulance_vs_ordinary_car_time_ratio", "ambulance / ordinary car travel time", ""),
     ("teleports", "SUMO teleports", ""),
+    ("robotaxi_teleports", "robotaxi teleports", ""),
     ("sim_hours", "simulated", "h"),
     ("wall_s", "wall time", "s"),
     ("real_time_factor", "speed", "× real time"),

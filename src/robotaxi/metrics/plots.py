@@ -67,3 +67,34 @@ def service_map_png(history: ServiceHistory, road_map: RoadMap, path: Path) -> P
 def _aspect(road_map: RoadMap) -> float:
     xmin, ymin, xmax, ymax = road_map.bounds
     return max(0.5, min(1.5, (ymax - ymin) / max(xmax - xmin, 1.0)))
+
+
+def day_png(by_hour: list[dict[str, object]], path: Path, title: str = "") -> Path:
+    """The service hour by hour (`fleet_kpis`'s `by_hour`): requests and rides served as bars,
+    pick-up waits (p50, p95) as lines on a second axis."""
+    hours = [str(row["hour"]) for row in by_hour]
+    x = list(range(len(hours)))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(hours) + 2), 4.2), dpi=110)
+    ax.bar([i - 0.2 for i in x], [_num(r["requests"]) for r in by_hour], 0.4, label="requests",
+           color="#9db4d6")  # fmt: skip
+    ax.bar([i + 0.2 for i in x], [_num(r["served"]) for r in by_hour], 0.4, label="served",
+           color="#2f6db5")  # fmt: skip
+    ax.set_ylabel("rides requested in the hour")
+    waits = ax.twinx()
+    for key, style in (("wait_p50_s", "-"), ("wait_p95_s", "--")):
+        waits.plot(x, [_num(r[key]) / 60.0 for r in by_hour], style, color="#c0392b",
+                   label=f"pick-up wait {key[5:8]}")  # fmt: skip
+    waits.set_ylabel("pick-up wait, min")
+    waits.set_ylim(bottom=0)
+    ax.set_xticks(x, hours, rotation=90 if len(hours) > 8 else 0)
+    handles = ax.get_legend_handles_labels()[0] + waits.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper left", fontsize=8)
+    ax.set_title(title or "the service by hour")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _num(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")

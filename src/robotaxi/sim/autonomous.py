@@ -589,8 +589,8 @@ class AutonomousDriver:
         nearest = min(sirens, key=lambda a: math.hypot(a.x - cx, a.y - cy), default=None)
         since_s = round(t_s, 1)
         return EvStop(
-            since_s=since_s,
-            reacting_since_s=min([*onsets, since_s]),
+            since_at=TimePoint.from_s(since_s),
+            reacting_since_at=TimePoint.from_s(min([*onsets, since_s])),
             basis=basis,
             behaviour=car.behaviour,
             ev_id=nearest.agent_id if nearest is not None else None,

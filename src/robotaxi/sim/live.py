@@ -286,6 +286,8 @@ class LiveService:
             self._read.record_trails(now)
             self._ticks += 1
             self._read.publish(update, (), moved=True)
+            # the read model forgot them too: memory follows the open trips, not the run
+            self.fleet.retire_ended(now, ENDED_KEEP_S)
         self._log.write(batch, strict=False)
         tick_s = time.perf_counter() - wall0
         self._tick_wall_s += tick_s
@@ -478,15 +480,11 @@ class LiveService:
             for record, is_active in [(y, False) for y in self.fleet.yields] + [
                 (y, True) for y in active
             ]:
+                data = record.to_json()
                 rows.append(
                     {
-                        "vehicle_id": record.vehicle_id,
-                        "ev_id": record.ev_id,
-                        "trip_id": record.trip_id,
-                        "approach": record.approach,
-                        "in_range_s": record.in_range_s,
-                        "stopped_s": record.stopped_s,
-                        "resumed_s": record.resumed_s,
+                        **{k: data[k] for k in ("vehicle_id", "ev_id", "trip_id", "approach")},
+                        **{k: data[k] for k in ("in_range_s", "stopped_s", "resumed_s")},
                         "active": is_active,
                         "decided_by": record.decided_by,
                         "basis": record.basis,
@@ -501,27 +499,27 @@ class LiveService:
         with self._lock:
             self._require_started()
             now_s = self.world.time.time_s
-            trips = list(self.fleet.trips.values())
+            records = self.fleet.trip_records()  # retired trips included
             vehicles = list(self.fleet.vehicles.values())
             # finished yields and those under way, as simulate's history records them
             yields = self.fleet.yields + [v.yielding for v in vehicles if v.yielding is not None]
             shared = {
-                **trip_kpis(trips),
+                **trip_kpis(records),
                 **vehicle_kpis(vehicles, now_s),
                 **ev_yield_kpis(yields),
             }
             busy = sum(1 for v in vehicles if v.trip_id is not None or v.next_trip_id is not None)
-            riders = sum(1 for t in trips if self.fleet.riders[t.trip_id].controlled)
+            riders = sum(1 for r in records if r.controlled)
             states: dict[str, int] = {}
-            for t in trips:
-                states[t.state.value] = states.get(t.state.value, 0) + 1
+            for r in records:
+                states[r.state.value] = states.get(r.state.value, 0) + 1
         pacing = self.pacing()
         return {
             "sim_time_s": round(now_s, 1),
             "requests_from_app": riders,
             "completed": states.get(S.COMPLETED.value, 0),
             "cancelled": states.get(S.CANCELLED.value, 0),
-            "open": sum(1 for t in trips if not t.state.terminal),
+            "open": sum(1 for r in records if not r.state.terminal),
             "states": states,
             **shared,
             "fleet": len(vehicles),
@@ -543,6 +541,7 @@ class LiveService:
                 **self._read.held(),
                 "trips_before_pickup": self.fleet.trips_before_pickup,
                 "fleet_trips": len(self.fleet.trips),
+                "retired_trips": len(self.fleet.retired),
                 "subscribers": self._log.subscriber_count,
             }
 

@@ -99,6 +99,7 @@ class ServiceHistory:
     trails: dict[str, FloatArray] = field(default_factory=dict)  # N×3: t s, x m, y m
     fleet_command_failures: int = 0
     background: bool = True
+    start_hour: float = 0.0  # clock hour the service started (8.0 for 08:00)
 
 
 def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
@@ -215,6 +216,7 @@ class ServiceSimulation:
             trails=trails.trails(),
             fleet_command_failures=fleet.command_failures,
             background=self.background,
+            start_hour=start_hour,
         )
 
 

@@ -311,6 +311,7 @@ class FakeWorld:
                 self._arrive(mover, now_s)
 
     def _depart(self, p: _Pending, now_s: float) -> None:
+        self.stats.departed += 1
         self._movers[p.vehicle_id] = _Mover(
             p.vehicle_id, p.kind, p.route, speed_factor=p.speed_factor
         )

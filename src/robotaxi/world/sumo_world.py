@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +53,7 @@ from robotaxi.world.traffic import (
 )
 
 PARK_FOREVER_S = 1e7
+PREEMPTION_AMBER_S = 3.0  # amber for the cross streets before an ambulance's green
 _CAR_VARS = [
     tc.VAR_POSITION,
     tc.VAR_ANGLE,
@@ -124,6 +125,19 @@ class _ClearedCar:
     since_s: float
 
 
+@dataclass(frozen=True)
+class _Preemption:
+    ev: str  # the ambulance holding the signal
+    edge: str  # its approach: the incoming edge whose movements are green
+    program: str  # the signal's programme, restored once the ambulance has passed
+    state: str  # the pre-emption state: green on the approach, red elsewhere
+    clear_until_s: float | None  # amber for the movements losing their green until then
+
+
+def _edge_of_lane(lane_id: str) -> str:
+    return lane_id.rsplit("_", 1)[0]
+
+
 class SumoWorld:
     """Start, step, read and command a SUMO simulation of the city."""
 
@@ -141,7 +155,10 @@ class SumoWorld:
         work_dir: Path,
         background: bool = True,
         setup: SumoSetup | None = None,
+        preemption_signals: Collection[str] | None = None,
     ) -> None:
+        """`preemption_signals`: the traffic lights that give an ambulance the green
+        (`WorldConfig.emergency_preemption`); None: every signal of the network."""
         self.road_map = road_map
         self.graph = graph
         self.config = world
@@ -164,6 +181,10 @@ class SumoWorld:
         self._started = False
         self._time_s = 0.0
         self._background_file: Path | None = None
+        self._preemption_signals = (
+            None if preemption_signals is None else frozenset(preemption_signals)
+        )
+        self._preempted: dict[str, _Preemption] = {}  # signal id → the call holding it
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -222,7 +243,7 @@ class SumoWorld:
             [
                 tc.VAR_DEPARTED_VEHICLES_IDS,
                 tc.VAR_ARRIVED_VEHICLES_IDS,
-                tc.VAR_TELEPORT_STARTING_VEHICLES_NUMBER,
+                tc.VAR_TELEPORT_STARTING_VEHICLES_IDS,
             ]
         )
 
@@ -406,8 +427,12 @@ class SumoWorld:
         libsumo.simulation.step()
         self._time_s = libsumo.simulation.getTime()
         sim = libsumo.simulation.getSubscriptionResults()
-        self.stats.teleports += int(sim.get(tc.VAR_TELEPORT_STARTING_VEHICLES_NUMBER, 0))
-        for vid in sim.get(tc.VAR_DEPARTED_VEHICLES_IDS, ()):
+        teleported = sim.get(tc.VAR_TELEPORT_STARTING_VEHICLES_IDS, ())
+        self.stats.teleports += len(teleported)
+        self.stats.robotaxi_teleports += sum(1 for vid in teleported if vid in self._robotaxi_set)
+        departed = sim.get(tc.VAR_DEPARTED_VEHICLES_IDS, ())
+        self.stats.departed += len(departed)
+        for vid in departed:
             if vid in self.emergency:
                 self.emergency[vid].depart_s = self._time_s
                 self._active_evs.add(vid)
@@ -430,6 +455,62 @@ class SumoWorld:
             self._cleared.pop(vid, None)
         if self.config.clear_way_for_emergency:
             self._clear_way()
+        if self.config.emergency_preemption and (self._active_evs or self._preempted):
+            self._preempt_signals()
+
+    def _preempt_signals(self) -> None:
+        """Emergency pre-emption, as the city's equipped signals do it: an ambulance with its
+        siren on that comes within `preemption_range_m` of such a signal gets the green on
+        its approach and every other movement red, until it has passed the signal; then the
+        signal goes back to its programme."""
+        tls = libsumo.trafficlight
+        wanted: dict[str, tuple[str, str]] = {}  # signal → (ambulance, its incoming edge)
+        for ev in sorted(self._active_evs):
+            try:
+                upcoming = libsumo.vehicle.getNextTLS(ev)
+            except libsumo.TraCIException:
+                continue
+            if not upcoming:
+                continue
+            tls_id, link_index, distance, _state = upcoming[0]
+            if distance > self.config.preemption_range_m:
+                continue
+            if self._preemption_signals is not None and tls_id not in self._preemption_signals:
+                continue
+            if tls_id in wanted:
+                continue  # the first ambulance to call a signal holds it
+            links = tls.getControlledLinks(tls_id)
+            if link_index >= len(links) or not links[link_index]:
+                continue
+            wanted[tls_id] = (ev, _edge_of_lane(links[link_index][0][0]))
+        for tls_id in [t for t in self._preempted if t not in wanted]:
+            tls.setProgram(tls_id, self._preempted.pop(tls_id).program)  # back to its plan
+        for tls_id, (ev, edge) in wanted.items():
+            held = self._preempted.get(tls_id)
+            if held is not None and (held.ev, held.edge) == (ev, edge):
+                if held.clear_until_s is not None and self._time_s >= held.clear_until_s:
+                    tls.setRedYellowGreenState(tls_id, held.state)  # clearance over: green
+                    self._preempted[tls_id] = replace(held, clear_until_s=None)
+                continue
+            links = tls.getControlledLinks(tls_id)
+            state = "".join(
+                "G" if group and _edge_of_lane(group[0][0]) == edge else "r" for group in links
+            )
+            # movements losing their green get the amber first, as real pre-emption does
+            now = tls.getRedYellowGreenState(tls_id)
+            amber = "".join(
+                "y" if old in "Gg" and new == "r" else (old if new == "G" else new)
+                for old, new in zip(now, state, strict=False)
+            )
+            program = held.program if held is not None else tls.getProgram(tls_id)
+            if amber != state and "y" in amber:
+                tls.setRedYellowGreenState(tls_id, amber)
+                clear_until: float | None = self._time_s + PREEMPTION_AMBER_S
+            else:
+                tls.setRedYellowGreenState(tls_id, state)
+                clear_until = None
+            self._preempted[tls_id] = _Preemption(ev, edge, program, state, clear_until)
+            self.stats.preemptions += 1
 
     def _clear_way(self) -> None:
         """Background cars ahead of an ambulance on its route pull over until it has passed."""
