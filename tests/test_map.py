@@ -26,6 +26,7 @@ def test_grid_city_is_3km_with_two_lane_streets_and_signalised_four_lane_arteria
     assert all("Blvd" in e.name for e in arterial)
     assert all(e.speed_limit > 15 for e in arterial)
     assert len(grid_map.traffic_lights) == 57  # every junction on an arterial
+    assert {j.tls_id for j in grid_map.signal_junctions} == set(grid_map.traffic_lights)
     # every road can be reached from every other one
     assert len(grid_map.main_component) == len(
         [e for e in grid_map.edges.values() if not e.internal]
@@ -111,6 +112,11 @@ def test_unknown_city_and_unreadable_files_are_named_errors(
         build_network("atlantis", SHARED_DATA, map_cache)
     with pytest.raises(DataNotFoundError, match="--data-dir"):
         build_network("sf-mission", tmp_path / "nowhere", map_cache)
+    # the whole city needs both of its plain-XML files
+    (tmp_path / "data" / "sf" / "city").mkdir(parents=True)
+    (tmp_path / "data" / "sf" / "city" / "sf.nod.xml.gz").write_bytes(b"")
+    with pytest.raises(DataNotFoundError, match=r"sf\.edg\.xml\.gz not found"):
+        build_network("sf", tmp_path / "data", map_cache)
     broken = tmp_path / "broken.osm"
     broken.write_text("<osm><node id='1' lat='37.7' lon='-122.4'></osm")
     with pytest.raises(MapBuildError, match="not well-formed"):
@@ -142,8 +148,8 @@ def test_sf_mission_builds_from_openstreetmap(map_cache: Path) -> None:
 
 @needs_data
 @pytest.mark.sumo
-def test_sf_builds_from_the_matsim_network_in_metres(map_cache: Path) -> None:
-    road_map = load_map(build_network("sf", SHARED_DATA, map_cache))
+def test_sf_ne_builds_from_the_matsim_network_in_metres(map_cache: Path) -> None:
+    road_map = load_map(build_network("sf-ne", SHARED_DATA, map_cache))
     xmin, ymin, xmax, ymax = road_map.bounds
     # the README: about 6.5 × 7.6 km; left in US feet it would be 3.28× larger
     assert 6000 < xmax - xmin < 7200 and 7000 < ymax - ymin < 8200

@@ -11,7 +11,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("map", help="road networks: build and inspect")
     map_sub = p.add_subparsers(dest="map_command", metavar="ACTION")
     build = map_sub.add_parser("build", help="build a city's network (cached by content hash)")
-    build.add_argument("--city", default="grid", help="grid, sf-mission, sf, or an OSM/MATSim file")
+    build.add_argument(
+        "--city",
+        default="grid",
+        help="grid, sf-mission, sf (whole city), sf-ne, or an OSM/MATSim file",
+    )
     build.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     build.add_argument("--cache-dir", type=Path, default=Path(".cache/maps"))
     build.set_defaults(handler=run_build)

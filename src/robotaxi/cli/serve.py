@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
         help="run the live robotaxi service: API, rider app, in-car screen, operations",
         description="Run the city simulation live and let riders hail its cars over HTTP.",
     )
-    p.add_argument("--city", default="grid", help="grid (default, no data), sf-mission, sf")
+    p.add_argument(
+        "--city", default="grid", help="grid (default, no data), sf-mission, sf (whole city), sf-ne"
+    )
     p.add_argument("--fleet", type=int, default=30, help="number of robotaxis (default 30)")
     p.add_argument(
         "--autonomous", type=int, default=0,

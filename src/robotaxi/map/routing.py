@@ -21,6 +21,9 @@ from robotaxi.map.model import RoadMap
 
 IntArray = npt.NDArray[np.int64]
 
+# origins per Dijkstra block in `eta_matrix`: bounds memory to ETA_BLOCK × edges floats
+ETA_BLOCK = 128
+
 
 class RoutingGraph:
     """Travel-time graph over the drivable edges of a RoadMap. Not thread-safe; cheap to copy."""
@@ -50,6 +53,10 @@ class RoutingGraph:
             raise MapBuildError(f"map {road_map.name} has no turns between drivable roads")
         self._src = np.asarray(src, dtype=np.int64)
         self._dst = np.asarray(dst, dtype=np.int64)
+        # predecessors of each edge, CSR-style: _pred_idx[_pred_ptr[b]:_pred_ptr[b + 1]]
+        order = np.argsort(self._dst, kind="stable")
+        self._pred_idx = self._src[order]
+        self._pred_ptr = np.searchsorted(self._dst[order], np.arange(len(drivable) + 1))
         self.travel_time = self.length / self.free_flow_speed
         self._graph = self._build()
 
@@ -85,28 +92,43 @@ class RoutingGraph:
         fi = np.array([self.index[e] for e in from_edges], dtype=np.int64)
         ti = np.array([self.index[e] for e in to_edges], dtype=np.int64)
         unique_from, inverse = np.unique(fi, return_inverse=True)
-        dist = np.atleast_2d(dijkstra(self._graph, directed=True, indices=unique_from))
+        same = fi[:, None] == ti[None, :]
+        # an origin needs its loop time when some destination lies on its own edge
+        needs_loop = np.zeros(len(unique_from), dtype=bool)
+        needs_loop[inverse[same.any(axis=1)]] = True
+        # Dijkstra rows are as long as the whole map (29k edges for the city): keep only the
+        # destination columns, a block of origins at a time, so memory stays U×T
+        to_dist = np.empty((len(unique_from), len(ti)))
+        loop = np.full(len(unique_from), np.inf)
+        for start in range(0, len(unique_from), ETA_BLOCK):
+            rows = slice(start, start + ETA_BLOCK)
+            dist = np.atleast_2d(dijkstra(self._graph, directed=True, indices=unique_from[rows]))
+            to_dist[rows] = dist[:, ti]
+            if needs_loop[rows].any():
+                loop[rows] = self._loop_time(dist, unique_from[rows], needs_loop[rows])
         speed_from = self.length[fi] / self.travel_time[fi]
         speed_to = self.length[ti] / self.travel_time[ti]
         rest_of_origin = np.clip(self.length[fi] - np.asarray(from_pos), 0, None) / speed_from
         rest_of_target = np.clip(self.length[ti] - np.asarray(to_pos), 0, None) / speed_to
-        eta = rest_of_origin[:, None] + dist[inverse][:, ti] - rest_of_target[None, :]
+        eta = rest_of_origin[:, None] + to_dist[inverse] - rest_of_target[None, :]
         # same edge: straight ahead if the target is ahead, else once around the block
-        same = fi[:, None] == ti[None, :]
         if same.any():
             ahead = (np.asarray(to_pos)[None, :] - np.asarray(from_pos)[:, None]) / speed_from[
                 :, None
             ]
-            loop = self._loop_time(dist[inverse], fi)
-            around = rest_of_origin[:, None] + loop[:, None] - rest_of_target[None, :]
+            around = rest_of_origin[:, None] + loop[inverse][:, None] - rest_of_target[None, :]
             eta = np.where(same, np.where(ahead >= 0, ahead, around), eta)
         return eta
 
-    def _loop_time(self, dist_rows: FloatArray, origins: IntArray) -> FloatArray:
-        """Time from the end of each origin edge back to its own end (a loop), inf if none."""
+    def _loop_time(
+        self, dist_rows: FloatArray, origins: IntArray, wanted: npt.NDArray[np.bool_]
+    ) -> FloatArray:
+        """Time from the end of each wanted origin edge back to its own end (a loop); inf if
+        there is none or it is not wanted."""
         out = np.full(len(origins), np.inf)
-        for k, a in enumerate(origins):
-            preds = self._src[self._dst == a]
+        for k in np.flatnonzero(wanted):
+            a = origins[k]
+            preds = self._pred_idx[self._pred_ptr[a] : self._pred_ptr[a + 1]]
             if len(preds):
                 out[k] = np.min(dist_rows[k, preds]) + self.travel_time[a]
         return out
