@@ -80,6 +80,9 @@ EXPECTED: dict[type[enum.StrEnum], dict[str, str]] = {
         "AT_PICKUP": "at_pickup",
         "TO_DROPOFF": "to_dropoff",
         "AT_DROPOFF": "at_dropoff",
+        # added with batteries (issue 11); new values, none of the old ones changed
+        "TO_CHARGER": "to_charger",
+        "CHARGING": "charging",
     },
 }
 

@@ -1,5 +1,6 @@
 """One validated pydantic model per component, a root model, YAML loading with overrides."""
 
+from robotaxi.config.charging import ChargingConfig, DepotConfig, EnergyConfig
 from robotaxi.config.models import (
     DemandConfig,
     DispatchConfig,
@@ -12,6 +13,9 @@ from robotaxi.config.models import (
 )
 
 __all__ = [
+    "ChargingConfig",
+    "DepotConfig",
+    "EnergyConfig",
     "DemandConfig",
     "DispatchConfig",
     "FleetConfig",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from robotaxi.config.charging import EnergyConfig
 from robotaxi.core.errors import ConfigError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -112,6 +113,7 @@ class RunConfig(_Model):
     demand: DemandConfig = DemandConfig()
     dispatch: DispatchConfig = DispatchConfig()
     fleet: FleetConfig = FleetConfig()
+    energy: EnergyConfig = EnergyConfig()
     start: str = Field("tue 08:00", description="day and time the service starts")
     hours: float = Field(1.0, gt=0, le=24, description="service duration, h")
     seed: int = 7

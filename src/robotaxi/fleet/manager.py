@@ -38,8 +38,10 @@ from robotaxi.core import (
     YieldBasis,
     YieldDecider,
 )
+from robotaxi.fleet.charging import FleetCharging
 from robotaxi.fleet.demand import DemandModel
 from robotaxi.fleet.dispatch import make_policy
+from robotaxi.fleet.energy import route_m_upper_bound
 from robotaxi.fleet.kpis import TripRecord
 from robotaxi.fleet.rebalance import pool_into_cells, rebalance_moves
 from robotaxi.fleet.trips import ALLOWED, Trip, greeting, new_trip
@@ -59,6 +61,8 @@ class VehicleStatus(enum.StrEnum):
     AT_PICKUP = "at_pickup"
     TO_DROPOFF = "to_dropoff"
     AT_DROPOFF = "at_dropoff"
+    TO_CHARGER = "to_charger"  # driving to a charging depot
+    CHARGING = "charging"  # at the depot: in line for a charger or plugged in
 
 
 class CurbStage(enum.StrEnum):
@@ -199,7 +203,10 @@ class FleetManager:
         day: int,
         start_hour: float,
         seed: int,
+        charging: FleetCharging | None = None,
     ) -> None:
+        """`charging`: the cars' batteries, depots and charging policy (None: cars that
+        never run out, as before energy was modelled)."""
         self.map = road_map
         self.graph = graph
         self.config = fleet
@@ -228,6 +235,14 @@ class FleetManager:
         self._last_rebalance_s = 0.0
         self._last_t = 0.0
         self._rng = np.random.default_rng([seed, 0xF1EE7])
+        self.charging = charging
+        self._dt = 0.0
+        # length (m) of each open trip's ride, for the battery check at dispatch
+        self._ride_m: dict[str, float] = {}
+        # the fastest a car can go on this map: ETA × this bounds the pick-up route's length
+        self._top_speed_mps = max(
+            (lane.speed_limit for lane in road_map.lanes.values()), default=fleet.max_speed_mps
+        )
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -244,6 +259,8 @@ class FleetManager:
         v.lane_pos = float(self.map.curbs.pos[curb])
         v.xy = (float(self.map.curbs.xy[curb, 0]), float(self.map.curbs.xy[curb, 1]))
         self.vehicles[vehicle_id] = v
+        if self.charging is not None:
+            self.charging.add_car(vehicle_id)
 
     # --- the tick -----------------------------------------------------------------------
 
@@ -263,6 +280,8 @@ class FleetManager:
         self._check_patience(now, out)
         for v in self.vehicles.values():
             self._advance(v, now, out)
+        if self.charging is not None:
+            self._charge(now)
         if ev_stops is not None:
             self._own_yields(ev_stops, snapshot, now, out)
         self._yield_to_emergency(snapshot, now, out)
@@ -278,6 +297,11 @@ class FleetManager:
             if v.pending_command is not None:
                 out.commands.append(v.pending_command)
                 v.pending_command = None
+        if self.charging is not None:
+            available = sum(
+                1 for v in self.vehicles.values() if v.status in AVAILABLE and v.trip_id is None
+            )
+            self.charging.sample(now, available)
         return out
 
     def on_command_failed(self, failure: CommandFailure) -> None:
@@ -302,6 +326,7 @@ class FleetManager:
     def _observe(self, snapshot: WorldSnapshot, now: float) -> None:
         dt = max(now - self._last_t, 0.0)
         self._last_t = now
+        self._dt = dt
         for i, vid in enumerate(snapshot.ids):
             v = self.vehicles.get(vid)
             if v is None:
@@ -317,6 +342,13 @@ class FleetManager:
             odo = float(snapshot.odometer_m[i]) if len(snapshot.odometer_m) else v.odometer_m
             delta_km = max(odo - v.odometer_m, 0.0) / 1000.0
             v.odometer_m = odo
+            if self.charging is not None and dt > 0:
+                # a car that runs empty is recorded there (`energy.rides_lost_...`): the
+                # dispatch check below is what keeps that at zero
+                self.charging.consume(
+                    vid, 1000.0 * delta_km, dt, parked=v.stopped and v.status not in MOVING,
+                    now_s=now, trip_id=v.trip_id,
+                )  # fmt: skip
             if v.status in OCCUPIED:
                 v.km_occupied += delta_km
                 v.occupied_s += dt
@@ -360,6 +392,8 @@ class FleetManager:
             self.riders[trip.trip_id].at_curb_at = request.time
         self.trips[trip.trip_id] = trip
         self._before_pickup[trip.trip_id] = trip
+        if self.charging is not None:
+            self._ride_m[trip.trip_id] = self._direct_m(trip)
         self._waiting.append(trip.trip_id)
         out.events.extend(trip.events)  # the "requested" event
         return trip
@@ -493,6 +527,8 @@ class FleetManager:
             state, TimePoint.from_s(now), vehicle_id=vehicle_id, cause=cause, data=data
         )
         out.events.append(event)
+        if state in (S.STARTED, S.CANCELLED):
+            self._ride_m.pop(trip.trip_id, None)  # no more dispatch checks for it
         if state.terminal:
             self._ended.append((now, trip.trip_id))
 
@@ -604,6 +640,32 @@ class FleetManager:
             self._start_next(v)
         elif v.status == VehicleStatus.REBALANCING and self._at_target(v):
             v.status = VehicleStatus.IDLE
+        elif v.status == VehicleStatus.TO_CHARGER and self._at_target(v):
+            assert self.charging is not None  # only `_charge` sends a car to a charger
+            self.charging.arrived(v.vehicle_id, now)  # plugged in, or in line
+            v.status = VehicleStatus.CHARGING
+
+    # --- charging -----------------------------------------------------------------------
+
+    def _charge(self, now: float) -> None:
+        """Charge the plugged cars over the tick; cars at their target are in service again
+        (parked at the depot); idle cars the policy picks drive to a depot."""
+        assert self.charging is not None
+        for vid in self.charging.step(now, self._dt):
+            self.vehicles[vid].status = VehicleStatus.IDLE
+        idle = {
+            v.vehicle_id: v.xy
+            for v in self.vehicles.values()
+            if v.status == VehicleStatus.IDLE
+            and v.trip_id is None
+            and v.next_trip_id is None
+            and v.yielding is None
+        }
+        for order in self.charging.plan(now, idle):
+            v = self.vehicles[order.vehicle_id]
+            idx, _walk = self.map.curbs.nearest(np.array([order.depot.xy]))
+            v.status = VehicleStatus.TO_CHARGER
+            self._send_to(v, int(idx[0]))
 
     def _direct_m(self, trip: Trip) -> float:
         """Length (m) of the fastest route between the trip's curb spots: the detour baseline."""
@@ -836,6 +898,17 @@ class FleetManager:
             )
             + np.array(extra)[:, None]
         )
+        if self.charging is not None:
+            # no car gets a trip it cannot finish and still reach a charger with its reserve
+            ride_m = np.array([self._ride_m.get(t.trip_id, 0.0) for t in trips])
+            dropoff_xy = curbs.xy[[t.dropoff_curb for t in trips]]
+            ok = self.charging.feasible(
+                [v.vehicle_id for v in cars],
+                route_m_upper_bound(eta, self._top_speed_mps),
+                ride_m,
+                dropoff_xy,
+            )
+            eta[~ok] = np.inf
         # a car already driving to a pick-up may keep its trip or lose it to a closer car,
         # never switch: so every pair below is consistent and no trip has two cars
         for c, v in enumerate(cars):

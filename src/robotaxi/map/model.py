@@ -125,6 +125,8 @@ class RoadMap:
     main_component: frozenset[str] = frozenset()
     # junctions of a traffic-light type, sorted by id
     signal_junctions: tuple[SignalJunction, ...] = ()
+    # traffic lights with emergency pre-emption (`map.signals`); None: every signal has it
+    preemption_signals: frozenset[str] | None = None
 
     @property
     def drivable_edges(self) -> list[Edge]:

@@ -61,6 +61,7 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         if history.wall_s
         else None,
         "by_hour": by_hour(history.trips.values(), history.start_hour),
+        "energy": history.energy,
     }
 
 

@@ -48,6 +48,7 @@ from robotaxi.core import (
     WorldError,
 )
 from robotaxi.core.types import FloatArray
+from robotaxi.fleet.charging import fleet_charging_for_map
 from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, TncDemand
 from robotaxi.fleet.kpis import ev_yield_kpis, trip_kpis, vehicle_kpis
 from robotaxi.fleet.manager import FleetManager, RideActionError
@@ -178,9 +179,12 @@ class LiveService:
         self.map, self.graph = self._city or load_city(cfg)
         day, start_hour = cfg.start_day_hour
         demand = self._demand(self.map)
+        charging = fleet_charging_for_map(
+            cfg.energy, self.map, demand=demand, day=day, start_hour=start_hour, seed=cfg.seed
+        )
         self.fleet = FleetManager(
             self.map, self.graph, cfg.fleet, cfg.dispatch,
-            demand=demand, day=day, start_hour=start_hour, seed=cfg.seed,
+            demand=demand, day=day, start_hour=start_hour, seed=cfg.seed, charging=charging,
         )  # fmt: skip
         if self.riders_per_hour > 0:
             sample = demand.sample(day, start_hour, cfg.hours, seed=cfg.seed)

@@ -8,6 +8,7 @@ finish the trips under way, and returns the `ServiceHistory` that metrics read.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from robotaxi.config import FleetConfig, RunConfig, WorldConfig
 from robotaxi.core import EmergencyRecord, RideRequest, TripState, World, WorldStats
 from robotaxi.core.types import FloatArray
+from robotaxi.fleet.charging import fleet_charging_for_map
 from robotaxi.fleet.demand import (
     DemandModel,
     DemandSample,
@@ -28,6 +30,7 @@ from robotaxi.fleet.demand import (
 from robotaxi.fleet.manager import FleetManager, YieldRecord
 from robotaxi.fleet.trips import Trip
 from robotaxi.map import RoadMap, RoutingGraph, build_network, load_map
+from robotaxi.map.signals import DATASF_SIGNALS, preemption_tls_ids
 from robotaxi.sim.callbacks import (
     EventBatcher,
     EventSink,
@@ -100,11 +103,16 @@ class ServiceHistory:
     fleet_command_failures: int = 0
     background: bool = True
     start_hour: float = 0.0  # clock hour the service started (8.0 for 08:00)
+    energy: dict[str, Any] | None = None  # the energy KPI record (None: no batteries)
 
 
 def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
     built = build_network(config.map.city, config.map.data_dir, config.map.cache_dir)
     road_map = load_map(built)
+    if config.map.city == "sf":
+        # San Francisco's own signals: only those DataSF lists with fire pre-emption
+        signals = preemption_tls_ids(road_map, config.map.data_dir / DATASF_SIGNALS)
+        road_map = dataclasses.replace(road_map, preemption_signals=signals)
     return road_map, RoutingGraph(road_map)
 
 
@@ -161,9 +169,12 @@ class ServiceSimulation:
         requests = sample.requests if self.with_fleet else ()
         service_s = cfg.hours * 3600.0
         total_s = service_s + DRAIN_S
+        charging = fleet_charging_for_map(
+            cfg.energy, road_map, demand=demand, day=day, start_hour=start_hour, seed=cfg.seed
+        )
         fleet = FleetManager(
             road_map, graph, cfg.fleet, cfg.dispatch,
-            demand=demand, day=day, start_hour=start_hour, seed=cfg.seed,
+            demand=demand, day=day, start_hour=start_hour, seed=cfg.seed, charging=charging,
         )  # fmt: skip
         world = self.world_factory(
             road_map, graph, cfg.world, cfg.fleet,
@@ -217,6 +228,14 @@ class ServiceSimulation:
             fleet_command_failures=fleet.command_failures,
             background=self.background,
             start_hour=start_hour,
+            energy=(
+                charging.kpis(
+                    rides=sum(1 for t in fleet.trips.values() if t.state == TripState.COMPLETED),
+                    end_s=last.time_s,
+                )
+                if charging is not None
+                else None
+            ),
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -155,10 +155,7 @@ class SumoWorld:
         work_dir: Path,
         background: bool = True,
         setup: SumoSetup | None = None,
-        preemption_signals: Collection[str] | None = None,
     ) -> None:
-        """`preemption_signals`: the traffic lights that give an ambulance the green
-        (`WorldConfig.emergency_preemption`); None: every signal of the network."""
         self.road_map = road_map
         self.graph = graph
         self.config = world
@@ -181,9 +178,8 @@ class SumoWorld:
         self._started = False
         self._time_s = 0.0
         self._background_file: Path | None = None
-        self._preemption_signals = (
-            None if preemption_signals is None else frozenset(preemption_signals)
-        )
+        # the signals that give an ambulance the green (None: all of them)
+        self._preemption_signals = road_map.preemption_signals
         self._preempted: dict[str, _Preemption] = {}  # signal id → the call holding it
 
     # --- life cycle ---------------------------------------------------------------------

@@ -1,0 +1,707 @@
+"""Where and when the robotaxis charge: depots with first-come-first-served charger queues,
+the car's charging curve, the charging policy, and `FleetCharging`, the one object the
+fleet manager drives each tick (batteries, queues, sessions and the records the energy
+KPIs read).
+
+Charging curve (a 2019 Jaguar I-PACE on a DC fast charger): the car takes at most
+`vehicle_max_kw` (100 kW), so a 150 kW charger gives it 100 kW; Jaguar quotes 0–80 % in
+about 40 minutes on a 100 kW charger, and the curve gives 40.7 (67.8 kWh at 100 kW).
+Above `taper_start_soc` (80 %) the power falls linearly to `taper_end_kw` (15 kW) at a
+full battery (80–90 % takes 6.6 min, 90–100 % 16 min): a line through the shape of
+published charge curves, which fall well below half power in the last fifth, chosen so
+that a charge over any span of time has a closed form (`ChargingCurve.charge_kwh` is
+exact whatever the tick length).
+
+Policy (`ChargingPolicy`): an idle car goes to charge when it falls below
+`charge_below_soc`, or when it could no longer take even a short ride and still reach a
+depot with its reserve; in low-demand hours it also goes below `opportunistic_below_soc`,
+but only to a depot with a charger free for it (an optional charge never queues). It
+charges to `target_soc`, or to `low_demand_target_soc` in low-demand hours. It heads to
+the nearest depot by the distance function it is given, or to one with a free charger at
+most `max_detour_m` farther away.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from robotaxi.config.charging import DepotConfig, EnergyConfig, depots_for_map
+from robotaxi.core import RobotaxiError
+from robotaxi.core.types import FloatArray
+from robotaxi.fleet.demand import DemandModel
+from robotaxi.fleet.energy import (
+    BoolArray,
+    ConsumptionModel,
+    EmptyBattery,
+    FleetBatteries,
+    can_accept,
+    can_accept_many,
+    initial_soc_kwh,
+)
+from robotaxi.fleet.energy_kpis import energy_kpis
+from robotaxi.map import RoadMap
+
+# (N×2 points, M×2 points) → N×M distances (m)
+DistanceFn = Callable[[FloatArray, FloatArray], FloatArray]
+
+SHORTEST_USEFUL_RIDE_M = 2000.0  # a car that cannot take a ride this long goes to charge
+DEFAULT_CIRCUITY = 1.4  # road km per straight-line km: US city networks average ~1.2–1.3
+
+
+class ChargingError(RobotaxiError):
+    """The charging bookkeeping was asked something impossible (a car charged twice, a car
+    arriving at a depot it was not sent to)."""
+
+
+def crow_fly_distance(circuity: float = DEFAULT_CIRCUITY) -> DistanceFn:
+    """A distance function: straight-line metres × `circuity`. Road distance in US cities
+    averages 1.2–1.3× the straight line (Giacomin & Levinson, 2015); 1.4 leaves a margin
+    for one-way streets. A road-network distance can be passed instead."""
+
+    def distance(a: FloatArray, b: FloatArray) -> FloatArray:
+        a2, b2 = np.atleast_2d(a), np.atleast_2d(b)
+        d: FloatArray = np.hypot(a2[:, None, 0] - b2[None, :, 0], a2[:, None, 1] - b2[None, :, 1])
+        return d * circuity
+
+    return distance
+
+
+# --- depots and queues ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Depot:
+    """A charging depot in the map frame (m): `chargers` DC fast chargers of `charger_kw`."""
+
+    depot_id: str
+    x: float
+    y: float
+    chargers: int
+    charger_kw: float
+
+    @property
+    def xy(self) -> tuple[float, float]:
+        return (self.x, self.y)
+
+
+def depots_from_config(configs: Sequence[DepotConfig], xy: FloatArray) -> tuple[Depot, ...]:
+    """Depots from their configs and N×2 map-frame positions (`config.charging.depots_for_map`)."""
+    return tuple(
+        Depot(c.name, float(p[0]), float(p[1]), c.chargers, c.charger_kw)
+        for c, p in zip(configs, np.atleast_2d(xy), strict=True)
+    )
+
+
+class ChargerQueue:
+    """One depot's chargers and the line in front of them: first come, first served.
+
+    A car that arrives takes a free charger, or waits behind the cars that arrived before
+    it (cars arriving in the same tick in the order `arrive` is called)."""
+
+    def __init__(self, depot: Depot) -> None:
+        self.depot = depot
+        self.plugged: dict[str, float] = {}  # vehicle → when it took its charger (s)
+        self.waiting: deque[tuple[str, float]] = deque()  # (vehicle, arrived at s)
+
+    @property
+    def free(self) -> int:
+        return self.depot.chargers - len(self.plugged)
+
+    def __contains__(self, vehicle_id: object) -> bool:
+        return vehicle_id in self.plugged or any(v == vehicle_id for v, _ in self.waiting)
+
+    def arrive(self, vehicle_id: str, now_s: float) -> list[str]:
+        """A car joins the line; returns the cars that took a charger now (it, if one was
+        free and nobody was waiting)."""
+        if vehicle_id in self:
+            raise ChargingError(f"{vehicle_id} is already at depot {self.depot.depot_id}")
+        self.waiting.append((vehicle_id, now_s))
+        return self._fill(now_s)
+
+    def leave(self, vehicle_id: str, now_s: float) -> list[str]:
+        """A car unplugs or gives up its place; returns the cars that took a charger now."""
+        if vehicle_id in self.plugged:
+            del self.plugged[vehicle_id]
+        else:
+            kept = [(v, t) for v, t in self.waiting if v != vehicle_id]
+            if len(kept) == len(self.waiting):
+                raise ChargingError(f"{vehicle_id} is not at depot {self.depot.depot_id}")
+            self.waiting = deque(kept)
+        return self._fill(now_s)
+
+    def _fill(self, now_s: float) -> list[str]:
+        started = []
+        while self.waiting and self.free > 0:
+            vehicle_id, _ = self.waiting.popleft()
+            self.plugged[vehicle_id] = now_s
+            started.append(vehicle_id)
+        return started
+
+
+# --- the charging curve -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingCurve:
+    """Power into the battery (kW) as a function of its charge: min(charger, car), the car's
+    limit flat at `vehicle_max_kw` up to `taper_start_soc`, then falling linearly to
+    `taper_end_kw` at `capacity_kwh`."""
+
+    capacity_kwh: float = 84.7
+    vehicle_max_kw: float = 100.0
+    taper_start_soc: float = 0.8
+    taper_end_kw: float = 15.0
+
+    @property
+    def _taper_start_kwh(self) -> float:
+        return self.taper_start_soc * self.capacity_kwh
+
+    @property
+    def _slope(self) -> float:
+        """d(car's power limit)/d(charge) above the taper start, kW per kWh (≤ 0)."""
+        return (self.taper_end_kw - self.vehicle_max_kw) / (
+            self.capacity_kwh - self._taper_start_kwh
+        )
+
+    def _car_limit_kw(self, soc_kwh: float) -> float:
+        over = max(soc_kwh - self._taper_start_kwh, 0.0)
+        return self.vehicle_max_kw + self._slope * over
+
+    def _knee_kwh(self, charger_kw: float) -> float:
+        """Below this charge the power is flat; above it, it follows the car's taper."""
+        if charger_kw >= self.vehicle_max_kw:
+            return self._taper_start_kwh
+        if charger_kw <= self.taper_end_kw or self._slope == 0:
+            return self.capacity_kwh
+        return self._taper_start_kwh + (charger_kw - self.vehicle_max_kw) / self._slope
+
+    def power_kw(self, soc_kwh: float, charger_kw: float) -> float:
+        """Power into the battery at `soc_kwh` on a charger of `charger_kw` (0 when full)."""
+        if soc_kwh >= self.capacity_kwh:
+            return 0.0
+        return min(charger_kw, self._car_limit_kw(soc_kwh))
+
+    def charge_kwh(
+        self, soc_kwh: float, duration_s: float, charger_kw: float, target_kwh: float
+    ) -> float:
+        """The charge (kWh) after `duration_s` on the charger from `soc_kwh`, stopping at
+        `target_kwh` (and the capacity). Exact: charging for a + b seconds equals charging
+        for a, then for b."""
+        target = min(target_kwh, self.capacity_kwh)
+        if soc_kwh >= target or duration_s <= 0 or charger_kw <= 0:
+            return soc_kwh
+        hours = duration_s / 3600.0
+        knee = self._knee_kwh(charger_kw)
+        energy = soc_kwh
+        if energy < knee:
+            flat_kw = min(charger_kw, self.vehicle_max_kw)
+            end = min(knee, target)
+            flat_h = (end - energy) / flat_kw
+            if hours <= flat_h:
+                return energy + flat_kw * hours
+            hours -= flat_h
+            energy = end
+            if energy >= target:
+                return target
+        # on the taper dP/dt = slope × P, so P(t) = P0 × exp(slope × t)
+        slope = self._slope
+        power = self._car_limit_kw(energy) * math.exp(slope * hours)
+        after = self._taper_start_kwh + (power - self.vehicle_max_kw) / slope
+        return min(after, target)
+
+    def duration_s(self, soc_kwh: float, target_kwh: float, charger_kw: float) -> float:
+        """Seconds on a `charger_kw` charger from `soc_kwh` to `target_kwh` (0 if there)."""
+        target = min(target_kwh, self.capacity_kwh)
+        if soc_kwh >= target:
+            return 0.0
+        if charger_kw <= 0:
+            return math.inf
+        knee = self._knee_kwh(charger_kw)
+        hours = 0.0
+        energy = soc_kwh
+        if energy < knee:
+            end = min(knee, target)
+            hours += (end - energy) / min(charger_kw, self.vehicle_max_kw)
+            energy = end
+        if energy < target:
+            hours += math.log(self._car_limit_kw(target) / self._car_limit_kw(energy)) / self._slope
+        return hours * 3600.0
+
+    @classmethod
+    def from_config(cls, config: EnergyConfig) -> ChargingCurve:
+        c = config.charging
+        return cls(config.battery_usable_kwh, c.vehicle_max_kw, c.taper_start_soc, c.taper_end_kw)
+
+
+# --- the policy -------------------------------------------------------------------------
+
+
+class ChargeReason(enum.StrEnum):
+    LOW = "low"  # below the threshold, or too low for a short ride: must charge
+    OPPORTUNISTIC = "opportunistic"  # a low-demand hour, and a charger is free
+
+
+def low_demand_hours_from_profile(hourly_requests: Sequence[float], share: float) -> frozenset[int]:
+    """Clock hours whose expected requests are at most `share` of the busiest hour's, from
+    a 24-value profile (e.g. the demand model's expected pick-ups summed per hour)."""
+    rates = np.asarray(hourly_requests, dtype=float)
+    if rates.shape != (24,):
+        raise ChargingError(f"an hourly demand profile has 24 values, got {rates.shape}")
+    peak = float(rates.max())
+    if peak <= 0:
+        return frozenset(range(24))
+    return frozenset(int(h) for h in np.flatnonzero(rates <= share * peak))
+
+
+@dataclass(frozen=True)
+class ChargingPolicy:
+    """When an idle car should go to charge, to which depot, and up to what charge."""
+
+    capacity_kwh: float = 84.7
+    charge_below_soc: float = 0.25
+    opportunistic_below_soc: float = 0.6
+    target_soc: float = 0.8
+    low_demand_target_soc: float = 0.9
+    low_demand_hours: frozenset[int] = frozenset({1, 2, 3, 4, 5, 6})
+    max_detour_m: float = 2000.0
+    reserve_kwh: float = 8.5
+    model: ConsumptionModel = field(default_factory=ConsumptionModel)
+    shortest_ride_m: float = SHORTEST_USEFUL_RIDE_M
+
+    @classmethod
+    def from_config(
+        cls, config: EnergyConfig, hourly_requests: Sequence[float] | None = None
+    ) -> ChargingPolicy:
+        """With `hourly_requests` (24 values), low-demand hours come from the demand
+        profile (`low_demand_share`); without, from `low_demand_hours`."""
+        c = config.charging
+        hours = (
+            low_demand_hours_from_profile(hourly_requests, c.low_demand_share)
+            if hourly_requests is not None
+            else frozenset(c.low_demand_hours)
+        )
+        return cls(
+            capacity_kwh=config.battery_usable_kwh,
+            charge_below_soc=c.charge_below_soc,
+            opportunistic_below_soc=c.opportunistic_below_soc,
+            target_soc=c.target_soc,
+            low_demand_target_soc=c.low_demand_target_soc,
+            low_demand_hours=hours,
+            max_detour_m=c.max_detour_m,
+            reserve_kwh=config.reserve_kwh,
+            model=ConsumptionModel.from_config(config),
+        )
+
+    def is_low_demand(self, clock_hour: float) -> bool:
+        return int(clock_hour % 24) in self.low_demand_hours
+
+    def reason_to_charge(
+        self, soc_kwh: float, clock_hour: float, to_depot_m: float
+    ) -> ChargeReason | None:
+        """Why an idle car at `soc_kwh`, `to_depot_m` from its nearest depot, should go to
+        charge at `clock_hour` (0–24), or None if it should stay in service."""
+        if soc_kwh < self.charge_below_soc * self.capacity_kwh or not can_accept(
+            soc_kwh, 0.0, self.shortest_ride_m, to_depot_m, self.reserve_kwh, model=self.model
+        ):
+            return ChargeReason.LOW
+        if (
+            self.is_low_demand(clock_hour)
+            and soc_kwh < self.opportunistic_below_soc * self.capacity_kwh
+        ):
+            return ChargeReason.OPPORTUNISTIC
+        return None
+
+    def target_kwh(self, clock_hour: float) -> float:
+        share = self.low_demand_target_soc if self.is_low_demand(clock_hour) else self.target_soc
+        return share * self.capacity_kwh
+
+    def choose_depot(
+        self, distances_m: FloatArray, free_chargers: Sequence[int], reason: ChargeReason
+    ) -> int | None:
+        """Index of the depot to go to: the nearest one with a free charger if it is at most
+        `max_detour_m` farther than the nearest depot, else the nearest (and queue) — or,
+        for an opportunistic charge, None (an optional charge never queues)."""
+        dist = np.asarray(distances_m, dtype=float)
+        if dist.size == 0 or not np.isfinite(dist).any():
+            return None
+        nearest = int(np.argmin(dist))
+        free = np.asarray(free_chargers) > 0
+        candidates = np.flatnonzero(free & (dist <= dist[nearest] + self.max_detour_m))
+        if candidates.size:
+            return int(candidates[np.argmin(dist[candidates])])
+        return None if reason == ChargeReason.OPPORTUNISTIC else nearest
+
+
+# --- records ----------------------------------------------------------------------------
+
+
+class ChargeStage(enum.StrEnum):
+    NONE = ""  # in service
+    TO_DEPOT = "to_depot"
+    QUEUED = "queued"
+    PLUGGED = "plugged"  # holds a charger (plugging in, or charging)
+
+
+@dataclass
+class ChargingSession:
+    """One visit to a depot, from the decision to go until the car leaves (times in s
+    since the start; None until it happened)."""
+
+    vehicle_id: str
+    depot_id: str
+    reason: ChargeReason
+    decided_s: float
+    target_kwh: float
+    soc_decided_kwh: float
+    arrived_s: float | None = None
+    plugged_s: float | None = None
+    left_s: float | None = None  # when it left its charger or gave up its place in line
+    soc_plugged_kwh: float | None = None
+    soc_left_kwh: float | None = None
+    kwh_into_battery: float = 0.0
+    kwh_from_grid: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def stage(self) -> ChargeStage:
+        if self.left_s is not None or self.cancelled:
+            return ChargeStage.NONE
+        if self.plugged_s is not None:
+            return ChargeStage.PLUGGED
+        return ChargeStage.QUEUED if self.arrived_s is not None else ChargeStage.TO_DEPOT
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSample:
+    """How many cars were in each state at `time_s` (s since the start)."""
+
+    time_s: float
+    available: int
+    to_depot: int
+    queued: int
+    charging: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeOrder:
+    """Send `vehicle_id` to charge at `depot` (the manager drives it to a curb there)."""
+
+    vehicle_id: str
+    depot: Depot
+    reason: ChargeReason
+    target_kwh: float
+
+
+# --- the fleet's charging ---------------------------------------------------------------
+
+
+def fleet_charging_for_map(
+    config: EnergyConfig,
+    road_map: RoadMap,
+    *,
+    demand: DemandModel | None,
+    day: int,
+    start_hour: float,
+    seed: int,
+) -> FleetCharging | None:
+    """The fleet's charging on a loaded map (None when `config.enabled` is off): the depots
+    placed on it (`depots_for_map`: configured depots must lie on the map) and the
+    low-demand hours from the demand's expected requests by clock hour."""
+    if not config.enabled:
+        return None
+    project = road_map.projection.lonlat_to_xy
+    configs, xy = depots_for_map(config.charging, project, road_map.bounds)
+    hourly = None
+    if demand is not None:
+        hourly = [float(np.sum(demand.expected_pickups(day, h)[1])) for h in range(24)]
+        if max(hourly) - min(hourly) < 1e-9:
+            hourly = None  # flat (synthetic) demand: the configured low-demand hours
+    return FleetCharging(
+        config,
+        depots_from_config(configs, xy),
+        start_hour=start_hour,
+        seed=seed,
+        hourly_requests=hourly,
+    )
+
+
+class FleetCharging:
+    """Batteries, depots, queues and the charging policy of one fleet: the one object the
+    fleet manager calls (see each method for when)."""
+
+    def __init__(
+        self,
+        config: EnergyConfig,
+        depots: Sequence[Depot],
+        *,
+        distance_fn: DistanceFn | None = None,
+        start_hour: float = 0.0,
+        seed: int = 0,
+        hourly_requests: Sequence[float] | None = None,
+        sample_every_s: float = 60.0,
+    ) -> None:
+        if not depots:
+            raise ChargingError("a fleet with batteries needs at least one charging depot")
+        self.config = config
+        self.depots = tuple(depots)
+        self.depot_xy = np.array([d.xy for d in self.depots], dtype=float)
+        self.distance_fn = distance_fn or crow_fly_distance()
+        self.start_hour = start_hour
+        self.seed = seed
+        self.sample_every_s = sample_every_s
+        self.model = ConsumptionModel.from_config(config)
+        self.batteries = FleetBatteries.from_config(config)
+        self.curve = ChargingCurve.from_config(config)
+        self.policy = ChargingPolicy.from_config(config, hourly_requests)
+        self.queues = {d.depot_id: ChargerQueue(d) for d in self.depots}
+        self.sessions: list[ChargingSession] = []
+        self.samples: list[FleetSample] = []
+        self._open: dict[str, ChargingSession] = {}
+        self._last_sample_s = -math.inf
+
+    # set-up
+
+    def add_car(self, vehicle_id: str, soc_kwh: float | None = None) -> None:
+        """A car joins the fleet: at `soc_kwh`, or drawn from the seed and its id."""
+        if soc_kwh is None:
+            soc_kwh = initial_soc_kwh([vehicle_id], self.config, self.seed)[vehicle_id]
+        self.batteries.add(vehicle_id, soc_kwh)
+
+    # every tick
+
+    def consume(
+        self,
+        vehicle_id: str,
+        distance_m: float,
+        duration_s: float,
+        *,
+        parked: bool,
+        now_s: float,
+        trip_id: str | None = None,
+    ) -> EmptyBattery | None:
+        """Every tick, per car: it covered `distance_m` (odometer delta) in `duration_s`;
+        `parked`: it stood at a curb all the tick. A car on a charger draws from the grid,
+        not its battery. Returns a record if the car just ran empty (its ride is lost)."""
+        session = self._open.get(vehicle_id)
+        if session is not None and session.stage == ChargeStage.PLUGGED:
+            return None
+        return self.batteries.consume(
+            vehicle_id, distance_m, duration_s, parked=parked, now_s=now_s, trip_id=trip_id
+        )
+
+    def step(self, now_s: float, duration_s: float) -> list[str]:
+        """Every tick, after `consume`: charge the plugged cars over the tick that ended at
+        `now_s`. Returns the cars that reached their target and unplugged (in service again,
+        parked at their depot); the next cars in line take their chargers."""
+        done: list[str] = []
+        start_s = now_s - duration_s
+        for queue in self.queues.values():
+            for vehicle_id, plugged_s in list(queue.plugged.items()):
+                session = self._open[vehicle_id]
+                car = self.batteries.cars[vehicle_id]
+                begin = max(start_s, plugged_s + self.config.charging.plug_s)
+                before = car.soc_kwh
+                after = self.curve.charge_kwh(
+                    before, now_s - begin, queue.depot.charger_kw, session.target_kwh
+                )
+                self.batteries.charge(vehicle_id, after - before)
+                added = car.soc_kwh - before
+                session.kwh_into_battery += added
+                session.kwh_from_grid += added / self.config.charging.dc_efficiency
+                if car.soc_kwh >= session.target_kwh - 1e-9:
+                    done.append(vehicle_id)
+        for vehicle_id in done:
+            self._end(vehicle_id, now_s)
+        return done
+
+    def sample(self, now_s: float, available: int) -> None:
+        """Every tick (kept once per `sample_every_s`): how many cars the manager counts as
+        available for riders; the charging states are counted here."""
+        if now_s - self._last_sample_s < self.sample_every_s:
+            return
+        self._last_sample_s = now_s
+        stages = [s.stage for s in self._open.values()]
+        self.samples.append(
+            FleetSample(
+                now_s,
+                available,
+                stages.count(ChargeStage.TO_DEPOT),
+                stages.count(ChargeStage.QUEUED),
+                stages.count(ChargeStage.PLUGGED),
+            )
+        )
+
+    # decisions
+
+    def clock_hour(self, now_s: float) -> float:
+        return (self.start_hour + now_s / 3600.0) % 24
+
+    def stage(self, vehicle_id: str) -> ChargeStage:
+        session = self._open.get(vehicle_id)
+        return ChargeStage.NONE if session is None else session.stage
+
+    def busy(self, vehicle_id: str) -> bool:
+        """True while a car is on its way to, waiting at or plugged in at a depot."""
+        return vehicle_id in self._open
+
+    def nearest_depot_m(self, xy: FloatArray) -> FloatArray:
+        """Distance (m) from each of N×2 points to its nearest depot, by the distance fn."""
+        return np.asarray(self.distance_fn(np.atleast_2d(xy), self.depot_xy)).min(axis=1)
+
+    def feasible(
+        self,
+        vehicle_ids: Sequence[str],
+        pickup_m: FloatArray,
+        trip_m: FloatArray,
+        dropoff_xy: FloatArray,
+    ) -> BoolArray:
+        """At dispatch: C×R mask of the car–request pairs each car can finish with its
+        reserve (`can_accept_many`), from the C×R pick-up route metres, the R ride metres
+        and the R×2 drop-off points. A car busy charging accepts nothing."""
+        to_depot = self.nearest_depot_m(dropoff_xy) if len(dropoff_xy) else np.zeros(0, dtype=float)
+        ok = can_accept_many(
+            self.batteries.soc_kwh(vehicle_ids),
+            np.asarray(pickup_m, dtype=float),
+            np.asarray(trip_m, dtype=float),
+            to_depot,
+            self.config.reserve_kwh,
+            model=self.model,
+        )
+        busy = np.array([self.busy(v) for v in vehicle_ids], dtype=bool)
+        ok[busy, :] = False
+        return ok
+
+    def plan(self, now_s: float, idle: Mapping[str, tuple[float, float]]) -> list[ChargeOrder]:
+        """Each decision round (e.g. every tick before dispatch): which of the `idle` cars
+        (id → map-frame position; cars with no rider and no trip) go to charge, and where.
+        Cars that must charge choose first, lowest charge first; an opportunistic charge
+        only goes where a charger is free for it."""
+        ids = [v for v in idle if not self.busy(v)]
+        if not ids:
+            return []
+        hour = self.clock_hour(now_s)
+        xy = np.array([idle[v] for v in ids], dtype=float)
+        dist = np.asarray(self.distance_fn(xy, self.depot_xy), dtype=float)
+        reasons = {
+            v: self.policy.reason_to_charge(
+                self.batteries.cars[v].soc_kwh, hour, float(dist[i].min())
+            )
+            for i, v in enumerate(ids)
+        }
+        row = {v: i for i, v in enumerate(ids)}
+        wanting = sorted(
+            ((v, r) for v, r in reasons.items() if r is not None),
+            key=lambda vr: (vr[1] != ChargeReason.LOW, self.batteries.cars[vr[0]].soc_kwh, vr[0]),
+        )
+        free = self._free_chargers()
+        orders = []
+        for vehicle_id, reason in wanting:
+            k = self.policy.choose_depot(dist[row[vehicle_id]], free, reason)
+            if k is None:
+                continue
+            free[k] -= 1
+            depot = self.depots[k]
+            target = self.policy.target_kwh(hour)
+            car = self.batteries.cars[vehicle_id]
+            session = ChargingSession(
+                vehicle_id, depot.depot_id, reason, now_s, max(target, car.soc_kwh), car.soc_kwh
+            )
+            self.sessions.append(session)
+            self._open[vehicle_id] = session
+            orders.append(ChargeOrder(vehicle_id, depot, reason, session.target_kwh))
+        return orders
+
+    def _free_chargers(self) -> list[int]:
+        """Chargers per depot not taken, nor promised to a car waiting or on its way."""
+        heading: dict[str, int] = {}
+        for s in self._open.values():
+            if s.stage == ChargeStage.TO_DEPOT:
+                heading[s.depot_id] = heading.get(s.depot_id, 0) + 1
+        return [
+            self.queues[d.depot_id].free
+            - len(self.queues[d.depot_id].waiting)
+            - heading.get(d.depot_id, 0)
+            for d in self.depots
+        ]
+
+    # the car's side
+
+    def arrived(self, vehicle_id: str, now_s: float) -> ChargeStage:
+        """When a car sent by `plan` reaches its depot's curb: it takes a free charger or
+        joins the line. Returns its stage (PLUGGED or QUEUED)."""
+        session = self._open.get(vehicle_id)
+        if session is None or session.stage != ChargeStage.TO_DEPOT:
+            raise ChargingError(f"{vehicle_id} arrived at a depot it was not sent to")
+        session.arrived_s = now_s
+        self._plug(self.queues[session.depot_id].arrive(vehicle_id, now_s), now_s)
+        return session.stage
+
+    def cancel(self, vehicle_id: str, now_s: float) -> None:
+        """The manager takes a car back before it is charged (it could not reach the depot,
+        or riders need it): it leaves the line or its charger, keeping what it charged."""
+        session = self._open.get(vehicle_id)
+        if session is None:
+            return
+        session.cancelled = True
+        if session.arrived_s is not None:
+            session.left_s = now_s
+            session.soc_left_kwh = self.batteries.cars[vehicle_id].soc_kwh
+        del self._open[vehicle_id]
+        queue = self.queues[session.depot_id]
+        if vehicle_id in queue:
+            self._plug(queue.leave(vehicle_id, now_s), now_s)
+
+    def _end(self, vehicle_id: str, now_s: float) -> None:
+        session = self._open.pop(vehicle_id)
+        session.left_s = now_s
+        session.soc_left_kwh = self.batteries.cars[vehicle_id].soc_kwh
+        self._plug(self.queues[session.depot_id].leave(vehicle_id, now_s), now_s)
+
+    def _plug(self, vehicle_ids: Iterable[str], now_s: float) -> None:
+        for vehicle_id in vehicle_ids:
+            session = self._open[vehicle_id]
+            session.plugged_s = now_s
+            session.soc_plugged_kwh = self.batteries.cars[vehicle_id].soc_kwh
+
+    # reports
+
+    def kpis(self, rides: int, end_s: float | None = None) -> dict[str, Any]:
+        """The `energy` KPI record (`energy_kpis`) over everything so far."""
+        return energy_kpis(
+            self.batteries.cars.values(),
+            self.sessions,
+            self.samples,
+            self.batteries.empties,
+            rides=rides,
+            start_hour=self.start_hour,
+            end_s=end_s,
+        )
+
+
+__all__ = [
+    "DEFAULT_CIRCUITY",
+    "SHORTEST_USEFUL_RIDE_M",
+    "ChargeOrder",
+    "ChargeReason",
+    "ChargeStage",
+    "ChargerQueue",
+    "ChargingCurve",
+    "ChargingError",
+    "ChargingPolicy",
+    "ChargingSession",
+    "Depot",
+    "DistanceFn",
+    "FleetCharging",
+    "FleetSample",
+    "crow_fly_distance",
+    "depots_from_config",
+    "fleet_charging_for_map",
+    "low_demand_hours_from_profile",
+]
