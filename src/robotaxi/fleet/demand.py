@@ -32,6 +32,7 @@ from robotaxi.core.errors import ConfigError, DataNotFoundError, RobotaxiError
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import FloatArray, RideRequest
 from robotaxi.fleet.names import FIRST_NAMES
+from robotaxi.map import RoadMap
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -73,12 +74,28 @@ class ServiceArea:
     `to_xy(lon, lat) -> (x, y)` projects degrees to map metres (vectorised);
     `inside(x, y) -> bool array` says whether a point is within the road network's service
     area; `bbox_m` = (xmin, ymin, xmax, ymax) in map metres must contain every point for
-    which `inside` is true (zones outside it are skipped without sampling).
+    which `inside` is true (zones outside it are skipped without sampling). `outline_m`
+    (optional, map metres) is the outline of the road network: a zone that lies wholly
+    inside it is served everywhere, so a point of it that falls far from a road (a park, a
+    reservoir) is drawn again in the same zone instead of being dropped.
     """
 
     to_xy: ToXY
     inside: InsideFn = _everywhere
     bbox_m: tuple[float, float, float, float] | None = None
+    outline_m: shapely.Geometry | None = None
+
+    @classmethod
+    def of_map(cls, road_map: RoadMap, walk_m: float = 250.0) -> ServiceArea:
+        """The service area of a loaded map: its curbs within `walk_m`, its bounds, and the
+        outline of its roads (the convex hull of the curb spots, `walk_m` wider)."""
+        hull = shapely.convex_hull(shapely.multipoints(road_map.curbs.xy))
+        return cls(
+            to_xy=road_map.projection.lonlat_to_xy,
+            inside=road_map.inside,
+            bbox_m=road_map.bounds,
+            outline_m=hull.buffer(walk_m),
+        )
 
 
 # --- results --------------------------------------------------------------------------
@@ -435,6 +452,7 @@ class TncDemand:
     near_map: BoolArray = field(init=False, repr=False)  # N, bounds overlap the map bbox
     decay_weight: FloatArray = field(init=False, repr=False)  # N×N, exp(-decay × km)
     inside_share: FloatArray = field(init=False, repr=False)  # N, share of area in the map
+    covered: BoolArray = field(init=False, repr=False)  # N, wholly inside the map's outline
     centre_m: FloatArray = field(init=False, repr=False)  # N×2, centre of the in-map part
 
     def __post_init__(self) -> None:
@@ -458,7 +476,14 @@ class TncDemand:
         setattr_(self, "acceptance", shapely.area(polygons_m) / np.maximum(box_area, 1e-9))
         setattr_(self, "near_map", near_map)
         setattr_(self, "decay_weight", np.exp(-self.config.distance_decay_per_km * distance_km))
+        covered = (
+            np.asarray(shapely.within(polygons_m, self.area.outline_m), dtype=bool)
+            if self.area.outline_m is not None
+            else np.zeros(len(polygons_m), dtype=bool)
+        )
+        setattr_(self, "covered", covered)
         share, centre = self._inside_share(centroid, polygons_m)
+        share[covered] = 1.0  # every request of a covered zone finds a road (`_place`)
         setattr_(self, "inside_share", share)
         setattr_(self, "centre_m", centre)
 
@@ -488,6 +513,25 @@ class TncDemand:
         centre[has, 0] = cx[has]
         centre[has, 1] = cy[has]
         return share, centre
+
+    def _place(
+        self, rng: np.random.Generator, zone: IntArray
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """A point per request, uniform in its zone, and whether it is in the service area.
+        A point of a covered zone that misses the service area is drawn again (up to
+        `MAX_RESAMPLE_ROUNDS` times): the rider is somewhere in that zone near a road."""
+        x, y = sample_points_in_polygons(rng, self.polygons_m, self.bounds_m, self.acceptance, zone)
+        on = np.asarray(self.area.inside(x, y), dtype=bool)
+        for _ in range(MAX_RESAMPLE_ROUNDS):
+            again = np.flatnonzero(~on & self.covered[zone])
+            if again.size == 0:
+                break
+            ax, ay = sample_points_in_polygons(
+                rng, self.polygons_m, self.bounds_m, self.acceptance, zone[again]
+            )
+            x[again], y[again] = ax, ay
+            on[again] = np.asarray(self.area.inside(ax, ay), dtype=bool)
+        return x, y, on
 
     def _zone_name(self, index: int) -> str:
         return f"taz{int(self.zones.taz[index])}"
@@ -531,10 +575,7 @@ class TncDemand:
         # origins: points in their zones; drop those off the map
         keep = self.near_map[origin]
         origin, t_s, seg = origin[keep], t_s[keep], seg[keep]
-        ox, oy = sample_points_in_polygons(
-            rng_origin, self.polygons_m, self.bounds_m, self.acceptance, origin
-        )
-        keep = np.asarray(self.area.inside(ox, oy), dtype=bool)
+        ox, oy, keep = self._place(rng_origin, origin)
         origin, t_s, seg, ox, oy = origin[keep], t_s[keep], seg[keep], ox[keep], oy[keep]
 
         # destinations: redraw zone and point while the trip is too short
@@ -550,10 +591,7 @@ class TncDemand:
             off = ~self.near_map[z]
             alive[pending[off]] = False
             pending, z = pending[~off], z[~off]
-            px, py = sample_points_in_polygons(
-                rng_dest, self.polygons_m, self.bounds_m, self.acceptance, z
-            )
-            on = np.asarray(self.area.inside(px, py), dtype=bool)
+            px, py, on = self._place(rng_dest, z)
             alive[pending[~on]] = False
             pending, z, px, py = pending[on], z[on], px[on], py[on]
             dest[pending], dx[pending], dy[pending] = z, px, py

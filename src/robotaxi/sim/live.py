@@ -599,9 +599,7 @@ class LiveService:
         from robotaxi.fleet.demand import load_tnc_zones
 
         zones = load_tnc_zones(cfg.map.data_dir)
-        area = ServiceArea(
-            to_xy=road_map.projection.lonlat_to_xy, inside=road_map.inside, bbox_m=road_map.bounds
-        )
+        area = ServiceArea.of_map(road_map)
         return TncDemand(zones, area, cfg.demand)
 
     def _thin(self, requests: list[RideRequest]) -> list[RideRequest]:

@@ -122,7 +122,7 @@ def make_demand(config: RunConfig, road_map: RoadMap) -> DemandModel:
     if config.map.city == "grid":
         return SyntheticDemand(bbox, config.demand, layout_seed=config.seed, inside=road_map.inside)
     zones = load_tnc_zones(config.map.data_dir)
-    area = ServiceArea(to_xy=road_map.projection.lonlat_to_xy, inside=road_map.inside, bbox_m=bbox)
+    area = ServiceArea.of_map(road_map)
     return TncDemand(zones, area, config.demand)
 
 
