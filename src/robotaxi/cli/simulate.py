@@ -43,6 +43,11 @@ def register(sub: Any) -> None:
         help="background trips per hour per km² (default 150)",
     )  # fmt: skip
     p.add_argument("--no-background", action="store_true", help="no background traffic")
+    p.add_argument(
+        "--traffic-model", choices=["micro", "meso"], default=None,
+        help="SUMO's microscopic model (default; lanes, signals, kerbside stops) or its "
+        "mesoscopic queue model (background traffic only)",
+    )  # fmt: skip
     p.add_argument("--data-dir", type=Path, default=None, help="shared data (../shared/data)")
     p.add_argument("--config", type=Path, default=None, help="YAML file with settings")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
@@ -61,6 +66,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         ("market_share", "demand.market_share"), ("requests_per_hour", "demand.requests_per_hour"),
         ("ev_per_hour", "world.emergency_per_hour"),
         ("traffic", "world.background_vehicles_per_hour_per_km2"),
+        ("traffic_model", "world.traffic_model"),
     ):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
@@ -72,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from robotaxi.core import ConfigError
+    from robotaxi.sim.runner import check_fleet_world
 
     config = config_from_args(args)
+    check_fleet_world(config)
     out: Path = args.out
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(

@@ -32,6 +32,12 @@ class MapConfig(_Model):
 
 class WorldConfig(_Model):
     step_s: float = Field(1.0, gt=0, le=5, description="simulation step length, s")
+    traffic_model: Literal["micro", "meso"] = Field(
+        "micro",
+        description="SUMO's microscopic model (lanes, signals, kerbside pull-overs, autonomous "
+        "cars) or its mesoscopic queue model (whole-city days, far faster; no lanes or lateral "
+        "positions: no autonomous cars, no pull-over off the lane)",
+    )
     background_vehicles_per_hour_per_km2: float = Field(
         150.0, ge=0, description="background trips generated per hour per km² of map area"
     )

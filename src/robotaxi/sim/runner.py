@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from robotaxi.config import FleetConfig, RunConfig, WorldConfig
-from robotaxi.core import EmergencyRecord, RideRequest, TripState, World, WorldStats
+from robotaxi.core import ConfigError, EmergencyRecord, RideRequest, TripState, World, WorldStats
 from robotaxi.core.types import FloatArray
 from robotaxi.fleet.charging import fleet_charging_for_map
 from robotaxi.fleet.demand import (
@@ -126,6 +126,16 @@ def make_demand(config: RunConfig, road_map: RoadMap) -> DemandModel:
     return TncDemand(zones, area, config.demand)
 
 
+def check_fleet_world(config: RunConfig) -> None:
+    """Raise `ConfigError` when the configured world cannot carry a fleet."""
+    if config.world.traffic_model == "meso":
+        raise ConfigError(
+            "the mesoscopic traffic model cannot carry robotaxis (SUMO's meso cannot "
+            "release a car parked at the curb): run the fleet with --traffic-model micro; "
+            "meso is for background-only runs (robotaxi calibrate)"
+        )
+
+
 class ServiceSimulation:
     """Runs a robotaxi service at fleet fidelity for the configured window."""
 
@@ -160,6 +170,8 @@ class ServiceSimulation:
 
     def run(self) -> ServiceHistory:
         cfg = self.config
+        if self.with_fleet:
+            check_fleet_world(cfg)
         wall0 = time.perf_counter()
         road_map, graph = self._city or load_city(cfg)
         self.road_map = road_map
