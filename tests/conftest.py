@@ -1,4 +1,4 @@
-"""Shared fixtures: where the third-party data lives, and a built grid city."""
+"""Shared fixtures: where the third-party data lives, a built grid city, the CLI in-process."""
 
 from __future__ import annotations
 
@@ -32,3 +32,11 @@ def grid_graph(grid_map):
     from robotaxi.map import RoutingGraph
 
     return RoutingGraph(grid_map)
+
+
+@pytest.fixture
+def cli_main(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """`cli_main(*args, cwd=…)` runs the `robotaxi` command in this process (inprocess_cli.py)."""
+    from inprocess_cli import in_process_runner
+
+    return in_process_runner(capfd, monkeypatch)

@@ -1,26 +1,19 @@
 """The CLI's bad-input cases: one clear line, exit code 2, no traceback, nothing left behind.
 
-Most cases run the command in this process (`cli_main`): a fresh interpreter spends some 1.7 s
-importing the simulation before it can reject a bad city, and that import is what the other
-tests have done already. One case runs the real `python -m robotaxi.cli.main` process.
+Most cases run the command in this process (`cli_main`, see inprocess_cli.py): a fresh
+interpreter spends some 1.7 s importing the simulation before it can reject a bad city. One
+case runs the real `python -m robotaxi.cli.main` process.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from robotaxi.cli.main import main
-
-# what a fresh interpreter hides by default (outside __main__); everything else it prints
-_HIDDEN_BY_DEFAULT = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
-
-Run = Callable[..., subprocess.CompletedProcess[str]]
+from inprocess_cli import RunCli
 
 
 def robotaxi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -28,32 +21,6 @@ def robotaxi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "robotaxi.cli.main", *args],
         capture_output=True, text=True, cwd=cwd, timeout=120, check=False,
     )  # fmt: skip
-
-
-@pytest.fixture
-def cli_main(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    """`robotaxi(*args, cwd=…)` run in this process: what `sys.exit(main())` would exit with,
-    and the process's stdout and stderr, warnings printed as a fresh interpreter would."""
-
-    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-        monkeypatch.chdir(cwd)
-        capfd.readouterr()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("default")
-            for category in _HIDDEN_BY_DEFAULT:
-                warnings.filterwarnings("ignore", category=category)
-            try:
-                code = main(list(args))
-            except SystemExit as exc:  # argparse's errors exit from inside main
-                code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capfd.readouterr()
-        err += "".join(
-            warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
-            for w in caught
-        )
-        return subprocess.CompletedProcess(["robotaxi", *args], code, out, err)
-
-    return run
 
 
 @pytest.mark.parametrize(
@@ -70,7 +37,7 @@ def cli_main(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    args: list[str], expected: str, tmp_path: Path, cli_main: Run
+    args: list[str], expected: str, tmp_path: Path, cli_main: RunCli
 ) -> None:
     out = tmp_path / "out"
     proc = cli_main("simulate", *args, "--out", str(out), cwd=tmp_path)
@@ -93,7 +60,7 @@ def test_the_real_process_exits_2_with_one_line(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 
-def test_malformed_osm_file_is_rejected_cleanly(tmp_path: Path, cli_main: Run) -> None:
+def test_malformed_osm_file_is_rejected_cleanly(tmp_path: Path, cli_main: RunCli) -> None:
     bad = tmp_path / "bad.osm"
     bad.write_text('<?xml version="1.0"?><osm version="0.6"><node id="1" lat="37.7"')
     out = tmp_path / "out"
@@ -104,7 +71,7 @@ def test_malformed_osm_file_is_rejected_cleanly(tmp_path: Path, cli_main: Run) -
     assert not out.exists()
 
 
-def test_existing_results_are_not_overwritten(tmp_path: Path, cli_main: Run) -> None:
+def test_existing_results_are_not_overwritten(tmp_path: Path, cli_main: RunCli) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "kpis.json").write_text('{"kept": true}')

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
+from inprocess_cli import RunCli
 from robotaxi.config.scenario import SensorsSpec, load_scenario, scenario_names
 from robotaxi.metrics.scenario_report import scenario_report
 from robotaxi.sim.drive import DriveResult, idm_planner, run_scenario
@@ -159,14 +160,14 @@ def test_render_writes_an_animation(tmp_path: Path) -> None:
     ],
 )
 def test_bad_scenarios_are_one_line_and_exit_2(
-    content: str | None, expected: str, tmp_path: Path
+    content: str | None, expected: str, tmp_path: Path, cli_main: RunCli
 ) -> None:
     if content is None:
         target = "no-such-scenario"
     else:
         target = str(tmp_path / "bad.yaml")
         Path(target).write_text(content)
-    proc = _cli("--scenario", target, cwd=tmp_path)
+    proc = cli_main("drive", "--scenario", target, cwd=tmp_path)  # in this process: no 0.3 s start
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -30,8 +30,18 @@ def _live(tmp_path: Path, autonomous: int) -> LiveService:
     )  # fmt: skip
 
 
+def _route_m(live: LiveService, a: int, b: int) -> float:
+    """Length (m) of the drive from curb spot `a` to curb spot `b` (junctions left out)."""
+    curbs, edges = live.map.curbs, live.map.edges
+    route = live.graph.route(curbs.edge_ids[a], curbs.edge_ids[b])
+    length = sum(edges[e].length for e in route[:-1]) - curbs.pos[a] + curbs.pos[b]
+    return float(length) if route and length >= 0.0 else float("inf")  # none, or behind `a`
+
+
 def _trip_from(live: LiveService, vehicle_id: str) -> tuple[tuple[float, float], ...]:
-    """A pick-up a little way ahead of the car on its street, a drop-off two blocks off."""
+    """A pick-up a little way ahead of the car on its street, a drop-off two blocks off:
+    over 300 m away as the crow flies, the shortest drive of those (each simulated second
+    of it runs the planner ten times)."""
     curbs = live.map.curbs
     car = live.fleet.vehicles[vehicle_id]
     ahead = [
@@ -41,7 +51,8 @@ def _trip_from(live: LiveService, vehicle_id: str) -> tuple[tuple[float, float],
     ]
     pickup = ahead[0] if ahead else int(np.argmin(np.hypot(*(curbs.xy - car.xy).T)))
     d = np.hypot(*(curbs.xy - curbs.xy[pickup]).T)
-    dropoff = int(np.flatnonzero((d > 300) & (d < 450))[0])
+    far = np.flatnonzero((d > 300) & (d < 450))
+    dropoff = min((int(i) for i in far), key=lambda i: _route_m(live, pickup, i))
     return (
         (float(curbs.xy[pickup, 0]), float(curbs.xy[pickup, 1])),
         (float(curbs.xy[dropoff, 0]), float(curbs.xy[dropoff, 1])),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,55 @@ def _run(
     ).run()  # fmt: skip
 
 
-def test_a_service_runs_on_fake_world_through_the_whole_trip_life_cycle(tmp_path: Path) -> None:
-    history = _run(tmp_path)
+class Counter(Callback):
+    """Counts the runner's calls; checks on the way what each call may rely on."""
+
+    name = "counter"
+
+    def __init__(self) -> None:
+        self.started = self.ended = 0
+        self.times: list[TimePoint] = []
+
+    def on_start(self, sim: Simulation) -> None:
+        self.started += 1
+        assert sim.started and sim.fleet is not None and len(sim.fleet.vehicles) == 8
+
+    def on_tick(self, sim: Simulation, tick: Tick) -> None:
+        self.times.append(tick.time)
+        assert tick.index == len(self.times) - 1
+
+    def on_end(self, sim: Simulation) -> None:
+        self.ended += 1
+        sim.world.vehicle_count()  # the world is still open
+
+
+@dataclass(frozen=True)
+class WatchedRun:
+    history: ServiceHistory
+    progress: list[tuple[float, float, str]]
+    counter: Counter
+    trails: TrailRecorder
+
+
+@pytest.fixture(scope="module")
+def watched_run(tmp_path_factory: pytest.TempPathFactory) -> WatchedRun:
+    """The default half hour, run once with every observer attached (the progress bar, a
+    counting callback, a trail recorder); the tests below each read one of them."""
+    seen: list[tuple[float, float, str]] = []
+    counter = Counter()
+    recorder = TrailRecorder((0.0, 0.0, 800.0, 800.0), every_s=1.0, max_points=64)
+    history = _run(
+        tmp_path_factory.mktemp("watched"),
+        progress=lambda done, total, status: seen.append((done, total, status)),
+        callbacks=[counter, recorder],
+    )
+    return WatchedRun(history, seen, counter, recorder)
+
+
+def test_a_service_runs_on_fake_world_through_the_whole_trip_life_cycle(
+    watched_run: WatchedRun,
+) -> None:
+    history = watched_run.history
     kpis = fleet_kpis(history)
     assert kpis["requests"] >= 15
     completed = [t for t in history.trips.values() if t.state == S.COMPLETED]
@@ -107,9 +155,8 @@ def test_the_sink_gets_every_event_the_fleet_made_in_order(tmp_path: Path) -> No
     assert all(n >= 500 for n in calls[:-1])
 
 
-def test_progress_reports_every_simulated_minute_and_the_end(tmp_path: Path) -> None:
-    seen: list[tuple[float, float, str]] = []
-    _run(tmp_path, progress=lambda done, total, status: seen.append((done, total, status)))
+def test_progress_reports_every_simulated_minute_and_the_end(watched_run: WatchedRun) -> None:
+    seen = watched_run.progress
     done = [d for d, _, _ in seen]
     assert done == sorted(done) and done[-1] == seen[-1][1] == 1800.0
     # the first tick, then every minute; while trips under way finish, the bar stays full
@@ -117,28 +164,8 @@ def test_progress_reports_every_simulated_minute_and_the_end(tmp_path: Path) -> 
     assert re.fullmatch(r"\d+ requests, \d+ completed, \d+ vehicles", seen[-1][2])
 
 
-def test_callbacks_see_every_tick_once_and_close_before_the_world(tmp_path: Path) -> None:
-    class Counter(Callback):
-        name = "counter"
-
-        def __init__(self) -> None:
-            self.started = self.ended = 0
-            self.times: list[TimePoint] = []
-
-        def on_start(self, sim: Simulation) -> None:
-            self.started += 1
-            assert sim.started and sim.fleet is not None and len(sim.fleet.vehicles) == 8
-
-        def on_tick(self, sim: Simulation, tick: Tick) -> None:
-            self.times.append(tick.time)
-            assert tick.index == len(self.times) - 1
-
-        def on_end(self, sim: Simulation) -> None:
-            self.ended += 1
-            sim.world.vehicle_count()  # the world is still open
-
-    counter = Counter()
-    history = _run(tmp_path, callbacks=[counter])
+def test_callbacks_see_every_tick_once_and_close_before_the_world(watched_run: WatchedRun) -> None:
+    counter, history = watched_run.counter, watched_run.history
     assert counter.started == counter.ended == 1
     assert [t.time_us for t in counter.times] == [
         k * 1_000_000 for k in range(1, len(counter.times) + 1)
@@ -146,9 +173,8 @@ def test_callbacks_see_every_tick_once_and_close_before_the_world(tmp_path: Path
     assert counter.times[-1].time_s == pytest.approx(history.simulated_s)
 
 
-def test_trails_stay_bounded_and_cover_the_whole_run(tmp_path: Path) -> None:
-    recorder = TrailRecorder((0.0, 0.0, 800.0, 800.0), every_s=1.0, max_points=64)
-    history = _run(tmp_path, callbacks=[recorder])
+def test_trails_stay_bounded_and_cover_the_whole_run(watched_run: WatchedRun) -> None:
+    recorder, history = watched_run.trails, watched_run.history
     trails = recorder.trails()
     assert trails and all(len(t) <= 64 for t in trails.values())
     assert recorder.every_s >= 32.0  # thinned again and again over ~2,000 ticks
