@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from robotaxi.autonomy.planning.behaviour import Behaviour
-from robotaxi.core import EvApproach, YieldBasis
+from robotaxi.core import EvApproach, TimePoint, YieldBasis
 from robotaxi.fleet.manager import EvStop, YieldRecord
 from robotaxi.map import RoadMap
 from robotaxi.service.runtime import ServiceRuntime
@@ -162,9 +162,10 @@ def test_the_cars_own_stop_for_an_ambulance_on_a_cross_street_is_recorded_as_a_y
     # a car the fleet already yields for: its own stop adds no second record, not even
     # once the fleet's yield has closed while the car still stands for the same ambulance
     fleet, now = live.fleet, live.now_s
-    fleet.vehicles[CAR].yielding = YieldRecord(CAR, AMBULANCE, now, None, EvApproach.BEHIND)
+    at = TimePoint.from_s(now)
+    fleet.vehicles[CAR].yielding = YieldRecord(CAR, AMBULANCE, at, None, EvApproach.BEHIND)
     snapshot = live.world.snapshot()
-    stop = EvStop(now, now, YieldBasis.HEARD, Behaviour.EV_CAUTION, AMBULANCE)
+    stop = EvStop(at, at, YieldBasis.HEARD, Behaviour.EV_CAUTION, AMBULANCE)
     emitted = [e for _ in range(2) for e in fleet.tick(snapshot, [], {CAR: stop}).vehicle_events]
     # only the fleet's record: stopped (the car stands), then closed (its EV is gone)
     assert [e.kind for e in emitted] == ["ev_pulled_over", "ev_resumed"]

@@ -51,7 +51,9 @@ def test_a_trip_taken_from_a_car_pulled_over_for_an_ambulance_releases_it(
     out = fm.tick(_empty_snapshot(1.0), [_request(grid_map, "r1", pickup, 900)])
     trip = fm.trips["r1"]
     assert trip.vehicle_id == "far" and fm.vehicles["far"].status == VehicleStatus.TO_PICKUP
-    fm.vehicles["far"].yielding = YieldRecord("far", "ambulance0", 1.0, "r1", EvApproach.BEHIND)
+    fm.vehicles["far"].yielding = YieldRecord(
+        "far", "ambulance0", TimePoint.from_s(1.0), "r1", EvApproach.BEHIND
+    )
     # a car right next to the rider becomes free: batch dispatch moves the trip to it
     near = int(np.argsort(np.hypot(*(curbs.xy - curbs.xy[pickup]).T))[1])
     fm.add_vehicle("near", near)

@@ -444,6 +444,10 @@ def test_another_riders_ride_is_404(client: TestClient) -> None:
     assert client.get(f"/api/vehicles/{vid}/screen", headers=intruder).status_code == 404
     assert client.get(f"/api/vehicles/{vid}/screen", headers=owner).status_code == 200
     assert client.post(f"/api/rides/{rid}/cancel", headers=owner).status_code == 200
+    # a past rider of the car (here a cancelled ride) no longer follows it: the next rider's
+    # position and destination are theirs alone (issue 13)
+    assert client.get(f"/api/vehicles/{vid}/screen", headers=owner).status_code == 404
+    assert client.get(f"/api/vehicles/{vid}/screen", headers=OP).status_code == 200
 
 
 # --- operators ----------------------------------------------------------------------------
@@ -476,7 +480,7 @@ def test_emergency_pull_over_shows_on_the_screen_and_in_ops(client: TestClient) 
     # the fleet's EV logic is tested in the fleet; here: what the screen and ops make of it
     with live._lock:
         live.fleet.vehicles[vid].yielding = YieldRecord(
-            vid, "ambulance7", live.now_s, rid, EvApproach.BEHIND
+            vid, "ambulance7", TimePoint.from_s(live.now_s), rid, EvApproach.BEHIND
         )
     live.refresh()  # poked from outside a tick: publish it
     screen = client.get(f"/api/vehicles/{vid}/screen", headers=me).json()

@@ -73,7 +73,9 @@ def car_screen(
 ) -> CarScreenPublic:
     """What the in-car screen shows: your ride in this car, its route, what is around it.
 
-    A rider sees only the car of their latest ride (404 otherwise); operators see any car.
+    A rider sees only the car serving their ride now — on its way, at the kerb or driving
+    them — (404 otherwise: not a car they rode in before, nor one now serving someone else);
+    operators see any car.
     """
     snapshot = live.snapshot()  # one instant for the car and what its stack sees
     v = snapshot.vehicles.get(vehicle_id)
@@ -84,9 +86,7 @@ def car_screen(
         ride = runtime.latest_ride(who.id)
         if ride is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride in car {vehicle_id}")
-        view = live.trip(ride.id)  # live: the car serving it now; else the one stored
-        car = ride.vehicle_id if view is None else view.vehicle_id
-        if car != vehicle_id:
+        if ride.id not in (v.trip_id, v.next_trip_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no ride in car {vehicle_id}")
     elif v.trip_id is not None:
         ride = runtime.store.ride(v.trip_id)
