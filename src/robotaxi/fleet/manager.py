@@ -237,6 +237,9 @@ class FleetManager:
         self._rng = np.random.default_rng([seed, 0xF1EE7])
         self.charging = charging
         self._dt = 0.0
+        # curb spot → the car that stands at it or drives to it: one car per spot (spots are
+        # CURB_SPACING_M apart, so cars at different spots never overlap)
+        self._holder: dict[int, str] = {}
         # length (m) of each open trip's ride, for the battery check at dispatch
         self._ride_m: dict[str, float] = {}
         # the fastest a car can go on this map: ETA × this bounds the pick-up route's length
@@ -253,14 +256,19 @@ class FleetManager:
             int(i) for i in self._rng.choice(n, size=self.config.size, replace=n < self.config.size)
         ]
 
-    def add_vehicle(self, vehicle_id: str, curb: int) -> None:
+    def add_vehicle(self, vehicle_id: str, curb: int) -> int:
+        """Place a car parked at `curb`, or at the nearest free spot if another car holds
+        it; returns the spot it was given."""
+        curb = self._free_curb_near(curb)
         v = Vehicle(vehicle_id, target_curb=curb)
+        self._holder[curb] = vehicle_id
         v.edge = self.map.curbs.edge_ids[curb]
         v.lane_pos = float(self.map.curbs.pos[curb])
         v.xy = (float(self.map.curbs.xy[curb, 0]), float(self.map.curbs.xy[curb, 1]))
         self.vehicles[vehicle_id] = v
         if self.charging is not None:
             self.charging.add_car(vehicle_id)
+        return curb
 
     # --- the tick -----------------------------------------------------------------------
 
@@ -280,6 +288,13 @@ class FleetManager:
         self._check_patience(now, out)
         for v in self.vehicles.values():
             self._advance(v, now, out)
+            if (
+                v.status == VehicleStatus.IDLE
+                and v.trip_id is None
+                and v.target_curb is not None
+                and self._holder.get(v.target_curb) != v.vehicle_id
+            ):
+                self._park_idle(v, v.target_curb)  # its spot went to another car
         if self.charging is not None:
             self._charge(now)
         if ev_stops is not None:
@@ -319,7 +334,10 @@ class FleetManager:
             alternatives = [int(i) for i in np.atleast_1d(idx) if int(i) != v.target_curb]
             if alternatives:
                 choice = alternatives[self.command_failures % len(alternatives)]
-                self._send_to(v, choice)
+                if v.trip_id is None:
+                    self._park_idle(v, choice)
+                else:
+                    self._send_to(v, choice)
 
     # --- observation --------------------------------------------------------------------
 
@@ -565,8 +583,36 @@ class FleetManager:
         v.status = VehicleStatus.TO_PICKUP
         self._send_to(v, trip.pickup_curb)
 
+    def _free_curb_near(self, curb: int, vehicle_id: str = "") -> int:
+        """`curb` if no other car holds it, else the nearest spot no car holds."""
+        if self._holder.get(curb, vehicle_id) == vehicle_id:
+            return curb
+        curbs = self.map.curbs
+        k = 8
+        while True:
+            _, near = curbs.tree.query(curbs.xy[curb], k=min(k, len(curbs.xy)))
+            for i in np.atleast_1d(near):
+                if int(i) < len(curbs.xy) and self._holder.get(int(i), vehicle_id) == vehicle_id:
+                    return int(i)
+            if k >= len(curbs.xy):
+                return curb  # every spot is held: share
+            k *= 4
+
+    def _park_idle(self, v: Vehicle, curb: int) -> None:
+        """Send a car with no rider to park at `curb`, or the nearest free spot."""
+        self._send_to(v, self._free_curb_near(curb, v.vehicle_id))
+
     def _send_to(self, v: Vehicle, curb: int) -> None:
         curbs = self.map.curbs
+        holder = self._holder.get(curb)
+        if holder is not None and holder != v.vehicle_id:
+            other = self.vehicles[holder]
+            if other.trip_id is None and other.status == VehicleStatus.IDLE:
+                # a rider's spot: the car parked there moves to a free one nearby
+                self._park_idle(other, curb)
+        if v.target_curb is not None and self._holder.get(v.target_curb) == v.vehicle_id:
+            del self._holder[v.target_curb]
+        self._holder[curb] = v.vehicle_id
         v.target_curb = curb
         v.pending_command = DriveTo(
             v.vehicle_id,
@@ -665,7 +711,7 @@ class FleetManager:
             v = self.vehicles[order.vehicle_id]
             idx, _walk = self.map.curbs.nearest(np.array([order.depot.xy]))
             v.status = VehicleStatus.TO_CHARGER
-            self._send_to(v, int(idx[0]))
+            self._park_idle(v, int(idx[0]))
 
     def _direct_m(self, trip: Trip) -> float:
         """Length (m) of the fastest route between the trip's curb spots: the detour baseline."""
@@ -968,7 +1014,7 @@ class FleetManager:
             _, near = self.map.curbs.tree.query(cell_xy[cell], k=8)
             curb = int(np.atleast_1d(near)[int(self._rng.integers(len(np.atleast_1d(near))))])
             v.status = VehicleStatus.REBALANCING
-            self._send_to(v, curb)
+            self._park_idle(v, curb)
 
 
 def _yield_event(

@@ -150,8 +150,8 @@ class Simulation:
             if self.fleet is not None:
                 for k, curb in enumerate(self.fleet.initial_curbs()):
                     vehicle_id = f"taxi{k:03d}"
+                    curb = self.fleet.add_vehicle(vehicle_id, curb)  # a free spot near it
                     self.world.add_robotaxi(vehicle_id, curb)
-                    self.fleet.add_vehicle(vehicle_id, curb)
             for callback in self.callbacks:
                 callback.on_start(self)
         except BaseException:
