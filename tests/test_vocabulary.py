@@ -59,6 +59,9 @@ EXPECTED: dict[type[enum.StrEnum], dict[str, str]] = {
         "EV_IN_RANGE": "ev_in_range",
         "EV_PULLED_OVER": "ev_pulled_over",
         "EV_RESUMED": "ev_resumed",
+        # added with the seat-belt check (issue 13); none of the old values changed
+        "SEATBELT_UNFASTENED": "seatbelt_unfastened",
+        "SEATBELT_FASTENED": "seatbelt_fastened",
     },
     Behaviour: {
         "LANE_FOLLOW": "lane_follow",

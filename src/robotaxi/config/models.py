@@ -38,8 +38,16 @@ class WorldConfig(_Model):
         "cars) or its mesoscopic queue model (whole-city days, far faster; no lanes or lateral "
         "positions: no autonomous cars, no pull-over off the lane)",
     )
+    background_demand: Literal["random", "planbayarea"] = Field(
+        "random",
+        description="background traffic: random trips at a density (randomTrips), or car "
+        "trips between San Francisco's districts and the Bay Area from Plan Bay Area 2015",
+    )
     background_vehicles_per_hour_per_km2: float = Field(
         150.0, ge=0, description="background trips generated per hour per km² of map area"
+    )
+    background_scale: float = Field(
+        1.0, ge=0, description="Plan Bay Area background: share of the modelled car trips run"
     )
     emergency_per_hour: float = Field(3.0, ge=0, description="ambulances crossing per hour")
     clear_way_for_emergency: bool = Field(
@@ -91,6 +99,12 @@ class FleetConfig(_Model):
     vehicle_width_m: float = 2.01
     max_speed_mps: float = 25.0
     no_show_wait_s: float = Field(180.0, gt=0, description="car leaves after this wait")
+    seatbelt_grace_s: float = Field(
+        30.0,
+        gt=0,
+        description="a rider who undoes the seat belt mid-ride is asked to fasten it; if it "
+        "stays open this long, the car pulls over at the next safe kerb",
+    )
     app_no_show_wait_s: float = Field(
         600.0, gt=0, description="the wait for a real rider of the app (sim s), who may be slow"
     )

@@ -47,3 +47,5 @@ class VehicleEventKind(enum.StrEnum):
     EV_IN_RANGE = "ev_in_range"
     EV_PULLED_OVER = "ev_pulled_over"
     EV_RESUMED = "ev_resumed"
+    SEATBELT_UNFASTENED = "seatbelt_unfastened"  # the rider undid the belt mid-ride
+    SEATBELT_FASTENED = "seatbelt_fastened"  # … and fastened it again

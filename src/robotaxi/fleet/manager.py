@@ -152,6 +152,7 @@ class Rider:
     no_show: bool
     controlled: bool = False
     buckled: bool = False
+    unbuckled_at: TimePoint | None = None  # the belt came undone mid-ride (None: fastened)
 
 
 class RideActionError(RobotaxiError):
@@ -286,6 +287,7 @@ class FleetManager:
         for request in new_requests:
             self._open_trip(request, out)
         self._check_patience(now, out)
+        self._check_seatbelts(now, out)
         for v in self.vehicles.values():
             self._advance(v, now, out)
             if (
@@ -482,12 +484,38 @@ class FleetManager:
         car.stage, car.timer_s = CurbStage.WAITING_FOR_START, math.inf
         return out.events
 
-    def buckle(self, trip_id: str, buckled: bool) -> None:
-        """The seat-belt sensor (a toggle in the in-car screen)."""
-        trip, _ = self._trip_for_action(trip_id)
+    def buckle(self, trip_id: str, buckled: bool, now_s: float = 0.0) -> list[VehicleEvent]:
+        """The seat-belt sensor (a toggle in the in-car screen). Undone mid-ride it is an
+        event, the screen asks the rider to fasten it, and if it stays open for
+        `seatbelt_grace_s` the car pulls over at the next safe kerb (`tick`)."""
+        trip, car = self._trip_for_action(trip_id)
         if trip.state not in (S.ARRIVED, S.BOARDED, S.STARTED, S.DRIVING):
             raise RideActionError(f"ride {trip_id} has no rider on board ({trip.state})")
-        self.riders[trip_id].buckled = buckled
+        rider = self.riders[trip_id]
+        was, rider.buckled = rider.buckled, buckled
+        if trip.state not in (S.STARTED, S.DRIVING) or was == buckled or car is None:
+            return []
+        rider.unbuckled_at = None if buckled else TimePoint.from_s(now_s)
+        kind = (
+            VehicleEventKind.SEATBELT_FASTENED if buckled else VehicleEventKind.SEATBELT_UNFASTENED
+        )
+        return [VehicleEvent(car.vehicle_id, TimePoint.from_s(now_s), kind, {"trip": trip_id})]
+
+    def _check_seatbelts(self, now: float, out: FleetTickResult) -> None:
+        """A car whose rider left the belt open past the grace time pulls over."""
+        for v in self.vehicles.values():
+            if v.status != VehicleStatus.TO_DROPOFF or v.trip_id is None:
+                continue
+            rider = self.riders[v.trip_id]
+            trip = self.trips[v.trip_id]
+            if (
+                rider.unbuckled_at is not None
+                and trip.state == S.DRIVING
+                and now - rider.unbuckled_at.time_s >= self.config.seatbelt_grace_s
+            ):
+                self._event(trip, S.PULLED_OVER, now, out, cause="seatbelt")
+                v.stage = CurbStage.RIDER_PULL_OVER
+                v.pending_command = PullOver(v.vehicle_id, PullOverReason.RIDER)
 
     def start_ride(self, trip_id: str, now_s: float) -> list[TripEvent]:
         """The rider pressed Start ride: allowed once boarded and buckled."""

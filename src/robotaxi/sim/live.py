@@ -192,7 +192,8 @@ class LiveService:
         self.world = self.world_factory(
             self.map, self.graph, cfg.world, cfg.fleet,
             seed=cfg.seed, end_s=self.end_s, work_dir=self.work_dir,
-            background=self.background_traffic,
+            background=self.background_traffic, start_day_hour=(day, start_hour),
+            data_dir=cfg.map.data_dir,
         )  # fmt: skip
         self.sim = Simulation(
             self.world, self.graph,
@@ -368,11 +369,13 @@ class LiveService:
         return self._act(trip_id, lambda now: self.fleet.board(trip_id, now))
 
     def buckle(self, trip_id: str, buckled: bool) -> TripView:
-        def action(_now: float) -> list[TripEvent]:
-            self.fleet.buckle(trip_id, buckled)
+        vehicle_events: list[VehicleEvent] = []
+
+        def action(now: float) -> list[TripEvent]:
+            vehicle_events.extend(self.fleet.buckle(trip_id, buckled, now))
             return []
 
-        return self._act(trip_id, action)
+        return self._act(trip_id, action, vehicle_events)
 
     def start_ride(self, trip_id: str) -> TripView:
         return self._act(trip_id, lambda now: self.fleet.start_ride(trip_id, now))
@@ -383,12 +386,18 @@ class LiveService:
     def pull_over(self, trip_id: str) -> TripView:
         return self._act(trip_id, lambda now: self.fleet.pull_over(trip_id, now))
 
-    def _act(self, trip_id: str, action: Callable[[float], list[TripEvent]]) -> TripView:
-        """Run one rider action under the lock; raises `RideActionError` when not allowed."""
+    def _act(
+        self,
+        trip_id: str,
+        action: Callable[[float], list[TripEvent]],
+        vehicle_events: Sequence[VehicleEvent] = (),
+    ) -> TripView:
+        """Run one rider action under the lock; raises `RideActionError` when not allowed.
+        `vehicle_events`: filled by the action with the car's events it caused."""
         with self._lock:
             self._require_started()
             events = action(self.world.time.time_s)
-            update = self._record((), events)
+            update = self._record((), events, vehicle_events)
             batch = self._log.take_batch()
             view = self._read.publish(update, (trip_id,))[trip_id]
         self._log.write(batch, strict=True)
