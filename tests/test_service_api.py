@@ -580,8 +580,10 @@ def test_close_paths_follow_the_trip_life_cycle() -> None:
             assert nxt in ALLOWED[current]
             current = nxt
     assert set(CLOSE_VIA) == {s for s in S if not s.terminal}
-    # a rider already on the way is never "cancelled": they were let out
-    assert close_via(S.DRIVING) == (S.PULLED_OVER, S.COMPLETED)
+    # a rider already on the way is never "cancelled", nor "completed" (they were not
+    # delivered: issue 13 found restarts inflating completions): the ride was interrupted
+    assert close_via(S.DRIVING) == (S.INTERRUPTED,)
+    assert close_via(S.STARTED) == (S.INTERRUPTED,)
 
 
 def test_recover_open_rides_closes_each_once(tmp_path: Path) -> None:
@@ -622,8 +624,9 @@ def test_recover_open_rides_closes_each_once(tmp_path: Path) -> None:
             assert ride.close_reason is not None and ride.close_reason.startswith(RESTART_REASON)
             assert fold_state(store.events(rid)) == S.CANCELLED
         riding = store.events("riding")
-        assert [e.state for e in riding][-2:] == [S.PULLED_OVER, S.COMPLETED]
-        assert riding[-1].time == riding[-3].time  # closed at its last known instant
+        assert [e.state for e in riding][-2:] == [S.DRIVING, S.INTERRUPTED]
+        assert store.ride("riding").state == S.INTERRUPTED  # type: ignore[union-attr]
+        assert riding[-1].time == riding[-2].time  # closed at its last known instant
         assert [e.seq for e in riding] == list(range(len(riding)))
         assert "while the ride was driving" in (store.ride("riding").close_reason or "")  # type: ignore[union-attr]
         assert len(store.events("done")) == 5 and store.ride("done").close_reason is None  # type: ignore[union-attr]

@@ -149,10 +149,10 @@ def test_kill_and_restart_loses_nothing(tmp_path: Path) -> None:
             r = httpx.get(f"{second.url}/api/rides/{rid}", headers=riders[name])
             assert r.status_code == 200, r.text  # the rider's token still works
         rita_after = httpx.get(f"{second.url}/api/rides/{rides['Rita']}", headers=me).json()
-        assert rita_after["state"] == "completed" and rita_after["live"] is False
+        assert rita_after["state"] == "interrupted" and rita_after["live"] is False
         assert rita_after["close_reason"].startswith("service restarted")
         assert "while the ride was driving" in rita_after["close_reason"]
-        assert [e["state"] for e in rita_after["events"]][-2:] == ["pulled_over", "completed"]
+        assert [e["state"] for e in rita_after["events"]][-2:] == ["driving", "interrupted"]
         wes = httpx.get(f"{second.url}/api/rides/{rides['Wes']}", headers=riders["Wes"]).json()
         assert wes["state"] == "cancelled" and wes["close_reason"].startswith("service restarted")
         cal = httpx.get(f"{second.url}/api/rides/{rides['Cal']}", headers=riders["Cal"]).json()

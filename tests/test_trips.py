@@ -32,6 +32,8 @@ PATH_TO = {
         S.ARRIVED_AT_DESTINATION, S.COMPLETED,
     ],
     S.CANCELLED: [S.CANCELLED],
+    S.INTERRUPTED: [S.ASSIGNED, S.EN_ROUTE, S.ARRIVED, S.BOARDED, S.STARTED, S.DRIVING,
+                    S.INTERRUPTED],
 }  # fmt: skip
 
 
@@ -78,7 +80,7 @@ def test_the_happy_path_visits_the_life_cycle_in_order() -> None:
 
 
 def test_terminal_states_have_no_way_out() -> None:
-    assert {s for s in S if not ALLOWED[s]} == {S.COMPLETED, S.CANCELLED}
+    assert {s for s in S if not ALLOWED[s]} == {S.COMPLETED, S.CANCELLED, S.INTERRUPTED}
     assert all(s.terminal == (not ALLOWED[s]) for s in S)
 
 

@@ -293,10 +293,13 @@ class TripState(enum.StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     PULLED_OVER = "pulled_over"
+    # the ride ended under way without reaching the destination for a reason that was not
+    # the rider's (the service stopped, the car failed): neither served nor cancelled
+    INTERRUPTED = "interrupted"
 
     @property
     def terminal(self) -> bool:
-        return self in (TripState.COMPLETED, TripState.CANCELLED)
+        return self in (TripState.COMPLETED, TripState.CANCELLED, TripState.INTERRUPTED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 requested → assigned → en_route → arrived (greeting) → boarded → started ("Start ride") →
 driving → arrived_at_destination → completed, with `cancelled` and `pulled_over` (the rider
-asked to stop early) branches. Reassignment before the car arrives is assigned → assigned or
-en_route → assigned. A trip's state is the fold of its events (`fold_state`).
+asked to stop early) branches, and `interrupted` for a ride that ended under way for a reason
+not the rider's (the service stopped mid-ride). Reassignment before the car arrives is
+assigned → assigned or en_route → assigned. A trip's state is the fold of its events (`fold_state`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ ALLOWED: Mapping[TripState, frozenset[TripState]] = {
     S.EN_ROUTE: frozenset({S.ARRIVED, S.ASSIGNED, S.CANCELLED}),
     S.ARRIVED: frozenset({S.BOARDED, S.CANCELLED}),
     S.BOARDED: frozenset({S.STARTED, S.CANCELLED}),
-    S.STARTED: frozenset({S.DRIVING}),
-    S.DRIVING: frozenset({S.ARRIVED_AT_DESTINATION, S.PULLED_OVER}),
+    S.STARTED: frozenset({S.DRIVING, S.INTERRUPTED}),
+    S.DRIVING: frozenset({S.ARRIVED_AT_DESTINATION, S.PULLED_OVER, S.INTERRUPTED}),
     S.PULLED_OVER: frozenset({S.COMPLETED}),
     S.ARRIVED_AT_DESTINATION: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),
+    S.INTERRUPTED: frozenset(),
 }
 
 

@@ -55,8 +55,9 @@ CLOSE_VIA: dict[TripState, tuple[TripState, ...]] = {
     S.EN_ROUTE: (S.CANCELLED,),
     S.ARRIVED: (S.CANCELLED,),
     S.BOARDED: (S.CANCELLED,),
-    S.STARTED: (S.DRIVING, S.PULLED_OVER, S.COMPLETED),
-    S.DRIVING: (S.PULLED_OVER, S.COMPLETED),
+    # a rider on the way was not delivered: the ride was interrupted, not completed
+    S.STARTED: (S.INTERRUPTED,),
+    S.DRIVING: (S.INTERRUPTED,),
     S.PULLED_OVER: (S.COMPLETED,),
     S.ARRIVED_AT_DESTINATION: (S.COMPLETED,),
 }

@@ -532,6 +532,7 @@ class LiveService:
             "requests_from_app": riders,
             "completed": states.get(S.COMPLETED.value, 0),
             "cancelled": states.get(S.CANCELLED.value, 0),
+            "interrupted": states.get(S.INTERRUPTED.value, 0),
             "open": sum(1 for r in records if not r.state.terminal),
             "states": states,
             **shared,

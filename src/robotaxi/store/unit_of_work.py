@@ -81,7 +81,8 @@ class UnitOfWork:
         """
         if not via or not via[-1].terminal:
             raise InvalidTransitionError(
-                "close_ride must end in a terminal state (completed or cancelled), got "
+                "close_ride must end in a terminal state (completed, cancelled or "
+                "interrupted), got "
                 f"{[s.value for s in via]}"
             )
         if not reason.strip():

@@ -54,7 +54,7 @@
   }
 
   function pick(where) {
-    if (state.ride && !["completed", "cancelled"].includes(state.ride.state)) return;
+    if (state.ride && !["completed", "cancelled", "interrupted"].includes(state.ride.state)) return;
     const which = document.querySelector('input[name="pick"]:checked').value;
     state[which] = where;
     state.quoteRoute = [];
@@ -98,7 +98,7 @@
       }
       throw err;
     }
-    const active = rides.find((r) => !["completed", "cancelled"].includes(r.state));
+    const active = rides.find((r) => !["completed", "cancelled", "interrupted"].includes(r.state));
     if (active) follow(active);
   }
 
@@ -170,7 +170,7 @@
     } else {
       link.hidden = true;
     }
-    const over = ["completed", "cancelled"].includes(ride.state);
+    const over = ["completed", "cancelled", "interrupted"].includes(ride.state);
     $("cancel").disabled = over || !["requested", "assigned", "en_route", "arrived", "boarded"].includes(ride.state);
     redraw();
   }

@@ -63,7 +63,7 @@
     const ride = s.ride;
     $("car-id").textContent = s.vehicle_id;
     $("car-state").textContent = `status: ${s.status.replace(/_/g, " ")}`;
-    const greeting = ride && ride.greeting && !["completed", "cancelled"].includes(ride.state) ? ride.greeting : "";
+    const greeting = ride && ride.greeting && !["completed", "cancelled", "interrupted"].includes(ride.state) ? ride.greeting : "";
     if ($("greeting").textContent !== greeting) $("greeting").textContent = greeting;
     if (greeting && ride && spokenFor !== ride.id) {
       spokenFor = ride.id;

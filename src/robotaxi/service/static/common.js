@@ -125,6 +125,7 @@ const Robotaxi = (() => {
     arrived_at_destination: "You have arrived",
     completed: "Ride complete",
     cancelled: "Ride cancelled",
+    interrupted: "Ride interrupted: we are sorry. You are not charged for it",
   };
 
   // --- the map -----------------------------------------------------------------------------
