@@ -14,10 +14,10 @@ from robotaxi.config.models import (
 
 __all__ = [
     "ChargingConfig",
-    "DepotConfig",
-    "EnergyConfig",
     "DemandConfig",
+    "DepotConfig",
     "DispatchConfig",
+    "EnergyConfig",
     "FleetConfig",
     "MapConfig",
     "RunConfig",
