@@ -49,6 +49,7 @@ class WorldStats:
     teleports: int = 0
     robotaxi_teleports: int = 0  # of `teleports`, those of our own cars (must stay 0)
     departed: int = 0  # vehicles that entered the network (ours, background, ambulances)
+    background_vehicles: int = 0  # background vehicles planned for the run (route files)
     cleared_for_ev: int = 0
     preemptions: int = 0  # signals turned green for an ambulance's approach
     command_failures: int = 0

@@ -62,6 +62,8 @@ class WorldFactory(Protocol):
         end_s: float,
         work_dir: Path,
         background: bool,
+        start_day_hour: tuple[int, float],
+        data_dir: Path | None,
     ) -> World: ...
 
 
@@ -104,6 +106,7 @@ class ServiceHistory:
     background: bool = True
     start_hour: float = 0.0  # clock hour the service started (8.0 for 08:00)
     energy: dict[str, Any] | None = None  # the energy KPI record (None: no batteries)
+    signals: int = 0  # traffic lights in the network
 
 
 def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
@@ -191,6 +194,7 @@ class ServiceSimulation:
         world = self.world_factory(
             road_map, graph, cfg.world, cfg.fleet,
             seed=cfg.seed, end_s=service_s, work_dir=self.work_dir, background=self.background,
+            start_day_hour=(day, start_hour), data_dir=cfg.map.data_dir,
         )  # fmt: skip
         trails = TrailRecorder(road_map.bounds, every_s=TRAIL_EVERY_S)
         callbacks: list[Callback] = [TravelTimes(TRAVEL_TIME_UPDATE_S), trails]
@@ -240,6 +244,7 @@ class ServiceSimulation:
             fleet_command_failures=fleet.command_failures,
             background=self.background,
             start_hour=start_hour,
+            signals=len(road_map.traffic_lights),
             energy=(
                 charging.kpis(
                     rides=sum(1 for t in fleet.trips.values() if t.state == TripState.COMPLETED),

@@ -142,8 +142,11 @@ class FakeWorld:
         end_s: float,
         work_dir: Path | None = None,
         background: bool = True,
+        start_day_hour: tuple[int, float] = (1, 8.0),
+        data_dir: Path | None = None,
     ) -> None:
-        """`work_dir` is accepted for the same set-up as `SumoWorld` and not used."""
+        """`work_dir`, `start_day_hour` and `data_dir` are accepted for the same set-up as
+        `SumoWorld` and not used: FakeWorld's background cars are random trips."""
         self.road_map = road_map
         self.graph = graph
         self.config = world

@@ -39,6 +39,7 @@ from robotaxi.core import (
     WorldStats,
 )
 from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.world.background import DAY_S, count_vehicles, plan_bay_area_routes
 from robotaxi.world.traffic import (
     AMBULANCE_TYPE,
     CAR_TYPE,
@@ -175,7 +176,12 @@ class SumoWorld:
         work_dir: Path,
         background: bool = True,
         setup: SumoSetup | None = None,
+        start_day_hour: tuple[int, float] = (1, 8.0),
+        data_dir: Path | None = None,
     ) -> None:
+        """`start_day_hour`: the day (0 = Monday) and clock hour at simulation time 0, and
+        `data_dir` the shared data, for background demand that depends on them (Plan Bay
+        Area's district trips)."""
         self.road_map = road_map
         self.graph = graph
         self.config = world
@@ -185,6 +191,8 @@ class SumoWorld:
         self.work_dir = work_dir
         self.background = background
         self.setup = setup if setup is not None else SumoSetup()
+        self.start_day_hour = start_day_hour
+        self.data_dir = data_dir
         self.stats = WorldStats()
         self.robotaxis: list[str] = []
         self.emergency: dict[str, EmergencyRecord] = {}
@@ -224,13 +232,9 @@ class SumoWorld:
         )
         route_files: list[Path] = []
         if self.background:
-            vph = self.config.background_vehicles_per_hour_per_km2 * self.road_map.area_km2
-            bg = background_routes(
-                self.road_map, vph, self.end_s, self.seed, self.road_map.net_file.parent / "routes"
-            )
-            if bg is not None:
-                route_files.append(bg)
-            self._background_file = bg
+            files = self._background_routes()
+            route_files += files
+            self._background_file = files[0] if files else None
         runs = emergency_runs(
             self.road_map, self.graph, self.config.emergency_per_hour, self.end_s, self.seed
         )
@@ -262,6 +266,33 @@ class SumoWorld:
                 tc.VAR_TELEPORT_STARTING_VEHICLES_IDS,
             ]
         )
+
+    def _background_routes(self) -> list[Path]:
+        out_dir = self.road_map.net_file.parent / "routes"
+        if self.config.background_demand == "random":
+            vph = self.config.background_vehicles_per_hour_per_km2 * self.road_map.area_km2
+            bg = background_routes(self.road_map, vph, self.end_s, self.seed, out_dir)
+            if bg is not None:
+                self.stats.background_vehicles = count_vehicles(bg)
+            return [] if bg is None else [bg]
+        if self.data_dir is None:
+            raise WorldError("Plan Bay Area background traffic needs the shared data folder")
+        # the service window in clock time, cut at midnight into windows of one day each
+        day, hour = self.start_day_hour
+        start, files = hour * 3600.0, []
+        sim_s = 0.0
+        while sim_s < self.end_s:
+            length = min(DAY_S - start, self.end_s - sim_s)
+            demand = plan_bay_area_routes(
+                self.road_map.net_file, self.data_dir, start, start + length,
+                out_dir=out_dir, scale=self.config.background_scale, seed=self.seed,
+                day=day % 7, sim_begin_s=sim_s, allowed_edges=frozenset(self.graph.index),
+            )  # fmt: skip
+            self.stats.background_vehicles += demand.vehicles
+            files.append(demand.path)
+            sim_s += length
+            start, day = 0.0, day + 1
+        return files
 
     def close(self) -> None:
         if self._started:
