@@ -19,27 +19,28 @@ from robotaxi.core.types import AgentState, WorldSnapshot
 
 @dataclass
 class EmergencyRecord:
-    """One ambulance run and its ordinary-car twin on the same route (times in s)."""
+    """One ambulance run and its ordinary-car twin on the same route: when each entered and
+    left the network (None until it happened), and their travel times (s)."""
 
     vehicle_id: str
     probe_id: str
     route_m: float
-    depart_s: float | None = None
-    arrive_s: float | None = None
-    probe_depart_s: float | None = None
-    probe_arrive_s: float | None = None
+    depart_at: TimePoint | None = None
+    arrive_at: TimePoint | None = None
+    probe_depart_at: TimePoint | None = None
+    probe_arrive_at: TimePoint | None = None
 
     @property
     def travel_s(self) -> float | None:
-        if self.depart_s is None or self.arrive_s is None:
+        if self.depart_at is None or self.arrive_at is None:
             return None
-        return self.arrive_s - self.depart_s
+        return self.arrive_at - self.depart_at
 
     @property
     def probe_travel_s(self) -> float | None:
-        if self.probe_depart_s is None or self.probe_arrive_s is None:
+        if self.probe_depart_at is None or self.probe_arrive_at is None:
             return None
-        return self.probe_arrive_s - self.probe_depart_s
+        return self.probe_arrive_at - self.probe_depart_at
 
 
 @dataclass

@@ -321,9 +321,9 @@ class FakeWorld:
         if p.ev_of:
             record = self.emergency[p.ev_of]
             if p.kind == AgentKind.EMERGENCY:
-                record.depart_s = now_s
+                record.depart_at = TimePoint.from_s(now_s)
             else:
-                record.probe_depart_s = now_s
+                record.probe_depart_at = TimePoint.from_s(now_s)
             self._ev_of[p.vehicle_id] = p.ev_of
 
     def _arrive(self, mover: _Mover, now_s: float) -> None:
@@ -332,9 +332,9 @@ class FakeWorld:
         if ev:
             record = self.emergency[ev]
             if mover.kind == AgentKind.EMERGENCY:
-                record.arrive_s = now_s
+                record.arrive_at = TimePoint.from_s(now_s)
             else:
-                record.probe_arrive_s = now_s
+                record.probe_arrive_at = TimePoint.from_s(now_s)
 
     def _advance(self, m: _Mover, dt: float) -> None:
         budget = dt

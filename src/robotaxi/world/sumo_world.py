@@ -483,7 +483,7 @@ class SumoWorld:
         self.stats.departed += len(departed)
         for vid in departed:
             if vid in self.emergency:
-                self.emergency[vid].depart_s = self._time_s
+                self.emergency[vid].depart_at = self.time
                 self._active_evs.add(vid)
                 libsumo.vehicle.subscribe(vid, _CAR_VARS)
                 if self.config.clear_way_for_emergency:
@@ -492,13 +492,13 @@ class SumoWorld:
                         _CONTEXT_VARS,
                     )  # fmt: skip
             elif vid in self._probe_of:
-                self.emergency[self._probe_of[vid]].probe_depart_s = self._time_s
+                self.emergency[self._probe_of[vid]].probe_depart_at = self.time
         for vid in sim.get(tc.VAR_ARRIVED_VEHICLES_IDS, ()):
             if vid in self.emergency:
-                self.emergency[vid].arrive_s = self._time_s
+                self.emergency[vid].arrive_at = self.time
                 self._active_evs.discard(vid)
             elif vid in self._probe_of:
-                self.emergency[self._probe_of[vid]].probe_arrive_s = self._time_s
+                self.emergency[self._probe_of[vid]].probe_arrive_at = self.time
             elif vid in self._robotaxi_set:
                 self.stats.failures.append(f"{self._time_s:.0f}s robotaxi {vid} left the network")
             self._cleared.pop(vid, None)
@@ -664,7 +664,7 @@ class SumoWorld:
                 vehicle_id, edges[-1], pos=stop_at, laneIndex=lane, duration=stop_s
             )
         if type_id == AMBULANCE_TYPE:
-            self.emergency[vehicle_id] = EmergencyRecord(vehicle_id, "", 0.0, self._time_s)
+            self.emergency[vehicle_id] = EmergencyRecord(vehicle_id, "", 0.0, self.time)
             self._ev_route[vehicle_id] = tuple(edges)
             self._active_evs.add(vehicle_id)
             libsumo.vehicle.subscribe(vehicle_id, _CAR_VARS)
