@@ -684,8 +684,6 @@ def count_vehicles(routes: Path) -> int:
     return count
 
 
-
-
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
