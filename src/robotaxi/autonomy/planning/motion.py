@@ -37,9 +37,6 @@ import numpy.typing as npt
 from robotaxi.autonomy.control import (
     DEFAULT_GAINS,
     ControllerGains,
-    lookahead_distance,
-    pure_pursuit_steer,
-    steer_rate_toward,
 )
 from robotaxi.autonomy.planning.behaviour import Behaviour, BehaviourTarget, FrenetScene
 from robotaxi.autonomy.planning.reference import ReferencePath
@@ -49,6 +46,9 @@ from robotaxi.core.geometry import boxes_overlap
 from robotaxi.core.types import FloatArray, TrajectoryColumn
 
 C = TrajectoryColumn
+# the order of the trajectory columns C.X … C.STEER in a roll-out's rows of states (x, y,
+# heading, speed, steering angle, acceleration)
+_ROWS = [0, 1, 2, 3, 5, 4]
 
 # candidate set
 LATERAL_DELTAS_M = (0.0, -0.5, 0.5, -1.0, 1.0)
@@ -132,6 +132,86 @@ class MotionPlan:
     ok: bool
     lateral_offsets_m: FloatArray
     speed_fractions: FloatArray
+
+
+@dataclass(frozen=True)
+class _Leaders:
+    """The IDM leaders of a roll-out's B candidates over its T = N+1 steps.
+
+    Leaders driving our way: `edge` T×B×M, the arc length (m) of the rear edge from which
+    each of the M agents leads the candidate at each step (inf where it does not), their
+    `speed` M (m/s), and `neg_half_len` 1×M (m): a gap at or below it is an agent already
+    beside or behind our front (with no agent near any corridor, M is 1, at infinity).
+    `steps` T says at which steps any agent, driving or standing, may lead.
+
+    Standing leaders (crossing, oncoming, stopped; see `MotionPlanner._standing_gaps`) as
+    the E finite entries of their B×S×T rear-edge table, in the table's order: rear edge
+    `entry_edge` (m), and T×E tables of the time (s) from each step until the entry
+    (`entry_t`; NaN for entries before the step) and the same with inf where the entry
+    falls within CONFLICT_AFTER_S of the end of the horizon (`entry_t_early`). Runs of
+    entries with the same candidate and rear edge (a standing agent's, step after step)
+    are timed once: run `entry_run` of each entry, of candidate `run_row` and rear edge
+    `run_edge`. The entries of one (candidate, agent) pair start at `group_start`; the
+    pair's gap is at `group_flat` in the flattened B×M gap table, of candidate
+    `group_row`.
+    """
+
+    edge: FloatArray
+    speed: FloatArray
+    neg_half_len: FloatArray
+    steps: list[bool]
+    entry_edge: FloatArray
+    entry_t: FloatArray
+    entry_t_early: FloatArray
+    entry_run: npt.NDArray[np.intp]
+    run_row: npt.NDArray[np.intp]
+    run_edge: FloatArray
+    group_start: npt.NDArray[np.intp]
+    group_row: npt.NDArray[np.intp]
+    group_flat: npt.NDArray[np.intp]
+
+
+def _no_leaders(n: int, b: int) -> _Leaders:
+    """No agent can lead any of the B candidates over N steps: a single column at
+    infinity."""
+    none, no_entry = np.zeros(0, dtype=np.intp), np.zeros((n + 1, 0))
+    return _Leaders(
+        np.full((n + 1, b, 1), np.inf),
+        np.zeros(1),
+        np.zeros((1, 1)),
+        [False] * (n + 1),
+        np.zeros(0),
+        no_entry,
+        no_entry,
+        none,
+        none,
+        np.zeros(0),
+        none,
+        none,
+        none,
+    )
+
+
+def _b_wide(b: int, *values: float) -> FloatArray:
+    """`values` as rows of b copies each (len(values)×b): numpy takes an array operand
+    faster than a Python float."""
+    return np.repeat(np.array(values, dtype=np.float64)[:, None], b, axis=1)
+
+
+def _forward_min(values: FloatArray, reach: int) -> FloatArray:
+    """The minimum of `values` over each sample and the `reach` after it along the last
+    axis (fewer near the end), by doubling windows: log₂(reach) array minima, not reach."""
+    t = values.shape[-1]
+    window = np.full((*values.shape[:-1], t + reach), np.inf)
+    window[..., :t] = values
+    span = 1
+    while 2 * span <= reach + 1:
+        # the minimum over `2·span` samples from each (fewer left: the last are not needed)
+        window = np.minimum(window[..., :-span], window[..., span:])
+        span *= 2
+    # windows of `span` from here and from reach + 1 − span on cover reach + 1 samples
+    shift = reach + 1 - span
+    return np.minimum(window[..., :t], window[..., shift : shift + t])
 
 
 def _at_fault_hits(
@@ -308,165 +388,318 @@ class MotionPlanner:
         speed_fractions: FloatArray,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Closed-loop roll-out of B candidates: returns states B×(N+1)×k and the Frenet
-        (s, d) of their rear axles, B×(N+1) each."""
-        p, dt, n = self.params, self.dt_s, self.n_steps
+        (s, d) of their rear axles, B×(N+1) each.
+
+        Each of the N steps is some 80–100 array operations on arrays of only B (≈ 30)
+        values, so it is the fixed cost of an operation that counts: they write into
+        buffers allocated once (`out=`), take their constants as B-wide arrays (faster for
+        numpy than a Python float), avoid broadcasting and masked (`where=`) operations
+        where they can, and the pure-pursuit law (`control.pure_pursuit_steer`,
+        `steer_rate_toward`) and the vehicle model (`vehicle._advance`) are inlined. Every
+        value is computed with the same floating-point operations, in the same order, as
+        the plain formulation (calling those functions on fresh arrays), so the roll-outs
+        are the same bit for bit.
+        """
+        p, dt, n, gains = self.params, self.dt_s, self.n_steps, self.gains
         b = len(lateral_offsets_m)
-        out = np.empty((b, n + 1, N_COLUMNS))
-        out[:, 0] = ego.as_row()
-        x = np.full(b, ego.x)
-        a_prev = np.full(b, ego.accel)
-        y = np.full(b, ego.y)
-        h = np.full(b, ego.heading)
-        v = np.full(b, ego.speed)
-        st = np.full(b, ego.steer_rad)
-        s = np.full(b, scene.ego_s)
-        d = np.full(b, scene.ego_d)
         v0 = np.maximum(speed_fractions * target.target_speed_mps, 0.5)
-        m = len(predictions)
-        has_pred = m > 0 and predictions.xy.shape[1] >= n + 1
         # Per-candidate stop points: the behaviour's, and for the "stop" speed profile
         # (fraction 0) a comfortable stop from the current speed — the candidate that waits,
         # e.g. before crossing an oncoming lane, instead of creeping into the conflict.
         stop_s = np.full(b, np.inf if target.stop_s_m is None else target.stop_s_m)
         comfortable_stop = scene.ego_s + ego.speed**2 / (2 * IDM_DECEL_MPS2) + STOP_SNAP_M
         stop_s = np.where(speed_fractions <= 0.0, np.minimum(stop_s, comfortable_stop), stop_s)
-        front = p.rear_axle_to_front_m
-        half_w = 0.5 * p.width_m
-        # IDM leaders, as a table of "rear edges" (m of arc length) per step, candidate and
-        # agent (T×B×M, contiguous per step); with no agent, a single column at infinity.
-        lead_edge = np.full((n + 1, b, 1), np.inf)
-        lead_speed = np.zeros(1)
-        lead_half_len = np.zeros((1, 1))
-        standing = np.zeros(0, dtype=np.intp)
-        standing_edge = np.zeros((b, 0, n + 1))
-        if has_pred:
-            # Only agents that can ever share a candidate's corridor ahead can lead it.
-            reach = half_w + 0.5 * float(predictions.width.max()) + COLLISION_MARGIN_M + 0.5
-            d_lo = min(float(lateral_offsets_m.min()), scene.ego_d) - reach
-            d_hi = max(float(lateral_offsets_m.max()), scene.ego_d) + reach
-            a_s_all, a_d_all = scene.agent_s[:, : n + 1], scene.agent_d[:, : n + 1]
-            relevant = np.any(
-                (a_d_all >= d_lo) & (a_d_all <= d_hi) & (a_s_all > scene.ego_s - 10.0), axis=1
-            )
-            has_pred = bool(np.any(relevant))
-        if has_pred:
-            lead_s, lead_d = a_s_all[relevant], a_d_all[relevant]
-            corridor_half_w = half_w + 0.5 * predictions.width[relevant] + COLLISION_MARGIN_M
-            half_len = 0.5 * predictions.length[relevant]
-            speed_all = predictions.speed[relevant]
-            v_along = scene.agent_v_s[relevant]
-            # An agent crossing or coming toward us leads as a standing obstacle where it
-            # will cross; one driving our way leads at its speed along the path.
-            agent_speed = np.where(v_along > 0.7 * speed_all, v_along, 0.0)
-            # Occupancy of each candidate offset's corridor (O×M×T rear edges, inf where the
-            # agent is outside it).
-            offsets, which = np.unique(lateral_offsets_m, return_inverse=True)
-            inside = np.abs(lead_d[None] - offsets[:, None, None]) < corridor_half_w[None, :, None]
-            rear_edge = np.where(inside, lead_s[None] - half_len[None, :, None], np.inf)
-            # One driving our way leads from the nearest place it occupies during
-            # [k, k + CONFLICT_LOOKAHEAD_S] (a car cutting in leads before it is in).
-            ahead_edge = rear_edge.copy()
-            for w in range(1, round(CONFLICT_LOOKAHEAD_S / dt) + 1):
-                ahead_edge[..., :-w] = np.minimum(ahead_edge[..., :-w], rear_edge[..., w:])
-            # Standing leaders (crossing, oncoming, stopped) are timed in the loop below.
-            standing = np.flatnonzero(agent_speed == 0.0)
-            ahead_edge[:, standing] = np.inf
-            standing_edge = np.ascontiguousarray(rear_edge[which][:, standing])  # B×S×T
-            agent_edge = ahead_edge[which].transpose(2, 0, 1)  # T×B×M
-            lead_edge = agent_edge
-            lead_speed = agent_speed
-            lead_half_len = half_len[None, :]
-        lead_edge = np.ascontiguousarray(lead_edge)
-        rows = np.arange(b)
-        idm_brake = 2 * np.sqrt(IDM_ACCEL_MPS2 * IDM_DECEL_MPS2)
-        hist: list[tuple[FloatArray, ...]] = []
-        step_t = np.arange(n + 1) * dt
-        jerk_step, release_step = ROLLOUT_JERK_MPS3 * dt, ROLLOUT_RELEASE_JERK_MPS3 * dt
-        path_x, path_y = np.ascontiguousarray(path.xy[:, 0]), np.ascontiguousarray(path.xy[:, 1])
+        leaders = self._leaders(scene, predictions, lateral_offsets_m)
+        # The states of every step, (N+1)×6×B, in rows x, y, heading, speed, steering angle,
+        # applied acceleration (speed and steering angle side by side: they advance together).
+        states = np.empty((n + 1, 6, b))
+        states[0] = np.array([ego.x, ego.y, ego.heading, ego.speed, ego.steer_rad, ego.accel])[
+            :, None
+        ]
+        # per step: [x; y], heading, speed, steering angle, [speed; steering angle], accel
+        columns = states[:, :2], states[:, 2], states[:, 3], states[:, 4], states[:, 3:5]
+        rows = list(zip(*columns, states[:, 5], strict=True))
+        # Frenet coordinates, integrated (cheaper than projecting every state):
+        # ṡ = v·cos(e)/(1 − κ·d), ḋ = v·sin(e). `s` shares a buffer with the pure-pursuit
+        # look-ahead point, so that one look-up gives the path's heading at both.
+        ahead_and_s = np.empty(2 * b)
+        s_ahead, s = ahead_and_s[:b], ahead_and_s[b:]
+        s.fill(scene.ego_s)
+        d = np.full(b, scene.ego_d)
+        path_s, path_x, path_y = path.s, path.xy[:, 0].copy(), path.xy[:, 1].copy()
+        path_heading, path_curvature = path._vertex_heading, path._curvature
+        # On a straight path (one heading, not −0, and no curvature) the look-ups of the
+        # heading return it exactly, and the curvature term of ṡ is exactly 1: skip them.
+        heading_0 = path_heading[0]
+        straight = bool(
+            np.all(path_heading == heading_0)
+            and (heading_0 != 0.0 or not np.signbit(heading_0))
+            and not np.any(path_curvature)
+        )
+
+        # constants
+        zero, half, one, two, minus_two, tenth, step_dt = _b_wide(
+            b, 0.0, 0.5, 1.0, 2.0, -2.0, 0.1, dt
+        )
+        idm_accel, idm_decel, idm_max_decel, idm_headway, idm_min_gap = _b_wide(
+            b, IDM_ACCEL_MPS2, IDM_DECEL_MPS2, -IDM_DECEL_MPS2, IDM_TIME_HEADWAY_S, IDM_MIN_GAP_M
+        )
+        idm_brake, cool, not_cool, front = _b_wide(
+            b,
+            2 * np.sqrt(IDM_ACCEL_MPS2 * IDM_DECEL_MPS2),
+            ACC_COOLNESS,
+            1.0 - ACC_COOLNESS,
+            p.rear_axle_to_front_m,
+        )
+        stop_gap_floor, stop_trigger, stop_snap, jerk_free_brake = _b_wide(
+            b, -0.05, -STOP_TRIGGER_DECEL_MPS2, -STOP_SNAP_M, -JERK_FREE_BRAKE_MPS2
+        )
+        # the jerk limits on top of the last acceleration: −J·dt, +J·dt, +J_release·dt
+        jerk_steps = _b_wide(
+            b, -ROLLOUT_JERK_MPS3 * dt, ROLLOUT_JERK_MPS3 * dt, ROLLOUT_RELEASE_JERK_MPS3 * dt
+        )
+        lookahead_time, min_lookahead, max_lookahead, min_target_distance = _b_wide(
+            b, gains.lookahead_time_s, gains.min_lookahead_m, gains.max_lookahead_m, 1e-6
+        )
+        steer_gain, steer_tau, min_steer, max_steer, wheelbase = _b_wide(
+            b,
+            2.0 * p.wheelbase_m,
+            max(dt, gains.steer_time_constant_s),
+            -p.max_steer_rad,
+            p.max_steer_rad,
+            p.wheelbase_m,
+        )
+        # limits of the command [acceleration; steering rate] and of [speed; steering angle]
+        command_min = _b_wide(b, -p.max_brake_mps2, -p.max_steer_rate_rad_s)
+        command_max = _b_wide(b, p.max_accel_mps2, p.max_steer_rate_rad_s)
+        speed_steer_min = _b_wide(b, 0.0, -p.max_steer_rad)
+        speed_steer_max = _b_wide(b, p.max_speed_mps, p.max_steer_rad)
+        lateral = np.repeat(np.asarray(lateral_offsets_m, dtype=np.float64)[None], 2, axis=0)
+        if straight:
+            heading_ahead = heading_at_s = np.full(b, heading_0)
+            aim_sin_cos = lateral * np.array([np.sin(heading_ahead), np.cos(heading_ahead)])
+
+        # work buffers
+        free, gap_floor, dv, s_star, cah, s_front, past_stop, neg_needed = np.empty((8, b))
+        lookahead, aim, distance, mean_speed, dpsi, sinc, chord, ds = np.empty((8, b))
+        frenet_denom, work = np.empty((2, b))
+        command, increment, target_xy, step_xy = np.empty((4, 2, b))
+        if not straight:
+            aim_sin_cos = np.empty((2, b))
+        accel, rate = command
+        target_x, target_y = target_xy
+        aim_sin, aim_cos = aim_sin_cos
+        step_x, step_y = step_xy
+        accel_limits = np.empty((3, b))
+        lowest, highest, highest_easing = accel_limits
+        over, braking, easing, not_emergency = np.empty((4, b), dtype=bool)
+        # the angles Δψ/2, heading at mid-step and heading error, their sines, and the
+        # cosines of the last two
+        angles, sines = np.empty((2, 3, b))
+        half_dpsi, mid_heading, heading_err = angles
+        sin_half, sin_mid, sin_err = sines
+        cosines = np.empty((2, b))
+        cos_mid, cos_err = cosines
+        # the IDM leader: a gap table B×M (one column: the gap itself)
+        n_lead = leaders.edge.shape[2]
+        lead_gap = np.empty((b, n_lead))
+        lead_gap_flat = lead_gap.reshape(-1)
+        lead_blocked = np.empty((b, n_lead), dtype=bool)
+        lead_j, lead_flat = np.empty((2, b), dtype=np.intp)
+        lead_row_start = np.arange(b) * n_lead
+        gap, lead_speed = lead_gap_flat, np.full(b, leaders.speed[0])
+        edge_1 = leaders.edge[:, :, 0].copy()
+        neg_half_len = np.repeat(leaders.neg_half_len, b, axis=0)  # B×M, as the gaps
+        s_front_col = s_front[:, None]
+        one_leader = n_lead == 1
+        has_standing = len(leaders.entry_edge) > 0
+        # the functions of the step loop, as locals (some 3,500 calls per roll-out)
+        add, subtract, multiply, divide = np.add, np.subtract, np.multiply, np.divide
+        power, square, maximum, minimum = np.power, np.square, np.maximum, np.minimum
+        copyto, putmask, interp, count_nonzero = np.copyto, np.putmask, np.interp, np.count_nonzero
+        less, less_equal, greater = np.less, np.less_equal, np.greater
+        greater_equal, not_equal, logical_or = np.greater_equal, np.not_equal, np.logical_or
+        sin, cos, tan, tanh = np.sin, np.cos, np.tan, np.tanh
+        arctan, arctan2, hypot = np.arctan, np.arctan2, np.hypot
+
         for k in range(n):
-            # --- IDM leader: the nearest leader ahead in the candidate's corridor
-            g = lead_edge[k] - (s + front)[:, None]
-            if len(standing):
-                # A standing leader blocks where it is around the time we would get there:
-                # no sooner than at IDM's full acceleration, no later than at the present
-                # speed (capped by the horizon), widened by CONFLICT_AFTER_S before and
-                # CONFLICT_LOOKAHEAD_S after. So the car brakes early for a pedestrian who
-                # will be on the crossing when it arrives, and not for cross traffic that
-                # will have cleared it; standing still, any later occupancy holds it.
-                edge = standing_edge[:, :, k:]
-                to_edge = np.maximum(edge - (s + front)[:, None, None], 0.0)
-                vv = v[:, None, None]
-                t_early = (np.sqrt(vv * vv + 2 * IDM_ACCEL_MPS2 * to_edge) - vv) / IDM_ACCEL_MPS2
-                t_late = to_edge / np.maximum(vv, 0.1)
-                tj = step_t[: n + 1 - k]
-                t_rest = (n - k) * dt
-                met = (tj >= np.minimum(t_early, t_rest) - CONFLICT_AFTER_S) & (
-                    tj <= t_late + CONFLICT_LOOKAHEAD_S
-                )
-                g[:, standing] = np.min(np.where(met, edge, np.inf), axis=2) - (s + front)[:, None]
-            g[g <= -lead_half_len] = np.inf  # already beside or behind our front
-            j = np.argmin(g, axis=1)
-            gap = g[rows, j]
-            dv = v - lead_speed[j]
-            brake_term = v * dv / idm_brake
-            s_star = IDM_MIN_GAP_M + np.maximum(0.0, v * IDM_TIME_HEADWAY_S + brake_term)
-            # no leader: gap = inf, and the interaction term is exactly 0
-            interaction = (s_star / np.maximum(gap, 0.1)) ** 2
-            # above the desired speed, slow down no harder than comfortable (as in the
-            # "improved IDM"); the interaction term still brakes as hard as needed
-            free = np.maximum(IDM_ACCEL_MPS2 * (1.0 - (v / v0) ** 4), -IDM_DECEL_MPS2)
-            accel = free - IDM_ACCEL_MPS2 * interaction
-            # IDM overreacts to a gap that is small but not closing (a car cutting in ahead
-            # at our speed: it would brake at full force and stop the car for nothing, in
-            # front of whoever follows). The ACC model (Kesting, Treiber & Helbing 2010)
-            # blends it with the constant-acceleration heuristic — the braking that keeps
-            # the gap from closing, −(v − v_lead)²/(2·gap) — so the car brakes about IDM_DECEL
-            # more than the situation needs, never a standing obstacle's full IDM force.
-            closing = np.maximum(dv, 0.0)
-            cah = closing * closing / (-2.0 * np.maximum(gap, 0.1))
-            over = accel < cah
-            if over.any():
-                blended = (1.0 - ACC_COOLNESS) * accel + ACC_COOLNESS * (
-                    cah + IDM_DECEL_MPS2 * np.tanh((accel - cah) / IDM_DECEL_MPS2)
-                )
-                accel = np.where(over, blended, accel)
+            x_y, h, v, st, v_st, a_prev = rows[k]
+            x_y_new, h_new, v_new, st_new, v_st_new, a_new = rows[k + 1]
+            leading = leaders.steps[k]
+            # --- IDM, toward the speed profile's desired speed v0: the free term; above v0,
+            # slow down no harder than comfortable (as in the "improved IDM")
+            free_term = free if leading else accel
+            divide(v, v0, out=free_term)
+            power(free_term, 4, out=free_term)
+            subtract(one, free_term, out=free_term)
+            multiply(idm_accel, free_term, out=free_term)
+            maximum(free_term, idm_max_decel, out=free_term)
+            if leading:
+                # the leader: the nearest one ahead in the candidate's corridor
+                add(s, front, out=s_front)
+                if one_leader:
+                    subtract(edge_1[k], s_front, out=gap)
+                else:
+                    subtract(leaders.edge[k], s_front_col, out=lead_gap)
+                if has_standing:
+                    self._standing_gaps(leaders, k, s_front, v, lead_gap_flat)
+                if one_leader:
+                    less_equal(gap, neg_half_len[:, 0], out=over)
+                    putmask(gap, over, np.inf)  # already beside or behind our front
+                else:
+                    less_equal(lead_gap, neg_half_len, out=lead_blocked)
+                    putmask(lead_gap, lead_blocked, np.inf)
+                    lead_gap.argmin(axis=1, out=lead_j)
+                    add(lead_row_start, lead_j, out=lead_flat)
+                    gap = lead_gap_flat[lead_flat]
+                    lead_speed = leaders.speed[lead_j]
+                subtract(v, lead_speed, out=dv)
+                # the interaction term (s*/gap)², s* = s0 + max(0, v·T + v·Δv/(2√(ab)));
+                # with no leader gap = inf, and the term is exactly 0
+                multiply(v, dv, out=work)
+                divide(work, idm_brake, out=work)
+                multiply(v, idm_headway, out=s_star)
+                add(s_star, work, out=s_star)
+                maximum(zero, s_star, out=s_star)
+                add(idm_min_gap, s_star, out=s_star)
+                maximum(gap, tenth, out=gap_floor)
+                divide(s_star, gap_floor, out=s_star)
+                square(s_star, out=s_star)
+                multiply(idm_accel, s_star, out=s_star)
+                subtract(free, s_star, out=accel)
+                # IDM overreacts to a gap that is small but not closing (a car cutting in
+                # ahead at our speed: it would brake at full force and stop the car for
+                # nothing, in front of whoever follows). The ACC model (Kesting, Treiber &
+                # Helbing 2010) blends it with the constant-acceleration heuristic — the
+                # braking that keeps the gap from closing, −(v − v_lead)²/(2·gap) — so the
+                # car brakes about IDM_DECEL more than the situation needs, never a standing
+                # obstacle's full IDM force.
+                maximum(dv, zero, out=cah)
+                square(cah, out=cah)
+                multiply(minus_two, gap_floor, out=work)
+                divide(cah, work, out=cah)
+                less(accel, cah, out=over)
+                if count_nonzero(over):
+                    # a ← (1 − c)·a + c·(cah + b·tanh((a − cah)/b)) where a < cah
+                    subtract(accel, cah, out=work)
+                    divide(work, idm_decel, out=work)
+                    tanh(work, out=work)
+                    multiply(idm_decel, work, out=work)
+                    add(cah, work, out=work)
+                    multiply(cool, work, out=work)
+                    multiply(not_cool, accel, out=cah)
+                    add(cah, work, out=work)
+                    copyto(accel, work, where=over)
+            else:
+                # No leader: the same formulas with gap = inf reduce exactly to these — the
+                # interaction term is 0 and cah is −0, so the blend applies where a < 0.
+                less(accel, zero, out=over)
+                if count_nonzero(over):
+                    divide(accel, idm_decel, out=work)
+                    tanh(work, out=work)
+                    multiply(idm_decel, work, out=work)
+                    multiply(cool, work, out=work)
+                    multiply(not_cool, accel, out=cah)
+                    add(cah, work, out=work)
+                    copyto(accel, work, where=over)
             # Stop points: brake at the constant deceleration that ends exactly there, once
             # that deceleration reaches STOP_TRIGGER_DECEL_MPS2 (IDM would only creep up to a
-            # standing obstacle, slowly, and stop short of it).
-            to_stop = stop_s - s
-            needed = v * v / (2.0 * np.maximum(to_stop, 0.05))
-            braking = (needed >= STOP_TRIGGER_DECEL_MPS2) | (to_stop < STOP_SNAP_M)
-            accel = np.where(braking, np.minimum(accel, -needed), accel)
+            # standing obstacle, slowly, and stop short of it). Computed negated, which is
+            # exact: −needed = v²/(2·min(s − stop, −0.05)).
+            subtract(s, stop_s, out=past_stop)
+            minimum(past_stop, stop_gap_floor, out=work)
+            multiply(two, work, out=work)
+            multiply(v, v, out=neg_needed)
+            divide(neg_needed, work, out=neg_needed)
+            less_equal(neg_needed, stop_trigger, out=braking)
+            greater(past_stop, stop_snap, out=over)
+            logical_or(braking, over, out=braking)
+            minimum(accel, neg_needed, out=work)
+            copyto(accel, work, where=braking)
             # Jerk-limited: the acceleration moves from the last one by at most
             # ROLLOUT_JERK_MPS3, so braking and pulling away set in smoothly — unless the
             # profile asks for harder braking than JERK_FREE_BRAKE_MPS2, an emergency. A
             # brake no longer needed is let off faster (ROLLOUT_RELEASE_JERK_MPS3): holding
             # it on would stop the car for nothing, in front of whoever follows.
-            rise = np.where(a_prev < 0.0, release_step, jerk_step)
-            limited = np.minimum(np.maximum(accel, a_prev - jerk_step), a_prev + rise)
-            accel = np.where(accel < -JERK_FREE_BRAKE_MPS2, accel, limited)
-            # --- pure pursuit toward the candidate's offset path
-            # (the path's pose at s + look-ahead, by interpolation: the polyline's own
-            # piecewise-linear geometry, in fewer array operations than `pose_at`)
-            s_ahead = s + lookahead_distance(v, self.gains)
-            th = path.heading_at(s_ahead)
-            tx = np.interp(s_ahead, path.s, path_x) - lateral_offsets_m * np.sin(th)
-            ty = np.interp(s_ahead, path.s, path_y) + lateral_offsets_m * np.cos(th)
-            steer_des = pure_pursuit_steer(x, y, h, tx, ty, p)
-            rate = steer_rate_toward(st, steer_des, dt, self.gains, p)
-            x, y, h, v_new, st, a_applied = _advance(x, y, h, v, st, accel, rate, dt, p)
-            a_prev = a_applied
-            # Frenet kinematics, integrated (cheaper than projecting every state):
-            # ṡ = v·cos(e)/(1 − κ·d), ḋ = v·sin(e)
-            err = h - path.heading_at(s)
-            ds = 0.5 * (v + v_new) * dt
-            s = s + ds * np.cos(err) / np.maximum(1.0 - path.curvature_at(s) * d, 0.1)
-            d = d + ds * np.sin(err)
-            v = v_new
-            hist.append((x, y, h, v, a_applied, st))
-        cols = (C.X, C.Y, C.HEADING, C.SPEED, C.ACCEL, C.STEER)
-        for col, series in zip(cols, zip(*hist, strict=True), strict=True):
-            out[:, 1:, col] = np.stack(series, axis=1)
+            add(a_prev, jerk_steps, out=accel_limits)
+            less(a_prev, zero, out=easing)
+            copyto(highest, highest_easing, where=easing)
+            greater_equal(accel, jerk_free_brake, out=not_emergency)
+            maximum(accel, lowest, out=lowest)
+            minimum(lowest, highest, out=lowest)
+            copyto(accel, lowest, where=not_emergency)
+            # --- pure pursuit toward the candidate's offset path, as `control`: its point at
+            # s + look-ahead (the polyline's own piecewise-linear geometry)
+            multiply(lookahead_time, v, out=lookahead)
+            maximum(lookahead, min_lookahead, out=lookahead)
+            minimum(lookahead, max_lookahead, out=lookahead)
+            add(s, lookahead, out=s_ahead)
+            if not straight:
+                path_heading_at = interp(ahead_and_s, path_s, path_heading)
+                heading_ahead, heading_at_s = path_heading_at[:b], path_heading_at[b:]
+                sin(heading_ahead, out=aim_sin)
+                cos(heading_ahead, out=aim_cos)
+                multiply(lateral, aim_sin_cos, out=aim_sin_cos)
+            subtract(interp(s_ahead, path_s, path_x), aim_sin, out=target_x)
+            add(interp(s_ahead, path_s, path_y), aim_cos, out=target_y)
+            subtract(target_xy, x_y, out=target_xy)  # the target relative to the car
+            hypot(target_x, target_y, out=distance)
+            maximum(distance, min_target_distance, out=distance)
+            arctan2(target_y, target_x, out=aim)
+            subtract(aim, h, out=aim)  # its bearing
+            sin(aim, out=aim)
+            multiply(steer_gain, aim, out=aim)
+            divide(aim, distance, out=aim)
+            arctan(aim, out=aim)
+            maximum(aim, min_steer, out=aim)
+            minimum(aim, max_steer, out=aim)  # the steering angle wanted
+            subtract(aim, st, out=rate)
+            divide(rate, steer_tau, out=rate)
+            # --- the kinematic bicycle model, as `vehicle._advance` (but for its clamp of
+            # the steering rate, which is already within the same limit)
+            maximum(command, command_min, out=command)
+            minimum(command, command_max, out=command)
+            multiply(command, step_dt, out=increment)
+            add(v_st, increment, out=increment)
+            maximum(increment, speed_steer_min, out=increment)  # the car does not reverse
+            minimum(increment, speed_steer_max, out=v_st_new)
+            subtract(v_new, v, out=a_new)
+            divide(a_new, step_dt, out=a_new)
+            add(v, v_new, out=mean_speed)
+            multiply(half, mean_speed, out=mean_speed)
+            tan(st_new, out=dpsi)
+            multiply(mean_speed, dpsi, out=dpsi)
+            divide(dpsi, wheelbase, out=dpsi)  # yaw rate
+            multiply(dpsi, step_dt, out=dpsi)
+            multiply(half, dpsi, out=half_dpsi)
+            add(h, half_dpsi, out=mid_heading)
+            add(h, dpsi, out=h_new)
+            subtract(h_new, heading_at_s, out=heading_err)  # against the path at the old s
+            sin(angles, out=sines)
+            cos(angles[1:], out=cosines)
+            # the chord of the arc driven: distance·sin(Δψ/2)/(Δψ/2), 1 at Δψ = 0
+            not_equal(half_dpsi, zero, out=over)
+            sinc.fill(1.0)
+            divide(sin_half, half_dpsi, out=sinc, where=over)
+            multiply(mean_speed, step_dt, out=ds)  # the distance driven
+            multiply(ds, sinc, out=chord)
+            multiply(chord, cos_mid, out=step_x)
+            multiply(chord, sin_mid, out=step_y)
+            add(x_y, step_xy, out=x_y_new)
+            # --- Frenet coordinates
+            multiply(ds, cos_err, out=work)
+            if not straight:
+                multiply(interp(s, path_s, path_curvature), d, out=frenet_denom)
+                subtract(one, frenet_denom, out=frenet_denom)
+                maximum(frenet_denom, tenth, out=frenet_denom)
+                divide(work, frenet_denom, out=work)
+            add(s, work, out=s)
+            multiply(ds, sin_err, out=work)
+            add(d, work, out=d)
+
+        out = np.empty((b, n + 1, N_COLUMNS))
+        out[:, :, C.X : C.STEER + 1] = states[:, _ROWS].transpose(2, 0, 1)
+        out[:, 0] = ego.as_row()
         out[:, 1:, C.T] = np.arange(1, n + 1) * dt
         # The integrated Frenet coordinates drift on curved roads (no curvature term); the
         # scores need exact ones, so project the roll-outs (sub-sampled), near the ego.
@@ -477,6 +710,123 @@ class MotionPlanner:
             (scene.ego_s - 10.0, scene.ego_s + 200.0),
         )
         return out, s_exact, d_exact
+
+    def _leaders(
+        self, scene: FrenetScene, predictions: Predictions, lateral_offsets_m: FloatArray
+    ) -> _Leaders:
+        """The IDM leaders of B candidates with these lateral offsets (m)."""
+        p, dt, n = self.params, self.dt_s, self.n_steps
+        b = len(lateral_offsets_m)
+        half_w = 0.5 * p.width_m
+        m = len(predictions)
+        has_pred = m > 0 and predictions.xy.shape[1] >= n + 1
+        if has_pred:
+            # Only agents that can ever share a candidate's corridor ahead can lead it.
+            reach = half_w + 0.5 * float(predictions.width.max()) + COLLISION_MARGIN_M + 0.5
+            d_lo = min(float(lateral_offsets_m.min()), scene.ego_d) - reach
+            d_hi = max(float(lateral_offsets_m.max()), scene.ego_d) + reach
+            a_s_all, a_d_all = scene.agent_s[:, : n + 1], scene.agent_d[:, : n + 1]
+            relevant = np.any(
+                (a_d_all >= d_lo) & (a_d_all <= d_hi) & (a_s_all > scene.ego_s - 10.0), axis=1
+            )
+            has_pred = bool(np.any(relevant))
+        if not has_pred:
+            return _no_leaders(n, b)
+        lead_s, lead_d = a_s_all[relevant], a_d_all[relevant]
+        corridor_half_w = half_w + 0.5 * predictions.width[relevant] + COLLISION_MARGIN_M
+        half_len = 0.5 * predictions.length[relevant]
+        speed_all = predictions.speed[relevant]
+        v_along = scene.agent_v_s[relevant]
+        # An agent crossing or coming toward us leads as a standing obstacle where it will
+        # cross; one driving our way leads at its speed along the path.
+        agent_speed = np.where(v_along > 0.7 * speed_all, v_along, 0.0)
+        # Occupancy of each candidate offset's corridor (O×M×T rear edges, inf where the
+        # agent is outside it).
+        offsets = np.unique(lateral_offsets_m)
+        which = np.searchsorted(offsets, lateral_offsets_m)
+        inside = np.abs(lead_d[None] - offsets[:, None, None]) < corridor_half_w[None, :, None]
+        rear_edge = np.where(inside, lead_s[None] - half_len[None, :, None], np.inf)
+        # One driving our way leads from the nearest place it occupies during
+        # [k, k + CONFLICT_LOOKAHEAD_S] (a car cutting in leads before it is in).
+        ahead_edge = _forward_min(rear_edge, round(CONFLICT_LOOKAHEAD_S / dt))
+        # Standing leaders (crossing, oncoming, stopped) are timed at each step; only the
+        # finite entries of their table can lead.
+        standing = np.flatnonzero(agent_speed == 0.0)
+        ahead_edge[:, standing] = np.inf
+        standing_edge = rear_edge[:, standing][which]  # B×S×T
+        row, agent, step = np.nonzero(np.isfinite(standing_edge))
+        new_group = np.ones(len(row), dtype=bool)
+        new_group[1:] = (row[1:] != row[:-1]) | (agent[1:] != agent[:-1])
+        group_start = np.flatnonzero(new_group)
+        group_row = row[group_start]
+        # Agents that lead no candidate at any step are left out (in order: ties between
+        # the others go as before; where none leads, the gap is inf either way).
+        leads_some = np.asarray(np.isfinite(ahead_edge).any(axis=(0, 2)))
+        leads_some[standing[agent]] = True
+        if not leads_some.any():
+            return _no_leaders(n, b)
+        column = np.cumsum(leads_some) - 1
+        agent_speed, half_len = agent_speed[leads_some], half_len[leads_some]
+        # the rear edges by step, candidate and agent (T×B×M)
+        edge = np.ascontiguousarray(ahead_edge[:, leads_some].transpose(2, 0, 1))[:, which]
+        # the time from step k to step t, (t − k)·dt, NaN before k (T×T)
+        steps_ahead = np.arange(n + 1)[None, :] - np.arange(n + 1)[:, None]
+        time_ahead = np.where(steps_ahead >= 0, steps_ahead * dt, np.nan)
+        # min(t, t_rest) − CONFLICT_AFTER_S ≤ time ahead ⟺ t − CONFLICT_AFTER_S ≤ time
+        # ahead or t_rest − CONFLICT_AFTER_S ≤ time ahead (exactly: rounding is monotonic);
+        # the latter is known now
+        t_rest = ((n - np.arange(n + 1)) * dt)[:, None]
+        time_ahead_early = np.where(time_ahead >= t_rest - CONFLICT_AFTER_S, np.inf, time_ahead)
+        entry_edge = standing_edge[row, agent, step]
+        new_run = np.ones(len(row), dtype=bool)
+        new_run[1:] = (row[1:] != row[:-1]) | (entry_edge[1:] != entry_edge[:-1])
+        run_start = np.flatnonzero(new_run)
+        leads = np.asarray(np.isfinite(edge).any(axis=(1, 2)))
+        if len(step):
+            leads[: step.max() + 1] = True
+        return _Leaders(
+            edge,
+            agent_speed,
+            -half_len[None, :],
+            leads.tolist(),
+            entry_edge,
+            time_ahead[:, step],
+            time_ahead_early[:, step],
+            np.cumsum(new_run) - 1,
+            row[run_start],
+            entry_edge[run_start],
+            group_start,
+            group_row,
+            group_row * len(agent_speed) + column[standing[agent[group_start]]],
+        )
+
+    @staticmethod
+    def _standing_gaps(
+        leaders: _Leaders, k: int, s_front: FloatArray, v: FloatArray, gap_flat: FloatArray
+    ) -> None:
+        """Write into `gap_flat` (the flattened B×M gap table, m) the gaps at step `k` to
+        the standing leaders, from the candidates' fronts `s_front` (m) at speeds `v` (m/s).
+
+        A standing leader blocks where it is around the time we would get there: no
+        sooner than at IDM's full acceleration, no later than at the present speed (capped
+        by the horizon), widened by CONFLICT_AFTER_S before and CONFLICT_LOOKAHEAD_S after.
+        So the car brakes early for a pedestrian who will be on the crossing when it
+        arrives, and not for cross traffic that will have cleared it; standing still, any
+        later occupancy holds it. (Only the table's finite entries are computed: the
+        others block nowhere.)
+        """
+        row, edge, run = leaders.run_row, leaders.run_edge, leaders.entry_run
+        to_edge = np.maximum(edge - s_front[row], 0.0)
+        vv = v[row]
+        t_early = (np.sqrt(vv * vv + 2 * IDM_ACCEL_MPS2 * to_edge) - vv) / IDM_ACCEL_MPS2
+        t_late = to_edge / np.maximum(vv, 0.1)
+        met = (leaders.entry_t_early[k] >= (t_early - CONFLICT_AFTER_S)[run]) & (
+            leaders.entry_t[k] <= (t_late + CONFLICT_LOOKAHEAD_S)[run]
+        )
+        nearest = np.minimum.reduceat(
+            np.where(met, leaders.entry_edge, np.inf), leaders.group_start
+        )
+        gap_flat[leaders.group_flat] = nearest - s_front[leaders.group_row]
 
     def emergency_brake(
         self, ego: VehicleState, path: ReferencePath, scene: FrenetScene
@@ -513,21 +863,24 @@ class MotionPlanner:
         does not flip between neighbouring offsets from tick to tick."""
         p, dt = self.params, self.dt_s
         b, t, _ = candidates.shape
-        x, y, h = candidates[..., C.X], candidates[..., C.Y], candidates[..., C.HEADING]
-        v, a = candidates[..., C.SPEED], candidates[..., C.ACCEL]
+        # the columns as contiguous B×T arrays
+        x, y, h, v, a = candidates.transpose(2, 0, 1)[[C.X, C.Y, C.HEADING, C.SPEED, C.ACCEL]]
+        cos_h, sin_h = np.cos(h), np.sin(h)
         off = p.rear_axle_to_center_m
-        ego_c = np.stack([x + off * np.cos(h), y + off * np.sin(h)], axis=-1)
+        ego_c = np.stack([x + off * cos_h, y + off * sin_h], axis=-1)
         path_h = path.heading_at(s_hist)
         head_err = (h - path_h + np.pi) % (2 * np.pi) - np.pi
-        # lateral offsets of the footprint's four corners (B×T×4)
-        lx = np.array([p.rear_axle_to_front_m, -p.rear_overhang_m])
-        corner_d = d_hist[..., None, None] + (
-            lx[:, None] * np.sin(head_err)[..., None, None]
-            + np.array([-0.5, 0.5]) * p.width_m * np.cos(head_err)[..., None, None]
-        )
-        corner_d = corner_d.reshape(b, t, 4)
+        # Lateral offsets of the footprint's four corners, B×T each; only the smallest and
+        # the largest of them count below (a max of differences is a difference of extremes,
+        # exactly: rounding is monotonic).
+        sin_err, cos_err = np.sin(head_err), np.cos(head_err)
+        along = (p.rear_axle_to_front_m * sin_err, -p.rear_overhang_m * sin_err)
+        across = (-0.5 * p.width_m * cos_err, 0.5 * p.width_m * cos_err)
+        corner_d = [d_hist + (f + s) for f in along for s in across]
+        lowest_d = np.minimum(np.minimum(corner_d[0], corner_d[1]), np.minimum(*corner_d[2:]))
+        highest_d = np.maximum(np.maximum(corner_d[0], corner_d[1]), np.maximum(*corner_d[2:]))
         half_lane = 0.5 * path.lane_width_at(s_hist)
-        in_lane = np.max(np.abs(corner_d), axis=2) <= half_lane + IN_LANE_TOLERANCE_M
+        in_lane = np.maximum(np.abs(lowest_d), np.abs(highest_d)) <= half_lane + IN_LANE_TOLERANCE_M
         first_hit_s = np.full(b, np.inf)
 
         # --- multipliers
@@ -549,7 +902,6 @@ class MotionPlanner:
             a_c = predictions.xy[near, :t]
             a_h = predictions.heading[near, :t]
             a_len, a_wid = predictions.length[near], predictions.width[near]
-            a_xy_full = predictions.xy[near, :t]
             # the present (column 0) cannot be changed by any candidate
             struck = np.zeros((b, t - 1), dtype=bool)
             hits = _at_fault_hits(
@@ -574,35 +926,36 @@ class MotionPlanner:
             first_hit_s = np.where(no_collision, np.inf, (np.argmax(hits, axis=1) + 1) * dt)
             # TTC: ego and agents carried on at their current velocity for a short while
             ttc_ok = np.ones(b, dtype=bool)
-            a_vel = np.diff(a_xy_full, axis=1) / dt
+            a_vel = np.diff(a_c, axis=1) / dt
             a_vel = np.concatenate([a_vel, a_vel[:, -1:]], axis=1)
-            moving = v > 0.5
+            # (every other step)
+            moving = v[:, 1::2] > 0.5
+            ego_c_odd, v_odd = ego_c[:, 1::2], v[:, 1::2, None]
+            heading_odd = np.stack([cos_h[:, 1::2], sin_h[:, 1::2]], axis=-1)
+            a_c_odd, a_vel_odd = a_c[:, 1::2], a_vel[:, 1::2]
             for probe in TTC_PROBES_S:
-                e_c = ego_c + probe * v[..., None] * np.stack([np.cos(h), np.sin(h)], axis=-1)
                 hits = _at_fault_hits(
-                    e_c[:, 1::2],
+                    ego_c_odd + probe * v_odd * heading_odd,
                     h[:, 1::2],
                     p,
-                    (a_c + probe * a_vel)[:, 1::2],
+                    a_c_odd + probe * a_vel_odd,
                     a_h[:, 1::2],
                     a_len,
                     a_wid,
                     head_err[:, 1::2],
                     0.0,
                 )
-                ttc_ok &= ~np.any(hits & moving[:, 1::2], axis=1)
+                ttc_ok &= ~np.any(hits & moving, axis=1)
         else:
             no_collision = np.ones(b, dtype=bool)
             ttc_ok = np.ones(b, dtype=bool)
             rear_score = np.ones(b)
-        right = path.right_room_at(s_hist)[..., None]
-        left = path.left_room_at(s_hist)[..., None]
+        right = path.right_room_at(s_hist)
+        left = path.left_room_at(s_hist)
         # How far the footprint pokes out of the drivable area; a candidate is compliant if
         # it stays within tolerance or at least never makes the present excess worse (the
         # car may already stand a little over the kerb line and must be able to leave).
-        excess = np.maximum(
-            np.max(-right - corner_d, axis=2), np.max(corner_d - left, axis=2)
-        ).clip(min=0.0)
+        excess = np.maximum(-right - lowest_d, highest_d - left).clip(min=0.0)
         drivable = np.max(excess, axis=1) <= np.maximum(DRIVABLE_TOLERANCE_M, excess[:, 0] + 0.02)
         direction_ok = np.all(np.abs(head_err) < 0.5 * np.pi, axis=1)
         if target.stop_s_m is not None:

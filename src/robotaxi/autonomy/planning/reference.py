@@ -162,24 +162,30 @@ class ReferencePath:
         pts = np.column_stack(
             [np.broadcast_to(px, shape).ravel(), np.broadcast_to(py, shape).ravel()]
         )
+        n_pts = len(pts)
         dense, dense_s = self._dense_xy, self._dense_s
         n_seg = len(dense) - 1
         k = min(PROJECTION_NEIGHBOURS, len(dense))
         _, idx = self._tree.query(pts, k=k)
-        idx = np.asarray(idx).reshape(len(pts), k)
-        # the segments on either side of each of the k nearest dense vertices
-        cand = np.clip(np.concatenate([idx - 1, idx], axis=1), 0, n_seg - 1)
-        a = dense[cand]
-        seg = dense[cand + 1] - a
-        seg_len2 = np.sum(seg * seg, axis=2)
-        rel = pts[:, None, :] - a
-        t = np.sum(rel * seg, axis=2) / seg_len2
+        idx = np.asarray(idx).reshape(n_pts, k)
+        # the segments on either side of each of the k nearest dense vertices (P×2k), with
+        # x and y in separate arrays: numpy is much slower on a trailing axis of length 2
+        cand = np.concatenate([idx - 1, idx], axis=1)
+        np.clip(cand, 0, n_seg - 1, out=cand)
+        dense_x, dense_y = dense[:, 0], dense[:, 1]
+        ax, ay = dense_x[cand], dense_y[cand]
+        seg_x, seg_y = dense_x[cand + 1] - ax, dense_y[cand + 1] - ay
+        seg_len2 = seg_x * seg_x + seg_y * seg_y
+        rel_x, rel_y = pts[:, :1] - ax, pts[:, 1:] - ay
+        t = (rel_x * seg_x + rel_y * seg_y) / seg_len2
         # only the path's own end segments may extrapolate
         lo_open = (cand == 0) & (t < 0)
         hi_open = (cand == n_seg - 1) & (t > 1)
-        t_use = np.where(lo_open | hi_open, t, np.clip(t, 0.0, 1.0))
-        closest = a + np.clip(t, 0.0, 1.0)[..., None] * seg
-        dist2 = np.sum((pts[:, None, :] - closest) ** 2, axis=2)
+        t_on = np.clip(t, 0.0, 1.0)
+        t_use = np.where(lo_open | hi_open, t, t_on)
+        off_x = pts[:, :1] - (ax + t_on * seg_x)
+        off_y = pts[:, 1:] - (ay + t_on * seg_y)
+        dist2 = off_x * off_x + off_y * off_y
         seg_len = np.sqrt(seg_len2)
         s_cand = dense_s[cand] + t_use * seg_len
         if s_window is not None:
@@ -194,16 +200,16 @@ class ReferencePath:
             best = np.sqrt(dist2.min(axis=1, keepdims=True))
             near_enough = inside_d2.min(axis=1, keepdims=True) <= (best + WINDOW_SLACK_M) ** 2
             dist2 = np.where(near_enough, inside_d2, dist2)
-        best = np.argmin(dist2, axis=1)
-        rows = np.arange(len(pts))
-        r = rel[rows, best]
-        sg = seg[rows, best]
+        # the best candidate of each point, as an index into the flattened P×2k arrays
+        pick = np.argmin(dist2, axis=1) + np.arange(0, dist2.size, dist2.shape[1])
+        r_x, r_y = rel_x.ravel()[pick], rel_y.ravel()[pick]
+        sg_x, sg_y = seg_x.ravel()[pick], seg_y.ravel()[pick]
+        t_best = t_use.ravel()[pick]
         # |d| is the distance to the nearest path point (a vertex, outside a bend), with the
         # side given by the segment it lies on
-        foot = r - t_use[rows, best, None] * sg
-        side = np.where(sg[:, 0] * r[:, 1] - sg[:, 1] * r[:, 0] >= 0.0, 1.0, -1.0)
-        d = side * np.hypot(foot[:, 0], foot[:, 1])
-        return s_cand[rows, best].reshape(shape), d.reshape(shape)
+        side = np.where(sg_x * r_y - sg_y * r_x >= 0.0, 1.0, -1.0)
+        d = side * np.hypot(r_x - t_best * sg_x, r_y - t_best * sg_y)
+        return s_cand.ravel()[pick].reshape(shape), d.reshape(shape)
 
     def project_series(
         self,
