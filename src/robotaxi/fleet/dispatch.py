@@ -1,29 +1,68 @@
-"""Dispatch policies: which car picks up which rider. Pure functions of a cost matrix.
+"""Dispatch policies: which car picks up which rider. Pure functions of their pick-up ETAs.
 
-Both policies take a cars × requests matrix of pick-up ETAs (s; inf where a car cannot reach
-a request) and return (car index, request index) pairs; neither assigns a car twice.
+Both policies take pick-up ETAs (s) — a cars × requests matrix (inf where a car cannot reach a
+request), or the sparse `PickupCandidates` of a bounded search — and return (car index,
+request index) pairs; neither assigns a car twice.
 - `nearest`: requests in arrival order, each takes the closest still-free car (greedy).
-- `batch`: one optimal assignment minimising the total ETA (scipy's linear_sum_assignment),
-  leaving out pairs above the maximum pick-up ETA.
+- `batch`: one optimal assignment: the most pairs within the maximum pick-up ETA, and of those
+  the least total ETA (scipy's linear_sum_assignment; on candidates, its sparse matching).
+
+At city scale `assign_nearby` replaces the full matrix: each request's few nearest cars from
+bounded backward searches (`RoutingGraph.pickup_candidates`), the policy over those pairs, and
+a check that no car left out could change the answer (else those requests search further).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from robotaxi.core import DispatchError
 from robotaxi.core.types import FloatArray
+from robotaxi.map.routing import PickupCandidates, RoutingGraph
 
 Assignment = list[tuple[int, int]]
+IntArray = npt.NDArray[np.int64]
+# (car indices, request indices, pick-up ETAs s) of K pairs -> K bools: may that car take it?
+PairFilter = Callable[[IntArray, IntArray, FloatArray], npt.NDArray[np.bool_]]
+
+# `assign_nearby`: each request's search stops once it has found its this many nearest cars …
+NEAREST_CARS = 4
+# … and keeps up to this many of the cars it found (searches share their limit with nearby
+# ones): more candidates cost little and leave fewer requests short of them
+KEEP_CARS = 16
+# at most this many assignments per batch: the first, then one per widening of the requests
+# the policy finds short of candidates
+MAX_ROUNDS = 5
+# a request short of candidates searches as far as its marginal cost × this, plus a second, but
+# at most twice as far as before plus this (s)
+FARTHER_MARGIN = 1.1
+FARTHER_MIN_S = 30.0
 
 
 class DispatchPolicy(Protocol):
     name: str
 
     def assign(self, eta_s: FloatArray, max_eta_s: float) -> Assignment: ...
+
+    def assign_candidates(self, candidates: PickupCandidates, max_eta_s: float) -> Assignment:
+        """`assign` over the candidate pairs (every other pair counts as unreachable)."""
+        ...
+
+    def short_of_candidates(
+        self, candidates: PickupCandidates, pairs: Assignment, max_eta_s: float
+    ) -> tuple[IntArray, FloatArray]:
+        """Requests for which a car left out of the candidates could change the answer
+        `assign_candidates` gave (`pairs`), and how far (s of ETA) each should look for
+        cars; none: it is the full matrix's answer."""
+        ...
 
 
 def _check(eta_s: FloatArray) -> FloatArray:
@@ -52,6 +91,33 @@ class NearestPolicy:
                 eta[c, :] = np.inf  # that car is taken
         return pairs
 
+    def assign_candidates(self, candidates: PickupCandidates, max_eta_s: float) -> Assignment:
+        """`assign` on the candidate pairs only (the others count as unreachable)."""
+        taken: set[int] = set()
+        pairs: Assignment = []
+        # candidates come sorted by request, then ETA, then car: argmin's choice
+        starts = np.searchsorted(candidates.target, np.arange(candidates.n_targets + 1))
+        origin, eta = candidates.origin.tolist(), candidates.eta_s.tolist()
+        for r in range(candidates.n_targets):
+            for k in range(int(starts[r]), int(starts[r + 1])):
+                if eta[k] > max_eta_s:
+                    break
+                if origin[k] not in taken:
+                    taken.add(origin[k])
+                    pairs.append((origin[k], r))
+                    break
+        return pairs
+
+    def short_of_candidates(
+        self, candidates: PickupCandidates, pairs: Assignment, max_eta_s: float
+    ) -> tuple[IntArray, FloatArray]:
+        """A request that took a car beyond its bound might have had a car left out: it looks
+        as far as the car it took. One that took none looks twice as far as before."""
+        taken_eta = np.full(candidates.n_targets, np.inf)
+        taken_eta[[r for _, r in pairs]] = _pair_eta(candidates, pairs)
+        short = np.flatnonzero((taken_eta > candidates.bound_s) & (candidates.bound_s < max_eta_s))
+        return short, _look_farther(candidates, short, taken_eta[short], max_eta_s)
+
 
 class BatchPolicy:
     """Optimal assignment minimising total pick-up ETA within the maximum ETA."""
@@ -71,6 +137,111 @@ class BatchPolicy:
         rows, cols = linear_sum_assignment(cost)
         return [(int(c), int(r)) for c, r in zip(rows, cols, strict=True) if feasible[c, r]]
 
+    def assign_candidates(self, candidates: PickupCandidates, max_eta_s: float) -> Assignment:
+        """`assign` on the candidate pairs only (the others count as unreachable), as a sparse
+        matching: requests × (their candidate cars + one stand-in "no car" each)."""
+        keep = candidates.eta_s <= max_eta_s
+        origin, target = candidates.origin[keep], candidates.target[keep]
+        eta = candidates.eta_s[keep]
+        if not len(eta):
+            return []
+        cars, col = np.unique(origin, return_inverse=True)
+        n_req = candidates.n_targets
+        # every request can take its stand-in, so a full matching exists; a stand-in costs
+        # more than any set of real pairs, so the most real pairs are matched, and of those
+        # the cheapest. Costs are shifted by 1 s (each request is matched once, so the
+        # optimum is unchanged): a zero would not be an arc.
+        stand_in = _stand_in_s(candidates, max_eta_s) + 1.0
+        graph = csr_matrix(
+            (
+                np.concatenate([eta + 1.0, np.full(n_req, stand_in)]),
+                (
+                    np.concatenate([target, np.arange(n_req)]),
+                    np.concatenate([col, len(cars) + np.arange(n_req)]),
+                ),
+            ),
+            shape=(n_req, len(cars) + n_req),
+        )
+        req, matched = min_weight_full_bipartite_matching(graph)
+        real = matched < len(cars)
+        return sorted((int(cars[c]), int(r)) for r, c in zip(req[real], matched[real], strict=True))
+
+    def short_of_candidates(
+        self, candidates: PickupCandidates, pairs: Assignment, max_eta_s: float
+    ) -> tuple[IntArray, FloatArray]:
+        """Requests whose marginal cost exceeds their bound; each should look as far as its
+        marginal cost.
+
+        With the assignment as a min-cost flow, a request's marginal cost is the cheapest
+        way to give it a car from the current solution: the shortest path to it in the
+        residual graph from the source (every car's potential is then ≥ 0). A car left out
+        reaches request r in at least `bound_s[r]`, so if no request's marginal cost exceeds
+        its bound, no such car can improve the assignment: it is the full matrix's optimum.
+        A request left without a car always fails (its marginal cost is the stand-in's).
+        """
+        n_req = candidates.n_targets
+        keep = candidates.eta_s <= max_eta_s
+        origin, target = candidates.origin[keep], candidates.target[keep]
+        eta = candidates.eta_s[keep]
+        searched_out = candidates.bound_s >= max_eta_s
+        if not len(eta):
+            short = np.flatnonzero(~searched_out)
+            return short, _look_farther(candidates, short, np.full(len(short), np.inf), max_eta_s)
+        cars, col = np.unique(origin, return_inverse=True)
+        match_of = np.full(len(cars), -1, dtype=np.int64)  # each car's request
+        served = np.zeros(n_req, dtype=bool)
+        if pairs:
+            pc, pr = np.array(pairs, dtype=np.int64).T
+            match_of[np.searchsorted(cars, pc)] = pr
+            served[pr] = True
+        in_match = match_of[col] == target
+        match_cost = np.zeros(len(cars))
+        match_cost[col[in_match]] = eta[in_match]
+        matched = match_of >= 0
+        free = ~in_match
+        # Bellman-Ford on the residual graph, whose only negative arcs lead from a request
+        # back to its car: free cars sit at 0, a matched car at its request's potential
+        # less its ETA, a request at the cheapest car potential + ETA over its unmatched
+        # candidates, or the stand-in's cost while a real car serves it
+        base = np.where(served, _stand_in_s(candidates, max_eta_s), np.inf)
+        car_pot = np.where(matched, np.inf, 0.0)
+        req_pot = base
+        for _ in range(len(cars) + n_req + 1):
+            req_pot = base.copy()
+            np.minimum.at(req_pot, target[free], car_pot[col[free]] + eta[free])
+            new = np.where(matched, req_pot[np.maximum(match_of, 0)] - match_cost, 0.0)
+            if np.all((new >= car_pot - 1e-9) | (new == car_pot)):
+                break
+            car_pot = np.minimum(car_pot, new)
+        short = np.flatnonzero((req_pot > candidates.bound_s + 1e-9) & ~searched_out)
+        return short, _look_farther(candidates, short, req_pot[short], max_eta_s)
+
+
+def _stand_in_s(candidates: PickupCandidates, max_eta_s: float) -> float:
+    """The cost (s) of leaving a request without a car: above any set of real pairs within the
+    maximum ETA, candidates or not (what makes the most riders served come first)."""
+    cap = max_eta_s if np.isfinite(max_eta_s) else float(np.max(candidates.eta_s, initial=0.0))
+    return 2.0 * candidates.n_targets * max(cap, 1.0) + 1.0
+
+
+def _look_farther(
+    candidates: PickupCandidates, requests: IntArray, needed_s: FloatArray, max_eta_s: float
+) -> FloatArray:
+    """How far (s) `requests` should search next: as far as `needed_s` (a little more), but
+    at most twice as far as before plus FARTHER_MIN_S (a far need usually shrinks once
+    nearby requests have more cars), and at most the maximum ETA."""
+    bound = candidates.bound_s[requests]
+    radius = np.minimum(needed_s * FARTHER_MARGIN + 1.0, 2.0 * bound + FARTHER_MIN_S)
+    return np.minimum(np.maximum(radius, bound), max_eta_s)
+
+
+def _pair_eta(candidates: PickupCandidates, pairs: Assignment) -> FloatArray:
+    """The candidate ETA (s) of each (car, request) pair."""
+    key = candidates.origin * candidates.n_targets + candidates.target
+    order = np.argsort(key)
+    wanted = np.array([c * candidates.n_targets + r for c, r in pairs], dtype=np.int64)
+    return np.asarray(candidates.eta_s[order[np.searchsorted(key[order], wanted)]], dtype=float)
+
 
 def make_policy(name: Literal["nearest", "batch"] | str) -> DispatchPolicy:
     if name == "nearest":
@@ -78,3 +249,129 @@ def make_policy(name: Literal["nearest", "batch"] | str) -> DispatchPolicy:
     if name == "batch":
         return BatchPolicy()
     raise DispatchError(f"unknown dispatch policy {name!r}: use nearest or batch")
+
+
+@dataclass(frozen=True)
+class NearbyAssignment:
+    """What `assign_nearby` decided: (car, request) pairs, the pick-up ETA (s, delay
+    included) each was assigned on, and how it got there. `complete`: no car left out of the
+    candidates could have changed the answer (it is the full matrix's)."""
+
+    pairs: Assignment
+    eta_s: FloatArray  # per pair
+    candidates: int  # (car, request) pairs in the last assignment
+    rounds: int  # assignments solved
+    complete: bool
+
+
+def assign_nearby(
+    policy: DispatchPolicy,
+    graph: RoutingGraph,
+    car_edges: Sequence[str],
+    car_pos: FloatArray,
+    request_edges: Sequence[str],
+    request_pos: FloatArray,
+    max_eta_s: float,
+    *,
+    car_delay_s: FloatArray | None = None,
+    only_request: IntArray | None = None,
+    pair_ok: PairFilter | None = None,
+    nearest: int | None = None,
+) -> NearbyAssignment:
+    """Assign cars (edge, m along it) to pick-ups (edge, m) over each pick-up's nearest cars
+    by ETA (`RoutingGraph.pickup_candidates`) instead of a full cars × requests matrix.
+
+    `car_delay_s` (≥ 0) is added to a car's ETAs (e.g. the rest of its drop-off);
+    `only_request[c]` ≥ 0 lets car c serve that one request only (−1: any), and that pair is
+    always a candidate. `pair_ok(cars, requests, eta_s)` may rule pairs out (e.g. a battery
+    that could not finish the trip): such a pair is never assigned, as if unreachable.
+    Each request starts with `nearest` (default NEAREST_CARS) cars; the
+    requests `policy.short_of_candidates` names then take every car within the ETA it names,
+    and the assignment is solved again, until none is named (the answer is the full
+    matrix's) or after MAX_ROUNDS assignments.
+    """
+    k_first = NEAREST_CARS if nearest is None else nearest
+    only = (
+        np.full(len(car_edges), -1, dtype=np.int64)
+        if only_request is None
+        else np.asarray(only_request, dtype=np.int64)
+    )
+    cands = graph.pickup_candidates(
+        car_edges,
+        car_pos,
+        request_edges,
+        request_pos,
+        max_eta_s,
+        origin_delay_s=car_delay_s,
+        nearest=k_first,
+        only_target=only,
+        keep_nearest=KEEP_CARS,
+    )
+    cands = _allowed(cands, pair_ok)
+    rounds = 0
+    while True:
+        pairs = policy.assign_candidates(cands, max_eta_s)
+        rounds += 1
+        short, radius = policy.short_of_candidates(cands, pairs, max_eta_s)
+        if not short.size or rounds >= MAX_ROUNDS:
+            break
+        cands = _widen(graph, cands, short, radius, k_first, only, car_edges, car_pos,
+                       request_edges, request_pos, max_eta_s, car_delay_s)  # fmt: skip
+        cands = _allowed(cands, pair_ok)
+    return NearbyAssignment(pairs, _pair_eta(cands, pairs), len(cands), rounds, not short.size)
+
+
+def _allowed(cands: PickupCandidates, pair_ok: PairFilter | None) -> PickupCandidates:
+    """`cands` without the pairs `pair_ok` rules out (the bounds stay true: a pair ruled out
+    is one the full matrix would not have either)."""
+    if pair_ok is None or not len(cands):
+        return cands
+    ok = np.asarray(pair_ok(cands.origin, cands.target, cands.eta_s), dtype=bool)
+    if ok.shape != cands.eta_s.shape:
+        raise DispatchError(f"pair_ok must give one bool per pair, got shape {ok.shape}")
+    return replace(cands, origin=cands.origin[ok], target=cands.target[ok], eta_s=cands.eta_s[ok])
+
+
+def _widen(
+    graph: RoutingGraph,
+    cands: PickupCandidates,
+    requests: IntArray,
+    radius_s: FloatArray,
+    nearest: int,
+    only: IntArray,
+    car_edges: Sequence[str],
+    car_pos: FloatArray,
+    request_edges: Sequence[str],
+    request_pos: FloatArray,
+    max_eta_s: float,
+    car_delay_s: FloatArray | None,
+) -> PickupCandidates:
+    """`cands` with the candidates of `requests` searched again: every car within `radius_s`
+    and their `nearest` cars."""
+    # cars restricted to a request outside this search take no part in it
+    cars = np.flatnonzero((only < 0) | np.isin(only, requests))
+    local = np.full(cands.n_targets, -1, dtype=np.int64)
+    local[requests] = np.arange(len(requests))
+    sub_only = np.where(only[cars] >= 0, local[np.maximum(only[cars], 0)], -1)
+    more = graph.pickup_candidates(
+        [car_edges[c] for c in cars.tolist()],
+        np.asarray(car_pos, dtype=float)[cars],
+        [request_edges[r] for r in requests.tolist()],
+        np.asarray(request_pos, dtype=float)[requests],
+        max_eta_s,
+        origin_delay_s=None if car_delay_s is None else np.asarray(car_delay_s)[cars],
+        nearest=nearest,
+        only_target=sub_only,
+        min_radius_s=radius_s,
+        keep_nearest=KEEP_CARS,
+    )
+    keep = ~np.isin(cands.target, requests)
+    origin = np.concatenate([cands.origin[keep], cars[more.origin]])
+    target = np.concatenate([cands.target[keep], requests[more.target]])
+    eta = np.concatenate([cands.eta_s[keep], more.eta_s])
+    order = np.lexsort((origin, eta, target))
+    radius, bound = cands.radius_s.copy(), cands.bound_s.copy()
+    radius[requests], bound[requests] = more.radius_s, more.bound_s
+    return PickupCandidates(
+        origin[order], target[order], eta[order], radius, bound, cands.n_origins, cands.n_targets
+    )

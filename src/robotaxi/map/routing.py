@@ -4,18 +4,25 @@ An arc u→v costs the time to drive all of edge v, so the shortest-path distanc
 to edge b is the time from the END of a to the END of b. Point-to-point ETAs correct for where
 on a and b the points lie. Dijkstra runs in scipy (C) from many sources at once, so a dispatch
 cost matrix (cars × requests) is a handful of array operations.
+
+At city scale a full matrix costs one Dijkstra over the whole map per car (3.4 s for 1,000
+cars on San Francisco). `pickup_candidates` instead searches backwards from each pick-up, only
+as far as it must to find that pick-up's nearest cars, and returns those pairs as columns
+(`PickupCandidates`); their ETAs equal `eta_matrix`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
 
-from robotaxi.core.errors import MapBuildError
+from robotaxi.core.errors import DispatchError, MapBuildError
 from robotaxi.core.types import FloatArray
 from robotaxi.map.model import RoadMap
 
@@ -23,6 +30,58 @@ IntArray = npt.NDArray[np.int64]
 
 # origins per Dijkstra block in `eta_matrix`: bounds memory to ETA_BLOCK × edges floats
 ETA_BLOCK = 128
+
+# `pickup_candidates`: a pick-up's first search radius (s, at least FIRST_RADIUS_S) is the
+# straight-line distance d to its k-th nearest car at a speed that grows with d (fitted on San
+# Francisco: a little slower than most cars manage, since searching again costs more than
+# searching a little too far); a search that finds m < k cars goes again, sqrt(k / m) × as far
+# (cars per area), times a margin, within the bounds below
+FIRST_RADIUS_S = 20.0
+GUESS_SPEED_MPS = (6.0, 1.7, 150.0)  # v = 6 + 1.7 × log2(d / 150 m) m/s, within 5..20 m/s
+REGROW_MARGIN = 1.2
+REGROW_MIN, REGROW_MAX = 1.4, 3.0
+# Backward searches from pick-ups: scipy initialises every node of the graph it is given once
+# per source, which on the whole city costs more than a short search. So the map is cut into
+# square tiles TILE_M wide, and each tile keeps the part of the map within TILE_REACH_S of the
+# start of its edges (a subgraph, built once per set of travel times); a search from an edge
+# of the tile that goes no farther runs on that subgraph, with the tile's other such searches.
+# Longer searches run on the whole graph, in bands of similar limits (the largest at most
+# LIMIT_BAND × the smallest).
+TILE_M = 1000.0
+TILE_REACH_S = 75.0
+LIMIT_BAND = 1.3
+# slack (s) on search limits: covers the 1 ms floor on arc weights (`RoutingGraph._build`)
+LIMIT_SLACK_S = 2e-3
+
+
+@dataclass(frozen=True)
+class PickupCandidates:
+    """Pick-up ETAs (s) of the (origin, target) pairs a bounded search kept, as columns.
+
+    `radius_s[t]`: every origin whose ETA (its delay included) to target t is at most this
+    was found, with the ETA `RoutingGraph.eta_matrix` gives plus its delay. Kept per target:
+    its `nearest` closest origins among those (all of them if `nearest` was None), and every
+    origin restricted to it. Pairs above the maximum ETA are never kept. `bound_s[t]`: no
+    origin left out reaches target t sooner (the k-th nearest's ETA, or the radius).
+    Sorted by target, then ETA, then origin; K pairs.
+    """
+
+    origin: IntArray  # K, index into the origins
+    target: IntArray  # K, index into the targets
+    eta_s: FloatArray  # K
+    radius_s: FloatArray  # T
+    bound_s: FloatArray  # T
+    n_origins: int
+    n_targets: int
+
+    def __len__(self) -> int:
+        return len(self.eta_s)
+
+    def dense(self) -> FloatArray:
+        """origins × targets, inf where no pair was kept."""
+        out = np.full((self.n_origins, self.n_targets), np.inf)
+        out[self.origin, self.target] = self.eta_s
+        return out
 
 
 class RoutingGraph:
@@ -57,14 +116,39 @@ class RoutingGraph:
         order = np.argsort(self._dst, kind="stable")
         self._pred_idx = self._src[order]
         self._pred_ptr = np.searchsorted(self._dst[order], np.arange(len(drivable) + 1))
+        # successors likewise, and every arc as one sorted key a × n + b
+        order = np.argsort(self._src, kind="stable")
+        self._succ_idx = self._dst[order]
+        self._succ_ptr = np.searchsorted(self._src[order], np.arange(len(drivable) + 1))
+        self._arc_keys = np.sort(self._src * len(drivable) + self._dst)
+        # scratch for `_induced`: −1 everywhere between calls
+        self._local = np.full(len(drivable), -1, dtype=np.int64)
+        # where each edge ends (m, map frame): groups nearby pick-ups for the backward searches
+        self._end_xy = np.array(
+            [road_map.lanes[road_map.edges[e].lane_ids[0]].centerline[-1] for e in drivable],
+            dtype=float,
+        ).reshape(-1, 2)
+        # the tile of each edge (by its end), for pick-up searches (`_pickup_tiles`)
+        cell = np.floor((self._end_xy - self._end_xy.min(axis=0, initial=0.0)) / TILE_M)
+        self._tile_key = (cell[:, 0] * 100_003 + cell[:, 1]).astype(np.int64)
+        self._tiles: dict[int, tuple[IntArray, csr_matrix]] | None = None
         self.travel_time = self.length / self.free_flow_speed
         self._graph = self._build()
 
     def _build(self) -> csr_matrix:
         n = len(self.edge_ids)
         # a zero weight would be read as "no arc" by scipy: floor at a millisecond
-        weights = np.maximum(self.travel_time[self._dst], 1e-3)
-        return csr_matrix((weights, (self._src, self._dst)), shape=(n, n))
+        self._weight = np.maximum(self.travel_time, 1e-3)
+        weights = self._weight[self._dst]
+        graph = csr_matrix((weights, (self._src, self._dst)), shape=(n, n))
+        # arcs turned around: a Dijkstra on it from edge b gives the time from the end of every
+        # edge to the end of b, for searches that start at a pick-up
+        self._reverse = graph.T.tocsr()
+        self._reverse.sort_indices()
+        self._rev_ptr = self._reverse.indptr.astype(np.int64)
+        self._rev_idx = self._reverse.indices.astype(np.int64)
+        self._tiles = None  # their subgraphs hold the old travel times
+        return graph
 
     def update_travel_times(self, times_s: Mapping[str, float]) -> None:
         """Set current travel times (s) for some edges, e.g. measured by the world."""
@@ -72,7 +156,10 @@ class RoutingGraph:
             i = self.index.get(edge_id)
             if i is not None and np.isfinite(t) and t > 0:
                 self.travel_time[i] = t
+        searched = self._tiles is not None
         self._graph = self._build()
+        if searched:  # rebuild the pick-up search tiles now rather than in the next batch
+            self.prepare_pickup_search()
 
     def edge_time_from_ends(self, sources: Sequence[str]) -> FloatArray:
         """S×E: time from the end of each source edge to the end of every edge (inf if none)."""
@@ -133,6 +220,284 @@ class RoutingGraph:
                 out[k] = np.min(dist_rows[k, preds]) + self.travel_time[a]
         return out
 
+    # --- bounded backward searches: pick-up candidates at city scale ----------------------
+
+    def eta_to_targets(
+        self,
+        origin_edges: Sequence[str],
+        origin_pos: FloatArray,
+        target_edges: Sequence[str],
+        target_pos: FloatArray,
+        max_s: float,
+    ) -> FloatArray:
+        """`eta_matrix` where it is at most `max_s` (s), inf elsewhere (origins × targets).
+
+        One backward search per target, bounded by `max_s`: far cheaper than `eta_matrix`
+        when the bound is short or origins outnumber targets.
+        """
+        return self.pickup_candidates(
+            origin_edges, origin_pos, target_edges, target_pos, max_s
+        ).dense()
+
+    def pickup_candidates(
+        self,
+        origin_edges: Sequence[str],
+        origin_pos: FloatArray,
+        target_edges: Sequence[str],
+        target_pos: FloatArray,
+        max_eta_s: float,
+        *,
+        origin_delay_s: FloatArray | None = None,
+        nearest: int | None = None,
+        only_target: IntArray | None = None,
+        min_radius_s: FloatArray | float = 0.0,
+        keep_nearest: int | None = None,
+        first_radius_s: float = FIRST_RADIUS_S,
+    ) -> PickupCandidates:
+        """ETAs (s) from origins (cars: edge, m along it) to targets (pick-ups), for the pairs
+        that a backward search from each target finds.
+
+        An origin's ETA is `eta_matrix`'s plus its `origin_delay_s` (≥ 0, e.g. the rest of a
+        drop-off). `only_target[c]` ≥ 0 lets origin c serve that one target only (−1: any).
+        With `nearest` = k, a target's search stops at the first radius within which it has
+        k origins and every origin restricted to it (the first is a guess from straight-line
+        distances, at least `first_radius_s` and the target's `min_radius_s`; then farther,
+        at most `max_eta_s`); it keeps its k nearest (`keep_nearest`, if more, of those its
+        search found), those, and every origin within `min_radius_s`. With `nearest` None it
+        searches to `max_eta_s` and keeps every pair within.
+        """
+        fi = np.array([self.index[e] for e in origin_edges], dtype=np.int64)
+        ti = np.array([self.index[e] for e in target_edges], dtype=np.int64)
+        pts = _Points.make(self, fi, origin_pos, ti, target_pos, origin_delay_s, only_target)
+        if not max_eta_s >= 0:
+            raise DispatchError(f"maximum ETA must be ≥ 0 s, got {max_eta_s}")
+        if nearest is not None and nearest < 1:
+            raise DispatchError(f"nearest must be at least 1, got {nearest}")
+        if not first_radius_s > 0:
+            raise DispatchError(f"first search radius must be > 0 s, got {first_radius_s}")
+        n_o, n_t = len(fi), len(ti)
+        max_eta = float(max_eta_s)
+        radius_out = np.full(n_t, max_eta)
+        bound_out = np.full(n_t, max_eta)
+        parts: list[tuple[IntArray, IntArray, FloatArray]] = []
+        open_t = np.arange(n_t) if n_o else np.zeros(0, dtype=np.int64)
+        floor = np.broadcast_to(np.asarray(min_radius_s, dtype=float), (n_t,))
+        k = np.full(n_t, nearest or 0, dtype=np.int64)
+        if nearest is None or not open_t.size:
+            radius = np.full(n_t, max_eta)
+        else:
+            guess = self._radius_guess(fi, ti, nearest)
+            radius = np.clip(np.maximum(guess, floor), first_radius_s, max_eta)
+        while open_t.size:
+            o, t, eta, cert = self._pairs_within(pts, open_t, radius[open_t], max_eta)
+            if nearest is None:
+                done = np.ones(len(open_t), dtype=bool)
+            else:
+                found = np.bincount(t, minlength=n_t)[open_t]
+                restricted = pts.only[o] >= 0
+                found_own = np.bincount(t[restricted], minlength=n_t)[open_t]
+                done = (found >= k[open_t]) & (found_own >= pts.restricted_count[open_t])
+                done |= radius[open_t] >= max_eta
+            is_done = np.zeros(n_t, dtype=bool)
+            is_done[open_t[done]] = True
+            sel = is_done[t]
+            o, t, eta = o[sel], t[sel], eta[sel]
+            kth = np.full(n_t, np.inf)
+            if nearest is not None:
+                order = np.lexsort((o, eta, t))
+                o, t, eta = o[order], t[order], eta[order]
+                rank = np.arange(len(t)) - np.searchsorted(t, t, side="left")
+                kept = np.maximum(k[t], keep_nearest or 0)
+                at_k = rank == kept - 1
+                kth[t[at_k]] = eta[at_k]
+                keep = (rank < kept) | (pts.only[o] == t) | (eta <= floor[t])
+                o, t, eta = o[keep], t[keep], eta[keep]
+            parts.append((o, t, eta))
+            finished = open_t[done]
+            radius_out[finished] = cert[done]
+            # a pair left out is beyond the k-th nearest and beyond the floor, or the radius
+            bound_out[finished] = np.minimum(cert[done], np.maximum(kth[finished], floor[finished]))
+            open_t = open_t[~done]
+            if open_t.size and nearest is not None:
+                short = np.maximum(found[~done], 0.5)
+                want = k[open_t] / short
+                grow = np.clip(REGROW_MARGIN * np.sqrt(want), REGROW_MIN, REGROW_MAX)
+                radius[open_t] = np.minimum(cert[~done] * grow, max_eta)
+        if parts:
+            o = np.concatenate([x[0] for x in parts])
+            t = np.concatenate([x[1] for x in parts])
+            eta = np.concatenate([x[2] for x in parts])
+            order = np.lexsort((o, eta, t))
+            o, t, eta = o[order], t[order], eta[order]
+        else:
+            o, t, eta = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return PickupCandidates(o, t, eta, radius_out, bound_out, n_o, n_t)
+
+    def _radius_guess(self, fi: IntArray, ti: IntArray, nearest: int) -> FloatArray:
+        """A first search radius (s) per target, from the straight-line distance to its k-th
+        nearest origin (GUESS_SPEED_MPS). Only a start: a target short of origins searches
+        again, farther."""
+        k = min(nearest, len(fi))
+        tree = cKDTree(self._end_xy[fi])
+        dist, _ = tree.query(self._end_xy[ti], k=[k])
+        dist = np.asarray(dist, dtype=float).reshape(-1)
+        base, per_doubling, at_m = GUESS_SPEED_MPS
+        speed = base + per_doubling * np.log2(np.maximum(dist, 1.0) / at_m)
+        return dist / np.clip(speed, 5.0, 20.0)
+
+    def _pairs_within(
+        self, pts: _Points, open_t: IntArray, radius: FloatArray, max_eta_s: float
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+        """Every (origin, target) pair of the open targets whose ETA is within the target's
+        certified radius (≥ its `radius`, ≤ `max_eta_s`): (origin, target, ETA, certified
+        radius per open target)."""
+        n = len(self.edge_ids)
+        edges, inv = np.unique(pts.ti[open_t], return_inverse=True)
+        rest_t = pts.rest_t[open_t]
+        limit = np.zeros(len(edges))
+        np.maximum.at(limit, inv, radius + rest_t)
+        u, x, d, reach = self._reverse_balls(edges, limit + LIMIT_SLACK_S, pts.wanted)
+        # an open target's own radius: its edge was searched as far as `reach` (at least
+        # `limit`), and it lies rest_t before that edge's end
+        cert = np.minimum(reach[inv] - LIMIT_SLACK_S - rest_t, max_eta_s)
+
+        # origins on other edges: time to the end of their edge, on to the end of the target's
+        # edge (d), back to the target's point
+        other = pts.has_origin[x] & (x != edges[u])
+        u_o, x_o, d_o = u[other], x[other], d[other]
+        rep, origin = _expand(pts.o_ptr, x_o, pts.o_order)
+        u_o, d_o = u_o[rep], d_o[rep]
+        t_order = np.argsort(inv, kind="stable")
+        t_ptr = np.zeros(len(edges) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(inv, minlength=len(edges)), out=t_ptr[1:])
+        rep, k = _expand(t_ptr, u_o, t_order)
+        o_far = origin[rep]
+        k_far = k
+        eta_far = pts.rest_o[o_far] + d_o[rep] - rest_t[k_far] + pts.delay[o_far]
+
+        # origins on the target's own edge: straight ahead, or once around the block (the
+        # shortest loop leaves by a successor s and comes back: w(s) + d(s), less the edge's
+        # own arc weight, plus its travel time, as `_loop_time` counts it)
+        succ = pts.target_succ[x] & (x != edges[u])
+        key = edges[u[succ]] * n + x[succ]
+        pos = np.searchsorted(self._arc_keys, key)
+        is_arc = self._arc_keys[np.minimum(pos, len(self._arc_keys) - 1)] == key
+        loop = np.full(len(edges), np.inf)
+        w = self._weight
+        np.minimum.at(loop, u[succ][is_arc], w[x[succ][is_arc]] + d[succ][is_arc])
+        loop = loop - w[edges] + self.travel_time[edges]
+        k_near, o_near = _expand(pts.o_ptr, pts.ti[open_t], pts.o_order)
+        t_near = open_t[k_near]
+        ahead = (pts.q[t_near] - pts.p[o_near]) / pts.speed_o[o_near]
+        around = pts.rest_o[o_near] + loop[inv[k_near]] - pts.rest_t[t_near]
+        eta_near = np.where(ahead >= 0, ahead, around) + pts.delay[o_near]
+
+        o = np.concatenate([o_far, o_near])
+        k = np.concatenate([k_far, k_near])
+        eta = np.concatenate([eta_far, eta_near])
+        keep = (eta <= cert[k]) & ((pts.only[o] < 0) | (pts.only[o] == open_t[k]))
+        return o[keep], open_t[k[keep]], eta[keep], cert
+
+    def _reverse_balls(
+        self, edges: IntArray, limit: FloatArray, wanted: npt.NDArray[np.bool_]
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+        """Backward Dijkstra from each edge, to at least `limit[i]` s: (i, edge x, time from
+        the end of x to the end of edges[i]) for every wanted x within reach (exact), and the
+        reach of each search (searches that share a Dijkstra share its limit)."""
+        tiles = self._pickup_tiles()
+        reach = np.array(limit, dtype=float)
+        out: list[tuple[IntArray, IntArray, FloatArray]] = []
+        # a tile holds everything within TILE_REACH_S of the start of its edges, so
+        # everything within that plus the edge's own time of its end
+        tile_cap = TILE_REACH_S + self._weight[edges]
+        short = limit <= tile_cap
+        tile_of = self._tile_key[edges]
+        for key in np.unique(tile_of[short]):
+            group = np.flatnonzero(short & (tile_of == key))
+            nodes, sub = tiles[int(key)]
+            local = np.searchsorted(nodes, edges[group])
+            reach[group] = np.minimum(limit[group].max(), tile_cap[group])
+            out.append(self._search(sub, nodes, group, local, reach[group], wanted))
+        far = np.flatnonzero(~short)
+        far = far[np.argsort(limit[far], kind="stable")]
+        while far.size:
+            band = far[: int(np.searchsorted(limit[far], limit[far[0]] * LIMIT_BAND, "right"))]
+            reach[band] = limit[band].max()
+            out.append(self._search(self._reverse, None, band, edges[band], reach[band], wanted))
+            far = far[len(band) :]
+        if not out:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), reach
+        return (
+            np.concatenate([o[0] for o in out]),
+            np.concatenate([o[1] for o in out]),
+            np.concatenate([o[2] for o in out]),
+            reach,
+        )
+
+    @staticmethod
+    def _search(
+        graph: csr_matrix,
+        nodes: IntArray | None,
+        group: IntArray,
+        sources: IntArray,
+        reach: FloatArray,
+        wanted: npt.NDArray[np.bool_],
+    ) -> tuple[IntArray, IntArray, FloatArray]:
+        """One scipy Dijkstra from `sources` of `graph` (whose node i is edge `nodes[i]`, or
+        edge i), as far as the farthest reach: the wanted edges within each one's reach."""
+        dist = np.atleast_2d(dijkstra(graph, directed=True, indices=sources, limit=reach.max()))
+        cols = np.flatnonzero(wanted if nodes is None else wanted[nodes])
+        rows, at = np.nonzero(dist[:, cols] <= reach[:, None])
+        edge = cols[at] if nodes is None else nodes[cols[at]]
+        return group[rows], edge, dist[rows, cols[at]]
+
+    def prepare_pickup_search(self) -> int:
+        """Build what `pickup_candidates` searches on (its tiles; ≈0.1–0.3 s for the whole
+        city), if not built for the current travel times; the number of tiles. Done on first
+        use, and by `update_travel_times` once pick-ups have been searched."""
+        return len(self._pickup_tiles())
+
+    def _pickup_tiles(self) -> dict[int, tuple[IntArray, csr_matrix]]:
+        """Per tile: the edges within TILE_REACH_S (backwards) of the start of the tile's own
+        edges, sorted, and the reverse graph among them. Built on first use, again after new
+        travel times."""
+        if self._tiles is None:
+            tiles: dict[int, tuple[IntArray, csr_matrix]] = {}
+            order = np.argsort(self._tile_key, kind="stable")
+            keys, starts = np.unique(self._tile_key[order], return_index=True)
+            for key, own in zip(keys, np.split(order, starts[1:]), strict=True):
+                # from the start of each own edge: from its predecessors' ends
+                starts_of = _expand(self._pred_ptr, own, self._pred_idx)[1]
+                sources = np.union1d(own, starts_of)
+                reach = dijkstra(
+                    self._reverse, directed=True, indices=sources, limit=TILE_REACH_S, min_only=True
+                )
+                nodes = np.flatnonzero(np.isfinite(reach))
+                tiles[int(key)] = (nodes, self._induced(nodes))
+            self._tiles = tiles
+        return self._tiles
+
+    def _induced(self, nodes: IntArray) -> csr_matrix:
+        """The reverse graph restricted to `nodes` (sorted)."""
+        local = self._local
+        local[nodes] = np.arange(len(nodes))
+        try:
+            row, arc = _expand(self._rev_ptr, nodes, None)
+            col = local[self._rev_idx[arc]]
+            keep = col >= 0
+            indptr = np.zeros(len(nodes) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(row[keep], minlength=len(nodes)), out=indptr[1:])
+            return csr_matrix(
+                (
+                    self._reverse.data[arc[keep]],
+                    col[keep].astype(np.int32),
+                    indptr.astype(np.int32),
+                ),
+                shape=(len(nodes), len(nodes)),
+            )
+        finally:
+            local[nodes] = -1
+
     def routes_from(self, from_edge: str, to_edges: Sequence[str]) -> list[tuple[str, ...]]:
         """Fastest routes from one edge to each of many (one Dijkstra); () where unreachable."""
         a = self.index[from_edge]
@@ -171,3 +536,85 @@ class RoutingGraph:
             return (from_edge,)
         _, pred = dijkstra(self._graph, directed=True, indices=a, return_predecessors=True)
         return self._path(pred, a, b)
+
+
+def _expand(ptr: IntArray, keys: IntArray, order: IntArray | None) -> tuple[IntArray, IntArray]:
+    """Flatten the CSR rows `keys` of `ptr`: (which key, item) for every item of those rows;
+    items are positions, or `order[position]` when `order` is given."""
+    start = ptr[keys]
+    count = ptr[keys + 1] - start
+    rep = np.repeat(np.arange(len(keys)), count)
+    pos = np.repeat(start - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+    return rep, (pos if order is None else order[pos])
+
+
+@dataclass(frozen=True)
+class _Points:
+    """One candidate search's origins and targets, with what the searches need of them."""
+
+    ti: IntArray  # T, target edges
+    p: FloatArray  # C, origin position along its edge (m)
+    q: FloatArray  # T, target position along its edge (m)
+    rest_o: FloatArray  # C, s from the origin to the end of its edge
+    rest_t: FloatArray  # T, s from the target to the end of its edge
+    speed_o: FloatArray  # C, m/s on the origin's edge
+    delay: FloatArray  # C, s added to every ETA of the origin
+    only: IntArray  # C, the one target the origin may serve, −1 for any
+    restricted_count: IntArray  # T, origins restricted to each target
+    o_order: IntArray  # C, origins sorted by edge ...
+    o_ptr: IntArray  # E + 1, ... each edge's slice of them
+    has_origin: npt.NDArray[np.bool_]  # E
+    target_succ: npt.NDArray[np.bool_]  # E, successor of some target edge
+    wanted: npt.NDArray[np.bool_]  # E, edges the searches must report
+
+    @staticmethod
+    def make(
+        graph: RoutingGraph,
+        fi: IntArray,
+        origin_pos: FloatArray,
+        ti: IntArray,
+        target_pos: FloatArray,
+        delay_s: FloatArray | None,
+        only_target: IntArray | None,
+    ) -> _Points:
+        n = len(graph.edge_ids)
+        p = np.asarray(origin_pos, dtype=float).reshape(-1)
+        q = np.asarray(target_pos, dtype=float).reshape(-1)
+        if len(p) != len(fi) or len(q) != len(ti):
+            raise DispatchError(
+                f"positions do not match edges: {len(p)} for {len(fi)} origins, "
+                f"{len(q)} for {len(ti)} targets"
+            )
+        delay = np.zeros(len(fi)) if delay_s is None else np.asarray(delay_s, dtype=float)
+        if delay.shape != fi.shape or not np.all(np.isfinite(delay)) or np.any(delay < 0):
+            raise DispatchError("origin delays must be one finite value ≥ 0 s per origin")
+        if only_target is None:
+            only = np.full(len(fi), -1, dtype=np.int64)
+        else:
+            only = np.asarray(only_target, dtype=np.int64)
+            if only.shape != fi.shape or np.any(only >= len(ti)) or np.any(only < -1):
+                raise DispatchError("only_target must be a target index or −1 per origin")
+        speed_o = graph.length[fi] / graph.travel_time[fi]
+        speed_t = graph.length[ti] / graph.travel_time[ti]
+        o_order = np.argsort(fi, kind="stable")
+        o_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(fi, minlength=n), out=o_ptr[1:])
+        has_origin = o_ptr[1:] > o_ptr[:-1]
+        target_succ = np.zeros(n, dtype=bool)
+        target_succ[_expand(graph._succ_ptr, np.unique(ti), graph._succ_idx)[1]] = True
+        return _Points(
+            ti=ti,
+            p=p,
+            q=q,
+            rest_o=np.clip(graph.length[fi] - p, 0, None) / speed_o,
+            rest_t=np.clip(graph.length[ti] - q, 0, None) / speed_t,
+            speed_o=speed_o,
+            delay=delay,
+            only=only,
+            restricted_count=np.bincount(only[only >= 0], minlength=len(ti)),
+            o_order=o_order,
+            o_ptr=o_ptr,
+            has_origin=has_origin,
+            target_succ=target_succ,
+            wanted=has_origin | target_succ,
+        )

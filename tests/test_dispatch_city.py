@@ -1,0 +1,226 @@
+"""Dispatch at city scale: bounded backward searches, candidate assignment, and its check.
+
+On the mini grid city (no SUMO): the bounded search equals `eta_matrix` within its bound;
+the assignment over candidates equals the full matrix's when nothing is left out, never goes
+above the maximum ETA, and `assign_nearby` gives the full matrix's answer whenever it says it
+is complete. Plus the pick-up ETA error metric on hand-built trips.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakecity import mini_city
+from robotaxi.core import RideRequest, TimePoint, TripState
+from robotaxi.fleet.dispatch import BatchPolicy, NearestPolicy, assign_nearby
+from robotaxi.fleet.trips import new_trip
+from robotaxi.map import RoutingGraph
+from robotaxi.map.routing import PickupCandidates
+from robotaxi.metrics.eta_error import eta_error_summary, pickup_eta_error
+
+S = TripState
+
+
+def scene(graph: RoutingGraph, seed: int, cars: int, requests: int):
+    """Random cars and pick-ups on the grid; half the pick-ups share a car's street."""
+    rng = np.random.default_rng(seed)
+    edges = list(graph.edge_ids)
+    car_edges = [edges[i] for i in rng.integers(0, len(edges), cars)]
+    req_edges = [edges[i] for i in rng.integers(0, len(edges), requests)]
+    shared = min(cars, requests) // 2
+    req_edges[:shared] = car_edges[:shared]
+    length = graph.length
+    car_pos = rng.random(cars) * length[[graph.index[e] for e in car_edges]]
+    req_pos = rng.random(requests) * length[[graph.index[e] for e in req_edges]]
+    return rng, car_edges, car_pos, req_edges, req_pos
+
+
+def full_matrix(graph, car_edges, car_pos, req_edges, req_pos, delay=None, only=None):
+    eta = graph.eta_matrix(car_edges, car_pos, req_edges, req_pos)
+    if delay is not None:
+        eta = eta + delay[:, None]
+    if only is not None:
+        allowed = (only[:, None] < 0) | (only[:, None] == np.arange(eta.shape[1])[None, :])
+        eta = np.where(allowed, eta, np.inf)
+    return eta
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("max_s", [15.0, 45.0, 120.0, 1e9])
+def test_bounded_search_equals_eta_matrix_within_the_bound(seed: int, max_s: float) -> None:
+    _, graph = mini_city()
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, seed, 40, 25)
+    full = graph.eta_matrix(car_edges, car_pos, req_edges, req_pos)
+    bounded = graph.eta_to_targets(car_edges, car_pos, req_edges, req_pos, max_s)
+    inside, outside = full <= max_s - 1e-6, full > max_s + 1e-6
+    assert np.all(np.isfinite(bounded[inside]))
+    np.testing.assert_allclose(bounded[inside], full[inside], rtol=0, atol=1e-9)
+    assert np.all(np.isinf(bounded[outside]))
+    # the same-street cases (straight ahead, once around the block) are among them
+    same = np.array(car_edges)[:, None] == np.array(req_edges)[None, :]
+    behind = same & (req_pos[None, :] < car_pos[:, None]) & inside
+    if max_s > 100:
+        assert behind.any()
+
+
+def test_bounded_search_follows_new_travel_times() -> None:
+    road_map, _ = mini_city()
+    graph = RoutingGraph(road_map)  # its own copy: the cached one is shared
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, 7, 30, 20)
+    graph.eta_to_targets(car_edges, car_pos, req_edges, req_pos, 60.0)  # builds the tiles
+    slower = {e: 3.0 * t for e, t in zip(graph.edge_ids[::3], graph.travel_time[::3], strict=True)}
+    graph.update_travel_times(slower)
+    full = graph.eta_matrix(car_edges, car_pos, req_edges, req_pos)
+    bounded = graph.eta_to_targets(car_edges, car_pos, req_edges, req_pos, 60.0)
+    inside = full <= 60.0 - 1e-6
+    np.testing.assert_allclose(bounded[inside], full[inside], rtol=0, atol=1e-9)
+    assert np.all(np.isinf(bounded[full > 60.0 + 1e-6]))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_candidates_are_each_pickups_nearest_cars(seed: int) -> None:
+    _, graph = mini_city()
+    rng, car_edges, car_pos, req_edges, req_pos = scene(graph, 100 + seed, 35, 15)
+    delay = np.where(rng.random(35) < 0.3, rng.uniform(0, 60, 35), 0.0)
+    only = np.where(rng.random(35) < 0.1, rng.integers(0, 15, 35), -1)
+    k, max_eta = int(rng.integers(1, 5)), 90.0
+    cands = graph.pickup_candidates(
+        car_edges, car_pos, req_edges, req_pos, max_eta,
+        origin_delay_s=delay, nearest=k, only_target=only, first_radius_s=5.0,
+    )  # fmt: skip
+    full = full_matrix(graph, car_edges, car_pos, req_edges, req_pos, delay, only)
+    kept = cands.dense()
+    assert np.all(kept[np.isfinite(kept)] <= max_eta)
+    np.testing.assert_allclose(kept[np.isfinite(kept)], full[np.isfinite(kept)], atol=1e-9)
+    for r in range(15):
+        reachable = np.sort(full[:, r][full[:, r] <= max_eta])
+        n = min(k, len(reachable))
+        np.testing.assert_allclose(np.sort(kept[:, r][np.isfinite(kept[:, r])])[:n], reachable[:n])
+        for c in np.flatnonzero(only == r):  # a car restricted to a pick-up is always kept
+            assert np.isfinite(kept[c, r]) or full[c, r] > max_eta
+        # no car left out is nearer than the bound; none within the radius was missed
+        left_out = np.isinf(kept[:, r]) & (full[:, r] <= max_eta)
+        assert np.all(full[left_out, r] >= cands.bound_s[r] - 1e-9)
+        assert cands.bound_s[r] <= cands.radius_s[r] + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_candidate_assignment_equals_the_full_one_when_nothing_is_left_out(seed: int) -> None:
+    _, graph = mini_city()
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, 200 + seed, 12, 9)
+    max_eta = 80.0
+    full = graph.eta_matrix(car_edges, car_pos, req_edges, req_pos)
+    cands = graph.pickup_candidates(car_edges, car_pos, req_edges, req_pos, max_eta)
+    batch, greedy = BatchPolicy(), NearestPolicy()
+
+    def got(pairs: list[tuple[int, int]]) -> np.ndarray:
+        """Each request's ETA (inf: no car): the grid has ties, so compare what riders get."""
+        out = np.full(full.shape[1], np.inf)
+        for c, r in pairs:
+            out[r] = full[c, r]
+        return out
+
+    ours, best = batch.assign_candidates(cands, max_eta), batch.assign(full, max_eta)
+    assert len(ours) == len(best)
+    assert sum(full[c, r] for c, r in ours) == pytest.approx(sum(full[c, r] for c, r in best))
+    np.testing.assert_allclose(
+        got(greedy.assign_candidates(cands, max_eta)), got(greedy.assign(full, max_eta))
+    )
+    for policy in (batch, greedy):
+        pairs = policy.assign_candidates(cands, max_eta)
+        assert policy.short_of_candidates(cands, pairs, max_eta)[0].size == 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_assignment_never_takes_a_pair_above_the_maximum_eta(seed: int) -> None:
+    _, graph = mini_city()
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, 300 + seed, 20, 20)
+    full = graph.eta_matrix(car_edges, car_pos, req_edges, req_pos)
+    max_eta = float(np.percentile(full[np.isfinite(full)], 20))
+    for policy in (BatchPolicy(), NearestPolicy()):
+        result = assign_nearby(policy, graph, car_edges, car_pos, req_edges, req_pos, max_eta)
+        assert result.pairs
+        assert all(full[c, r] <= max_eta for c, r in result.pairs)
+        assert len({c for c, _ in result.pairs}) == len(result.pairs)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_assign_nearby_is_the_full_answer_when_complete(seed: int) -> None:
+    _, graph = mini_city()
+    rng = np.random.default_rng(seed)
+    cars, requests = int(rng.integers(2, 40)), int(rng.integers(1, 25))
+    rng, car_edges, car_pos, req_edges, req_pos = scene(graph, 400 + seed, cars, requests)
+    delay = np.where(rng.random(cars) < 0.3, rng.uniform(0, 60, cars), 0.0)
+    only = np.where(rng.random(cars) < 0.1, rng.integers(0, requests, cars), -1)
+    max_eta = float(rng.choice([40.0, 90.0, 900.0]))
+    full = full_matrix(graph, car_edges, car_pos, req_edges, req_pos, delay, only)
+    # a rule such as "the battery would not last": some pairs are not allowed
+    forbidden = rng.random(full.shape) < 0.15
+
+    def pair_ok(cars: np.ndarray, reqs: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        return ~forbidden[cars, reqs]
+
+    full[forbidden] = np.inf
+    for policy in (BatchPolicy(), NearestPolicy()):
+        best = policy.assign(full, max_eta)
+        result = assign_nearby(
+            policy, graph, car_edges, car_pos, req_edges, req_pos, max_eta,
+            car_delay_s=delay, only_request=only, pair_ok=pair_ok,
+            nearest=int(rng.integers(1, 4)),
+        )  # fmt: skip
+        # the ETA it assigned on is the full matrix's, delay included
+        np.testing.assert_allclose(result.eta_s, [full[c, r] for c, r in result.pairs])
+        if result.complete:
+            assert len(result.pairs) == len(best)
+            total = sum(full[c, r] for c, r in result.pairs)
+            assert total == pytest.approx(sum(full[c, r] for c, r in best), abs=1e-6)
+
+
+def test_the_check_catches_a_cut_that_misses_the_optimum() -> None:
+    # two pick-ups, two cars; each pick-up kept only its nearest car (car 0 for both), so
+    # the candidates serve one rider while the full matrix serves both
+    full = np.array([[1.0, 2.0], [5.0, 50.0]])
+    cands = PickupCandidates(
+        origin=np.array([0, 0]),
+        target=np.array([0, 1]),
+        eta_s=np.array([1.0, 2.0]),
+        radius_s=np.array([4.0, 40.0]),
+        bound_s=np.array([5.0, 50.0]),
+        n_origins=2,
+        n_targets=2,
+    )
+    policy = BatchPolicy()
+    pairs = policy.assign_candidates(cands, 900.0)
+    assert len(pairs) == 1 < len(policy.assign(full, 900.0))
+    short, radius = policy.short_of_candidates(cands, pairs, 900.0)
+    assert short.size and np.all(radius >= cands.bound_s[short])
+
+
+def _request(i: int) -> RideRequest:
+    return RideRequest(f"r{i}", f"p{i}", "Ada", TimePoint.from_s(0.0), 0.0, 0.0, 500.0, 0.0)
+
+
+def test_pickup_eta_error_counts_the_assignment_that_led_to_the_arrival() -> None:
+    trip = new_trip(_request(1))
+    trip.transition(S.ASSIGNED, TimePoint.from_s(10), vehicle_id="a", data={"eta_s": 100.0})
+    trip.transition(S.ASSIGNED, TimePoint.from_s(20), vehicle_id="b", data={"eta_s": 50.0})
+    trip.transition(S.EN_ROUTE, TimePoint.from_s(21))
+    trip.transition(S.ARRIVED, TimePoint.from_s(80))
+    assert pickup_eta_error(trip) == pytest.approx(10.0)  # took 60 s on a 50 s ETA
+
+    waiting = new_trip(_request(2))
+    waiting.transition(S.ASSIGNED, TimePoint.from_s(5), vehicle_id="c", data={"eta_s": 30.0})
+    assert pickup_eta_error(waiting) is None  # never arrived
+
+    early = new_trip(_request(3))
+    early.transition(S.ASSIGNED, TimePoint.from_s(0), vehicle_id="d", data={"eta_s": 40.0})
+    early.transition(S.EN_ROUTE, TimePoint.from_s(1))
+    early.transition(S.ARRIVED, TimePoint.from_s(30))
+
+    summary = eta_error_summary([trip, waiting, early])
+    assert summary.trips == 2
+    assert summary.median_s == pytest.approx(0.0)  # +10 and −10
+    assert summary.median_abs_s == pytest.approx(10.0)
+    assert summary.p95_s == pytest.approx(9.0)
+    assert eta_error_summary([waiting]).trips == 0
