@@ -169,7 +169,7 @@ class RoadMap:
         return np.isfinite(dist)
 
 
-def _shape(text: str) -> FloatArray:
+def sumo_shape(text: str) -> FloatArray:
     """A SUMO shape "x,y x,y …" (or "x,y,z …") as a read-only N×2 array."""
     points = text.split()
     flat = np.array(text.replace(",", " ").split(), dtype=float)
@@ -178,7 +178,8 @@ def _shape(text: str) -> FloatArray:
     return pts
 
 
-def _allows_passenger(lane: ET.Element) -> bool:
+def allows_passenger(lane: ET.Element) -> bool:
+    """Whether passenger cars may use a SUMO `<lane>` (its allow / disallow lists)."""
     allow = lane.get("allow")
     if allow is not None:
         return "passenger" in allow.split() or allow == "all"
@@ -304,11 +305,11 @@ def _read_edge(elem: ET.Element, edges: dict[str, Edge], lane_args: dict[str, _L
         lane_args[lane_id] = _LaneArgs(
             edge_id,
             int(lane.get("index", "0")),
-            _shape(lane.get("shape", "")),
+            sumo_shape(lane.get("shape", "")),
             float(lane.get("width", "3.2")),
             speed,
             length,
-            _allows_passenger(lane),
+            allows_passenger(lane),
             internal,
         )
         lane_ids.append(lane_id)

@@ -49,6 +49,7 @@ from pyproj import Transformer
 
 from robotaxi.core.errors import DataNotFoundError, WorldError
 from robotaxi.core.types import FloatArray
+from robotaxi.map.model import allows_passenger, sumo_shape
 from robotaxi.world.traffic import BACKGROUND_TYPE, sumo_env, sumo_home
 
 IntArray = npt.NDArray[np.int64]
@@ -294,9 +295,9 @@ def read_net_edges(net_file: Path, allowed: frozenset[str] | None = None) -> Net
             elif elem.tag == "edge":
                 edge_id = elem.get("id", "")
                 if elem.get("function") is None and (allowed is None or edge_id in allowed):
-                    lanes = [ln for ln in elem.iter("lane") if _allows_passenger(ln)]
+                    lanes = [ln for ln in elem.iter("lane") if allows_passenger(ln)]
                     if lanes:
-                        pts = _shape(lanes[0].get("shape", ""))
+                        pts = sumo_shape(lanes[0].get("shape", ""))
                         ids.append(edge_id)
                         types.append(elem.get("type", ""))
                         lengths.append(float(lanes[0].get("length", "0")))
@@ -327,19 +328,6 @@ def read_net_edges(net_file: Path, allowed: frozenset[str] | None = None) -> Net
         to_xy=to_xy,
         offset=offset,
     )
-
-
-def _shape(text: str) -> FloatArray:
-    """A SUMO shape "x,y x,y …" (a z coordinate, if any, dropped) as an N×2 array."""
-    return np.array([p.split(",")[:2] for p in text.split()], dtype=np.float64)
-
-
-def _allows_passenger(lane: ET.Element) -> bool:
-    allow = lane.get("allow")
-    if allow is not None:
-        return allow == "all" or "passenger" in allow.split()
-    disallow = lane.get("disallow", "")
-    return disallow != "all" and "passenger" not in disallow.split()
 
 
 # --- where trips start and end -------------------------------------------------------------
