@@ -273,14 +273,27 @@ def test_busy_cars_and_infeasible_trips_are_masked_for_dispatch() -> None:
     fleet.plan(0.0, {"charging": (0.0, 0.0)})
     assert fleet.busy("charging")
     np.testing.assert_allclose(fleet.nearest_depot_m(np.array([[2000.0, 0.0]])), [1000.0])
+    car, request = np.divmod(np.arange(6), 2)  # every car with every request
     ok = fleet.feasible(
         ["full", "low", "charging"],
-        np.full((3, 2), 1000.0),
+        car,
+        request,
+        np.full(6, 1000.0),
         np.array([2000.0, 60_000.0]),
         np.array([[2000.0, 0.0], [0.0, 0.0]]),
     )
     # low: 12 − 8.5 reserve leaves 3.5 kWh; a 2 km ride needs (1+2+1 km) × 0.359 + 0.45
-    np.testing.assert_array_equal(ok, [[True, True], [True, False], [False, False]])
+    np.testing.assert_array_equal(ok, [True, True, True, False, False, False])
+    # pairs in any order, some pairs only
+    some = fleet.feasible(
+        ["full", "low", "charging"],
+        np.array([1, 1, 0]),
+        np.array([1, 0, 1]),
+        np.full(3, 1000.0),
+        np.array([2000.0, 60_000.0]),
+        np.array([[2000.0, 0.0], [0.0, 0.0]]),
+    )
+    np.testing.assert_array_equal(some, [False, True, True])
 
 
 def test_a_plugged_car_draws_from_the_charger_not_its_battery() -> None:

@@ -14,10 +14,10 @@ import pytest
 from fakecity import mini_city
 from robotaxi.core import RideRequest, TimePoint, TripState
 from robotaxi.fleet.dispatch import BatchPolicy, NearestPolicy, assign_nearby
+from robotaxi.fleet.kpis import TripRecord, pickup_eta_error, pickup_eta_errors_s, trip_kpis
 from robotaxi.fleet.trips import new_trip
 from robotaxi.map import RoutingGraph
 from robotaxi.map.routing import PickupCandidates
-from robotaxi.metrics.eta_error import eta_error_summary, pickup_eta_error
 
 S = TripState
 
@@ -218,9 +218,9 @@ def test_pickup_eta_error_counts_the_assignment_that_led_to_the_arrival() -> Non
     early.transition(S.EN_ROUTE, TimePoint.from_s(1))
     early.transition(S.ARRIVED, TimePoint.from_s(30))
 
-    summary = eta_error_summary([trip, waiting, early])
-    assert summary.trips == 2
-    assert summary.median_s == pytest.approx(0.0)  # +10 and −10
-    assert summary.median_abs_s == pytest.approx(10.0)
-    assert summary.p95_s == pytest.approx(9.0)
-    assert eta_error_summary([waiting]).trips == 0
+    assert pickup_eta_errors_s([trip, waiting, early]) == pytest.approx([10.0, -10.0])
+    kpis = trip_kpis([trip, waiting, early])
+    assert kpis["pickup_eta_error_p50_s"] == pytest.approx(0.0)  # +10 and −10
+    assert kpis["pickup_eta_error_abs_p95_s"] == pytest.approx(10.0)
+    assert TripRecord.of(trip).pickup_eta_error_s == pytest.approx(10.0)  # kept on retiring
+    assert trip_kpis([waiting])["pickup_eta_error_p50_s"] is None

@@ -113,6 +113,8 @@ def test_trip_kpis_of_hand_built_trips() -> None:
         "in_vehicle_mean_s": 260.0,
         "walk_mean_m": 50.0,  # a only: c's rider was not taken to the drop-off curb
         "detour_ratio_mean": 1.2,
+        "pickup_eta_error_p50_s": None,  # no assignment here carries an ETA
+        "pickup_eta_error_abs_p95_s": None,
     }
     empty = trip_kpis([])
     assert empty["requests"] == 0 and empty["served_pct"] == 0.0
@@ -190,7 +192,7 @@ def test_simulate_and_serve_compute_the_same_kpis_from_the_same_history(tmp_path
     assert {
         "requests", "served", "served_pct", "cancelled_pct", "unfinished", "wait_p50_s",
         "wait_p95_s", "in_vehicle_p50_s", "walk_mean_m", "detour_ratio_mean",
-        "deadhead_km_share", "utilisation", "ev_yields", "fleet",
+        "deadhead_km_share", "utilisation", "ev_yields", "fleet", "pickup_eta_error_p50_s",
     } <= shared  # fmt: skip
     assert {k: served[k] for k in shared} == {k: simulated[k] for k in shared}
     # not vacuous: riders were served, some are still on their way, cars pulled over

@@ -20,6 +20,8 @@ from robotaxi.core.time import TimePoint
 from robotaxi.core.yielding import VehicleEventKind
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class AgentKind(enum.StrEnum):

@@ -34,7 +34,7 @@ import numpy as np
 
 from robotaxi.config.charging import DepotConfig, EnergyConfig, depots_for_map
 from robotaxi.core import RobotaxiError
-from robotaxi.core.types import FloatArray
+from robotaxi.core.types import FloatArray, IntArray
 from robotaxi.fleet.demand import DemandModel
 from robotaxi.fleet.energy import (
     BoolArray,
@@ -42,7 +42,7 @@ from robotaxi.fleet.energy import (
     EmptyBattery,
     FleetBatteries,
     can_accept,
-    can_accept_many,
+    can_accept_pairs,
     initial_soc_kwh,
 )
 from robotaxi.fleet.energy_kpis import energy_kpis
@@ -558,25 +558,29 @@ class FleetCharging:
     def feasible(
         self,
         vehicle_ids: Sequence[str],
+        car: IntArray,
+        request: IntArray,
         pickup_m: FloatArray,
         trip_m: FloatArray,
         dropoff_xy: FloatArray,
     ) -> BoolArray:
-        """At dispatch: C×R mask of the car–request pairs each car can finish with its
-        reserve (`can_accept_many`), from the C×R pick-up route metres, the R ride metres
+        """At dispatch: for K car–request pairs (`car`, `request`: indices into the C
+        `vehicle_ids` and the R requests), may that car take that request and finish it with
+        its reserve (`can_accept_pairs`)? From the K pick-up route metres, the R ride metres
         and the R×2 drop-off points. A car busy charging accepts nothing."""
+        car = np.asarray(car, dtype=np.int64)
+        request = np.asarray(request, dtype=np.int64)
         to_depot = self.nearest_depot_m(dropoff_xy) if len(dropoff_xy) else np.zeros(0, dtype=float)
-        ok = can_accept_many(
-            self.batteries.soc_kwh(vehicle_ids),
+        ok = can_accept_pairs(
+            self.batteries.soc_kwh(vehicle_ids)[car],
             np.asarray(pickup_m, dtype=float),
-            np.asarray(trip_m, dtype=float),
-            to_depot,
+            np.asarray(trip_m, dtype=float)[request],
+            to_depot[request],
             self.config.reserve_kwh,
             model=self.model,
         )
         busy = np.array([self.busy(v) for v in vehicle_ids], dtype=bool)
-        ok[busy, :] = False
-        return ok
+        return ok & ~busy[car]
 
     def plan(self, now_s: float, idle: Mapping[str, tuple[float, float]]) -> list[ChargeOrder]:
         """Each decision round (e.g. every tick before dispatch): which of the `idle` cars

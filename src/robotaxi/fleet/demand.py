@@ -18,7 +18,7 @@ import gzip
 import json
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -30,12 +30,9 @@ import shapely
 from robotaxi.config.models import DemandConfig
 from robotaxi.core.errors import ConfigError, DataNotFoundError, RobotaxiError
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import FloatArray, RideRequest
+from robotaxi.core.types import BoolArray, FloatArray, IntArray, RideRequest
 from robotaxi.fleet.names import FIRST_NAMES
 from robotaxi.map import RoadMap
-
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 ToXY = Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
 InsideFn = Callable[[FloatArray, FloatArray], BoolArray]
@@ -109,7 +106,8 @@ class DemandSample:
     pick-up or drop-off point outside the service area and were not generated, and
     `dropped_short` stayed shorter than the minimum trip length after resampling.
     `zones_used` is the number of distinct zones among the requests' origins and
-    destinations.
+    destinations; `districts` names the district (neighbourhood) of each zone a request
+    names, where the zones have one.
     """
 
     requests: tuple[RideRequest, ...]
@@ -117,6 +115,7 @@ class DemandSample:
     dropped_short: int
     drawn: int
     zones_used: int
+    districts: Mapping[str, str] = field(default_factory=dict)
 
 
 class DemandModel(Protocol):
@@ -612,8 +611,11 @@ class TncDemand:
             [names[i] for i in dest[idx]],
             self.config.patience_mean_s,
         )
-        zones_used = int(np.union1d(origin[idx], dest[idx]).size)
-        return DemandSample(requests, dropped_outside, int(pending.size), drawn, zones_used)
+        used = np.union1d(origin[idx], dest[idx])
+        districts = {names[i]: self.zones.nhood[i] for i in used.tolist()}
+        return DemandSample(
+            requests, dropped_outside, int(pending.size), drawn, int(used.size), districts
+        )
 
     def _draw_destinations(
         self,

@@ -25,11 +25,10 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from robotaxi.core import DispatchError
-from robotaxi.core.types import FloatArray
+from robotaxi.core.types import FloatArray, IntArray
 from robotaxi.map.routing import PickupCandidates, RoutingGraph
 
 Assignment = list[tuple[int, int]]
-IntArray = npt.NDArray[np.int64]
 # (car indices, request indices, pick-up ETAs s) of K pairs -> K bools: may that car take it?
 PairFilter = Callable[[IntArray, IntArray, FloatArray], npt.NDArray[np.bool_]]
 

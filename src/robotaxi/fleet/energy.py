@@ -56,13 +56,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
-import numpy.typing as npt
 
 from robotaxi.config.charging import EnergyConfig
 from robotaxi.core import DispatchError
-from robotaxi.core.types import FloatArray
+from robotaxi.core.types import BoolArray, FloatArray
 
-BoolArray = npt.NDArray[np.bool_]
 Number = TypeVar("Number", float, FloatArray)
 
 GROSS_BATTERY_KWH = 90.0  # Jaguar I-PACE, 2019: the pack's rating
@@ -127,8 +125,14 @@ def can_accept(
     Distances are route metres (an upper bound is fine: see `route_m_upper_bound`). An
     unknown (NaN) or unreachable (inf) distance refuses the trip.
     """
-    need = model.plan_kwh(pickup_m + trip_m + to_nearest_depot_m) + model.curb_kwh
-    return bool(soc_kwh - need >= reserve_kwh)
+    return bool(_spare_kwh(soc_kwh, pickup_m + trip_m + to_nearest_depot_m, model) >= reserve_kwh)
+
+
+def _spare_kwh(soc_kwh: Number, route_m: Number, model: ConsumptionModel) -> Number:
+    """What a car holding `soc_kwh` keeps after driving `route_m` of a ride (its curb time
+    included), by dispatch's plan; NaN where a figure is unknown or infinite."""
+    with np.errstate(invalid="ignore"):  # inf - inf where soc is inf: refused like NaN
+        return soc_kwh - (model.plan_kwh(route_m) + model.curb_kwh)
 
 
 def can_accept_many(
@@ -156,9 +160,23 @@ def can_accept_many(
         raise DispatchError(
             f"pick-up distances must be cars × requests {(soc.size, trip.size)}, got {pickup.shape}"
         )
-    need = model.plan_kwh(pickup + (trip + depot)[None, :]) + model.curb_kwh
-    with np.errstate(invalid="ignore"):  # inf - inf where soc is inf: refused like NaN
-        ok: BoolArray = soc[:, None] - need >= reserve_kwh
+    ok: BoolArray = _spare_kwh(soc[:, None], pickup + (trip + depot)[None, :], model) >= reserve_kwh
+    return ok
+
+
+def can_accept_pairs(
+    soc_kwh: FloatArray,
+    pickup_m: FloatArray,
+    trip_m: FloatArray,
+    to_nearest_depot_m: FloatArray,
+    reserve_kwh: float,
+    *,
+    model: ConsumptionModel = ConsumptionModel(),
+) -> BoolArray:
+    """`can_accept` for K car–request pairs at once (every argument has one value a pair):
+    what a dispatcher that looks only at candidate pairs asks."""
+    route_m = np.asarray(pickup_m, dtype=float) + trip_m + to_nearest_depot_m
+    ok: BoolArray = _spare_kwh(np.asarray(soc_kwh, dtype=float), route_m, model) >= reserve_kwh
     return ok
 
 
@@ -287,6 +305,7 @@ __all__ = [
     "FleetBatteries",
     "can_accept",
     "can_accept_many",
+    "can_accept_pairs",
     "initial_soc_kwh",
     "route_m_upper_bound",
 ]

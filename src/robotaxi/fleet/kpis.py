@@ -10,7 +10,7 @@ to 0.1, percentages to 0.01 and shares and ratios to 0.001.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +58,25 @@ def first_time(trip: Trip, state: TripState) -> TimePoint | None:
     return None
 
 
+def pickup_eta_error(trip: Trip) -> float | None:
+    """How late the car reached its rider against the pick-up ETA it was assigned on (s;
+    negative: early). The assignment that counts is the last `assigned` event before the
+    first `arrived` (earlier ones were taken back or reassigned); its `data["eta_s"]` is the
+    ETA dispatch used (with what was left of the car's drop-off, if it was finishing one).
+    None if no car arrived, that assignment carries no ETA, or another car arrived."""
+    events = trip.events
+    first = next((i for i, e in enumerate(events) if e.state == S.ARRIVED), None)
+    if first is None:
+        return None
+    arrived = events[first]
+    assigned = next((e for e in reversed(events[:first]) if e.state == S.ASSIGNED), None)
+    if assigned is None or "eta_s" not in assigned.data:
+        return None
+    if arrived.vehicle_id is not None and assigned.vehicle_id != arrived.vehicle_id:
+        return None
+    return (arrived.time - assigned.time) - float(assigned.data["eta_s"])
+
+
 @dataclass(frozen=True, slots=True)
 class TripRecord:
     """What the KPIs need of one trip, in a few numbers (a `Trip` holds every event).
@@ -70,7 +89,8 @@ class TripRecord:
     to and from the car and `detour` the distance driven with the rider over the shortest
     route's (the last two only when the car reached the destination; `detour` also needs
     `ride_m` and `direct_m` > 0 on the arrival event). `cancel_cause` is set on cancelled
-    trips; `controlled` marks a real rider's (app) trip.
+    trips; `controlled` marks a real rider's (app) trip; `origin_zone` is the demand zone
+    of the pick-up; `pickup_eta_error_s` is `pickup_eta_error`.
     """
 
     state: TripState
@@ -81,6 +101,8 @@ class TripRecord:
     detour: float | None = None
     cancel_cause: str | None = None
     controlled: bool = False
+    origin_zone: str = ""
+    pickup_eta_error_s: float | None = None
 
     @classmethod
     def of(cls, trip: Trip, *, controlled: bool = False) -> TripRecord:
@@ -104,6 +126,8 @@ class TripRecord:
             detour=detour,
             cancel_cause=trip.events[-1].cause if trip.state == S.CANCELLED else None,
             controlled=controlled,
+            origin_zone=trip.request.origin_zone,
+            pickup_eta_error_s=pickup_eta_error(trip),
         )
 
 
@@ -141,6 +165,12 @@ def detour_ratios(trips: Iterable[Trip | TripRecord]) -> list[float]:
     return [r.detour for r in _records(trips) if r.detour is not None]
 
 
+def pickup_eta_errors_s(trips: Iterable[Trip | TripRecord]) -> list[float]:
+    """How late each car reached its rider against the ETA it was assigned on (s,
+    `pickup_eta_error`), over trips whose assigned car arrived."""
+    return [r.pickup_eta_error_s for r in _records(trips) if r.pickup_eta_error_s is not None]
+
+
 def cancellations_by_cause(trips: Iterable[Trip | TripRecord]) -> dict[str, int]:
     """Cancelled trips counted by the cause of their cancellation ("rider", "patience", …)."""
     causes: dict[str, int] = {}
@@ -165,7 +195,8 @@ def trip_kpis(trips: Iterable[Trip | TripRecord]) -> dict[str, Any]:
     cancelled_pct and cancelled_by_cause (shares of all requests); unfinished (neither
     completed nor cancelled); pick-up waits (`pickup_waits_s`: mean, p50, p95); time in
     the car (`in_vehicle_times_s`: p50, mean); walk_mean_m (`walks_m`);
-    detour_ratio_mean (`detour_ratios`).
+    detour_ratio_mean (`detour_ratios`); the pick-up ETA error (`pickup_eta_errors_s`:
+    p50, and p95 of its size).
     """
     records = _records(trips)
     n = len(records)
@@ -173,6 +204,7 @@ def trip_kpis(trips: Iterable[Trip | TripRecord]) -> dict[str, Any]:
     cancelled = sum(1 for r in records if r.state == S.CANCELLED)
     waits = pickup_waits_s(records)
     in_vehicle = in_vehicle_times_s(records)
+    eta_error = pickup_eta_errors_s(records)
     return {
         "requests": n,
         "served": served,
@@ -187,6 +219,8 @@ def trip_kpis(trips: Iterable[Trip | TripRecord]) -> dict[str, Any]:
         "in_vehicle_mean_s": _mean(in_vehicle),
         "walk_mean_m": _mean(walks_m(records)),
         "detour_ratio_mean": _mean(detour_ratios(records), 3),
+        "pickup_eta_error_p50_s": _round(percentile(eta_error, 50)),
+        "pickup_eta_error_abs_p95_s": _round(percentile(np.abs(eta_error), 95)),
     }
 
 
@@ -214,6 +248,27 @@ def by_hour(trips: Iterable[Trip | TripRecord], start_hour: float) -> list[dict[
                 **{key: kpis[key] for key in HOURLY_KEYS},
             }
         )
+    return rows
+
+
+DISTRICT_KEYS = ("requests", "served", "served_pct", "cancelled_pct", "wait_p50_s", "wait_p95_s")
+
+
+def by_district(
+    trips: Iterable[Trip | TripRecord], districts: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The trip KPIs per district of the pick-up (`districts`: demand zone → district, e.g.
+    a traffic zone → its neighbourhood; a zone it does not name is its own district), in
+    order of requests, most first: `trip_kpis`-style records (requests, served, waits) with
+    `district`."""
+    groups: dict[str, list[TripRecord]] = {}
+    for record in _records(trips):
+        zone = record.origin_zone
+        groups.setdefault(districts.get(zone, zone) or "unknown", []).append(record)
+    rows = []
+    for name, records in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        kpis = trip_kpis(records)
+        rows.append({"district": name, **{key: kpis[key] for key in DISTRICT_KEYS}})
     return rows
 
 

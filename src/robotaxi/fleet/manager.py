@@ -38,9 +38,10 @@ from robotaxi.core import (
     YieldBasis,
     YieldDecider,
 )
+from robotaxi.core.types import BoolArray, FloatArray, IntArray
 from robotaxi.fleet.charging import FleetCharging
 from robotaxi.fleet.demand import DemandModel
-from robotaxi.fleet.dispatch import make_policy
+from robotaxi.fleet.dispatch import PairFilter, assign_nearby, make_policy
 from robotaxi.fleet.energy import route_m_upper_bound
 from robotaxi.fleet.kpis import TripRecord
 from robotaxi.fleet.rebalance import pool_into_cells, rebalance_moves
@@ -963,33 +964,32 @@ class FleetManager:
         if not cars:
             return
         curbs = self.map.curbs
-        eta = (
-            self.graph.eta_matrix(
-                [o[0] for o in origins],
-                np.array([o[1] for o in origins]),
-                [curbs.edge_ids[t.pickup_curb] for t in trips],
-                np.array([curbs.pos[t.pickup_curb] for t in trips]),
-            )
-            + np.array(extra)[:, None]
-        )
-        if self.charging is not None:
-            # no car gets a trip it cannot finish and still reach a charger with its reserve
-            ride_m = np.array([self._ride_m.get(t.trip_id, 0.0) for t in trips])
-            dropoff_xy = curbs.xy[[t.dropoff_curb for t in trips]]
-            ok = self.charging.feasible(
-                [v.vehicle_id for v in cars],
-                route_m_upper_bound(eta, self._top_speed_mps),
-                ride_m,
-                dropoff_xy,
-            )
-            eta[~ok] = np.inf
+        trip_index = {t.trip_id: r for r, t in enumerate(trips)}
         # a car already driving to a pick-up may keep its trip or lose it to a closer car,
         # never switch: so every pair below is consistent and no trip has two cars
-        for c, v in enumerate(cars):
-            if v.status == VehicleStatus.TO_PICKUP:
-                own = np.array([t.trip_id == v.trip_id for t in trips])
-                eta[c, ~own] = np.inf
-        pairs = self.policy.assign(eta, cfg.max_pickup_eta_s)
+        only = np.array(
+            [
+                trip_index[v.trip_id]
+                if v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None
+                else -1
+                for v in cars
+            ],
+            dtype=np.int64,
+        )
+        decided = assign_nearby(
+            self.policy,
+            self.graph,
+            [o[0] for o in origins],
+            np.array([o[1] for o in origins]),
+            [curbs.edge_ids[t.pickup_curb] for t in trips],
+            np.array([curbs.pos[t.pickup_curb] for t in trips]),
+            cfg.max_pickup_eta_s,
+            car_delay_s=np.array(extra),
+            only_request=only,
+            pair_ok=self._battery_check(cars, trips),
+        )
+        pairs = decided.pairs
+        eta_of = dict(zip(pairs, decided.eta_s.tolist(), strict=True))
         for c, r in pairs:
             v, trip = cars[c], trips[r]
             holder = holding.get(trip.trip_id)
@@ -1004,7 +1004,7 @@ class FleetManager:
             self._event(
                 trip, S.ASSIGNED, now, out, vehicle_id=v.vehicle_id,
                 cause="dispatch" if trip.state == S.REQUESTED else "reassigned",
-                data={"eta_s": round(float(eta[c, r]), 1), "policy": self.policy.name},
+                data={"eta_s": round(eta_of[c, r], 1), "policy": self.policy.name},
             )  # fmt: skip
             if trip.trip_id in self._waiting:
                 self._waiting.remove(trip.trip_id)
@@ -1013,6 +1013,23 @@ class FleetManager:
             else:
                 v.trip_id, v.status = trip.trip_id, VehicleStatus.TO_PICKUP
                 self._send_to(v, trip.pickup_curb)
+
+    def _battery_check(self, cars: list[Vehicle], trips: list[Trip]) -> PairFilter | None:
+        """No car gets a trip it cannot finish and still reach a charger with its reserve
+        (None when the fleet does not model batteries)."""
+        charging = self.charging
+        if charging is None:
+            return None
+        ids = [v.vehicle_id for v in cars]
+        ride_m = np.array([self._ride_m.get(t.trip_id, 0.0) for t in trips])
+        dropoff_xy = self.map.curbs.xy[[t.dropoff_curb for t in trips]]
+        top_speed = self._top_speed_mps
+
+        def can_finish(car: IntArray, request: IntArray, eta_s: FloatArray) -> BoolArray:
+            pickup_m = route_m_upper_bound(eta_s, top_speed)
+            return charging.feasible(ids, car, request, pickup_m, ride_m, dropoff_xy)
+
+        return can_finish
 
     # --- rebalancing --------------------------------------------------------------------
 

@@ -23,10 +23,8 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from robotaxi.core.errors import DispatchError, MapBuildError
-from robotaxi.core.types import FloatArray
+from robotaxi.core.types import FloatArray, IntArray
 from robotaxi.map.model import RoadMap
-
-IntArray = npt.NDArray[np.int64]
 
 # origins per Dijkstra block in `eta_matrix`: bounds memory to ETA_BLOCK × edges floats
 ETA_BLOCK = 128

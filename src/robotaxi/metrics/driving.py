@@ -22,10 +22,9 @@ import numpy.typing as npt
 from scipy.signal import savgol_filter
 
 from robotaxi.core.geometry import box_corners, boxes_overlap
-from robotaxi.core.types import FloatArray, TrajectoryColumn
+from robotaxi.core.types import BoolArray, FloatArray, TrajectoryColumn
 
 C = TrajectoryColumn
-BoolArray = npt.NDArray[np.bool_]
 
 # thresholds (nuPlan's values where nuPlan has one)
 TTC_THRESHOLD_S = 0.95

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from robotaxi.fleet.kpis import by_hour, ev_yield_kpis, trip_kpis, vehicle_kpis
+from robotaxi.fleet.kpis import by_district, by_hour, ev_yield_kpis, trip_kpis, vehicle_kpis
 from robotaxi.sim.runner import ServiceHistory
 
 
@@ -64,6 +64,7 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         if history.wall_s
         else None,
         "by_hour": by_hour(history.trips.values(), history.start_hour),
+        "by_district": by_district(history.trips.values(), history.demand.districts),
         "energy": history.energy,
     }
 
@@ -77,6 +78,8 @@ KPI_ROWS = (
     ("in_vehicle_p50_s", "in-vehicle time p50", "s"),
     ("walk_mean_m", "walking distance, mean", "m"),
     ("detour_ratio_mean", "detour ratio, mean", ""),
+    ("pickup_eta_error_p50_s", "pick-up ETA error p50 (late +)", "s"),
+    ("pickup_eta_error_abs_p95_s", "pick-up ETA error p95 (size)", "s"),
     ("deadhead_km_share", "empty (deadhead) km share", ""),
     ("utilisation", "vehicle utilisation", ""),
     ("ev_yields", "EV yields", ""),

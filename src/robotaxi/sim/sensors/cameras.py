@@ -28,10 +28,16 @@ import numpy.typing as npt
 from robotaxi.config.sensors import CameraConfig
 from robotaxi.core.geometry import box_corners
 from robotaxi.core.time import TimePoint
-from robotaxi.core.types import AgentKind, AgentState, Detection, FloatArray, Pose, SirenState
+from robotaxi.core.types import (
+    AgentKind,
+    AgentState,
+    BoolArray,
+    Detection,
+    FloatArray,
+    Pose,
+    SirenState,
+)
 from robotaxi.map import RoadMap
-
-BoolArray = npt.NDArray[np.bool_]
 
 # centre and the four corners of each footprint are tested for line of sight
 N_SAMPLE_POINTS = 5
