@@ -7,10 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fakecity import mini_city
 from robotaxi.config import load_config
 from robotaxi.fleet.demand import SyntheticDemand
+from robotaxi.fleet.dispatch import (
+    ETA_OFFSET_BOUNDS_S,
+    ETA_SCALE_BOUNDS,
+    BatchPolicy,
+    PickupEtaModel,
+)
 from robotaxi.fleet.kpis import by_district, pickup_eta_errors_s, trip_kpis
 from robotaxi.metrics.fleet_kpis import fleet_kpis
 from robotaxi.sim.runner import ServiceHistory, ServiceSimulation
@@ -61,3 +68,34 @@ def test_kpis_per_district_add_up_to_the_whole(tmp_path: Path) -> None:
     merged = by_district(history.trips.values(), {z: "all" for z in zones if z != "uniform"})
     assert {r["district"] for r in merged} == {"all", "uniform"} & (zones | {"all"})
     assert sum(r["requests"] for r in merged) == whole["requests"]
+
+
+def test_the_eta_model_learns_how_much_longer_cars_take_than_the_graph_says() -> None:
+    model = PickupEtaModel(min_samples=30, refit_every=10)
+    rng = np.random.default_rng(4)
+    assert model.expected_s(100.0, 20.0) == 120.0  # the graph's time until it has learnt
+    for route in rng.uniform(30.0, 600.0, 200):
+        model.observe(float(route), 1.3 * float(route) + 25.0 + float(rng.normal(0.0, 5.0)))
+    assert model.scale == pytest.approx(1.3, abs=0.02)
+    assert model.offset_s == pytest.approx(25.0, abs=3.0)
+    assert model.expected_s(100.0, 20.0) == pytest.approx(130.0 + 25.0 + 20.0, abs=4.0)
+    assert model.to_route_s(model.expected_s(200.0)) == pytest.approx(200.0)
+    # never faster than the graph, never more than its bounds; junk is ignored
+    fast = PickupEtaModel(min_samples=5, refit_every=5)
+    for route in (100.0, 200.0, 300.0, 400.0, 500.0, float("nan")):
+        fast.observe(route, 0.5 * route)
+    assert fast.scale == ETA_SCALE_BOUNDS[0] and fast.offset_s == ETA_OFFSET_BOUNDS_S[0]
+    assert len(fast.samples) == 5
+
+
+def test_the_batch_optimum_is_the_same_in_route_seconds_and_in_eta_seconds() -> None:
+    rng = np.random.default_rng(8)
+    route = rng.uniform(20.0, 900.0, (30, 12))
+    delay = rng.uniform(0.0, 120.0, 30)
+    model = PickupEtaModel(scale=1.4, offset_s=30.0)
+    eta = model.scale * route + model.offset_s + delay[:, None]
+    cut = 800.0
+    policy = BatchPolicy()
+    in_eta = policy.assign(eta, cut)
+    in_route = policy.assign(route + (delay / model.scale)[:, None], model.to_route_s(cut))
+    assert sorted(in_eta) == sorted(in_route) and len(in_eta) == 12

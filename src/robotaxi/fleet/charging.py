@@ -41,7 +41,6 @@ from robotaxi.fleet.energy import (
     ConsumptionModel,
     EmptyBattery,
     FleetBatteries,
-    can_accept,
     can_accept_pairs,
     initial_soc_kwh,
 )
@@ -307,16 +306,27 @@ class ChargingPolicy:
     ) -> ChargeReason | None:
         """Why an idle car at `soc_kwh`, `to_depot_m` from its nearest depot, should go to
         charge at `clock_hour` (0–24), or None if it should stay in service."""
-        if soc_kwh < self.charge_below_soc * self.capacity_kwh or not can_accept(
-            soc_kwh, 0.0, self.shortest_ride_m, to_depot_m, self.reserve_kwh, model=self.model
-        ):
-            return ChargeReason.LOW
-        if (
-            self.is_low_demand(clock_hour)
-            and soc_kwh < self.opportunistic_below_soc * self.capacity_kwh
-        ):
-            return ChargeReason.OPPORTUNISTIC
-        return None
+        return self.reasons_to_charge(np.array([soc_kwh]), clock_hour, np.array([to_depot_m]))[0]
+
+    def reasons_to_charge(
+        self, soc_kwh: FloatArray, clock_hour: float, to_depot_m: FloatArray
+    ) -> list[ChargeReason | None]:
+        """`reason_to_charge` for many cars at once (a fleet's idle cars every tick). Low:
+        under the threshold, or unable to take the shortest ride and still reach a depot
+        with the reserve; opportunistic: in a low-demand hour, under its threshold."""
+        soc = np.asarray(soc_kwh, dtype=float)
+        n = len(soc)
+        low = (soc < self.charge_below_soc * self.capacity_kwh) | ~can_accept_pairs(
+            soc, np.zeros(n), np.full(n, self.shortest_ride_m), to_depot_m, self.reserve_kwh,
+            model=self.model,
+        )  # fmt: skip
+        opportunistic = self.is_low_demand(clock_hour) & (
+            soc < self.opportunistic_below_soc * self.capacity_kwh
+        )
+        return [
+            ChargeReason.LOW if lo else ChargeReason.OPPORTUNISTIC if op else None
+            for lo, op in zip(low.tolist(), opportunistic.tolist(), strict=True)
+        ]
 
     def target_kwh(self, clock_hour: float) -> float:
         share = self.low_demand_target_soc if self.is_low_demand(clock_hour) else self.target_soc
@@ -593,12 +603,13 @@ class FleetCharging:
         hour = self.clock_hour(now_s)
         xy = np.array([idle[v] for v in ids], dtype=float)
         dist = np.asarray(self.distance_fn(xy, self.depot_xy), dtype=float)
-        reasons = {
-            v: self.policy.reason_to_charge(
-                self.batteries.cars[v].soc_kwh, hour, float(dist[i].min())
+        reasons = dict(
+            zip(
+                ids,
+                self.policy.reasons_to_charge(self.batteries.soc_kwh(ids), hour, dist.min(axis=1)),
+                strict=True,
             )
-            for i, v in enumerate(ids)
-        }
+        )
         row = {v: i for i, v in enumerate(ids)}
         wanting = sorted(
             ((v, r) for v, r in reasons.items() if r is not None),

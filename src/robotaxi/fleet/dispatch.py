@@ -14,8 +14,9 @@ a check that no car left out could change the answer (else those requests search
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -240,6 +241,68 @@ def _pair_eta(candidates: PickupCandidates, pairs: Assignment) -> FloatArray:
     order = np.argsort(key)
     wanted = np.array([c * candidates.n_targets + r for c, r in pairs], dtype=np.int64)
     return np.asarray(candidates.eta_s[order[np.searchsorted(key[order], wanted)]], dtype=float)
+
+
+# `PickupEtaModel`: the fit's bounds (a route time never counts for less than it is; a car
+# starts and stops for at most this long more), and how much it learns from
+ETA_SCALE_BOUNDS = (1.0, 3.0)
+ETA_OFFSET_BOUNDS_S = (0.0, 180.0)
+
+
+@dataclass
+class PickupEtaModel:
+    """Pick-up ETAs as the cars then drive them: `scale` × the route's time on the routing
+    graph + `offset_s` (s). The graph knows each street's current speed but not the time a
+    car takes to pull out of a curb, to turn, to wait at signals and to pull in at the
+    pick-up; the model learns those from the pick-ups so far (least squares over the last
+    `window` arrivals: route time → time taken less the car's own delay, refitted every
+    `refit_every` arrivals once there are `min_samples`), within ETA_SCALE_BOUNDS and
+    ETA_OFFSET_BOUNDS_S. Until then it is the graph's time (scale 1, offset 0).
+
+    An affine map with a positive scale keeps the batch's optimum (for a given number of
+    pairs, the total ETA is scale × the route total + a constant): dispatch solves in route
+    seconds with the cut-off and delays mapped by `to_route_s`, and reports `expected_s`."""
+
+    window: int = 400
+    min_samples: int = 30
+    refit_every: int = 25
+    scale: float = 1.0
+    offset_s: float = 0.0
+    samples: deque[tuple[float, float]] = field(default_factory=deque, repr=False)
+    _since_fit: int = field(default=0, repr=False)
+
+    def expected_s(self, route_s: float, delay_s: float = 0.0) -> float:
+        """The pick-up ETA (s) of a route taking `route_s` on the graph for a car that can
+        only set off after `delay_s` (e.g. the rest of a drop-off)."""
+        return self.scale * route_s + self.offset_s + delay_s
+
+    def to_route_s(self, eta_s: float) -> float:
+        """The route seconds that correspond to `eta_s` of ETA (the cut-off, in the units
+        dispatch solves in); a delay maps by dividing by `scale` alone."""
+        return (eta_s - self.offset_s) / self.scale
+
+    def observe(self, route_s: float, taken_s: float) -> None:
+        """A car reached its rider `taken_s` after setting off (its delay removed) on a
+        route the graph timed at `route_s`."""
+        if not (np.isfinite(route_s) and np.isfinite(taken_s)):
+            return
+        self.samples.append((route_s, taken_s))
+        while len(self.samples) > self.window:
+            self.samples.popleft()
+        self._since_fit += 1
+        if len(self.samples) >= self.min_samples and self._since_fit >= self.refit_every:
+            self._fit()
+
+    def _fit(self) -> None:
+        self._since_fit = 0
+        route, taken = np.array(self.samples, dtype=float).T
+        lo, hi = ETA_SCALE_BOUNDS
+        if np.ptp(route) > 1.0:
+            scale = float(np.clip(np.polyfit(route, taken, 1)[0], lo, hi))
+        else:  # all alike: an offset only
+            scale = 1.0
+        self.scale = scale
+        self.offset_s = float(np.clip(np.mean(taken - scale * route), *ETA_OFFSET_BOUNDS_S))
 
 
 def make_policy(name: Literal["nearest", "batch"] | str) -> DispatchPolicy:

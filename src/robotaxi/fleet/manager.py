@@ -41,7 +41,7 @@ from robotaxi.core import (
 from robotaxi.core.types import BoolArray, FloatArray, IntArray
 from robotaxi.fleet.charging import FleetCharging
 from robotaxi.fleet.demand import DemandModel
-from robotaxi.fleet.dispatch import PairFilter, assign_nearby, make_policy
+from robotaxi.fleet.dispatch import PairFilter, PickupEtaModel, assign_nearby, make_policy
 from robotaxi.fleet.energy import route_m_upper_bound
 from robotaxi.fleet.kpis import TripRecord
 from robotaxi.fleet.rebalance import pool_into_cells, rebalance_moves
@@ -234,6 +234,7 @@ class FleetManager:
         # patience check looks at these, not at every trip of the run
         self._before_pickup: dict[str, Trip] = {}
         self._last_batch_s = -math.inf
+        self.eta_model = PickupEtaModel()  # route time on the graph → the time cars take
         self._last_rebalance_s = 0.0
         self._last_t = 0.0
         self._rng = np.random.default_rng([seed, 0xF1EE7])
@@ -659,6 +660,7 @@ class FleetManager:
             if self._at_target(v):
                 v.status = VehicleStatus.AT_PICKUP
                 rider = self.riders[trip.trip_id]
+                self._learn_eta(trip, now)
                 self._event(
                     trip, S.ARRIVED, now, out, cause="car",
                     data={
@@ -983,13 +985,17 @@ class FleetManager:
             np.array([o[1] for o in origins]),
             [curbs.edge_ids[t.pickup_curb] for t in trips],
             np.array([curbs.pos[t.pickup_curb] for t in trips]),
-            cfg.max_pickup_eta_s,
-            car_delay_s=np.array(extra),
+            # solved in route seconds: the ETA model's cut-off, delays at its scale
+            self.eta_model.to_route_s(cfg.max_pickup_eta_s),
+            car_delay_s=np.array(extra) / self.eta_model.scale,
             only_request=only,
             pair_ok=self._battery_check(cars, trips),
         )
         pairs = decided.pairs
-        eta_of = dict(zip(pairs, decided.eta_s.tolist(), strict=True))
+        route_of = {
+            (c, r): eta - extra[c] / self.eta_model.scale
+            for (c, r), eta in zip(pairs, decided.eta_s.tolist(), strict=True)
+        }
         for c, r in pairs:
             v, trip = cars[c], trips[r]
             holder = holding.get(trip.trip_id)
@@ -1004,7 +1010,12 @@ class FleetManager:
             self._event(
                 trip, S.ASSIGNED, now, out, vehicle_id=v.vehicle_id,
                 cause="dispatch" if trip.state == S.REQUESTED else "reassigned",
-                data={"eta_s": round(eta_of[c, r], 1), "policy": self.policy.name},
+                data={
+                    "eta_s": round(self.eta_model.expected_s(route_of[c, r], extra[c]), 1),
+                    "route_s": round(route_of[c, r], 1),
+                    "delay_s": round(extra[c], 1),
+                    "policy": self.policy.name,
+                },
             )  # fmt: skip
             if trip.trip_id in self._waiting:
                 self._waiting.remove(trip.trip_id)
@@ -1013,6 +1024,14 @@ class FleetManager:
             else:
                 v.trip_id, v.status = trip.trip_id, VehicleStatus.TO_PICKUP
                 self._send_to(v, trip.pickup_curb)
+
+    def _learn_eta(self, trip: Trip, now: float) -> None:
+        """A car reached its rider: how long its route took against the graph's time."""
+        assigned = next((e for e in reversed(trip.events) if e.state == S.ASSIGNED), None)
+        if assigned is None or "route_s" not in assigned.data:
+            return
+        taken = now - assigned.time.time_s - float(assigned.data.get("delay_s", 0.0))
+        self.eta_model.observe(float(assigned.data["route_s"]), taken)
 
     def _battery_check(self, cars: list[Vehicle], trips: list[Trip]) -> PairFilter | None:
         """No car gets a trip it cannot finish and still reach a charger with its reserve
