@@ -2,7 +2,11 @@
 
 Run: .venv/bin/python benchmarks/bench_fleet.py          (sf-mission, tue 08:00–09:00, 60 cars)
      .venv/bin/python benchmarks/bench_fleet.py --quick  (grid city, 20 min, 20 cars: smoke test)
-Writes benchmarks/results/fleet.json and fleet.md (--quick: fleet.quick.*, --only: *.partial.*).
+     .venv/bin/python benchmarks/bench_fleet.py --city-scale peak   (all of SF, tue 07:00–10:00,
+         1,000 cars, market share 0.15: background only, ours, SUMO greedy; --hours to shorten)
+     .venv/bin/python benchmarks/bench_fleet.py --city-scale day    (all of SF, tue, 24 h)
+Writes benchmarks/results/fleet.json and fleet.md (--quick: fleet.quick.*, --city-scale:
+fleet.sf-peak.* / fleet.sf-day.*, --only: *.partial.*).
 
 Every row gets the same network, background-traffic file (same seed), ambulance runs, ride
 requests (same demand sample) and fleet size; the SUMO rows also start their taxis at the
@@ -158,8 +162,12 @@ def _run_ours(
         "requests", "served", "served_pct", "cancelled_pct", "cancelled_by_cause", "unfinished",
         "wait_mean_s", "wait_p50_s", "wait_p95_s", "utilisation", "deadhead_km_share",
         "teleports", "command_failures", "ev_yields", "wall_s", "real_time_factor",
+        "robotaxi_teleports", "background_vehicles", "vehicles_entered",
+        "pickup_eta_error_p50_s", "pickup_eta_error_abs_p95_s", "requests_dropped_outside_map",
     )  # fmt: skip
     row = {k: kpis.get(k) for k in keep}
+    energy = kpis.get("energy") or {}
+    row["rides_lost_to_empty_battery"] = energy.get("rides_lost_to_empty_battery")
     row["policy"] = job.policy if job.kind == "ours" else None
     row["simulated_s"] = round(history.simulated_s, 1)
     row["world_command_failures"] = history.world.command_failures
@@ -289,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=None, help="runs of our rows (default 3, --quick 1)"
     )
     parser.add_argument("--market-share", type=float, default=None, help="sf demand share")
+    parser.add_argument(
+        "--city-scale", choices=("peak", "day"), default=None,
+        help="all of San Francisco with 1,000 cars: the 07:00–10:00 peak or the whole day",
+    )  # fmt: skip
+    parser.add_argument("--hours", type=float, default=None, help="shorten a --city-scale run")
+    parser.add_argument("--fleet", type=int, default=None, help="fleet size of --city-scale")
     parser.add_argument("--cap-s", type=float, default=900.0, help="wall cap per SUMO row, s")
     parser.add_argument("--only", default="", help="comma-separated row keys (debugging)")
     parser.add_argument(
@@ -305,7 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
-    if args.quick:
+    if args.city_scale is not None:
+        start, hours = ("tue 07:00", 3.0) if args.city_scale == "peak" else ("tue 00:00", 24.0)
+        setup = Setup(
+            "sf", start, args.hours or hours, args.fleet or 1000, 7,
+            args.market_share or 0.15, args.cap_s,
+        )  # fmt: skip
+        args.repeat = args.repeat or 1
+    elif args.quick:
         setup = Setup("grid", "tue 08:00", 1 / 3, 20, 7, None, args.cap_s)
     else:
         setup = Setup("sf-mission", "tue 08:00", 1.0, 60, 7, args.market_share, args.cap_s)
@@ -319,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
             "SUMO routeExtension (CH)", "sumo", dispatch="routeExtension", routing="CH"
         ),
     }
+    if args.city_scale == "peak":  # SUMO's own dispatch with its fastest router as the peer
+        jobs = {k: jobs[k] for k in ("background", "batch", "sumo_greedy_ch")}
+    elif args.city_scale == "day":
+        jobs = {k: jobs[k] for k in ("background", "batch")}
     if args.only:
         jobs = {k: v for k, v in jobs.items() if k in args.only.split(",")}
     repeats = {"background": args.repeat, "batch": args.repeat, "nearest": args.repeat}
@@ -370,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         "total_wall_s": round(time.perf_counter() - t0, 1),
     }
     stem = "fleet.quick" if args.quick else "fleet"
+    if args.city_scale is not None:
+        stem = f"fleet.sf-{args.city_scale}"
     if args.only:
         stem += ".partial"  # never overwrite the full results with a few rows
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -475,6 +502,23 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_fmt(row.get('delivered_but_past_patience'))} "
             f"| {_fmt(row.get('never_picked_up'))} | {_fmt(row.get('shared_rides'))} |"
         )
+    city_keys = (
+        "robotaxi_teleports", "background_vehicles", "pickup_eta_error_p50_s",
+        "pickup_eta_error_abs_p95_s", "rides_lost_to_empty_battery",
+        "requests_dropped_outside_map",
+    )  # fmt: skip
+    ours = [r for r in result["rows"].values() if r.get("kind") == "ours" and "error" not in r]
+    if any(r.get(k) is not None for r in ours for k in city_keys):
+        lines += [
+            "",
+            "| row | robotaxi teleports | background vehicles | pick-up ETA error p50 s "
+            "| ETA error size p95 s | rides lost to an empty battery | requests outside the map |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in ours:
+            lines.append(
+                f"| {row['name']} | " + " | ".join(_fmt(row.get(k)) for k in city_keys) + " |"
+            )
     lines += ["", "## targets", ""]
     for key, t in result["targets"].items():
         if "not_measured" in t:

@@ -55,6 +55,7 @@ from robotaxi.world.traffic import (
 
 PARK_FOREVER_S = 1e7
 PREEMPTION_AMBER_S = 3.0  # amber for the cross streets before an ambulance's green
+_PARKED = 1 | 2  # VAR_STOPSTATE bits: stopped, parking (off the lane)
 _CAR_VARS = [
     tc.VAR_POSITION,
     tc.VAR_ANGLE,
@@ -201,6 +202,11 @@ class SumoWorld:
         self._ev_route: dict[str, tuple[str, ...]] = {}
         self._cleared: dict[str, _ClearedCar] = {}
         self._robotaxi_set: set[str] = set()
+        # robotaxis parked off the lane with no command since: their subscription is dropped
+        # (reading 1,000 cars' results costs ~10 ms a step) and their last row stands in
+        # until a command wakes them (`_wake`) and their subscription reports again
+        self._held_rows: dict[str, dict[int, Any]] = {}
+        self._dormant: set[str] = set()
         self._egos: set[str] = set()
         self._moved: set[str] = set()  # every car ever placed by `move_ego`
         self._started = False
@@ -363,6 +369,8 @@ class SumoWorld:
         """Carry out commands; returns those that failed with the reason (the fleet retries)."""
         failed: list[CommandFailure] = []
         for cmd in commands:
+            if cmd.vehicle_id in self._dormant:
+                self._wake(cmd.vehicle_id)
             try:
                 match cmd:
                     case DriveTo(vid, edge, pos, lane_index):
@@ -385,6 +393,17 @@ class SumoWorld:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, str(exc)))
         return failed
+
+    def _wake(self, vid: str) -> None:
+        """A parked robotaxi gets a command: read it every step again."""
+        self._dormant.discard(vid)
+        libsumo.vehicle.subscribe(vid, _CAR_VARS)
+
+    def _doze(self, vid: str, row: dict[int, Any]) -> None:
+        """A robotaxi parked off the lane stays where it is until its next command."""
+        self._dormant.add(vid)
+        self._held_rows[vid] = row
+        libsumo.vehicle.unsubscribe(vid)
 
     def _clear_stops(self, vid: str) -> None:
         veh = libsumo.vehicle
@@ -793,10 +812,23 @@ class SumoWorld:
         rows: list[dict[int, Any]] = []
         kinds: list[AgentKind] = []
         keep: list[str] = []
+        held = self._held_rows
         for vid in ids:
             res = results.get(vid)
-            if not res:
-                continue
+            if res:
+                if vid in held:
+                    del held[vid]  # awake and reporting again
+                elif (
+                    res[tc.VAR_STOPSTATE] & _PARKED == _PARKED
+                    and vid in self._robotaxi_set
+                    and vid not in self._egos
+                    and vid not in self._moved
+                ):
+                    self._doze(vid, res)
+            else:
+                res = held.get(vid)
+                if not res:
+                    continue
             keep.append(vid)
             rows.append(res)
             kinds.append(AgentKind.EMERGENCY if vid in self.emergency else AgentKind.ROBOTAXI)
