@@ -349,19 +349,25 @@ class FleetManager:
         dt = max(now - self._last_t, 0.0)
         self._last_t = now
         self._dt = dt
+        # plain lists: indexing numpy arrays one element at a time costs more than the rest
+        xs, ys = snapshot.xy[:, 0].tolist(), snapshot.xy[:, 1].tolist()
+        lane_pos, heading = snapshot.lane_pos.tolist(), snapshot.heading.tolist()
+        speed = snapshot.speed.tolist()
+        odometer = snapshot.odometer_m.tolist() if len(snapshot.odometer_m) else None
+        roads, stopped = snapshot.road_ids, snapshot.stopped
         for i, vid in enumerate(snapshot.ids):
             v = self.vehicles.get(vid)
             if v is None:
                 continue
-            road = snapshot.road_ids[i] if snapshot.road_ids else ""
+            road = roads[i] if roads else ""
             if road and not road.startswith(":"):
                 v.edge = road
-            v.lane_pos = float(snapshot.lane_pos[i])
-            v.xy = (float(snapshot.xy[i, 0]), float(snapshot.xy[i, 1]))
-            v.heading = float(snapshot.heading[i])
-            v.speed = float(snapshot.speed[i])
-            v.stopped = bool(snapshot.stopped[i]) if snapshot.stopped else False
-            odo = float(snapshot.odometer_m[i]) if len(snapshot.odometer_m) else v.odometer_m
+            v.lane_pos = lane_pos[i]
+            v.xy = (xs[i], ys[i])
+            v.heading = heading[i]
+            v.speed = speed[i]
+            v.stopped = bool(stopped[i]) if stopped else False
+            odo = odometer[i] if odometer is not None else v.odometer_m
             delta_km = max(odo - v.odometer_m, 0.0) / 1000.0
             v.odometer_m = odo
             if self.charging is not None and dt > 0:

@@ -154,16 +154,22 @@ class ReadModel:
         pickup_eta: float | None = None
         best: str | None = None
         if free:
+            # the nearest free car by a search from the pick-up (not one from every car),
+            # timed as cars drive (the fleet's ETA model)
             origins = [self.fleet.locate(v) for v in free]
-            eta = self.graph.eta_matrix(
+            found = self.graph.pickup_candidates(
                 [o[0] for o in origins],
                 np.array([o[1] for o in origins]),
                 [curbs.edge_ids[a]],
                 np.array([curbs.pos[a]]),
-            )[:, 0]
-            k = int(np.argmin(eta))
-            if np.isfinite(eta[k]):
-                pickup_eta, best = float(eta[k]), free[k].vehicle_id
+                self.fleet.eta_model.to_route_s(self.fleet.dispatch_config.max_pickup_eta_s),
+                nearest=1,
+            )
+            if len(found):
+                k = int(np.argmin(found.eta_s))
+                route_s = float(found.eta_s[k])
+                pickup_eta = self.fleet.eta_model.expected_s(route_s)
+                best = free[int(found.origin[k])].vehicle_id
         trip_eta = float(
             self.graph.eta_matrix(
                 [curbs.edge_ids[a]], np.array([curbs.pos[a]]),
@@ -257,8 +263,8 @@ class ReadModel:
         )  # fmt: skip
         out: dict[str, float | None] = {}
         for k, (trip_id, _) in enumerate(legs):
-            value = float(matrix[k, k])
-            out[trip_id] = round(max(value, 0.0), 1) if math.isfinite(value) else None
+            value = self.fleet.eta_model.expected_s(max(float(matrix[k, k]), 0.0))
+            out[trip_id] = round(value, 1) if math.isfinite(value) else None
         return out
 
     def trip_view(
