@@ -820,6 +820,7 @@ class SumoWorld:
                     del held[vid]  # awake and reporting again
                 elif (
                     res[tc.VAR_STOPSTATE] & _PARKED == _PARKED
+                    and res[tc.VAR_SPEED] == 0.0
                     and vid in self._robotaxi_set
                     and vid not in self._egos
                     and vid not in self._moved
