@@ -87,6 +87,8 @@ def _config(setup: Setup, policy: str) -> Any:
     }
     if setup.market_share is not None:
         overrides["demand.market_share"] = setup.market_share
+    if setup.city == "sf":  # the city's traffic from Plan Bay Area, at its calibrated scale
+        overrides["world.background_demand"] = "planbayarea"
     return load_config(None, overrides)
 
 
@@ -318,14 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(saved))
         return 0
     if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
+        args.repeat = 1 if args.quick or args.city_scale else 3
     if args.city_scale is not None:
         start, hours = ("tue 07:00", 3.0) if args.city_scale == "peak" else ("tue 00:00", 24.0)
         setup = Setup(
             "sf", start, args.hours or hours, args.fleet or 1000, 7,
             args.market_share or 0.15, args.cap_s,
         )  # fmt: skip
-        args.repeat = args.repeat or 1
     elif args.quick:
         setup = Setup("grid", "tue 08:00", 1 / 3, 20, 7, None, args.cap_s)
     else:
@@ -378,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             "fleet": setup.fleet,
             "seed": setup.seed,
             "market_share": _market_share(setup),
+            "background": _background(setup),
             "drain_s": 1800.0,
             "sumo_wall_cap_s": setup.cap_s,
             "repeat": args.repeat,
@@ -427,6 +429,13 @@ def _market_share(setup: Setup) -> float | None:
     return DemandConfig().market_share
 
 
+def _background(setup: Setup) -> str:
+    world = _config(setup, "batch").world
+    if world.background_demand == "planbayarea":
+        return f"Plan Bay Area car trips × {world.background_scale}"
+    return f"random trips, {world.background_vehicles_per_hour_per_km2} per hour per km²"
+
+
 def _sumo() -> str:
     try:
         from importlib.metadata import version
@@ -458,7 +467,8 @@ def markdown(result: dict[str, Any]) -> str:
         "# fleet benchmark",
         "",
         f"{s['city']}, {s['start']} for {s['hours']:.2f} h, fleet {s['fleet']}, seed {s['seed']}, "
-        f"market share {_fmt(s['market_share'])}, background traffic on, drain ≤ 30 min; "
+        f"market share {_fmt(s['market_share'])}, background: {s.get('background', 'on')}, "
+        "drain ≤ 30 min; "
         f"{result['date_utc']} UTC, {result['machine']['cores']} cores (shared), "
         f"SUMO {result['machine']['sumo']}. Each row is its own process, run one after another."
         + _load(result["machine"]),

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import math
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from robotaxi.metrics.calibration import (
+    PERIODS,
+    ComparisonRow,
     EdgeInfo,
     EdgeInterval,
     FacilityType,
@@ -17,13 +22,23 @@ from robotaxi.metrics.calibration import (
     format_comparison,
     free_flow_speeds,
     inrix_targets,
+    log_error,
     period_overlap_s,
     read_edge_data,
     read_inrix,
     read_net_edges,
+    rows_json,
     simulated_ratios,
     stalled_share,
 )
+from robotaxi.sim.calibrate import (
+    CalibrationError,
+    ScaleSearch,
+    Trial,
+    measured_window,
+    search_scale,
+)
+from robotaxi.world.calibration_runs import thin_routes
 
 FT = FacilityType
 MI_KM = 1.609344
@@ -202,6 +217,17 @@ def test_free_flow_can_scale_limits_by_what_was_measured(tmp_path: Path, net):
     assert free.speed_mps["sec"] == pytest.approx(12.0)
 
 
+def test_free_flow_can_keep_measured_edges_only(tmp_path: Path, net):
+    low = _edge_data(tmp_path, "ff.xml", LOW_TRAFFIC_XML)
+    free = free_flow_speeds(low, net, 60.0, measured_only=True)
+    assert free.speed_mps == {"fwy": 30.0, "art": 12.0, "art2": 10.0}
+    # so the loaded run's ramp and residential street (never seen empty) are left out
+    traffic = _edge_data(tmp_path, "bg.xml", TRAFFIC_XML)
+    ratios = simulated_ratios(traffic, free, net, sim_start_of_day_s=8.5 * 3600)
+    assert (FT.LOCAL, "AM") not in ratios
+    assert ratios[(FT.FREEWAY, "AM")].length_km == pytest.approx(1.0)  # fwy, not the ramp
+
+
 def test_period_overlap_handles_boundaries_and_midnight():
     h = 3600.0
     assert period_overlap_s(8.5 * h, 9.5 * h, "AM") == pytest.approx(0.5 * h)
@@ -261,3 +287,149 @@ def test_comparison_rows_and_table(tmp_path: Path, net):
     table = format_comparison(rows)
     assert table.splitlines()[1].split() == ["freeway", "AM", "0.550", "0.800", "0.688"]
     assert len(table.splitlines()) == len(rows) + 1
+
+
+# --- the calibration's objective, the scale search, windows, thinning ----------------------
+
+
+def _row(ft: FacilityType, period: str, sim: float | None, real: float | None) -> ComparisonRow:
+    quotient = sim / real if sim is not None and real is not None else None
+    return ComparisonRow(ft, period, sim, real, quotient, 1.0, 1.0)
+
+
+def test_the_objective_is_the_mean_log_quotient_over_arterials():
+    rows = [
+        _row(FT.FREEWAY, "AM", 0.9, 0.3),  # not a target: ignored
+        _row(FT.MAJOR_ARTERIAL, "AM", 0.8, 0.4),  # × 2
+        _row(FT.MINOR_ARTERIAL, "AM", 0.3, 0.6),  # × 1/2
+        _row(FT.LOCAL, "AM", 0.5, None),
+    ]
+    assert log_error(rows) == pytest.approx(0.0)
+    assert log_error(rows[1:2]) == pytest.approx(math.log(2))
+    assert math.isnan(log_error(rows[:1]))
+    record = rows_json(rows)[1]
+    assert record["facility_type"] == "major_arterial" and record["sim_over_inrix"] == 2.0
+
+
+def _synthetic(root: float, slope: float = 0.4, teleports=lambda s: 0.0, calls=None):
+    """A monotone response with a known root: error = slope × log(root / scale)."""
+
+    def evaluate(scale: float) -> Trial:
+        if calls is not None:
+            calls.append(scale)
+        return Trial(scale, slope * math.log(root / scale), teleports(scale))
+
+    return evaluate
+
+
+SEARCH = dict(min_scale=0.05, max_scale=1.2, start_scale=0.5, max_runs=6)
+
+
+@pytest.mark.parametrize("root", [0.08, 0.31, 0.73, 1.1])
+@pytest.mark.parametrize("slope", [0.25, 0.4, 0.8])
+def test_the_search_finds_a_known_root(root: float, slope: float):
+    tolerance = math.log(1.03)
+    result = search_scale(_synthetic(root, slope), tolerance=tolerance, **SEARCH)
+    assert result.teleport_bound_met
+    # within the tolerance of the error, i.e. within tolerance / slope of the root in log
+    assert abs(math.log(result.best.scale / root)) <= tolerance / slope + 0.005
+    assert len(result.trials) <= SEARCH["max_runs"]
+
+
+def test_the_search_stops_at_a_bound_when_the_root_lies_beyond():
+    calls: list[float] = []
+    result = search_scale(_synthetic(3.0, calls=calls), tolerance=math.log(1.03), **SEARCH)
+    assert result.best.scale == pytest.approx(1.2)
+    assert calls.count(1.2) == 1 and len(calls) < SEARCH["max_runs"]
+
+
+def test_the_teleport_bound_caps_the_scale():
+    # teleports grow with the scale: 0.5 % is reached at 0.2, far below the speed root 0.73
+    def teleports(s: float) -> float:
+        return 0.005 * (s / 0.2) ** 2
+
+    result = search_scale(
+        _synthetic(0.73, teleports=teleports), tolerance=math.log(1.03),
+        max_teleport_share=0.005, **(SEARCH | {"max_runs": 8}),
+    )  # fmt: skip
+    assert result.teleport_bound_met
+    assert result.best.teleport_share <= 0.005
+    assert 0.15 < result.best.scale <= 0.2
+    # every feasible trial was below the bound's scale, every infeasible one above it
+    for t in result.trials:
+        assert (t.teleport_share <= 0.005) == (t.scale <= 0.2)
+
+
+def test_without_a_feasible_scale_the_fewest_teleports_win():
+    result = search_scale(
+        _synthetic(0.73, teleports=lambda s: 0.01 + s), tolerance=math.log(1.03),
+        max_teleport_share=0.005, **SEARCH,
+    )  # fmt: skip
+    assert not result.teleport_bound_met
+    assert result.best.scale == min(t.scale for t in result.trials)
+
+
+def test_a_budget_stops_the_search_after_the_first_candidate():
+    result = search_scale(
+        _synthetic(0.9), tolerance=math.log(1.01), keep_going=lambda: False, **SEARCH
+    )
+    assert [t.scale for t in result.trials] == [0.5]
+
+
+def test_the_search_is_deterministic_with_a_seed():
+    def noisy(seed: int):
+        rng = np.random.default_rng(seed)
+
+        def evaluate(scale: float) -> Trial:
+            noise = float(rng.normal(0, 0.02))
+            return Trial(scale, 0.4 * math.log(0.6 / scale) + noise, float(rng.uniform(0, 0.004)))
+
+        return evaluate
+
+    def run(seed: int) -> ScaleSearch:
+        return search_scale(
+            noisy(seed), tolerance=math.log(1.02), max_teleport_share=0.005, **SEARCH
+        )
+
+    assert run(3) == run(3)
+    assert [t.scale for t in run(3).trials] != [t.scale for t in run(4).trials]
+
+
+def test_each_period_is_measured_in_its_representative_hour():
+    am = measured_window("AM", PERIODS["AM"], 3600.0, 1800.0)
+    # AM 06–09 averages 2,831 trips an hour in the profile; 08–09 (2,994) is closest
+    assert (am.start_s, am.measure_begin_s, am.end_s) == (7.5 * 3600, 8 * 3600, 9 * 3600)
+    assert measured_window("MD", PERIODS["MD"], 3600.0, 0.0).measure_begin_s == 11 * 3600
+    assert measured_window("PM", PERIODS["PM"], 3600.0, 0.0).measure_begin_s == 16 * 3600
+    short = measured_window("PM", PERIODS["PM"], 300.0, 300.0)
+    assert (short.measure_begin_s, short.end_s) == (16.5 * 3600 - 150, 16.5 * 3600 + 150)
+    with pytest.raises(CalibrationError, match="cannot hold"):
+        measured_window("AM", PERIODS["AM"], 4 * 3600.0, 0.0)
+
+
+ROUTES_XML = """<routes>
+    <vType id="background" vClass="passenger"/>
+{vehicles}</routes>
+"""
+
+
+def test_thinning_keeps_a_nested_deterministic_share_of_vehicles(tmp_path: Path):
+    vehicles = "".join(
+        f'    <vehicle id="v{k}" depart="{k}.00">\n        <route edges="a b"/>\n    </vehicle>\n'
+        for k in range(2000)
+    )
+    routes = tmp_path / "all.rou.xml"
+    routes.write_text(ROUTES_XML.format(vehicles=vehicles))
+
+    def kept(share: float, seed: int = 1) -> set[str]:
+        out = tmp_path / f"t{share}-{seed}.xml"
+        count = thin_routes(routes, out, share, seed)
+        ids = {v.get("id", "") for v in ET.parse(out).getroot().iter("vehicle")}
+        assert len(ids) == count
+        return ids
+
+    half, fifth = kept(0.5), kept(0.2)
+    assert 900 < len(half) < 1100 and 320 < len(fifth) < 480
+    assert fifth <= half  # a smaller scale keeps a subset of a larger one's cars
+    assert kept(0.5) == half and kept(0.5, seed=2) != half
+    assert len(kept(1.0)) == 2000 and kept(0.0) == set()

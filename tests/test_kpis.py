@@ -220,3 +220,19 @@ def test_by_hour_counts_each_trip_in_the_hour_it_was_requested() -> None:
     assert rows[1]["served_pct"] == 0.0 and rows[1]["wait_p50_s"] is None
     assert rows[2]["wait_p50_s"] == 100.0 and rows[2]["served"] == 0
     assert by_hour([], 8.0) == []
+
+
+def test_kpis_carry_the_calibration_behind_the_background_the_run_used() -> None:
+    from robotaxi.sim.runner import _calibration
+
+    config = load_config(overrides={"map.city": "sf"})  # the city's tracked settings
+    assert config.world.background_demand == "planbayarea"
+    table = _calibration(config)
+    assert table is not None and table["scale"] == config.world.background_scale
+    assert {row["period"] for row in table["table"]} == {"AM", "MD", "PM"}
+    # a scale of the run's own, random traffic or a city never calibrated: none
+    assert (
+        _calibration(load_config(overrides={"map.city": "sf", "world.background_scale": 0.05}))
+        is None
+    )
+    assert _calibration(load_config(overrides={"map.city": "grid"})) is None

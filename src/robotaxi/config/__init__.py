@@ -2,17 +2,21 @@
 
 from robotaxi.config.charging import ChargingConfig, DepotConfig, EnergyConfig
 from robotaxi.config.models import (
+    CITY_SETTINGS_DIR,
     DemandConfig,
     DispatchConfig,
     FleetConfig,
     MapConfig,
     RunConfig,
     WorldConfig,
+    city_settings,
     load_config,
     parse_start,
+    write_city_settings,
 )
 
 __all__ = [
+    "CITY_SETTINGS_DIR",
     "ChargingConfig",
     "DemandConfig",
     "DepotConfig",
@@ -22,6 +26,8 @@ __all__ = [
     "MapConfig",
     "RunConfig",
     "WorldConfig",
+    "city_settings",
     "load_config",
     "parse_start",
+    "write_city_settings",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -166,6 +168,16 @@ def parse_start(text: str) -> tuple[int, float]:
     return DAYS.index(parts[0][:3]), hh + mm / 60
 
 
+def _with_city_settings(raw: dict[str, Any], settings_dir: Path) -> dict[str, Any]:
+    map_part = raw.get("map") if isinstance(raw.get("map"), dict) else {}
+    world_part = raw.get("world") if isinstance(raw.get("world"), dict) else {}
+    city = str((map_part or {}).get("city", MapConfig().city))
+    model = str((world_part or {}).get("traffic_model", WorldConfig().traffic_model))
+    entry = city_settings(city, model, settings_dir)
+    settings = (entry or {}).get("settings")
+    return _merge_under(settings, raw) if isinstance(settings, dict) else raw
+
+
 def yaml_problem(exc: yaml.YAMLError) -> str:
     """A YAML error in one line: what and where."""
     mark = getattr(exc, "problem_mark", None)
@@ -175,8 +187,104 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return problem
 
 
-def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Load a RunConfig from YAML (optional) and apply dotted overrides ({'fleet.size': 60})."""
+# Tracked per-city settings (`cities/<city>.yaml`, package data), written by `robotaxi
+# calibrate --write-settings`: per traffic model, settings (e.g. world.background_scale) that
+# `load_config` merges *under* the user's YAML and command line whenever that city is run,
+# and the calibration table they came from.
+CITY_SETTINGS_DIR = Path(__file__).with_name("cities")
+_CITY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def city_settings_file(city: str, settings_dir: Path = CITY_SETTINGS_DIR) -> Path | None:
+    """The tracked settings file of a named city (None for a path or an unsafe name)."""
+    return settings_dir / f"{city}.yaml" if _CITY_NAME.match(city) else None
+
+
+def _read_city_file(city: str, settings_dir: Path) -> dict[str, Any]:
+    path = city_settings_file(city, settings_dir)
+    if path is None or not path.is_file():
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"city settings {path} are not valid YAML ({yaml_problem(exc)})"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"city settings {path} must hold a mapping at the top level")
+    return loaded
+
+
+def city_settings(
+    city: str,
+    traffic_model: str | None = None,
+    settings_dir: Path = CITY_SETTINGS_DIR,
+) -> dict[str, Any] | None:
+    """What the city's settings file holds for one traffic model: {"settings": {...},
+    "calibration": {...}} (None when the city has no file or no entry). Without a model, or
+    when that model was never calibrated, the entry of the model listed first in the file
+    (the one calibrated by search) stands in; its `calibration.traffic_model` says which."""
+    models = _read_city_file(city, settings_dir).get("traffic_models") or {}
+    if not isinstance(models, dict) or not models:
+        return None
+    entry = models.get(traffic_model) if traffic_model else None
+    if entry is None:
+        entry = next(iter(models.values()))
+    return copy.deepcopy(entry) if isinstance(entry, dict) else None
+
+
+def write_city_settings(
+    city: str,
+    traffic_model: str,
+    settings: dict[str, Any],
+    calibration: dict[str, Any],
+    settings_dir: Path = CITY_SETTINGS_DIR,
+) -> Path:
+    """Store one traffic model's settings and calibration table in the city's file (other
+    models' entries are kept); written to a temporary name and renamed into place."""
+    path = city_settings_file(city, settings_dir)
+    if path is None:
+        raise ConfigError(f"{city!r} is not a named city: only named cities keep settings")
+    data = _read_city_file(city, settings_dir)
+    models = data.get("traffic_models") if isinstance(data.get("traffic_models"), dict) else {}
+    models = dict(models or {})
+    models[traffic_model] = {"settings": settings, "calibration": calibration}
+    header = (
+        f"# {city}: settings merged under your YAML and command line whenever this city is run\n"
+        "# (per traffic model). Written by `robotaxi calibrate --write-settings`; the\n"
+        "# calibration table says how each value was found.\n"
+    )
+    text = header + yaml.safe_dump(
+        {"city": city, "traffic_models": models}, sort_keys=False, allow_unicode=True
+    )
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def _merge_under(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` with `base`'s keys filled in where `over` has none (nested mappings merged)."""
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge_under(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    city_settings_dir: Path | None = CITY_SETTINGS_DIR,
+) -> RunConfig:
+    """Load a RunConfig from YAML (optional) and apply dotted overrides ({'fleet.size': 60}).
+
+    The city's tracked settings (`city_settings`) for the chosen traffic model go under both:
+    anything the YAML or an override sets wins. `city_settings_dir=None` leaves them out."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -196,6 +304,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
+    if city_settings_dir is not None:
+        raw = _with_city_settings(raw, city_settings_dir)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:

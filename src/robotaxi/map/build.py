@@ -72,10 +72,12 @@ MATSIM_OPTIONS = (
 )
 
 # The whole city from SUMO plain XML (lon/lat nodes; the 1,281 DataSF signals are
-# `traffic_light` nodes; edge `type`s from SUMO's OSM type map, which gives lanes, speeds and
-# who may drive). Measured on the shared data: ≈11 s, 34,952 edges, 1,281 signals, 99.6 % of
-# passenger edges in one strongly connected part. Turnarounds only at dead ends, as for OSM.
-PLAIN_TYPE_MAP = "data/typemap/osmNetconvert.typ.xml"  # inside SUMO's home
+# `traffic_light` nodes; edge `type`s are OSM road classes, which the type map turns into
+# lanes, speed limits and who may drive). The type map is SUMO's OSM one with US urban limits
+# (California's 25 mph prima facie limit, SF's posted arterial and freeway limits; sources in
+# the file): SUMO's European defaults (primary 100 km/h, residential 50 km/h) made free flow
+# twice too fast and jammed the 2-lane freeways. Turnarounds only at dead ends, as for OSM.
+PLAIN_TYPE_MAP = Path(__file__).with_name("us_urban.typ.xml")
 PLAIN_OPTIONS = (
     "--proj.plain-geo",
     "--proj.utm",
@@ -225,9 +227,10 @@ def build_network(city: str, data_dir: Path, cache_dir: Path) -> BuiltNetwork:
         key = _hash(
             data,
             edges.read_bytes(),
-            " ".join((PLAIN_TYPE_MAP, *PLAIN_OPTIONS)).encode(),
+            _plain_type_map().read_bytes(),
+            " ".join(PLAIN_OPTIONS).encode(),
             sumo_version().encode(),
-            b"plain-v1",
+            b"plain-v2",
         )
         source = f"{path} + {edges.name}"
         return _cached(
@@ -306,9 +309,7 @@ def _build_osm(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
 
 def _build_plain(nodes: Path, edges: Path, out: Path) -> tuple[str, tuple[float, float]]:
     """netconvert SUMO plain XML whose nodes are lon/lat and whose edges carry OSM types."""
-    type_map = _sumo_home() / PLAIN_TYPE_MAP
-    if not type_map.is_file():
-        raise MapBuildError(f"SUMO's OSM type map {type_map} is missing: reinstall eclipse-sumo")
+    type_map = _plain_type_map()
     _run(
         [
             _binary("netconvert"),
@@ -329,6 +330,13 @@ def _build_plain(nodes: Path, edges: Path, out: Path) -> tuple[str, tuple[float,
     if proj == "!":
         raise MapBuildError(f"{nodes}: netconvert wrote no geo-reference; are the nodes lon/lat?")
     return proj, offset
+
+
+def _plain_type_map() -> Path:
+    """The edge type map the whole city is built with (package data)."""
+    if not PLAIN_TYPE_MAP.is_file():
+        raise MapBuildError(f"the road type map {PLAIN_TYPE_MAP} is missing: reinstall robotaxi")
+    return PLAIN_TYPE_MAP
 
 
 def _check_osm(path: Path) -> None:

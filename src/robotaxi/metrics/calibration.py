@@ -10,7 +10,8 @@ facility type × time period. Pure functions over files a run already wrote.
 - **Simulation**: SUMO's edgeData (`<edgeData id=… freq=…/>`: per interval and edge, the
   mean `speed` and the vehicle-seconds `sampledSeconds`) of a run with background traffic,
   divided by each edge's free-flow speed — measured the same way in a run with almost no
-  traffic where that run saw the edge, else the edge's speed limit (`FreeFlow` says which) —
+  traffic where that run saw the edge, else the edge's speed limit (`FreeFlow` says which;
+  `robotaxi calibrate` keeps measured edges only, as INRIX's free flow is measured too) —
   and averaged over edges weighted by length.
 
 SUMO edge types map to INRIX facility types by road class (`facility_type`).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -240,11 +242,15 @@ def free_flow_speeds(
     min_sampled_s: float = 60.0,
     *,
     scale_limits: bool = False,
+    measured_only: bool = False,
 ) -> FreeFlow:
     """Each edge's mean speed in a run with almost no traffic, where cars spent at least
     `min_sampled_s` vehicle-seconds on it; elsewhere its speed limit — with `scale_limits`,
     times the length-weighted mean of measured speed / limit over the measured edges of its
-    facility type (signals and turns keep even an empty street below its limit)."""
+    facility type (signals and turns keep even an empty street below its limit). With
+    `measured_only` the other edges get no free-flow speed, so ratios leave them out: the
+    measured edges are the busy ones, and their type's mean factor, applied to quiet streets
+    without signal delay, underestimated those and put loaded speeds above free flow."""
     distance, time = _accumulate((iv, iv.edge_id, 1.0) for iv in low_traffic)
     measured = {e: distance[e] / t for e, t in time.items() if e in edges and t >= min_sampled_s}
     factor = {ft: 1.0 for ft in FacilityType}
@@ -262,6 +268,7 @@ def free_flow_speeds(
     speeds = {
         e: measured.get(e, info.speed_limit_mps * factor[facility_type(info.edge_type)])
         for e, info in edges.items()
+        if not measured_only or e in measured
     }
     return FreeFlow(speeds, frozenset(measured), factor)
 
@@ -389,3 +396,99 @@ def format_comparison(rows: Iterable[ComparisonRow]) -> str:
             f"{num(r.sim_over_inrix):>11}"
         )
     return "\n".join(lines)
+
+
+# --- the calibration's objective and its report ---------------------------------------------
+
+# the facility types `robotaxi calibrate` fits (issue: arterials within ±15 % of INRIX)
+TARGET_TYPES: tuple[FacilityType, ...] = (FacilityType.MAJOR_ARTERIAL, FacilityType.MINOR_ARTERIAL)
+
+
+def log_error(
+    rows: Iterable[ComparisonRow], targets: Sequence[FacilityType] = TARGET_TYPES
+) -> float:
+    """Mean of log(simulated / INRIX) over the target rows that have both (NaN if none):
+    > 0 when the simulation drives closer to free flow than the city."""
+    logs = [
+        math.log(r.sim_over_inrix)
+        for r in rows
+        if r.facility_type in targets and r.sim_over_inrix is not None and r.sim_over_inrix > 0
+    ]
+    return sum(logs) / len(logs) if logs else math.nan
+
+
+def rows_json(rows: Iterable[ComparisonRow]) -> list[dict[str, object]]:
+    """Comparison rows as JSON records (facility type by name)."""
+    return [
+        {
+            "facility_type": r.facility_type.name.lower(),
+            "period": r.period,
+            "simulated": _round(r.simulated),
+            "inrix": _round(r.inrix),
+            "sim_over_inrix": _round(r.sim_over_inrix),
+            "sim_length_km": round(r.sim_length_km, 1),
+            "inrix_length_km": round(r.inrix_length_km, 1),
+        }
+        for r in rows
+    ]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def calibration_png(report: Mapping[str, object], path: Path) -> Path:
+    """Left: speed / free-flow ratio per facility type and period, simulated at the chosen
+    scale against INRIX. Right: every candidate's arterial error and teleport share."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    table = list(report.get("table", []))  # type: ignore[call-overload]
+    candidates = list(report.get("candidates", []))  # type: ignore[call-overload]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), dpi=110)
+    short = {
+        "freeway": "fwy",
+        "major_arterial": "major",
+        "minor_arterial": "minor",
+        "local": "local",
+    }
+    labels = [f"{short.get(r['facility_type'], r['facility_type'])}\n{r['period']}" for r in table]
+    xs = range(len(table))
+    sim = [r["simulated"] or 0.0 for r in table]
+    real = [r["inrix"] or 0.0 for r in table]
+    left.bar([x - 0.2 for x in xs], sim, width=0.4, color="#2b83ba", label="simulated")
+    left.bar([x + 0.2 for x in xs], real, width=0.4, color="#fdae61", label="INRIX 2016")
+    left.set_xticks(list(xs), labels, fontsize=7)
+    left.set_ylim(0, max([1.05, *[v + 0.05 for v in sim]]))
+    left.set_ylabel("mean speed / free-flow speed (length-weighted)")
+    left.set_title(f"{report.get('city')}: chosen scale {report.get('scale')}")
+    left.legend(loc="lower right", fontsize=8)
+    scales = [c["scale"] for c in candidates]
+    errors = [100 * (math.exp(c["error"]) - 1) if c["error"] is not None else 0 for c in candidates]
+    right.plot(scales, errors, "o", color="#2b83ba")
+    for k, (s, e) in enumerate(zip(scales, errors, strict=True)):
+        right.annotate(str(k + 1), (s, e), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    right.axhline(0, color="grey", lw=0.8)
+    right.axhspan(-15, 15, color="#abdda4", alpha=0.3, label="±15 % (target)")
+    right.set_xlabel("background scale (share of Plan Bay Area car trips)")
+    right.set_ylabel("arterials: simulated / INRIX ratio − 1 (%)", color="#2b83ba")
+    twin = right.twinx()
+    twin.plot(scales, [100 * c["teleport_share"] for c in candidates], "s", color="#d7191c")
+    twin.axhline(
+        100 * float(report.get("max_teleport_share", 0.005)),  # type: ignore[arg-type]
+        color="#d7191c", ls="--", lw=0.8,
+    )  # fmt: skip
+    twin.set_ylabel("teleports, % of inserted vehicles", color="#d7191c")
+    twin.set_ylim(bottom=0)
+    right.set_title("candidates (numbers: order tried)")
+    right.legend(loc="center right", fontsize=8)
+    fig.text(
+        0.01, 0.005, "Speeds: INRIX 2016 via SFCTA (tncsandcongestion); background demand: "
+        "MTC/ABAG Plan Bay Area 2015; simulated with Eclipse SUMO", fontsize=7,
+    )  # fmt: skip
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -66,6 +66,8 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         "by_hour": by_hour(history.trips.values(), history.start_hour),
         "by_district": by_district(history.trips.values(), history.demand.districts),
         "energy": history.energy,
+        # background traffic against INRIX speeds (`robotaxi calibrate`), when it was used
+        "calibration": history.calibration,
     }
 
 

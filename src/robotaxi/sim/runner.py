@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from robotaxi.config import FleetConfig, RunConfig, WorldConfig
+from robotaxi.config import FleetConfig, RunConfig, WorldConfig, city_settings
 from robotaxi.core import ConfigError, EmergencyRecord, RideRequest, TripState, World, WorldStats
 from robotaxi.core.types import FloatArray
 from robotaxi.fleet.charging import fleet_charging_for_map
@@ -107,6 +107,8 @@ class ServiceHistory:
     start_hour: float = 0.0  # clock hour the service started (8.0 for 08:00)
     energy: dict[str, Any] | None = None  # the energy KPI record (None: no batteries)
     signals: int = 0  # traffic lights in the network
+    # the city's background calibration this run used (`config.city_settings`), if any
+    calibration: dict[str, Any] | None = None
 
 
 def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
@@ -245,6 +247,7 @@ class ServiceSimulation:
             background=self.background,
             start_hour=start_hour,
             signals=len(road_map.traffic_lights),
+            calibration=_calibration(cfg) if self.background else None,
             energy=(
                 charging.kpis(
                     rides=sum(1 for t in fleet.trips.values() if t.state == TripState.COMPLETED),
@@ -254,6 +257,19 @@ class ServiceSimulation:
                 else None
             ),
         )
+
+
+def _calibration(config: RunConfig) -> dict[str, Any] | None:
+    """The calibration table behind the city's background settings, when the run used them
+    (Plan Bay Area background at the scale the city's settings file gives)."""
+    entry = city_settings(config.map.city, config.world.traffic_model)
+    if entry is None or config.world.background_demand != "planbayarea":
+        return None
+    calibration = entry.get("calibration")
+    scale = (entry.get("settings") or {}).get("world", {}).get("background_scale")
+    if not isinstance(calibration, dict) or scale != config.world.background_scale:
+        return None  # the run chose its own scale
+    return calibration
 
 
 def _status(sim: Simulation) -> str:
