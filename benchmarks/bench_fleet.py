@@ -207,7 +207,7 @@ def _run_sumo(
     result = run_sumo_taxi(
         road_map, graph, config.world, config.fleet, sample.requests, curbs,
         seed=config.seed, service_s=service_s, work_dir=work, settings=settings,
-        progress=progress,
+        progress=progress, start_day_hour=config.start_day_hour, data_dir=config.map.data_dir,
     )  # fmt: skip
     row = baseline_kpis(result)
     row["demand_requests"] = len(sample.requests)

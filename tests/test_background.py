@@ -277,3 +277,51 @@ def test_routes_on_sf_mission_are_made_once_and_cached(map_cache: Path, tmp_path
     )
     assert again == demand
     assert time.perf_counter() - started < 1.0  # read from the cache, not generated again
+
+
+# --- where trip ends go within a district ---------------------------------------------------
+
+TREASURE_ISLAND = shapely.box(-122.385, 37.812, -122.355, 37.835)  # lon/lat, with Yerba Buena
+
+
+def _share_on(placement: bg.DemandPlacement, area: shapely.Geometry) -> float:
+    """Share of the city's trip-end weight (districts weighted alike) that lands in `area`."""
+    lonlat = placement.edges.mid_lonlat
+    inside = shapely.contains_xy(area, lonlat[:, 0], lonlat[:, 1])
+    shares = [
+        w[inside[e]].sum()
+        for e, w in zip(placement.district_edges, placement.district_weights, strict=True)
+        if len(e)
+    ]
+    return float(np.mean(shares))
+
+
+def test_trip_ends_follow_activity_not_street_length(polygons, placement) -> None:
+    from robotaxi.map.zones import load_tnc_zones
+
+    activity = bg.EndpointActivity.of_tnc_zones(load_tnc_zones(DATA_DIR))
+    by_activity = bg.place_demand(_city_edges(), polygons, activity=activity)
+    # the same edges, other weights
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(by_activity.district_edges, placement.district_edges, strict=True)
+    )
+    by_length = _share_on(placement, TREASURE_ISLAND)
+    assert by_length > 0.005  # many streets, few people
+    assert _share_on(by_activity, TREASURE_ISLAND) < by_length / 5
+    for w in by_activity.district_weights:
+        assert len(w) == 0 or w.sum() == pytest.approx(1.0)
+
+
+def test_activity_is_spread_over_each_zone_by_street_length() -> None:
+    zones = np.array([shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)], dtype=object)
+    activity = bg.EndpointActivity(zones, np.array([300.0, 100.0]))
+    lonlat = np.array([[0.2, 0.5], [0.7, 0.5], [1.5, 0.5], [5.0, 5.0]])
+    length = np.array([10.0, 30.0, 50.0, 20.0])
+    w = activity.edge_weights(lonlat, length)
+    # zone 0 holds 3× zone 1's activity, whatever its street length; within it, by length
+    assert w[0] + w[1] == pytest.approx(3 * w[2])
+    assert w[1] == pytest.approx(3 * w[0])
+    # an edge in no zone: the median density (7.5 and 2 per m) times its length
+    assert w[3] == pytest.approx(20.0 * np.median([300 / 40, 100 / 50]))
+    assert activity.digest() != bg.EndpointActivity(zones, np.array([100.0, 300.0])).digest()

@@ -18,16 +18,14 @@ from scipy import stats
 from robotaxi.config.models import DemandConfig
 from robotaxi.core.errors import ConfigError, DataNotFoundError, RobotaxiError
 from robotaxi.fleet.demand import (
-    DemandDataError,
     DemandModel,
     DemandSample,
     ServiceArea,
     SyntheticDemand,
     TncDemand,
-    TncZones,
-    load_tnc_zones,
 )
 from robotaxi.fleet.names import FIRST_NAMES
+from robotaxi.map.zones import DemandDataError, TncZones, load_tnc_zones
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"{DATA_DIR} is absent")

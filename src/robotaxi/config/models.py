@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from robotaxi.config.charging import EnergyConfig
-from robotaxi.core.errors import ConfigError
+from robotaxi.core.errors import ConfigError, RobotaxiError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -178,6 +179,22 @@ def _with_city_settings(raw: dict[str, Any], settings_dir: Path) -> dict[str, An
     return _merge_under(settings, raw) if isinstance(settings, dict) else raw
 
 
+def read_yaml_mapping(
+    path: Path | Traversable, what: str, error: type[RobotaxiError] = ConfigError
+) -> dict[str, Any]:
+    """The mapping a YAML file holds; `error` with one line naming the file as `what` (e.g.
+    "config file") when it cannot be read, is not YAML or holds something else."""
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{what} {path} not found: check the path") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML ({yaml_problem(exc)})") from None
+    if not isinstance(loaded, dict):
+        raise error(f"{what} {path} must hold a mapping at the top level")
+    return loaded
+
+
 def yaml_problem(exc: yaml.YAMLError) -> str:
     """A YAML error in one line: what and where."""
     mark = getattr(exc, "problem_mark", None)
@@ -204,15 +221,7 @@ def _read_city_file(city: str, settings_dir: Path) -> dict[str, Any]:
     path = city_settings_file(city, settings_dir)
     if path is None or not path.is_file():
         return {}
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"city settings {path} are not valid YAML ({yaml_problem(exc)})"
-        ) from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"city settings {path} must hold a mapping at the top level")
-    return loaded
+    return read_yaml_mapping(path, "city settings")
 
 
 def city_settings(
@@ -287,17 +296,7 @@ def load_config(
     anything the YAML or an override sets wins. `city_settings_dir=None` leaves them out."""
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found: check the path") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(
-                f"config file {path} is not valid YAML ({yaml_problem(exc)})"
-            ) from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        raw = loaded
+        raw = read_yaml_mapping(Path(path), "config file")
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")

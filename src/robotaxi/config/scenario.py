@@ -16,10 +16,9 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from robotaxi.config.models import yaml_problem
+from robotaxi.config.models import read_yaml_mapping
 from robotaxi.core.errors import ScenarioError
 
 
@@ -132,14 +131,7 @@ def load_scenario(name_or_path: str, directory: Traversable | None = None) -> Sc
             raise ScenarioError(f"unknown scenario {name_or_path!r}: known ones are {known}")
     elif not path.is_file():
         raise ScenarioError(f"scenario file {path} not found: check the path")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ScenarioError(
-            f"scenario file {path} is not valid YAML ({yaml_problem(exc)})"
-        ) from None
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"scenario file {path} must hold a mapping at the top level")
+    raw = read_yaml_mapping(path, "scenario file", ScenarioError)
     try:
         return ScenarioSpec.model_validate(raw)
     except ValidationError as exc:

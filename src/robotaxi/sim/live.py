@@ -606,7 +606,7 @@ class LiveService:
                 layout_seed=cfg.seed,
                 inside=road_map.inside,
             )
-        from robotaxi.fleet.demand import load_tnc_zones
+        from robotaxi.map.zones import load_tnc_zones
 
         zones = load_tnc_zones(cfg.map.data_dir)
         area = ServiceArea.of_map(road_map)

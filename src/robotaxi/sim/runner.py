@@ -25,12 +25,12 @@ from robotaxi.fleet.demand import (
     ServiceArea,
     SyntheticDemand,
     TncDemand,
-    load_tnc_zones,
 )
 from robotaxi.fleet.manager import FleetManager, YieldRecord
 from robotaxi.fleet.trips import Trip
 from robotaxi.map import RoadMap, RoutingGraph, build_network, load_map
 from robotaxi.map.signals import DATASF_SIGNALS, preemption_tls_ids
+from robotaxi.map.zones import load_tnc_zones
 from robotaxi.sim.callbacks import (
     EventBatcher,
     EventSink,

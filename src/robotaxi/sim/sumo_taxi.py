@@ -55,8 +55,12 @@ def run_sumo_taxi(
     settings: SumoTaxiSettings | None = None,
     background: bool = True,
     progress: Progress | None = None,
+    start_day_hour: tuple[int, float] = (0, 0.0),
+    data_dir: Path | None = None,
 ) -> SumoTaxiResult:
-    """Run SUMO's taxi dispatch for the service window (+ drain) and collect every rider."""
+    """Run SUMO's taxi dispatch for the service window (+ drain) and collect every rider.
+    `start_day_hour` and `data_dir` place Plan Bay Area background traffic in the day, as
+    for our own runs."""
     from robotaxi.world.sumo_world import SumoWorld  # libsumo loads only when a run needs it
 
     wall0 = time.perf_counter()
@@ -69,6 +73,7 @@ def run_sumo_taxi(
     sumo = SumoWorld(
         road_map, graph, peer_world, fleet,
         seed=seed, end_s=service_s, work_dir=work_dir, background=background, setup=setup,
+        start_day_hour=start_day_hour, data_dir=data_dir,
     )  # fmt: skip
     end_s = service_s + settings.drain_s
     last_request_s = requests[-1].time.time_s if requests else 0.0

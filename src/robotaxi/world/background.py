@@ -50,6 +50,7 @@ from pyproj import Transformer
 from robotaxi.core.errors import DataNotFoundError, WorldError
 from robotaxi.core.types import FloatArray
 from robotaxi.map.model import allows_passenger, sumo_shape
+from robotaxi.map.zones import TncZones, load_tnc_zones
 from robotaxi.world.traffic import BACKGROUND_TYPE, sumo_env, sumo_home
 
 IntArray = npt.NDArray[np.int64]
@@ -342,12 +343,55 @@ class GatewayEdges:
     exit_gap_m: float
 
 
+@dataclass(frozen=True, eq=False)
+class EndpointActivity:
+    """How busy each part of the city is, to place trip ends within a district: zones
+    (lon/lat polygons) and a weight each (e.g. SFCTA's TNC pick-ups + drop-offs a day). A
+    district's trips then start and end in each zone in proportion to its weight, spread
+    over its streets by length, not by street length alone (which sends 8.6 % of the
+    city's car trips to Treasure Island's many empty streets, and queues them on the Bay
+    Bridge)."""
+
+    polygons: npt.NDArray[np.object_]
+    weight: FloatArray
+
+    @classmethod
+    def of_tnc_zones(cls, zones: TncZones) -> EndpointActivity:
+        """The zones' average TNC pick-ups and drop-offs over the week."""
+        return cls(zones.polygons, zones.pickups.sum(axis=(0, 1)) + zones.dropoffs.sum(axis=(0, 1)))
+
+    def edge_weights(self, lonlat: FloatArray, length_m: FloatArray) -> FloatArray:
+        """Weight of each edge (mid point `lonlat`, `length_m`): its zone's weight spread
+        over the zone's edges by length; an edge in no zone gets the median density."""
+        zone = np.full(len(length_m), -1, dtype=np.int64)
+        point, polygon = shapely.STRtree(self.polygons).query(
+            shapely.points(lonlat), predicate="within"
+        )
+        zone[point] = polygon
+        inside = zone >= 0
+        zone_m = np.bincount(zone[inside], weights=length_m[inside], minlength=len(self.weight))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            density = np.where(zone_m > 0, self.weight / zone_m, 0.0)
+        fallback = float(np.median(density[zone_m > 0])) if (zone_m > 0).any() else 1.0
+        return np.asarray(
+            length_m * np.where(inside, density[np.maximum(zone, 0)], fallback), dtype=float
+        )
+
+    def digest(self) -> str:
+        """A short hash of the zones and weights (for caches keyed by what went in)."""
+        h = hashlib.sha256(np.ascontiguousarray(self.weight, dtype=float).tobytes())
+        for wkb in shapely.to_wkb(self.polygons):
+            h.update(wkb)
+        return h.hexdigest()[:12]
+
+
 @dataclass(frozen=True, slots=True)
 class DemandPlacement:
     """Where each district's trips may start and end on a network.
 
-    For a city district: candidate edges and their weights (street length). For an outside
-    district: the gateways that serve it, with their weights (capacity).
+    For a city district: candidate edges and their weights (street length, or the
+    `EndpointActivity` along it). For an outside district: the gateways that serve it, with
+    their weights (capacity).
     """
 
     edges: NetEdges
@@ -369,10 +413,17 @@ def place_demand(
     polygons: Sequence[shapely.Geometry],
     gateways: Sequence[Gateway] = GATEWAYS,
     max_snap_m: float = MAX_SNAP_M,
+    activity: EndpointActivity | None = None,
 ) -> DemandPlacement:
-    """Edges inside each city district (by their middle point) and each gateway's edges."""
+    """Edges inside each city district (by their middle point) and each gateway's edges;
+    within a district, trip ends are weighted by street length, or by `activity`."""
     ok_type = np.array([t in ENDPOINT_TYPES for t in edges.types])
     lon, lat = edges.mid_lonlat[:, 0], edges.mid_lonlat[:, 1]
+    edge_weight = (
+        edges.length_m
+        if activity is None
+        else activity.edge_weights(edges.mid_lonlat, edges.length_m)
+    )
     district_edges, district_weights = [], []
     taken = np.zeros(len(edges.ids), dtype=bool)
     for d, polygon in enumerate(polygons):
@@ -383,7 +434,7 @@ def place_demand(
         inside = ok_type & ~taken & shapely.contains_xy(polygon, lon, lat)
         taken |= inside  # shared borders: an edge belongs to one district
         idx = np.flatnonzero(inside).astype(np.int64)
-        weight = edges.length_m[idx]
+        weight = edge_weight[idx]
         district_edges.append(idx)
         district_weights.append(weight / weight.sum() if weight.sum() > 0 else weight)
     city = shapely.union_all([polygons[d] for d in range(len(SF_DISTRICTS))])
@@ -584,8 +635,12 @@ def plan_bay_area_routes(
     route: bool = True,
     allowed_edges: frozenset[str] | None = None,
     occupancy: Mapping[str, float] = OCCUPANCY,
+    by_activity: bool = True,
 ) -> BackgroundDemand:
     """Plan Bay Area background traffic for [start_s, end_s) of a day, cached by content.
+
+    With `by_activity`, trip ends within a district follow SFCTA's TNC activity per zone
+    (`EndpointActivity`, from `data_dir`), else street length.
 
     With `route`, duarouter (contraction hierarchies) writes full routes; otherwise the file
     holds trips and SUMO routes each car when it enters. `sim_begin_s` is the simulation time
@@ -602,7 +657,9 @@ def plan_bay_area_routes(
         if allowed_edges is not None
         else None
     )
+    activity = EndpointActivity.of_tnc_zones(load_tnc_zones(data_dir)) if by_activity else None
     key = _digest(
+        activity.digest() if activity is not None else None,
         net_file.name, net_file.stat().st_size, _file_digest(pattern), _file_digest(shp),
         round(start_s, 3), round(end_s, 3), round(scale, 6), seed, day, round(sim_begin_s, 3),
         route, allowed_key, sorted(occupancy.items()), HOURLY_VEHICLE_TRIPS, GATEWAYS,
@@ -613,7 +670,7 @@ def plan_bay_area_routes(
     if target.exists() and meta_file.exists():
         return _demand_from_meta(target, route, json.loads(meta_file.read_text()))
     edges = read_net_edges(net_file, allowed_edges)
-    placement = place_demand(edges, read_district_polygons(data_dir))
+    placement = place_demand(edges, read_district_polygons(data_dir), activity=activity)
     daily = daily_vehicle_trips(load_district_trips(data_dir), occupancy)
     trips = sample_trips(daily, placement, start_s, end_s, scale=scale, seed=seed, day=day)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".pba-") as tmp:
