@@ -38,10 +38,11 @@ import scipy
 
 from robotaxi.config.models import DemandConfig, DispatchConfig
 from robotaxi.fleet import dispatch
-from robotaxi.fleet.demand import ServiceArea, TncDemand, load_tnc_zones
+from robotaxi.fleet.demand import ServiceArea, TncDemand
 from robotaxi.fleet.dispatch import BatchPolicy, assign_nearby
 from robotaxi.map import build_network, load_map
 from robotaxi.map.routing import ETA_BLOCK, RoutingGraph
+from robotaxi.map.zones import load_tnc_zones
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
