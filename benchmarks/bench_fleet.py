@@ -59,6 +59,7 @@ class Setup:
     seed: int
     market_share: float | None
     cap_s: float
+    background_scale: float | None = None  # Plan Bay Area scale, fixed for every row
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ def _config(setup: Setup, policy: str) -> Any:
         overrides["demand.market_share"] = setup.market_share
     if setup.city == "sf":  # the city's traffic from Plan Bay Area, at its calibrated scale
         overrides["world.background_demand"] = "planbayarea"
+    if setup.background_scale is not None:
+        overrides["world.background_scale"] = setup.background_scale
     return load_config(None, overrides)
 
 
@@ -323,9 +326,13 @@ def main(argv: list[str] | None = None) -> int:
         args.repeat = 1 if args.quick or args.city_scale else 3
     if args.city_scale is not None:
         start, hours = ("tue 07:00", 3.0) if args.city_scale == "peak" else ("tue 00:00", 24.0)
+        from robotaxi.config import load_config
+
+        # read once: a calibration that writes the city's settings meanwhile changes no row
+        scale = load_config(None, {"map.city": "sf"}).world.background_scale
         setup = Setup(
             "sf", start, args.hours or hours, args.fleet or 1000, 7,
-            args.market_share or 0.15, args.cap_s,
+            args.market_share or 0.15, args.cap_s, scale,
         )  # fmt: skip
     elif args.quick:
         setup = Setup("grid", "tue 08:00", 1 / 3, 20, 7, None, args.cap_s)

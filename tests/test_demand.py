@@ -314,6 +314,12 @@ def test_requests_outside_the_map_are_dropped_and_counted(zones: TncZones) -> No
     assert in_mission(a["pickup"][:, 0], a["pickup"][:, 1]).all()
     assert in_mission(a["dropoff"][:, 0], a["dropoff"][:, 1]).all()
     assert mission.zones_used < 250 < whole.zones_used
+    # every zone a request names has its neighbourhood, for the KPIs per district
+    named = {r.origin_zone for r in whole.requests} | {r.destination_zone for r in whole.requests}
+    assert named == set(whole.districts) and len(named) == whole.zones_used
+    nhood = dict(zip((f"taz{t}" for t in zones.taz), zones.nhood, strict=True))
+    assert all(whole.districts[z] == nhood[z] for z in named)
+    assert 20 < len(set(whole.districts.values())) <= len(set(zones.nhood))
 
 
 @needs_data
