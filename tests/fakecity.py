@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+from robotaxi.config import RunConfig
+from robotaxi.fleet.demand import SyntheticDemand
 from robotaxi.map import RoadMap, RoutingGraph, load_map
 from robotaxi.map.build import BuiltNetwork
+from robotaxi.sim.runner import ServiceSimulation
+from robotaxi.world.fake import FakeWorld
 
 NET_FILE = Path(__file__).resolve().parent / "data" / "mini-grid.net.xml"
 # what the grid builder returned for it: UTM 10N, origin placed on the Mission
@@ -26,3 +31,15 @@ OFFSET = (-550135.4456617642, -4176676.693550879)
 def mini_city() -> tuple[RoadMap, RoutingGraph]:
     road_map = load_map(BuiltNetwork("grid", NET_FILE, CRS, OFFSET, "tests/data"))
     return road_map, RoutingGraph(road_map)
+
+
+def mini_service(config: RunConfig, work_dir: Path, **kwargs: Any) -> ServiceSimulation:
+    """A `ServiceSimulation` of `config` on the mini city with FakeWorld and the synthetic
+    demand of the config's seed (keyword arguments go to `ServiceSimulation`)."""
+    road_map, graph = mini_city()
+    demand = SyntheticDemand(
+        road_map.bounds, config.demand, layout_seed=config.seed, inside=road_map.inside
+    )
+    return ServiceSimulation(
+        config, work_dir, city=(road_map, graph), demand=demand, world=FakeWorld, **kwargs
+    )

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakecity import mini_city
+from fakecity import mini_service
 from robotaxi.config import load_config
-from robotaxi.fleet.demand import SyntheticDemand
 from robotaxi.fleet.dispatch import (
     ETA_OFFSET_BOUNDS_S,
     ETA_SCALE_BOUNDS,
@@ -20,8 +19,7 @@ from robotaxi.fleet.dispatch import (
 )
 from robotaxi.fleet.kpis import by_district, pickup_eta_errors_s, trip_kpis
 from robotaxi.metrics.fleet_kpis import fleet_kpis
-from robotaxi.sim.runner import ServiceHistory, ServiceSimulation
-from robotaxi.world.fake import FakeWorld
+from robotaxi.sim.runner import ServiceHistory
 
 
 def _run(tmp_path: Path, fleet: int, policy: str = "batch") -> ServiceHistory:
@@ -32,14 +30,7 @@ def _run(tmp_path: Path, fleet: int, policy: str = "batch") -> ServiceHistory:
             "dispatch.policy": policy,
         }
     )  # fmt: skip
-    road_map, graph = mini_city()
-    demand = SyntheticDemand(
-        road_map.bounds, config.demand, layout_seed=config.seed, inside=road_map.inside
-    )
-    return ServiceSimulation(
-        config, tmp_path, city=(road_map, graph), demand=demand, world=FakeWorld,
-        background=False,
-    ).run()  # fmt: skip
+    return mini_service(config, tmp_path, background=False).run()
 
 
 def test_cars_reach_riders_in_the_time_dispatch_assigned_them_on(tmp_path: Path) -> None:

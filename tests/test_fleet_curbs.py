@@ -8,13 +8,10 @@ import itertools
 import math
 from pathlib import Path
 
-from fakecity import mini_city
+from fakecity import mini_service
 from robotaxi.config import load_config
-from robotaxi.fleet.demand import SyntheticDemand
 from robotaxi.fleet.manager import VehicleStatus
-from robotaxi.sim.runner import ServiceSimulation
 from robotaxi.sim.simulation import Callback, Simulation, Tick
-from robotaxi.world.fake import FakeWorld
 
 CAR_LENGTH_M = 4.68
 
@@ -54,15 +51,8 @@ def test_idle_cars_never_stand_on_one_spot(tmp_path: Path) -> None:
             "dispatch.rebalance_interval_s": 60.0,
         }
     )  # fmt: skip
-    road_map, graph = mini_city()
-    demand = SyntheticDemand(
-        road_map.bounds, config.demand, layout_seed=config.seed, inside=road_map.inside
-    )
     check = ParkedApart()
-    history = ServiceSimulation(
-        config, tmp_path, city=(road_map, graph), demand=demand, world=FakeWorld,
-        callbacks=[check],
-    ).run()  # fmt: skip
+    history = mini_service(config, tmp_path, callbacks=[check]).run()
     assert check.most_parked >= 20 and check.checks > 10_000
     assert check.closest_m >= CAR_LENGTH_M, check.closest_m
     assert sum(1 for t in history.trips.values() if t.state.value == "completed") >= 20

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakecity import mini_city
+from fakecity import mini_service
 from robotaxi.config import load_config
-from robotaxi.fleet.demand import SyntheticDemand
 from robotaxi.fleet.manager import VehicleStatus
 from robotaxi.metrics.fleet_kpis import fleet_kpis
-from robotaxi.sim.runner import ServiceSimulation
 from robotaxi.sim.simulation import Callback, Simulation, Tick
-from robotaxi.world.fake import FakeWorld
 
 
 class Statuses(Callback):
@@ -43,15 +40,8 @@ def test_small_batteries_charge_and_no_ride_is_lost_to_an_empty_battery(tmp_path
             ],
         }
     )  # fmt: skip
-    road_map, graph = mini_city()
-    demand = SyntheticDemand(
-        road_map.bounds, config.demand, layout_seed=config.seed, inside=road_map.inside
-    )
     statuses = Statuses()
-    history = ServiceSimulation(
-        config, tmp_path, city=(road_map, graph), demand=demand, world=FakeWorld,
-        callbacks=[statuses],
-    ).run()  # fmt: skip
+    history = mini_service(config, tmp_path, callbacks=[statuses]).run()
     kpis = fleet_kpis(history)
     energy = kpis["energy"]
     assert energy is not None

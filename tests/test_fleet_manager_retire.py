@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakecity import mini_city
+from fakecity import mini_service
 from robotaxi.config import load_config
-from robotaxi.fleet.demand import SyntheticDemand
 from robotaxi.fleet.kpis import trip_kpis
 from robotaxi.fleet.manager import FleetManager
-from robotaxi.sim.runner import ServiceSimulation
 from robotaxi.sim.simulation import Callback, Simulation, Tick
-from robotaxi.world.fake import FakeWorld
 
 KEEP_S = 300.0
 
@@ -43,14 +40,7 @@ def _run(tmp_path: Path, callbacks: list[Callback]):
             "world.emergency_per_hour": 2.0,
         }
     )  # fmt: skip
-    road_map, graph = mini_city()
-    demand = SyntheticDemand(
-        road_map.bounds, config.demand, layout_seed=config.seed, inside=road_map.inside
-    )
-    return ServiceSimulation(
-        config, tmp_path, city=(road_map, graph), demand=demand, world=FakeWorld,
-        callbacks=callbacks,
-    ).run()  # fmt: skip
+    return mini_service(config, tmp_path, callbacks=callbacks).run()
 
 
 def test_retired_trips_leave_memory_and_the_kpis_unchanged(tmp_path: Path) -> None:

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from fakecity import mini_city
+from fakecity import mini_city, mini_service
 from robotaxi.config import load_config
 from robotaxi.core import RideRequest, TimePoint, TripEvent, TripState, VehicleEvent
-from robotaxi.fleet.demand import SyntheticDemand
 from robotaxi.fleet.trips import ALLOWED
 from robotaxi.metrics.fleet_kpis import fleet_kpis
 from robotaxi.sim.callbacks import EventBatcher, TrailRecorder
-from robotaxi.sim.runner import ServiceHistory, ServiceSimulation
+from robotaxi.sim.runner import ServiceHistory
 from robotaxi.sim.simulation import Callback, RequestQueue, Simulation, Tick
 from robotaxi.world.fake import FakeWorld
 
@@ -42,14 +41,9 @@ def _run(
     tmp_path: Path, *, sink=None, progress=None, callbacks: Sequence[Callback] = (), **extra
 ) -> ServiceHistory:
     config = _config(**extra)
-    road_map, graph = mini_city()
-    demand = SyntheticDemand(
-        road_map.bounds, config.demand, layout_seed=config.seed, inside=road_map.inside
-    )
-    return ServiceSimulation(
-        config, tmp_path, city=(road_map, graph), demand=demand, world=FakeWorld,
-        event_sink=sink, progress=progress, callbacks=callbacks,
-    ).run()  # fmt: skip
+    return mini_service(
+        config, tmp_path, event_sink=sink, progress=progress, callbacks=callbacks
+    ).run()
 
 
 class Counter(Callback):
