@@ -88,8 +88,7 @@ def _config(setup: Setup, policy: str) -> Any:
     }
     if setup.market_share is not None:
         overrides["demand.market_share"] = setup.market_share
-    if setup.city == "sf":  # the city's traffic from Plan Bay Area, at its calibrated scale
-        overrides["world.background_demand"] = "planbayarea"
+    # sf's own settings give its Plan Bay Area traffic; the scale is pinned for every row
     if setup.background_scale is not None:
         overrides["world.background_scale"] = setup.background_scale
     return load_config(None, overrides)

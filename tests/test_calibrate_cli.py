@@ -130,8 +130,8 @@ def test_city_settings_keep_each_model_and_fall_back(settings_dir: Path, tmp_pat
 
 def test_the_tracked_sf_settings_are_valid() -> None:
     entry = city_settings("sf", "meso")
-    if entry is None:
-        pytest.skip("sf has no tracked calibration yet")
+    assert entry is not None, "sf's tracked settings (config/cities/sf.yaml) are missing"
+    assert entry["settings"]["world"]["background_demand"] == "planbayarea"
     assert 0 < entry["settings"]["world"]["background_scale"] <= 2
     assert {r["period"] for r in entry["calibration"]["table"]} >= {"AM", "MD", "PM"}
 
