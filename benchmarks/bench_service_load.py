@@ -364,6 +364,8 @@ def main() -> int:
             sys.executable, *launch, "serve", "--fleet", str(args.fleet),
             "--speed", str(args.speed), "--port", str(port), "--data-dir", tmp,
             "--operator-token", OPERATOR, "--log-level", "warning",
+            # every rider signs in from this one loopback address
+            "--signups-per-minute", str(args.riders),
         ]  # fmt: skip
         with log.open("w") as out:
             proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
@@ -396,6 +398,8 @@ def main() -> int:
 `.venv/bin/python benchmarks/bench_service_load.py --riders {result["riders"]} \\
 --duration {args.duration:.0f}`
 — grid city, {result["fleet"]} cars, background traffic on, speed set to {result["speed_set"]}×;
+sign-ups allowed: {result["riders"]} a minute from the one loopback address (`serve
+--signups-per-minute`; a deployment allows 10 per client address);
 every rider books one ride, holds its live stream and polls its status every {args.poll_s:g} s.
 Load generator and server share the machine ({result["machine"]["cpus"]} CPUs).
 

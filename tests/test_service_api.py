@@ -54,6 +54,7 @@ def settings_for(tmp: Path, map_cache: Path, **extra: Any) -> ServiceSettings:
         "riders_per_hour": 0.0,
         "tick_in_background": False,
         "rides_per_window": 5,
+        "signups_per_window": 500,  # this module signs in a few dozen riders from one address
         "max_body_bytes": 4096,
     }
     values.update(extra)
@@ -370,6 +371,52 @@ def test_sign_in_needs_a_name(client: TestClient) -> None:
     assert client.post("/api/riders", json={"name": "   "}).status_code == 422
     assert client.post("/api/riders", json={"name": "x" * 81}).status_code == 422
     assert client.post("/api/riders", json={}).status_code == 422
+
+
+@pytest.mark.sumo
+def test_names_are_normalised_and_hidden_characters_refused(client: TestClient) -> None:
+    """A name keeps no control or text-direction characters (that could spoof the greeting
+    on the car's screen), and is stored composed, trimmed, one space between words."""
+    for spoof in ("Ke\u0000vin\u202e", "Ke\u200bvin", "Kevin\u2066 admin", "Ke\nvin"):
+        r = client.post("/api/riders", json={"name": spoof})
+        assert r.status_code == 422, spoof
+        assert "text-direction characters" in r.text
+    r = client.post("/api/riders", json={"name": "  Zoe\u0308   Salda\u00f1a "})
+    assert r.status_code == 201
+    assert r.json()["name"] == "Zo\u00eb Salda\u00f1a"
+    me = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert client.get("/api/riders/me", headers=me).json()["name"] == "Zo\u00eb Salda\u00f1a"
+
+
+@pytest.mark.sumo
+def test_coordinates_are_json_numbers(client: TestClient) -> None:
+    me = sign_in(client, "Nico")
+    pickup, dropoff = point(client, 0.3, 0.3), point(client, 0.7, 0.7)
+    assert client.post(
+        "/api/rides/quote", json={"pickup": pickup, "dropoff": dropoff}, headers=me
+    ).is_success
+    for bad in (True, str(pickup["lat"]), None, [pickup["lat"]]):
+        body = {"pickup": {**pickup, "lat": bad}, "dropoff": dropoff}
+        r = client.post("/api/rides/quote", json=body, headers=me)
+        assert r.status_code == 422, bad
+
+
+@pytest.mark.sumo
+def test_sign_ups_are_rate_limited_per_client_address(client: TestClient) -> None:
+    runtime = runtime_of(client)
+    saved = runtime.signup_limiter
+    runtime.signup_limiter = RateLimiter(3, 60.0)
+    try:
+        codes = [
+            client.post("/api/riders", json={"name": f"Bot {k}"}).status_code for k in range(5)
+        ]
+        assert codes == [201, 201, 201, 429, 429]
+        r = client.post("/api/riders", json={"name": "Bot 6"})
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+        assert "too many sign-ups" in r.json()["detail"]
+    finally:
+        runtime.signup_limiter = saved
+    assert ServiceSettings().signups_per_window == 10  # what a real deployment allows
 
 
 @pytest.mark.sumo

@@ -58,6 +58,10 @@ def register(sub: Any) -> None:
     p.add_argument("--riders-per-hour", type=float, default=6.0, help="synthetic riders (0: none)")
     p.add_argument("--ev-per-hour", type=float, default=3.0, help="ambulances per hour")
     p.add_argument("--no-background", action="store_true", help="no background traffic")
+    p.add_argument(
+        "--signups-per-minute", type=int, default=10,
+        help="rider sign-ups allowed per client address per minute (default 10)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(handler=run)
 
@@ -97,6 +101,7 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
             database_url=args.database_url,
             operator_token=token,
             riders_per_hour=args.riders_per_hour,
+            signups_per_window=args.signups_per_minute,
             background_traffic=not args.no_background,
         )
     except ValidationError as exc:

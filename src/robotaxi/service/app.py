@@ -1,9 +1,11 @@
 """The FastAPI app: `create_app(settings)` wires the runtime, routers, limits and pages.
 
-OpenAPI is at /docs. Errors are JSON with a `detail` that says what to fix: 401/403 for
-tokens, 404 for rides that are not yours, 409 when the ride's state does not allow the
-action, 413 for oversize bodies, 422 for bad input, 429 when booking too fast, 503 when the
-simulation or the database cannot serve.
+OpenAPI is at /docs (document at /openapi.json): the bearer scheme and, per endpoint, the
+error statuses it answers. Errors are JSON with a `detail` that says what to fix
+(`ErrorPublic`): 401/403 for tokens, 404 for rides that are not yours, 409 when the ride's
+state does not allow the action, 413 for oversize bodies, 422 for bad input (FastAPI's
+validation shape), 429 when booking too fast, 503 when the simulation or the database cannot
+serve; 405 lists every method of the path in `Allow`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import fastapi_offline
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import (
     get_redoc_html,
@@ -27,13 +30,18 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robotaxi.core import RobotaxiError
 from robotaxi.fleet.manager import RideActionError
+from robotaxi.service.deps import known_query_only
 from robotaxi.service.routers import operations, pages, riders, rides, tickets, vehicles
 from robotaxi.service.routers.pages import STATIC
 from robotaxi.service.runtime import ServiceRuntime
+from robotaxi.service.schemas import error_responses
 from robotaxi.service.settings import ServiceSettings
 from robotaxi.service.speech import SpeechUnavailableError
 from robotaxi.sim.live import LiveServiceError
@@ -149,6 +157,16 @@ def create_app(settings: ServiceSettings, runtime: ServiceRuntime | None = None)
     # the one large body, the road map, is compressed once (see /api/map).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            # Starlette names the methods of the first route on the path only; a path served
+            # by several routes (GET and POST /api/rides) allows all of theirs
+            named = (exc.headers or {}).get("Allow", "")
+            allow = allowed_methods(app, request.url.path, named)
+            exc.headers = {**(exc.headers or {}), "Allow": allow}
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail = _json_safe(jsonable_encoder(exc.errors()))
@@ -175,11 +193,34 @@ def create_app(settings: ServiceSettings, runtime: ServiceRuntime | None = None)
     async def _bad_input(_: Request, exc: RobotaxiError) -> JSONResponse:
         return _error(status.HTTP_400_BAD_REQUEST, str(exc))
 
-    for module in (riders, rides, vehicles, tickets, operations, pages):
-        app.include_router(module.router)
+    for module in (riders, rides, vehicles, tickets, operations):
+        app.include_router(
+            module.router,
+            dependencies=[Depends(known_query_only)],
+            responses=error_responses(422),  # an unknown query parameter, if nothing else
+        )
+    app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _offline_docs(app)
     return app
+
+
+def allowed_methods(app: FastAPI, path: str, named: str) -> str:
+    """The `Allow` header of a 405 for `path`: `named` (the methods of the route that
+    answered) and those of every operation the OpenAPI document lists for the path (HEAD
+    with GET). A literal path wins over a template, as in routing: `/api/rides/quote` is not
+    `/api/rides/{ride_id}`."""
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    matching = [
+        (template.count("{"), item)
+        for template, item in app.openapi()["paths"].items()
+        if compile_path(template)[0].match(path)
+    ]
+    fewest = min((params for params, _ in matching), default=0)
+    for params, item in matching:
+        if params == fewest:
+            methods |= {m.upper() for m in item} | ({"HEAD"} if "get" in item else set())
+    return ", ".join(sorted(methods))
 
 
 def _offline_docs(app: FastAPI) -> None:

@@ -7,12 +7,17 @@ than everything they do.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from robotaxi.service.runtime import ServiceRuntime
+from robotaxi.service.runtime import RateLimiter, ServiceRuntime
 from robotaxi.sim.live import LiveService
 from robotaxi.store.records import Rider
 from robotaxi.store.store import Store
@@ -38,17 +43,27 @@ StoreDep = Annotated[Store, Depends(get_store)]
 LiveDep = Annotated[LiveService, Depends(get_live)]
 
 
-async def bearer_token(request: Request) -> str:
+# Declares the scheme in OpenAPI (components.securitySchemes.bearer); answers None rather
+# than its own 401 so that ours can say how to get a token.
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    description="A rider's token from POST /api/riders, or the operator token the server "
+    "printed at start-up",
+    auto_error=False,
+)
+
+
+async def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+) -> str:
     """The token of an 'Authorization: Bearer …' header; 401 when missing or malformed."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if credentials is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "sign in first: send 'Authorization: Bearer <token>' (POST /api/riders gives one)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return token.strip()
+    return credentials.credentials
 
 
 TokenDep = Annotated[str, Depends(bearer_token)]
@@ -89,3 +104,45 @@ async def rider_or_operator(token: TokenDep, runtime: RuntimeDep) -> Rider | Non
 
 
 RiderOrOperator = Annotated[Rider | None, Depends(rider_or_operator)]
+
+
+def check_rate(limiter: RateLimiter, key: str, what: str) -> None:
+    """Count one of `what` for `key`: 429 with Retry-After when over the limit."""
+    wait_s = limiter.check(key)
+    if wait_s is not None:
+        retry = max(1, math.ceil(wait_s))
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many {what}: try again in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+async def known_query_only(request: Request) -> None:
+    """422 for query parameters the endpoint does not take: a misspelt `?limt=5` is refused
+    like an unknown field of a body is, not silently ignored."""
+    route = request.scope.get("route")
+    if not request.query_params or not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)  # a few dependencies deep: microseconds
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["query", name],
+                    "msg": f"unknown query parameter: this endpoint takes {takes}",
+                    "input": request.query_params[name],
+                }
+                for name in unknown
+            ]
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

@@ -347,6 +347,7 @@ class ServiceRuntime:
     operator_token_generated: bool
     recovered: list[Ride]
     rate_limiter: RateLimiter
+    signup_limiter: RateLimiter  # per client address
     waiters: LiveWaiters
     writer: StoreWriter
     voice: GreetingVoice
@@ -435,6 +436,7 @@ class ServiceRuntime:
             operator_token_generated=generated,
             recovered=recovered,
             rate_limiter=RateLimiter(settings.rides_per_window, settings.rate_window_s),
+            signup_limiter=RateLimiter(settings.signups_per_window, settings.rate_window_s),
             waiters=LiveWaiters(),
             writer=writer,
             voice=GreetingVoice(settings.espeak_ng or None, search=settings.espeak_ng is None),

@@ -6,12 +6,66 @@ simulation started (`sim_now_s` says what "now" is); distances in m, durations i
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+# control, format (bidi overrides, zero-width joiners), surrogate, private-use and unassigned
+# characters: none belongs in a name a screen shows and a car says
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def _composed(name: str) -> str:
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
+def _visible(name: str) -> str:
+    hidden = sorted(
+        {f"U+{ord(ch):04X}" for ch in name if unicodedata.category(ch) in _HIDDEN_CATEGORIES}
+    )
+    if hidden:
+        raise ValueError(
+            f"a name may not contain control or text-direction characters ({', '.join(hidden)}): "
+            "use letters, digits, spaces and punctuation"
+        )
+    name = " ".join(name.split())  # trimmed, one space between words
+    if not name:
+        raise ValueError("a name needs at least one letter or digit")
+    return name
+
+
+# a rider's name, the same for the screen, the speech and the store: NFC-composed, trimmed,
+# runs of spaces made one, and refused (422) with hidden characters in it
+Name = Annotated[
+    str,
+    BeforeValidator(_composed),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+    AfterValidator(_visible),
+    # JSON Schema cannot say "no character of these Unicode categories": a named format does
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 80,
+            "format": "rider-name",
+            "description": "1-80 characters once trimmed, at least one visible; control, "
+            "format (bidi, zero-width), private-use and unassigned characters are refused",
+        }
+    ),
+]
+# at least one character that is not white space (the text is trimmed)
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=r"\S")
+]
 
 
 class _In(BaseModel):
@@ -23,8 +77,9 @@ class LatLon(_In):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    lat: float = Field(ge=-90, le=90, description="latitude, degrees north")
-    lon: float = Field(ge=-180, le=180, description="longitude, degrees east")
+    # strict: a JSON number only (true is not 1.0, "37.7" is not a number)
+    lat: float = Field(ge=-90, le=90, strict=True, description="latitude, degrees north")
+    lon: float = Field(ge=-180, le=180, strict=True, description="longitude, degrees east")
 
 
 # --- riders -------------------------------------------------------------------------------
@@ -283,3 +338,68 @@ class HealthPublic(BaseModel):
     real_time_factor: float | None
     behind_s: float
     ended: bool
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer but 422 (FastAPI's validation shape): what is wrong, what to do."""
+
+    detail: str = Field(description="what went wrong and what to do about it")
+
+
+class ValidationErrorPublic(BaseModel):
+    """One thing wrong with the input: where (`loc`), what (`msg`), its kind (`type`)."""
+
+    loc: list[str | int] = Field(description="e.g. ['body', 'pickup', 'lat'], ['query', 'x']")
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorsPublic(BaseModel):
+    """422: FastAPI's validation shape, for its checks and the service's own alike."""
+
+    detail: list[ValidationErrorPublic]
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the body could not be read as JSON text (not UTF-8, or cut short)",
+    401: "no bearer token, a malformed one, or one the service does not know",
+    403: "an operator's token is required",
+    404: "no such thing, or it is not yours",
+    409: "the current state does not allow this (the detail says why)",
+    413: "the request body is over the size limit",
+    422: "invalid input, an unknown query parameter among it (the detail lists each)",
+    429: "too many requests: wait the Retry-After seconds",
+    503: "the simulation, the database or a helper program cannot serve now",
+}
+# headers every answer of that status carries
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "'Bearer'", "schema": {"type": "string"}}},
+    429: {
+        "Retry-After": {
+            "description": "seconds to wait before trying again",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
+
+
+def error_responses(*codes: int, **why: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses: `ErrorPublic` bodies (422: FastAPI's).
+
+    `why` overrides a status's description for one endpoint, keyed `e404="no such ride"`.
+    """
+    responses: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {
+            "model": ValidationErrorsPublic if code == 422 else ErrorPublic,
+            "description": why.get(f"e{code}", ERROR_DESCRIPTIONS[code]),
+        }
+        if code in ERROR_HEADERS:
+            entry["headers"] = ERROR_HEADERS[code]
+        responses[code] = entry
+    return responses

@@ -78,6 +78,9 @@ class ServiceSettings(BaseModel):
     )
     rides_per_window: int = Field(5, ge=1, description="ride creations allowed per rider ...")
     rate_window_s: float = Field(60.0, gt=0, description="... within this many wall seconds")
+    signups_per_window: int = Field(
+        10, ge=1, description="sign-ups allowed per client address within rate_window_s"
+    )
     max_body_bytes: int = Field(16_384, ge=256, description="larger request bodies get 413")
     min_trip_m: float = Field(
         100.0, ge=0, description="drop-off must be at least this far (straight line) from pick-up"

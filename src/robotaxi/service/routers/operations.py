@@ -13,9 +13,11 @@ from robotaxi.service.schemas import (
     TripOperator,
     VehicleEventPublic,
     YieldPublic,
+    error_responses,
 )
 
 router = APIRouter(prefix="/api", tags=["operations"])
+OPERATOR_ERRORS = error_responses(401, 403)
 
 
 @router.get("/health")
@@ -33,13 +35,13 @@ async def health(runtime: RuntimeDep, live: LiveDep) -> HealthPublic:
     )
 
 
-@router.get("/kpis", tags=["kpis"])
+@router.get("/kpis", tags=["kpis"], responses=OPERATOR_ERRORS)
 def kpis(_: Operator, live: LiveDep) -> KpisPublic:
     """Live fleet KPIs: requests, completions, waits, utilisation, EV yields, real-time factor."""
     return KpisPublic(**live.kpis())
 
 
-@router.get("/trips/open")
+@router.get("/trips/open", responses=OPERATOR_ERRORS)
 def open_trips(_: Operator, live: LiveDep) -> list[TripOperator]:
     return [
         TripOperator(
@@ -54,13 +56,13 @@ def open_trips(_: Operator, live: LiveDep) -> list[TripOperator]:
     ]
 
 
-@router.get("/yields")
+@router.get("/yields", responses=OPERATOR_ERRORS)
 def yields(_: Operator, live: LiveDep) -> list[YieldPublic]:
     """Every time a robotaxi pulled over for an emergency vehicle (in progress ones too)."""
     return [YieldPublic(**row) for row in live.yields()]
 
 
-@router.get("/vehicle-events")
+@router.get("/vehicle-events", responses=OPERATOR_ERRORS)
 def vehicle_events(
     _: Operator,
     runtime: RuntimeDep,

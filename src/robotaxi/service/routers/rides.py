@@ -14,7 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from robotaxi.core import RideRequest, TripState
-from robotaxi.service.deps import CurrentRider, RiderOrOperator, RuntimeDep
+from robotaxi.service.deps import CurrentRider, RiderOrOperator, RuntimeDep, check_rate
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
     BuckleCreate,
@@ -22,6 +22,7 @@ from robotaxi.service.schemas import (
     ReceiptPublic,
     RideCreate,
     RidePublic,
+    error_responses,
 )
 from robotaxi.service.views import latlon, live_ride_body, own_ride, receipt, ride_public
 from robotaxi.sim.live import TripView
@@ -32,6 +33,10 @@ router = APIRouter(prefix="/api/rides", tags=["rides"])
 log = logging.getLogger(__name__)
 STREAM_MIN_INTERVAL_S = 1.0  # at most one update a second per stream
 KEEPALIVE_S = 15.0
+# what acting on a ride can answer besides 200 and 422
+ACTION_ERRORS = error_responses(
+    401, 404, 409, 413, e409="the ride's state does not allow this now, or it has ended"
+)
 
 
 def _unprocessable(field: str, message: str, kind: str) -> HTTPException:
@@ -79,7 +84,7 @@ def _validated_points(
     return points[0], points[1]
 
 
-@router.post("/quote")
+@router.post("/quote", responses=error_responses(400, 401, 413))
 def quote(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> QuotePublic:
     """Pick-up ETA from the nearest free car and the ride's time; nothing is booked."""
     pickup_xy, dropoff_xy = _validated_points(runtime, body)
@@ -98,17 +103,23 @@ def quote(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> QuotePu
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        400,
+        401,
+        409,
+        413,
+        429,
+        503,
+        e409="you already have an active ride: cancel or finish it first",
+        e503="the service window has ended: no new rides until the server restarts",
+    ),
+)
 def book(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
     """Book a ride: one active ride per rider; a few bookings per minute at most."""
-    wait_s = runtime.rate_limiter.check(rider.id)
-    if wait_s is not None:
-        retry = max(1, math.ceil(wait_s))
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many ride requests: try again in {retry} s",
-            headers={"Retry-After": str(retry)},
-        )
+    check_rate(runtime.rate_limiter, rider.id, "ride requests")
     pickup_xy, dropoff_xy = _validated_points(runtime, body)
     store, live = runtime.store, runtime.live
     with runtime.booking_lock(rider.id):
@@ -149,7 +160,7 @@ def book(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> RidePubl
     return _public(runtime, stored)
 
 
-@router.get("")
+@router.get("", responses=error_responses(401))
 def history(
     rider: CurrentRider, runtime: RuntimeDep, limit: int = Query(20, ge=1, le=100)
 ) -> list[RidePublic]:
@@ -158,7 +169,11 @@ def history(
     return [ride_public(runtime, r, runtime.live.trip(r.id)) for r in rides]
 
 
-@router.get("/{ride_id}", response_model=RidePublic, responses={200: {"model": RidePublic}})
+@router.get(
+    "/{ride_id}",
+    response_model=RidePublic,
+    responses={200: {"model": RidePublic}, **error_responses(401, 404)},
+)
 async def get_ride(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> Response:
     """The ride's state, car, ETA and events (answered from memory while the ride is live)."""
     data, _ = await _current_body(runtime, rider, ride_id)
@@ -194,7 +209,7 @@ def _stored_body(runtime: ServiceRuntime, rider: Rider, ride_id: str) -> tuple[b
     return body.model_dump_json().encode(), TripState(body.state)
 
 
-@router.get("/{ride_id}/receipt")
+@router.get("/{ride_id}/receipt", responses=error_responses(401, 404))
 def get_receipt(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> ReceiptPublic:
     """Times, distance and the route of a ride (complete once the ride has ended)."""
     ride = own_ride(runtime, rider, ride_id)
@@ -227,19 +242,19 @@ def _public(runtime: ServiceRuntime, ride: Ride) -> RidePublic:
     return ride_public(runtime, ride, runtime.live.trip(ride.id))
 
 
-@router.post("/{ride_id}/cancel")
+@router.post("/{ride_id}/cancel", responses=ACTION_ERRORS)
 def cancel(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
     """Cancel; after the car arrived this is recorded as a cancel after arrival."""
     return _act(runtime, rider.id, ride_id, runtime.live.cancel)
 
 
-@router.post("/{ride_id}/board")
+@router.post("/{ride_id}/board", responses=ACTION_ERRORS)
 def board(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
     """The rider got in (stands in for the car's door sensor)."""
     return _act(runtime, rider.id, ride_id, runtime.live.board)
 
 
-@router.post("/{ride_id}/buckle")
+@router.post("/{ride_id}/buckle", responses={**ACTION_ERRORS, **error_responses(400)})
 def buckle(
     ride_id: str, body: BuckleCreate, rider: CurrentRider, runtime: RuntimeDep
 ) -> RidePublic:
@@ -247,13 +262,13 @@ def buckle(
     return _act(runtime, rider.id, ride_id, lambda rid: runtime.live.buckle(rid, body.buckled))
 
 
-@router.post("/{ride_id}/start")
+@router.post("/{ride_id}/start", responses=ACTION_ERRORS)
 def start(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
     """Start ride: 409 with the reason until the rider is on board and buckled."""
     return _act(runtime, rider.id, ride_id, runtime.live.start_ride)
 
 
-@router.post("/{ride_id}/pull-over")
+@router.post("/{ride_id}/pull-over", responses=ACTION_ERRORS)
 def pull_over(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
     """End the ride at the next safe curb spot."""
     return _act(runtime, rider.id, ride_id, runtime.live.pull_over)
@@ -264,8 +279,14 @@ def pull_over(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePub
     response_class=Response,
     responses={
         200: {"content": {"audio/wav": {}}, "description": "the greeting as a WAV file"},
-        409: {"description": "the car has not arrived yet"},
-        503: {"description": "no espeak-ng on the server: use the browser's speech instead"},
+        **error_responses(
+            401,
+            404,
+            409,
+            503,
+            e409="the car has not arrived yet",
+            e503="no espeak-ng on the server: use the browser's speech instead",
+        ),
     },
 )
 def greeting_wav(ride_id: str, who: RiderOrOperator, runtime: RuntimeDep) -> Response:
@@ -291,7 +312,14 @@ def greeting_wav(ride_id: str, who: RiderOrOperator, runtime: RuntimeDep) -> Res
     )
 
 
-@router.get("/{ride_id}/stream", response_class=StreamingResponse)
+@router.get(
+    "/{ride_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        **error_responses(401, 404),
+    },
+)
 async def stream(
     ride_id: str,
     rider: CurrentRider,

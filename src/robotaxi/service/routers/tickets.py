@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from robotaxi.service.deps import CurrentRider, Operator, RiderOrOperator, StoreDep
-from robotaxi.service.schemas import TicketCreate, TicketPublic
+from robotaxi.service.schemas import TicketCreate, TicketPublic, error_responses
 from robotaxi.store.records import SupportTicket, TicketStatus
 
 router = APIRouter(prefix="/api/tickets", tags=["support tickets"])
@@ -22,7 +22,11 @@ def _public(ticket: SupportTicket) -> TicketPublic:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 404, 413, e404="you have no ride with that id"),
+)
 def open_ticket(body: TicketCreate, rider: CurrentRider, store: StoreDep) -> TicketPublic:
     """Ask for help, optionally about one of your rides."""
     if body.ride_id is not None:
@@ -32,14 +36,14 @@ def open_ticket(body: TicketCreate, rider: CurrentRider, store: StoreDep) -> Tic
     return _public(store.create_ticket(body.text, rider_id=rider.id, ride_id=body.ride_id))
 
 
-@router.get("")
+@router.get("", responses=error_responses(401))
 def list_tickets(who: RiderOrOperator, store: StoreDep) -> list[TicketPublic]:
     """Operators see every ticket; a rider sees their own."""
     rider_id = None if who is None else who.id
     return [_public(t) for t in store.tickets(rider_id=rider_id)]
 
 
-@router.post("/{ticket_id}/close")
+@router.post("/{ticket_id}/close", responses=error_responses(401, 403, 404, 413))
 def close_ticket(ticket_id: int, _: Operator, store: StoreDep) -> TicketPublic:
     if not any(t.id == ticket_id for t in store.tickets()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no support ticket {ticket_id}")

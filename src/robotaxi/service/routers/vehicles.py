@@ -17,6 +17,7 @@ from robotaxi.service.schemas import (
     SteeringPublic,
     VehicleOperator,
     VehiclePublic,
+    error_responses,
 )
 from robotaxi.service.views import (
     compass_deg,
@@ -61,13 +62,18 @@ def positions(runtime: RuntimeDep, live: LiveDep) -> list[VehiclePublic]:
     return vehicle_public(runtime, live.vehicles())
 
 
-@router.get("/state")
+@router.get("/state", responses=error_responses(401, 403))
 def full_state(_: Operator, runtime: RuntimeDep, live: LiveDep) -> list[VehicleOperator]:
     """Operators: every car with its status, trip, stage and emergency yield."""
     return vehicle_operator(runtime, live.vehicles())
 
 
-@router.get("/{vehicle_id}/screen")
+@router.get(
+    "/{vehicle_id}/screen",
+    responses=error_responses(
+        401, 404, e404="no such car, or you have no ride in it now (riders see only their own)"
+    ),
+)
 def car_screen(
     vehicle_id: str, who: RiderOrOperator, runtime: RuntimeDep, live: LiveDep
 ) -> CarScreenPublic:

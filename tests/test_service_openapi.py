@@ -1,0 +1,470 @@
+"""The OpenAPI document against the running service: the bearer scheme is declared, and
+every status an endpoint declares is one it really answers — each (endpoint, status) pair
+is provoked here with a real request to the app on the live grid city.
+
+The table `PROVOKE` holds one request per declared pair; a test checks the table and the
+document name the same pairs, so a status declared without a way to provoke it (or an
+answer the document forgets) fails here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from robotaxi.service.app import create_app
+from robotaxi.service.speech import GreetingVoice
+from test_service_api import OP, OPERATOR, drive_until, point, runtime_of, settings_for, sign_in
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+MAX_BODY = 4096
+TOO_LARGE = b'{"name": "' + b"x" * MAX_BODY + b'"}'
+SIGNUPS = 40  # sign-ups per client address per window in this module
+ADDRESSES = itertools.count()
+PUBLIC = {
+    ("post", "/api/riders"),
+    ("get", "/api/vehicles"),
+    ("get", "/api/health"),
+    ("get", "/api/map"),
+}
+
+
+def _settings(tmp: Path, map_cache: Path) -> Any:
+    return settings_for(tmp, map_cache, signups_per_window=SIGNUPS, max_body_bytes=MAX_BODY)
+
+
+def _document() -> dict[str, Any]:
+    """The document as the app serves it (building it needs no simulation)."""
+    app = create_app(_settings(Path("/nonexistent"), Path("/nonexistent")))
+    return app.openapi()
+
+
+DOCUMENT = _document()
+DECLARED = sorted(
+    (method, path, int(code))
+    for path, item in DOCUMENT["paths"].items()
+    for method, operation in item.items()
+    for code in operation["responses"]
+)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, map_cache: Path) -> Iterator[TestClient]:
+    app = create_app(_settings(tmp_path_factory.mktemp("openapi"), map_cache))
+    with TestClient(app) as c:
+        yield c
+
+
+@dataclass
+class Scene:
+    """What a provoking request may use: the client, and rides to cancel afterwards."""
+
+    client: TestClient
+    monkeypatch: pytest.MonkeyPatch
+    booked: list[tuple[dict[str, str], str]] = field(default_factory=list)
+
+    def rider(self) -> dict[str, str]:
+        # each from its own client address: the sign-up limit is per address
+        return sign_in(self.from_address(f"198.51.100.{next(ADDRESSES) % 250}"), "Open Api")
+
+    def from_address(self, host: str) -> TestClient:
+        """A client from another address on the same running app (its lifespan is shared)."""
+        return TestClient(self.client.app, client=(host, 50000))
+
+    def body(self) -> dict[str, Any]:
+        return {"pickup": point(self.client, 0.2, 0.2), "dropoff": point(self.client, 0.8, 0.7)}
+
+    def ride(self, state: str = "requested") -> tuple[dict[str, str], str]:
+        """A new rider's ride, driven to `state` (requested, arrived, boarded, driving)."""
+        me = self.rider()
+        r = self.client.post("/api/rides", json=self.body(), headers=me)
+        assert r.status_code == 201, r.text
+        ride_id: str = r.json()["id"]
+        self.booked.append((me, ride_id))
+        if state == "requested":
+            return me, ride_id
+        drive_until(self.client, ride_id, "arrived")
+        if state == "arrived":
+            return me, ride_id
+        self.act(me, ride_id, "board")
+        if state == "boarded":
+            return me, ride_id
+        self.act(me, ride_id, "buckle", {"buckled": True})
+        self.act(me, ride_id, "start")
+        drive_until(self.client, ride_id, state)
+        return me, ride_id
+
+    def act(
+        self, me: dict[str, str], ride_id: str, action: str, body: Any = None
+    ) -> httpx.Response:
+        return self.client.post(f"/api/rides/{ride_id}/{action}", json=body, headers=me)
+
+    def cancel_all(self) -> None:
+        for me, ride_id in self.booked:
+            self.act(me, ride_id, "cancel")  # 409 for rides already over: nothing to do
+
+
+Provoke = Callable[[Scene], httpx.Response]
+NOBODY: dict[str, str] = {}
+
+
+def _no_token(method: str, path: str, body: Any = None) -> Provoke:
+    return lambda s: s.client.request(method, path, json=body)
+
+
+def _rider_token(method: str, path: str) -> Provoke:
+    return lambda s: s.client.request(method, path, headers=s.rider())
+
+
+def _too_large(path: str) -> Provoke:
+    return lambda s: s.client.post(
+        path, content=TOO_LARGE, headers={**OP, "Content-Type": "application/json"}
+    )
+
+
+def _not_utf8(path: str) -> Provoke:
+    return lambda s: s.client.post(
+        path, content=b'{"name": "\xff\xfe"}', headers={**OP, "Content-Type": "application/json"}
+    )
+
+
+def _unknown_query(method: str, path: str) -> Provoke:
+    """A query parameter the endpoint does not take (it takes none, or others)."""
+    concrete = path.format(ride_id="r1", vehicle_id="taxi000", ticket_id=1)
+    return lambda s: s.client.request(method, f"{concrete}?limt=5", headers=OP)
+
+
+def _ride_action(action: str, state: str, body: Any = None) -> Provoke:
+    def provoke(s: Scene) -> httpx.Response:
+        me, ride_id = s.ride(state)
+        return s.act(me, ride_id, action, body)
+
+    return provoke
+
+
+def _someone_elses_ride(action: str, body: Any = None) -> Provoke:
+    def provoke(s: Scene) -> httpx.Response:
+        _, ride_id = s.ride()
+        return s.act(s.rider(), ride_id, action, body)
+
+    return provoke
+
+
+def _get_ride(suffix: str, state: str = "requested", *, own: bool = True) -> Provoke:
+    def provoke(s: Scene) -> httpx.Response:
+        me, ride_id = s.ride(state)
+        return s.client.get(f"/api/rides/{ride_id}{suffix}", headers=me if own else s.rider())
+
+    return provoke
+
+
+def _signups_over_the_limit(s: Scene) -> httpx.Response:
+    other = s.from_address("203.0.113.7")
+    answers = [other.post("/api/riders", json={"name": "Rush"}) for _ in range(SIGNUPS + 1)]
+    assert [a.status_code for a in answers[:SIGNUPS]] == [201] * SIGNUPS
+    return answers[-1]
+
+
+def _second_booking(s: Scene) -> httpx.Response:
+    me, _ = s.ride()
+    return s.client.post("/api/rides", json=s.body(), headers=me)
+
+
+def _bookings_over_the_limit(s: Scene) -> httpx.Response:
+    me, _ = s.ride()  # the first of the window's five; the others answer 409 (one active)
+    limit = runtime_of(s.client).settings.rides_per_window
+    for _ in range(limit - 1):
+        assert s.client.post("/api/rides", json=s.body(), headers=me).status_code == 409
+    return s.client.post("/api/rides", json=s.body(), headers=me)
+
+
+def _booking_after_the_window(s: Scene) -> httpx.Response:
+    live = runtime_of(s.client).live
+    live.step_until(lambda: live.now_s >= live.end_s, live.end_s + 60)
+    return s.client.post("/api/rides", json=s.body(), headers=s.rider())
+
+
+def _cancel_twice(s: Scene) -> httpx.Response:
+    me, ride_id = s.ride()
+    assert s.act(me, ride_id, "cancel").status_code == 200
+    return s.act(me, ride_id, "cancel")
+
+
+def _stream_of_an_ended_ride(s: Scene) -> httpx.Response:
+    me, ride_id = s.ride()
+    s.act(me, ride_id, "cancel")
+    return s.client.get(f"/api/rides/{ride_id}/stream", headers=me)
+
+
+def _greeting_without_espeak(s: Scene) -> httpx.Response:
+    me, ride_id = s.ride("arrived")
+    s.monkeypatch.setattr(runtime_of(s.client), "voice", GreetingVoice(None, search=False))
+    return s.client.get(f"/api/rides/{ride_id}/greeting.wav", headers=me)
+
+
+def _ticket(s: Scene) -> int:
+    r = s.client.post("/api/tickets", json={"text": "the door sticks"}, headers=s.rider())
+    assert r.status_code == 201, r.text
+    ticket_id: int = r.json()["id"]
+    return ticket_id
+
+
+def _operator_only(path: str) -> dict[int, Provoke]:
+    return {
+        200: lambda s: s.client.get(path, headers=OP),
+        401: _no_token("GET", path),
+        403: _rider_token("GET", path),
+    }
+
+
+RIDE = "/api/rides/{ride_id}"
+# (method, path) -> {status: a request that gets that status}
+PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
+    ("post", "/api/riders"): {
+        201: lambda s: s.client.post("/api/riders", json={"name": "Ada"}),
+        413: _too_large("/api/riders"),
+        422: lambda s: s.client.post("/api/riders", json={"name": "Ke\u0000vin"}),
+        429: _signups_over_the_limit,
+    },
+    ("get", "/api/riders/me"): {
+        200: _rider_token("GET", "/api/riders/me"),
+        401: lambda s: s.client.get("/api/riders/me", headers={"Authorization": "Bearer nope"}),
+    },
+    ("post", "/api/rides/quote"): {
+        200: lambda s: s.client.post("/api/rides/quote", json=s.body(), headers=s.rider()),
+        401: lambda s: s.client.post("/api/rides/quote", json=s.body()),
+        413: _too_large("/api/rides/quote"),
+        422: lambda s: s.client.post(
+            "/api/rides/quote",
+            json={"pickup": {"lat": True, "lon": 0}, "dropoff": {"lat": 0, "lon": 0}},
+            headers=s.rider(),
+        ),
+    },
+    ("post", "/api/rides"): {
+        201: lambda s: s.client.post("/api/rides", json=s.body(), headers=s.rider()),
+        401: lambda s: s.client.post("/api/rides", json=s.body()),
+        409: _second_booking,
+        413: _too_large("/api/rides"),
+        422: lambda s: s.client.post(
+            "/api/rides",
+            json={"pickup": {"lat": 0.0, "lon": 0.0}, "dropoff": {"lat": 1.0, "lon": 1.0}},
+            headers=s.rider(),
+        ),  # outside the service area
+        429: _bookings_over_the_limit,
+        503: _booking_after_the_window,  # ends the service window: runs last
+    },
+    ("get", "/api/rides"): {
+        200: _rider_token("GET", "/api/rides"),
+        401: _no_token("GET", "/api/rides"),
+        422: lambda s: s.client.get("/api/rides?limit=0", headers=s.rider()),
+    },
+    ("get", RIDE): {
+        200: _get_ride(""),
+        401: _no_token("GET", "/api/rides/r1"),
+        404: _get_ride("", own=False),
+    },
+    ("get", RIDE + "/receipt"): {
+        200: _get_ride("/receipt"),
+        401: _no_token("GET", "/api/rides/r1/receipt"),
+        404: _get_ride("/receipt", own=False),
+    },
+    ("post", RIDE + "/cancel"): {
+        200: _ride_action("cancel", "requested"),
+        401: _no_token("POST", "/api/rides/r1/cancel"),
+        404: _someone_elses_ride("cancel"),
+        409: _cancel_twice,
+        413: _too_large("/api/rides/r1/cancel"),
+    },
+    ("post", RIDE + "/board"): {
+        200: _ride_action("board", "arrived"),
+        401: _no_token("POST", "/api/rides/r1/board"),
+        404: _someone_elses_ride("board"),
+        409: _ride_action("board", "requested"),  # the car is not there yet
+        413: _too_large("/api/rides/r1/board"),
+    },
+    ("post", RIDE + "/buckle"): {
+        200: _ride_action("buckle", "boarded", {"buckled": True}),
+        401: _no_token("POST", "/api/rides/r1/buckle", {"buckled": True}),
+        404: _someone_elses_ride("buckle", {"buckled": True}),
+        409: _ride_action("buckle", "requested", {"buckled": True}),  # nobody on board
+        413: _too_large("/api/rides/r1/buckle"),
+        422: _ride_action("buckle", "boarded", {"buckled": "maybe"}),
+    },
+    ("post", RIDE + "/start"): {
+        200: lambda s: (
+            (ride := s.ride("boarded")),
+            s.act(*ride, "buckle", {"buckled": True}),
+            s.act(*ride, "start"),
+        )[-1],
+        401: _no_token("POST", "/api/rides/r1/start"),
+        404: _someone_elses_ride("start"),
+        409: _ride_action("start", "boarded"),  # seat belt open
+        413: _too_large("/api/rides/r1/start"),
+    },
+    ("post", RIDE + "/pull-over"): {
+        200: _ride_action("pull-over", "driving"),
+        401: _no_token("POST", "/api/rides/r1/pull-over"),
+        404: _someone_elses_ride("pull-over"),
+        409: _ride_action("pull-over", "requested"),  # not riding yet
+        413: _too_large("/api/rides/r1/pull-over"),
+    },
+    ("get", RIDE + "/greeting.wav"): {
+        200: _get_ride("/greeting.wav", "arrived"),
+        401: _no_token("GET", "/api/rides/r1/greeting.wav"),
+        404: _get_ride("/greeting.wav", own=False),
+        409: _get_ride("/greeting.wav"),  # the car has not arrived
+        503: _greeting_without_espeak,
+    },
+    ("get", RIDE + "/stream"): {
+        200: _stream_of_an_ended_ride,
+        401: _no_token("GET", "/api/rides/r1/stream"),
+        404: _get_ride("/stream", own=False),
+        422: _get_ride("/stream?max_s=0"),
+    },
+    ("get", "/api/vehicles"): {200: _no_token("GET", "/api/vehicles")},
+    ("get", "/api/vehicles/state"): _operator_only("/api/vehicles/state"),
+    ("get", "/api/vehicles/{vehicle_id}/screen"): {
+        200: lambda s: s.client.get("/api/vehicles/taxi000/screen", headers=OP),
+        401: _no_token("GET", "/api/vehicles/taxi000/screen"),
+        404: lambda s: s.client.get("/api/vehicles/taxi000/screen", headers=s.rider()),
+    },
+    ("get", "/api/tickets"): {
+        200: _rider_token("GET", "/api/tickets"),
+        401: _no_token("GET", "/api/tickets"),
+    },
+    ("post", "/api/tickets"): {
+        201: lambda s: s.client.post("/api/tickets", json={"text": "help"}, headers=s.rider()),
+        401: _no_token("POST", "/api/tickets", {"text": "help"}),
+        404: lambda s: s.client.post(
+            "/api/tickets", json={"text": "help", "ride_id": s.ride()[1]}, headers=s.rider()
+        ),
+        413: _too_large("/api/tickets"),
+        422: lambda s: s.client.post("/api/tickets", json={"text": " "}, headers=s.rider()),
+    },
+    ("post", "/api/tickets/{ticket_id}/close"): {
+        200: lambda s: s.client.post(f"/api/tickets/{_ticket(s)}/close", headers=OP),
+        401: _no_token("POST", "/api/tickets/1/close"),
+        403: lambda s: s.client.post(f"/api/tickets/{_ticket(s)}/close", headers=s.rider()),
+        404: lambda s: s.client.post("/api/tickets/999999/close", headers=OP),
+        413: _too_large("/api/tickets/1/close"),
+        422: lambda s: s.client.post("/api/tickets/first/close", headers=OP),
+    },
+    ("get", "/api/health"): {200: _no_token("GET", "/api/health")},
+    ("get", "/api/kpis"): _operator_only("/api/kpis"),
+    ("get", "/api/trips/open"): _operator_only("/api/trips/open"),
+    ("get", "/api/yields"): _operator_only("/api/yields"),
+    ("get", "/api/vehicle-events"): {
+        **_operator_only("/api/vehicle-events"),
+        422: lambda s: s.client.get("/api/vehicle-events?limit=0", headers=OP),
+    },
+    ("get", "/api/map"): {200: _no_token("GET", "/api/map")},
+}
+NOT_UTF8 = [
+    "/api/riders",
+    "/api/rides/quote",
+    "/api/rides",
+    "/api/rides/r1/buckle",
+    "/api/tickets",
+]
+for _path in NOT_UTF8:  # FastAPI cannot read the body: 400 (broken JSON is a 422)
+    PROVOKE[("post", _path.replace("r1", "{ride_id}"))][400] = _not_utf8(_path)
+for (_method, _path), _codes in PROVOKE.items():  # every API endpoint refuses unknown queries
+    _codes.setdefault(422, _unknown_query(_method.upper(), _path))
+ENDS_THE_WINDOW = {("post", "/api/rides", 503)}
+CASES = sorted(DECLARED, key=lambda case: case in ENDS_THE_WINDOW)  # stable: table order kept
+
+
+def test_every_declared_status_has_a_request_that_provokes_it() -> None:
+    provoked = {(m, p, code) for (m, p), codes in PROVOKE.items() for code in codes}
+    assert provoked == set(DECLARED)
+    operations = {(method, path) for method, path, _ in DECLARED}
+    assert len(operations) == 26 and len(DECLARED) > 90
+
+
+@pytest.mark.sumo
+@pytest.mark.parametrize(("method", "path", "code"), CASES, ids=lambda v: str(v))
+def test_declared_status_is_answered(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, method: str, path: str, code: int
+) -> None:
+    scene = Scene(client, monkeypatch)
+    try:
+        answer = PROVOKE[(method, path)][code](scene)
+    finally:
+        monkeypatch.undo()
+        scene.cancel_all()
+    assert answer.status_code == code, answer.text
+    declared = DOCUMENT["paths"][path][method]["responses"][str(code)]
+    for header in declared.get("headers", {}):
+        assert header in answer.headers, f"{code} without its {header} header"
+    if code >= 400:
+        detail = answer.json()["detail"]
+        if code == 422:  # FastAPI's validation shape, for ours as for its own
+            assert detail and all({"loc", "msg", "type"} <= set(d) for d in detail)
+        else:  # ErrorPublic: one sentence saying what to do
+            assert set(answer.json()) == {"detail"} and isinstance(detail, str) and detail
+            assert declared["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorPublic"
+            }
+
+
+def test_bearer_scheme_is_declared_and_protected_endpoints_use_it() -> None:
+    assert DOCUMENT["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": DOCUMENT["components"]["securitySchemes"]["bearer"]["description"],
+    }
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            if (method, path) in PUBLIC:
+                assert "security" not in operation, (method, path)
+                assert "401" not in operation["responses"], (method, path)
+            else:
+                assert operation["security"] == [{"bearer": []}], (method, path)
+                assert "401" in operation["responses"], (method, path)
+
+
+@pytest.mark.sumo
+def test_method_not_allowed_names_every_method_of_the_path(client: TestClient) -> None:
+    for method, path, allowed in (
+        ("OPTIONS", "/api/rides", "GET, HEAD, POST"),
+        ("DELETE", "/api/rides", "GET, HEAD, POST"),
+        ("PUT", "/api/rides/r1", "GET, HEAD"),
+        ("GET", "/api/rides/r1/cancel", "POST"),
+        ("PATCH", "/api/tickets", "GET, HEAD, POST"),
+    ):
+        answer = client.request(method, path, headers=OP)
+        assert answer.status_code == 405, (method, path)
+        assert answer.headers["allow"] == allowed, (method, path)
+        assert answer.json() == {"detail": "Method Not Allowed"}
+
+
+@pytest.mark.sumo
+def test_document_is_served_as_built(client: TestClient) -> None:
+    served = client.get("/openapi.json").json()
+    assert served == DOCUMENT
+    app = cast(FastAPI, client.app)
+    assert app.openapi() is app.openapi()  # built once
+    assert OPERATOR not in client.get("/openapi.json").text
+
+
+@pytest.mark.sumo
+def test_unknown_query_parameters_are_refused_with_what_is_taken(client: TestClient) -> None:
+    answer = client.get("/api/rides?limt=5", headers=sign_in(client, "Typo"))
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["query", "limt"] and error["type"] == "extra_forbidden"
+    assert error["msg"] == "unknown query parameter: this endpoint takes limit"
+    taken = client.get("/api/vehicle-events?limit=1&vehicle_id=taxi000", headers=OP)
+    assert taken.status_code == 200
+    none = client.get("/api/health?verbose=1").json()["detail"][0]["msg"]
+    assert none.endswith("takes none")
+    # pages are not API endpoints: a link with a query still opens the page
+    assert client.get("/?utm_source=mail").status_code == 200
