@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from robotaxi.core import EvApproach, TimePoint, TripEvent, TripState
+from robotaxi.fleet.fares import Tariff
 from robotaxi.fleet.manager import YieldRecord
 from robotaxi.fleet.trips import ALLOWED, fold_state
 from robotaxi.service.app import create_app
@@ -30,6 +31,7 @@ from robotaxi.service.runtime import (
     ServiceRuntime,
     close_via,
     recover_open_rides,
+    tariff_pricer,
 )
 from robotaxi.service.settings import ServiceSettings
 from robotaxi.store.records import NewRide
@@ -150,6 +152,14 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
     assert latlon_distance_m(first, q["pickup_curb"]) < 2.5
     assert latlon_distance_m(last, q["dropoff_curb"]) < 2.5
     assert q["trip_m"] >= latlon_distance_m(q["pickup_curb"], q["dropoff_curb"]) - 1
+    # the fare: the planned distance at the planned time, up to 1.5 × that time (SF taxi rates:
+    # 350 c + 275 c/mile + 55 c/minute), in integer cents, and said as a rider reads it
+    miles, minutes = q["trip_m"] / 1609.344, q["trip_s"] / 60
+    assert q["currency"] == "USD"
+    assert q["fare_low_cents"] == math.floor(350 + 275 * miles + 55 * minutes + 0.5)
+    assert q["fare_high_cents"] == math.floor(350 + 275 * miles + 55 * 1.5 * minutes + 0.5)
+    low, high = q["fare_low_cents"], q["fare_high_cents"]
+    assert q["fare_text"] == f"${low // 100}.{low % 100:02d} – ${high // 100}.{high % 100:02d}"
 
     booked = client.post("/api/rides", json=body, headers=me)
     assert booked.status_code == 201, booked.text
@@ -228,6 +238,18 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
     assert latlon_distance_m(driven[-1], done_curb(client, me, ride_id)) < 30
     driven_m = sum(latlon_distance_m(p, q) for p, q in itertools.pairwise(driven))
     assert 0.8 * receipt["ride_m"] < driven_m < 1.05 * receipt["ride_m"]
+    # charged: base + the distance driven + the time from Start ride to the drop-off
+    charged = math.floor(
+        350 + 275 * receipt["ride_m"] / 1609.344 + 55 * receipt["ride_s"] / 60 + 0.5
+    )
+    assert receipt["fare"] == {
+        "cents": charged, "refunded_cents": 0, "currency": "USD", "rule": "metered",
+        "text": f"${charged // 100}.{charged % 100:02d}",
+        "note": "Distance and time of your ride",
+    }  # fmt: skip
+    assert low <= charged <= high * 1.2  # the quote's range held, or nearly
+    stored_fare = runtime.store.ride(ride_id).fare  # type: ignore[union-attr]
+    assert stored_fare is not None and (stored_fare.cents, stored_fare.rule) == (charged, "metered")
 
     # the durable log equals what the fleet produced, and folds to the same state
     live_events = runtime.live.trip(ride_id).events  # type: ignore[union-attr]
@@ -244,6 +266,7 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
 
     history = client.get("/api/rides", headers=me).json()
     assert [h["id"] for h in history] == [ride_id]
+    assert history[0]["fare"] == receipt["fare"]
     # neither the token nor the name reaches the logs at info level
     logged = "\n".join(rec.getMessage() for rec in caplog.records)
     assert token not in logged and "Ada" not in logged
@@ -262,6 +285,48 @@ def test_cancel_after_arrival_is_recorded_as_such(client: TestClient) -> None:
     assert cancelled.json()["events"][-1]["cause"] == "rider_after_arrival"
     again = client.post(f"/api/rides/{ride_id}/cancel", headers=me)
     assert again.status_code == 409 and "cannot be cancelled" in again.json()["detail"]
+    # cancelled as the car arrived: within the free wait, no fee
+    fare = client.get(f"/api/rides/{ride_id}/receipt", headers=me).json()["fare"]
+    assert (fare["cents"], fare["rule"], fare["text"]) == (0, "cancel_free", "$0.00")
+
+
+@pytest.mark.sumo
+def test_cancellation_fee_after_the_car_waited_and_operator_refunds(client: TestClient) -> None:
+    me = sign_in(client, "Katherine")
+    ride_id = book(client, me, (0.3, 0.6), (0.7, 0.3))
+    drive_until(client, ride_id, "arrived")
+    runtime_of(client).live.step_until(lambda: False, 125)  # past the 120 s free wait
+    cancelled = client.post(f"/api/rides/{ride_id}/cancel", headers=me)
+    assert cancelled.status_code == 200 and cancelled.json()["fare"]["cents"] == 500
+    # the ride's own body says so too, while it is still in the live city
+    assert client.get(f"/api/rides/{ride_id}", headers=me).json()["fare"]["text"] == "$5.00"
+    receipt = client.get(f"/api/rides/{ride_id}/receipt", headers=me).json()
+    assert receipt["fare"]["cents"] == 500 and receipt["fare"]["rule"] == "cancel_fee"
+    assert receipt["fare"]["text"] == "$5.00" and "waited" in receipt["fare"]["note"]
+
+    url, why = f"/api/rides/{ride_id}/refund", "the rider could not find the car"
+    assert client.post(url, json={"cents": 200, "reason": why}, headers=me).status_code == 403
+    refunded = client.post(url, json={"cents": 200, "reason": why}, headers=OP)
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json()["fare"]["refunded_cents"] == 200
+    assert refunded.json()["fare"]["text"] == "$5.00 (refunded $2.00)"
+    # refunds add up to the fare at most
+    too_much = client.post(url, json={"cents": 301, "reason": why}, headers=OP)
+    assert too_much.status_code == 409 and "$3.00 left" in too_much.json()["detail"]
+    rest = client.post(url, json={"cents": 300, "reason": why}, headers=OP).json()["fare"]
+    assert (rest["cents"], rest["refunded_cents"]) == (500, 500)
+    history = client.get("/api/rides", headers=me).json()
+    assert history[0]["id"] == ride_id and history[0]["fare"]["refunded_cents"] == 500
+    stored = runtime_of(client).store.ride(ride_id)
+    assert stored is not None and stored.fare is not None and stored.fare.net_cents == 0
+    assert stored.fare.refund_reason == why
+    # a ride not yet ended has nothing to refund
+    live_ride = book(client, me, (0.3, 0.6), (0.7, 0.3))
+    early = client.post(
+        f"/api/rides/{live_ride}/refund", json={"cents": 1, "reason": why}, headers=OP
+    )
+    assert early.status_code == 409 and "not been charged" in early.json()["detail"]
+    client.post(f"/api/rides/{live_ride}/cancel", headers=me)
 
 
 @pytest.mark.sumo
@@ -281,6 +346,11 @@ def test_pull_over_ends_the_ride_early(client: TestClient) -> None:
     drive_until(client, ride_id, "completed", 300)
     states = [e.state for e in runtime_of(client).store.events(ride_id)]
     assert states[-2:] == [S.PULLED_OVER, S.COMPLETED] and S.ARRIVED_AT_DESTINATION not in states
+    # charged the time ridden up to the rider's "pull over" (the distance is not on record)
+    events = {e.state: e.time.time_s for e in runtime_of(client).store.events(ride_id)}
+    minutes = (events[S.PULLED_OVER] - events[S.STARTED]) / 60
+    fare = client.get(f"/api/rides/{ride_id}/receipt", headers=me).json()["fare"]
+    assert fare["rule"] == "metered" and fare["cents"] == math.floor(350 + 55 * minutes + 0.5)
 
 
 # --- input validation and rider rules -----------------------------------------------------
@@ -663,8 +733,15 @@ def test_recover_open_rides_closes_each_once(tmp_path: Path) -> None:
                     for i, s in enumerate(path)
                 ]
             )
-        closed = recover_open_rides(store)
+        closed = recover_open_rides(store, pricer=tariff_pricer(Tariff()))
         assert sorted(r.id for r in closed) == ["coming", "riding", "silent", "waiting"]
+        # charged as they closed: cancelled before a car waited is free; a ride interrupted
+        # with no distance on record costs nothing; a ride that ended before is not repriced
+        fares = {rid: store.ride(rid).fare for rid in states}  # type: ignore[union-attr]
+        assert {rid: (f.cents, f.rule) for rid, f in fares.items() if f is not None} == {
+            "waiting": (0, "cancel_free"), "coming": (0, "cancel_free"),
+            "silent": (0, "cancel_free"), "riding": (0, "interrupted_distance"),
+        }  # fmt: skip
         for rid in ("waiting", "coming", "silent"):
             ride = store.ride(rid)
             assert ride is not None and ride.state == S.CANCELLED

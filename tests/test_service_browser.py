@@ -105,6 +105,10 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             expect(page.locator("#dropoff-text")).not_to_have_text("not set")
             page.get_by_role("button", name="Get quote").click()
             expect(page.locator("#quote-details")).to_contain_text("Pick-up in")
+            # the fare, as a rider reads it: a range in dollars and cents
+            expect(page.locator("#quote-details")).to_contain_text(
+                re.compile(r"Fare\s*\$\d+\.\d\d – \$\d+\.\d\d")
+            )
             page.screenshot(path=str(ARTIFACTS / "1-quote.png"))
 
             page.get_by_role("button", name="Book ride").click()
@@ -169,6 +173,9 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             expect(receipt).to_be_visible(timeout=45_000)
             expect(status).to_have_text("Ride complete")
             expect(page.locator("#receipt-body")).to_contain_text("completed")
+            expect(page.locator("#receipt-body")).to_contain_text(
+                re.compile(r"Fare\s*\$\d+\.\d\d · Distance and time of your ride")
+            )
             expect(page.locator("#receipt-body")).to_contain_text(re.compile(r"\d+(\.\d+)? k?m"))
             page.screenshot(path=str(ARTIFACTS / "5-receipt.png"))
 
@@ -183,6 +190,15 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             expect(ops.locator("#cars tr")).to_have_count(3)
             expect(ops.locator("#tickets")).to_contain_text("The window does not open")
             expect(ops.locator("#kpis")).to_contain_text("completed")
+            # an operator refunds a dollar of the ride's fare
+            ride_id = page.locator("#receipt-body dd").first.inner_text()
+            ops.get_by_label("Ride id").fill(ride_id)
+            ops.get_by_label("Amount in cents").fill("100")
+            ops.get_by_label("Reason").fill("a bumpy ride")
+            ops.get_by_role("button", name="Refund").click()
+            expect(ops.locator("#refund-result")).to_contain_text(
+                re.compile(r"fare \$\d+\.\d\d \(refunded \$1\.00\)")
+            )
             ops.screenshot(path=str(ARTIFACTS / "6-operations.png"))
             assert errors == []
         finally:

@@ -217,6 +217,16 @@ def _ticket(s: Scene) -> int:
     return ticket_id
 
 
+def _refund(s: Scene, *, waited_s: float = 0.0, cents: int = 100) -> httpx.Response:
+    """An operator refunds `cents` of a ride cancelled `waited_s` after the car arrived."""
+    me, ride_id = s.ride("arrived" if waited_s else "requested")
+    if waited_s:  # past the free wait: a cancellation fee to refund from
+        runtime_of(s.client).live.step_until(lambda: False, waited_s)
+        assert s.act(me, ride_id, "cancel").status_code == 200
+    body = {"cents": cents, "reason": "the car was hard to find"}
+    return s.client.post(f"/api/rides/{ride_id}/refund", json=body, headers=OP)
+
+
 def _operator_only(path: str) -> dict[int, Provoke]:
     return {
         200: lambda s: s.client.get(path, headers=OP),
@@ -357,6 +367,21 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
         413: _too_large("/api/tickets/1/close"),
         422: lambda s: s.client.post("/api/tickets/first/close", headers=OP),
     },
+    ("post", RIDE + "/refund"): {
+        200: lambda s: _refund(s, waited_s=130.0),
+        401: _no_token("POST", "/api/rides/r1/refund", {"cents": 1, "reason": "x"}),
+        403: lambda s: s.client.post(
+            "/api/rides/r1/refund", json={"cents": 1, "reason": "x"}, headers=s.rider()
+        ),
+        404: lambda s: s.client.post(
+            "/api/rides/nope/refund", json={"cents": 1, "reason": "x"}, headers=OP
+        ),
+        409: _refund,  # not ended: nothing charged yet
+        413: _too_large("/api/rides/r1/refund"),
+        422: lambda s: s.client.post(
+            "/api/rides/r1/refund", json={"cents": 0, "reason": "x"}, headers=OP
+        ),
+    },
     ("get", "/api/health"): {200: _no_token("GET", "/api/health")},
     ("get", "/api/kpis"): _operator_only("/api/kpis"),
     ("get", "/api/trips/open"): _operator_only("/api/trips/open"),
@@ -372,6 +397,7 @@ NOT_UTF8 = [
     "/api/rides/quote",
     "/api/rides",
     "/api/rides/r1/buckle",
+    "/api/rides/r1/refund",
     "/api/tickets",
 ]
 for _path in NOT_UTF8:  # FastAPI cannot read the body: 400 (broken JSON is a 422)
@@ -386,7 +412,7 @@ def test_every_declared_status_has_a_request_that_provokes_it() -> None:
     provoked = {(m, p, code) for (m, p), codes in PROVOKE.items() for code in codes}
     assert provoked == set(DECLARED)
     operations = {(method, path) for method, path, _ in DECLARED}
-    assert len(operations) == 26 and len(DECLARED) > 90
+    assert len(operations) == 27 and len(DECLARED) > 90
 
 
 @pytest.mark.sumo

@@ -19,7 +19,7 @@ import tempfile
 import textwrap
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.core.yielding import VehicleEventKind
 from robotaxi.store.errors import StoreError
 from robotaxi.store.models import Base
-from robotaxi.store.records import LatLon, NewRide, TicketStatus, fold
+from robotaxi.store.records import Fare, LatLon, NewRide, TicketStatus, fold
 from robotaxi.store.repositories import sql as store_sql
 from robotaxi.store.store import Store
 from robotaxi.store.tokens import hash_token, token_matches
@@ -204,6 +204,47 @@ def test_events_round_trip_equal(store: Store) -> None:
     assert ride is not None
     assert ride.request == request_of("t1")
     assert ride.rider_id is None  # simulated rider: no riders row
+
+
+def test_rides_are_charged_once_in_the_transaction_of_their_end(store: Store) -> None:
+    logs: list[list[TripState]] = []
+
+    def pricer(events: Sequence[TripEvent]) -> Fare | None:
+        logs.append([e.state for e in events])
+        return Fare(cents=100 * len(events), currency="USD", rule="metered")
+
+    events = life_cycle_events("t1")
+    store.record(rides=[request_of("t1")], events=events[:5], pricer=pricer)
+    assert logs == [] and store.ride("t1").fare is None  # type: ignore[union-attr]  # not ended
+    store.record(events=events[5:], pricer=pricer)
+    # priced from its whole log, the events of this batch and the stored ones alike
+    assert logs == [list(LIFE_CYCLE)]
+    assert store.ride("t1").fare == Fare(800, "USD", "metered", 0, None)  # type: ignore[union-attr]
+    # a replayed batch, or a later pricing, never charges twice
+    store.record(events=events[5:], pricer=lambda _: Fare(1, "USD", "metered"))
+    assert store.ride("t1").fare == Fare(800, "USD", "metered", 0, None)  # type: ignore[union-attr]
+    # no pricer: no fare (a `simulate` run's events file)
+    store.record(rides=[request_of("t2")], events=life_cycle_events("t2"))
+    assert store.ride("t2").fare is None  # type: ignore[union-attr]
+
+
+def test_refunds_add_up_to_the_fare_at_most(store: Store) -> None:
+    store.record(rides=[request_of("t1"), request_of("t2")], events=life_cycle_events("t1"))
+    store.record(events=[], pricer=None)
+    with store.unit_of_work() as uow:
+        uow.rides.set_fares({"t1": Fare(1234, "USD", "metered")})
+    assert store.refund("t1", 234, "late") == store.ride("t1")
+    assert store.ride("t1").fare == Fare(1234, "USD", "metered", 234, "late")  # type: ignore[union-attr]
+    assert store.refund("t1", 1001, "too much") is None  # 1000 left
+    ride = store.refund("t1", 1000, "the rest")
+    assert ride is not None and ride.fare is not None and ride.fare.net_cents == 0
+    assert store.refund("t1", 1, "nothing left") is None
+    assert store.refund("t2", 1, "not charged") is None and store.ride("t2").fare is None  # type: ignore[union-attr]
+    assert store.refund("nope", 1, "no ride") is None
+    with pytest.raises(StoreError, match="at least one cent"):
+        store.refund("t1", 0, "zero")
+    with pytest.raises(StoreError, match="negative"), store.unit_of_work() as uow:
+        uow.rides.set_fares({"t2": Fare(-1, "USD", "metered")})
 
 
 @pytest.mark.parametrize("upsert", ["native", "lookup"])

@@ -28,7 +28,9 @@ from alembic.script import ScriptDirectory
 
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
-from robotaxi.store.records import fold
+from robotaxi.fleet.fares import Tariff, charge
+from robotaxi.service.runtime import tariff_pricer
+from robotaxi.store.records import Fare, fold
 from robotaxi.store.store import MIGRATIONS_DIR, Store
 
 FIXTURE = Path(__file__).parent / "data" / "events-v0.sqlite"
@@ -119,12 +121,31 @@ def test_an_old_events_file_opens_and_reads_back_whole(old_events_file: Path) ->
         ]  # fmt: skip
         assert store.vehicle_events("taxi002") == [le.event for le in vehicle_log]
 
+        # rides ended before fares existed have none (the migration adds empty columns)
+        assert all(ride.fare is None for ride in rides)
+
         # and the old file takes new writes next to the old rows
         new_run = store.start_run({"city": "grid"})
         request = RideRequest("new-1", "rider-x", "Ada", TimePoint(10), 0.0, 0.0, 1.0, 1.0)
         first = TripEvent("new-1", 0, TimePoint(10), TripState.REQUESTED, cause="rider")
         assert store.record(rides=[request], events=[first], run_id=new_run.id) == 1
         assert store.event_count() == 102 and len(store.runs()) == 2
+        # ... fares among them: an old ride priced now by today's tariff, and refunded
+        old = rides[0]
+        with store.unit_of_work() as uow:
+            uow.price_ended([old.id], tariff_pricer(Tariff()))
+        priced = store.ride(old.id)
+        assert priced is not None and priced.fare is not None
+        assert priced.fare == Fare(
+            charge(Tariff(), events[old.id]).cents,
+            "USD",
+            priced.fare.rule,  # type: ignore[union-attr]
+        )
+        assert priced.fare.cents >= 350 and priced.fare.rule == "metered"
+        refunded = store.refund(old.id, 100, "goodwill")
+        assert refunded is not None and refunded.fare is not None
+        assert refunded.fare.refunded_cents == 100
+        assert refunded.request == old.request and refunded.state == old.state
 
     assert FIXTURE.read_bytes() == original
     assert sorted(p.name for p in FIXTURE.parent.iterdir()) == beside_fixture

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import hmac
 import json
@@ -31,12 +32,13 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from robotaxi.core import RideRequest, TripEvent, TripState, VehicleEvent
+from robotaxi.fleet.fares import Tariff, charge
 from robotaxi.fleet.trips import ALLOWED
 from robotaxi.service.settings import ServiceSettings
 from robotaxi.service.speech import GreetingVoice
 from robotaxi.sim.live import LiveService, LiveSnapshot, LiveUpdate
 from robotaxi.store.errors import StoreError
-from robotaxi.store.records import NewRide, Ride, Rider
+from robotaxi.store.records import Fare, NewRide, Pricer, Ride, Rider
 from robotaxi.store.store import Store
 from robotaxi.store.tokens import hash_token
 
@@ -74,8 +76,23 @@ def close_via(state: TripState) -> tuple[TripState, ...]:
     return path
 
 
-def recover_open_rides(store: Store, *, reason: str = RESTART_REASON) -> list[Ride]:
-    """Close every ride a previous process left open; returns the rides as they were.
+def tariff_pricer(tariff: Tariff) -> Pricer:
+    """The store's pricer for this tariff: an ended ride's charge by `fleet.fares.charge`."""
+
+    def price(events: Sequence[TripEvent]) -> Fare | None:
+        charged = charge(tariff, events)
+        if charged is None:
+            return None
+        return Fare(cents=charged.cents, currency=charged.currency, rule=charged.rule.value)
+
+    return price
+
+
+def recover_open_rides(
+    store: Store, *, reason: str = RESTART_REASON, pricer: Pricer | None = None
+) -> list[Ride]:
+    """Close every ride a previous process left open, charged by `pricer` when given;
+    returns the rides as they were.
 
     Each is closed at the time of its last recorded event with `reason`, so nothing is
     lost (the events already stored stay) and nothing is duplicated (it ends exactly once).
@@ -97,7 +114,9 @@ def recover_open_rides(store: Store, *, reason: str = RESTART_REASON) -> list[Ri
             else:
                 state = ride.state
             why = f"{reason}: the server stopped while the ride was {state.value}"
-            uow.close_ride(ride.id, reason=why, time=ride.updated_at, via=close_via(state))
+            uow.close_ride(
+                ride.id, reason=why, time=ride.updated_at, via=close_via(state), pricer=pricer
+            )
         closed.append(ride)
     return closed
 
@@ -180,9 +199,12 @@ class StoreWriter:
     trip events queued with them.
     """
 
-    def __init__(self, store: Store, run_id: str, *, retry_s: float = 1.0) -> None:
+    def __init__(
+        self, store: Store, run_id: str, *, retry_s: float = 1.0, pricer: Pricer | None = None
+    ) -> None:
         self.store = store
         self.run_id = run_id
+        self.pricer = pricer  # rides that end are charged in the transaction of their end
         self.retry_s = retry_s
         self._cond = threading.Condition()
         self._seq = 0  # items queued so far
@@ -290,6 +312,7 @@ class StoreWriter:
                     events=events,
                     vehicle_events=vehicle_events,
                     run_id=self.run_id,
+                    pricer=self.pricer,
                 )
                 self.commits += 1
             except StoreError as exc:
@@ -377,7 +400,8 @@ class ServiceRuntime:
         run_config = settings.run_config()
         store = Store.open(settings.resolved_database_url)
         try:
-            recovered = recover_open_rides(store)
+            pricer = tariff_pricer(settings.tariff)
+            recovered = recover_open_rides(store, pricer=pricer)
             if recovered:
                 log.info("closed %d rides left open by a previous server", len(recovered))
             config_json = json.loads(run_config.model_dump_json())
@@ -387,9 +411,12 @@ class ServiceRuntime:
                 "autonomous": settings.autonomous,
                 "autonomy_hearing": settings.autonomy_hearing,
                 "autonomy_city_blocks": settings.autonomy_city_blocks,
+                # the tariff rides were charged by in this run
+                "tariff": dataclasses.asdict(settings.tariff),
+                "fare_slow_factor": settings.fare_slow_factor,
             }
             run = store.start_run(config_json)
-            writer = StoreWriter(store, run.id)
+            writer = StoreWriter(store, run.id, pricer=pricer)
 
             def sink(
                 rides: Sequence[RideRequest],

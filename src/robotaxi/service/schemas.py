@@ -106,8 +106,26 @@ class RideCreate(_In):
     dropoff: LatLon
 
 
+class FarePublic(BaseModel):
+    """What an ended ride cost: integer cents of `currency`, and what was refunded since."""
+
+    cents: int = Field(description="charged, in cents (minor units) of `currency`")
+    refunded_cents: int = Field(description="refunded by an operator so far, in cents")
+    currency: str = Field(description="ISO 4217 code, e.g. USD")
+    rule: str = Field(
+        description="'metered' (distance and time), 'cancel_fee' (cancelled after the car "
+        "waited), 'cancel_free', 'interrupted_distance' (the service stopped: distance only)"
+    )
+    text: str = Field(description="the amount as riders read it, e.g. '$12.40'")
+    note: str = Field(description="why this amount, said for the rider")
+
+
 class QuotePublic(BaseModel):
     pickup_eta_s: float | None = Field(description="time for the nearest free car to arrive")
+    fare_low_cents: int = Field(description="the fare at the planned ride time, in cents")
+    fare_high_cents: int = Field(description="the fare if the ride takes longer than planned")
+    currency: str = Field(description="ISO 4217 code of the fare, e.g. USD")
+    fare_text: str = Field(description="the range as riders read it, e.g. '$12.40 – $14.10'")
     free_cars: int
     trip_s: float = Field(description="driving time from pick-up to drop-off")
     trip_m: float
@@ -157,6 +175,7 @@ class RidePublic(BaseModel):
     start_blocked_reason: str | None = None
     yielding_for_emergency: bool = False
     close_reason: str | None = None
+    fare: FarePublic | None = Field(None, description="what the ride cost, once it has ended")
     events: list[RideEventPublic] = []
 
 
@@ -179,6 +198,7 @@ class ReceiptPublic(BaseModel):
     route_kind: str | None = Field(
         description="'driven' (sampled positions) or 'planned' (rides of an earlier run)"
     )
+    fare: FarePublic | None = Field(description="what the ride cost; null until it has ended")
 
 
 # --- vehicles -----------------------------------------------------------------------------
@@ -278,6 +298,18 @@ class TicketPublic(BaseModel):
     created_at: str
     ride_id: str | None
     rider_id: str | None
+
+
+class RefundCreate(_In):
+    cents: int = Field(
+        ge=1, le=100_000_000, strict=True, description="how much to refund, in cents"
+    )
+    reason: Text = Field(description="why, for the record")
+
+
+class RefundPublic(BaseModel):
+    ride_id: str
+    fare: FarePublic
 
 
 class TripOperator(BaseModel):

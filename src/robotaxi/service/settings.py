@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from robotaxi.config import RunConfig, load_config
+from robotaxi.fleet.fares import Tariff
 
 MAX_FLEET = 2000
 # the simulated city's settings `ServiceSettings` also takes by their short names (as the CLI
@@ -95,6 +96,17 @@ class ServiceSettings(BaseModel):
         None,
         description="espeak-ng executable for spoken greetings; default: found on PATH; "
         "'' turns them off (the in-car page then uses the browser's voice)",
+    )
+    tariff: Tariff = Field(
+        default_factory=Tariff,
+        description="what riders pay, integer cents: base, per mile, per minute, minimum, "
+        "cancellation fee after a free wait; default San Francisco's taxi meter rate",
+    )
+    fare_slow_factor: float = Field(
+        1.5,
+        ge=1.0,
+        le=5.0,
+        description="a quote's fare range: the planned ride time up to this many times it",
     )
     stream_max_s: float = Field(
         300.0, gt=0, description="a live stream ends after this (wall s); clients reconnect"

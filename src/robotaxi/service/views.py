@@ -8,8 +8,10 @@ import numpy as np
 from fastapi import HTTPException, status
 
 from robotaxi.core import TripEvent, TripState
+from robotaxi.fleet.fares import FareRule, money_text
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
+    FarePublic,
     LatLon,
     ReceiptPublic,
     RideEventPublic,
@@ -19,7 +21,7 @@ from robotaxi.service.schemas import (
     VehiclePublic,
 )
 from robotaxi.sim.live import LiveSnapshot, TripView, VehicleView
-from robotaxi.store.records import Ride, Rider
+from robotaxi.store.records import Fare, Ride, Rider
 
 S = TripState
 
@@ -32,6 +34,42 @@ def compass_deg(heading_rad: float) -> float:
 def latlon(runtime: ServiceRuntime, xy: tuple[float, float]) -> LatLon:
     (lat, lon), *_ = runtime.to_latlon(np.array([xy]))
     return LatLon(lat=lat, lon=lon)
+
+
+FARE_NOTES = {
+    FareRule.METERED.value: "Distance and time of your ride",
+    FareRule.CANCEL_FEE.value: "Cancellation fee: the car had arrived and waited for you",
+    FareRule.CANCEL_FREE.value: "Cancelled before the car had waited for you: no charge",
+    FareRule.INTERRUPTED.value: "Your ride was interrupted: only the distance driven is charged",
+}
+
+
+def fare_public(fare: Fare | None) -> FarePublic | None:
+    """The rider's view of a ride's charge, or None before it has one."""
+    return None if fare is None else fare_body(fare)
+
+
+def fare_body(fare: Fare) -> FarePublic:
+    text = money_text(fare.cents, fare.currency)
+    if fare.refunded_cents:
+        text += f" (refunded {money_text(fare.refunded_cents, fare.currency)})"
+    return FarePublic(
+        cents=fare.cents,
+        refunded_cents=fare.refunded_cents,
+        currency=fare.currency,
+        rule=fare.rule,
+        text=text,
+        note=FARE_NOTES.get(fare.rule, "Your fare"),
+    )
+
+
+def _fare_of(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> Fare | None:
+    """The ride's charge: as read, or, for a ride that has just ended in the live city (its
+    cached record predates the charge), from the store once the writer has committed it."""
+    if ride.fare is not None or view is None or not view.state.terminal:
+        return ride.fare
+    stored = runtime.store.ride(ride.id)
+    return None if stored is None else stored.fare
 
 
 def own_ride(runtime: ServiceRuntime, rider: Rider, ride_id: str) -> Ride:
@@ -75,6 +113,7 @@ def ride_public(
         updated_s=(events[-1].time.time_s if events else ride.updated_at.time_s),
         live=view is not None,
         close_reason=ride.close_reason,
+        fare=fare_public(_fare_of(runtime, ride, view)),
         events=[
             RideEventPublic(
                 seq=e.seq,
@@ -215,4 +254,5 @@ def receipt(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> Recei
         close_reason=ride.close_reason,
         route=runtime.to_latlon(route) if started is not None else [],
         route_kind=route_kind if started is not None else None,
+        fare=fare_public(ride.fare),
     )

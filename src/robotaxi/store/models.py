@@ -1,4 +1,4 @@
-"""The store's tables as SQLAlchemy 2 typed ORM classes (schema revision 0002).
+"""The store's tables as SQLAlchemy 2 typed ORM classes (schema revision 0003).
 
 Times of the simulation are integer microseconds (`*_us`, as `TimePoint`); wall-clock times
 (`created_at`, `started_at`, ...) are timezone-aware UTC. Positions are map-frame metres.
@@ -106,6 +106,13 @@ class RideRow(Base):
     # seq of the event the fold stands at; -1 before the first event
     last_seq: Mapped[int] = mapped_column(Integer)
     close_reason: Mapped[str | None] = mapped_column(Text)
+    # --- what the ride cost, set once when it ended (integer cents of fare_currency) ---
+    fare_cents: Mapped[int | None] = mapped_column(Integer)
+    fare_currency: Mapped[str | None] = mapped_column(String(3))
+    fare_rule: Mapped[str | None] = mapped_column(String(32))
+    # operators' refunds so far, at most fare_cents in all
+    refunded_cents: Mapped[int | None] = mapped_column(Integer)
+    refund_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class TripEventRow(Base):

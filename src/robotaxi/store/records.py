@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,27 @@ class Rider:
 
 
 @dataclass(frozen=True, slots=True)
+class Fare:
+    """What an ended ride was charged: integer cents of `currency` (ISO 4217) by `rule`,
+    and how much of it operators have refunded since (`refunded_cents` ≤ `cents`)."""
+
+    cents: int
+    currency: str
+    rule: str
+    refunded_cents: int = 0
+    refund_reason: str | None = None
+
+    @property
+    def net_cents(self) -> int:
+        return self.cents - self.refunded_cents
+
+
+# prices an ended ride from its whole event log (None: no fare for it); given to the store
+# by its caller, so that persistence knows no tariff
+Pricer = Callable[[Sequence[TripEvent]], Fare | None]
+
+
+@dataclass(frozen=True, slots=True)
 class Ride:
     """A ride as stored: the request as made and the state folded from its events.
 
@@ -50,6 +71,7 @@ class Ride:
     pickup_walk_m: float | None = None
     dropoff_walk_m: float | None = None
     close_reason: str | None = None
+    fare: Fare | None = None  # set once the ride has ended and was priced
 
     @property
     def id(self) -> str:

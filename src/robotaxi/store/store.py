@@ -38,6 +38,7 @@ from robotaxi.store.errors import StoreError
 from robotaxi.store.records import (
     LoggedVehicleEvent,
     NewRide,
+    Pricer,
     Ride,
     Rider,
     Run,
@@ -160,10 +161,12 @@ class Store:
         vehicle_events: Sequence[VehicleEvent] = (),
         registered: bool = False,
         run_id: str | None = None,
+        pricer: Pricer | None = None,
     ) -> int:
         """Write new rides, trip events and vehicle events in ONE transaction; returns the
         trip events newly added. This is the call a simulation makes once per flush; see
-        `UnitOfWork.record` for what is skipped as a replay and what is refused."""
+        `UnitOfWork.record` for what is skipped as a replay and what is refused, and for
+        how rides that end in the batch are charged by `pricer`."""
         if not rides and not events and not vehicle_events:
             return 0
         with self.unit_of_work("recording trip events") as uow:
@@ -173,6 +176,7 @@ class Store:
                 vehicle_events=vehicle_events,
                 registered=registered,
                 run_id=run_id,
+                pricer=pricer,
             )
 
     def close_ride(
@@ -182,11 +186,12 @@ class Store:
         reason: str,
         time: TimePoint,
         via: Sequence[TripState] = (TripState.CANCELLED,),
+        pricer: Pricer | None = None,
     ) -> list[TripEvent]:
         """End an in-flight ride with a recorded reason, in one transaction; see
         `UnitOfWork.close_ride`."""
         with self.unit_of_work("closing a ride") as uow:
-            return uow.close_ride(ride_id, reason=reason, time=time, via=via)
+            return uow.close_ride(ride_id, reason=reason, time=time, via=via, pricer=pricer)
 
     # --- one-call methods: one repository call in a unit of work of its own -----------
 
@@ -232,6 +237,11 @@ class Store:
     def ride(self, ride_id: str) -> Ride | None:
         with self.reading() as uow:
             return uow.rides.get(ride_id)
+
+    def refund(self, ride_id: str, cents: int, reason: str) -> Ride | None:
+        """Refund `cents` more of a priced ride's fare; see `RideRepository.refund`."""
+        with self.unit_of_work("refunding a ride") as uow:
+            return uow.rides.refund(ride_id, cents, reason)
 
     def rides_of_rider(self, rider_id: str, *, limit: int | None = None) -> list[Ride]:
         """A registered rider's rides, newest request first."""

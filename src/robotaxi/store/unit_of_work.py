@@ -7,13 +7,13 @@ complete or absent. Get one from `Store.unit_of_work()` (writes) or `Store.readi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from robotaxi.core.errors import InvalidTransitionError
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.store.errors import StoreError
-from robotaxi.store.records import NewRide
+from robotaxi.store.records import NewRide, Pricer
 from robotaxi.store.repositories import (
     RideRepository,
     RiderRepository,
@@ -45,9 +45,10 @@ class UnitOfWork:
         vehicle_events: Sequence[VehicleEvent] = (),
         registered: bool = False,
         run_id: str | None = None,
+        pricer: Pricer | None = None,
     ) -> int:
         """Write new rides, trip events and vehicle events; returns the trip events newly
-        added.
+        added. With a `pricer`, rides that end in this batch are charged (`price_ended`).
 
         Rides go first, so an event may refer to a ride of the same batch. Rides already
         stored (same id), events already stored (same trip_id and seq, same content) and
@@ -60,7 +61,21 @@ class UnitOfWork:
         self.vehicle_events.append_new(vehicle_events, run_id=run_id)
         added = self.trip_events.append(events)
         self.rides.advance(events)
+        if pricer is not None:
+            self.price_ended({e.trip_id for e in events if e.state.terminal}, pricer)
         return added
+
+    def price_ended(self, ride_ids: Iterable[str], pricer: Pricer) -> None:
+        """Charge each of these rides what `pricer` says for its whole log (in this
+        transaction, so a ride's end and its fare land together); rides priced before keep
+        their fare."""
+        fares = {}
+        for ride_id in sorted(ride_ids):
+            fare = pricer(self.trip_events.of_trip(ride_id))
+            if fare is not None:
+                fares[ride_id] = fare
+        if fares:
+            self.rides.set_fares(fares)
 
     def close_ride(
         self,
@@ -69,8 +84,10 @@ class UnitOfWork:
         reason: str,
         time: TimePoint,
         via: Sequence[TripState] = (TripState.CANCELLED,),
+        pricer: Pricer | None = None,
     ) -> list[TripEvent]:
-        """End an in-flight ride with a recorded reason (e.g. after a server restart).
+        """End an in-flight ride with a recorded reason (e.g. after a server restart), and
+        charge it by `pricer` when given.
 
         Appends one event per state of `via` (the last must be terminal; e.g.
         `(PULLED_OVER, COMPLETED)` for a rider already on the way, whose life cycle does not
@@ -101,4 +118,6 @@ class UnitOfWork:
         self.trip_events.append(closing)
         self.rides.advance(closing)
         self.rides.set_close_reason(ride_id, reason)
+        if pricer is not None:
+            self.price_ended([ride_id], pricer)
         return closing

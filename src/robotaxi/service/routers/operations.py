@@ -3,18 +3,22 @@ token), and health."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import Response
 
+from robotaxi.fleet.fares import money_text
 from robotaxi.service.deps import LiveDep, Operator, RuntimeDep
 from robotaxi.service.schemas import (
     HealthPublic,
     KpisPublic,
+    RefundCreate,
+    RefundPublic,
     TripOperator,
     VehicleEventPublic,
     YieldPublic,
     error_responses,
 )
+from robotaxi.service.views import fare_body
 
 router = APIRouter(prefix="/api", tags=["operations"])
 OPERATOR_ERRORS = error_responses(401, 403)
@@ -54,6 +58,42 @@ def open_trips(_: Operator, live: LiveDep) -> list[TripOperator]:
         )
         for t in live.open_trips()
     ]
+
+
+@router.post(
+    "/rides/{ride_id}/refund",
+    responses=error_responses(
+        400,
+        401,
+        403,
+        404,
+        409,
+        413,
+        e404="no such ride",
+        e409="the ride has not been charged yet, or the refund is more than what is left",
+    ),
+)
+def refund(ride_id: str, body: RefundCreate, _: Operator, runtime: RuntimeDep) -> RefundPublic:
+    """Refund part or all of a ride's charged fare (refunds add up to the fare at most)."""
+    ride = runtime.store.ride(ride_id) if len(ride_id) <= 64 else None
+    if ride is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ride {ride_id}")
+    refunded = runtime.store.refund(ride_id, body.cents, body.reason)
+    if refunded is None or refunded.fare is None:
+        now = runtime.store.ride(ride_id)
+        if now is None or now.fare is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"ride {ride_id} has not been charged yet ({ride.state.value}): "
+                "refund it once it has ended",
+            )
+        left = now.fare.net_cents
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"ride {ride_id} has {money_text(left, now.fare.currency)} left to refund: "
+            f"refund at most {left} cents",
+        )
+    return RefundPublic(ride_id=ride_id, fare=fare_body(refunded.fare))
 
 
 @router.get("/yields", responses=OPERATOR_ERRORS)

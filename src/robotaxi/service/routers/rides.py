@@ -14,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from robotaxi.core import RideRequest, TripState
+from robotaxi.fleet.fares import quote_range, range_text
 from robotaxi.service.deps import CurrentRider, RiderOrOperator, RuntimeDep, check_rate
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
@@ -86,12 +87,21 @@ def _validated_points(
 
 @router.post("/quote", responses=error_responses(400, 401, 413))
 def quote(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> QuotePublic:
-    """Pick-up ETA from the nearest free car and the ride's time; nothing is booked."""
+    """Pick-up ETA from the nearest free car, the ride's time and its fare; nothing is booked.
+
+    The fare is a range: the planned route's distance at the planned time, and at the
+    planned time × the service's `fare_slow_factor` (traffic can only slow a ride down)."""
     pickup_xy, dropoff_xy = _validated_points(runtime, body)
     q = runtime.live.quote(pickup_xy, dropoff_xy)
     route = runtime.live.route_between(pickup_xy, dropoff_xy)
+    tariff = runtime.settings.tariff
+    low, high = quote_range(tariff, q.trip_m, q.trip_s, runtime.settings.fare_slow_factor)
     return QuotePublic(
         pickup_eta_s=q.pickup_eta_s,
+        fare_low_cents=low,
+        fare_high_cents=high,
+        currency=tariff.currency,
+        fare_text=range_text(low, high, tariff.currency),
         free_cars=q.free_cars,
         trip_s=q.trip_s,
         trip_m=q.trip_m,

@@ -114,6 +114,7 @@
       $("quote").innerHTML = "";
       const dl = document.createElement("dl");
       const rows = [
+        ["Fare", q.fare_text],
         ["Pick-up in", q.pickup_eta_s === null ? "no free car right now" : duration(q.pickup_eta_s)],
         ["Ride time", duration(q.trip_s)],
         ["Distance", distance(q.trip_m)],
@@ -219,7 +220,8 @@
     list.innerHTML = "";
     for (const r of rides) {
       const li = document.createElement("li");
-      li.textContent = `${r.id.slice(0, 13)}… ${r.state}${r.close_reason ? ` (${r.close_reason})` : ""} `;
+      const fare = r.fare ? ` · ${r.fare.text}` : "";
+      li.textContent = `${r.id.slice(0, 13)}… ${r.state}${r.close_reason ? ` (${r.close_reason})` : ""}${fare} `;
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = "Receipt";
@@ -238,6 +240,7 @@
     const rows = [
       ["Ride", rec.ride_id],
       ["Outcome", rec.state + (rec.ended_by ? ` (${rec.ended_by})` : "")],
+      ["Fare", rec.fare ? `${rec.fare.text} · ${rec.fare.note}` : "charged when the ride ends"],
       ["Car", rec.vehicle_id || "–"],
       ["Waited for the car", duration(rec.wait_s)],
       ["Picked up (sim clock)", rec.picked_up_s === null ? "–" : `${Math.round(rec.picked_up_s)} s`],

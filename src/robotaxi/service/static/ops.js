@@ -102,6 +102,20 @@
     $("login-error").textContent = "";
     connect();
   });
+  $("refund-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const rideId = $("refund-ride").value.trim();
+    try {
+      const done = await api(`/api/rides/${encodeURIComponent(rideId)}/refund`, {
+        method: "POST",
+        token: operatorToken(),
+        body: { cents: Number.parseInt($("refund-cents").value, 10), reason: $("refund-reason").value },
+      });
+      $("refund-result").textContent = `Ride ${done.ride_id}: fare ${done.fare.text}`;
+    } catch (err) {
+      $("refund-result").textContent = err.message;
+    }
+  });
   $("sign-out").addEventListener("click", () => {
     saveOperatorToken(null);
     location.reload();

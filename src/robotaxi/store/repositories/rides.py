@@ -12,7 +12,7 @@ from robotaxi.core.time import TimePoint
 from robotaxi.core.types import RideRequest, TripEvent, TripState
 from robotaxi.store.errors import StoreError
 from robotaxi.store.models import Base, RideRow
-from robotaxi.store.records import LatLon, NewRide, Ride
+from robotaxi.store.records import Fare, LatLon, NewRide, Ride
 from robotaxi.store.repositories.sql import insert_ignoring_duplicates
 from robotaxi.store.scope import Repository
 
@@ -136,6 +136,46 @@ class RideRepository(Repository):
                 update(RideRow).where(RideRow.id == ride_id).values(close_reason=reason)
             )
 
+    def set_fares(self, fares: dict[str, Fare]) -> None:
+        """Store what ended rides were charged; a ride already priced keeps its fare (a
+        replayed batch never charges twice)."""
+        for ride_id, fare in fares.items():
+            if fare.cents < 0:
+                raise StoreError(f"ride {ride_id!r}: a fare cannot be negative ({fare.cents})")
+        with self._scope.writing("pricing rides") as session:
+            for ride_id, fare in fares.items():
+                session.connection().execute(
+                    update(RideRow)
+                    .where(RideRow.id == ride_id, RideRow.fare_cents.is_(None))
+                    .values(
+                        fare_cents=fare.cents,
+                        fare_currency=fare.currency,
+                        fare_rule=fare.rule,
+                        refunded_cents=0,
+                    )
+                )
+
+    def refund(self, ride_id: str, cents: int, reason: str) -> Ride | None:
+        """Refund `cents` more of a priced ride's fare (refunds add up, to the fare at most);
+        returns the ride as it is then, or None when nothing was refunded (no such ride, not
+        priced, or more than what is left: `get` tells which)."""
+        if cents <= 0:
+            raise StoreError(f"a refund must be at least one cent, got {cents}")
+        refunded = func.coalesce(RideRow.refunded_cents, 0)
+        with self._scope.writing("refunding a ride") as session:
+            done = session.connection().execute(
+                update(RideRow)
+                .where(
+                    RideRow.id == ride_id,
+                    RideRow.fare_cents.is_not(None),
+                    refunded + cents <= RideRow.fare_cents,
+                )
+                .values(refunded_cents=refunded + cents, refund_reason=reason)
+            )
+            if done.rowcount != 1:
+                return None
+        return self.get(ride_id)
+
 
 def _ride_row(
     ride: RideRequest | NewRide, *, registered: bool, run_id: str | None
@@ -167,6 +207,11 @@ def _ride_row(
         "updated_at_us": request.time.time_us,
         "last_seq": -1,
         "close_reason": None,
+        "fare_cents": None,
+        "fare_currency": None,
+        "fare_rule": None,
+        "refunded_cents": None,
+        "refund_reason": None,
     }
 
 
@@ -201,4 +246,13 @@ def _ride(row: RideRow) -> Ride:
         pickup_walk_m=row.pickup_walk_m,
         dropoff_walk_m=row.dropoff_walk_m,
         close_reason=row.close_reason,
+        fare=None
+        if row.fare_cents is None or row.fare_currency is None
+        else Fare(
+            cents=row.fare_cents,
+            currency=row.fare_currency,
+            rule=row.fare_rule or "",
+            refunded_cents=row.refunded_cents or 0,
+            refund_reason=row.refund_reason,
+        ),
     )
