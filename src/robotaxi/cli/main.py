@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 # sub-command modules, in the order `robotaxi --help` lists them
-COMMAND_MODULES = ("simulate", "calibrate", "map_cmd", "drive", "siren", "serve")
+COMMAND_MODULES = ("simulate", "calibrate", "map_cmd", "drive", "siren", "serve", "sweep")
 
 EXIT_BAD_INPUT = 2
 
