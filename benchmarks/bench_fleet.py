@@ -166,8 +166,9 @@ def _run_ours(
         "requests", "served", "served_pct", "cancelled_pct", "cancelled_by_cause", "unfinished",
         "wait_mean_s", "wait_p50_s", "wait_p95_s", "utilisation", "deadhead_km_share",
         "teleports", "command_failures", "ev_yields", "wall_s", "real_time_factor",
-        "robotaxi_teleports", "background_vehicles", "vehicles_entered",
-        "pickup_eta_error_p50_s", "pickup_eta_error_abs_p95_s", "requests_dropped_outside_map",
+        "robotaxi_teleports", "robotaxi_stuck_reroutes", "background_vehicles",
+        "vehicles_entered", "pickup_eta_error_p50_s", "pickup_eta_error_abs_p95_s",
+        "requests_dropped_outside_map",
     )  # fmt: skip
     row = {k: kpis.get(k) for k in keep}
     energy = kpis.get("energy") or {}
@@ -519,7 +520,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_fmt(row.get('never_picked_up'))} | {_fmt(row.get('shared_rides'))} |"
         )
     city_keys = (
-        "robotaxi_teleports", "background_vehicles", "pickup_eta_error_p50_s",
+        "robotaxi_teleports", "robotaxi_stuck_reroutes", "background_vehicles",
+        "pickup_eta_error_p50_s",
         "pickup_eta_error_abs_p95_s", "rides_lost_to_empty_battery",
         "requests_dropped_outside_map",
     )  # fmt: skip
@@ -527,9 +529,10 @@ def markdown(result: dict[str, Any]) -> str:
     if any(r.get(k) is not None for r in ours for k in city_keys):
         lines += [
             "",
-            "| row | robotaxi teleports | background vehicles | pick-up ETA error p50 s "
-            "| ETA error size p95 s | rides lost to an empty battery | requests outside the map |",
-            "|---|---|---|---|---|---|---|",
+            "| row | robotaxi teleports | robotaxi reroutes out of queues | background vehicles "
+            "| pick-up ETA error p50 s | ETA error size p95 s | rides lost to an empty battery "
+            "| requests outside the map |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for row in ours:
             lines.append(

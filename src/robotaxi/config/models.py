@@ -66,6 +66,14 @@ class WorldConfig(_Model):
         250.0, gt=0, description="how far before a pre-emption signal an ambulance calls it"
     )
     teleport_time_s: float = Field(300.0, description="SUMO time-to-teleport for jammed cars")
+    route_around_jams: bool = Field(
+        True,
+        description="robotaxis route by the travel times SUMO measured over the last minutes "
+        "(not the speed limits), and a robotaxi held in a queue looks for another way",
+    )
+    stuck_reroute_s: float = Field(
+        90.0, gt=0, description="how long a robotaxi crawls in traffic before it reroutes, s"
+    )
 
 
 class DemandConfig(_Model):

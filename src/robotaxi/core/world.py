@@ -49,6 +49,7 @@ class WorldStats:
 
     teleports: int = 0
     robotaxi_teleports: int = 0  # of `teleports`, those of our own cars (must stay 0)
+    stuck_reroutes: int = 0  # robotaxis held in a queue that looked for another way
     departed: int = 0  # vehicles that entered the network (ours, background, ambulances)
     background_vehicles: int = 0  # background vehicles planned for the run (route files)
     cleared_for_ev: int = 0

@@ -50,6 +50,7 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         ),
         "teleports": history.world.teleports,
         "robotaxi_teleports": history.world.robotaxi_teleports,
+        "robotaxi_stuck_reroutes": history.world.stuck_reroutes,
         "vehicles_entered": history.world.departed,
         "background_vehicles": history.world.background_vehicles,
         "signals": history.signals,

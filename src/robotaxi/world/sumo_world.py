@@ -43,6 +43,7 @@ from robotaxi.world.background import DAY_S, count_vehicles, plan_bay_area_route
 from robotaxi.world.traffic import (
     AMBULANCE_TYPE,
     CAR_TYPE,
+    REROUTING_OPTIONS,
     ROBOTAXI_TYPE,
     EmergencyRun,
     SumoSetup,
@@ -55,6 +56,7 @@ from robotaxi.world.traffic import (
 
 PARK_FOREVER_S = 1e7
 PREEMPTION_AMBER_S = 3.0  # amber for the cross streets before an ambulance's green
+_STUCK_CHECK_S = 10.0  # how often robotaxis crawling in traffic are looked at
 _PARKED = 1 | 2  # VAR_STOPSTATE bits: stopped, parking (off the lane)
 _CAR_VARS = [
     tc.VAR_POSITION,
@@ -130,6 +132,8 @@ def sumo_command(
     if world.traffic_model == "meso":
         # queues per edge; junction control and signal delays as SUMO-NOTES measured them
         cmd += list(MESO_OPTIONS)
+    elif world.route_around_jams:
+        cmd += list(REROUTING_OPTIONS)
     if route_files:
         cmd += ["-r", ",".join(str(p) for p in route_files)]
     return cmd
@@ -209,6 +213,9 @@ class SumoWorld:
         self._dormant: set[str] = set()
         self._egos: set[str] = set()
         self._moved: set[str] = set()  # every car ever placed by `move_ego`
+        # robotaxis crawling in traffic (not at a stop): since when, and their last reroute
+        self._slow_since: dict[str, float] = {}
+        self._rerouted_at: dict[str, float] = {}
         self._started = False
         self._time_s = 0.0
         self._background_file: Path | None = None
@@ -234,6 +241,7 @@ class SumoWorld:
                 self.fleet_config.vehicle_length_m,
                 self.fleet_config.vehicle_width_m,
                 self.fleet_config.max_speed_mps,
+                rerouting=self.config.route_around_jams,
             )
         )
         route_files: list[Path] = []
@@ -361,6 +369,8 @@ class SumoWorld:
             vehicle_id, edge, pos=pos, laneIndex=lane, duration=PARK_FOREVER_S,
             flags=tc.STOP_PARKING, startPos=max(0.0, pos - 5.0),
         )  # fmt: skip
+        if self.config.route_around_jams:
+            libsumo.vehicle.setRoutingMode(vehicle_id, tc.ROUTING_MODE_AGGREGATED)
         libsumo.vehicle.subscribe(vehicle_id, _CAR_VARS)
         self.robotaxis.append(vehicle_id)
         self._robotaxi_set.add(vehicle_id)
@@ -489,6 +499,34 @@ class SumoWorld:
             if stops and stops[0].duration >= PARK_FOREVER_S / 2 and len(stops) > 1:
                 veh.replaceStop(vid, 0, "")
 
+    def _reroute_stuck(self) -> None:
+        """A robotaxi that has crawled (under 1 m/s, not at a stop) for `stuck_reroute_s`
+        looks for another way by the travel times SUMO measured (its routing mode), at most
+        once per `stuck_reroute_s`: a queue that does not move is where SUMO would
+        otherwise teleport it. Cars our stack drives and parked cars are left alone."""
+        now, wait = self._time_s, self.config.stuck_reroute_s
+        results = libsumo.vehicle.getAllSubscriptionResults()
+        slow = self._slow_since
+        for vid in self.robotaxis:
+            row = results.get(vid)
+            if (
+                not row
+                or vid in self._egos
+                or vid in self._moved
+                or row[tc.VAR_SPEED] >= 1.0
+                or row[tc.VAR_STOPSTATE] & 1
+            ):
+                slow.pop(vid, None)
+                continue
+            since = slow.setdefault(vid, now)
+            if now - since >= wait and now - self._rerouted_at.get(vid, -wait) >= wait:
+                self._rerouted_at[vid] = now
+                try:
+                    libsumo.vehicle.rerouteTraveltime(vid, False)
+                except libsumo.TraCIException:
+                    continue  # e.g. inside a junction: try again at the next check
+                self.stats.stuck_reroutes += 1
+
     # --- stepping -----------------------------------------------------------------------
 
     def step(self) -> None:
@@ -498,6 +536,8 @@ class SumoWorld:
         teleported = sim.get(tc.VAR_TELEPORT_STARTING_VEHICLES_IDS, ())
         self.stats.teleports += len(teleported)
         self.stats.robotaxi_teleports += sum(1 for vid in teleported if vid in self._robotaxi_set)
+        if self.config.route_around_jams and self._time_s % _STUCK_CHECK_S < self.config.step_s:
+            self._reroute_stuck()
         departed = sim.get(tc.VAR_DEPARTED_VEHICLES_IDS, ())
         self.stats.departed += len(departed)
         for vid in departed:

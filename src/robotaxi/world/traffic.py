@@ -26,6 +26,13 @@ PROBE_TYPE = "probe"  # an ordinary car on an ambulance's route, to compare trav
 BACKGROUND_TYPE = "background"
 CAR_TYPE = "car"  # a scripted ordinary car in a driving scenario
 PROBE_LAG_S = 90.0
+# SUMO's travel time per edge for routing around jams: updated every 10 s and averaged over
+# the last 18 updates (3 minutes), long enough to smooth a signal's cycle, short enough to see
+# a queue build (SUMO's default: every second, over 180 updates)
+REROUTING_OPTIONS = (
+    "--device.rerouting.adaptation-interval", "10",
+    "--device.rerouting.adaptation-steps", "18",
+)  # fmt: skip
 
 
 def sumo_home() -> Path:
@@ -41,12 +48,20 @@ def sumo_env() -> dict[str, str]:
     return env
 
 
-def vehicle_types_xml(robotaxi_length: float, robotaxi_width: float, max_speed: float) -> str:
-    """vTypes: our robotaxi (I-PACE sized, white), background cars, ambulances with bluelight."""
+def vehicle_types_xml(
+    robotaxi_length: float, robotaxi_width: float, max_speed: float, *, rerouting: bool = False
+) -> str:
+    """vTypes: our robotaxi (I-PACE sized, white), background cars, ambulances with bluelight.
+
+    With `rerouting`, robotaxis carry SUMO's rerouting device: SUMO then keeps travel times
+    per edge smoothed over the last minutes (`REROUTING_OPTIONS`), which our cars' routing
+    uses (routing mode "aggregated"). The device's own periodic rerouting stays off."""
+    device = '\n        <param key="has.rerouting.device" value="true"/>' if rerouting else ""
     return f"""<additional>
     <vType id="{ROBOTAXI_TYPE}" vClass="passenger" length="{robotaxi_length}"
            width="{robotaxi_width}" maxSpeed="{max_speed}" color="255,255,255"
-           accel="2.6" decel="4.5" sigma="0.2" minGap="2.0"/>
+           accel="2.6" decel="4.5" sigma="0.2" minGap="2.0">{device}
+    </vType>
     <vType id="{PROBE_TYPE}" vClass="passenger" color="0,160,255" sigma="0.5"/>
     <vType id="{CAR_TYPE}" vClass="passenger" color="150,150,170" sigma="0.3"/>
     <vType id="{AMBULANCE_TYPE}" vClass="emergency" length="6.5" width="2.16" color="255,40,40"

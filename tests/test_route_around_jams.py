@@ -1,0 +1,116 @@
+"""Robotaxis route by the travel times SUMO measured, not by speed limits: a street where
+traffic stands still is left out of the next route it plans. Runs SUMO on the grid city: a
+street on a robotaxi's fastest way is blocked (a car held still on every lane) for four
+minutes; the car, then sent across town, drives around it — and with `route_around_jams`
+off, the same command sends it into the blocked street."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robotaxi.config import load_config
+from robotaxi.core import DriveTo
+
+pytestmark = pytest.mark.sumo
+
+
+def _route_after_a_jam(grid_map, grid_graph, work_dir: Path, route_around_jams: bool):
+    import libsumo
+
+    from robotaxi.world.sumo_world import SumoWorld
+
+    config = load_config(
+        overrides={
+            "world.emergency_per_hour": 0.0,
+            "fleet.size": 1,
+            "world.route_around_jams": route_around_jams,
+        }
+    )
+    world = SumoWorld(
+        grid_map, grid_graph, config.world, config.fleet,
+        seed=3, end_s=1200.0, work_dir=work_dir, background=False,
+    )  # fmt: skip
+    curbs = grid_map.curbs
+    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[0]).T)))
+    start, goal = curbs.edge_ids[0], curbs.edge_ids[far]
+    with world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        fastest = libsumo.simulation.findRoute(start, goal).edges
+        blocked = fastest[len(fastest) // 2]
+        lanes = grid_map.edges[blocked].lane_ids
+        length = grid_map.lanes[lanes[0]].length
+        libsumo.route.add("blocked", [blocked])
+        for k in range(len(lanes)):
+            vid = f"stalled{k}"
+            libsumo.vehicle.add(
+                vid, "blocked", typeID="car", departLane=str(k), departPos=f"{length / 2:.1f}",
+                departSpeed="0",
+            )  # fmt: skip
+            libsumo.vehicle.setSpeed(vid, 0.0)  # held, not parked: SUMO counts it in the jam
+        for _ in range(240):  # four minutes of a street that does not move
+            world.step()
+        assert not world.apply([DriveTo("taxi0", goal, float(curbs.pos[far]), 0)])
+        world.step()
+        route = libsumo.vehicle.getRoute("taxi0")
+    return blocked, route
+
+
+def test_a_robotaxi_drives_around_a_street_that_stands_still(
+    grid_map, grid_graph, tmp_path: Path
+) -> None:
+    blocked, route = _route_after_a_jam(grid_map, grid_graph, tmp_path / "on", True)
+    assert blocked not in route
+    assert route[-1] != route[0]  # it does go somewhere
+
+
+def test_without_measured_times_the_same_car_drives_into_it(
+    grid_map, grid_graph, tmp_path: Path
+) -> None:
+    blocked, route = _route_after_a_jam(grid_map, grid_graph, tmp_path / "off", False)
+    assert blocked in route
+
+
+def test_a_robotaxi_held_in_a_queue_finds_another_way(grid_map, grid_graph, tmp_path: Path) -> None:
+    """The street ahead is blocked at its entrance after the car planned its route: it waits
+    at the junction, then turns another way instead of waiting to be teleported."""
+    import libsumo
+
+    from robotaxi.world.sumo_world import SumoWorld
+
+    # the stalled cars stay put (SUMO would teleport them after its default 300 s)
+    config = load_config(
+        overrides={"world.emergency_per_hour": 0.0, "fleet.size": 1, "world.teleport_time_s": 3600}
+    )
+    world = SumoWorld(
+        grid_map, grid_graph, config.world, config.fleet,
+        seed=3, end_s=1200.0, work_dir=tmp_path, background=False,
+    )  # fmt: skip
+    curbs = grid_map.curbs
+    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[0]).T)))
+    with world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        assert not world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
+        world.step()
+        route = libsumo.vehicle.getRoute("taxi0")
+        blocked = route[len(route) // 2]
+        libsumo.route.add("blocked", [blocked])
+        for k in range(len(grid_map.edges[blocked].lane_ids)):
+            vid = f"stalled{k}"
+            libsumo.vehicle.add(
+                vid, "blocked", typeID="car", departLane=str(k), departPos="3", departSpeed="0"
+            )
+            libsumo.vehicle.setSpeed(vid, 0.0)
+        passed = False
+        for _ in range(900):
+            world.step()
+            if libsumo.vehicle.getRoadID("taxi0") == route[-1]:
+                passed = True
+                break
+        assert world.stats.stuck_reroutes >= 1
+        assert blocked not in libsumo.vehicle.getRoute("taxi0")
+        assert passed and world.stats.robotaxi_teleports == 0
