@@ -207,3 +207,39 @@ def test_serve_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 2 and err.count("\n") == 1
     assert "--speed" in err and "greater than 0" in err
     assert not (tmp_path / "never").exists()  # refused before touching anything
+
+
+@pytest.mark.parametrize(
+    ("tariff", "says"),
+    [
+        ("base_cents=-1", "must not be negative"),
+        ("currency=XYZ", "unknown currency code 'XYZ'"),
+        ("flag_drop=400", "is not KEY=VALUE"),
+        ("base_cents", "is not KEY=VALUE"),
+    ],
+)
+def test_serve_rejects_a_tariff_that_cannot_work(
+    tariff: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["serve", "--tariff", tariff, "--data-dir", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--tariff" in err and says in err
+    assert not (tmp_path / "never").exists()
+
+
+def test_serve_takes_a_tariff(tmp_path: Path) -> None:
+    import argparse
+
+    from robotaxi.cli.main import build_parser
+    from robotaxi.cli.serve import settings_from_args
+
+    args = build_parser().parse_args(
+        ["serve", "--tariff", "base_cents=415, per_mile_cents=300,currency=EUR",
+         "--fare-slow-factor", "2", "--data-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert isinstance(args, argparse.Namespace)
+    settings = settings_from_args(args)
+    assert settings.tariff.base_cents == 415 and settings.tariff.per_mile_cents == 300
+    assert settings.tariff.currency == "EUR" and settings.tariff.per_minute_cents == 55
+    assert settings.fare_slow_factor == 2.0

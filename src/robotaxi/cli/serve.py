@@ -62,6 +62,16 @@ def register(sub: Any) -> None:
         "--signups-per-minute", type=int, default=10,
         help="rider sign-ups allowed per client address per minute (default 10)",
     )  # fmt: skip
+    p.add_argument(
+        "--tariff", default=None, metavar="KEY=VALUE,…",
+        help="fares, integer cents: e.g. base_cents=415,per_mile_cents=300,per_minute_cents=65,"
+        "minimum_cents=500,cancel_fee_cents=500,cancel_free_wait_s=120,currency=USD "
+        "(default: San Francisco's taxi meter rate)",
+    )  # fmt: skip
+    p.add_argument(
+        "--fare-slow-factor", type=float, default=1.5,
+        help="a quote's fare range goes up to this many times the planned ride time (1.5)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(handler=run)
 
@@ -73,6 +83,7 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
     from robotaxi.service.settings import ServiceSettings, serve_run_config
 
     token = args.operator_token if args.operator_token else secrets.token_urlsafe(24)
+    tariff = {} if args.tariff is None else {"tariff": _tariff_option(args.tariff)}
     # the simulated city: the same RunConfig as `robotaxi simulate`, from these options
     city_options = {
         "city": "map.city", "fleet": "fleet.size", "hours": "hours", "seed": "seed",
@@ -103,6 +114,8 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
             riders_per_hour=args.riders_per_hour,
             signups_per_window=args.signups_per_minute,
             background_traffic=not args.no_background,
+            fare_slow_factor=args.fare_slow_factor,
+            **tariff,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -111,6 +124,26 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
             message = str(first["msg"]).removeprefix("Value error, ")
             raise ConfigError(f"invalid options: {message}") from None
         raise ConfigError(f"invalid option --{where.replace('_', '-')}: {first['msg']}") from None
+
+
+def _tariff_option(text: str) -> dict[str, str]:
+    """`--tariff` "key=value,…" as settings; the values are checked by the tariff itself."""
+    from dataclasses import fields
+
+    from robotaxi.core import ConfigError
+    from robotaxi.fleet.fares import Tariff
+
+    known = [f.name for f in fields(Tariff)]
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in known:
+            raise ConfigError(
+                f"invalid option --tariff: {part!r} is not KEY=VALUE with KEY one of "
+                f"{', '.join(known)}"
+            )
+        out[key.strip()] = value.strip()
+    return out
 
 
 def quiet_collector() -> None:
