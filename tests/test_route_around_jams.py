@@ -7,6 +7,7 @@ off, the same command sends it into the blocked street."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,43 +18,53 @@ from robotaxi.core import DriveTo
 pytestmark = pytest.mark.sumo
 
 
-def _route_after_a_jam(grid_map, grid_graph, work_dir: Path, route_around_jams: bool):
-    import libsumo
-
+def _world(grid_map: Any, grid_graph: Any, work_dir: Path, **world: Any) -> Any:
+    """A SUMO world on the grid city with one robotaxi ("taxi0") parked at curb 0."""
     from robotaxi.world.sumo_world import SumoWorld
 
-    config = load_config(
-        overrides={
-            "world.emergency_per_hour": 0.0,
-            "fleet.size": 1,
-            "world.route_around_jams": route_around_jams,
-        }
-    )
-    world = SumoWorld(
+    overrides = {"world.emergency_per_hour": 0.0, "fleet.size": 1}
+    config = load_config(overrides=overrides | {f"world.{k}": v for k, v in world.items()})
+    return SumoWorld(
         grid_map, grid_graph, config.world, config.fleet,
         seed=3, end_s=1200.0, work_dir=work_dir, background=False,
     )  # fmt: skip
+
+
+def _far_curb(grid_map: Any) -> int:
     curbs = grid_map.curbs
-    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[0]).T)))
-    start, goal = curbs.edge_ids[0], curbs.edge_ids[far]
+    return int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[0]).T)))
+
+
+def _block(grid_map: Any, edge: str, pos: str) -> None:
+    """A car held still (not parked: SUMO counts it in the jam) on every lane of `edge`."""
+    import libsumo
+
+    libsumo.route.add("blocked", [edge])
+    for k in range(len(grid_map.edges[edge].lane_ids)):
+        vid = f"stalled{k}"
+        libsumo.vehicle.add(
+            vid, "blocked", typeID="car", departLane=str(k), departPos=pos, departSpeed="0"
+        )
+        libsumo.vehicle.setSpeed(vid, 0.0)
+
+
+def _route_after_a_jam(
+    grid_map: Any, grid_graph: Any, work_dir: Path, route_around_jams: bool
+) -> tuple[str, tuple[str, ...]]:
+    import libsumo
+
+    world = _world(grid_map, grid_graph, work_dir, route_around_jams=route_around_jams)
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
     with world:
         world.add_robotaxi("taxi0", 0)
         world.step()
-        fastest = libsumo.simulation.findRoute(start, goal).edges
+        fastest = libsumo.simulation.findRoute(curbs.edge_ids[0], curbs.edge_ids[far]).edges
         blocked = fastest[len(fastest) // 2]
-        lanes = grid_map.edges[blocked].lane_ids
-        length = grid_map.lanes[lanes[0]].length
-        libsumo.route.add("blocked", [blocked])
-        for k in range(len(lanes)):
-            vid = f"stalled{k}"
-            libsumo.vehicle.add(
-                vid, "blocked", typeID="car", departLane=str(k), departPos=f"{length / 2:.1f}",
-                departSpeed="0",
-            )  # fmt: skip
-            libsumo.vehicle.setSpeed(vid, 0.0)  # held, not parked: SUMO counts it in the jam
+        length = grid_map.lanes[grid_map.edges[blocked].lane_ids[0]].length
+        _block(grid_map, blocked, f"{length / 2:.1f}")
         for _ in range(240):  # four minutes of a street that does not move
             world.step()
-        assert not world.apply([DriveTo("taxi0", goal, float(curbs.pos[far]), 0)])
+        assert not world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
         world.step()
         route = libsumo.vehicle.getRoute("taxi0")
     return blocked, route
@@ -79,18 +90,9 @@ def test_a_robotaxi_held_in_a_queue_finds_another_way(grid_map, grid_graph, tmp_
     at the junction, then turns another way instead of waiting to be teleported."""
     import libsumo
 
-    from robotaxi.world.sumo_world import SumoWorld
-
     # the stalled cars stay put (SUMO would teleport them after its default 300 s)
-    config = load_config(
-        overrides={"world.emergency_per_hour": 0.0, "fleet.size": 1, "world.teleport_time_s": 3600}
-    )
-    world = SumoWorld(
-        grid_map, grid_graph, config.world, config.fleet,
-        seed=3, end_s=1200.0, work_dir=tmp_path, background=False,
-    )  # fmt: skip
-    curbs = grid_map.curbs
-    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[0]).T)))
+    world = _world(grid_map, grid_graph, tmp_path, teleport_time_s=3600)
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
     with world:
         world.add_robotaxi("taxi0", 0)
         world.step()
@@ -98,13 +100,7 @@ def test_a_robotaxi_held_in_a_queue_finds_another_way(grid_map, grid_graph, tmp_
         world.step()
         route = libsumo.vehicle.getRoute("taxi0")
         blocked = route[len(route) // 2]
-        libsumo.route.add("blocked", [blocked])
-        for k in range(len(grid_map.edges[blocked].lane_ids)):
-            vid = f"stalled{k}"
-            libsumo.vehicle.add(
-                vid, "blocked", typeID="car", departLane=str(k), departPos="3", departSpeed="0"
-            )
-            libsumo.vehicle.setSpeed(vid, 0.0)
+        _block(grid_map, blocked, "3")
         passed = False
         for _ in range(900):
             world.step()
