@@ -640,7 +640,7 @@ def test_support_tickets(client: TestClient) -> None:
     assert [t["id"] for t in client.get("/api/tickets", headers=a).json()] == [made.json()["id"]]
     assert made.json()["id"] in [t["id"] for t in client.get("/api/tickets", headers=OP).json()]
     tid = made.json()["id"]
-    assert client.post(f"/api/tickets/{tid}/close", headers=a).status_code == 403
+    assert client.post(f"/api/tickets/{tid}/close", headers=b).status_code == 404
     closed = client.post(f"/api/tickets/{tid}/close", headers=OP)
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
     assert client.post("/api/tickets/99999/close", headers=OP).status_code == 404

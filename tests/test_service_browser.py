@@ -103,8 +103,18 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             expect(page.locator("#dropoff-text")).to_have_text("not set")
             canvas.click(position={"x": box["width"] * 0.7, "y": box["height"] * 0.3})
             expect(page.locator("#dropoff-text")).not_to_have_text("not set")
+            # the tapped pick-up is named by its street (the grid city's generated names)
+            expect(page.locator("#pickup-text")).to_have_text(re.compile(r"(St|Ave|Blvd)\b"))
+            # ... and the destination is changed by searching a corner, typed as riders do
+            page.get_by_label("Search a street, corner or place").fill("8th and i bl")
+            page.get_by_role("button", name="I Blvd & 8th Ave (intersection)").click()
+            expect(page.locator("#dropoff-text")).to_have_text("I Blvd & 8th Ave")
+            page.screenshot(path=str(ARTIFACTS / "0-place-search.png"))
             page.get_by_role("button", name="Get quote").click()
             expect(page.locator("#quote-details")).to_contain_text("Pick-up in")
+            expect(page.locator("#quote-details")).to_contain_text(
+                re.compile(r"To\s*(I Blvd|8th Ave)")
+            )
             # the fare, as a rider reads it: a range in dollars and cents
             expect(page.locator("#quote-details")).to_contain_text(
                 re.compile(r"Fare\s*\$\d+\.\d\d – \$\d+\.\d\d")
@@ -165,9 +175,16 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             expect(car.get_by_role("button", name="Pull over")).to_be_enabled()
             car.screenshot(path=str(ARTIFACTS / "4-in-car-driving.png"))
             car.get_by_role("button", name="Help").click()
+            # a common reason is one press: the ticket carries the ride and the car
+            car.get_by_role("button", name="The car is too hot or too cold").click()
+            expect(car.locator("#help-result")).to_contain_text("Support ticket")
+            first_ticket = car.locator("#help-result").inner_text()
             car.get_by_label("What is wrong?").fill("The window does not open")
             car.get_by_role("button", name="Send to support").click()
+            expect(car.locator("#help-result")).not_to_have_text(first_ticket)
             expect(car.locator("#help-result")).to_contain_text("Support ticket")
+            car_ticket = re.search(r"ticket (\d+)", car.locator("#help-result").inner_text())
+            assert car_ticket is not None
 
             receipt = page.locator("#receipt")
             expect(receipt).to_be_visible(timeout=45_000)
@@ -178,6 +195,18 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             )
             expect(page.locator("#receipt-body")).to_contain_text(re.compile(r"\d+(\.\d+)? k?m"))
             page.screenshot(path=str(ARTIFACTS / "5-receipt.png"))
+            ride_id = page.locator("#receipt-body dd").first.inner_text()
+
+            # the rider opens a ticket about the ride from the app
+            page.get_by_label("What can we help with?").fill("I was charged twice")
+            page.locator("#ticket-ride").focus()  # loads the rider's rides
+            expect(page.locator(f'#ticket-ride option[value="{ride_id}"]')).to_have_count(1)
+            page.locator("#ticket-ride").select_option(ride_id)
+            page.get_by_role("button", name="Send to support", exact=True).click()
+            expect(page.locator("#ticket-result")).to_contain_text("sent")
+            app_ticket = re.search(r"Ticket (\d+)", page.locator("#ticket-result").inner_text())
+            assert app_ticket is not None
+            expect(page.locator("#tickets")).to_contain_text("waiting for support")
 
             ops = context.new_page()
             ops.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -189,9 +218,31 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             ops.get_by_role("button", name="Connect").click()
             expect(ops.locator("#cars tr")).to_have_count(3)
             expect(ops.locator("#tickets")).to_contain_text("The window does not open")
+            expect(ops.locator("#tickets")).to_contain_text("I was charged twice")
+            expect(ops.locator("#tickets")).to_contain_text("too hot or too cold")
+            # the operator sees who and which car, and replies to both from /ops
+            expect(ops.locator("#tickets")).to_contain_text("Ada")
+            for ticket, answer in [
+                (car_ticket.group(1), "Open it with the switch by the handle."),
+                (app_ticket.group(1), "You were charged once; the second line was a hold."),
+            ]:
+                ops.get_by_role("button", name=f"Reply to ticket {ticket}", exact=True).click()
+                expect(ops.get_by_label("Ticket number")).to_have_value(ticket)
+                ops.get_by_label("Reply to the rider").fill(answer)
+                ops.get_by_role("button", name="Send reply").click()
+                expect(ops.locator("#reply-result")).to_contain_text(f"ticket {ticket} is answered")
+            # ... and the rider reads the replies: in the app and on the car's screen
+            expect(page.locator("#tickets")).to_contain_text(
+                "Support: You were charged once", timeout=10_000
+            )
+            expect(page.locator("#tickets")).to_contain_text("support replied")
+            page.screenshot(path=str(ARTIFACTS / "5b-support-reply.png"))
+            expect(car.locator("#support-replies")).to_contain_text(
+                "Support: Open it with the switch by the handle.", timeout=10_000
+            )
+            car.screenshot(path=str(ARTIFACTS / "5c-in-car-support-reply.png"))
             expect(ops.locator("#kpis")).to_contain_text("completed")
             # an operator refunds a dollar of the ride's fare
-            ride_id = page.locator("#receipt-body dd").first.inner_text()
             ops.get_by_label("Ride id").fill(ride_id)
             ops.get_by_label("Amount in cents").fill("100")
             ops.get_by_label("Reason").fill("a bumpy ride")
@@ -203,7 +254,14 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             assert errors == []
         finally:
             browser.close()
-    for name in ("1-quote", "2-car-approaching", "3-in-car-greeting", "5-receipt", "6-operations"):
+    for name in (
+        "1-quote",
+        "2-car-approaching",
+        "3-in-car-greeting",
+        "5-receipt",
+        "5b-support-reply",
+        "6-operations",
+    ):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
 
 

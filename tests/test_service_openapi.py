@@ -34,6 +34,8 @@ PUBLIC = {
     ("get", "/api/vehicles"),
     ("get", "/api/health"),
     ("get", "/api/map"),
+    ("get", "/api/places"),  # the city's street names and places: public, like the map
+    ("get", "/api/places/reverse"),
 }
 
 
@@ -217,6 +219,12 @@ def _ticket(s: Scene) -> int:
     return ticket_id
 
 
+def _reply_to_a_closed_ticket(s: Scene) -> httpx.Response:
+    ticket_id = _ticket(s)
+    assert s.client.post(f"/api/tickets/{ticket_id}/close", headers=OP).status_code == 200
+    return s.client.post(f"/api/tickets/{ticket_id}/messages", json={"text": "hi"}, headers=OP)
+
+
 def _refund(s: Scene, *, waited_s: float = 0.0, cents: int = 100) -> httpx.Response:
     """An operator refunds `cents` of a ride cancelled `waited_s` after the car arrived."""
     me, ride_id = s.ride("arrived" if waited_s else "requested")
@@ -359,11 +367,36 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
         413: _too_large("/api/tickets"),
         422: lambda s: s.client.post("/api/tickets", json={"text": " "}, headers=s.rider()),
     },
+    ("get", "/api/tickets/{ticket_id}"): {
+        200: lambda s: s.client.get(f"/api/tickets/{_ticket(s)}", headers=OP),
+        401: _no_token("GET", "/api/tickets/1"),
+        # another rider's ticket answers as one that does not exist
+        404: lambda s: s.client.get(f"/api/tickets/{_ticket(s)}", headers=s.rider()),
+        422: lambda s: s.client.get("/api/tickets/first", headers=OP),
+    },
+    ("post", "/api/tickets/{ticket_id}/messages"): {
+        201: lambda s: s.client.post(
+            f"/api/tickets/{_ticket(s)}/messages", json={"text": "on our way"}, headers=OP
+        ),
+        400: lambda s: s.client.post(
+            f"/api/tickets/{_ticket(s)}/messages",
+            content=b'{"text": "\xff\xfe"}',
+            headers={**OP, "Content-Type": "application/json"},
+        ),
+        401: _no_token("POST", "/api/tickets/1/messages", {"text": "hello"}),
+        404: lambda s: s.client.post(
+            "/api/tickets/999999/messages", json={"text": "hello"}, headers=OP
+        ),
+        409: _reply_to_a_closed_ticket,
+        413: _too_large("/api/tickets/1/messages"),
+        422: lambda s: s.client.post(
+            f"/api/tickets/{_ticket(s)}/messages", json={"text": ""}, headers=OP
+        ),
+    },
     ("post", "/api/tickets/{ticket_id}/close"): {
         200: lambda s: s.client.post(f"/api/tickets/{_ticket(s)}/close", headers=OP),
         401: _no_token("POST", "/api/tickets/1/close"),
-        403: lambda s: s.client.post(f"/api/tickets/{_ticket(s)}/close", headers=s.rider()),
-        404: lambda s: s.client.post("/api/tickets/999999/close", headers=OP),
+        404: lambda s: s.client.post(f"/api/tickets/{_ticket(s)}/close", headers=s.rider()),
         413: _too_large("/api/tickets/1/close"),
         422: lambda s: s.client.post("/api/tickets/first/close", headers=OP),
     },
@@ -391,6 +424,14 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
         422: lambda s: s.client.get("/api/vehicle-events?limit=0", headers=OP),
     },
     ("get", "/api/map"): {200: _no_token("GET", "/api/map")},
+    ("get", "/api/places"): {
+        200: _no_token("GET", "/api/places?q=a"),
+        422: lambda s: s.client.get("/api/places?q=%20%20"),  # blank
+    },
+    ("get", "/api/places/reverse"): {
+        200: _no_token("GET", "/api/places/reverse?lat=37.75&lon=-122.42"),
+        422: lambda s: s.client.get("/api/places/reverse?lat=91&lon=0"),
+    },
 }
 NOT_UTF8 = [
     "/api/riders",
@@ -412,7 +453,7 @@ def test_every_declared_status_has_a_request_that_provokes_it() -> None:
     provoked = {(m, p, code) for (m, p), codes in PROVOKE.items() for code in codes}
     assert provoked == set(DECLARED)
     operations = {(method, path) for method, path, _ in DECLARED}
-    assert len(operations) == 27 and len(DECLARED) > 90
+    assert len(operations) == 31 and len(DECLARED) > 90  # 27 + places (2) + tickets (2)
 
 
 @pytest.mark.sumo

@@ -32,9 +32,18 @@ from robotaxi.core.errors import InvalidTransitionError, RobotaxiError
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.core.yielding import VehicleEventKind
-from robotaxi.store.errors import StoreError
+from robotaxi.store.errors import StoreError, TicketClosedError
 from robotaxi.store.models import Base
-from robotaxi.store.records import Fare, LatLon, NewRide, TicketStatus, fold
+from robotaxi.store.records import (
+    Fare,
+    LatLon,
+    NewRide,
+    TicketAuthor,
+    TicketMessage,
+    TicketStatus,
+    TicketTopic,
+    fold,
+)
 from robotaxi.store.repositories import sql as store_sql
 from robotaxi.store.store import Store
 from robotaxi.store.tokens import hash_token, token_matches
@@ -636,6 +645,7 @@ def test_migrations_twice_are_a_no_op_and_match_the_models(store_url: str) -> No
             "rides",
             "trip_events",
             "support_tickets",
+            "support_messages",
             "vehicle_events",
         }
         assert store.events("t1") == life_cycle_events("t1")[:3]
@@ -708,6 +718,57 @@ def test_runs_and_support_tickets(store: Store) -> None:
         store.create_ticket("   ")
     with pytest.raises(StoreError):
         store.create_ticket("lost", ride_id="no-such-ride")
+
+
+def test_support_ticket_life_cycle_is_stored(store: Store) -> None:
+    ada, _ = store.create_rider("Ada")
+    bob, _ = store.create_rider("Bob")
+    store.add_ride(request_of("a1", rider_id=ada.id))
+    opened = store.create_ticket(
+        "Left my bag",
+        rider_id=ada.id,
+        ride_id="a1",
+        vehicle_id="taxi_3",
+        topic=TicketTopic.LOST_ITEM,
+    )
+    store.create_ticket("Wet seat", rider_id=bob.id)
+    assert (opened.vehicle_id, opened.topic, opened.rider_name) == (
+        "taxi_3",
+        TicketTopic.LOST_ITEM,
+        "Ada",
+    )
+    assert opened.messages == () and opened.updated_at is None
+
+    answered = store.add_ticket_message(opened.id, TicketAuthor.OPERATOR, " At the depot ")
+    assert answered.status is TicketStatus.ANSWERED
+    (reply,) = answered.messages
+    assert reply == TicketMessage(
+        TicketAuthor.OPERATOR, "At the depot", TicketStatus.ANSWERED, FIXED_WALL_CLOCK
+    )
+    assert answered.updated_at == FIXED_WALL_CLOCK
+    reopened = store.add_ticket_message(opened.id, TicketAuthor.RIDER, "Thanks, when?")
+    assert reopened.status is TicketStatus.OPEN
+    closed = store.set_ticket_status(opened.id, TicketStatus.CLOSED, by=TicketAuthor.RIDER)
+    assert store.set_ticket_status(opened.id, TicketStatus.CLOSED) == closed  # no second entry
+    with pytest.raises(TicketClosedError, match="closed"):
+        store.add_ticket_message(opened.id, TicketAuthor.OPERATOR, "Tomorrow")
+    assert store.ticket(opened.id) == closed  # the refused reply left nothing
+    assert [(m.author, m.text, m.status) for m in closed.messages] == [
+        (TicketAuthor.OPERATOR, "At the depot", TicketStatus.ANSWERED),
+        (TicketAuthor.RIDER, "Thanks, when?", TicketStatus.OPEN),
+        (TicketAuthor.RIDER, None, TicketStatus.CLOSED),
+    ]
+    # a rider's follow-up reopens even a closed ticket
+    again = store.add_ticket_message(opened.id, TicketAuthor.RIDER, "Still not back")
+    assert again.status is TicketStatus.OPEN and len(again.messages) == 4
+    assert [t.id for t in store.tickets(ride_id="a1")] == [opened.id]
+    assert [t.rider_name for t in store.tickets()] == ["Ada", "Bob"]
+    assert [t.rider_name for t in store.tickets(limit=1)] == ["Bob"]  # the latest
+    assert store.ticket(999_999) is None
+    with pytest.raises(StoreError, match="no support ticket"):
+        store.add_ticket_message(999_999, TicketAuthor.OPERATOR, "hello")
+    with pytest.raises(StoreError, match="needs a text"):
+        store.add_ticket_message(opened.id, TicketAuthor.OPERATOR, "   ")
 
 
 def test_same_stream_gives_the_same_database(tmp_path: Path) -> None:

@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
 
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.fleet.fares import Tariff, charge
 from robotaxi.service.runtime import tariff_pricer
-from robotaxi.store.records import Fare, fold
+from robotaxi.store.records import Fare, TicketAuthor, fold
 from robotaxi.store.store import MIGRATIONS_DIR, Store
 
 FIXTURE = Path(__file__).parent / "data" / "events-v0.sqlite"
@@ -149,3 +152,54 @@ def test_an_old_events_file_opens_and_reads_back_whole(old_events_file: Path) ->
 
     assert FIXTURE.read_bytes() == original
     assert sorted(p.name for p in FIXTURE.parent.iterdir()) == beside_fixture
+
+
+def test_tickets_of_a_revision_0003_database_survive_the_support_upgrade(tmp_path: Path) -> None:
+    """Revision 0004 (support replies) adds to the tickets table: tickets opened before it,
+    open and closed, read back whole, take replies and keep their rider and ride."""
+    path = tmp_path / "service.sqlite"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:  # the schema a server of the fares release made
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+    engine.dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO riders (id, name, token_hash, created_at) "
+            "VALUES ('ada', 'Ada', 'h1', '2026-12-01 10:00:00')"
+        )
+        conn.execute(
+            "INSERT INTO rides (id, rider_id, request_rider_id, rider_name, requested_at_us, "
+            "pickup_x_m, pickup_y_m, dropoff_x_m, dropoff_y_m, patience_s, origin_zone, "
+            "destination_zone, state, vehicle_id, updated_at_us, last_seq) VALUES "
+            "('r1', 'ada', 'ada', 'Ada', 0, 0, 0, 1, 1, 300, 'z', 'z', 'completed', 'taxi1', 9, 3)"
+        )
+        conn.executemany(
+            "INSERT INTO support_tickets (ride_id, rider_id, text, created_at, status) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                ("r1", "ada", "Left my bag", "2026-12-01 10:05:00", "open"),
+                (None, "ada", "Seat was wet", "2026-12-01 10:06:00", "closed"),
+            ],
+        )
+    before = _raw(
+        path, "SELECT id, ride_id, rider_id, text, created_at, status FROM support_tickets"
+    )
+
+    with Store.open(f"sqlite:///{path}") as store:
+        assert store.schema_revision() == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        bag, seat = store.tickets()
+        assert (bag.text, bag.ride_id, bag.rider_id, bag.status.value) == (
+            "Left my bag", "r1", "ada", "open",
+        )  # fmt: skip
+        assert (seat.text, seat.status.value, seat.rider_name) == ("Seat was wet", "closed", "Ada")
+        assert bag.vehicle_id is None and bag.topic is None and bag.messages == ()
+        assert bag.created_at.isoformat() == "2026-12-01T10:05:00+00:00"
+        replied = store.add_ticket_message(bag.id, TicketAuthor.OPERATOR, "At the depot")
+        assert replied.status.value == "answered" and replied.text == "Left my bag"
+    after = _raw(
+        path, "SELECT id, ride_id, rider_id, text, created_at, status FROM support_tickets"
+    )
+    assert [row[:5] for row in after] == [row[:5] for row in before]

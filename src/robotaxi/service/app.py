@@ -38,7 +38,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from robotaxi.core import RobotaxiError
 from robotaxi.fleet.manager import RideActionError
 from robotaxi.service.deps import known_query_only
-from robotaxi.service.routers import operations, pages, riders, rides, tickets, vehicles
+from robotaxi.service.routers import (
+    operations,
+    pages,
+    places,
+    riders,
+    rides,
+    tickets,
+    vehicles,
+)
 from robotaxi.service.routers.pages import STATIC
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import error_responses
@@ -193,7 +201,7 @@ def create_app(settings: ServiceSettings, runtime: ServiceRuntime | None = None)
     async def _bad_input(_: Request, exc: RobotaxiError) -> JSONResponse:
         return _error(status.HTTP_400_BAD_REQUEST, str(exc))
 
-    for module in (riders, rides, vehicles, tickets, operations):
+    for module in (riders, rides, vehicles, places, tickets, operations):
         app.include_router(
             module.router,
             dependencies=[Depends(known_query_only)],

@@ -34,6 +34,7 @@ import numpy as np
 from robotaxi.core import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.fleet.fares import Tariff, charge
 from robotaxi.fleet.trips import ALLOWED
+from robotaxi.map.places import Gazetteer, PlaceName
 from robotaxi.service.settings import ServiceSettings
 from robotaxi.service.speech import GreetingVoice
 from robotaxi.sim.live import LiveService, LiveSnapshot, LiveUpdate
@@ -393,6 +394,10 @@ class ServiceRuntime:
     _curb_latlon: BoundedCache[tuple[float, float], tuple[float, float]] = field(
         default_factory=BoundedCache
     )
+    # the geocoder of the live city's map, built once on first use (`gazetteer()`)
+    _gazetteer: Gazetteer | None = None
+    _gazetteer_lock: threading.Lock = field(default_factory=threading.Lock)
+    _place_names: BoundedCache[tuple[float, float], PlaceName] = field(default_factory=BoundedCache)
 
     @classmethod
     def open(cls, settings: ServiceSettings) -> ServiceRuntime:
@@ -469,6 +474,8 @@ class ServiceRuntime:
             voice=GreetingVoice(settings.espeak_ng or None, search=settings.espeak_ng is None),
         )
         runtime._unsubscribe = live.subscribe(runtime.waiters.on_update)
+        # index the map's street names while the first riders sign in (≈2 s for all of SF)
+        threading.Thread(target=runtime.gazetteer, name="robotaxi-places", daemon=True).start()
         if settings.tick_in_background:
             live.run_clock()
         return runtime
@@ -601,6 +608,27 @@ class ServiceRuntime:
             f"within {self.settings.max_walk_m:.0f} m of a street of the {self.live.map.name} "
             f"city (lat {lat0:.4f} to {lat1:.4f}, lon {lon0:.4f} to {lon1:.4f})"
         )
+
+    def gazetteer(self) -> Gazetteer:
+        """The geocoder of the live city: its streets, intersections and places."""
+        if self._gazetteer is None:
+            with self._gazetteer_lock:
+                if self._gazetteer is None:
+                    self._gazetteer = Gazetteer.from_map(self.live.map)
+        return self._gazetteer
+
+    def place_name(self, xy: tuple[float, float]) -> PlaceName:
+        """What a map point is called ("Valencia St & 16th St"); curb spots and ride ends
+        repeat, so names are cached."""
+        key = (round(xy[0], 1), round(xy[1], 1))
+        found = self._place_names.get(key)
+        if found is None:
+            found = self.gazetteer().reverse(xy)
+            self._place_names.put(key, found)
+        return found
+
+    def place_label(self, xy: tuple[float, float]) -> str | None:
+        return self.place_name(xy).label
 
     def map_json_gzip(self) -> bytes:
         """`map_json()` gzip-compressed, built once."""

@@ -7,7 +7,7 @@ simulation started (`sim_now_s` says what "now" is); distances in m, durations i
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -131,6 +131,10 @@ class QuotePublic(BaseModel):
     trip_m: float
     pickup_curb: LatLon = Field(description="where the car will stop for you")
     dropoff_curb: LatLon
+    pickup_name: str | None = Field(
+        None, description="the pick-up curb's street corner, e.g. 'Valencia St & 16th St'"
+    )
+    dropoff_name: str | None = Field(None, description="the drop-off curb's street corner")
     pickup_walk_m: float
     dropoff_walk_m: float
     route: list[list[float]] = Field(description="[[lat, lon], ...] of the planned ride")
@@ -163,6 +167,10 @@ class RidePublic(BaseModel):
     dropoff: LatLon | None
     pickup_curb: LatLon | None = None
     dropoff_curb: LatLon | None = None
+    pickup_name: str | None = Field(
+        None, description="where the pick-up is, e.g. 'Valencia St & 16th St' (no house numbers)"
+    )
+    dropoff_name: str | None = Field(None, description="where the drop-off is, named the same way")
     requested_s: float
     updated_s: float
     live: bool = Field(description="false for rides of an earlier server run (history only)")
@@ -183,6 +191,8 @@ class ReceiptPublic(BaseModel):
     ride_id: str
     state: str
     ended: bool
+    pickup_name: str | None = Field(None, description="where the ride was to start")
+    dropoff_name: str | None = Field(None, description="where the ride was to end")
     requested_s: float
     picked_up_s: float | None
     dropped_off_s: float | None
@@ -259,6 +269,9 @@ class CarScreenPublic(BaseModel):
     sim_now_s: float
     status: str
     position: VehiclePosition
+    place_name: str | None = Field(
+        None, description="where the car is, e.g. 'Mission St near 24th St'"
+    )
     speed_mps: float
     ride: RidePublic | None
     route: list[list[float]]
@@ -283,21 +296,78 @@ class CarScreenPublic(BaseModel):
     )
 
 
+# --- places -------------------------------------------------------------------------------
+
+
+class PlacePublic(BaseModel):
+    """A search result: a street, an intersection or a named place of the city."""
+
+    name: str = Field(description="e.g. 'Valencia St & 16th St', 'Mission Dolores Park'")
+    kind: str = Field(
+        description="'street', 'intersection', 'station', 'hospital', 'park' or 'landmark'"
+    )
+    lat: float
+    lon: float
+
+
+class PlaceNamePublic(BaseModel):
+    """What a point is called (no house numbers: the map has none)."""
+
+    name: str | None = Field(
+        description="'Valencia St & 16th St', 'Mission St near 24th St', 'near Dolores Park'; "
+        "null when no named street or place is near"
+    )
+    street: str | None = Field(description="the nearest named street")
+    cross_street: str | None = Field(description="the nearest street crossing it, if near")
+    place: str | None = Field(description="a named place within 400 m, if any")
+    distance_m: float | None = Field(description="from the point to the street (or place)")
+
+
 # --- support and operations ---------------------------------------------------------------
+
+
+TicketTopicName = Literal["lost_item", "comfort", "safety", "other"]
 
 
 class TicketCreate(_In):
     text: Text
-    ride_id: str | None = Field(None, max_length=64)
+    ride_id: str | None = Field(
+        None, max_length=64, description="the ride it is about; its car is attached too"
+    )
+    topic: TicketTopicName | None = Field(
+        None, description="what it is about, as the in-car Help buttons offer it"
+    )
+
+
+class TicketMessageCreate(_In):
+    text: Text
+
+
+class TicketMessagePublic(BaseModel):
+    author: Literal["rider", "operator"]
+    text: str | None = Field(description="None when the entry only changed the status")
+    status: Literal["open", "answered", "closed"] = Field(
+        description="the ticket's status after this entry"
+    )
+    created_at: str
 
 
 class TicketPublic(BaseModel):
     id: int
     text: str
-    status: str
+    status: Literal["open", "answered", "closed"] = Field(
+        description="open: waiting for support; answered: support replied; closed"
+    )
     created_at: str
+    updated_at: str | None
     ride_id: str | None
     rider_id: str | None
+    rider_name: str | None
+    vehicle_id: str | None = Field(description="the ride's car when the ticket was opened")
+    topic: TicketTopicName | None
+    messages: list[TicketMessagePublic] = Field(
+        description="replies, follow-ups and closings after the opening text, oldest first"
+    )
 
 
 class RefundCreate(_In):

@@ -72,6 +72,12 @@ def _fare_of(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> Fare
     return None if stored is None else stored.fare
 
 
+def request_points(ride: Ride) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The map points a rider asked for: pick-up and drop-off."""
+    req = ride.request
+    return (req.pickup_x, req.pickup_y), (req.dropoff_x, req.dropoff_y)
+
+
 def own_ride(runtime: ServiceRuntime, rider: Rider, ride_id: str) -> Ride:
     """The rider's ride, or 404 — also for another rider's ride, so ids reveal nothing."""
     ride = runtime.store.ride(ride_id) if len(ride_id) <= 64 else None
@@ -102,6 +108,9 @@ def ride_public(
         if ride.dropoff_latlon
         else latlon(runtime, (ride.request.dropoff_x, ride.request.dropoff_y))
     )
+    pickup_at, dropoff_at = (
+        (view.pickup_curb_xy, view.dropoff_curb_xy) if view is not None else request_points(ride)
+    )
     body = RidePublic(
         id=ride.id,
         state=(view.state if view is not None else ride.state).value,
@@ -109,6 +118,8 @@ def ride_public(
         vehicle_id=view.vehicle_id if view is not None else ride.vehicle_id,
         pickup=pickup,
         dropoff=dropoff,
+        pickup_name=runtime.place_label(pickup_at),
+        dropoff_name=runtime.place_label(dropoff_at),
         requested_s=ride.request.time.time_s,
         updated_s=(events[-1].time.time_s if events else ride.updated_at.time_s),
         live=view is not None,
@@ -237,10 +248,15 @@ def receipt(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> Recei
             (ride.request.dropoff_x, ride.request.dropoff_y),
         )
         route_kind = "planned"
+    pickup_at, dropoff_at = (
+        (view.pickup_curb_xy, view.dropoff_curb_xy) if view is not None else request_points(ride)
+    )
     return ReceiptPublic(
         ride_id=ride.id,
         state=state.value,
         ended=state.terminal,
+        pickup_name=runtime.place_label(pickup_at),
+        dropoff_name=runtime.place_label(dropoff_at),
         requested_s=requested,
         picked_up_s=started,
         dropped_off_s=dropped,

@@ -10,3 +10,7 @@ class StoreError(RobotaxiError):
 
     The message is one line: what failed and what to do about it.
     """
+
+
+class TicketClosedError(StoreError):
+    """An operator replied to a closed support ticket (the rider reopens it by writing)."""

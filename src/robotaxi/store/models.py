@@ -1,4 +1,4 @@
-"""The store's tables as SQLAlchemy 2 typed ORM classes (schema revision 0003).
+"""The store's tables as SQLAlchemy 2 typed ORM classes (schema revision 0004).
 
 Times of the simulation are integer microseconds (`*_us`, as `TimePoint`); wall-clock times
 (`created_at`, `started_at`, ...) are timezone-aware UTC. Positions are map-frame metres.
@@ -150,10 +150,14 @@ class VehicleEventRow(Base):
 
 
 class SupportTicketRow(Base):
-    """A rider's (or the car's Help button's) request for a human."""
+    """A rider's (or the car's Help button's) request for a human: who, about which ride and
+    car, and where its life cycle stands (open, answered, closed)."""
 
     __tablename__ = "support_tickets"
-    __table_args__ = (Index("ix_support_tickets_status", "status"),)
+    __table_args__ = (
+        Index("ix_support_tickets_status", "status"),
+        Index("ix_support_tickets_rider_id", "rider_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ride_id: Mapped[str | None] = mapped_column(ForeignKey("rides.id"))
@@ -161,3 +165,26 @@ class SupportTicketRow(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16))
+    # --- revision 0004: nullable, tickets opened before it have none ---
+    # the ride's car when the ticket was opened (a ride may be reassigned later)
+    vehicle_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    # what it is about, when the rider chose ("lost_item", "comfort", "safety", "other")
+    topic: Mapped[str | None] = mapped_column(String(32))
+    # wall clock of the last message or status change
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SupportMessageRow(Base):
+    """Append-only log of a ticket after it was opened: replies, follow-ups and closings,
+    each with the status the ticket had after it (so the life cycle is kept, not only its
+    end)."""
+
+    __tablename__ = "support_messages"
+    __table_args__ = (Index("ix_support_messages_ticket_id", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("support_tickets.id"))
+    author: Mapped[str] = mapped_column(String(16))  # "rider" or "operator"
+    text: Mapped[str | None] = mapped_column(Text)  # None: a status change only (closing)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

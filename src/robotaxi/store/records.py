@@ -10,6 +10,7 @@ from typing import Any
 
 from robotaxi.core.time import TimePoint
 from robotaxi.core.types import RideRequest, TripEvent, TripState, VehicleEvent
+from robotaxi.store.errors import TicketClosedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +95,70 @@ class NewRide:
 
 
 class TicketStatus(enum.StrEnum):
+    """A support ticket's life cycle: OPEN (waiting for support) → ANSWERED (support replied,
+    waiting for the rider) → CLOSED. A rider's follow-up moves an answered or closed ticket
+    back to OPEN; an operator's reply moves an open one to ANSWERED; either side may close."""
+
     OPEN = "open"
+    ANSWERED = "answered"
     CLOSED = "closed"
+
+
+class TicketAuthor(enum.StrEnum):
+    RIDER = "rider"
+    OPERATOR = "operator"
+
+
+class TicketTopic(enum.StrEnum):
+    """What a ticket is about, as the in-car Help buttons offer it."""
+
+    LOST_ITEM = "lost_item"
+    COMFORT = "comfort"
+    SAFETY = "safety"
+    OTHER = "other"
+
+
+def status_after_message(status: TicketStatus, author: TicketAuthor) -> TicketStatus:
+    """The status a ticket takes when `author` writes to it (`status` is the one it had).
+
+    A rider's message (re)opens it; an operator's reply answers it, but not once closed.
+    """
+    if author is TicketAuthor.RIDER:
+        return TicketStatus.OPEN
+    if status is TicketStatus.CLOSED:
+        raise TicketClosedError(
+            "the ticket is closed: it takes a reply again once the rider writes to it"
+        )
+    return TicketStatus.ANSWERED
+
+
+@dataclass(frozen=True, slots=True)
+class TicketMessage:
+    """One entry of a ticket's log after it was opened: a reply, a follow-up or a closing
+    (`text` None), with the status the ticket had after it."""
+
+    author: TicketAuthor
+    text: str | None
+    status: TicketStatus
+    created_at: datetime  # wall clock, UTC
 
 
 @dataclass(frozen=True, slots=True)
 class SupportTicket:
+    """A ticket as stored: the opening text, who opened it about which ride and car, its
+    status and its log (oldest first)."""
+
     id: int
     text: str
     created_at: datetime  # wall clock, UTC
     status: TicketStatus
     ride_id: str | None = None
     rider_id: str | None = None
+    vehicle_id: str | None = None
+    topic: TicketTopic | None = None
+    updated_at: datetime | None = None  # last message or status change; None: none yet
+    messages: tuple[TicketMessage, ...] = ()
+    rider_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,9 @@ from robotaxi.store.records import (
     Rider,
     Run,
     SupportTicket,
+    TicketAuthor,
     TicketStatus,
+    TicketTopic,
 )
 from robotaxi.store.scope import Scope
 from robotaxi.store.unit_of_work import UnitOfWork
@@ -288,18 +290,44 @@ class Store:
             return uow.vehicle_events.latest(vehicle_id=vehicle_id, limit=limit)
 
     def create_ticket(
-        self, text: str, *, rider_id: str | None = None, ride_id: str | None = None
+        self,
+        text: str,
+        *,
+        rider_id: str | None = None,
+        ride_id: str | None = None,
+        vehicle_id: str | None = None,
+        topic: TicketTopic | None = None,
     ) -> SupportTicket:
         with self.unit_of_work("opening a support ticket") as uow:
-            return uow.tickets.create(text, rider_id=rider_id, ride_id=ride_id)
+            return uow.tickets.create(
+                text, rider_id=rider_id, ride_id=ride_id, vehicle_id=vehicle_id, topic=topic
+            )
+
+    def ticket(self, ticket_id: int) -> SupportTicket | None:
+        """One support ticket with its log, or None."""
+        with self.reading() as uow:
+            return uow.tickets.get(ticket_id)
 
     def tickets(
-        self, *, status: TicketStatus | None = None, rider_id: str | None = None
+        self,
+        *,
+        status: TicketStatus | None = None,
+        rider_id: str | None = None,
+        ride_id: str | None = None,
+        limit: int | None = None,
     ) -> list[SupportTicket]:
-        """Support tickets, oldest first, optionally only one status or one rider's."""
+        """Support tickets with their logs, oldest first, optionally only one status, one
+        rider's or one ride's, and only the latest `limit`."""
         with self.reading() as uow:
-            return uow.tickets.find(status=status, rider_id=rider_id)
+            return uow.tickets.find(status=status, rider_id=rider_id, ride_id=ride_id, limit=limit)
 
-    def set_ticket_status(self, ticket_id: int, status: TicketStatus) -> SupportTicket:
+    def add_ticket_message(self, ticket_id: int, author: TicketAuthor, text: str) -> SupportTicket:
+        """An operator's reply or a rider's follow-up; see `TicketRepository.add_message`."""
+        with self.unit_of_work("replying to a support ticket") as uow:
+            return uow.tickets.add_message(ticket_id, author, text)
+
+    def set_ticket_status(
+        self, ticket_id: int, status: TicketStatus, *, by: TicketAuthor = TicketAuthor.OPERATOR
+    ) -> SupportTicket:
         with self.unit_of_work("updating a support ticket") as uow:
-            return uow.tickets.set_status(ticket_id, status)
+            return uow.tickets.set_status(ticket_id, status, by=by)

@@ -107,6 +107,8 @@ def quote(body: RideCreate, rider: CurrentRider, runtime: RuntimeDep) -> QuotePu
         trip_m=q.trip_m,
         pickup_curb=latlon(runtime, q.pickup_curb_xy),
         dropoff_curb=latlon(runtime, q.dropoff_curb_xy),
+        pickup_name=runtime.place_label(q.pickup_curb_xy),
+        dropoff_name=runtime.place_label(q.dropoff_curb_xy),
         pickup_walk_m=q.pickup_walk_m,
         dropoff_walk_m=q.dropoff_walk_m,
         route=runtime.to_latlon(route),

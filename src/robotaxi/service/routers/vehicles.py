@@ -114,6 +114,7 @@ def car_screen(
         sim_now_s=round(live.now_s, 1),
         status=v.status,
         position=position(runtime, v),
+        place_name=runtime.gazetteer().reverse((v.x, v.y)).label,
         speed_mps=round(v.speed, 2),
         ride=ride_body,
         route=runtime.to_latlon(live.route_xy(vehicle_id)),

@@ -26,8 +26,68 @@
     return 6371000 * Math.hypot(dx, dy);
   }
 
+  // the API takes a position only (a searched place also carries its name)
+  function point(p) {
+    return { lat: p.lat, lon: p.lon };
+  }
+
   function fmt(p) {
-    return p ? `${p.lat.toFixed(5)}, ${p.lon.toFixed(5)}` : "not set";
+    if (!p) return "not set";
+    return p.name || `${p.lat.toFixed(5)}, ${p.lon.toFixed(5)}`;
+  }
+
+  // --- places: search as you type, and names for tapped points -------------------------
+  let searchSeq = 0;
+  let searchTimer = null;
+
+  async function searchPlaces() {
+    const q = $("place-search").value.trim();
+    const seq = ++searchSeq;
+    const list = $("place-results");
+    if (!q) {
+      list.innerHTML = "";
+      return;
+    }
+    let found;
+    try {
+      found = await api(`/api/places?q=${encodeURIComponent(q)}&limit=6`);
+    } catch (err) {
+      if (seq === searchSeq) list.textContent = err.message;
+      return;
+    }
+    if (seq !== searchSeq) return; // a newer query is on its way
+    list.innerHTML = "";
+    if (!found.length) {
+      const li = document.createElement("li");
+      li.textContent = "No street or place of this city matches";
+      list.append(li);
+      return;
+    }
+    for (const place of found) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "place-result";
+      b.textContent = place.name;
+      b.dataset.kind = place.kind;
+      b.setAttribute("aria-label", `${place.name} (${place.kind})`);
+      b.addEventListener("click", () => {
+        list.innerHTML = "";
+        $("place-search").value = "";
+        pick({ lat: place.lat, lon: place.lon, name: place.name });
+      });
+      li.append(b);
+      list.append(li);
+    }
+  }
+
+  async function nameOf(where) {
+    try {
+      const n = await api(`/api/places/reverse?lat=${where.lat}&lon=${where.lon}`);
+      return n.name;
+    } catch (err) {
+      return null;
+    }
   }
 
   function redraw() {
@@ -57,6 +117,14 @@
     if (state.ride && !["completed", "cancelled", "interrupted"].includes(state.ride.state)) return;
     const which = document.querySelector('input[name="pick"]:checked').value;
     state[which] = where;
+    if (!where.name) {
+      nameOf(where).then((name) => {
+        if (name && state[which] === where) {
+          where.name = name;
+          $(`${which}-text`).textContent = fmt(where);
+        }
+      });
+    }
     state.quoteRoute = [];
     $("quote").textContent = "";
     if (which === "pickup") document.querySelector('input[name="pick"][value="dropoff"]').checked = true;
@@ -108,12 +176,14 @@
       const q = await api("/api/rides/quote", {
         method: "POST",
         token: token(),
-        body: { pickup: state.pickup, dropoff: state.dropoff },
+        body: { pickup: point(state.pickup), dropoff: point(state.dropoff) },
       });
       state.quoteRoute = q.route;
       $("quote").innerHTML = "";
       const dl = document.createElement("dl");
       const rows = [
+        ["From", q.pickup_name || "–"],
+        ["To", q.dropoff_name || "–"],
         ["Fare", q.fare_text],
         ["Pick-up in", q.pickup_eta_s === null ? "no free car right now" : duration(q.pickup_eta_s)],
         ["Ride time", duration(q.trip_s)],
@@ -141,7 +211,7 @@
       const ride = await api("/api/rides", {
         method: "POST",
         token: token(),
-        body: { pickup: state.pickup, dropoff: state.dropoff },
+        body: { pickup: point(state.pickup), dropoff: point(state.dropoff) },
       });
       if (!state.quoteRoute.length) await quote().catch(() => {});
       show("receipt", false);
@@ -157,6 +227,8 @@
     show("ride-panel", true);
     $("ride-status").textContent = STATE_TEXT[ride.state] || ride.state;
     $("ride-status").dataset.state = ride.state;
+    $("ride-from").textContent = ride.pickup_name || "–";
+    $("ride-to").textContent = ride.dropoff_name || "–";
     $("ride-car").textContent = ride.vehicle_id || "–";
     $("ride-eta").textContent = ride.eta_s === null ? "–" : duration(ride.eta_s);
     const coming = ["assigned", "en_route"].includes(ride.state) && ride.vehicle && ride.pickup_curb;
@@ -221,7 +293,8 @@
     for (const r of rides) {
       const li = document.createElement("li");
       const fare = r.fare ? ` · ${r.fare.text}` : "";
-      li.textContent = `${r.id.slice(0, 13)}… ${r.state}${r.close_reason ? ` (${r.close_reason})` : ""}${fare} `;
+      const where = r.pickup_name && r.dropoff_name ? `${r.pickup_name} → ${r.dropoff_name} · ` : "";
+      li.textContent = `${where}${r.id.slice(0, 13)}… ${r.state}${r.close_reason ? ` (${r.close_reason})` : ""}${fare} `;
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = "Receipt";
@@ -239,6 +312,8 @@
     body.innerHTML = "";
     const rows = [
       ["Ride", rec.ride_id],
+      ["From", rec.pickup_name || "–"],
+      ["To", rec.dropoff_name || "–"],
       ["Outcome", rec.state + (rec.ended_by ? ` (${rec.ended_by})` : "")],
       ["Fare", rec.fare ? `${rec.fare.text} · ${rec.fare.note}` : "charged when the ride ends"],
       ["Car", rec.vehicle_id || "–"],
@@ -269,6 +344,17 @@
     if (state.abort) state.abort.abort();
     saveRider(null);
     location.reload();
+  });
+  $("place-search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(searchPlaces, 150);
+  });
+  $("place-search").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      clearTimeout(searchTimer);
+      searchPlaces();
+    }
   });
   $("get-quote").addEventListener("click", quote);
   $("book").addEventListener("click", book);

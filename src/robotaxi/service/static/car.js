@@ -81,6 +81,7 @@
       ? `Start ride: ${ride.start_blocked_reason}` : "";
     $("pull-over").disabled = !(active && ride.state === "driving");
     $("eta").textContent = ride && ride.eta_s !== null ? duration(ride.eta_s) : "–";
+    $("destination").textContent = (ride && ride.dropoff_name) || "–";
     $("speed").textContent = `${(s.speed_mps * 3.6).toFixed(0)} km/h`;
     const angle = s.steering.angle_deg;
     const wheel = $("wheel");
@@ -102,6 +103,7 @@
     if (banner.textContent !== (s.emergency_banner || "")) banner.textContent = s.emergency_banner || "";
     banner.dataset.state = s.emergency_state || "";
     $("hearing").textContent = hearingText(s.hearing);
+    $("where").textContent = s.place_name || "–";
     $("nearby-source").textContent = s.nearby_note;
     $("nearby-source").dataset.source = s.nearby_source;
     const list = $("nearby");
@@ -172,23 +174,78 @@
   $("cancel-help").addEventListener("click", () => {
     $("help-panel").hidden = true;
   });
-  $("send-help").addEventListener("click", async () => {
-    const text = $("help-text").value.trim() || `Help requested in car ${vehicleId}`;
+  // Help: a common reason files a ticket at once; "Other" asks for words first. The ride
+  // (and so the car) is attached, so support knows where the rider is.
+  async function fileTicket(text, topic) {
     try {
       const ticket = await api("/api/tickets", {
         method: "POST",
         token: token(),
-        body: { text, ride_id: screen && screen.ride ? screen.ride.id : null },
+        body: { text, topic, ride_id: screen && screen.ride ? screen.ride.id : null },
       });
-      $("help-result").textContent = `Support ticket ${ticket.id} opened: someone will contact you.`;
+      const safety = topic === "safety"
+        ? " If you are in danger, press Pull over; the car stops at the next safe place." : "";
+      $("help-result").textContent = `Support ticket ${ticket.id} sent: support will answer here and in the app.${safety}`;
       $("help-text").value = "";
+      refreshSupport();
     } catch (err) {
       $("help-result").textContent = err.message;
     }
+  }
+
+  for (const button of document.querySelectorAll("#help-topics button")) {
+    button.addEventListener("click", () => {
+      const { topic, text } = button.dataset;
+      if (!text) {
+        $("help-text").focus();
+        $("help-result").textContent = "Tell us what is wrong, then press Send to support.";
+        return;
+      }
+      const more = $("help-text").value.trim();
+      fileTicket(more ? `${text}: ${more}` : text, topic);
+    });
+  }
+  $("send-help").addEventListener("click", () => {
+    const text = $("help-text").value.trim() || `Help requested in car ${vehicleId}`;
+    fileTicket(text, "other");
   });
+
+  // Support's replies to this ride's tickets, shown to whoever sits in the car
+  const SUPPORT_STATUS = { open: "waiting for support", answered: "support replied", closed: "closed" };
+  let supportShown = "";
+  async function refreshSupport() {
+    const ride = screen && screen.ride;
+    if (!ride) return;
+    let tickets;
+    try {
+      tickets = await api(`/api/tickets?ride_id=${encodeURIComponent(ride.id)}`, { token: token() });
+    } catch (_) {
+      return; // the next round tries again
+    }
+    const lines = [];
+    for (const t of tickets) {
+      lines.push({ who: "You", text: t.text, note: SUPPORT_STATUS[t.status] || t.status });
+      for (const m of t.messages) {
+        if (m.text) lines.push({ who: m.author === "operator" ? "Support" : "You", text: m.text });
+      }
+    }
+    const key = JSON.stringify(lines);
+    if (key === supportShown) return; // the live region speaks only what is new
+    supportShown = key;
+    const list = $("support-replies");
+    list.innerHTML = "";
+    for (const line of lines) {
+      const li = document.createElement("li");
+      li.dataset.author = line.who === "Support" ? "operator" : "rider";
+      li.textContent = `${line.who}: ${line.text}${line.note ? ` (${line.note})` : ""}`;
+      list.append(li);
+    }
+    $("support-panel").hidden = lines.length === 0;
+  }
 
   map.load().then(() => {
     refresh();
     setInterval(refresh, 500);
+    setInterval(refreshSupport, 3000);
   });
 })();

@@ -129,6 +129,76 @@ const Robotaxi = (() => {
   };
 
   // --- the map -----------------------------------------------------------------------------
+  const SUFFIX = {
+    Street: "St", Avenue: "Ave", Boulevard: "Blvd", Drive: "Dr", Road: "Rd", Place: "Pl",
+    Lane: "Ln", Court: "Ct", Terrace: "Ter", Highway: "Hwy", Parkway: "Pkwy", Alley: "Aly",
+  };
+
+  // "Valencia Street" → "Valencia St"; the first of several names ("19th Avenue, CA 1")
+  function shortStreet(name) {
+    const words = String(name || "").split(/[;,]/)[0].trim().split(/\s+/).filter(Boolean);
+    if (words.length > 1 && SUFFIX[words[words.length - 1]]) words[words.length - 1] = SUFFIX[words[words.length - 1]];
+    return words.join(" ");
+  }
+
+  // One label per street name: anchored on the street nearest the middle of all its points,
+  // turned along its main direction; `extent` (degrees) is how long the street runs that way.
+  function streetLabels(roads, bounds) {
+    const kx = Math.cos(((bounds.south + bounds.north) / 2) * (Math.PI / 180));
+    const byName = new Map();
+    for (const road of roads) {
+      const text = shortStreet(road.name);
+      if (!text) continue;
+      if (!byName.has(text)) byName.set(text, []);
+      for (const p of road.line) byName.get(text).push(p);
+    }
+    const labels = [];
+    for (const [text, pts] of byName) {
+      let mx = 0;
+      let my = 0;
+      for (const [lat, lon] of pts) {
+        mx += lon * kx;
+        my += lat;
+      }
+      mx /= pts.length;
+      my /= pts.length;
+      let sxx = 0;
+      let syy = 0;
+      let sxy = 0;
+      for (const [lat, lon] of pts) {
+        const dx = lon * kx - mx;
+        const dy = lat - my;
+        sxx += dx * dx;
+        syy += dy * dy;
+        sxy += dx * dy;
+      }
+      const theta = 0.5 * Math.atan2(2 * sxy, sxx - syy); // main direction, east = 0, north up
+      const ux = Math.cos(theta);
+      const uy = Math.sin(theta);
+      let lo = Infinity;
+      let hi = -Infinity;
+      let best = pts[0];
+      let bestD = Infinity;
+      for (const p of pts) {
+        const dx = p[1] * kx - mx;
+        const dy = p[0] - my;
+        const t = dx * ux + dy * uy;
+        lo = Math.min(lo, t);
+        hi = Math.max(hi, t);
+        const d = dx * dx + dy * dy;
+        if (d < bestD) {
+          bestD = d;
+          best = p;
+        }
+      }
+      let angle = -theta; // canvas y points down
+      if (angle > Math.PI / 2) angle -= Math.PI;
+      if (angle < -Math.PI / 2) angle += Math.PI;
+      labels.push({ text, lat: best[0], lon: best[1], angle, extent: hi - lo });
+    }
+    return labels.sort((a, b) => b.extent - a.extent || (a.text < b.text ? -1 : 1));
+  }
+
   class RoadMap {
     constructor(canvas, { onPick = null, label = "Map" } = {}) {
       this.canvas = canvas;
@@ -150,6 +220,7 @@ const Robotaxi = (() => {
       const data = await api("/api/map");
       this.roads = data.roads;
       this.bounds = data.bounds;
+      this.streetLabels = streetLabels(data.roads, data.bounds);
       this.cursor = {
         lat: (this.bounds.south + this.bounds.north) / 2,
         lon: (this.bounds.west + this.bounds.east) / 2,
@@ -205,6 +276,7 @@ const Robotaxi = (() => {
       ctx.lineWidth = 2;
       ctx.lineCap = "round";
       for (const road of this.roads) this._line(road.line);
+      this._labels(f);
       for (const route of this.layers.routes) {
         ctx.strokeStyle = route.color || "#1f6feb";
         ctx.lineWidth = route.width || 4;
@@ -222,6 +294,39 @@ const Robotaxi = (() => {
         ctx.lineTo(x, y + 10);
         ctx.stroke();
       }
+    }
+
+    // Street names along their streets, longest streets first, each only where it fits
+    // along the street's drawn length and does not overlap a name already drawn.
+    _labels(f) {
+      const ctx = this.ctx;
+      ctx.font = "11px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      const boxes = [];
+      for (const label of this.streetLabels || []) {
+        const room = label.extent * f.scale;
+        if (room < 40 || boxes.length >= 250) break; // sorted by extent: none further fits
+        const width = ctx.measureText(label.text).width;
+        if (width + 16 > room) continue;
+        const [x, y] = this.toPixel(label.lat, label.lon);
+        const half = Math.abs(Math.cos(label.angle)) * width / 2 + 7;
+        const halfY = Math.abs(Math.sin(label.angle)) * width / 2 + 7;
+        const box = [x - half, y - halfY, x + half, y + halfY];
+        if (boxes.some((b) => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3])) continue;
+        boxes.push(box);
+        ctx.save();
+        ctx.translate(x, y);
+        ctx.rotate(label.angle);
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = "rgba(244, 241, 234, 0.9)";
+        ctx.strokeText(label.text, 0, 0);
+        ctx.fillStyle = "#4a463e";
+        ctx.fillText(label.text, 0, 0);
+        ctx.restore();
+      }
+      ctx.textAlign = "start";
+      ctx.textBaseline = "alphabetic";
     }
 
     _line(points) {
@@ -305,5 +410,6 @@ const Robotaxi = (() => {
     distance,
     STATE_TEXT,
     RoadMap,
+    shortStreet,
   };
 })();

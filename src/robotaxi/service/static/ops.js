@@ -1,5 +1,5 @@
 // The operations view: every car on the map, open trips, KPIs, EV yields, the stored vehicle
-// event log, support tickets.
+// event log, support tickets (reply and close).
 "use strict";
 
 (() => {
@@ -33,7 +33,7 @@
         api("/api/kpis", { token }),
         api("/api/yields", { token }),
         api("/api/vehicle-events?limit=20", { token }),
-        api("/api/tickets", { token }),
+        api("/api/tickets?limit=100", { token }),
       ]);
       $("login-panel").hidden = true;
       $("data").hidden = false;
@@ -64,19 +64,45 @@
         e.this_run ? `${Math.round(e.time_s)} s` : `${Math.round(e.time_s)} s (earlier run)`,
         e.vehicle_id, e.kind.replace(/^ev_/, "").replace(/_/g, " "), e.data.ev, e.data.trip,
       ]);
-      rows("tickets", tickets.slice().reverse(), (t) => {
-        let action = "";
-        if (t.status === "open") {
-          action = document.createElement("button");
-          action.type = "button";
-          action.textContent = "Close";
-          action.setAttribute("aria-label", `Close ticket ${t.id}`);
-          action.addEventListener("click", async () => {
+      // waiting for support first (open; a rider who feels unsafe before all), then
+      // answered, then closed; newest first in each
+      const ORDER = { open: 0, answered: 1, closed: 2 };
+      const rank = (t) => ORDER[t.status] * 2 + (t.status === "open" && t.topic === "safety" ? 0 : 1);
+      const queue = tickets.slice().reverse().sort((a, b) => rank(a) - rank(b));
+      rows("tickets", queue, (t) => {
+        const actions = document.createElement("span");
+        if (t.status !== "closed") {
+          const reply = document.createElement("button");
+          reply.type = "button";
+          reply.textContent = "Reply";
+          reply.setAttribute("aria-label", `Reply to ticket ${t.id}`);
+          reply.addEventListener("click", () => {
+            $("reply-ticket").value = String(t.id);
+            $("reply-text").focus();
+          });
+          const close = document.createElement("button");
+          close.type = "button";
+          close.textContent = "Close";
+          close.setAttribute("aria-label", `Close ticket ${t.id}`);
+          close.addEventListener("click", async () => {
             await api(`/api/tickets/${t.id}/close`, { method: "POST", token });
             refresh();
           });
+          actions.append(reply, close);
         }
-        return [t.id, t.text, t.ride_id, t.status, action];
+        const log = document.createElement("ul");
+        log.className = "plain";
+        const entries = [{ author: "rider", text: t.text }, ...t.messages];
+        for (const m of entries) {
+          const li = document.createElement("li");
+          li.textContent = m.text === null
+            ? `${m.author === "operator" ? "closed by support" : "closed by the rider"}`
+            : `${m.author === "operator" ? "support" : "rider"}: ${m.text}`;
+          log.append(li);
+        }
+        const where = [t.ride_id ? `ride ${t.ride_id}` : null, t.vehicle_id ? `car ${t.vehicle_id}` : null]
+          .filter(Boolean).join(" · ");
+        return [t.id, t.rider_name || t.rider_id, where || null, t.topic ? t.topic.replace(/_/g, " ") : null, t.status, log, actions];
       });
       rows("cars", cars, (c) => [c.vehicle_id, c.status.replace(/_/g, " "), `${(c.speed_mps * 3.6).toFixed(0)} km/h`, c.trip_id]);
     } catch (err) {
@@ -114,6 +140,22 @@
       $("refund-result").textContent = `Ride ${done.ride_id}: fare ${done.fare.text}`;
     } catch (err) {
       $("refund-result").textContent = err.message;
+    }
+  });
+  $("reply-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const ticketId = Number.parseInt($("reply-ticket").value, 10);
+    try {
+      const done = await api(`/api/tickets/${ticketId}/messages`, {
+        method: "POST",
+        token: operatorToken(),
+        body: { text: $("reply-text").value },
+      });
+      $("reply-result").textContent = `Reply sent: ticket ${done.id} is ${done.status}.`;
+      $("reply-text").value = "";
+      refresh();
+    } catch (err) {
+      $("reply-result").textContent = err.message;
     }
   });
   $("sign-out").addEventListener("click", () => {
