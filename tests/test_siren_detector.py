@@ -121,6 +121,7 @@ def test_training_is_deterministic(tmp_path):
             validation_minutes=0.05,
             validation_scenes=1,
             n_trees=20,
+            clips_per_family=1,
         )
     assert a.read_bytes() == b.read_bytes()
     assert json.loads(a.read_text())["info"]["seed"] == 3

@@ -37,6 +37,17 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--hours", type=float, default=0.25, help="siren-free audio for false alarms")
     ev.add_argument("--model", type=Path, default=None)
     ev.add_argument("--seed", type=int, default=12345)
+    ev.add_argument(
+        "--loco",
+        action="store_true",
+        help="also run the leave-one-class-out protocol (retrains once per held-out class)",
+    )
+    ev.add_argument(
+        "--loco-hours", type=float, default=1.0, help="at-the-car audio per held-out class"
+    )
+    ev.add_argument(
+        "--loco-only", action="store_true", help="run only the leave-one-class-out protocol"
+    )
     ev.set_defaults(handler=_eval)
 
     tr = sub.add_parser("train", help="regenerate the model file (deterministic for a seed)")
@@ -45,6 +56,9 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--out", type=Path, default=None, help="model file (default: the shipped one)")
     tr.add_argument("--siren-scenes", type=int, default=None)
     tr.add_argument("--quiet-scenes", type=int, default=None)
+    tr.add_argument(
+        "--synthetic-clips", type=int, default=None, help="takes per synthetic negative family"
+    )
     tr.set_defaults(handler=_train)
 
 
@@ -189,18 +203,31 @@ def _segments(windows: list[Any]) -> list[dict[str, Any]]:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from robotaxi.autonomy.perception.siren import load_model
     from robotaxi.core.errors import ConfigError
     from robotaxi.training import siren as st
 
-    if args.trials < 1 or args.hours <= 0:
-        raise ConfigError("--trials must be ≥ 1 and --hours > 0")
+    if args.trials < 1 or args.hours <= 0 or args.loco_hours <= 0:
+        raise ConfigError("--trials must be ≥ 1, --hours and --loco-hours > 0")
     model = load_model(args.model)
     data_dir = Path(args.data_dir)
     has_data = (data_dir / "audio").is_dir()
     results: dict[str, Any] = {"data_dir": str(data_dir), "real_data": has_data}
+    if args.loco or args.loco_only:
+        from robotaxi.training import siren_loco
+
+        with _progress() as progress:
+            results["loco"] = siren_loco.evaluate_loco(
+                data_dir if has_data else None,
+                hours=args.loco_hours,
+                compare={"evaluated model (not held out)": model},
+                progress=progress,
+            )
+        _print_loco(results["loco"])
+    if args.loco_only:
+        _write(results, args.out)
+        return 0
     with _progress() as progress:
         if has_data:
             results["real"] = st.evaluate_real(data_dir, model=model, progress=progress)
@@ -219,11 +246,58 @@ def _eval(args: argparse.Namespace) -> int:
         )
         results["approach"] = st.evaluate_approach(model=model, progress=progress)
     _print_eval(results)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
-        Console(stderr=True).print(f"wrote {args.out}")
+    _write(results, args.out)
     return 0
+
+
+def _write(results: dict[str, Any], out: Path | None) -> None:
+    from rich.console import Console
+
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1) + "\n")
+        Console(stderr=True).print(f"wrote {out}")
+
+
+def _print_loco(loco: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    hours = loco["protocol"]["at_car_hours_per_class"]
+    table = Table(
+        "held-out class",
+        "real",
+        f"at the car: false alarms/h ({hours:g} h)",
+        "raw: clips alarming",
+        "raw: windows flagged",
+        title="leave one class out (a fold trained without the class)",
+    )
+    for name, row in sorted(loco["per_class"].items()):
+        table.add_row(
+            name,
+            "real" if row["real"] else "made",
+            f"{row['at_car_false_alarms_per_hour']:.1f}",
+            f"{row['raw_clips_alarming']}/{row['raw_clips']} ({row['raw_clip_alarm_share']:.0%})",
+            f"{row['raw_window_flag_share']:.1%}",
+        )
+    summary = loco["summary"]["all"]
+    table.add_row(
+        "mean / worst",
+        "",
+        f"{summary['at_car_false_alarms_per_hour_mean']:.2f} / "
+        f"{summary['at_car_false_alarms_per_hour_max']:.1f} (target ≤ 1 / ≤ 5)",
+        f"worst {summary['raw_clip_alarm_share_max']:.0%} (target ≤ 5 %)",
+        "",
+    )
+    console = Console()
+    console.print(table)
+    sirens = loco["sirens"]
+    if sirens["clips"]:
+        by_d = ", ".join(f"{d} m {v:.2f}" for d, v in sirens["at_car_recall_by_distance"].items())
+        console.print(
+            f"real sirens held out by recording ({sirens['clips']} clips): raw recall "
+            f"{sirens['raw_recall']:.2f}; at the car {by_d} (target ≥ 0.95)"
+        )
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -312,6 +386,8 @@ def _train(args: argparse.Namespace) -> int:
         sizes["n_siren_scenes"] = args.siren_scenes
     if args.quiet_scenes is not None:
         sizes["n_quiet_scenes"] = args.quiet_scenes
+    if args.synthetic_clips is not None:
+        sizes["clips_per_family"] = args.synthetic_clips
     if any(v < 1 for v in sizes.values()):
         raise ConfigError("scene counts must be ≥ 1")
     with _progress() as progress:

@@ -68,6 +68,14 @@ class SirenModel:
     Tree t's node n tests `features[feature[t, n]] <= threshold[t, n]` and goes to
     `left[t, n]` or `right[t, n]`; a leaf points to itself on both sides and holds
     `value[t, n]`. The logit is `baseline` plus one leaf value per tree.
+
+    `envelope_lo`/`envelope_hi` (optional, per feature) bound what sirens look like: the
+    range of the training sirens' windows, widened by a margin (chosen with the decision rule
+    on validation audio: too tight a margin zeroes a siren's first windows, whose features are
+    not yet settled, and delays detection). A window outside it on any
+    feature has probability 0, however the trees score it — trees extrapolate freely into
+    the parts of feature space no training sound reached, and a sound nobody trained on
+    lands there; a siren does not.
     """
 
     feature_names: tuple[str, ...]
@@ -82,6 +90,8 @@ class SirenModel:
     on_threshold: float = 0.7
     off_threshold: float = 0.4
     info: dict[str, Any] | None = None
+    envelope_lo: FloatArray | None = None
+    envelope_hi: FloatArray | None = None
     # the trees flattened, children as flat indices: a walk is a few gathers (hot path)
     _flat: tuple[npt.NDArray[Any], ...] = dataclasses.field(
         init=False, repr=False, compare=False, default=()
@@ -108,6 +118,12 @@ class SirenModel:
             node = roots
             for _ in range(self.depth):
                 node = np.where(x[feature[node]] <= threshold[node], left[node], right[node])
+            if (
+                self.envelope_lo is not None
+                and self.envelope_hi is not None
+                and not bool(np.all((x >= self.envelope_lo) & (x <= self.envelope_hi)))
+            ):
+                return np.asarray(0.0)
             one = min(max(self.baseline + float(value[node].sum()), -40.0), 40.0)
             return np.asarray(1.0 / (1.0 + math.exp(-one)))
         rows = np.atleast_2d(x)
@@ -119,7 +135,13 @@ class SirenModel:
             node = np.where(go_left, left[node], right[node])
         logit = self.baseline + value[node].sum(axis=1)
         p = 1.0 / (1.0 + np.exp(-np.clip(logit, -40.0, 40.0)))
+        if self.envelope_lo is not None and self.envelope_hi is not None:
+            inside = np.all((rows >= self.envelope_lo) & (rows <= self.envelope_hi), axis=1)
+            p = np.where(inside, p, 0.0)
         return p if x.ndim == 2 else p[0]
+
+    def with_envelope(self, lo: FloatArray | None, hi: FloatArray | None) -> SirenModel:
+        return dataclasses.replace(self, envelope_lo=lo, envelope_hi=hi)
 
     def with_decision(self, smooth_windows: int, on: float, off: float) -> SirenModel:
         return dataclasses.replace(
@@ -145,6 +167,16 @@ class SirenModel:
                 "off_threshold": self.off_threshold,
             },
             "info": self.info or {},
+            **(
+                {
+                    "envelope": {
+                        "lo": self.envelope_lo.tolist(),
+                        "hi": self.envelope_hi.tolist(),
+                    }
+                }
+                if self.envelope_lo is not None and self.envelope_hi is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -152,17 +184,27 @@ class SirenModel:
         if data.get("format") != MODEL_FORMAT:
             raise ConfigError("siren model file has an unknown format; run `robotaxi siren train`")
         names = tuple(data["feature_names"])
-        if names != FEATURE_NAMES:
+        unknown = [n for n in names if n not in FEATURE_NAMES]
+        if unknown:
             raise ConfigError(
-                "siren model was trained on other features than this code computes; "
+                f"siren model uses features this code does not compute ({unknown[0]}, …); "
                 "run `robotaxi siren train`"
             )
         trees = data["trees"]
         decision = data.get("decision", {})
+        # a model of an earlier feature set (a subset, each computed as today) reads its
+        # features from today's vector: remap its indices
+        where = np.array([FEATURE_NAMES.index(n) for n in names], dtype=np.int64)
+        lo = hi = None
+        if "envelope" in data:  # per feature of the file's list: unbounded where absent
+            lo = np.full(len(FEATURE_NAMES), -np.inf)
+            hi = np.full(len(FEATURE_NAMES), np.inf)
+            lo[where] = np.asarray(data["envelope"]["lo"], dtype=np.float64)
+            hi[where] = np.asarray(data["envelope"]["hi"], dtype=np.float64)
         return cls(
-            feature_names=names,
+            feature_names=FEATURE_NAMES,
             baseline=float(data["baseline"]),
-            feature=np.asarray(trees["feature"], dtype=np.int64),
+            feature=where[np.asarray(trees["feature"], dtype=np.int64)],
             threshold=np.asarray(trees["threshold"], dtype=np.float64),
             left=np.asarray(trees["left"], dtype=np.int64),
             right=np.asarray(trees["right"], dtype=np.int64),
@@ -172,6 +214,8 @@ class SirenModel:
             on_threshold=float(decision.get("on_threshold", 0.7)),
             off_threshold=float(decision.get("off_threshold", 0.4)),
             info=data.get("info"),
+            envelope_lo=lo,
+            envelope_hi=hi,
         )
 
     def save(self, path: Path = MODEL_PATH) -> None:

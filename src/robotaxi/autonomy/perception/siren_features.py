@@ -58,6 +58,9 @@ _SIDE_OFFSETS = np.concatenate([np.arange(-8, -2), np.arange(3, 9)])
 _HARMONIC_OFFSETS = np.arange(-2, 3)
 _HARMONICS = np.array([1.0, 2.0, 3.0])
 _N_BAND = BAND.stop - BAND.start
+_HIGH = slice(round(2500 / BIN_HZ), round(7500 / BIN_HZ))
+ONSET_DB = 6.0  # a rise of the broadband level within 30 ms that counts as an onset
+ONSET_LAG = 3
 _MIDDLE = [(_N_BAND - 1) // 2, _N_BAND // 2]
 BEARING_COARSE_STEP = 4  # directions (1° each) between the coarse search's candidates
 _ITEM = np.dtype(np.float64).itemsize
@@ -86,6 +89,17 @@ FEATURE_NAMES: tuple[str, ...] = (
     "subharmonic_median_db",
     "long_same_pitch_gap_s",
     "frequency_log",
+    # what else sounds: a siren is one tone (and its harmonics), sustained and steady in
+    # level; music has several tones at once, birds sing above 2 kHz in short notes, clicks
+    # and claps are onsets
+    "dominance_median_db",
+    "high_fraction_median",
+    "onset_fraction",
+    "broadband_iqr_db",
+    "long_longest_run_fraction",
+    # notes: a melody holds several pitches in turn, a hi-lo two, a wail or yelp none
+    "long_pitch_levels",
+    "long_steady_fraction",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -102,6 +116,9 @@ class FrameTrack:
     flatness: FloatArray  # spectral flatness of the band (0 tone … 1 white)
     band_fraction: FloatArray  # band power / power above 100 Hz
     level_db: FloatArray  # tone + 2nd + 3rd harmonic power, dB re 1 (input units²)
+    dominance_db: FloatArray  # peak over the strongest band bin off the tone and harmonics
+    high_fraction: FloatArray  # power 2.5–7.5 kHz / power above 100 Hz
+    broadband_db: FloatArray  # power above 100 Hz, dB re 1
     peak_bin: npt.NDArray[np.int64]  # FFT bin of the peak
 
 
@@ -146,6 +163,13 @@ def frame_track(power: FloatArray) -> FrameTrack:
     per_harmonic = power[rows[:, None, None], kh[:, :, None] + _NEIGHBOURS].sum(axis=2)
     tone = per_harmonic[:, 0] + per_harmonic[:, 1] + per_harmonic[:, 2]
     level = 10.0 * np.log10(tone + _EPS)
+    # the strongest band bin away (≥ 4 bins) from the tone and its 2nd and 3rd harmonics:
+    # a chord's other notes, a voice's other harmonics (at 1.5·f), a second bird
+    kb = (kh[:, 0:1] - BAND.start, kh[:, 1:2] - BAND.start, kh[:, 2:3] - BAND.start)
+    cols = np.arange(n_band)[None, :]
+    off_tone = (np.abs(cols - kb[0]) > 3) & (np.abs(cols - kb[1]) > 3) & (np.abs(cols - kb[2]) > 3)
+    other = np.where(off_tone, log_band, -200.0).max(axis=1)
+    high = power[:, _HIGH].sum(axis=1)
     return FrameTrack(
         freq,
         peak - median,
@@ -155,6 +179,9 @@ def frame_track(power: FloatArray) -> FrameTrack:
         flatness,
         band_fraction,
         level,
+        peak - other,
+        high / total,
+        10.0 * np.log10(total),
         k + BAND.start,
     )
 
@@ -207,9 +234,16 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
                 track.flatness,
                 track.band_fraction,
                 track.subharmonic_db,
+                track.dominance_db,
+                track.high_fraction,
+                track.broadband_db,
             ]
         ),
         axis=1,
+    )
+    bb = track.broadband_db
+    onsets = np.count_nonzero(bb[ONSET_LAG:] - bb[:-ONSET_LAG] > ONSET_DB) / max(
+        len(bb) - ONSET_LAG, 1
     )
     return np.array(
         [
@@ -236,6 +270,13 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
             _same_pitch_gap_s(long_freq, l_tonal),
             # where the tone is: sirens sound at 0.5–1.8 kHz, brake squeal mostly above
             math.log(median_of(f[tonal])) if n_tonal else 0.0,
+            _quantile(per_frame[6], 0.5),
+            _quantile(per_frame[7], 0.5),
+            onsets,
+            _quantile(per_frame[8], 0.75) - _quantile(per_frame[8], 0.25),
+            _longest_run(l_tonal) / n_long if n_long else 0.0,
+            _pitch_levels(lt),
+            _steady_fraction(long_freq, l_tonal),
         ]
     )
 
@@ -313,6 +354,41 @@ def _same_pitch_gap_s(freq: FloatArray, tonal: npt.NDArray[np.bool_]) -> float:
         if abs(after - before) < 0.03 * before:
             best = gap
     return best * FRAME_HOP / SAMPLE_RATE_HZ
+
+
+def _pitch_levels(freq: FloatArray) -> float:
+    """How many pitches (±3 %) each hold ≥ 12 % of the tonal frames (0 for < 30 frames)."""
+    if len(freq) < 30:
+        return 0.0
+    bins = np.maximum(np.floor(np.log(freq / BAND_LO_HZ) / 0.03).astype(int) + 2, 0)
+    counts = np.bincount(bins)
+    merged = counts + np.concatenate([counts[1:], [0]])
+    levels = 0
+    for _ in range(6):
+        top = int(np.argmax(merged))
+        if merged[top] < 0.12 * len(freq):
+            break
+        levels += 1
+        merged[max(top - 2, 0) : top + 3] = 0
+    return float(levels)
+
+
+def _steady_fraction(freq: FloatArray, tonal: npt.NDArray[np.bool_]) -> float:
+    """Share of frames tonal now and 60 ms ago within 1 % of the same pitch (a held note)."""
+    lag = SMOOTH_LAG
+    if len(freq) <= lag:
+        return 0.0
+    both = tonal[lag:] & tonal[:-lag]
+    steady = both & (np.abs(freq[lag:] - freq[:-lag]) < 0.01 * freq[lag:])
+    return np.count_nonzero(steady) / len(both)
+
+
+def _longest_run(flags: npt.NDArray[np.bool_]) -> int:
+    """Length of the longest run of True."""
+    if not flags.any():
+        return 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return int((edges[1::2] - edges[::2]).max())
 
 
 def _two_tone_share(freq: FloatArray) -> float:
@@ -567,7 +643,18 @@ class StreamingFrontEnd:
         rows = np.concatenate(self._hop_rows, axis=1)[:, -FRAMES_PER_WINDOW:]
         peaks = np.concatenate(self._hop_bins)[-FRAMES_PER_WINDOW:]
         win = FrameTrack(
-            rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7], peaks
+            rows[0],
+            rows[1],
+            rows[2],
+            rows[3],
+            rows[4],
+            rows[5],
+            rows[6],
+            rows[7],
+            rows[8],
+            rows[9],
+            rows[10],
+            peaks,
         )
         hist = self._history  # a fresh array every hop: views of it stay valid
         feats = window_features(win, hist[0, -LONG_FRAMES:], hist[1, -LONG_FRAMES:])
