@@ -310,10 +310,14 @@ def test_cancellation_fee_after_the_car_waited_and_operator_refunds(client: Test
     assert refunded.status_code == 200, refunded.text
     assert refunded.json()["fare"]["refunded_cents"] == 200
     assert refunded.json()["fare"]["text"] == "$5.00 (refunded $2.00)"
+    # cents are whole JSON numbers: 1.0 is one cent (JSON Schema's integer), true or "1" or
+    # 1.5 are not
+    for bad in (True, "1", 1.5):
+        assert client.post(url, json={"cents": bad, "reason": why}, headers=OP).status_code == 422
     # refunds add up to the fare at most
     too_much = client.post(url, json={"cents": 301, "reason": why}, headers=OP)
     assert too_much.status_code == 409 and "$3.00 left" in too_much.json()["detail"]
-    rest = client.post(url, json={"cents": 300, "reason": why}, headers=OP).json()["fare"]
+    rest = client.post(url, json={"cents": 300.0, "reason": why}, headers=OP).json()["fare"]
     assert (rest["cents"], rest["refunded_cents"]) == (500, 500)
     history = client.get("/api/rides", headers=me).json()
     assert history[0]["id"] == ride_id and history[0]["fare"]["refunded_cents"] == 500

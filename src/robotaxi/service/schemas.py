@@ -370,9 +370,16 @@ class TicketPublic(BaseModel):
     )
 
 
+def _whole_number(value: Any) -> Any:
+    """A JSON number (354 or 354.0, as JSON Schema's integer allows), never true or "354"."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number of cents (a JSON number)")
+    return value
+
+
 class RefundCreate(_In):
-    cents: int = Field(
-        ge=1, le=100_000_000, strict=True, description="how much to refund, in cents"
+    cents: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        ge=1, le=100_000_000, description="how much to refund, in cents"
     )
     reason: Text = Field(description="why, for the record")
 
