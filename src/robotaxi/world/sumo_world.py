@@ -520,11 +520,11 @@ class SumoWorld:
                 continue
             since = slow.setdefault(vid, now)
             if now - since >= wait and now - self._rerouted_at.get(vid, -wait) >= wait:
-                self._rerouted_at[vid] = now
                 try:
                     libsumo.vehicle.rerouteTraveltime(vid, False)
                 except libsumo.TraCIException:
                     continue  # e.g. inside a junction: try again at the next check
+                self._rerouted_at[vid] = now
                 self.stats.stuck_reroutes += 1
 
     # --- stepping -----------------------------------------------------------------------
