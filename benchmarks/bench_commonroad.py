@@ -1,25 +1,36 @@
-"""Peer benchmark on CommonRoad scenarios: our planner (PDM) against the IDM baseline.
+"""Peer benchmark on CommonRoad scenarios: our planner (PDM), the IDM baseline, and two peers.
 
 Each scenario in ../shared/data/commonroad (tum-bsd, hand-crafted, ngsim) is driven closed
-loop by our autonomy stack twice in the same run — once with `PdmPlanner`, once with the
+loop four times in the same run: by our autonomy stack with `PdmPlanner`, by it with the
 `IdmPlanner` lane-following baseline — with the scenario's recorded obstacles replayed as
-ground truth for the cameras (robotaxi.sim.commonroad). CommonRoad's own tools judge each
+ground truth for the cameras (robotaxi.sim.commonroad) — and by two peers re-planning every
+step the same way: the CommonRoad reactive planner (`reactive`) and Frenetix (`frenetix`, in
+its own Python 3.10 virtualenv, made on first use; robotaxi.sim.commonroad_peers says how
+each is configured and what was adapted). A peer's crash or time-out is its failure, listed
+with its cause; no scenario is dropped. CommonRoad's own tools judge each
 trajectory: goal reached (`GoalRegion.is_reached`), collision-free (drivability checker),
 kinematically feasible (`trajectory_feasibility`, KS model). Success = all three.
 The interactive-ngsim scenarios are skipped: their files hold no recorded traffic (SUMO
 supplies it interactively), so a non-interactive run would drive an empty road.
 
-    .venv/bin/python benchmarks/bench_commonroad.py [--limit N] [--data DIR]
+    .venv/bin/python benchmarks/bench_commonroad.py [--limit N] [--data DIR] [--jobs N]
+        [--planners pdm,idm,reactive,frenetix] [--scenario NAME ...] [--render DIR]
 
 writes benchmarks/results/commonroad.json and commonroad.md, with the per-scenario changes
-against the previous results file (or `--previous FILE`). `--render-only` rewrites both
-from the existing JSON (e.g. after `--previous` changed) without driving anything.
+against the previous results file (or `--previous FILE`); a run limited to some scenarios or
+planners writes only where `--out` says. `--render DIR` draws each scenario's four paths as
+DIR/NAME.png. Each finished scenario is also appended to OUT/commonroad.progress.jsonl, and
+`--from-progress` summarises that file (a run cut short, labelled partial). `--examples`
+runs each peer on its package's own example scenario with its example settings and adds
+that to the results. `--render-only` rewrites both files from the existing JSON (e.g. after
+`--previous` changed) without driving anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import sys
 import time
@@ -32,21 +43,53 @@ from typing import Any
 import numpy as np
 
 from robotaxi.autonomy.stack import IdmPlanner, PdmPlanner, Planner
+from robotaxi.autonomy.vehicle import IPACE, VehicleParams
 from robotaxi.core.errors import RobotaxiError
 from robotaxi.sim.commonroad import (
     FEASIBILITY_VEHICLE,
     MAX_DURATION_S,
+    CrProblem,
     evaluate,
     load_problem,
     run,
     scenario_files,
+)
+from robotaxi.sim.commonroad_peers import (
+    BMW_320I,
+    EXAMPLE_SCENARIO,
+    FRENETIX_VERSION,
+    PeerError,
+    frenetix_python,
+    no_run,
+    reactive_example_config,
+    run_frenetix,
+    run_reactive,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data" / "commonroad"
 FOLDERS = ("hand-crafted", "tum-bsd", "ngsim")
-PLANNERS: dict[str, type[Planner]] = {"pdm": PdmPlanner, "idm": IdmPlanner}
+OURS: dict[str, type[Planner]] = {"pdm": PdmPlanner, "idm": IdmPlanner}
+PLANNERS = ("pdm", "idm", "reactive", "frenetix")
+PEER_NOTE = (
+    "Peers: `reactive` = commonroad-reactive-planner 2025.1 (package defaults: 6 s horizon, "
+    "±3 m lateral samples, 4 sampling levels, desired speed from the goal; route from "
+    "commonroad-route-planner), `frenetix` = frenetix-motion-planner "
+    f"{FRENETIX_VERSION} (its repository's recommended configuration: 3 s horizon, C++ "
+    "core), in its own Python 3.10 virtualenv with commonroad-io 2023.2, one server process "
+    "per scenario over a pipe. Adapted for both: re-planning every 0.1 s step (their examples "
+    "re-plan every 3rd), the ego moves to the plan's next state (their own loop: perfect "
+    "tracking), the I-PACE's size and axle positions with the BMW 320i's limits (the car the "
+    "checker judges), multiprocessing, plots and logs off. Both see the recorded future of "
+    "the obstacles (the reactive planner's collision checker is built from the scenario, as "
+    "in its example; Frenetix's prediction is `ground_truth` instead of WaleNet, whose torch "
+    "dependency is not installed). Frenetix's wheel lacks its harm_parameters.json: a "
+    "monotone stand-in, read only to reject samples leaving the road. Planning ms for a peer "
+    "is its planning call; step ms adds the hand-over (for Frenetix the pipe's round trip). "
+    "A peer gets 600 s of wall time per scenario (10× real time for the longest, 60 s "
+    "problems) and 30 s per Frenetix answer; past that it is stopped, a time-out."
+)
 SEED = 0
 # what changed in the adapter (robotaxi.sim.commonroad*) since earlier results files, for
 # the reader comparing runs
@@ -81,7 +124,37 @@ def _percentile_ms(values: list[float], q: float) -> float | None:
     return round(1000.0 * float(np.percentile(values, q)), 2) if values else None
 
 
-def _one(path: Path) -> dict[str, Any]:
+def _verdict_row(
+    problem: CrProblem, out: Any, failure: str | None, params: VehicleParams = IPACE
+) -> dict[str, Any]:
+    verdict = evaluate(problem, out.trajectory, params=params)
+    reasons = list(verdict.failure_reasons)
+    if failure is not None:
+        reasons.append("planner_failed")
+    stack = list(out.stack_time_s)
+    return {
+        "success": verdict.success and failure is None,
+        "goal_reached": verdict.goal_reached,
+        "goal_step": verdict.goal_step,
+        "collision": verdict.collision,
+        "collision_step": verdict.collision_step,
+        "struck_from_behind": verdict.struck_from_behind,
+        "feasible": verdict.feasible,
+        "infeasible_step": verdict.infeasible_step,
+        "failure_reasons": reasons,
+        "failure": failure,
+        "steps_driven": len(out.states) - 1,
+        "step_ms_mean": round(1000 * float(np.mean(stack)), 2) if stack else None,
+        "step_ms_max": round(1000 * float(np.max(stack)), 2) if stack else None,
+        # pooled over all scenarios in the summary, then dropped from the file
+        "_stack_s": stack,
+        "_planner_s": list(out.planner_time_s),
+        "_states": out.states,
+    }
+
+
+def _one(path: Path, planners: tuple[str, ...], frenetix: Path | str | None) -> dict[str, Any]:
+    """All `planners` on one scenario; `frenetix` is its Python, or why it is unavailable."""
     row: dict[str, Any] = {"scenario": path.stem, "folder": path.parent.name}
     try:
         problem = load_problem(path)
@@ -91,27 +164,52 @@ def _one(path: Path) -> dict[str, Any]:
     row["steps"] = problem.last_step - problem.first_step
     row["route_reaches_goal_lanelet"] = problem.route.reaches_goal
     row["lane_changes_on_route"] = int(sum(problem.route.lane_changes))
-    for name, cls in PLANNERS.items():
-        out = run(problem, cls(), seed=SEED)
-        verdict = evaluate(problem, out.trajectory)
-        row[name] = {
-            "success": verdict.success,
-            "goal_reached": verdict.goal_reached,
-            "goal_step": verdict.goal_step,
-            "collision": verdict.collision,
-            "collision_step": verdict.collision_step,
-            "struck_from_behind": verdict.struck_from_behind,
-            "feasible": verdict.feasible,
-            "infeasible_step": verdict.infeasible_step,
-            "failure_reasons": list(verdict.failure_reasons),
-            "steps_driven": len(out.states) - 1,
-            "step_ms_mean": round(1000 * float(np.mean(out.stack_time_s)), 2),
-            "step_ms_max": round(1000 * float(np.max(out.stack_time_s)), 2),
-            # pooled over all scenarios in the summary, then dropped from the file
-            "_stack_s": list(out.stack_time_s),
-            "_planner_s": list(out.planner_time_s),
-        }
+    row["_problem"] = problem
+    for name in planners:
+        if name in OURS:
+            row[name] = _verdict_row(problem, run(problem, OURS[name](), seed=SEED), None)
+        elif name == "reactive":
+            out = run_reactive(problem)
+            row[name] = _verdict_row(problem, out, out.failure)
+        elif isinstance(frenetix, Path):
+            out = run_frenetix(problem, path, frenetix)
+            row[name] = _verdict_row(problem, out, out.failure)
+        else:  # no Frenetix environment: its failure on every scenario, with the cause
+            out = no_run(name, problem, f"unavailable: {frenetix}")
+            row[name] = _verdict_row(problem, out, out.failure)
     return row
+
+
+def _examples(data: Path, frenetix: Path | str | None) -> dict[str, Any]:
+    """Each peer on its package's own example scenario with its example settings and car
+    (the BMW 320i, which the checker then judges): does it reproduce its example?"""
+    path = scenario_files(data, FOLDERS)
+    path = [f for f in path if f.stem == EXAMPLE_SCENARIO]
+    problem = load_problem(path[0])
+    out: dict[str, Any] = {
+        "scenario": EXAMPLE_SCENARIO,
+        "steps": problem.last_step - problem.first_step,
+    }
+    reactive = run_reactive(problem, config=reactive_example_config(problem), params=BMW_320I)
+    out["reactive"] = _verdict_row(problem, reactive, reactive.failure, BMW_320I)
+    if isinstance(frenetix, Path):
+        fx = run_frenetix(problem, path[0], frenetix, params=BMW_320I)
+    else:
+        fx = no_run("frenetix", problem, f"unavailable: {frenetix}", BMW_320I)
+    out["frenetix"] = _verdict_row(problem, fx, fx.failure, BMW_320I)
+    for name in ("reactive", "frenetix"):
+        plan = out[name].pop("_planner_s")
+        out[name]["planner_ms_mean"] = round(1000 * float(np.mean(plan)), 2) if plan else None
+        del out[name]["_stack_s"], out[name]["_states"]
+    return out
+
+
+def _cause_kind(failure: str) -> str:
+    """A planner failure's kind: crash, time-out, no trajectory or unavailable."""
+    for kind in ("crash", "time-out", "unavailable"):
+        if failure.startswith(kind):
+            return kind
+    return "no trajectory" if failure.startswith("no ") else "other"
 
 
 def _summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -120,6 +218,9 @@ def _summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
     stack = [t for r in runs for t in r["_stack_s"]]
     plan = [t for r in runs for t in r["_planner_s"]]
     reasons: Counter[str] = Counter(x for r in runs for x in r["failure_reasons"])
+    causes: Counter[str] = Counter(
+        _cause_kind(str(r["failure"])) for r in runs if r.get("failure") is not None
+    )
 
     def pct(key: str) -> float:
         return round(100.0 * sum(bool(r[key]) for r in runs) / n, 1) if n else 0.0
@@ -133,6 +234,7 @@ def _summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
         "goal_reached_pct": pct("goal_reached"),
         "feasible_pct": pct("feasible"),
         "failures_by_reason": dict(sorted(reasons.items())),
+        "planner_failures": dict(sorted(causes.items())),
         "step_ms_mean": round(1000 * float(np.mean(stack)), 2) if stack else None,
         "step_ms_median": _percentile_ms(stack, 50),
         "step_ms_p99": _percentile_ms(stack, 99),
@@ -183,6 +285,15 @@ def _markdown(result: dict[str, Any]) -> str:
     lines = [
         "# CommonRoad peer benchmark",
         "",
+        *(
+            [
+                f"**Partial run**: planners {', '.join(result.get('planners', []))} on the "
+                f"{result['scenario_count']} scenarios listed below only.",
+                "",
+            ]
+            if result.get("partial")
+            else []
+        ),
         f"Scenarios: {result['scenario_count']} from ../shared/data/commonroad "
         f"({', '.join(FOLDERS)}; interactive-ngsim skipped, see below); "
         f"skipped: {len(result['skipped'])}. Seed {SEED}. Judged by commonroad-io 2024.3 "
@@ -196,19 +307,22 @@ def _markdown(result: dict[str, Any]) -> str:
         "first contact is behind its centre and drives the same way.",
         "",
         "| planner | success % | collisions (struck from behind) | goal reached % | feasible % "
-        "| step ms mean | step ms median | step ms p99 | planner ms mean | planner ms p99 "
+        "| planning ms mean | planning ms p99 | step ms mean | step ms p99 | planner failed "
         "| failures |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in PLANNERS:
+        if name not in s:
+            continue
         m = s[name]
         fails = ", ".join(f"{k} {v}" for k, v in m["failures_by_reason"].items()) or "—"
+        causes = ", ".join(f"{k} {v}" for k, v in m.get("planner_failures", {}).items()) or "—"
         lines.append(
             f"| {name} | {m['success_pct']} ({m['successes']}/{m['scenarios']}) | "
             f"{m['collisions']} ({m['collisions_struck_from_behind']}) | "
             f"{m['goal_reached_pct']} | {m['feasible_pct']} | "
-            f"{m['step_ms_mean']} | {m['step_ms_median']} | {m['step_ms_p99']} | "
-            f"{m['planner_ms_mean']} | {m['planner_ms_p99']} | {fails} |"
+            f"{m['planner_ms_mean']} | {m['planner_ms_p99']} | "
+            f"{m['step_ms_mean']} | {m['step_ms_p99']} | {causes} | {fails} |"
         )
     lines += [
         "",
@@ -222,8 +336,15 @@ def _markdown(result: dict[str, Any]) -> str:
         "goal region with the goal's velocity interval as the target near the goal; both "
         "planners get the same route, obstacles, cameras (same seed) and controller.",
         "",
-        "Step time = one whole stack tick (cameras, tracking, prediction, planning, control), "
-        f"wall clock on this machine ({result['machine']}), shared with other work.",
+        *([result["run_note"], ""] if result.get("run_note") else []),
+        "Step time for ours = one whole stack tick (cameras, tracking, prediction, planning, "
+        f"control), wall clock on this machine ({result['machine']}, 2 cores), shared with "
+        f"other work and with {result.get('jobs', 1)} scenarios driven at once, so every "
+        "time here is inflated by waiting for a core, the peers' (100s of ms) most in absolute "
+        "terms; "
+        "planning ms = the planner stage alone (ours) or the peer's planning call.",
+        "",
+        PEER_NOTE,
         "",
         f"Adapter changes: {ADAPTER_NOTES}",
         "",
@@ -238,12 +359,12 @@ def _markdown(result: dict[str, Any]) -> str:
             "| planner | success then | now | collisions then | now |",
             "|---|---|---|---|---|",
         ]
-        for name in PLANNERS:
+        for name in (n for n in PLANNERS if n in s):
             then, now = prev["summary"].get(name, {}), s[name]
+            was = f"{then['successes']}/{then['scenarios']}" if then else "— (not run)"
             lines.append(
-                f"| {name} | {then.get('successes')}/{then.get('scenarios')} | "
-                f"{now['successes']}/{now['scenarios']} | {then.get('collisions')} | "
-                f"{now['collisions']} |"
+                f"| {name} | {was} | {now['successes']}/{now['scenarios']} | "
+                f"{then.get('collisions', '—')} | {now['collisions']} |"
             )
         lines += ["", "| scenario | planner | then | now |", "|---|---|---|---|"]
         lines += [
@@ -251,18 +372,52 @@ def _markdown(result: dict[str, Any]) -> str:
             for c in prev["changes"]
         ]
         lines.append("")
-    lines += [
-        "## Per scenario (S success, G goal, C collision, F feasible)",
-        "",
-        "| scenario | steps | pdm | idm |",
-        "|---|---|---|---|",
-    ]
-
-    for row in result["scenarios"]:
-        if "pdm" in row:
+    ex = result.get("examples")
+    if ex:
+        lines += [
+            f"## The peers' own example ({ex['scenario']}, {ex['steps']} steps)",
+            "",
+            "Both packages ship this scenario as their example. Run here with each one's "
+            "example settings and car (reactive planner: its example YAML — 2 s horizon "
+            "re-planned every 3rd step, t_min 1 s; Frenetix: its recommended configuration "
+            "as in the table above; both the BMW 320i, judged as a BMW 320i) "
+            "(`--examples`, run at " + ex.get("run_utc", "?") + "):",
+            "",
+            "| planner | flags | goal step | collision step | infeasible from step "
+            "| planning ms mean | failure |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name in ("reactive", "frenetix"):
+            r = ex[name]
             lines.append(
-                f"| {row['scenario']} | {row['steps']} | {flags(row['pdm'])} | "
-                f"{flags(row['idm'])} |"
+                f"| {name} | {flags(r)} | {r['goal_step']} | {r['collision_step']} | "
+                f"{r['infeasible_step']} | {r['planner_ms_mean']} | {r['failure'] or '—'} |"
+            )
+        lines.append("")
+    names = [n for n in PLANNERS if n in s]
+    lines += [
+        "## Per scenario (S success, G goal, C collision, F feasible; ! the planner failed)",
+        "",
+        "| scenario | steps | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for row in result["scenarios"]:
+        cells = [flags(row[n]) + ("!" if row[n].get("failure") else "") for n in names]
+        lines.append(f"| {row['scenario']} | {row['steps']} | " + " | ".join(cells) + " |")
+    failed = [(row["scenario"], n, row[n]["failure"]) for row in result["scenarios"]
+              for n in names if row[n].get("failure")]  # fmt: skip
+    if failed:
+        lines += ["", "## Planner failures (crash, time-out, no trajectory) with their cause",
+                  "", "| scenario | planner | cause |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {sc} | {n} | {cause} |" for sc, n, cause in failed]
+    ours_failed = [row for row in result["scenarios"] if "pdm" in row and not row["pdm"]["success"]]
+    if ours_failed:
+        lines += ["", "## Reproduce a scenario we fail (drives all four, draws them)", ""]
+        for row in ours_failed:
+            why = ", ".join(row["pdm"]["failure_reasons"])
+            lines.append(
+                f"- {row['scenario']} ({why}): `python benchmarks/bench_commonroad.py "
+                f"--scenario {row['scenario']} --out /tmp/cr --render /tmp/cr`"
             )
     if result["skipped"]:
         lines += ["", "Skipped:", ""]
@@ -279,13 +434,120 @@ def _markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _render(row: dict[str, Any], names: list[str], out_dir: Path) -> Path:
+    """One picture of a scenario: lanelets, the recorded obstacles' paths, and each planner's
+    path (its first collision or failure marked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problem: CrProblem = row["_problem"]
+    fig, ax = plt.subplots(figsize=(10, 7))
+    for lanelet in problem.scenario.lanelet_network.lanelets:
+        outline = np.vstack([lanelet.left_vertices, lanelet.right_vertices[::-1]])
+        ax.fill(outline[:, 0], outline[:, 1], color="0.9", ec="0.7", lw=0.5)
+    for obstacle in problem.scenario.dynamic_obstacles:
+        recorded = getattr(obstacle.prediction, "trajectory", None)
+        states = recorded.state_list if recorded is not None else []
+        xy = np.array([st.position for st in states if problem.first_step <= st.time_step
+                       <= problem.last_step])  # fmt: skip
+        if len(xy):
+            ax.plot(xy[:, 0], xy[:, 1], color="0.55", lw=0.8)
+    for name, colour in zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red"),
+                            strict=False):  # fmt: skip
+        r = row[name]
+        xy = r["_states"][:, 1:3]
+        label = f"{name}: {flags(r)}" + (f" ({r['failure']})" if r.get("failure") else "")
+        ax.plot(xy[:, 0], xy[:, 1], color=colour, lw=2, label=label[:90])
+        if r["collision_step"] is not None:
+            k = r["collision_step"] - problem.first_step
+            ax.plot(*xy[min(k, len(xy) - 1)], "x", color=colour, ms=12, mew=3)
+    ego = np.vstack([row[n]["_states"][:, 1:3] for n in names])
+    lo, hi = ego.min(axis=0) - 30.0, ego.max(axis=0) + 30.0
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(f"{row['scenario']} (S success, G goal, C collision, F feasible; x: collision)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{row['scenario']}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _drive_one(task: tuple[Path, tuple[str, ...], Path | str | None, Path | None]) -> dict:
+    """One scenario for a worker: its row (rendered if asked), ready to pickle."""
+    path, planners, frenetix, render = task
+    warnings.simplefilter("ignore")
+    row = _one(path, planners, frenetix)
+    if "skipped" not in row and render is not None:
+        row["_picture"] = str(_render(row, list(planners), render))
+    row.pop("_problem", None)
+    for name in planners:
+        if name in row:
+            row[name].pop("_states", None)
+    return row
+
+
+def _drive_all(
+    files: list[Path],
+    planners: tuple[str, ...],
+    frenetix: Path | str | None,
+    args: argparse.Namespace,
+    progress_file: Path,
+) -> tuple[list[dict[str, Any]], float]:
+    """Every scenario, `args.jobs` at a time (longest files first); each finished row is also
+    appended to `progress_file`, so a run cut short can still be summarised."""
+    order = sorted(files, key=lambda f: f.stat().st_size, reverse=True)
+    tasks = [(f, planners, frenetix, args.render) for f in order]
+    args.out.mkdir(parents=True, exist_ok=True)
+    progress_file.write_text("")
+    done: dict[str, dict[str, Any]] = {}
+    start = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for i, row in enumerate(pool.imap_unordered(_drive_one, tasks), 1):
+            done[row["scenario"]] = row
+            with progress_file.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            if "skipped" in row:
+                status = f"skipped ({row['skipped']})"
+            else:
+                status = "  ".join(
+                    f"{n}: {'ok' if row[n]['success'] else ','.join(row[n]['failure_reasons'])}"
+                    for n in planners
+                )
+                status += f"  -> {row['_picture']}" if "_picture" in row else ""
+            elapsed = time.perf_counter() - start
+            print(f"[{i:>2}/{len(files)} {elapsed:6.0f}s] {row['scenario']:<32} {status}",
+                  flush=True)  # fmt: skip
+    rows = [done[f.stem] for f in files]
+    for row in rows:
+        row.pop("_picture", None)
+    return rows, round(time.perf_counter() - start, 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenarios")
+    parser.add_argument("--scenario", action="append", default=None,
+                        help="only scenarios whose name contains this (repeatable)")  # fmt: skip
+    parser.add_argument("--planners", default=",".join(PLANNERS),
+                        help=f"comma-separated subset of {','.join(PLANNERS)}")  # fmt: skip
+    parser.add_argument("--render", type=Path, default=None,
+                        help="draw each scenario's paths as DIR/NAME.png")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--previous", type=Path, default=None, help="results to compare with")
     parser.add_argument("--render-only", action="store_true", help="rewrite from the JSON")
+    parser.add_argument("--jobs", type=int, default=1, help="scenarios driven at once")
+    parser.add_argument(
+        "--from-progress", action="store_true", help="summarise OUT/commonroad.progress.jsonl"
+    )
+    parser.add_argument(
+        "--examples", action="store_true", help="only the peers' own example, added to the JSON"
+    )
     args = parser.parse_args()
     previous = args.previous if args.previous is not None else args.out / "commonroad.json"
     if args.render_only:
@@ -297,53 +559,85 @@ def main() -> int:
     if not args.data.is_dir():
         print(f"CommonRoad data not found at {args.data}", file=sys.stderr)
         return 2
+    if args.examples:
+        stored = json.loads((args.out / "commonroad.json").read_text())
+        try:
+            fx: Path | str = frenetix_python(log=lambda msg: print(msg, flush=True))
+        except PeerError as err:
+            fx = str(err)
+        stored["examples"] = _examples(args.data, fx)
+        stored["examples"]["run_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+        (args.out / "commonroad.json").write_text(json.dumps(stored, indent=1))
+        (args.out / "commonroad.md").write_text(_markdown(stored))
+        print(json.dumps(stored["examples"], indent=1))
+        return 0
+    planners = tuple(n for n in args.planners.split(",") if n)
+    unknown = [n for n in planners if n not in PLANNERS]
+    if unknown:
+        print(f"unknown planners {unknown}: choose from {','.join(PLANNERS)}", file=sys.stderr)
+        return 2
     warnings.simplefilter("ignore")
-    files = scenario_files(args.data, FOLDERS)[: args.limit]
-    rows: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    for i, path in enumerate(files, 1):
-        row = _one(path)
-        rows.append(row)
-        if "skipped" in row:
-            status = f"skipped ({row['skipped']})"
-        else:
-            status = "  ".join(
-                f"{n}: {'ok' if row[n]['success'] else ','.join(row[n]['failure_reasons'])}"
-                for n in PLANNERS
-            )
-        elapsed = time.perf_counter() - start
-        print(f"[{i:>2}/{len(files)} {elapsed:6.0f}s] {path.stem:<32} {status}", flush=True)
+    files = scenario_files(args.data, FOLDERS)
+    if args.scenario:
+        files = [f for f in files if any(part in f.stem for part in args.scenario)]
+    files = files[: args.limit]
+    partial = bool(args.scenario or args.limit is not None or planners != PLANNERS)
+    frenetix: Path | str | None = None
+    if "frenetix" in planners:
+        try:
+            frenetix = frenetix_python(log=lambda msg: print(msg, flush=True))
+        except PeerError as err:
+            frenetix = str(err)
+            print(f"Frenetix unavailable: {err}", flush=True)
+    progress_file = args.out / "commonroad.progress.jsonl"
+    if args.from_progress:  # summarise what a run (perhaps cut short) has finished
+        rows = [json.loads(line) for line in progress_file.read_text().splitlines() if line]
+        names = {r["scenario"] for r in rows}
+        partial = partial or len(names) < len(files)
+        rows = [r for f in files for r in rows if r["scenario"] == f.stem]
+        wall_s = None
+    else:
+        rows, wall_s = _drive_all(files, planners, frenetix, args, progress_file)
     done = [r for r in rows if "skipped" not in r]
-    summary = {name: _summary(done, name) for name in PLANNERS}
+    summary = {name: _summary(done, name) for name in planners}
     result: dict[str, Any] = {
         "benchmark": "commonroad",
         "run_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "partial": partial,
+        "planners": list(planners),
         "scenario_count": len(done),
         "folders": list(FOLDERS),
         "seed": SEED,
         "feasibility_model": f"KS {FEASIBILITY_VEHICLE.name} with I-PACE geometry",
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
-        "wall_s": round(time.perf_counter() - start, 1),
+        "wall_s": wall_s,
+        "jobs": args.jobs,
         "summary": summary,
-        "target_met": summary["pdm"]["success_pct"] > summary["idm"]["success_pct"],
+        "target_met": "pdm" in summary
+        and "idm" in summary
+        and summary["pdm"]["success_pct"] > summary["idm"]["success_pct"],
         "skipped": [
             {"scenario": r["scenario"], "skipped": r["skipped"]} for r in rows if "skipped" in r
         ],
         "scenarios": done,
     }
     for row in done:
-        for name in PLANNERS:
+        for name in planners:
             del row[name]["_stack_s"], row[name]["_planner_s"]
     result["previous"] = _previous(result, previous)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "commonroad.json").write_text(json.dumps(result, indent=1))
-    (args.out / "commonroad.md").write_text(_markdown(result))
-    for name in PLANNERS:
+    if partial and args.out.resolve() == RESULTS.resolve():
+        print("a partial run (--scenario/--limit/--planners) leaves benchmarks/results alone; "
+              "give --out to keep it", file=sys.stderr)  # fmt: skip
+    else:
+        (args.out / "commonroad.json").write_text(json.dumps(result, indent=1))
+        (args.out / "commonroad.md").write_text(_markdown(result))
+    for name in planners:
         m = summary[name]
         print(
             f"{name}: success {m['success_pct']}% collisions {m['collisions']} goal "
-            f"{m['goal_reached_pct']}% feasible {m['feasible_pct']}% step mean "
-            f"{m['step_ms_mean']} ms p99 {m['step_ms_p99']} ms"
+            f"{m['goal_reached_pct']}% feasible {m['feasible_pct']}% planning mean "
+            f"{m['planner_ms_mean']} ms p99 {m['planner_ms_p99']} ms"
         )
     return 0
 
