@@ -41,7 +41,11 @@ from robotaxi.sweep.spec import build_spec
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-AXES = {"city": ["grid"], "hours": ["0.2"], "fleet": ["4", "6", "8", "10"]}
+ANSWER_HEADING = "## The answer"
+# half-hour cells: a real sweep's cells run for minutes (sf-mission 07-10 h: 2-3 min each);
+# 0.2 h cells (2.5 s) measured mostly Ray's start-up, not the fan-out
+HOURS = "0.5"
+AXES = {"city": ["grid"], "hours": [HOURS], "fleet": ["4", "6", "8", "10"]}
 SEEDS = 2
 
 
@@ -142,6 +146,20 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _kept_answer(record: dict[str, Any]) -> str:
+    """The sf-mission answer (a `robotaxi sweep` run of its own, not this benchmark's) is kept."""
+    answer_md = ""
+    if (RESULTS / "sweep.md").exists():
+        old = (RESULTS / "sweep.md").read_text()
+        if ANSWER_HEADING in old:
+            answer_md = "\n" + old[old.index(ANSWER_HEADING) :]
+    if (RESULTS / "sweep.json").exists():
+        old_record = json.loads((RESULTS / "sweep.json").read_text())
+        if "sf_mission_answer" in old_record:
+            record["sf_mission_answer"] = old_record["sf_mission_answer"]
+    return answer_md
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     cache = tmp / "maps"
@@ -149,6 +167,10 @@ def main() -> None:
     one = _sweep(tmp / "one", cache, workers=1)
     two = _sweep(tmp / "two", cache, workers=2)
     speedup = round(one["wall_s"] / two["wall_s"], 2)
+    # the fan-out alone: wall time after Ray is up (the start is paid once per sweep)
+    fanout_speedup = round(
+        (one["wall_s"] - one["ray_start_s"]) / (two["wall_s"] - two["ray_start_s"]), 2
+    )
     overhead = (one["wall_s"] - one["ray_start_s"] - one["cell_wall_s_sum"]) / one["cells"]
     cluster: dict[str, Any] = {}
     address, processes = _two_node_cluster(tmp)
@@ -161,15 +183,17 @@ def main() -> None:
         _stop(processes)
     record = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "cells": "grid city, fleet 4,6,8,10 x seeds 0,1, 0.2 h, background traffic",
+        "cells": f"grid city, fleet 4,6,8,10 x seeds 0,1, {HOURS} h, background traffic",
         "one_worker": one,
         "two_workers": two,
         "speedup_2_over_1": speedup,
+        "fanout_speedup_2_over_1": fanout_speedup,
         "ray_overhead_per_cell_s": round(overhead, 2),
         "same_results_1_vs_2_workers": _same(tmp / "one", tmp / "two"),
         "two_node_cluster": cluster,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
+    answer_md = _kept_answer(record)
     (RESULTS / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [
         "# bench_sweep: robotaxi sweep on Ray", "",
@@ -185,7 +209,8 @@ def main() -> None:
             )
     lines += [
         "",
-        f"- speed-up of 2 workers over 1: **{speedup}×** (target ≥ 1.7× on an idle machine)",
+        f"- speed-up of 2 workers over 1: **{speedup}×** (target ≥ 1.7× on an idle machine); "
+        f"after Ray's start: {fanout_speedup}×",
         f"- Ray's overhead per cell (1 worker, beyond the cell's own work): "
         f"**{record['ray_overhead_per_cell_s']} s** (target ≤ 2 s)",
         f"- 1 and 2 workers give the same KPIs: {record['same_results_1_vs_2_workers']}",
@@ -193,7 +218,7 @@ def main() -> None:
         f"{cluster.get('ray_nodes')} of them): same results as the local run: "
         f"{cluster.get('same_results_as_local')}",
     ]
-    (RESULTS / "sweep.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "sweep.md").write_text("\n".join(lines) + "\n" + answer_md)
     print("\n".join(lines))
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -4,6 +4,7 @@ road network, and the DataSF signals with fire pre-emption matched to its traffi
 from __future__ import annotations
 
 import gzip
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from conftest import SHARED_DATA, needs_data
 from fakecity import mini_city
 from robotaxi.map import RoadMap, RoutingGraph, build_network, load_map
+from robotaxi.map.model import ROBOTAXI_VCLASS, allows_vclass
 from robotaxi.map.signals import (
     DATASF_SIGNALS,
     match_signals,
@@ -48,7 +50,7 @@ def test_the_whole_city_keeps_its_real_signals_and_is_one_road_network(city: Roa
     assert len(city.traffic_lights) >= 1200
     assert len(city.signal_junctions) >= 1200
     assert {j.tls_id for j in city.signal_junctions} <= set(city.traffic_lights)
-    roads = [e for e in city.edges.values() if not e.internal and city.passenger_lanes(e)]
+    roads = [e for e in city.edges.values() if not e.internal and city.robotaxi_lanes(e)]
     assert len(roads) > 25_000
     assert len(city.main_component) / len(roads) >= 0.99
     assert 2_000 < city.road_km < 3_500
@@ -140,3 +142,27 @@ def test_a_signal_matches_the_nearest_light_within_30_m(tmp_path: Path) -> None:
     assert matches["2"].tls_id == "" and matches["3"].tls_id == "E2"
     # a tighter radius drops the signal 25 m away
     assert preemption_tls_ids(road_map, table, max_distance_m=20.0) == {"C2"}
+
+
+@needs_data
+@pytest.mark.sumo
+def test_car_free_market_street_is_closed_to_private_cars_but_open_to_robotaxis(
+    city: RoadMap,
+) -> None:
+    market = [e for e in city.drivable_edges if e.name == "Market Street"]
+    first_points = np.array([city.lanes[e.lane_ids[0]].centerline[0] for e in market])
+    lon, _ = city.projection.xy_to_lonlat(first_points[:, 0], first_points[:, 1])
+    downtown = {e.edge_id for e, x in zip(market, lon, strict=True) if -122.415 < x < -122.398}
+    upper = {e.edge_id for e, x in zip(market, lon, strict=True) if x < -122.425}  # the Castro
+    assert len(downtown) >= 20 and len(upper) >= 10
+    # robotaxis (SUMO class taxi) drive all of Market Street; private cars only its upper part
+    private: dict[str, bool] = {}
+    for _, elem in ET.iterparse(city.net_file):
+        if elem.tag == "edge" and elem.get("id") in downtown | upper:
+            lanes = list(elem.iter("lane"))
+            assert all(allows_vclass(lane, ROBOTAXI_VCLASS) for lane in lanes)
+            private[elem.get("id", "")] = any(allows_vclass(lane, "passenger") for lane in lanes)
+        if elem.tag == "edge":
+            elem.clear()
+    assert not any(private[e] for e in downtown)
+    assert all(private[e] for e in upper)

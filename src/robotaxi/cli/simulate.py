@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     # so a failed run leaves nothing half-written and an existing folder untouched
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        kpis = _simulate(config, scratch, console, args.no_background, not args.no_map)
+        kpis = simulate_into(config, scratch, console, args.no_background, not args.no_map)
         if out.exists():
             shutil.rmtree(out)
         scratch.rename(out)
@@ -104,9 +104,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate(
+def simulate_into(
     config: RunConfig, folder: Path, console: Console, no_background: bool, draw: bool
 ) -> dict[str, Any]:
+    """One `simulate` run written into `folder` (events.sqlite, kpis.json, yields.json and,
+    with `draw`, map.png and day.png), with progress on `console`; returns the KPIs. The one
+    way a run is made: `robotaxi simulate` and each cell of `robotaxi sweep` call it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from robotaxi.metrics.fleet_kpis import fleet_kpis

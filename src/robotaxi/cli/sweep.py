@@ -97,7 +97,7 @@ def _simulate_cell(
 ) -> dict[str, Any]:
     from rich.console import Console
 
-    from robotaxi.cli.simulate import _simulate
+    from robotaxi.cli.simulate import simulate_into
     from robotaxi.config import load_config
     from robotaxi.sim.runner import check_fleet_world
 
@@ -106,7 +106,7 @@ def _simulate_cell(
     (folder / "config.json").write_text(config.model_dump_json(indent=2) + "\n")
     with (folder / "simulate.log").open("w") as log:
         console = Console(file=log, width=100, force_terminal=False)
-        return _simulate(config, folder, console, not background, draw)
+        return simulate_into(config, folder, console, not background, draw)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,6 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robotaxi.core.errors import DataNotFoundError, MapBuildError
+from robotaxi.map.restrictions import (
+    RESTRICTIONS_SF,
+    closed_edges,
+    load_restrictions,
+    read_plain_city,
+    restriction_patch,
+)
 
 # Where the named San Francisco sources live inside the shared data folder.
 SF_MISSION_OSM = Path("sf/osm/sf_mission_2014.osm")
@@ -78,6 +85,8 @@ MATSIM_OPTIONS = (
 # the file): SUMO's European defaults (primary 100 km/h, residential 50 km/h) made free flow
 # twice too fast and jammed the 2-lane freeways. Turnarounds only at dead ends, as for OSM.
 PLAIN_TYPE_MAP = Path(__file__).with_name("us_urban.typ.xml")
+# streets closed to private cars (car-free Market Street), patched in before netconvert
+CITY_RESTRICTIONS = {"sf": RESTRICTIONS_SF}
 PLAIN_OPTIONS = (
     "--proj.plain-geo",
     "--proj.utm",
@@ -224,22 +233,28 @@ def build_network(city: str, data_dir: Path, cache_dir: Path) -> BuiltNetwork:
     data = path.read_bytes()
     if kind == "plain":
         edges = _plain_edges(path)
+        restrictions = CITY_RESTRICTIONS.get(city)
         key = _hash(
             data,
             edges.read_bytes(),
             _plain_type_map().read_bytes(),
+            restrictions.read_bytes() if restrictions else b"",
             " ".join(PLAIN_OPTIONS).encode(),
             sumo_version().encode(),
             b"plain-v2",
         )
-        source = f"{path} + {edges.name}"
+        source = f"{path} + {edges.name}" + (f" + {restrictions.name}" if restrictions else "")
         return _cached(
-            cache_dir, _stem(path), key, lambda out: _build_plain(path, edges, out), source
+            cache_dir,
+            _stem(path),
+            key,
+            lambda out: _build_plain(path, edges, out, restrictions),
+            source,
         )
     if kind == "osm":
         key = _hash(data, " ".join(OSM_OPTIONS).encode(), sumo_version().encode())
         return _cached(cache_dir, _stem(path), key, lambda out: _build_osm(path, out), str(path))
-    key = _hash(data, " ".join(MATSIM_OPTIONS).encode(), sumo_version().encode(), b"m-v1")
+    key = _hash(data, " ".join(MATSIM_OPTIONS).encode(), sumo_version().encode(), b"m-v2")
     return _cached(cache_dir, _stem(path), key, lambda out: _build_matsim(path, out), str(path))
 
 
@@ -307,16 +322,26 @@ def _build_osm(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
     return proj, offset
 
 
-def _build_plain(nodes: Path, edges: Path, out: Path) -> tuple[str, tuple[float, float]]:
-    """netconvert SUMO plain XML whose nodes are lon/lat and whose edges carry OSM types."""
+def _build_plain(
+    nodes: Path, edges: Path, out: Path, restrictions: Path | None = None
+) -> tuple[str, tuple[float, float]]:
+    """netconvert SUMO plain XML whose nodes are lon/lat and whose edges carry OSM types,
+    with the city's street restrictions (if any) as an edge patch loaded after its edges."""
     type_map = _plain_type_map()
+    edge_files = [str(edges)]
+    if restrictions is not None:
+        plain = read_plain_city(nodes, edges)
+        closed = closed_edges(load_restrictions(restrictions), plain)
+        patch = out.with_name("restrictions.edg.xml")
+        restriction_patch(closed, plain, type_map, patch)
+        edge_files.append(str(patch))
     _run(
         [
             _binary("netconvert"),
             "--node-files",
             str(nodes),
             "--edge-files",
-            str(edges),
+            ",".join(edge_files),
             "--type-files",
             str(type_map),
             *PLAIN_OPTIONS,
@@ -384,6 +409,8 @@ def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
         x, y = to_utm.transform(float(node.get("x", "0")), float(node.get("y", "0")))
         node.set("x", f"{x:.2f}")
         node.set("y", f"{y:.2f}")
+    for link in root.iter("link"):
+        link.set("modes", _sumo_modes(link.get("modes", "car")))
     tmp_in = out.with_name("matsim_utm.xml")
     tree.write(tmp_in, xml_declaration=True, encoding="utf-8")
     _run(
@@ -400,6 +427,16 @@ def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
     )
     _proj, offset = _net_location(out)
     return UTM10N, offset
+
+
+def _sumo_modes(modes: str) -> str:
+    """A MATSim link's modes as netconvert reads them: space-separated (it refuses the link
+    outright for a comma-separated "bus,pt,car" — every arterial of the sf-ne network), and
+    taxis wherever cars may go (robotaxis drive as SUMO's taxi class)."""
+    words = modes.replace(",", " ").split()
+    if "car" in words and "taxi" not in words:
+        words.append("taxi")
+    return " ".join(words)
 
 
 def _build_grid(spec: GridSpec, out: Path) -> tuple[str, tuple[float, float]]:

@@ -29,6 +29,9 @@ from robotaxi.map.build import BuiltNetwork
 from robotaxi.map.projection import Projection
 
 # Lanes faster than this are arterial/highway ramps where stopping at the curb is not allowed.
+# The SUMO vehicle class robotaxis drive as: a taxi may use streets closed to private cars
+# (car-free Market Street, `map.restrictions`) and is allowed wherever a passenger car is.
+ROBOTAXI_VCLASS = "taxi"
 MAX_CURB_SPEED_MPS = 17.0
 CURB_SPACING_M = 30.0
 CURB_END_CLEARANCE_M = 10.0  # keep stops clear of junctions and crosswalks
@@ -44,7 +47,7 @@ class Lane:
     width: float
     speed_limit: float
     length: float
-    allows_passenger: bool
+    allows_robotaxi: bool
     successors: tuple[str, ...] = ()
     internal: bool = False
 
@@ -130,21 +133,22 @@ class RoadMap:
 
     @property
     def drivable_edges(self) -> list[Edge]:
-        """Edges cars can drive and route on: passenger lanes, in the main component."""
+        """Edges robotaxis can drive and route on: their lanes, in the main component."""
         return [
             e
             for e in self.edges.values()
-            if not e.internal and e.edge_id in self.main_component and self.passenger_lanes(e)
+            if not e.internal and e.edge_id in self.main_component and self.robotaxi_lanes(e)
         ]
 
-    def passenger_lanes(self, edge: Edge) -> list[Lane]:
-        return [self.lanes[lid] for lid in edge.lane_ids if self.lanes[lid].allows_passenger]
+    def robotaxi_lanes(self, edge: Edge) -> list[Lane]:
+        """The lanes of an edge that robotaxis (SUMO class `ROBOTAXI_VCLASS`) may use."""
+        return [self.lanes[lid] for lid in edge.lane_ids if self.lanes[lid].allows_robotaxi]
 
     def curb_lane(self, edge_id: str) -> Lane:
-        """The rightmost lane of an edge that passenger cars may use."""
-        lanes = self.passenger_lanes(self.edges[edge_id])
+        """The rightmost lane of an edge that robotaxis may use."""
+        lanes = self.robotaxi_lanes(self.edges[edge_id])
         if not lanes:
-            raise MapBuildError(f"edge {edge_id} has no lane for passenger cars")
+            raise MapBuildError(f"edge {edge_id} has no lane robotaxis may use")
         return min(lanes, key=lambda lane: lane.index)
 
     @property
@@ -178,13 +182,13 @@ def sumo_shape(text: str) -> FloatArray:
     return pts
 
 
-def allows_passenger(lane: ET.Element) -> bool:
-    """Whether passenger cars may use a SUMO `<lane>` (its allow / disallow lists)."""
+def allows_vclass(lane: ET.Element, vclass: str) -> bool:
+    """Whether SUMO vehicle class `vclass` may use a SUMO `<lane>` (its allow / disallow lists)."""
     allow = lane.get("allow")
     if allow is not None:
-        return "passenger" in allow.split() or allow == "all"
+        return vclass in allow.split() or allow == "all"
     disallow = lane.get("disallow", "")
-    return "passenger" not in disallow.split() and disallow != "all"
+    return vclass not in disallow.split() and disallow != "all"
 
 
 def load_map(built: BuiltNetwork) -> RoadMap:
@@ -253,7 +257,7 @@ def _load_map(built: BuiltNetwork) -> RoadMap:
             width=a.width,
             speed_limit=a.speed_limit,
             length=a.length,
-            allows_passenger=a.allows_passenger,
+            allows_robotaxi=a.allows_robotaxi,
             successors=tuple(successors.get(lid, ())),
             internal=a.internal,
         )
@@ -285,7 +289,7 @@ class _LaneArgs(NamedTuple):
     width: float
     speed_limit: float
     length: float
-    allows_passenger: bool
+    allows_robotaxi: bool
     internal: bool
 
 
@@ -309,7 +313,7 @@ def _read_edge(elem: ET.Element, edges: dict[str, Edge], lane_args: dict[str, _L
             float(lane.get("width", "3.2")),
             speed,
             length,
-            allows_passenger(lane),
+            allows_vclass(lane, ROBOTAXI_VCLASS),
             internal,
         )
         lane_ids.append(lane_id)
@@ -381,7 +385,7 @@ def _signal_junctions(
 def _main_component(
     edges: Mapping[str, Edge], lanes: Mapping[str, Lane], connections: list[Connection]
 ) -> frozenset[str]:
-    """Edges of the largest strongly connected component of the passenger-car turn graph."""
+    """Edges of the largest strongly connected component of the robotaxis' turn graph."""
     ids = sorted(e.edge_id for e in edges.values() if not e.internal)
     index = {e: i for i, e in enumerate(ids)}
     pairs = {
@@ -389,8 +393,8 @@ def _main_component(
         for c in connections
         if lanes[c.from_lane].edge_id in index
         and lanes[c.to_lane].edge_id in index
-        and lanes[c.to_lane].allows_passenger
-        and lanes[c.from_lane].allows_passenger
+        and lanes[c.to_lane].allows_robotaxi
+        and lanes[c.from_lane].allows_robotaxi
     }
     if not pairs:
         return frozenset()
@@ -437,7 +441,7 @@ def _curb_spots(
     for edge in edges.values():
         if edge.internal or edge.edge_id not in main:
             continue
-        candidates = [lanes[lid] for lid in edge.lane_ids if lanes[lid].allows_passenger]
+        candidates = [lanes[lid] for lid in edge.lane_ids if lanes[lid].allows_robotaxi]
         if not candidates:
             continue
         lane = min(candidates, key=lambda ln: ln.index)

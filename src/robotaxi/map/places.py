@@ -227,7 +227,7 @@ class Gazetteer:
             name = labels.get(edge.name)
             if name is None:
                 name = labels[edge.name] = street_label(edge.name)
-            if not name or not any(road_map.lanes[lid].allows_passenger for lid in edge.lane_ids):
+            if not name or not any(road_map.lanes[lid].allows_robotaxi for lid in edge.lane_ids):
                 continue
             node_streets[edge.from_node].add(name)
             node_streets[edge.to_node].add(name)

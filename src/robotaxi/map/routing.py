@@ -101,7 +101,7 @@ class RoutingGraph:
             b = self.index.get(road_map.lanes[conn.to_lane].edge_id)
             if a is None or b is None or a == b or (a, b) in seen:
                 continue
-            if not road_map.lanes[conn.to_lane].allows_passenger:
+            if not road_map.lanes[conn.to_lane].allows_robotaxi:
                 continue
             seen.add((a, b))
             src.append(a)

@@ -49,7 +49,7 @@ from pyproj import Transformer
 
 from robotaxi.core.errors import DataNotFoundError, WorldError
 from robotaxi.core.types import FloatArray
-from robotaxi.map.model import allows_passenger, sumo_shape
+from robotaxi.map.model import allows_vclass, sumo_shape
 from robotaxi.map.zones import TncZones, load_tnc_zones
 from robotaxi.world.traffic import BACKGROUND_TYPE, sumo_env, sumo_home
 
@@ -296,7 +296,7 @@ def read_net_edges(net_file: Path, allowed: frozenset[str] | None = None) -> Net
             elif elem.tag == "edge":
                 edge_id = elem.get("id", "")
                 if elem.get("function") is None and (allowed is None or edge_id in allowed):
-                    lanes = [ln for ln in elem.iter("lane") if allows_passenger(ln)]
+                    lanes = [ln for ln in elem.iter("lane") if allows_vclass(ln, "passenger")]
                     if lanes:
                         pts = sumo_shape(lanes[0].get("shape", ""))
                         ids.append(edge_id)

@@ -19,6 +19,7 @@ import numpy as np
 
 from robotaxi.core.errors import WorldError
 from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.map.model import ROBOTAXI_VCLASS
 
 ROBOTAXI_TYPE = "robotaxi"
 AMBULANCE_TYPE = "ambulance"
@@ -58,7 +59,7 @@ def vehicle_types_xml(
     uses (routing mode "aggregated"). The device's own periodic rerouting stays off."""
     device = '\n        <param key="has.rerouting.device" value="true"/>' if rerouting else ""
     return f"""<additional>
-    <vType id="{ROBOTAXI_TYPE}" vClass="passenger" length="{robotaxi_length}"
+    <vType id="{ROBOTAXI_TYPE}" vClass="{ROBOTAXI_VCLASS}" length="{robotaxi_length}"
            width="{robotaxi_width}" maxSpeed="{max_speed}" color="255,255,255"
            accel="2.6" decel="4.5" sigma="0.2" minGap="2.0">{device}
     </vType>

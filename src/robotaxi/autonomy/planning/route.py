@@ -69,7 +69,7 @@ def _connection(road_map: RoadMap, from_edge: str, to_edge: str) -> Connection:
         for c in road_map.connections
         if road_map.lanes[c.from_lane].edge_id == from_edge
         and road_map.lanes[c.to_lane].edge_id == to_edge
-        and road_map.lanes[c.from_lane].allows_passenger
+        and road_map.lanes[c.from_lane].allows_robotaxi
     ]
     if not options:
         raise ScenarioError(
@@ -96,7 +96,7 @@ def reference_path(
     pieces: list[tuple[FloatArray, Lane, Lane | None]] = []  # (points, lane, turn-from lane)
     stop_lines: list[tuple[int, str]] = []  # (piece index whose end is the line, signal id)
     conns = [_connection(road_map, a, b) for a, b in itertools.pairwise(edges)]
-    lanes_of = [road_map.passenger_lanes(road_map.edges[e]) for e in edges]
+    lanes_of = [road_map.robotaxi_lanes(road_map.edges[e]) for e in edges]
     entry_lane = (
         _lane_index(lanes_of[0], start_lane)
         if start_lane is not None
@@ -132,6 +132,7 @@ def reference_path(
     speed: list[FloatArray] = []
     right: list[FloatArray] = []
     left: list[FloatArray] = []
+    oncoming: list[FloatArray] = []
     lane_ids: list[str] = []
     piece_end_index: list[int] = []
     count = 0
@@ -145,7 +146,7 @@ def reference_path(
             continue
         xy_parts.append(pts)
         n = len(pts)
-        siblings = [] if lane.internal else road_map.passenger_lanes(road_map.edges[lane.edge_id])
+        siblings = [] if lane.internal else road_map.robotaxi_lanes(road_map.edges[lane.edge_id])
         right_extra = sum(x.width for x in siblings if x.index < lane.index)
         if not lane.internal and lane.speed_limit <= MAX_SHOULDER_SPEED_MPS:
             right_extra += CURB_SHOULDER_M
@@ -157,6 +158,7 @@ def reference_path(
         speed.append(np.full(n, lane.speed_limit))
         right.append(np.full(n, lane.width / 2 + right_extra))
         left.append(np.full(n, lane.width / 2 + left_extra))
+        oncoming.append(np.full(n, _oncoming_width(road_map, lane, siblings)))
         lane_ids.append(lane.lane_id)
         count += n
         piece_end_index.append(count - 1)
@@ -168,6 +170,7 @@ def reference_path(
         speed_limit_mps=np.concatenate(speed)[keep],
         right_room_m=np.concatenate(right)[keep],
         left_room_m=np.concatenate(left)[keep],
+        oncoming_room_m=np.concatenate(oncoming)[keep],
     )
     kept_index = np.cumsum(keep) - 1
     starts = [0.0] + [float(path.s[kept_index[i]]) for i in piece_end_index[:-1]]
@@ -182,8 +185,22 @@ def reference_path(
         right_room_m=path.right_room_m,
         left_room_m=path.left_room_m,
         stop_lines=lines,
+        oncoming_room_m=path.oncoming_room_m,
     )
     return LaneRoute(path=path, lane_ids=tuple(lane_ids), lane_start_s=np.asarray(starts))
+
+
+def _oncoming_width(road_map: RoadMap, lane: Lane, siblings: Sequence[Lane]) -> float:
+    """Width of the lanes of the same street's other direction (the edge back between the
+    same two junctions) beside the leftmost lane of an edge; 0 inside junctions, on one-way
+    streets, and beside lanes with a same-direction lane to their left."""
+    if lane.internal or any(x.index > lane.index for x in siblings):
+        return 0.0
+    edge = road_map.edges[lane.edge_id]
+    for other in road_map.edges.values():
+        if other.from_node == edge.to_node and other.to_node == edge.from_node:
+            return float(sum(x.width for x in road_map.robotaxi_lanes(other)))
+    return 0.0
 
 
 def _lane_index(lanes: Sequence[Lane], index: int) -> Lane:
