@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import time as wall
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,6 +41,11 @@ from robotaxi.autonomy.planning.behaviour import (
     BehaviourTarget,
     FrenetScene,
     frenet_scene,
+)
+from robotaxi.autonomy.planning.hidden_traffic import (
+    hidden_lane_yield_s,
+    hidden_oncoming,
+    with_phantoms,
 )
 from robotaxi.autonomy.planning.motion import MotionPlanner
 from robotaxi.autonomy.planning.reference import ReferencePath
@@ -181,7 +186,9 @@ class Planner(abc.ABC):
 
 
 class PdmPlanner(Planner):
-    """Behaviour state machine + PDM-Closed motion planner."""
+    """Behaviour state machine + PDM-Closed motion planner. Before an unprotected left turn
+    the motion planner also waits for phantom oncoming cars where a vehicle opposite hides
+    the oncoming lanes (`planning.hidden_traffic`)."""
 
     name = "pdm"
     hears_sirens = True
@@ -195,6 +202,7 @@ class PdmPlanner(Planner):
             behaviour if behaviour is not None else BehaviourPlanner(params=self.motion.params)
         )
         self._last_ok = True
+        self.last_phantoms: Predictions | None = None
 
     def _plan(self, inputs: PlannerInput) -> PlannerOutput:
         target = self.behaviour.step(
@@ -208,7 +216,23 @@ class PdmPlanner(Planner):
             self._last_ok,
             inputs.siren,
         )
-        plan = self.motion.plan(inputs.ego, inputs.path, inputs.scene, inputs.predictions, target)
+        predictions, scene = inputs.predictions, inputs.scene
+        phantoms = hidden_oncoming(
+            inputs.path, inputs.ego, scene.ego_s, predictions, inputs.signals, self.motion.params
+        )
+        if phantoms is not None:
+            # what a vehicle opposite hides before a left turn: assumed coming, waited for
+            # short of the lanes it could come down
+            predictions = with_phantoms(predictions, phantoms)
+            scene = frenet_scene(inputs.path, inputs.ego, predictions)
+            lane_w = float(inputs.path.lane_width_at(scene.ego_s))
+            wait_s = hidden_lane_yield_s(
+                inputs.path, scene.ego_s, phantoms, lane_w, self.motion.params
+            )
+            if wait_s is not None and (target.stop_s_m is None or wait_s < target.stop_s_m):
+                target = replace(target, stop_s_m=wait_s)
+        self.last_phantoms = phantoms
+        plan = self.motion.plan(inputs.ego, inputs.path, scene, predictions, target)
         self._last_ok = plan.ok
         name = target.behaviour if plan.ok else Behaviour.SAFE_STOP
         return PlannerOutput(plan.trajectory, name, plan.ok, target, plan.candidates, plan.scores)

@@ -5,8 +5,9 @@ The built-in suite ships inside the package (`robotaxi/scenarios/*.yaml`, read t
 given by its path.
 
 A scenario puts the autonomous car on a route of a city, adds scripted road users (cars,
-ambulances with sirens, pedestrians crossing) and optional background traffic, and states
-what counts as passing. Lengths in m, times in s, speeds in m/s.
+vans, buses, trucks and cyclists that SUMO drives, ambulances with sirens, pedestrians
+crossing), lanes closed by road works, and optional background traffic, and states what
+counts as passing. Lengths in m, times in s, speeds in m/s.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from robotaxi.config.models import read_yaml_mapping
 from robotaxi.core.errors import ScenarioError
@@ -37,9 +38,13 @@ class EgoSpec(_Model):
     end_lane: int | None = None
 
 
+# road users SUMO drives for a scenario (their vTypes: `robotaxi.sim.drive.SCENARIO_VTYPES`)
+VehicleType = Literal["car", "ambulance", "bicycle", "van", "bus", "truck"]
+
+
 class VehicleSpec(_Model):
     id: str
-    type: Literal["car", "ambulance"] = "car"
+    type: VehicleType = "car"
     route: tuple[str, ...] = Field(min_length=1)
     depart_s: float = Field(0.0, ge=0)
     pos_m: float = Field(0.0, ge=0)
@@ -56,6 +61,27 @@ class PedestrianSpec(_Model):
     start_s: float = Field(ge=0, description="when it steps off the kerb")
     speed_mps: float = Field(1.3, gt=0)
     from_side: Literal["right", "left"] = "right"
+    start_offset_m: float | None = Field(
+        None,
+        description="where they step out from, m left (+) or right (−) of the route's centre "
+        "line, e.g. in front of a parked van (default: the pavement on `from_side`)",
+    )
+
+
+class LaneClosureSpec(_Model):
+    """A stretch of one lane closed by road works: a fenced works area that fills the lane
+    (what the cameras see, an obstacle that never moves). m along `edge`'s lane `lane`."""
+
+    edge: str
+    lane: int = Field(0, ge=0, description="lane index, 0 = rightmost")
+    from_m: float = Field(ge=0, description="the closure starts here, m along the lane")
+    to_m: float = Field(gt=0, description="… and ends here, m")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LaneClosureSpec:
+        if self.to_m <= self.from_m + 1.0:
+            raise ValueError(f"to_m {self.to_m} must lie at least 1 m past from_m {self.from_m}")
+        return self
 
 
 class PassSpec(_Model):
@@ -100,6 +126,7 @@ class ScenarioSpec(_Model):
     ego: EgoSpec
     vehicles: tuple[VehicleSpec, ...] = ()
     pedestrians: tuple[PedestrianSpec, ...] = ()
+    lane_closures: tuple[LaneClosureSpec, ...] = ()
     sensors: SensorsSpec = SensorsSpec()
     passing: PassSpec = Field(PassSpec(), alias="pass")
 

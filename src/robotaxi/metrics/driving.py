@@ -78,7 +78,9 @@ class DrivingHistory:
       T×M, `agents_valid` T×M (present this tick), `agents_length`/`agents_width` M,
       `agents_is_ev` M, `agents_siren` T×M (flashing lights on);
     - route: `path_xy` P×2, `path_lane_width_m`, `path_left_room_m`, `path_right_room_m`,
-      `path_speed_limit_mps` (P each), `goal_s_m` (arc length of the goal; None = path end);
+      `path_speed_limit_mps` (P each), `goal_s_m` (arc length of the goal; None = path end),
+      `path_oncoming_room_m` (P, the other direction's lanes left of `path_left_room_m`: road
+      surface too, as nuPlan's drivable area counts every lane; None = none);
     - `stop_line_s_m` (S) with `signal_states` T×S state characters ('r', 'y', 'g', …);
     - `planned` optional planned trajectories, one per tick.
     """
@@ -105,6 +107,7 @@ class DrivingHistory:
     ego_center_offset_m: float = 1.54
     goal_s_m: float | None = None
     planned: tuple[FloatArray, ...] | None = None
+    path_oncoming_room_m: FloatArray | None = None
 
     def __post_init__(self) -> None:
         t = len(self.time_s)
@@ -244,7 +247,10 @@ def drivable_area_compliance(h: DrivingHistory) -> MetricResult:
     s, d = project_to_path(h.path_xy, h.ego_corners())
     ps = _path_s(h)
     right = np.interp(s, ps, h.path_right_room_m)
-    left = np.interp(s, ps, h.path_left_room_m)
+    left_room = h.path_left_room_m
+    if h.path_oncoming_room_m is not None:
+        left_room = left_room + h.path_oncoming_room_m
+    left = np.interp(s, ps, left_room)
     excess = np.maximum(np.maximum(-right - d, d - left), 0.0).max(axis=1)
     worst = float(excess.max())
     ok = worst <= DRIVABLE_TOLERANCE_M

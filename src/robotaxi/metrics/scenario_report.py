@@ -67,6 +67,7 @@ def history_from_run(result: DriveResult, goal_s_m: float | None = None) -> Driv
         path_lane_width_m=path.lane_width_m,
         path_left_room_m=path.left_room_m,
         path_right_room_m=path.right_room_m,
+        path_oncoming_room_m=path.oncoming_room_m,
         path_speed_limit_mps=path.speed_limit_mps,
         stop_line_s_m=np.array([line.s_m for line in path.stop_lines]),
         signal_states=(

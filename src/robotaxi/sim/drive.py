@@ -12,6 +12,11 @@ siren on within `audio_range_m` (from SUMO's ground truth at any range: sirens a
 through buildings, with an extra loss when a block stands in between) over the street
 background, and the stack's siren detector listens; city blocks — polygons from the map,
 behind the pavement, that hide what is behind them from the cameras.
+
+Scripted road users other than cars (cyclists, vans, buses, trucks) are SUMO vehicles of
+their own vTypes (`SCENARIO_VTYPES`, added to the city's); a lane closed by road works is a
+fenced works area that fills the lane, a standing obstacle the cameras see (SUMO's own
+traffic is not told of it: scenarios keep their scripted cars out of the closed lane).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from robotaxi.autonomy.stack import (
 )
 from robotaxi.autonomy.vehicle import IPACE, VehicleState
 from robotaxi.config import RunConfig, load_config
-from robotaxi.config.scenario import ScenarioSpec
+from robotaxi.config.scenario import LaneClosureSpec, ScenarioSpec
 from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core import (
     AgentKind,
@@ -52,12 +57,13 @@ from robotaxi.core import (
     emergency_agents,
 )
 from robotaxi.core.types import FloatArray, Track
-from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.map import Lane, RoadMap, RoutingGraph
 from robotaxi.sim.ego import EgoCar, SoleCarDriver
 from robotaxi.sim.runner import load_city
 from robotaxi.sim.sensors import AUDIO_STAGE, CarSensors
 from robotaxi.sim.sensors.cameras import map_block_occluders
 from robotaxi.sim.simulation import Callback, Simulation, Tick
+from robotaxi.world.traffic import SumoSetup, vehicle_types_xml
 
 if TYPE_CHECKING:
     from robotaxi.world.sumo_world import SumoWorld
@@ -71,6 +77,21 @@ EV_REACTIONS = (Behaviour.EV_CAUTION, Behaviour.YIELD_TO_EV)
 # off), so the blocks start that much plus a pavement's width from the lane edge.
 PAVEMENT_M = 2.0
 C = TrajectoryColumn
+# vTypes of the scripted road users beyond cars and ambulances (SUMO's sizes for its
+# default bicycle, delivery van, city bus and lorry); the default lane model keeps each on
+# its lane's centre
+SCENARIO_VTYPES = """
+    <vType id="bicycle" vClass="bicycle" length="1.6" width="0.65" maxSpeed="8.0"
+           accel="1.2" decel="3.0" sigma="0.2" minGap="0.5" color="60,200,60"/>
+    <vType id="van" vClass="delivery" length="6.5" width="2.16" accel="2.0" decel="4.5"
+           sigma="0.2" minGap="2.5" color="240,240,240"/>
+    <vType id="bus" vClass="bus" length="12.0" width="2.5" maxSpeed="14.0" accel="1.2"
+           decel="4.0" sigma="0.2" minGap="2.5" color="250,170,0"/>
+    <vType id="truck" vClass="truck" length="10.0" width="2.5" maxSpeed="14.0" accel="1.3"
+           decel="4.0" sigma="0.2" minGap="2.5" color="120,80,40"/>
+"""
+# a works area keeps this clear of its lane's edges (m); the gap shows the fence's cones
+WORKS_INSET_M = 0.2
 
 
 @dataclass
@@ -94,6 +115,8 @@ class DrivingRecord:
     # by a camera (s)
     ev_siren_onset_s: dict[str, float] = field(default_factory=dict)
     ev_first_seen_s: dict[str, float] = field(default_factory=dict)
+    # road user id → when a camera first detected it (s): what occlusion hid, and how long
+    first_detected_s: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, path: ReferencePath) -> DrivingRecord:
@@ -183,7 +206,10 @@ def _pedestrians(spec: ScenarioSpec, route: LaneRoute, t: float) -> list[AgentSt
         right = float(path.right_room_at(ped.cross_at_m)) + 1.5
         left = float(path.left_room_at(ped.cross_at_m)) + 1.5
         walked = (t - ped.start_s) * ped.speed_mps
-        d = -right + walked if ped.from_side == "right" else left - walked
+        start = ped.start_offset_m
+        if start is None:
+            start = -right if ped.from_side == "right" else left
+        d = start + walked if ped.from_side == "right" else start - walked
         if not (-right <= d <= left):
             continue  # on the far pavement: out of the road
         x, y, heading = path.pose_at(ped.cross_at_m, d)
@@ -201,6 +227,46 @@ def _pedestrians(spec: ScenarioSpec, route: LaneRoute, t: float) -> list[AgentSt
             )
         )
     return out
+
+
+def lane_closure_agents(road_map: RoadMap, spec: ScenarioSpec) -> list[AgentState]:
+    """The scenario's works areas as standing obstacles, one box filling each closed stretch
+    of lane (its fence and cones); straight lanes assumed, as on the grid."""
+    out = []
+    for k, closure in enumerate(spec.lane_closures):
+        lane = _closure_lane(road_map, closure, spec.name)
+        line = np.asarray(lane.centerline, dtype=np.float64)
+        seg = np.hypot(*np.diff(line, axis=0).T)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        mid = 0.5 * (closure.from_m + closure.to_m)
+        x, y = float(np.interp(mid, s, line[:, 0])), float(np.interp(mid, s, line[:, 1]))
+        i = int(np.clip(np.searchsorted(s, mid) - 1, 0, len(seg) - 1))
+        heading = math.atan2(line[i + 1, 1] - line[i, 1], line[i + 1, 0] - line[i, 0])
+        out.append(
+            AgentState(
+                f"works{k}", AgentKind.UNKNOWN, x, y, heading, 0.0,
+                length=closure.to_m - closure.from_m, width=lane.width - 2 * WORKS_INSET_M,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _closure_lane(road_map: RoadMap, closure: LaneClosureSpec, scenario: str) -> Lane:
+    edge = road_map.edges.get(closure.edge)
+    if edge is None:
+        raise ScenarioError(f"scenario {scenario}: lane closure on unknown edge {closure.edge!r}")
+    lanes = [lane for lane in road_map.robotaxi_lanes(edge) if lane.index == closure.lane]
+    if not lanes:
+        raise ScenarioError(
+            f"scenario {scenario}: edge {closure.edge} has no lane {closure.lane} to close"
+        )
+    lane = lanes[0]
+    if closure.to_m > lane.length:
+        raise ScenarioError(
+            f"scenario {scenario}: lane closure ends at {closure.to_m} m, past the end of "
+            f"{closure.edge} ({lane.length:.0f} m)"
+        )
+    return lane
 
 
 class _Scenario(Callback):
@@ -259,6 +325,7 @@ class _ScenarioDriver(SoleCarDriver):
         self.stop_request = spec.ego.stop_at_m
         self.stopped_since: float | None = None
         self.ticks = 0
+        self.works = lane_closure_agents(world.road_map, spec)
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
         spec, car, record = self.spec, self.car, self.result.record
@@ -266,7 +333,7 @@ class _ScenarioDriver(SoleCarDriver):
         self.ticks += 1
         t = k * dt_s  # the step began here; the world is now at `now`
         now = snapshot.time
-        truth = [*snapshot.around.get(EGO_ID, ()), *_pedestrians(spec, self.route, t)]
+        truth = [*snapshot.around.get(EGO_ID, ()), *_pedestrians(spec, self.route, t), *self.works]
         signals = snapshot.signals
         self.result.collisions.extend(c for c in snapshot.collisions if EGO_ID in c)
         sirens = emergency_agents(snapshot)
@@ -279,8 +346,10 @@ class _ScenarioDriver(SoleCarDriver):
         observation = car.last_observation
         detections = observation.detections if observation is not None else None
         for det in detections or ():
-            if det.flashing_lights and det.truth_id is not None:
-                record.ev_first_seen_s.setdefault(det.truth_id, now.time_s)
+            if det.truth_id is not None:
+                record.first_detected_s.setdefault(det.truth_id, now.time_s)
+                if det.flashing_lights:
+                    record.ev_first_seen_s.setdefault(det.truth_id, now.time_s)
         # curbside stop: dwell, then ask to pull out by dropping the request
         if (
             self.stop_request is not None
@@ -375,6 +444,7 @@ def run_scenario(
     world = SumoWorld(
         road_map, graph, config.world, config.fleet, seed=spec.seed, end_s=spec.duration_s,
         work_dir=work_dir, background=spec.background_per_hour_per_km2 > 0,
+        setup=SumoSetup(types_xml=_scenario_types_xml(config)),
     )  # fmt: skip
     result = DriveResult(
         spec, DrivingRecord.empty(route.path), road_map=road_map, route=route,
@@ -401,6 +471,16 @@ def run_scenario(
     result.audio_cpu_ms = [1000.0 * x for x in audio_cpu] if audio_cpu is not None else []
     result.wall_s = wall.perf_counter() - wall0
     return result
+
+
+def _scenario_types_xml(config: RunConfig) -> str:
+    """The city's vTypes and the scripted road users' (`SCENARIO_VTYPES`)."""
+    fleet = config.fleet
+    base = vehicle_types_xml(
+        fleet.vehicle_length_m, fleet.vehicle_width_m, fleet.max_speed_mps,
+        rerouting=config.world.route_around_jams,
+    )  # fmt: skip
+    return base.replace("</additional>", SCENARIO_VTYPES + "</additional>")
 
 
 def default_planner() -> Planner:

@@ -57,6 +57,9 @@ SPEED_FRACTIONS = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
 
 # IDM parameters (Treiber et al.), for the ego's speed profiles
 IDM_ACCEL_MPS2 = 1.5
+# through the oncoming lane round a standing vehicle, get it over with (within nuPlan's
+# comfort limit of 2.4 m/s²; the behaviour layer times the pass with it)
+PASS_ACCEL_MPS2 = 2.0
 IDM_DECEL_MPS2 = 2.5
 IDM_TIME_HEADWAY_S = 1.5
 IDM_MIN_GAP_M = 2.0
@@ -366,10 +369,15 @@ class MotionPlanner:
         p = self.params
         right = float(path.right_room_at(scene.ego_s))
         left = float(path.left_room_at(scene.ego_s))
+        if target.borrow_oncoming:
+            left += float(path.oncoming_room_at(scene.ego_s))
         lo, hi = -right + 0.5 * p.width_m, left - 0.5 * p.width_m
         offsets = np.clip(
             target.lateral_offset_m + np.asarray(self.lateral_deltas_m), lo, max(lo, hi)
         )
+        if target.borrow_oncoming:
+            # out in the oncoming lane, going back to ours must stay a choice
+            offsets = np.append(offsets, 0.0)
         offsets = np.unique(np.round(offsets, 3))
         # the behaviour's own target first, so ties go to it
         order = np.argsort(np.abs(offsets - target.lateral_offset_m), kind="stable")
@@ -441,12 +449,13 @@ class MotionPlanner:
         zero, half, one, two, minus_two, tenth, step_dt = _b_wide(
             b, 0.0, 0.5, 1.0, 2.0, -2.0, 0.1, dt
         )
+        accel = PASS_ACCEL_MPS2 if target.borrow_oncoming else IDM_ACCEL_MPS2
         idm_accel, idm_decel, idm_max_decel, idm_headway, idm_min_gap = _b_wide(
-            b, IDM_ACCEL_MPS2, IDM_DECEL_MPS2, -IDM_DECEL_MPS2, IDM_TIME_HEADWAY_S, IDM_MIN_GAP_M
+            b, accel, IDM_DECEL_MPS2, -IDM_DECEL_MPS2, IDM_TIME_HEADWAY_S, IDM_MIN_GAP_M
         )
         idm_brake, cool, not_cool, front = _b_wide(
             b,
-            2 * np.sqrt(IDM_ACCEL_MPS2 * IDM_DECEL_MPS2),
+            2 * np.sqrt(accel * IDM_DECEL_MPS2),
             ACC_COOLNESS,
             1.0 - ACC_COOLNESS,
             p.rear_axle_to_front_m,
@@ -952,6 +961,8 @@ class MotionPlanner:
             rear_score = np.ones(b)
         right = path.right_room_at(s_hist)
         left = path.left_room_at(s_hist)
+        if target.borrow_oncoming:
+            left = left + path.oncoming_room_at(s_hist)
         # How far the footprint pokes out of the drivable area; a candidate is compliant if
         # it stays within tolerance or at least never makes the present excess worse (the
         # car may already stand a little over the kerb line and must be able to leave).

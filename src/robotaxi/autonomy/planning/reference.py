@@ -54,7 +54,10 @@ class ReferencePath:
     - `right_room_m`: lateral distance from the polyline to the right kerb (m, positive);
     - `left_room_m`: lateral distance from the polyline to the left edge of the drivable road
       in the driving direction (m, positive), e.g. including adjacent same-direction lanes;
-    - `stop_lines`: stop lines along the route, in any order.
+    - `stop_lines`: stop lines along the route, in any order;
+    - `oncoming_room_m`: width of the lanes for the other direction just left of
+      `left_room_m` (m, 0 where there are none: a one-way street, a median, a junction). Not
+      drivable as such: only a pass round a standing vehicle may borrow it.
 
     Scalars are broadcast to every point. Derived: `s` (N arc lengths, m), `length_m`.
     """
@@ -65,6 +68,7 @@ class ReferencePath:
     right_room_m: FloatArray
     left_room_m: FloatArray
     stop_lines: tuple[StopLine, ...] = ()
+    oncoming_room_m: FloatArray = field(default_factory=lambda: np.zeros(1))
     s: FloatArray = field(init=False, repr=False)
     _seg_heading: FloatArray = field(init=False, repr=False)
     _vertex_heading: FloatArray = field(init=False, repr=False)
@@ -86,6 +90,12 @@ class ReferencePath:
         set_(self, "xy", xy)
         for name in ("lane_width_m", "speed_limit_mps", "right_room_m", "left_room_m"):
             set_(self, name, _per_point(getattr(self, name), n, name))
+        oncoming = np.asarray(self.oncoming_room_m, dtype=np.float64)
+        set_(
+            self,
+            "oncoming_room_m",
+            _per_point(oncoming[0] if oncoming.shape == (1,) else oncoming, n, "oncoming_room_m"),
+        )
         set_(self, "stop_lines", tuple(sorted(self.stop_lines, key=lambda line: line.s_m)))
         set_(self, "s", np.concatenate([[0.0], np.cumsum(seg_len)]))
         seg_heading = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))
@@ -271,6 +281,9 @@ class ReferencePath:
 
     def left_room_at(self, s: npt.ArrayLike) -> FloatArray:
         return self._interp(self.left_room_m, s)
+
+    def oncoming_room_at(self, s: npt.ArrayLike) -> FloatArray:
+        return self._interp(self.oncoming_room_m, s)
 
     def curvature_at(self, s: npt.ArrayLike) -> FloatArray:
         """Signed curvature of the path (1/m, left turns positive) at arc length s."""

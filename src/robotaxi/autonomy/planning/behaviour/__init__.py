@@ -26,14 +26,22 @@ Behaviours, by priority (the highest active one names the tick):
 - `leave_curb`: standing beside the lane at the kerb → wait for a gap in the traffic coming
   from behind in the lane, then merge into the lane;
 - `pass_blocker`: the vehicle ahead in our lane is a blocker (double-parked: standing for
-  `blocker_wait_s`, not queued at a stop line nor behind other traffic) and the next
+  `blocker_wait_s`, not queued at a stop line nor behind other traffic; an obstacle that is
+  no vehicle, such as road works, as soon as it is seen; a cyclist (narrower than
+  `narrow_road_user_m`) crawling below `slow_lead_fraction` of the limit) and the next
   same-direction lane to our left has room (the map's `left_room`) → wait `pass_standoff_m`
-  behind it until the gap in that lane is acceptable (its follower far enough in time gap
-  and time to collision, its leader far enough ahead), move into it, pass, and return to
-  our lane `pass_return_gap_m` past the blocker. Never across into opposing traffic: a
-  street without a same-direction lane beside ours has no room to the left for it;
+  behind it (a standing one) until the gap in that lane is acceptable (its follower far
+  enough in time gap and time to collision, its leader far enough ahead), move into it,
+  pass, and return to our lane `pass_return_gap_m` past the blocker. With no such lane, a
+  standing vehicle (after `oncoming_pass_wait_s`, no longer than
+  `oncoming_pass_max_length_m`: not a bus at its stop) or obstacle is passed through the
+  oncoming lane (the path's `oncoming_room`), never through a junction: wait
+  `oncoming_pass_standoff_m` behind it at our lane's left edge, and go when the whole pass
+  fits before anyone coming the other way arrives — counting, as coming at the speed limit,
+  whoever might be beyond the cameras' reach or hidden behind the blocker;
 - `car_follow` / `lane_follow`: drive the lane centre at the speed limit, with or without a
-  leading vehicle within `follow_range_m`.
+  leading vehicle within `follow_range_m`, slower past a standing vehicle just right of our
+  path that hides the kerb (someone may step out in front of it).
 
 Stops are given as a rear-axle arc length `stop_s_m` at which the car must stand; the
 motion planner treats it as a standing obstacle in its IDM speed profiles.
@@ -44,6 +52,7 @@ Structure: one policy per concern, each a class with `apply(tick, draft) -> draf
 decided, then names the tick by priority (`planner.arbitrate`):
 
 - `follow.FollowPolicy`: speed limit and bends; `car_follow` / `lane_follow`;
+- `occlusion.OccludedKerbPolicy`: slower past a standing vehicle that hides the kerb;
 - `safe_stop.SafeStopPolicy`: `safe_stop`;
 - `junction.StopLinePolicy`: `stop_at_line`;
 - `ev_yield.EvYieldPolicy` (with `siren_caution.SirenCaution` for what is heard):

@@ -162,4 +162,84 @@ class BehaviourConfig(BaseModel):
         ge=0,
         description="a gap that closes while we are less than this far over aborts the pass",
     )
+    slow_lead_fraction: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="a cyclist slower than this share of the speed limit for "
+        "`blocker_wait_s` is passed through a same-direction lane, never through the "
+        "oncoming one",
+    )
+    narrow_road_user_m: float = Field(
+        default=1.2,
+        gt=0,
+        description="a lead narrower than this is a cyclist (or another two-wheeler), m",
+    )
+    oncoming_pass: bool = Field(
+        default=True,
+        description="with no same-direction lane to the left, pass a standing vehicle through "
+        "the oncoming lane when the oncoming traffic leaves a long enough gap",
+    )
+    oncoming_pass_wait_s: float = Field(
+        default=8.0,
+        ge=0,
+        description="a vehicle must stand this long (seen) before we pass it through the "
+        "oncoming lane: traffic that only halts moves on first, s",
+    )
+    oncoming_pass_max_length_m: float = Field(
+        default=9.0,
+        gt=0,
+        description="no pass through the oncoming lane round a longer vehicle (a bus at its "
+        "stop, a truck: they move on soon, hide what comes the other way and take long to "
+        "pass), m",
+    )
+    oncoming_pass_accel_mps2: float = Field(
+        default=2.0,
+        gt=0,
+        description="acceleration assumed when timing a pass (the motion planner's "
+        "`PASS_ACCEL_MPS2`), m/s²",
+    )
+    oncoming_sight_m: float = Field(
+        default=120.0,
+        gt=0,
+        description="how far along the oncoming lane the cameras can vouch that nobody comes "
+        "(their reach); beyond, and behind the blocker, a car at the speed limit is assumed",
+    )
+    oncoming_pass_standoff_m: float = Field(
+        default=18.0,
+        gt=0,
+        description="wait this far behind a vehicle we mean to pass through the oncoming lane, "
+        "toward our lane's left edge: from there the view past it reaches far enough, m",
+    )
+    peek_below_mps: float = Field(
+        default=6.0,
+        ge=0,
+        description="below this speed, drawing up behind a vehicle to pass through the "
+        "oncoming lane, keep to our lane's left edge to see past it, m/s",
+    )
+    oncoming_gap_margin_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="an oncoming vehicle must still be this many seconds (at its speed) short "
+        "of where we return to our lane when we get there, s",
+    )
+    occlusion_caution: bool = Field(
+        default=True,
+        description="slow past standing vehicles just right of our path, which hide the kerb",
+    )
+    occluded_pass_speed_mps: float = Field(
+        default=7.0,
+        gt=0,
+        description="speed at the front of a standing vehicle that hides the kerb: from it "
+        "a pedestrian stepping out 1.5 m from our path is stopped for at 6 m/s², m/s",
+    )
+    occluder_gap_m: float = Field(
+        default=2.5,
+        gt=0,
+        description="a standing vehicle whose left side is this near our right side hides "
+        "someone who could reach our path in about 2 s of walking, m",
+    )
+    occluder_min_length_m: float = Field(
+        default=4.0, gt=0, description="shorter standing things hide nobody, m"
+    )
     safe_stop_release_ticks: int = Field(default=10, ge=1)

@@ -12,21 +12,39 @@ from robotaxi.autonomy.planning.behaviour.config import BehaviourConfig
 from robotaxi.autonomy.planning.behaviour.policy import Behaviour, Draft, Tick
 from robotaxi.autonomy.planning.behaviour.scene import VEHICLE_KINDS
 from robotaxi.autonomy.vehicle import VehicleParams
+from robotaxi.core.types import AgentKind
+
+# a latched blocker still stands while its tracked speed stays this far above
+# `blocker_speed_mps` (a parked car's track jitters), m/s
+BLOCKER_NOISE_MPS = 0.5
 
 
 @dataclass(slots=True)
 class PassLatch:
-    """The standing lead's track id and since when it stands (s), and, once the pass is
-    under way, the arc length (m) of the blocker's front."""
+    """The lead's track id and since when it stands or crawls (s), and, once the pass is
+    under way, the arc length (m) of the blocker's front, the lateral offset we pass at
+    (m) and whether that is in the oncoming lane."""
 
     blocker_id: int | None = None
     blocker_since_s: float | None = None
     passing_front_s: float | None = None
+    target_d: float = 0.0
+    oncoming: bool = False
 
 
 class PassBlockerPolicy:
     """`pass_blocker` (package docstring). Only when nothing else holds the tick: no
-    behaviour named, no siren caution, no yield, no safe stop and no kerbside stop."""
+    behaviour named, no siren caution, no yield, no safe stop and no kerbside stop.
+
+    What counts as a blocker: a vehicle standing in our lane for `blocker_wait_s`, not
+    queued; an obstacle that is no vehicle (kind unknown: road works, debris) as soon as it
+    is seen standing in our lane within `follow_range_m`, so that we change lane early, not
+    at it; a narrow lead (a cyclist, narrower than `narrow_road_user_m`) crawling below
+    `slow_lead_fraction` of the limit for `blocker_wait_s`, passed only through a
+    same-direction lane. With none beside ours, a
+    vehicle standing for `oncoming_pass_wait_s` (no longer than `oncoming_pass_max_length_m`)
+    or a standing obstacle is passed through the oncoming lane, when the oncoming traffic
+    leaves a gap for the whole pass (`_oncoming_gap_ok`)."""
 
     def __init__(self, config: BehaviourConfig, params: VehicleParams) -> None:
         self.config = config
@@ -46,7 +64,9 @@ class PassBlockerPolicy:
             return draft
         pass_offset, wait_stop = self._pass(tick)
         if pass_offset is not None:
-            draft = replace(draft, offset_m=pass_offset, passing=True)
+            draft = replace(
+                draft, offset_m=pass_offset, passing=True, borrow_oncoming=self.latch.oncoming
+            )
         if wait_stop is not None:
             # hold back from it: room to steer out once the gap comes
             draft = draft.with_stop(Behaviour.CAR_FOLLOW, wait_stop)
@@ -60,25 +80,31 @@ class PassBlockerPolicy:
         time_s = tick.time_s
         s_ego, d_ego = scene.ego_s, scene.ego_d
         front, rear = s_ego + p.rear_axle_to_front_m, s_ego - p.rear_overhang_m
-        # the next lane's centre (SUMO gives the lanes of an edge one width)
-        target_d = lane_w
         vehicle = np.array([k in VEHICLE_KINDS for k in pred.kinds], dtype=bool)
+        half_len = 0.5 * pred.length
         passing_front_s = self.latch.passing_front_s
         if passing_front_s is not None:
+            # a blocker that moves (a cyclist) is passed where it is now
+            seen = np.flatnonzero(pred.track_ids == self.latch.blocker_id)
+            if len(seen):
+                j = int(seen[0])
+                passing_front_s = float(scene.agent_s[j, 0] + half_len[j])
+                self.latch.passing_front_s = passing_front_s
             if rear > passing_front_s + cfg.pass_return_gap_m:
                 self.latch = PassLatch()  # clear of it: back to our lane
                 return None, None
-            if d_ego >= cfg.pass_abort_below_m or self._gap_ok(
-                tick, vehicle, target_d, passing_front_s
+            target_d = self.latch.target_d
+            if d_ego >= cfg.pass_abort_below_m or self._target_ok(
+                tick, vehicle, target_d, passing_front_s, self.latch.oncoming
             ):
                 return target_d, None
             # the gap closed before we were well over: back behind the blocker and wait
             self.latch.passing_front_s = None
+            self.latch.oncoming = False
         if len(pred) == 0:
             self.latch = PassLatch()
             return None, None
         a_s, a_d = scene.agent_s[:, 0], scene.agent_d[:, 0]
-        half_len = 0.5 * pred.length
         rear_edge = a_s - half_len
         in_lane = vehicle & (np.abs(a_d) < 0.5 * lane_w)
         ahead = in_lane & (rear_edge > front - 0.5) & (rear_edge - front < cfg.follow_range_m)
@@ -86,34 +112,145 @@ class PassBlockerPolicy:
             self.latch = PassLatch()
             return None, None
         i = int(np.argmin(np.where(ahead, rear_edge, np.inf)))
-        if float(pred.speed[i]) >= cfg.blocker_speed_mps:
+        speed = float(pred.speed[i])
+        # once standing, a blocker keeps standing through the tracker's speed noise
+        still = BLOCKER_NOISE_MPS if int(pred.track_ids[i]) == self.latch.blocker_id else 0.0
+        standing = speed < cfg.blocker_speed_mps + still
+        # road works, debris: not a vehicle that will drive off
+        obstacle = standing and pred.kinds[i] == AgentKind.UNKNOWN
+        # a cyclist (a narrow road user) crawling far below the limit: passed with a lane's
+        # room; a slow car is followed
+        slow = float(pred.width[i]) < cfg.narrow_road_user_m and speed < (
+            cfg.slow_lead_fraction * float(path.speed_limit_at(a_s[i]))
+        )
+        if not (standing or slow):
             self.latch = PassLatch()
             return None, None
+        b_front = float(a_s[i] + half_len[i])
+        if not obstacle:
+            for line in path.stop_lines:
+                if line.s_m > b_front - 1.0:
+                    if line.s_m - b_front < cfg.blocker_line_clear_m:
+                        return None, None  # waiting at the line (or queued for it)
+                    break
+            queue = (
+                in_lane
+                & (rear_edge > b_front - 0.5)
+                & (rear_edge - b_front < cfg.blocker_queue_gap_m)
+            )
+            queue[i] = False
+            if np.any(queue):
+                return None, None  # traffic ahead of it: a queue, not a blocker
+        span = np.linspace(s_ego, b_front + cfg.pass_return_gap_m + p.length_m, 16)
+        same_lane_room = float(np.min(path.left_room_at(span))) >= 1.5 * lane_w - 0.1
+        # with no lane our way beside ours, the oncoming lane: never through a junction
+        oncoming_room = (
+            not same_lane_room
+            and cfg.oncoming_pass
+            and standing
+            and (obstacle or float(pred.length[i]) <= cfg.oncoming_pass_max_length_m)
+            and float(np.min(path.oncoming_room_at(span))) >= lane_w - 0.1
+            and not any(s_ego < line.s_m < span[-1] for line in path.stop_lines)
+        )
+        standoff = cfg.oncoming_pass_standoff_m if oncoming_room else cfg.pass_standoff_m
+        wait = float(rear_edge[i]) - standoff - p.rear_axle_to_front_m
+        wait_stop = wait if standing and wait > s_ego - 0.5 else None
+        peek_d: float | None = None
+        if oncoming_room and tick.speed < cfg.peek_below_mps:
+            # drawing up, keep to our lane's left edge, no closer: the view past it reaches
+            # further (not at speed, close beside oncoming cars)
+            peek_d = max(0.0, float(path.left_room_at(s_ego)) - 0.5 * p.width_m - 0.1)
+            wait_stop = max(wait, s_ego) if wait_stop is None else wait_stop
         track = int(pred.track_ids[i])
         if track != self.latch.blocker_id or self.latch.blocker_since_s is None:
             self.latch.blocker_id, self.latch.blocker_since_s = track, time_s
-        if time_s - self.latch.blocker_since_s < cfg.blocker_wait_s:
-            return None, None
-        b_front = float(a_s[i] + half_len[i])
-        for line in path.stop_lines:
-            if line.s_m > b_front - 1.0:
-                if line.s_m - b_front < cfg.blocker_line_clear_m:
-                    return None, None  # waiting at the line (or queued for it)
-                break
-        queue = (
-            in_lane & (rear_edge > b_front - 0.5) & (rear_edge - b_front < cfg.blocker_queue_gap_m)
-        )
-        queue[i] = False
-        if np.any(queue):
-            return None, None  # traffic ahead of it: a queue, not a blocker
-        span = np.linspace(s_ego, b_front + cfg.pass_return_gap_m + p.length_m, 16)
-        if float(np.min(path.left_room_at(span))) < 1.5 * lane_w - 0.1:
-            return None, None  # no same-direction lane beside ours all the way past it
-        if self._gap_ok(tick, vehicle, target_d, b_front):
+        waited = time_s - self.latch.blocker_since_s
+        if waited < cfg.blocker_wait_s and not obstacle:
+            # room to look past it (and to steer out) if it stays
+            return peek_d, (wait_stop if oncoming_room else None)
+        if same_lane_room:
+            # the next same-direction lane's centre (SUMO gives the lanes of an edge one width)
+            target_d, oncoming = lane_w, False
+        elif oncoming_room:
+            target_d = float(path.left_room_at(s_ego)) + 0.5 * lane_w
+            oncoming = True
+            if waited < cfg.oncoming_pass_wait_s and not obstacle:
+                return peek_d, wait_stop
+            if not self._target_ok(tick, vehicle, target_d, b_front, oncoming, i):
+                return peek_d, wait_stop
+        else:
+            return None, None  # no room to pass it: follow it as any lead
+        if self._target_ok(tick, vehicle, target_d, b_front, oncoming, i):
             self.latch.passing_front_s = b_front
+            self.latch.target_d, self.latch.oncoming = target_d, oncoming
             return target_d, None
-        wait = float(rear_edge[i]) - cfg.pass_standoff_m - p.rear_axle_to_front_m
-        return None, (wait if wait > s_ego - 0.5 else None)
+        return None, wait_stop
+
+    def _target_ok(
+        self,
+        tick: Tick,
+        vehicle: npt.NDArray[np.bool_],
+        target_d: float,
+        blocker_front_s: float,
+        oncoming: bool,
+        blocker: int | None = None,
+    ) -> bool:
+        if oncoming:
+            return self._oncoming_gap_ok(tick, target_d, blocker_front_s, blocker)
+        return self._gap_ok(tick, vehicle, target_d, blocker_front_s)
+
+    def _oncoming_gap_ok(
+        self, tick: Tick, target_d: float, blocker_front_s: float, blocker: int | None = None
+    ) -> bool:
+        """The oncoming lane at `target_d` is ours for the whole pass: from here until our
+        rear is `pass_return_gap_m` past the blocker's front (at `oncoming_pass_accel_mps2` up
+        to the speed limit, plus `oncoming_gap_margin_s`) nobody coming the other way reaches
+        our front, and nobody stands or drives our way in that lane before the return.
+
+        What we cannot see counts as coming: a car at the speed limit just beyond the
+        cameras' reach (`oncoming_sight_m`) or hidden behind the blocker (index `blocker` in
+        the predictions; the sight line from the cameras past its rear corner) must not
+        reach our front before we are back either."""
+        cfg, p = self.config, self.params
+        scene, pred, lane_w, v = tick.scene, tick.predictions, tick.lane_width_m, tick.speed
+        if len(pred) == 0:
+            return True
+        s_ego = scene.ego_s
+        rear = s_ego - p.rear_overhang_m
+        return_s = blocker_front_s + cfg.pass_return_gap_m
+        dist = max(return_s - rear, 0.0)
+        v_max = max(float(tick.path.speed_limit_at(s_ego)), v, 0.1)
+        a = cfg.oncoming_pass_accel_mps2
+        to_top = (v_max * v_max - v * v) / (2 * a)
+        if to_top >= dist:
+            t_pass = (np.sqrt(v * v + 2 * a * dist) - v) / a
+        else:
+            t_pass = (v_max - v) / a + (dist - to_top) / v_max
+        t_need = float(t_pass) + cfg.oncoming_gap_margin_s
+        s_cam = s_ego + p.rear_axle_to_center_m
+        sight = cfg.oncoming_sight_m
+        if blocker is not None and len(pred) > blocker:
+            edge_d = float(scene.agent_d[blocker, 0] + 0.5 * pred.width[blocker])
+            edge_s = float(scene.agent_s[blocker, 0] - 0.5 * pred.length[blocker]) - s_cam
+            if edge_d > scene.ego_d and edge_s > 0:
+                sight = min(sight, edge_s * (target_d - scene.ego_d) / (edge_d - scene.ego_d))
+        unseen_reach = s_cam + sight - v_max * t_need
+        if unseen_reach < return_s + p.length_m:
+            return False
+        a_s, a_d, v_s = scene.agent_s[:, 0], scene.agent_d[:, 0], scene.agent_v_s
+        half_len = 0.5 * pred.length
+        in_target = np.abs(a_d - target_d) < 0.5 * lane_w + 0.5 * pred.width + 0.3
+        our_front_at_return = return_s + p.length_m
+        coming = (v_s < -cfg.blocker_speed_mps) & (
+            a_s - half_len + v_s * t_need < our_front_at_return + cfg.pass_min_gap_m
+        )
+        # in the lane between our rear and where we return (or beyond it, for those coming)
+        ahead = a_s + half_len > rear - cfg.pass_min_gap_m
+        in_way = (v_s >= -cfg.blocker_speed_mps) & (
+            a_s - half_len < our_front_at_return + cfg.pass_min_gap_m
+        )
+        bad = in_target & ahead & (coming | in_way)
+        return not bool(np.any(bad))
 
     def _gap_ok(
         self,

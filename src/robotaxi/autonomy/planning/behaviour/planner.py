@@ -11,6 +11,7 @@ from robotaxi.autonomy.planning.behaviour.ev_yield import EvYieldPolicy
 from robotaxi.autonomy.planning.behaviour.follow import FollowPolicy
 from robotaxi.autonomy.planning.behaviour.junction import StopLinePolicy
 from robotaxi.autonomy.planning.behaviour.kerb import KerbPolicy
+from robotaxi.autonomy.planning.behaviour.occlusion import OccludedKerbPolicy
 from robotaxi.autonomy.planning.behaviour.pass_blocker import PassBlockerPolicy
 from robotaxi.autonomy.planning.behaviour.policy import (
     Behaviour,
@@ -76,6 +77,7 @@ class BehaviourPlanner:
         self.state = Behaviour.LANE_FOLLOW
         cfg = self.config
         self.follow = FollowPolicy(cfg, params)
+        self.occluded_kerb = OccludedKerbPolicy(cfg, params)
         self.safe_stop = SafeStopPolicy(cfg)
         self.stop_line = StopLinePolicy(cfg, params)
         self.ev_yield = EvYieldPolicy(cfg, params)
@@ -84,6 +86,7 @@ class BehaviourPlanner:
         # in this order: each may read what the ones before it decided
         self.policies: tuple[BehaviourPolicy, ...] = (
             self.follow,
+            self.occluded_kerb,
             self.safe_stop,
             self.stop_line,
             self.ev_yield,
@@ -122,4 +125,6 @@ class BehaviourPlanner:
         if name is None:
             name = self.follow.behaviour(tick)
         self.state = name
-        return BehaviourTarget(name, draft.offset_m, draft.speed_limit_mps, stop_s)
+        return BehaviourTarget(
+            name, draft.offset_m, draft.speed_limit_mps, stop_s, draft.borrow_oncoming
+        )

@@ -32,12 +32,15 @@ class Behaviour(enum.StrEnum):
 class BehaviourTarget:
     """What the motion planner aims for: lateral offset `lateral_offset_m` from the reference
     path (m, left positive), speed `target_speed_mps`, and, when set, the rear-axle arc
-    length `stop_s_m` (m) where the car must be standing."""
+    length `stop_s_m` (m) where the car must be standing. With `borrow_oncoming`, the lanes
+    of the other direction (the path's `oncoming_room_m`) count as drivable: a pass round a
+    standing vehicle through them."""
 
     behaviour: Behaviour
     lateral_offset_m: float
     target_speed_mps: float
     stop_s_m: float | None = None
+    borrow_oncoming: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,8 @@ class Draft:
     - `stops`: every (behaviour, rear-axle arc length in m) that asks the car to stand, in
       the order asked; the nearest is the target's stop and the behaviours name the tick;
     - `name`: a behaviour a policy names the tick after without a stop (leaving the kerb);
-    - `caution`: a siren is heard and heeded; `passing`: passing a double-parked vehicle;
+    - `caution`: a siren is heard and heeded; `passing`: passing a double-parked vehicle,
+      `borrow_oncoming` through the other direction's lane;
     - what later policies need to know of earlier ones: the next stop line ahead and where
       we stop for its signal (`next_line`, `line_stop_s`), whether we are yielding to a seen
       emergency vehicle (`yielding`) or in a safe stop (`safe_stopping`), and whether a yield
@@ -94,6 +98,7 @@ class Draft:
     name: Behaviour | None = None
     caution: bool = False
     passing: bool = False
+    borrow_oncoming: bool = False
     next_line: StopLine | None = None
     line_stop_s: float | None = None
     yielding: bool = False
