@@ -115,16 +115,13 @@ def test_completed_ride_is_metered_from_start_to_drop_off() -> None:
 
 
 def test_pulled_over_ride_is_charged_its_time_and_recorded_distance() -> None:
-    log = trip(
-        *RIDE_TO,
-        (130.0, S.BOARDED),
-        (140.0, S.STARTED),
-        (141.0, S.DRIVING),
-        (440.0, S.PULLED_OVER),
-        (470.0, S.COMPLETED),
-    )
-    # the pull-over event carries no distance: 350 + 55 × 5 min = 625
+    ridden = (*RIDE_TO, (130.0, S.BOARDED), (140.0, S.STARTED), (141.0, S.DRIVING))
+    log = trip(*ridden, (440.0, S.PULLED_OVER), (470.0, S.COMPLETED))
+    # a log without the distance (before it was recorded): 350 + 55 × 5 min = 625
     assert charge(SF, log) == Charge(625, "USD", FareRule.METERED, 0.0, 300.0)
+    # the distance driven to the pull-over kerb is on the completion: + 275 a mile
+    recorded = trip(*ridden, (440.0, S.PULLED_OVER), (470.0, S.COMPLETED, {"ride_m": MILE_M}))
+    assert charge(SF, recorded) == Charge(900, "USD", FareRule.METERED, MILE_M, 300.0)
 
 
 @pytest.mark.parametrize(

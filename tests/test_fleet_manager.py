@@ -83,6 +83,11 @@ def test_start_ride_needs_the_rider_boarded_and_buckled(grid_map, grid_graph) ->
     fm._advance(car, 30.0, out)
     assert trip.state == TripState.ARRIVED
     assert out.events[-1].data["greeting"] == "Hey there, Kevin!"
+    with pytest.raises(RideActionError, match="doors are locked"):
+        fm.board("app1", 34.0)
+    unlocked = fm.unlock("app1", 34.5)
+    assert [e.kind.value for e in unlocked] == ["doors_unlocked"]
+    assert fm.unlock("app1", 34.6) == []  # already unlocked: nothing new to log
     fm.board("app1", 35.0)
     with pytest.raises(RideActionError, match="seat belt"):
         fm.start_ride("app1", 36.0)

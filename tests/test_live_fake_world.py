@@ -70,6 +70,7 @@ def _ride(live: LiveService, vehicle_id: str) -> list[str]:
         return trip.state.value
 
     assert live.step_until(lambda: state() == "arrived", 900), state()
+    live.unlock(trip_id)
     live.board(trip_id)
     live.buckle(trip_id, True)
     live.start_ride(trip_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clocks import ManualClock
+from robotaxi.sim.live_views import Pacing
 from robotaxi.sim.pacing import Pacer
 
 
@@ -78,3 +79,32 @@ def test_an_ended_service_idles_until_stopped() -> None:
 
     pacer.run(lambda: float(steps.append(1) or 0), ended=ended)
     assert steps == [] and clock.waits == [0.5] * 5
+
+
+def _pacing(pacer: Pacer, speed: float) -> Pacing:
+    rtf = pacer.real_time_factor
+    return Pacing(
+        sim_time_s=0.0,
+        speed=speed,
+        real_time_factor=None if rtf is None else round(rtf, 2),
+        behind_s=pacer.behind_s,
+        running=True,
+        ended=False,
+    )
+
+
+def test_a_clock_that_cannot_keep_its_speed_says_so_and_what_to_do() -> None:
+    clock = ManualClock()
+    slow = Pacer(1.0, 1000.0, clock)
+    _run(slow, clock, 300, cost_s=0.01)  # 100x of the 1000x asked
+    pacing = _pacing(slow, 1000.0)
+    assert not pacing.keeping_up
+    assert pacing.falling_behind_note == (
+        "the simulation runs at 100x real time instead of 1000x: the machine is too busy; "
+        "restart with a lower --speed or a smaller fleet"
+    )
+    # at its speed, or at the start (no measurement yet), all is well
+    fine = Pacer(1.0, 40.0, clock)
+    assert _pacing(fine, 40.0).keeping_up and _pacing(fine, 40.0).falling_behind_note is None
+    _run(fine, clock, 400, cost_s=0.004)
+    assert _pacing(fine, 40.0).keeping_up

@@ -190,7 +190,7 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
     other = sign_in(client, "Not Ada")
     assert client.get(f"/api/rides/{ride_id}/greeting.wav", headers=other).status_code == 404
     assert (
-        arrived["can_start"] is False and arrived["start_blocked_reason"] == "get in the car first"
+        arrived["can_start"] is False and arrived["start_blocked_reason"] == "unlock the car first"
     )
     vid = arrived["vehicle_id"]
     screen = client.get(f"/api/vehicles/{vid}/screen", headers=me).json()
@@ -204,6 +204,11 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
 
     start = client.post(f"/api/rides/{ride_id}/start", headers=me)
     assert start.status_code == 409 and "on board" in start.json()["detail"]
+    # the doors stay locked until the rider unlocks them from the app
+    locked = client.post(f"/api/rides/{ride_id}/board", headers=me)
+    assert locked.status_code == 409 and "doors are locked" in locked.json()["detail"]
+    unlocked = client.post(f"/api/rides/{ride_id}/unlock", headers=me).json()
+    assert unlocked["unlocked"] is True and unlocked["state"] == "arrived"
     assert client.post(f"/api/rides/{ride_id}/board", headers=me).json()["state"] == "boarded"
     start = client.post(f"/api/rides/{ride_id}/start", headers=me)
     assert start.status_code == 409 and "seat belt" in start.json()["detail"]
@@ -341,6 +346,7 @@ def test_pull_over_ends_the_ride_early(client: TestClient) -> None:
     ).json()["id"]
     assert client.post(f"/api/rides/{ride_id}/pull-over", headers=me).status_code == 409
     drive_until(client, ride_id, "arrived")
+    client.post(f"/api/rides/{ride_id}/unlock", headers=me)
     client.post(f"/api/rides/{ride_id}/board", headers=me)
     client.post(f"/api/rides/{ride_id}/buckle", json={"buckled": True}, headers=me)
     client.post(f"/api/rides/{ride_id}/start", headers=me)
@@ -350,11 +356,16 @@ def test_pull_over_ends_the_ride_early(client: TestClient) -> None:
     drive_until(client, ride_id, "completed", 300)
     states = [e.state for e in runtime_of(client).store.events(ride_id)]
     assert states[-2:] == [S.PULLED_OVER, S.COMPLETED] and S.ARRIVED_AT_DESTINATION not in states
-    # charged the time ridden up to the rider's "pull over" (the distance is not on record)
-    events = {e.state: e.time.time_s for e in runtime_of(client).store.events(ride_id)}
+    # charged the time ridden up to the rider's "pull over" and the distance to that kerb
+    stored = runtime_of(client).store.events(ride_id)
+    events = {e.state: e.time.time_s for e in stored}
     minutes = (events[S.PULLED_OVER] - events[S.STARTED]) / 60
+    ride_m = stored[-1].data["ride_m"]
+    assert ride_m > 50  # it drove for 30 s and more before stopping
+    miles = ride_m / 1609.344
     fare = client.get(f"/api/rides/{ride_id}/receipt", headers=me).json()["fare"]
-    assert fare["rule"] == "metered" and fare["cents"] == math.floor(350 + 55 * minutes + 0.5)
+    assert fare["rule"] == "metered"
+    assert fare["cents"] == math.floor(350 + 275 * miles + 55 * minutes + 0.5)
 
 
 # --- input validation and rider rules -----------------------------------------------------

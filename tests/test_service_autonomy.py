@@ -120,6 +120,7 @@ def test_an_autonomous_car_serves_a_ride_and_its_screen_shows_what_it_tracks(
     assert car is not None and car.stopped and car.speed < 0.1
     pickup_gap = math.dist((car.x, car.y), pickup_xy)
     assert pickup_gap < 30, f"stopped {pickup_gap:.0f} m from the pick-up curb"
+    assert client.post(f"/api/rides/{ride_id}/unlock", headers=me).status_code == 200
     assert client.post(f"/api/rides/{ride_id}/board", headers=me).status_code == 200
     client.post(f"/api/rides/{ride_id}/buckle", json={"buckled": True}, headers=me)
     assert client.post(f"/api/rides/{ride_id}/start", headers=me).status_code == 200
@@ -228,6 +229,7 @@ def test_a_leg_without_a_lane_route_is_handed_to_sumo_and_taken_back(
         handed = live.snapshot().autonomy[CAR]
         assert handed.driver == "sumo" and "does not allow" in handed.note
         assert live.step_until(lambda: state() == "arrived", 600)  # SUMO drove it there
+        live.unlock("r1")
         live.board("r1")
         live.buckle("r1", True)
         live.start_ride("r1")
@@ -321,6 +323,7 @@ def ride_underway(
     ride_id, me = book_ride(client, runtime, rider, pickup_xy, dropoff_xy)
     assert live.step_until(lambda: trip_state(live, ride_id) == "arrived", 600), "never came"
     assert live.trip(ride_id).vehicle_id == CAR  # type: ignore[union-attr]
+    assert client.post(f"/api/rides/{ride_id}/unlock", headers=me).status_code == 200
     assert client.post(f"/api/rides/{ride_id}/board", headers=me).status_code == 200
     client.post(f"/api/rides/{ride_id}/buckle", json={"buckled": True}, headers=me)
     assert client.post(f"/api/rides/{ride_id}/start", headers=me).status_code == 200

@@ -101,6 +101,14 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             page.keyboard.press("Enter")
             expect(page.locator("#pickup-text")).not_to_have_text("not set")
             expect(page.locator("#dropoff-text")).to_have_text("not set")
+            # the rider chooses where the car stops among the kerb spots near them
+            spots = page.locator("#pickup-spots button")
+            expect(spots.first).to_contain_text(re.compile(r"\d+ min walk \(\d+ m\)"))
+            chosen = spots.nth(1) if spots.count() > 1 else spots.first
+            spot_name = chosen.inner_text().split(" · ")[0]
+            chosen.click()
+            expect(chosen).to_have_attribute("aria-pressed", "true")
+            expect(page.locator("#pickup-text")).to_have_text(spot_name)
             canvas.click(position={"x": box["width"] * 0.7, "y": box["height"] * 0.3})
             expect(page.locator("#dropoff-text")).not_to_have_text("not set")
             # the tapped pick-up is named by its street (the grid city's generated names)
@@ -123,6 +131,12 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
 
             page.get_by_role("button", name="Book ride").click()
             status = page.locator("#ride-status")
+            # the rider shares the trip: a link for someone else to follow the car
+            page.get_by_role("button", name="Share trip").click()
+            share_link = page.locator("#share-link")
+            expect(share_link).to_be_visible()
+            share_url = share_link.get_attribute("href") or ""
+            assert re.search(r"/share/[\w-]{40,}$", share_url), share_url
             # the car approaches: the page follows it until it stops at the curb
             distances: list[float] = []
             deadline = time.monotonic() + 40
@@ -140,6 +154,20 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             assert len(distances) >= 2, f"the car was not followed on its way: {distances}"
             assert distances[-1] < distances[0]
             expect(status).to_have_text("Your car is here")
+            # whoever got the link sees the car waiting, without an account
+            follower = context.new_page()
+            follower.on("pageerror", lambda exc: errors.append(str(exc)))
+            follower.goto(share_url)
+            expect(follower.locator("#shared-status")).to_have_text("The car is waiting for Ada")
+            follower.screenshot(path=str(ARTIFACTS / "2b-shared-ride.png"))
+            # at the car: find it (honk and flash), then unlock it from the app
+            expect(page.locator("#car-signal")).to_contain_text("locked until you unlock it")
+            page.get_by_role("button", name="Honk & flash").click()
+            expect(page.locator("#car-signal")).to_have_text(
+                "Your car is honking and flashing its lights."
+            )
+            page.get_by_role("button", name="Unlock car").click()
+            expect(page.get_by_role("button", name="Car unlocked")).to_be_disabled()
             car_link = page.get_by_role("link", name="Open the in-car screen")
             car_url = server + (car_link.get_attribute("href") or "")
 
@@ -189,6 +217,9 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             receipt = page.locator("#receipt")
             expect(receipt).to_be_visible(timeout=45_000)
             expect(status).to_have_text("Ride complete")
+            expect(follower.locator("#shared-status")).to_have_text(
+                "Ada has arrived: the ride is over", timeout=10_000
+            )
             expect(page.locator("#receipt-body")).to_contain_text("completed")
             expect(page.locator("#receipt-body")).to_contain_text(
                 re.compile(r"Fare\s*\$\d+\.\d\d · Distance and time of your ride")

@@ -244,6 +244,7 @@ def test_published_snapshot_equals_a_fresh_view_of_every_trip(
             live.step()
             check()
             if state_of(live, "a") == "arrived":
+                live.unlock("a")
                 live.board("a")
                 check()
                 live.buckle("a", True)

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from robotaxi.service.app import create_app
 from robotaxi.service.speech import GreetingVoice
+from test_remote_assistance import block_entrance, route_ahead, unblock
 from test_service_api import OP, OPERATOR, drive_until, point, runtime_of, settings_for, sign_in
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -36,6 +37,8 @@ PUBLIC = {
     ("get", "/api/map"),
     ("get", "/api/places"),  # the city's street names and places: public, like the map
     ("get", "/api/places/reverse"),
+    ("get", "/api/places/pickup-spots"),
+    ("get", "/api/shared/{token}"),  # a share link: whoever the rider gave it to
 }
 
 
@@ -96,6 +99,7 @@ class Scene:
         drive_until(self.client, ride_id, "arrived")
         if state == "arrived":
             return me, ride_id
+        self.act(me, ride_id, "unlock")
         self.act(me, ride_id, "board")
         if state == "boarded":
             return me, ride_id
@@ -140,7 +144,9 @@ def _not_utf8(path: str) -> Provoke:
 
 def _unknown_query(method: str, path: str) -> Provoke:
     """A query parameter the endpoint does not take (it takes none, or others)."""
-    concrete = path.format(ride_id="r1", vehicle_id="taxi000", ticket_id=1)
+    concrete = path.format(
+        ride_id="r1", vehicle_id="taxi000", ticket_id=1, request_id="a1", token="t"
+    )
     return lambda s: s.client.request(method, f"{concrete}?limt=5", headers=OP)
 
 
@@ -243,6 +249,40 @@ def _operator_only(path: str) -> dict[int, Provoke]:
     }
 
 
+def _assistance_answer(*, after_it_moves: bool) -> Provoke:
+    """A car on its way to a pick-up held at the entrance of the pick-up's street (so SUMO's
+    own rerouting cannot free it) asks for help; the operator answers "wait" while the
+    request is open, or once the street is clear again and the car has driven on."""
+
+    def provoke(s: Scene) -> httpx.Response:
+        live = runtime_of(s.client).live
+        me = s.rider()
+        # a pick-up in a corner no other request uses: no car is parked on its street
+        corner = (0.85, 0.15) if after_it_moves else (0.15, 0.85)
+        body = {"pickup": point(s.client, *corner), "dropoff": point(s.client, 0.5, 0.5)}
+        booked = s.client.post("/api/rides", json=body, headers=me)
+        assert booked.status_code == 201, booked.text
+        ride_id = booked.json()["id"]
+        s.booked.append((me, ride_id))
+        drive_until(s.client, ride_id, "en_route")
+        car = live.trip(ride_id).vehicle_id
+        ahead = route_ahead(car)
+        assert car is not None and len(ahead) >= 2, ahead
+        tag = f"openapi-{after_it_moves}"
+        blockers = block_entrance(live, ahead[-1], tag)
+        try:
+            assert live.step_until(lambda: live.fleet.assistance.open_for(car) is not None, 400)
+            request = live.fleet.assistance.open_for(car)
+        finally:
+            unblock(blockers)
+        if after_it_moves:
+            assert live.step_until(lambda: not request.open, 300)
+        path = f"/api/assistance/{request.request_id}/answer"
+        return s.client.post(path, json={"answer": "wait"}, headers=OP)
+
+    return provoke
+
+
 RIDE = "/api/rides/{ride_id}"
 # (method, path) -> {status: a request that gets that status}
 PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
@@ -301,8 +341,31 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
         409: _cancel_twice,
         413: _too_large("/api/rides/r1/cancel"),
     },
+    ("post", RIDE + "/unlock"): {
+        200: _ride_action("unlock", "arrived"),
+        401: _no_token("POST", "/api/rides/r1/unlock"),
+        404: _someone_elses_ride("unlock"),
+        409: _ride_action("unlock", "requested"),  # the car is not there yet
+        413: _too_large("/api/rides/r1/unlock"),
+    },
+    ("post", RIDE + "/find-car"): {
+        200: _ride_action("find-car", "arrived"),
+        401: _no_token("POST", "/api/rides/r1/find-car"),
+        404: _someone_elses_ride("find-car"),
+        409: _ride_action("find-car", "requested"),
+        413: _too_large("/api/rides/r1/find-car"),
+        429: lambda s: (
+            (ride := s.ride("arrived")),
+            [s.act(*ride, "find-car") for _ in range(3)],
+            s.act(*ride, "find-car"),
+        )[-1],
+    },
     ("post", RIDE + "/board"): {
-        200: _ride_action("board", "arrived"),
+        200: lambda s: (
+            (ride := s.ride("arrived")),
+            s.act(*ride, "unlock"),
+            s.act(*ride, "board"),
+        )[-1],
         401: _no_token("POST", "/api/rides/r1/board"),
         404: _someone_elses_ride("board"),
         409: _ride_action("board", "requested"),  # the car is not there yet
@@ -419,6 +482,21 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
     ("get", "/api/kpis"): _operator_only("/api/kpis"),
     ("get", "/api/trips/open"): _operator_only("/api/trips/open"),
     ("get", "/api/yields"): _operator_only("/api/yields"),
+    ("get", "/api/assistance"): _operator_only("/api/assistance"),
+    ("post", "/api/assistance/{request_id}/answer"): {
+        200: _assistance_answer(after_it_moves=False),
+        401: _no_token("POST", "/api/assistance/a1/answer", {"answer": "wait"}),
+        403: lambda s: s.client.post(
+            "/api/assistance/a1/answer", json={"answer": "wait"}, headers=s.rider()
+        ),
+        404: lambda s: s.client.post(
+            "/api/assistance/nope/answer", json={"answer": "wait"}, headers=OP
+        ),
+        409: _assistance_answer(after_it_moves=True),
+        422: lambda s: s.client.post(
+            "/api/assistance/a1/answer", json={"answer": "honk"}, headers=OP
+        ),
+    },
     ("get", "/api/vehicle-events"): {
         **_operator_only("/api/vehicle-events"),
         422: lambda s: s.client.get("/api/vehicle-events?limit=0", headers=OP),
@@ -432,6 +510,35 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
         200: _no_token("GET", "/api/places/reverse?lat=37.75&lon=-122.42"),
         422: lambda s: s.client.get("/api/places/reverse?lat=91&lon=0"),
     },
+    ("get", "/api/places/pickup-spots"): {
+        200: lambda s: s.client.get("/api/places/pickup-spots", params=point(s.client, 0.4, 0.4)),
+        422: lambda s: s.client.get("/api/places/pickup-spots?lat=91&lon=0"),
+    },
+    ("post", RIDE + "/share"): {
+        201: _ride_action("share", "requested"),
+        401: _no_token("POST", "/api/rides/r1/share"),
+        404: _someone_elses_ride("share"),
+        409: lambda s: ((ride := s.ride()), s.act(*ride, "cancel"), s.act(*ride, "share"))[-1],
+        413: _too_large("/api/rides/r1/share"),
+    },
+    ("delete", RIDE + "/share"): {
+        200: lambda s: (
+            (ride := s.ride()),
+            s.client.delete(f"/api/rides/{ride[1]}/share", headers=ride[0]),
+        )[-1],
+        401: _no_token("DELETE", "/api/rides/r1/share"),
+        404: lambda s: (
+            (ride := s.ride()),
+            s.client.delete(f"/api/rides/{ride[1]}/share", headers=s.rider()),
+        )[-1],
+    },
+    ("get", "/api/shared/{token}"): {
+        200: lambda s: (
+            (ride := s.ride()),
+            s.client.get("/api/shared/" + s.act(*ride, "share").json()["token"]),
+        )[-1],
+        404: _no_token("GET", "/api/shared/not-a-link"),
+    },
 }
 NOT_UTF8 = [
     "/api/riders",
@@ -443,6 +550,9 @@ NOT_UTF8 = [
 ]
 for _path in NOT_UTF8:  # FastAPI cannot read the body: 400 (broken JSON is a 422)
     PROVOKE[("post", _path.replace("r1", "{ride_id}"))][400] = _not_utf8(_path)
+_ANSWER = ("post", "/api/assistance/{request_id}/answer")
+PROVOKE[_ANSWER][400] = _not_utf8("/api/assistance/a1/answer")
+PROVOKE[_ANSWER][413] = _too_large("/api/assistance/a1/answer")
 for (_method, _path), _codes in PROVOKE.items():  # every API endpoint refuses unknown queries
     _codes.setdefault(422, _unknown_query(_method.upper(), _path))
 ENDS_THE_WINDOW = {("post", "/api/rides", 503)}
@@ -453,7 +563,9 @@ def test_every_declared_status_has_a_request_that_provokes_it() -> None:
     provoked = {(m, p, code) for (m, p), codes in PROVOKE.items() for code in codes}
     assert provoked == set(DECLARED)
     operations = {(method, path) for method, path, _ in DECLARED}
-    assert len(operations) == 31 and len(DECLARED) > 90  # 27 + places (2) + tickets (2)
+    # 27 + places (2) + tickets (2) + assistance (2) + unlock, find-car, pick-up spots,
+    # share, stop sharing, a shared ride (6)
+    assert len(operations) == 39 and len(DECLARED) > 90
 
 
 @pytest.mark.sumo

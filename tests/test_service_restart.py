@@ -123,6 +123,7 @@ def test_kill_and_restart_loses_nothing(tmp_path: Path) -> None:
         rita = f"{first.url}/api/rides/{rides['Rita']}"
         httpx.post(f"{first.url}/api/rides/{rides['Cal']}/cancel", headers=riders["Cal"])
         wait_for(rita, me, {"arrived"})
+        assert httpx.post(f"{rita}/unlock", headers=me).status_code == 200
         assert httpx.post(f"{rita}/board", headers=me).status_code == 200
         httpx.post(f"{rita}/buckle", json={"buckled": True}, headers=me)
         assert httpx.post(f"{rita}/start", headers=me).json()["state"] == "driving"

@@ -647,6 +647,7 @@ def test_migrations_twice_are_a_no_op_and_match_the_models(store_url: str) -> No
             "support_tickets",
             "support_messages",
             "vehicle_events",
+            "ride_shares",
         }
         assert store.events("t1") == life_cycle_events("t1")[:3]
         with store.engine.connect() as conn:

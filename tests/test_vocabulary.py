@@ -62,6 +62,14 @@ EXPECTED: dict[type[enum.StrEnum], dict[str, str]] = {
         # added with the seat-belt check (issue 13); none of the old values changed
         "SEATBELT_UNFASTENED": "seatbelt_unfastened",
         "SEATBELT_FASTENED": "seatbelt_fastened",
+        # at the pick-up (unlock, find my car) and remote assistance (issue 13)
+        "DOORS_UNLOCKED": "doors_unlocked",
+        "HORN_AND_LIGHTS": "horn_and_lights",
+        "ASSIST_REQUESTED": "assist_requested",
+        "ASSIST_ANSWERED": "assist_answered",
+        "ASSIST_ACCEPTED": "assist_accepted",
+        "ASSIST_REFUSED": "assist_refused",
+        "ASSIST_CLOSED": "assist_closed",
     },
     Behaviour: {
         "LANE_FOLLOW": "lane_follow",

@@ -134,6 +134,12 @@ class FleetConfig(_Model):
     ev_yield_lateral_m: float = Field(
         11.0, gt=0, description="how far to the side an approaching siren still counts, m"
     )
+    assist_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="a robotaxi on its way that has stood still this long (not at a stop, "
+        "not pulled over for an ambulance) asks remote assistance for context, sim s",
+    )
 
 
 class RunConfig(_Model):

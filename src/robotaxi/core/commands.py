@@ -89,8 +89,19 @@ class HandBack:
     vehicle_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class AvoidStreet:
+    """Keep the current target but take a way there that does not use `edge` (a street a
+    remote-assistance operator said is blocked). The world refuses, with the reason, when
+    every way to the target crosses `edge` or the car stands on it; the car keeps its route
+    then."""
+
+    vehicle_id: str
+    edge: str
+
+
 EgoCommand = MoveEgo | ParkEgo | UnparkEgo | TakeOver | HandBack
-VehicleCommand = DriveTo | PullOver | Resume | EgoCommand
+VehicleCommand = DriveTo | PullOver | Resume | AvoidStreet | EgoCommand
 
 
 @dataclass(frozen=True, slots=True)

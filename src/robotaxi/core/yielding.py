@@ -49,3 +49,11 @@ class VehicleEventKind(enum.StrEnum):
     EV_RESUMED = "ev_resumed"
     SEATBELT_UNFASTENED = "seatbelt_unfastened"  # the rider undid the belt mid-ride
     SEATBELT_FASTENED = "seatbelt_fastened"  # … and fastened it again
+    DOORS_UNLOCKED = "doors_unlocked"  # the rider unlocked the car from the app at the pick-up
+    HORN_AND_LIGHTS = "horn_and_lights"  # "find my car": a short honk and a flash of the lights
+    # remote assistance: a car standing still on its way asks a person for context
+    ASSIST_REQUESTED = "assist_requested"  # the car opened a request (what it sees, where)
+    ASSIST_ANSWERED = "assist_answered"  # an operator answered it (another way, wait, pull over)
+    ASSIST_ACCEPTED = "assist_accepted"  # the car checked the answer and acts on it
+    ASSIST_REFUSED = "assist_refused"  # the car found the answer unsafe or impossible: why
+    ASSIST_CLOSED = "assist_closed"  # the car moves again (cleared by itself, or after an answer)

@@ -201,7 +201,8 @@ def charge(tariff: Tariff, events: Sequence[TripEvent]) -> Charge | None:
         return Charge(cents, tariff.currency, FareRule.INTERRUPTED, driven, None)
     # completed: delivered, or let out early at the rider's request
     end = _first(log, S.ARRIVED_AT_DESTINATION) or _first(log, S.PULLED_OVER) or last
-    distance = _driven_m(_first(log, S.ARRIVED_AT_DESTINATION)) or 0.0
+    # driven to the destination, or (let out early) to the kerb it pulled over at
+    distance = _driven_m(_first(log, S.ARRIVED_AT_DESTINATION)) or _driven_m(last) or 0.0
     duration = 0.0 if started is None else max(end.time.time_s - started.time.time_s, 0.0)
     return Charge(
         metered_cents(tariff, distance, duration),

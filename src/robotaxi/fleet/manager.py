@@ -38,7 +38,14 @@ from robotaxi.core import (
     YieldBasis,
     YieldDecider,
 )
+from robotaxi.core.commands import AvoidStreet
 from robotaxi.core.types import BoolArray, FloatArray, IntArray
+from robotaxi.fleet.assistance import (
+    MOVING_MPS,
+    AssistanceDesk,
+    AssistAnswer,
+    StandingCar,
+)
 from robotaxi.fleet.charging import FleetCharging
 from robotaxi.fleet.demand import DemandModel
 from robotaxi.fleet.dispatch import PairFilter, PickupEtaModel, assign_nearby, make_policy
@@ -142,8 +149,9 @@ class EvStop:
 class Rider:
     """What the simulated rider will do, drawn when the request arrives.
 
-    A `controlled` rider is a real person (the service's app and in-car screen): boarding,
-    buckling and Start ride come from them through `board`, `buckle` and `start_ride`.
+    A `controlled` rider is a real person (the service's app and in-car screen): unlocking,
+    boarding, buckling and Start ride come from them through `unlock`, `board`, `buckle` and
+    `start_ride`; the car's doors stay locked at the pick-up until its rider unlocks them.
     """
 
     at_curb_at: TimePoint  # when the rider is at the pick-up curb
@@ -154,6 +162,8 @@ class Rider:
     controlled: bool = False
     buckled: bool = False
     unbuckled_at: TimePoint | None = None  # the belt came undone mid-ride (None: fastened)
+    unlocked: bool = False  # a controlled rider unlocked the doors at the pick-up
+    signalled_at: TimePoint | None = None  # the last "find my car" (horn and lights)
 
 
 class RideActionError(RobotaxiError):
@@ -249,6 +259,8 @@ class FleetManager:
         self._top_speed_mps = max(
             (lane.speed_limit for lane in road_map.lanes.values()), default=fleet.max_speed_mps
         )
+        # remote assistance: cars stuck on their way ask a person (`answer_assistance`)
+        self.assistance = AssistanceDesk(road_map, fleet.assist_after_s)
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -304,6 +316,7 @@ class FleetManager:
         if ev_stops is not None:
             self._own_yields(ev_stops, snapshot, now, out)
         self._yield_to_emergency(snapshot, now, out)
+        self.assistance.observe(self._standing_cars(), now, out.vehicle_events, out.commands)
         self._dispatch(now, out)
         if (
             self.dispatch_config.rebalance
@@ -327,6 +340,9 @@ class FleetManager:
         """The world could not carry out a command: retry at a neighbouring curb next tick."""
         self.command_failures += 1
         command = failure.command
+        if isinstance(command, AvoidStreet):
+            self.assistance.world_refused(command, failure.reason, self._last_t)
+            return
         v = self.vehicles.get(command.vehicle_id)
         if v is None:
             return
@@ -480,12 +496,51 @@ class FleetManager:
         car = self.vehicles.get(trip.vehicle_id) if trip.vehicle_id else None
         return trip, car
 
-    def board(self, trip_id: str, now_s: float) -> list[TripEvent]:
-        """The rider got in (the car's door sensor)."""
+    def unlock(self, trip_id: str, now_s: float) -> list[VehicleEvent]:
+        """The rider unlocked the car from the app: only at the pick-up, once it has arrived
+        (before, the doors stay locked: nobody else gets in). Unlocking again does nothing."""
+        _, car = self._trip_at_pickup(trip_id, "unlock the car")
+        rider = self.riders[trip_id]
+        if rider.unlocked:
+            return []
+        rider.unlocked = True
+        return [
+            VehicleEvent(
+                car.vehicle_id,
+                TimePoint.from_s(now_s),
+                VehicleEventKind.DOORS_UNLOCKED,
+                {"trip": trip_id},
+            )
+        ]
+
+    def find_my_car(self, trip_id: str, now_s: float) -> list[VehicleEvent]:
+        """The car honks briefly and flashes its lights so its rider can spot it (only once
+        it waits at the pick-up)."""
+        _, car = self._trip_at_pickup(trip_id, "honk and flash")
+        self.riders[trip_id].signalled_at = TimePoint.from_s(now_s)
+        return [
+            VehicleEvent(
+                car.vehicle_id,
+                TimePoint.from_s(now_s),
+                VehicleEventKind.HORN_AND_LIGHTS,
+                {"trip": trip_id},
+            )
+        ]
+
+    def _trip_at_pickup(self, trip_id: str, what: str) -> tuple[Trip, Vehicle]:
         trip, car = self._trip_for_action(trip_id)
         if trip.state != S.ARRIVED or car is None or car.trip_id != trip_id:
             raise RideActionError(
-                f"cannot board ride {trip_id}: the car has not arrived ({trip.state})"
+                f"cannot {what} for ride {trip_id}: the car has not arrived ({trip.state})"
+            )
+        return trip, car
+
+    def board(self, trip_id: str, now_s: float) -> list[TripEvent]:
+        """The rider got in (the car's door sensor): the doors must have been unlocked."""
+        trip, car = self._trip_at_pickup(trip_id, "board")
+        if not self.riders[trip_id].unlocked:
+            raise RideActionError(
+                f"cannot board ride {trip_id}: the doors are locked; unlock the car first"
             )
         out = FleetTickResult()
         self._event(trip, S.BOARDED, now_s, out, cause="rider", data={"seatbelt": False})
@@ -565,6 +620,72 @@ class FleetManager:
         car.stage = CurbStage.RIDER_PULL_OVER
         car.pending_command = PullOver(car.vehicle_id, PullOverReason.RIDER)
         return out.events
+
+    # --- remote assistance --------------------------------------------------------------
+
+    def _standing_cars(self) -> list[StandingCar]:
+        """The cars the assistance desk looks at this tick: those standing on their way to a
+        rider or a drop-off, and those it already follows."""
+        desk, cars = self.assistance, []
+        for v in self.vehicles.values():
+            leg = (
+                "pickup"
+                if v.status == VehicleStatus.TO_PICKUP
+                else "dropoff"
+                if v.status == VehicleStatus.TO_DROPOFF
+                else ""
+            )
+            if (v.speed >= MOVING_MPS or not leg) and not desk.watching(v.vehicle_id):
+                continue  # moving, or parked with no ride: nothing to follow
+            held = (
+                bool(leg)
+                and v.trip_id is not None
+                and not v.stopped
+                and v.yielding is None
+                and v.stage != CurbStage.RIDER_PULL_OVER
+            )
+            car = StandingCar(
+                v.vehicle_id, v.trip_id, leg, held, v.edge, v.xy,
+                v.heading, v.speed,
+            )  # fmt: skip
+            cars.append(car)
+        return cars
+
+    def answer_assistance(
+        self, request_id: str, answer: AssistAnswer, now_s: float
+    ) -> tuple[list[TripEvent], list[VehicleEvent]]:
+        """An operator's answer to a car's request for help. The car checks it: another way
+        goes to the world (refused there if every way crosses the blocked street); pull over
+        ends a ride at the next safe kerb (the rider gets out there) or, on the way to a
+        pick-up, hands the rider to another car; wait is taken as it is. Raises
+        `AssistanceError` for an unknown or closed request."""
+        desk = self.assistance
+        request, record, events = desk.answer(request_id, answer, now_s)
+        v = self.vehicles[request.vehicle_id]
+        trip = self.trips.get(v.trip_id) if v.trip_id else None
+        out = FleetTickResult()
+        if answer == AssistAnswer.ANOTHER_WAY:
+            desk.send_another_way(request, record)
+        elif answer == AssistAnswer.WAIT:
+            events.append(desk.accept(request, record, now_s))
+        elif v.status == VehicleStatus.TO_DROPOFF and trip is not None and trip.state == S.DRIVING:
+            self._event(trip, S.PULLED_OVER, now_s, out, cause="remote_assistance")
+            v.stage = CurbStage.RIDER_PULL_OVER
+            v.pending_command = PullOver(v.vehicle_id, PullOverReason.RIDER)
+            events.append(desk.accept(request, record, now_s))
+        elif v.status == VehicleStatus.TO_PICKUP and trip is not None:
+            # the rider is handed to another car at the next dispatch; this one parks
+            v.trip_id, v.status = None, VehicleStatus.IDLE
+            if v.target_curb is not None and self._holder.get(v.target_curb) == v.vehicle_id:
+                del self._holder[v.target_curb]
+            v.target_curb = None
+            self._waiting.append(trip.trip_id)
+            v.pending_command = PullOver(v.vehicle_id, PullOverReason.RIDER)
+            events.append(desk.accept(request, record, now_s))
+        else:
+            reason = f"the car is not on its way with a ride ({v.status.value})"
+            events.append(desk.refuse(request, record, reason, now_s))
+        return out.events, events
 
     def _event(
         self,
@@ -717,7 +838,11 @@ class FleetManager:
             v.status = VehicleStatus.AT_DROPOFF
             v.stage, v.timer_s = CurbStage.ALIGHTING, now + self.riders[trip.trip_id].alighting_s
         elif v.status == VehicleStatus.AT_DROPOFF and trip is not None and now >= v.timer_s:
-            self._event(trip, S.COMPLETED, now, out, cause="rider")
+            data: dict[str, object] = {}
+            # let out early (pulled over at the rider's request): the fare's distance
+            if trip.time_of(S.ARRIVED_AT_DESTINATION) is None and trip.time_of(S.DRIVING):
+                data["ride_m"] = round(v.odometer_m - _driving_odometer(trip), 1)
+            self._event(trip, S.COMPLETED, now, out, cause="rider", data=data)
             v.trip_id, v.status = None, VehicleStatus.IDLE
             v.stage, v.timer_s = CurbStage.NONE, math.inf
             self._start_next(v)

@@ -39,11 +39,13 @@ from robotaxi.core import RobotaxiError
 from robotaxi.fleet.manager import RideActionError
 from robotaxi.service.deps import known_query_only
 from robotaxi.service.routers import (
+    assistance,
     operations,
     pages,
     places,
     riders,
     rides,
+    shares,
     tickets,
     vehicles,
 )
@@ -201,7 +203,7 @@ def create_app(settings: ServiceSettings, runtime: ServiceRuntime | None = None)
     async def _bad_input(_: Request, exc: RobotaxiError) -> JSONResponse:
         return _error(status.HTTP_400_BAD_REQUEST, str(exc))
 
-    for module in (riders, rides, vehicles, places, tickets, operations):
+    for module in (riders, rides, shares, vehicles, places, tickets, operations, assistance):
         app.include_router(
             module.router,
             dependencies=[Depends(known_query_only)],

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 RESTART_REASON = "service restarted"
 MAX_CACHED = 100_000
+CAR_ROUTE_REFRESH_S = 5.0  # sim s between two routings of a car coming to its rider
+CAR_ROUTE_MAX_POINTS = 200  # enough for the app's map; keeps each update small
 K = TypeVar("K")
 V = TypeVar("V")
 # How a ride left open by a killed server is closed, by the state it was in: a ride not yet
@@ -372,12 +374,15 @@ class ServiceRuntime:
     recovered: list[Ride]
     rate_limiter: RateLimiter
     signup_limiter: RateLimiter  # per client address
+    find_car_limiter: RateLimiter  # honk-and-flash per rider and ride
     waiters: LiveWaiters
     writer: StoreWriter
     voice: GreetingVoice
     _booking_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_lock: threading.Lock = field(default_factory=threading.Lock)
     _map_json: bytes | None = None
+    # vehicle id → (sim s, [[lat, lon], ...]) of its way to a pick-up, refreshed now and then
+    _car_routes: dict[str, tuple[float, list[list[float]]]] = field(default_factory=dict)
     _map_gzip: bytes | None = None
     _unsubscribe: object = None
     # Riders and the request part of a ride never change once stored, so hot reads (status
@@ -469,6 +474,7 @@ class ServiceRuntime:
             recovered=recovered,
             rate_limiter=RateLimiter(settings.rides_per_window, settings.rate_window_s),
             signup_limiter=RateLimiter(settings.signups_per_window, settings.rate_window_s),
+            find_car_limiter=RateLimiter(settings.find_car_per_window, settings.rate_window_s),
             waiters=LiveWaiters(),
             writer=writer,
             voice=GreetingVoice(settings.espeak_ng or None, search=settings.espeak_ng is None),
@@ -586,6 +592,21 @@ class ServiceRuntime:
             found = (lat, lon)
             self._curb_latlon.put(xy, found)
         return found
+
+    def car_route(self, vehicle_id: str, now_s: float) -> list[list[float]]:
+        """[[lat, lon], ...] of a car's way to its target, routed at most every
+        `CAR_ROUTE_REFRESH_S` of sim time (riders watching many cars must not route each
+        tick under the simulation's lock)."""
+        cached = self._car_routes.get(vehicle_id)
+        if cached is not None and 0.0 <= now_s - cached[0] < CAR_ROUTE_REFRESH_S:
+            return cached[1]
+        xy = self.live.route_xy(vehicle_id)
+        if len(xy) > CAR_ROUTE_MAX_POINTS:
+            keep = np.unique(np.linspace(0, len(xy) - 1, CAR_ROUTE_MAX_POINTS).round())
+            xy = xy[keep.astype(int)]
+        route = self.to_latlon(xy) if len(xy) >= 2 else []
+        self._car_routes[vehicle_id] = (now_s, route)
+        return route
 
     def to_latlon(self, xy: np.ndarray) -> list[list[float]]:
         """N×2 metres → [[lat, lon], ...] rounded to ~1 cm."""

@@ -176,15 +176,70 @@ class RidePublic(BaseModel):
     live: bool = Field(description="false for rides of an earlier server run (history only)")
     eta_s: float | None = None
     vehicle: VehiclePosition | None = None
+    car_route: list[list[float]] | None = Field(
+        None, description="[[lat, lon], ...] the car drives to your pick-up, while it comes"
+    )
     greeting: str | None = None
     on_board: bool = False
     buckled: bool = False
+    unlocked: bool = Field(
+        False, description="the doors are unlocked for you (the car stays locked until you do)"
+    )
+    signalled_s: float | None = Field(
+        None, description="when the car last honked and flashed its lights for you (sim s)"
+    )
+    updates_delayed: bool = Field(
+        False, description="the service is busy: the car's position updates more slowly now"
+    )
     can_start: bool = False
     start_blocked_reason: str | None = None
     yielding_for_emergency: bool = False
+    support_note: str | None = Field(
+        None, description="what the car is doing with the support team now, for the rider"
+    )
     close_reason: str | None = None
     fare: FarePublic | None = Field(None, description="what the ride cost, once it has ended")
     events: list[RideEventPublic] = []
+
+
+class PickupSpotPublic(BaseModel):
+    """A kerb spot where a car may stop for you (not at a junction, crossing or freeway)."""
+
+    lat: float
+    lon: float
+    name: str | None = Field(None, description="e.g. 'Valencia St near 16th St'")
+    walk_m: float = Field(description="straight-line walk from where you are, metres")
+    walk_s: float = Field(description="walking time at 1.3 m/s, seconds")
+
+
+class SharePublic(BaseModel):
+    """A read-only link to your ride for someone else: shown once, until you stop sharing."""
+
+    url: str = Field(description="the page that follows your ride, e.g. /share/<token>")
+    token: str = Field(description="the link's secret part; anyone who has it can follow")
+
+
+class SharesRevokedPublic(BaseModel):
+    revoked: int = Field(description="how many links stopped working")
+
+
+class SharedRidePublic(BaseModel):
+    """What someone you shared your ride with sees: where the car is and when you arrive —
+    no account, no ride history, nothing once the ride is over."""
+
+    rider_first_name: str
+    state: str
+    status_text: str = Field(description="the ride's state in words")
+    over: bool = Field(description="the ride has ended: no position or ETA any more")
+    vehicle_id: str | None = None
+    vehicle: VehiclePosition | None = None
+    eta_s: float | None = Field(
+        None, description="to the pick-up before it, to the drop-off while riding"
+    )
+    pickup_name: str | None = None
+    dropoff_name: str | None = None
+    pickup_curb: LatLon | None = None
+    dropoff_curb: LatLon | None = None
 
 
 class ReceiptPublic(BaseModel):
@@ -415,6 +470,44 @@ class YieldPublic(BaseModel):
     )
 
 
+class AssistAnswerPublic(BaseModel):
+    answer: Literal["another_way", "wait", "pull_over"]
+    at_s: float
+    outcome: str = Field(description="'' (not checked yet), 'accepted' or 'refused'")
+    reason: str = Field(description="why the car refused the answer ('' if it did not)")
+
+
+class AssistancePublic(BaseModel):
+    """A car's request for remote assistance: where it stands, since when, what it sees."""
+
+    id: str
+    vehicle_id: str
+    trip_id: str | None
+    leg: str = Field(description="'pickup' or 'dropoff': where the car was going")
+    street: str = Field(description="the street it is held on or in front of")
+    edge: str = Field(description="the SUMO edge the car stands on")
+    blocked_edge: str = Field(description="the edge 'take another way' avoids")
+    where: LatLon
+    standing_since_s: float
+    opened_s: float
+    standing_s: float = Field(description="how long the car has stood (until it closed), s")
+    sees: str
+    open: bool
+    answers: list[AssistAnswerPublic]
+    refusal: str = Field(description="why the car refused the last answer ('' if it did not)")
+    closed_s: float | None
+    closed_how: str
+
+
+class AssistanceAnswerCreate(_In):
+    """An operator's answer: 'another_way' (this street is blocked: take another way),
+    'wait' (it will clear) or 'pull_over' (at the next safe kerb)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: Literal["another_way", "wait", "pull_over"]
+
+
 class VehicleEventPublic(BaseModel):
     """One entry of the durable vehicle event log (e.g. pulling over for an ambulance)."""
 
@@ -440,7 +533,8 @@ class KpisPublic(BaseModel):
 
 
 class HealthPublic(BaseModel):
-    status: str
+    status: str = Field(description="ok, behind (the clock cannot keep its speed) or ended")
+    note: str | None = Field(None, description="when behind: why, and what to do")
     city: str
     sim_time_s: float
     speed: float

@@ -82,6 +82,9 @@ class ServiceSettings(BaseModel):
     signups_per_window: int = Field(
         10, ge=1, description="sign-ups allowed per client address within rate_window_s"
     )
+    find_car_per_window: int = Field(
+        3, ge=1, description="'find my car' honks allowed per ride within rate_window_s"
+    )
     max_body_bytes: int = Field(16_384, ge=256, description="larger request bodies get 413")
     min_trip_m: float = Field(
         100.0, ge=0, description="drop-off must be at least this far (straight line) from pick-up"

@@ -157,14 +157,22 @@ def ride_public(
             "dropoff_curb": LatLon(lat=dropoff_curb[0], lon=dropoff_curb[1]),
             "eta_s": view.eta_s,
             "vehicle": vehicle,
+            "car_route": _car_route(runtime, view, snapshot.time_s) if vehicle else None,
             "greeting": view.greeting,
             "on_board": view.on_board,
             "buckled": view.buckled,
+            "unlocked": view.unlocked,
+            "updates_delayed": not runtime.live.pacing().keeping_up,
+            "signalled_s": view.signalled_s,
             "can_start": blocked is None,
             "start_blocked_reason": blocked,
             "yielding_for_emergency": view.yielding_for is not None,
+            "support_note": SUPPORT_NOTE if view.assisted else None,
         }
     )
+
+
+SUPPORT_NOTE = "Your car is checking the way ahead with our support team."
 
 
 def live_ride_body(runtime: ServiceRuntime, ride: Ride) -> tuple[bytes, TripState] | None:
@@ -272,3 +280,10 @@ def receipt(runtime: ServiceRuntime, ride: Ride, view: TripView | None) -> Recei
         route_kind=route_kind if started is not None else None,
         fare=fare_public(ride.fare),
     )
+
+
+def _car_route(runtime: ServiceRuntime, view: TripView, now_s: float) -> list[list[float]] | None:
+    """The car's way to the rider's pick-up while it comes (assigned, en route)."""
+    if view.vehicle_id is None or view.state not in (TripState.ASSIGNED, TripState.EN_ROUTE):
+        return None
+    return runtime.car_route(view.vehicle_id, now_s) or None

@@ -48,6 +48,7 @@ from robotaxi.core import (
     WorldError,
 )
 from robotaxi.core.types import FloatArray
+from robotaxi.fleet.assistance import AHEAD_M, AssistAnswer
 from robotaxi.fleet.charging import fleet_charging_for_map
 from robotaxi.fleet.demand import DemandModel, ServiceArea, SyntheticDemand, TncDemand
 from robotaxi.fleet.kpis import ev_yield_kpis, trip_kpis, vehicle_kpis
@@ -214,6 +215,7 @@ class LiveService:
             self.sim.close()
             raise
         self._read.attach(self.map, self.graph, self.fleet, self.world, self.driver)
+        self.fleet.assistance.look = self._look
         self._started = True
         with self._lock:
             self._read.publish(self._record((), ()), tuple(self.fleet.trips))
@@ -227,8 +229,18 @@ class LiveService:
         self._thread.start()
 
     def _clock(self) -> None:
+        keeping_up = True
+
         def tick() -> float:
+            nonlocal keeping_up
             self.step()
+            pacing = self.pacing()
+            if pacing.keeping_up != keeping_up:
+                keeping_up = pacing.keeping_up
+                if keeping_up:
+                    log.info("the live simulation keeps its speed again (%gx)", pacing.speed)
+                else:
+                    log.warning("falling behind: %s", pacing.falling_behind_note)
             return self.now_s
 
         def failed(_: Exception) -> None:
@@ -368,6 +380,24 @@ class LiveService:
     def board(self, trip_id: str) -> TripView:
         return self._act(trip_id, lambda now: self.fleet.board(trip_id, now))
 
+    def unlock(self, trip_id: str) -> TripView:
+        return self._car_act(trip_id, self.fleet.unlock)
+
+    def find_my_car(self, trip_id: str) -> TripView:
+        return self._car_act(trip_id, self.fleet.find_my_car)
+
+    def _car_act(
+        self, trip_id: str, action: Callable[[str, float], list[VehicleEvent]]
+    ) -> TripView:
+        """A rider action that is a car's event, not a trip transition."""
+        vehicle_events: list[VehicleEvent] = []
+
+        def act(now: float) -> list[TripEvent]:
+            vehicle_events.extend(action(trip_id, now))
+            return []
+
+        return self._act(trip_id, act, vehicle_events)
+
     def buckle(self, trip_id: str, buckled: bool) -> TripView:
         vehicle_events: list[VehicleEvent] = []
 
@@ -478,6 +508,35 @@ class LiveService:
             except WorldError:
                 return ()  # not inserted yet (before the first step) or left the network
 
+    def _look(self, vehicle_id: str) -> tuple[AgentState, ...]:
+        """What a car that asks for help sees around it (called by the fleet in a tick)."""
+        try:
+            return self.world.vehicles_near(vehicle_id, AHEAD_M + 10.0)
+        except WorldError:
+            return ()
+
+    def assistance(self) -> list[dict[str, Any]]:
+        """Remote-assistance requests: the open ones and those closed lately (sim s, m)."""
+        with self._lock:
+            self._require_started()
+            now = self.world.time.time_s
+            return [r.to_json(now) for r in self.fleet.assistance.requests.values()]
+
+    def answer_assistance(self, request_id: str, answer: AssistAnswer) -> dict[str, Any]:
+        """An operator's answer to a request; the car checks and acts on it from the next
+        tick. Raises `AssistanceError` (unknown or closed request)."""
+        with self._lock:
+            self._require_started()
+            now = self.world.time.time_s
+            events, vehicle_events = self.fleet.answer_assistance(request_id, answer, now)
+            update = self._record((), events, vehicle_events)
+            batch = self._log.take_batch()
+            self._read.publish(update, ())
+            row = self.fleet.assistance.requests[request_id].to_json(now)
+        self._log.write(batch, strict=True)
+        self._log.publish(update)
+        return row
+
     def quote(self, pickup_xy: tuple[float, float], dropoff_xy: tuple[float, float]) -> Quote:
         """Pick-up ETA from the nearest free car and the trip's time and length (s, m)."""
         with self._lock:
@@ -541,6 +600,7 @@ class LiveService:
             "speed": self.speed,
             "real_time_factor": pacing.real_time_factor,
             "behind_s": pacing.behind_s,
+            "falling_behind": pacing.falling_behind_note,
             "tick_ms_mean": round(1000 * self._tick_wall_s / self._ticks, 2)
             if self._ticks
             else None,

@@ -299,6 +299,8 @@ class ReadModel:
             dropoff_walk_m=round(trip.dropoff_walk_m, 1),
             on_board=trip.state in ON_BOARD,
             buckled=rider.buckled,
+            unlocked=rider.unlocked,
+            signalled_s=rider.signalled_at.time_s if rider.signalled_at else None,
             eta_s=eta,
             greeting=greeting(trip.request.rider_name) if arrived else None,
             vehicle_xy=car.xy if car is not None and own_car else None,
@@ -306,6 +308,7 @@ class ReadModel:
             if own_car and car is not None and car.yielding
             else None,
             events=tuple(trip.events),
+            assisted=self.fleet.assistance.open_for_trip(trip_id),
         )
 
 

@@ -68,11 +68,14 @@ class TripView:
     dropoff_walk_m: float
     on_board: bool
     buckled: bool
+    unlocked: bool  # the rider unlocked the doors at the pick-up (from the app)
+    signalled_s: float | None  # when the car last honked and flashed for its rider
     eta_s: float | None  # to the pick-up before arrival, to the drop-off while driving
     greeting: str | None
     vehicle_xy: tuple[float, float] | None
     yielding_for: str | None
     events: tuple[TripEvent, ...]
+    assisted: bool = False  # the car asked remote assistance about the way ahead (open)
 
     @property
     def start_blocked_reason(self) -> str | None:
@@ -81,7 +84,7 @@ class TripView:
             if self.state in (S.REQUESTED, S.ASSIGNED, S.EN_ROUTE):
                 return "the car has not arrived yet"
             if self.state == S.ARRIVED:
-                return "get in the car first"
+                return "get in the car first" if self.unlocked else "unlock the car first"
             return f"the ride is {self.state.value}"
         if not self.buckled:
             return "fasten your seat belt first"
@@ -104,6 +107,11 @@ class Quote:
     same_curb: bool
 
 
+# below this share of its speed the live clock is "falling behind" (timing noise of a busy
+# machine stays above it; a clock that cannot keep up at all falls well below)
+KEEP_UP_SHARE = 0.8
+
+
 @dataclass(frozen=True, slots=True)
 class Pacing:
     """How the clock keeps up: target speed and what was achieved over the last seconds."""
@@ -114,6 +122,24 @@ class Pacing:
     behind_s: float  # wall seconds the clock fell behind its schedule, summed since start
     running: bool
     ended: bool
+
+    @property
+    def keeping_up(self) -> bool:
+        """Whether the clock achieves at least `KEEP_UP_SHARE` of its speed (over the last
+        seconds); a live city that cannot keep up says so to riders, cars and operators."""
+        rtf = self.real_time_factor
+        return not self.running or self.ended or rtf is None or rtf >= KEEP_UP_SHARE * self.speed
+
+    @property
+    def falling_behind_note(self) -> str | None:
+        """For operators and the log: what is wrong and what to do, or None."""
+        if self.keeping_up or self.real_time_factor is None:
+            return None
+        return (
+            f"the simulation runs at {self.real_time_factor:g}x real time instead of "
+            f"{self.speed:g}x: the machine is too busy; restart with a lower --speed or "
+            "a smaller fleet"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,19 @@ class SupportTicketRow(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class RideShareRow(Base):
+    """A read-only link to one ride that its rider gave to someone (trip sharing); only the
+    SHA-256 digest of the link's token is stored. Revision 0005."""
+
+    __tablename__ = "ride_shares"
+    __table_args__ = (Index("ix_ride_shares_ride_id", "ride_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ride_id: Mapped[str] = mapped_column(ForeignKey("rides.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class SupportMessageRow(Base):
     """Append-only log of a ticket after it was opened: replies, follow-ups and closings,
     each with the status the ticket had after it (so the life cycle is kept, not only its

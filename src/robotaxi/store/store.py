@@ -289,6 +289,22 @@ class Store:
         with self.reading() as uow:
             return uow.vehicle_events.latest(vehicle_id=vehicle_id, limit=limit)
 
+    def share_ride(self, ride_id: str) -> str | None:
+        """A new read-only link token for a ride (shown once; None: the ride has as many
+        live links as it may have)."""
+        with self.unit_of_work("sharing a ride") as uow:
+            return uow.shares.create(ride_id)
+
+    def shared_ride(self, token: str) -> str | None:
+        """The ride a share token shows, or None when the token is unknown or revoked."""
+        with self.reading() as uow:
+            return uow.shares.ride_of(token)
+
+    def stop_sharing(self, ride_id: str) -> int:
+        """Revoke every share link of a ride; returns how many were live."""
+        with self.unit_of_work("stopping sharing a ride") as uow:
+            return uow.shares.revoke_all(ride_id)
+
     def create_ticket(
         self,
         text: str,

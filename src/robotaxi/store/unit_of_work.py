@@ -1,4 +1,4 @@
-"""`UnitOfWork`: the six repositories over one transaction, and the writes that span them.
+"""`UnitOfWork`: the seven repositories over one transaction, and the writes that span them.
 
 Everything done through one unit of work commits together when its `with` block ends, or
 not at all when the block raises; so a process killed at any instant leaves each unit either
@@ -18,6 +18,7 @@ from robotaxi.store.repositories import (
     RideRepository,
     RiderRepository,
     RunRepository,
+    ShareRepository,
     TicketRepository,
     TripEventRepository,
     VehicleEventRepository,
@@ -36,6 +37,7 @@ class UnitOfWork:
         self.trip_events = TripEventRepository(scope)
         self.vehicle_events = VehicleEventRepository(scope)
         self.tickets = TicketRepository(scope)
+        self.shares = ShareRepository(scope)
 
     def record(
         self,

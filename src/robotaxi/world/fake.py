@@ -16,6 +16,7 @@ It does not replace SUMO: anything that needs traffic, signals or lanes runs `Su
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,7 @@ from robotaxi.core import (
     WorldSnapshot,
     WorldStats,
 )
+from robotaxi.core.commands import AvoidStreet
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.traffic import PROBE_LAG_S, emergency_runs
 
@@ -53,6 +55,7 @@ AMBULANCE_LENGTH_M = 6.5
 AMBULANCE_WIDTH_M = 2.16
 BACKGROUND_MIN_ROUTE_EDGES = 3
 BACKGROUND_ORIGINS = 32  # background trips start from this many edges: one Dijkstra each
+BLOCKED_TRAVEL_TIME_S = 1e7  # a street remote assistance said is blocked (`AvoidStreet`)
 SENSE_RADIUS_M = 120.0  # an ego's `around`, as SUMO's context subscription
 
 
@@ -272,6 +275,8 @@ class FakeWorld:
                         car.parked, car.speed = True, 0.0
                     case UnparkEgo():
                         car.parked = False
+                    case AvoidStreet(_, edge):
+                        reason = self._avoid_street(car, edge)
             if reason:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, reason))
@@ -291,6 +296,24 @@ class FakeWorld:
             return f"no route from {here} to {edge}"
         car.route, car.idx, car.stop_pos = route, 0, pos
         car.parked = car.held = False
+        return ""
+
+    def _avoid_street(self, car: _Mover, edge: str) -> str:
+        """The fastest way to the car's target with `edge` made prohibitively slow (as
+        SumoWorld does); "" when taken (or not needed), else why not (the route is kept)."""
+        if car.edge == edge:
+            return f"it stands on {edge} itself: no turn off before the blockage"
+        if edge not in car.route[car.idx :]:
+            return ""
+        target = car.route[-1]
+        if target == edge:
+            return f"its stop is on {edge}, the blocked street"
+        graph = copy.deepcopy(self.graph)  # a test world: the copy's cost does not matter
+        graph.update_travel_times({edge: BLOCKED_TRAVEL_TIME_S})
+        route = graph.route(car.edge, target)
+        if not route or edge in route:
+            return f"every way from {car.edge} to {target} crosses {edge}"
+        car.route, car.idx = route, 0
         return ""
 
     # --- stepping -----------------------------------------------------------------------

@@ -38,6 +38,7 @@ from robotaxi.core import (
     WorldSnapshot,
     WorldStats,
 )
+from robotaxi.core.commands import AvoidStreet
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.background import DAY_S, count_vehicles, plan_bay_area_routes
 from robotaxi.world.traffic import (
@@ -58,6 +59,7 @@ PARK_FOREVER_S = 1e7
 PREEMPTION_AMBER_S = 3.0  # amber for the cross streets before an ambulance's green
 _STUCK_CHECK_S = 10.0  # how often robotaxis crawling in traffic are looked at
 _PARKED = 1 | 2  # VAR_STOPSTATE bits: stopped, parking (off the lane)
+_BLOCKED_TRAVEL_TIME_S = 1e7  # a street remote assistance said is blocked, for one reroute
 _CAR_VARS = [
     tc.VAR_POSITION,
     tc.VAR_ANGLE,
@@ -399,6 +401,8 @@ class SumoWorld:
                         self._take_over(vid)
                     case HandBack(vid):
                         self._hand_back(vid)
+                    case AvoidStreet(vid, edge):
+                        self._avoid_street(vid, edge)
             except (libsumo.TraCIException, WorldError) as exc:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, str(exc)))
@@ -456,6 +460,35 @@ class SumoWorld:
         if not best:
             raise libsumo.TraCIException(f"no way from {here} back to {target}")
         libsumo.vehicle.setRoute(vid, (here, *best))
+
+    def _avoid_street(self, vid: str, edge: str) -> None:
+        """Reroute to the current target without `edge` (remote assistance said it is
+        blocked): the car's own travel time for it is made prohibitive for one reroute by
+        SUMO's router. Raises `WorldError` (the car keeps its route) when the car stands on
+        `edge` or inside a junction, or every way to its target crosses `edge`."""
+        veh = libsumo.vehicle
+        here = veh.getRoadID(vid)
+        if here == edge:
+            raise WorldError(f"it stands on {edge} itself: no turn off before the blockage")
+        if here.startswith(":"):
+            raise WorldError(f"it is inside junction {here}: answer again in a moment")
+        route, idx = veh.getRoute(vid), veh.getRouteIndex(vid)
+        ahead = route[idx:]
+        if edge not in ahead:
+            return  # its way does not use that street
+        if ahead[-1] == edge:
+            raise WorldError(f"its stop is on {edge}, the blocked street")
+        mode = veh.getRoutingMode(vid)
+        veh.setAdaptedTraveltime(vid, edge, _BLOCKED_TRAVEL_TIME_S)
+        veh.setRoutingMode(vid, tc.ROUTING_MODE_DEFAULT)  # where the car's own times count
+        try:
+            veh.rerouteTraveltime(vid, False)
+        finally:
+            veh.setRoutingMode(vid, mode)
+            veh.setAdaptedTraveltime(vid, edge)  # no time: the car's own value is removed
+        if edge in veh.getRoute(vid)[veh.getRouteIndex(vid) :]:
+            veh.setRoute(vid, ahead)
+            raise WorldError(f"every way from {here} to {ahead[-1]} crosses {edge}")
 
     def _pull_over(self, vid: str) -> None:
         """Park at the curb just ahead, off the lane, so an ambulance can pass."""

@@ -29,7 +29,8 @@ async def health(runtime: RuntimeDep, live: LiveDep) -> HealthPublic:
     """Is the simulation running, and is it keeping its speed?"""
     pacing = live.pacing()
     return HealthPublic(
-        status="ended" if pacing.ended else "ok",
+        status="ended" if pacing.ended else "ok" if pacing.keeping_up else "behind",
+        note=pacing.falling_behind_note,
         city=live.map.name,
         sim_time_s=round(pacing.sim_time_s, 1),
         speed=pacing.speed,

@@ -1,4 +1,5 @@
-"""The web pages: rider app `/`, in-car screen `/car/<vehicle>`, operations `/ops`."""
+"""The web pages: rider app `/`, in-car screen `/car/<vehicle>`, a shared ride
+`/share/<token>`, operations `/ops`."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ def rider_app() -> FileResponse:
 def car_screen(vehicle_id: str) -> FileResponse:
     # the page reads the car id from its own URL; no data is served without a token
     return _page("car.html")
+
+
+@router.get("/share/{token}")
+def shared_ride_page(token: str) -> FileResponse:
+    # the page reads the link's token from its own URL and asks /api/shared/<token>
+    return _page("share.html")
 
 
 @router.get("/ops")

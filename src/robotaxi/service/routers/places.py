@@ -3,17 +3,28 @@ name of a point (reverse geocoding). Offline: built from the live city's own map
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query
 
+from robotaxi.fleet.manager import WALK_SPEED_MPS
 from robotaxi.map.places import MAX_QUERY_CHARS
 from robotaxi.service.deps import RuntimeDep
-from robotaxi.service.schemas import PlaceNamePublic, PlacePublic, error_responses
+from robotaxi.service.runtime import ServiceRuntime
+from robotaxi.service.schemas import (
+    PickupSpotPublic,
+    PlaceNamePublic,
+    PlacePublic,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/places", tags=["places"])
 MAX_RESULTS = 20
+# pick-up spots: the nearest on each of a few streets, within a short walk
+SPOT_RADIUS_M = 250.0
+MAX_SPOTS = 8
 
 
 @router.get(
@@ -63,3 +74,67 @@ def reverse(
         place=name.place,
         distance_m=name.distance_m,
     )
+
+
+@router.get(
+    "/pickup-spots",
+    responses=error_responses(422, e422="lat or lon missing or out of range, or limit"),
+)
+def pickup_spots(
+    runtime: RuntimeDep,
+    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="degrees north")],
+    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="degrees east")],
+    limit: Annotated[int, Query(ge=1, le=MAX_SPOTS, description="at most this many")] = 4,
+) -> list[PickupSpotPublic]:
+    """Kerb spots near a point where a car may stop for you — the nearest on each street
+    block within a short walk, nearest first; empty outside the service area."""
+    xy = runtime.to_xy(lat, lon)
+    curbs = runtime.live.map.curbs
+    if not (math.isfinite(xy[0]) and math.isfinite(xy[1])) or not runtime.inside(xy):
+        return []  # far off the city's projection, or outside the service area
+    found = curbs.tree.query_ball_point(np.asarray(xy, dtype=float), SPOT_RADIUS_M)
+    if not found:
+        return []
+    idx = np.asarray(found, dtype=np.int64)
+    walk = np.hypot(curbs.xy[idx, 0] - xy[0], curbs.xy[idx, 1] - xy[1])
+    chosen: list[tuple[int, float]] = []
+    seen_edges: set[str] = set()
+    for k in np.argsort(walk, kind="stable"):
+        edge = curbs.edge_ids[int(idx[k])]
+        if edge in seen_edges:  # spots every 30 m along a block: offer the nearest one
+            continue
+        seen_edges.add(edge)
+        chosen.append((int(idx[k]), float(walk[k])))
+        if len(chosen) == limit:
+            break
+    points = np.array([curbs.xy[i] for i, _ in chosen])
+    coords = runtime.to_latlon(points)
+    gazetteer = runtime.gazetteer()
+    return [
+        PickupSpotPublic(
+            lat=c[0],
+            lon=c[1],
+            name=_with_side(
+                gazetteer.reverse((float(p[0]), float(p[1]))).label, _kerb_side(runtime, i)
+            ),
+            walk_m=round(w, 1),
+            walk_s=round(w / WALK_SPEED_MPS, 1),
+        )
+        for (i, w), c, p in zip(chosen, coords, points, strict=True)
+    ]
+
+
+def _kerb_side(runtime: ServiceRuntime, curb: int) -> str:
+    """Which side of its street a kerb spot is on ("north", …): the right of the lane's
+    direction of travel there (both sides of a two-way street have spots)."""
+    road_map = runtime.live.map
+    line = road_map.lanes[road_map.curbs.lane_ids[curb]].centerline
+    along = np.cumsum(np.r_[0.0, np.hypot(*np.diff(line, axis=0).T)])
+    k = int(np.clip(np.searchsorted(along, road_map.curbs.pos[curb]), 1, len(line) - 1))
+    dx, dy = line[k] - line[k - 1]
+    right = math.degrees(math.atan2(dx, dy)) + 90.0  # compass bearing of travel, plus 90
+    return ("north", "east", "south", "west")[int(((right % 360) + 45) // 90) % 4]
+
+
+def _with_side(name: str | None, side: str) -> str | None:
+    return None if name is None else f"{name} ({side} side)"

@@ -260,9 +260,23 @@ def cancel(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic
     return _act(runtime, rider.id, ride_id, runtime.live.cancel)
 
 
+@router.post("/{ride_id}/unlock", responses=ACTION_ERRORS)
+def unlock(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+    """Unlock the car's doors: once it waits for you at the pick-up (409 before)."""
+    return _act(runtime, rider.id, ride_id, runtime.live.unlock)
+
+
+@router.post("/{ride_id}/find-car", responses={**ACTION_ERRORS, **error_responses(429)})
+def find_car(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
+    """Find my car: it honks briefly and flashes its lights, once it waits at the pick-up
+    (at most a few times a minute: the street hears it too)."""
+    check_rate(runtime.find_car_limiter, f"{rider.id}:{ride_id}", "honks for this ride")
+    return _act(runtime, rider.id, ride_id, runtime.live.find_my_car)
+
+
 @router.post("/{ride_id}/board", responses=ACTION_ERRORS)
 def board(ride_id: str, rider: CurrentRider, runtime: RuntimeDep) -> RidePublic:
-    """The rider got in (stands in for the car's door sensor)."""
+    """The rider got in (stands in for the car's door sensor): after unlocking (409 before)."""
     return _act(runtime, rider.id, ride_id, runtime.live.board)
 
 

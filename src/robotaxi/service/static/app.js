@@ -2,9 +2,10 @@
 "use strict";
 
 (() => {
-  const { api, stream, rider, saveRider, duration, distance, STATE_TEXT, RoadMap } = Robotaxi;
+  const { api, stream, rider, saveRider, duration, distance, STATE_TEXT, RoadMap, carMarker } = Robotaxi;
   const $ = (id) => document.getElementById(id);
-  const state = { pickup: null, dropoff: null, quoteRoute: [], ride: null, abort: null };
+  const SIGNAL_SHOWN_S = 10; // "honking and flashing" shows this long (simulated s)
+  const state = { riderAt: null, pickup: null, dropoff: null, quoteRoute: [], ride: null, abort: null };
   const map = new RoadMap($("map"), {
     label: "City map: tap to set the pick-up or the destination",
     onPick: pick,
@@ -97,26 +98,64 @@
     const pickup = ride && ride.pickup_curb ? ride.pickup_curb : state.pickup;
     const dropoff = ride && ride.dropoff_curb ? ride.dropoff_curb : state.dropoff;
     if (state.quoteRoute.length) routes.push({ line: state.quoteRoute, color: "#1f6feb" });
+    if (ride && ride.car_route) routes.push({ line: ride.car_route, color: "#d1242f" });
+    const walking = state.riderAt && pickup && !(ride && ride.on_board) && !(ride && ["completed", "cancelled", "interrupted"].includes(ride.state));
+    if (walking && metresBetween(state.riderAt, pickup) > 5) {
+      routes.push({ line: [[state.riderAt.lat, state.riderAt.lon], [pickup.lat, pickup.lon]], color: "#6e7781" });
+      markers.push({ ...state.riderAt, color: "#6e7781", radius: 4, label: "you" });
+    }
     if (pickup) markers.push({ ...pickup, color: "#1a7f37", label: "pick-up" });
     if (dropoff) markers.push({ ...dropoff, color: "#8250df", label: "destination" });
     if (ride && ride.vehicle) {
-      markers.push({
-        lat: ride.vehicle.lat,
-        lon: ride.vehicle.lon,
-        heading: ride.vehicle.heading_deg,
-        shape: "car",
-        radius: 9,
-        color: "#d1242f",
-        label: ride.vehicle_id,
-      });
+      markers.push(carMarker(ride.vehicle, ride.vehicle_id));
     }
     map.set({ routes, markers });
+  }
+
+  // --- pick-up spots: the kerb spots near the rider where a car may stop ---------------------
+  let spotsSeq = 0;
+
+  async function loadSpots(where) {
+    const seq = ++spotsSeq;
+    const list = $("pickup-spots");
+    let spots = [];
+    try {
+      spots = await api(`/api/places/pickup-spots?lat=${where.lat}&lon=${where.lon}&limit=4`);
+    } catch (err) {
+      spots = [];
+    }
+    if (seq !== spotsSeq) return;
+    list.innerHTML = "";
+    show("spots-panel", spots.length > 0);
+    for (const spot of spots) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "place-result";
+      const mins = Math.max(1, Math.round(spot.walk_s / 60));
+      b.textContent = `${spot.name || "Kerb spot"} · ${mins} min walk (${Math.round(spot.walk_m)} m)`;
+      b.addEventListener("click", () => {
+        state.pickup = { lat: spot.lat, lon: spot.lon, name: spot.name };
+        for (const other of list.querySelectorAll("button")) other.setAttribute("aria-pressed", "false");
+        b.setAttribute("aria-pressed", "true");
+        state.quoteRoute = [];
+        $("quote").textContent = "";
+        $("pickup-text").textContent = fmt(state.pickup);
+        redraw();
+      });
+      li.append(b);
+      list.append(li);
+    }
   }
 
   function pick(where) {
     if (state.ride && !["completed", "cancelled", "interrupted"].includes(state.ride.state)) return;
     const which = document.querySelector('input[name="pick"]:checked').value;
     state[which] = where;
+    if (which === "pickup") {
+      state.riderAt = where;
+      loadSpots(where);
+    }
     if (!where.name) {
       nameOf(where).then((name) => {
         if (name && state[which] === where) {
@@ -227,6 +266,7 @@
     show("ride-panel", true);
     $("ride-status").textContent = STATE_TEXT[ride.state] || ride.state;
     $("ride-status").dataset.state = ride.state;
+    show("ride-delayed", Boolean(ride.updates_delayed) && ride.live !== false);
     $("ride-from").textContent = ride.pickup_name || "–";
     $("ride-to").textContent = ride.dropoff_name || "–";
     $("ride-car").textContent = ride.vehicle_id || "–";
@@ -235,7 +275,7 @@
     $("ride-distance").textContent = coming
       ? `${Math.round(metresBetween(ride.vehicle, ride.pickup_curb))} m from your pick-up`
       : "–";
-    $("ride-greeting").textContent = ride.state === "arrived" && ride.greeting ? ride.greeting : "";
+    $("ride-greeting").textContent = ride.state === "arrived" && ride.greeting ? ride.greeting : ride.support_note || "";
     const link = $("car-link");
     if (ride.vehicle_id) {
       link.href = `/car/${encodeURIComponent(ride.vehicle_id)}`;
@@ -243,7 +283,24 @@
     } else {
       link.hidden = true;
     }
+    const waiting = ride.live !== false && ride.state === "arrived";
+    show("at-car", waiting);
+    $("unlock").disabled = !waiting || ride.unlocked;
+    $("unlock").textContent = ride.unlocked ? "Car unlocked" : "Unlock car";
+    const honking = ride.signalled_s !== null && ride.sim_now_s - ride.signalled_s < SIGNAL_SHOWN_S;
+    $("car-signal").textContent = !waiting
+      ? ""
+      : honking
+        ? "Your car is honking and flashing its lights."
+        : ride.unlocked
+          ? "The doors are unlocked: get in, then fasten your seat belt."
+          : "Your car is locked until you unlock it here.";
     const over = ["completed", "cancelled", "interrupted"].includes(ride.state);
+    $("share").disabled = over || ride.live === false;
+    if (over && !$("share-link").hidden) {
+      showShare(null);
+      $("share-text").textContent = "";
+    }
     $("cancel").disabled = over || !["requested", "assigned", "en_route", "arrived", "boarded"].includes(ride.state);
     redraw();
   }
@@ -273,6 +330,51 @@
     if (ended) {
       await loadHistory();
       if (state.ride && state.ride.state === "completed") showReceipt(state.ride.id);
+    }
+  }
+
+  async function carAction(path) {
+    if (!state.ride) return;
+    $("ride-error").textContent = "";
+    try {
+      render(await api(`/api/rides/${encodeURIComponent(state.ride.id)}/${path}`, { method: "POST", token: token() }));
+    } catch (err) {
+      $("ride-error").textContent = err.message;
+    }
+  }
+
+  function showShare(url) {
+    const link = $("share-link");
+    link.hidden = !url;
+    $("stop-sharing").hidden = !url;
+    if (url) {
+      const full = new URL(url, location.href).href;
+      link.href = full;
+      link.textContent = full;
+      $("share-text").textContent = "Anyone with this link can follow your car until the ride ends.";
+    }
+  }
+
+  async function share() {
+    if (!state.ride) return;
+    $("ride-error").textContent = "";
+    try {
+      const made = await api(`/api/rides/${encodeURIComponent(state.ride.id)}/share`, { method: "POST", token: token() });
+      showShare(made.url);
+      if (navigator.clipboard) navigator.clipboard.writeText($("share-link").href).catch(() => {});
+    } catch (err) {
+      $("ride-error").textContent = err.message;
+    }
+  }
+
+  async function stopSharing() {
+    if (!state.ride) return;
+    try {
+      await api(`/api/rides/${encodeURIComponent(state.ride.id)}/share`, { method: "DELETE", token: token() });
+      showShare(null);
+      $("share-text").textContent = "Sharing stopped: the links no longer work.";
+    } catch (err) {
+      $("ride-error").textContent = err.message;
     }
   }
 
@@ -359,9 +461,14 @@
   $("get-quote").addEventListener("click", quote);
   $("book").addEventListener("click", book);
   $("cancel").addEventListener("click", cancel);
+  $("unlock").addEventListener("click", () => carAction("unlock"));
+  $("share").addEventListener("click", share);
+  $("stop-sharing").addEventListener("click", stopSharing);
+  $("find-car").addEventListener("click", () => carAction("find-car"));
   $("clear").addEventListener("click", () => {
-    state.pickup = state.dropoff = null;
+    state.pickup = state.dropoff = state.riderAt = null;
     state.quoteRoute = [];
+    show("spots-panel", false);
     document.querySelector('input[name="pick"][value="pickup"]').checked = true;
     $("pickup-text").textContent = $("dropoff-text").textContent = "not set";
     $("quote").textContent = "";

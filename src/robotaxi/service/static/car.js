@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { api, rider, operatorToken, duration, STATE_TEXT, RoadMap } = Robotaxi;
+  const { api, rider, operatorToken, duration, STATE_TEXT, RoadMap, carMarker } = Robotaxi;
   const $ = (id) => document.getElementById(id);
   const vehicleId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
   const map = new RoadMap($("map"), { label: `Map around car ${vehicleId} with its route` });
@@ -72,7 +72,7 @@
     $("ride-status").textContent = ride ? STATE_TEXT[ride.state] || ride.state : "No ride in this car for you";
     $("ride-status").dataset.state = ride ? ride.state : "";
     const active = ride && ride.live;
-    $("board").disabled = !(active && ride.state === "arrived");
+    $("board").disabled = !(active && ride.state === "arrived" && ride.unlocked);
     const belt = $("seatbelt");
     belt.disabled = !(active && ["arrived", "boarded", "started", "driving"].includes(ride.state));
     if (!busy) belt.checked = Boolean(ride && ride.buckled);
@@ -128,15 +128,7 @@
     if (ride && ride.pickup_curb && ["assigned", "en_route"].includes(ride.state)) {
       markers.push({ ...ride.pickup_curb, color: "#1a7f37", label: "pick-up" });
     }
-    markers.push({
-      lat: s.position.lat,
-      lon: s.position.lon,
-      heading: s.position.heading_deg,
-      shape: "car",
-      radius: 9,
-      color: "#d1242f",
-      label: s.vehicle_id,
-    });
+    markers.push(carMarker(s.position, s.vehicle_id));
     map.set({ routes: s.route.length ? [{ line: s.route }] : [], markers });
   }
 

@@ -199,6 +199,11 @@ const Robotaxi = (() => {
     return labels.sort((a, b) => b.extent - a.extent || (a.text < b.text ? -1 : 1));
   }
 
+  // a car on the map: `where` has lat, lon and heading_deg (compass degrees)
+  function carMarker(where, label, { radius = 9, color = "#d1242f" } = {}) {
+    return { lat: where.lat, lon: where.lon, heading: where.heading_deg, shape: "car", radius, color, label };
+  }
+
   class RoadMap {
     constructor(canvas, { onPick = null, label = "Map" } = {}) {
       this.canvas = canvas;
@@ -410,6 +415,7 @@ const Robotaxi = (() => {
     distance,
     STATE_TEXT,
     RoadMap,
+    carMarker,
     shortStreet,
   };
 })();

@@ -1,5 +1,5 @@
 // The operations view: every car on the map, open trips, KPIs, EV yields, the stored vehicle
-// event log, support tickets (reply and close).
+// event log, support tickets (reply and close), remote assistance (answer a car that asks).
 "use strict";
 
 (() => {
@@ -27,16 +27,19 @@
   async function refresh() {
     const token = operatorToken();
     try {
-      const [cars, trips, kpis, yields, vehicleEvents, tickets] = await Promise.all([
+      const [cars, trips, kpis, yields, vehicleEvents, tickets, assistance] = await Promise.all([
         api("/api/vehicles/state", { token }),
         api("/api/trips/open", { token }),
         api("/api/kpis", { token }),
         api("/api/yields", { token }),
         api("/api/vehicle-events?limit=20", { token }),
         api("/api/tickets?limit=100", { token }),
+        api("/api/assistance", { token }),
       ]);
       $("login-panel").hidden = true;
       $("data").hidden = false;
+      $("behind-banner").hidden = !kpis.falling_behind;
+      $("behind-banner").textContent = kpis.falling_behind ? `Falling behind: ${kpis.falling_behind}` : "";
       $("clock").textContent = `sim time ${Math.round(kpis.sim_time_s)} s · speed ${kpis.speed}× · real-time factor ${kpis.real_time_factor ?? "–"}`;
       map.set({
         markers: cars.map((c) => ({
@@ -58,6 +61,35 @@
         dd.textContent = v === null ? "–" : String(v);
         dl.append(dt, dd);
       }
+      const ANSWERS = [["another_way", "Blocked: take another way"], ["wait", "Wait: it will clear"], ["pull_over", "Pull over at the next kerb"]];
+      rows("assistance", assistance, (r) => {
+        const buttons = document.createElement("span");
+        for (const [answer, label] of r.open ? ANSWERS : []) {
+          const b = document.createElement("button");
+          b.type = "button";
+          b.textContent = label;
+          b.setAttribute("aria-label", `${label} (car ${r.vehicle_id})`);
+          b.addEventListener("click", async () => {
+            try {
+              await api(`/api/assistance/${encodeURIComponent(r.id)}/answer`, { method: "POST", token, body: { answer } });
+              $("assist-result").textContent = `Sent to ${r.vehicle_id}: ${label.toLowerCase()}.`;
+            } catch (err) {
+              $("assist-result").textContent = err.message;
+            }
+            refresh();
+          });
+          buttons.append(b);
+        }
+        const log = document.createElement("ul");
+        log.className = "plain";
+        for (const a of r.answers) {
+          const li = document.createElement("li");
+          li.textContent = `${a.answer.replace(/_/g, " ")}: ${a.outcome || "checking"}${a.reason ? ` (${a.reason})` : ""}`;
+          log.append(li);
+        }
+        const standing = `${Math.round(r.standing_s)} s${r.open ? "" : ` · closed: ${r.closed_how}`}`;
+        return [r.vehicle_id, r.trip_id, r.street, standing, r.sees, log, r.open ? buttons : "closed"];
+      });
       rows("trips", trips, (t) => [t.id, t.state, t.vehicle_id, t.rider, t.eta_s === null ? null : `${Math.round(t.eta_s)} s`]);
       rows("yields", yields.slice(-20).reverse(), (y) => [y.vehicle_id, y.ev_id, y.decided_by === "car" ? `${y.approach} (car's own: ${y.basis})` : y.approach, y.in_range_s, y.stopped_s, y.active ? "yielding now" : y.resumed_s]);
       rows("vehicle-events", vehicleEvents.slice().reverse(), (e) => [
