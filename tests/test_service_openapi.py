@@ -225,6 +225,13 @@ def _ticket(s: Scene) -> int:
     return ticket_id
 
 
+def _tickets_over_the_limit(s: Scene) -> httpx.Response:
+    me = s.rider()
+    for _ in range(5):  # the default: five new tickets a minute per rider
+        assert s.client.post("/api/tickets", json={"text": "help"}, headers=me).status_code == 201
+    return s.client.post("/api/tickets", json={"text": "help"}, headers=me)
+
+
 def _reply_to_a_closed_ticket(s: Scene) -> httpx.Response:
     ticket_id = _ticket(s)
     assert s.client.post(f"/api/tickets/{ticket_id}/close", headers=OP).status_code == 200
@@ -429,6 +436,7 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
         ),
         413: _too_large("/api/tickets"),
         422: lambda s: s.client.post("/api/tickets", json={"text": " "}, headers=s.rider()),
+        429: _tickets_over_the_limit,
     },
     ("get", "/api/tickets/{ticket_id}"): {
         200: lambda s: s.client.get(f"/api/tickets/{_ticket(s)}", headers=OP),

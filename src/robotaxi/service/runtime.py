@@ -375,6 +375,7 @@ class ServiceRuntime:
     rate_limiter: RateLimiter
     signup_limiter: RateLimiter  # per client address
     find_car_limiter: RateLimiter  # honk-and-flash per rider and ride
+    ticket_limiter: RateLimiter  # new support tickets per rider
     waiters: LiveWaiters
     writer: StoreWriter
     voice: GreetingVoice
@@ -475,6 +476,7 @@ class ServiceRuntime:
             rate_limiter=RateLimiter(settings.rides_per_window, settings.rate_window_s),
             signup_limiter=RateLimiter(settings.signups_per_window, settings.rate_window_s),
             find_car_limiter=RateLimiter(settings.find_car_per_window, settings.rate_window_s),
+            ticket_limiter=RateLimiter(settings.tickets_per_window, settings.rate_window_s),
             waiters=LiveWaiters(),
             writer=writer,
             voice=GreetingVoice(settings.espeak_ng or None, search=settings.espeak_ng is None),

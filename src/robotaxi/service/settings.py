@@ -82,6 +82,9 @@ class ServiceSettings(BaseModel):
     signups_per_window: int = Field(
         10, ge=1, description="sign-ups allowed per client address within rate_window_s"
     )
+    tickets_per_window: int = Field(
+        5, ge=1, description="new support tickets allowed per rider within rate_window_s"
+    )
     find_car_per_window: int = Field(
         3, ge=1, description="'find my car' honks allowed per ride within rate_window_s"
     )

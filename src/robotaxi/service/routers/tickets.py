@@ -11,7 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from robotaxi.service.deps import CurrentRider, LiveDep, RiderOrOperator, StoreDep
+from robotaxi.service.deps import (
+    CurrentRider,
+    LiveDep,
+    RiderOrOperator,
+    RuntimeDep,
+    StoreDep,
+    check_rate,
+)
 from robotaxi.service.schemas import (
     TicketCreate,
     TicketMessageCreate,
@@ -71,12 +78,14 @@ def _ticket_for(ticket_id: int, who: Rider | None, store: Store) -> SupportTicke
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(400, 401, 404, 413, e404="you have no ride with that id"),
+    responses=error_responses(400, 401, 404, 413, 429, e404="you have no ride with that id"),
 )
 def open_ticket(
-    body: TicketCreate, rider: CurrentRider, store: StoreDep, live: LiveDep
+    body: TicketCreate, rider: CurrentRider, store: StoreDep, live: LiveDep, runtime: RuntimeDep
 ) -> TicketPublic:
-    """Ask for help, optionally about one of your rides (its car is attached)."""
+    """Ask for help, optionally about one of your rides (its car is attached); a few new
+    tickets a minute per rider (429 beyond: write in an open ticket instead)."""
+    check_rate(runtime.ticket_limiter, rider.id, "new support tickets")
     vehicle_id = None
     if body.ride_id is not None:
         ride = store.ride(body.ride_id)
