@@ -162,6 +162,40 @@ def _reached(problem: CrProblem, row: FloatArray, step: int, params: VehiclePara
     return bool(problem.problem.goal.is_reached(ks_state(row, step, params)))
 
 
+class _StepLoop:
+    """What every peer's closed loop does after a step: progress, the first step at the goal
+    (and stopping there), and the wall-time limit (a time-out is the peer's failure)."""
+
+    def __init__(
+        self,
+        problem: CrProblem,
+        params: VehicleParams,
+        *,
+        stop_at_goal: bool,
+        time_limit_s: float,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.problem, self.params = problem, params
+        self.stop_at_goal, self.time_limit_s, self.progress = stop_at_goal, time_limit_s, progress
+        self.steps = problem.last_step - problem.first_step
+        self.goal_step: int | None = None
+        self.failure: str | None = None
+        self.start = wall.perf_counter()
+
+    def done_after(self, i: int, k: int, row: FloatArray) -> bool:
+        """Step `i` (scenario step `k`) ended at `row`: True when the loop should stop."""
+        if self.progress is not None:
+            self.progress(i + 1, self.steps)
+        if self.goal_step is None and _reached(self.problem, row, k, self.params):
+            self.goal_step = k
+            if self.stop_at_goal:
+                return True
+        if wall.perf_counter() - self.start > self.time_limit_s:
+            self.failure = f"time-out: {self.time_limit_s:.0f} s spent by step {k}"
+            return True
+        return False
+
+
 def reactive_config(problem: CrProblem, params: VehicleParams = IPACE) -> Any:
     """The reactive planner's package defaults with our adaptations (module docstring)."""
     from commonroad_rp.utility.config import (
@@ -254,10 +288,10 @@ def run_reactive(
     rows = [initial_vehicle_state(problem, params).as_row(problem.first_step * problem.dt_s)]
     stack: list[float] = []
     plan: list[float] = []
-    goal_step: int | None = None
     failure: str | None = None
-    steps = problem.last_step - problem.first_step
-    start = wall.perf_counter()
+    loop = _StepLoop(
+        problem, params, stop_at_goal=stop_at_goal, time_limit_s=time_limit_s, progress=progress
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -273,7 +307,7 @@ def run_reactive(
             planner.record_state_and_input(planner.x_0)
             every = max(1, int(config.planning.replanning_frequency))
             optimal: Any = None
-            for i in range(steps):
+            for i in range(loop.steps):
                 t0 = wall.perf_counter()
                 if i % every == 0:  # a planning cycle; in between, follow the last plan
                     planner.set_desired_velocity(current_speed=planner.x_0.velocity)
@@ -305,18 +339,12 @@ def run_reactive(
                                  float(nxt.position[1]), float(nxt.orientation),
                                  float(nxt.velocity), float(nxt.acceleration or 0.0),
                                  float(nxt.steering_angle or 0.0)))  # fmt: skip
-                if progress is not None:
-                    progress(i + 1, steps)
-                if goal_step is None and _reached(problem, rows[-1], k, params):
-                    goal_step = k
-                    if stop_at_goal:
-                        break
-                if wall.perf_counter() - start > time_limit_s:
-                    failure = f"time-out: {time_limit_s:.0f} s spent by step {k}"
+                if loop.done_after(i, k, rows[-1]):
                     break
     except Exception as err:  # the peer's crash is its failure, with its cause
         failure = f"crash: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    return _finish("reactive", problem, rows, stack, plan, goal_step, failure, params)
+    failure = failure or loop.failure
+    return _finish("reactive", problem, rows, stack, plan, loop.goal_step, failure, params)
 
 
 def _end_extension_m(problem: CrProblem, config: Any) -> float:
@@ -465,9 +493,10 @@ def run_frenetix(
     rows = [initial_vehicle_state(problem, params).as_row(problem.first_step * problem.dt_s)]
     stack: list[float] = []
     plan: list[float] = []
-    goal_step: int | None = None
     failure: str | None = None
-    steps = problem.last_step - problem.first_step
+    loop = _StepLoop(
+        problem, params, stop_at_goal=stop_at_goal, time_limit_s=time_limit_s, progress=progress
+    )
     with tempfile.TemporaryDirectory(prefix="frenetix-") as work:
         server = _FrenetixProcess(python, Path(work) / "stderr.log")
         try:
@@ -481,8 +510,8 @@ def run_frenetix(
             answer = server.ask(init, INIT_TIMEOUT_S)
             if not answer["ok"]:
                 failure = f"{answer['error']} (start-up)"
-            start = wall.perf_counter()
-            for i in range(steps if failure is None else 0):
+            loop.start = wall.perf_counter()  # the time limit counts from a started planner
+            for i in range(loop.steps if failure is None else 0):
                 t0 = wall.perf_counter()
                 answer = server.ask({"cmd": "step"}, step_timeout_s)
                 k = problem.first_step + i + 1
@@ -494,18 +523,12 @@ def run_frenetix(
                 rows.append(_row(k * problem.dt_s, answer["x"], answer["y"],
                                  answer["orientation"], answer["velocity"],
                                  answer["acceleration"], answer["steering_angle"]))  # fmt: skip
-                if progress is not None:
-                    progress(i + 1, steps)
-                if goal_step is None and _reached(problem, rows[-1], k, params):
-                    goal_step = k
-                    if stop_at_goal:
-                        break
-                if wall.perf_counter() - start > time_limit_s:
-                    failure = f"time-out: {time_limit_s:.0f} s spent by step {k}"
+                if loop.done_after(i, k, rows[-1]):
                     break
+            failure = failure or loop.failure
             if failure is not None and failure.startswith("crash"):
                 lines = (Path(work) / "stderr.log").read_text().strip().splitlines()
                 failure += f" [{lines[-1]}]" if lines else ""
         finally:
             server.close()
-    return _finish("frenetix", problem, rows, stack, plan, goal_step, failure, params)
+    return _finish("frenetix", problem, rows, stack, plan, loop.goal_step, failure, params)
