@@ -23,7 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import libsumo
 import numpy as np
@@ -43,7 +43,7 @@ from robotaxi.core import (
     WorldSnapshot,
     WorldStats,
 )
-from robotaxi.world.sumo_world import sumo_heading
+from robotaxi.world.sumo_world import claim_sumo, close_sumo, sumo_heading
 from robotaxi.world.traffic import sumo_env
 
 _VARS = [
@@ -189,8 +189,6 @@ class ScenarioSumoWorld:
     ours). Per step it also keeps the ego's follower in SUMO (`followers`), the evidence that
     traffic reacts to our car."""
 
-    _active: ClassVar[bool] = False
-
     def __init__(
         self,
         files: ScenarioSumoFiles,
@@ -252,14 +250,12 @@ class ScenarioSumoWorld:
         return cmd
 
     def start(self) -> None:
-        if ScenarioSumoWorld._active or libsumo.simulation.isLoaded():
-            raise WorldError("a SUMO simulation is already running in this process: close it first")
+        claim_sumo()
         os.environ.setdefault("SUMO_HOME", sumo_env()["SUMO_HOME"])
         try:
             libsumo.start(self.command())
         except libsumo.TraCIException as exc:
             raise WorldError(f"SUMO did not start for {self.files.name}: {exc}") from None
-        ScenarioSumoWorld._active = True
         self._started = True
         libsumo.simulation.subscribe(
             [tc.VAR_DEPARTED_VEHICLES_IDS, tc.VAR_TELEPORT_STARTING_VEHICLES_IDS]
@@ -308,16 +304,9 @@ class ScenarioSumoWorld:
     def close(self) -> None:
         if not self._started:
             return
-        # a car moved with moveToXY must leave the network before close(), or the next
-        # simulation in this process segfaults in its first step (libsumo 1.28, SUMO-NOTES)
-        if self.ego_id in libsumo.vehicle.getIDList():
-            # its subscription would name it in the closing step after the removal otherwise
-            libsumo.vehicle.unsubscribe(self.ego_id)
-            libsumo.vehicle.remove(self.ego_id)
-            libsumo.simulation.step()
-        libsumo.close()
+        moved = [self.ego_id] if self.ego_id in libsumo.vehicle.getIDList() else []
+        close_sumo(moved, subscribed={self.ego_id})
         self._started = False
-        ScenarioSumoWorld._active = False
 
     def __enter__(self) -> ScenarioSumoWorld:
         self.start()

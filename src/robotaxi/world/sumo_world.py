@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import libsumo
 import numpy as np
@@ -166,10 +166,30 @@ def _edge_of_lane(lane_id: str) -> str:
     return lane_id.rsplit("_", 1)[0]
 
 
+def claim_sumo() -> None:
+    """libsumo runs one simulation per process: refuse a second, whichever world (the city,
+    a CommonRoad scenario's network) holds the first."""
+    if libsumo.simulation.isLoaded():
+        raise WorldError("a SUMO simulation is already running in this process: close it first")
+
+
+def close_sumo(moved: Iterable[str], subscribed: Collection[str] = frozenset()) -> None:
+    """Close this process's simulation. Cars moved with moveToXY leave the network first, or
+    the next simulation in this process segfaults in its first step (libsumo 1.28,
+    SUMO-NOTES); those with a variable subscription are unsubscribed before, or it would name
+    them in the closing step after their removal."""
+    moved = list(moved)
+    for vid in moved:
+        if vid in subscribed:
+            libsumo.vehicle.unsubscribe(vid)
+        libsumo.vehicle.remove(vid)
+    if moved:
+        libsumo.simulation.step()
+    libsumo.close()
+
+
 class SumoWorld:
     """Start, step, read and command a SUMO simulation of the city."""
-
-    _active: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -233,8 +253,7 @@ class SumoWorld:
         return self._background_file
 
     def start(self) -> None:
-        if SumoWorld._active:
-            raise WorldError("a SUMO simulation is already running in this process: close it first")
+        claim_sumo()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         types_file = self.work_dir / "types.add.xml"
         types_file.write_text(
@@ -273,7 +292,6 @@ class SumoWorld:
             libsumo.start(cmd)
         except libsumo.TraCIException as exc:
             raise WorldError(f"SUMO did not start: {exc}") from None
-        SumoWorld._active = True
         self._started = True
         libsumo.simulation.subscribe(
             [
@@ -317,20 +335,9 @@ class SumoWorld:
             alive = set(libsumo.vehicle.getIDList())
             for vid in (self._egos | self._active_evs) & alive:
                 libsumo.vehicle.unsubscribeContext(vid, tc.CMD_GET_VEHICLE_VARIABLE, 0.0)
-            # likewise a car moved with moveToXY must leave the network before close(), or
-            # the next simulation in this process segfaults in its first step (libsumo 1.28)
-            moved = (self._egos | self._moved) & alive
-            for vid in moved:
-                if vid in self._robotaxi_set:
-                    # a robotaxi taken over (`take_over`): its variable subscription names it
-                    # in the closing step after the removal otherwise
-                    libsumo.vehicle.unsubscribe(vid)
-                libsumo.vehicle.remove(vid)
-            if moved:
-                libsumo.simulation.step()
-            libsumo.close()
+            # a robotaxi taken over (`take_over`) is subscribed; our own egos are not
+            close_sumo(sorted((self._egos | self._moved) & alive), self._robotaxi_set)
             self._started = False
-            SumoWorld._active = False
 
     def __enter__(self) -> SumoWorld:
         self.start()
