@@ -255,6 +255,9 @@ class FleetManager:
         self._holder: dict[int, str] = {}
         # length (m) of each open trip's ride, for the battery check at dispatch
         self._ride_m: dict[str, float] = {}
+        # trip → the car an operator pulled over on its way to that rider (stuck): never
+        # sent to the same rider again while the rider still waits
+        self._gave_up: dict[str, str] = {}
         # the fastest a car can go on this map: ETA × this bounds the pick-up route's length
         self._top_speed_mps = max(
             (lane.speed_limit for lane in road_map.lanes.values()), default=fleet.max_speed_mps
@@ -675,6 +678,7 @@ class FleetManager:
             events.append(desk.accept(request, record, now_s))
         elif v.status == VehicleStatus.TO_PICKUP and trip is not None:
             # the rider is handed to another car at the next dispatch; this one parks
+            self._gave_up[trip.trip_id] = v.vehicle_id
             v.trip_id, v.status = None, VehicleStatus.IDLE
             if v.target_curb is not None and self._holder.get(v.target_curb) == v.vehicle_id:
                 del self._holder[v.target_curb]
@@ -1120,7 +1124,7 @@ class FleetManager:
             self.eta_model.to_route_s(cfg.max_pickup_eta_s),
             car_delay_s=np.array(extra) / self.eta_model.scale,
             only_request=only,
-            pair_ok=self._battery_check(cars, trips),
+            pair_ok=self._pair_filter(cars, trips),
         )
         pairs = decided.pairs
         route_of = {
@@ -1163,6 +1167,22 @@ class FleetManager:
             return
         taken = now - assigned.time.time_s - float(assigned.data.get("delay_s", 0.0))
         self.eta_model.observe(float(assigned.data["route_s"]), taken)
+
+    def _pair_filter(self, cars: list[Vehicle], trips: list[Trip]) -> PairFilter | None:
+        """The pairs dispatch may not make: a trip to the car that gave it up on an operator's
+        pull-over (`answer_assistance`), a trip a car cannot finish on its battery."""
+        battery = self._battery_check(cars, trips)
+        self._gave_up = {t: car for t, car in self._gave_up.items() if t in self._before_pickup}
+        if not self._gave_up:
+            return battery
+        index = {v.vehicle_id: c for c, v in enumerate(cars)}
+        gave_up = np.array([index.get(self._gave_up.get(t.trip_id, ""), -1) for t in trips])
+
+        def allowed(car: IntArray, request: IntArray, eta_s: FloatArray) -> BoolArray:
+            ok = gave_up[request] != car
+            return ok if battery is None else ok & np.asarray(battery(car, request, eta_s))
+
+        return allowed
 
     def _battery_check(self, cars: list[Vehicle], trips: list[Trip]) -> PairFilter | None:
         """No car gets a trip it cannot finish and still reach a charger with its reserve

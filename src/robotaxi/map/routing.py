@@ -13,7 +13,7 @@ as far as it must to find that pick-up's nearest cars, and returns those pairs a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -527,12 +527,22 @@ class RoutingGraph:
             path.append(int(pred[path[-1]]))
         return tuple(self.edge_ids[i] for i in reversed(path))
 
-    def route(self, from_edge: str, to_edge: str) -> tuple[str, ...]:
-        """Fastest edge sequence from `from_edge` to `to_edge`, both included; () if unreachable."""
+    def route(
+        self, from_edge: str, to_edge: str, *, avoid: Collection[str] = ()
+    ) -> tuple[str, ...]:
+        """Fastest edge sequence from `from_edge` to `to_edge`, both included; () if unreachable.
+        A route never enters an edge of `avoid` (e.g. a street reported blocked); it may start
+        or end on one."""
         a, b = self.index[from_edge], self.index[to_edge]
         if a == b:
             return (from_edge,)
-        _, pred = dijkstra(self._graph, directed=True, indices=a, return_predecessors=True)
+        graph = self._graph
+        banned = [self.index[e] for e in avoid if e in self.index]
+        if banned:
+            graph = graph.copy()
+            graph.data[np.isin(graph.indices, banned) & (graph.indices != b)] = 0.0
+            graph.eliminate_zeros()  # a zero weight is no arc
+        _, pred = dijkstra(graph, directed=True, indices=a, return_predecessors=True)
         return self._path(pred, a, b)
 
 

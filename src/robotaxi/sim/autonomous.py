@@ -48,6 +48,7 @@ from robotaxi.config.scenario import SensorsSpec
 from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core import (
     AgentState,
+    CommandFailure,
     DriveTo,
     HandBack,
     PullOver,
@@ -63,6 +64,7 @@ from robotaxi.core import (
     YieldBasis,
     emergency_agents,
 )
+from robotaxi.core.commands import AvoidStreet
 from robotaxi.core.types import Track
 from robotaxi.fleet.manager import EvStop
 from robotaxi.map import RoadMap, RoutingGraph
@@ -200,8 +202,8 @@ class AutonomousDriver:
     """Drives the fleet cars `vehicle_ids` with one `AutonomyStack` each, in the live world.
 
     The runner's `CarDrivers`: per tick, `patch(snapshot)` for the fleet; `apply(commands,
-    snapshot)` (returns the commands the world must carry out); then `drive(snapshot,
-    dt_s)`, which runs the cars (`EgoCar`) up to the next world step.
+    snapshot)` (returns the commands the world must carry out, and the ones our cars refused);
+    then `drive(snapshot, dt_s)`, which runs the cars (`EgoCar`) up to the next world step.
     """
 
     def __init__(
@@ -334,11 +336,13 @@ class AutonomousDriver:
         self,
         commands: Iterable[VehicleCommand],
         snapshot: WorldSnapshot,
-    ) -> list[VehicleCommand]:
+    ) -> tuple[list[VehicleCommand], list[CommandFailure]]:
         """Take the commands for our cars; return the ones SUMO must carry out (other cars',
-        and our cars' on legs handed back to SUMO). A rider's pull-over becomes a kerb stop;
-        one for an ambulance is the stack's job."""
+        and our cars' on legs handed back to SUMO), and the ones our cars refused, with why.
+        A rider's pull-over becomes a kerb stop; one for an ambulance is the stack's job; a
+        street remote assistance reports blocked is left out of the car's lane route."""
         for_world: list[VehicleCommand] = []
+        refused: list[CommandFailure] = []
         for cmd in commands:
             car = self.cars.get(cmd.vehicle_id)
             if car is None:
@@ -359,7 +363,11 @@ class AutonomousDriver:
                     log.debug("%s: ambulance pull-over left to the stack", car.vehicle_id)
                 case Resume():
                     self._resume(car)
-        return for_world
+                case AvoidStreet(_, edge):
+                    reason = self._avoid_street(car, edge)
+                    if reason:
+                        refused.append(CommandFailure(cmd, reason))
+        return for_world, refused
 
     def _drive_to(self, car: _Car, cmd: DriveTo, for_world: list[VehicleCommand]) -> None:
         leg = car.leg
@@ -419,6 +427,39 @@ class AutonomousDriver:
             return  # the curb spot it is driving to comes first
         leg.stop_s, leg.pulled_over = s, True
 
+    def _avoid_street(self, car: _Car, edge: str) -> str:
+        """Plan the leg again without `edge` (remote assistance says it is blocked), as
+        `SumoWorld` reroutes the cars SUMO drives; "" when done (or its way does not use
+        `edge`), else why not (the car keeps its leg)."""
+        leg = car.leg
+        if leg is None:
+            return ""  # parked: no way under way
+        target_edge, target_pos = leg.target
+        try:
+            prefix, here, _, _ = self._where(car)
+        except ScenarioError:
+            return "it is inside a junction: answer again in a moment"
+        if here == edge:
+            if prefix:
+                return f"it is already turning into {edge}: no turn off before the blockage"
+            return f"it stands on {edge} itself: no turn off before the blockage"
+        k = _piece_at(leg.route, car.s_center + L_HALF)
+        ahead = [self.map.lanes[lane_id].edge_id for lane_id in leg.route.lane_ids[k:]]
+        last = max(i for i, e in enumerate(ahead) if e == target_edge)
+        if edge not in ahead[: last + 1]:
+            return ""  # its way does not use that street
+        if target_edge == edge:
+            return f"its stop is on {edge}, the blocked street"
+        try:
+            new_leg = self._plan_leg(car, target_edge, target_pos, avoid=(edge,))
+        except ScenarioError:
+            return f"every way from {here} to {target_edge} crosses {edge}"
+        car.leg = new_leg
+        car.s_center = float(new_leg.route.path.project(*self._center(car))[0])
+        if leg.pulled_over:
+            self._pull_over(car)  # a rider's stop stays in force on the new way
+        return ""
+
     def _clear_of_junctions(self, route: LaneRoute, s_center: float) -> float:
         """The first centre arc length ≥ `s_center` whose whole footprint stands on a normal
         lane, clear of its ends (stop lines, junctions)."""
@@ -446,9 +487,12 @@ class AutonomousDriver:
             st.heading
         )
 
-    def _plan_leg(self, car: _Car, target_edge: str, target_pos: float) -> _Leg:
+    def _plan_leg(
+        self, car: _Car, target_edge: str, target_pos: float, avoid: tuple[str, ...] = ()
+    ) -> _Leg:
         """The lane route from where the car is to the curb spot (`target_edge`, m along it),
-        one edge longer so the planner sees past the stop; raises `ScenarioError`."""
+        one edge longer so the planner sees past the stop, entering no edge of `avoid` before
+        the stop; raises `ScenarioError`."""
         if target_edge not in self.graph.index:
             raise ScenarioError(f"edge {target_edge} is not routable")
         prefix, here, here_pos, lane_index = self._where(car)
@@ -456,9 +500,11 @@ class AutonomousDriver:
         if here == target_edge and target_pos >= here_pos + brake_m:
             onward: tuple[str, ...] = (here,)
         elif here == target_edge:
-            onward = self._loop(here, target_edge)
+            onward = self._loop(here, target_edge, avoid)
         else:
-            onward = self.graph.route(here, target_edge) if here in self.graph.index else ()
+            onward = (
+                self.graph.route(here, target_edge, avoid=avoid) if here in self.graph.index else ()
+            )
         if not onward:
             raise ScenarioError(f"no way from {here} to {target_edge}")
         edges = (*prefix, *onward)
@@ -529,11 +575,13 @@ class AutonomousDriver:
                 seen.append(e)
         return seen
 
-    def _loop(self, here: str, target: str) -> tuple[str, ...]:
+    def _loop(self, here: str, target: str, avoid: tuple[str, ...] = ()) -> tuple[str, ...]:
         """Once round the block: the shortest way from `here` back to `target` (= here)."""
         best: tuple[str, ...] = ()
         for succ in self._successor_edges(here):
-            route = self.graph.route(succ, target)
+            if succ in avoid:
+                continue
+            route = self.graph.route(succ, target, avoid=avoid)
             if route and (not best or len(route) < len(best)):
                 best = route
         return (here, *best) if best else ()

@@ -20,7 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from robotaxi.core import RideRequest, TimePoint, VehicleCommand, World, WorldSnapshot
+from robotaxi.core import (
+    CommandFailure,
+    RideRequest,
+    TimePoint,
+    VehicleCommand,
+    World,
+    WorldSnapshot,
+)
 from robotaxi.fleet.manager import EvStop, FleetManager, FleetTickResult
 from robotaxi.map import RoutingGraph
 
@@ -72,8 +79,9 @@ class CarDrivers(Protocol):
 
     def apply(
         self, commands: Sequence[VehicleCommand], snapshot: WorldSnapshot
-    ) -> list[VehicleCommand]:
-        """Take our cars' commands; return those the world must carry out."""
+    ) -> tuple[list[VehicleCommand], list[CommandFailure]]:
+        """Take our cars' commands; return those the world must carry out, and those our
+        cars could not (each with why, as the world reports its own failures)."""
         ...
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
@@ -199,10 +207,12 @@ class Simulation:
         else:
             result = FleetTickResult()
         commands: Sequence[VehicleCommand] = result.commands
+        failures: list[CommandFailure] = []
         if drivers is not None:
-            commands = drivers.apply(commands, patched)
-        for failure in world.apply(commands):
-            if self.fleet is not None:
+            commands, failures = drivers.apply(commands, patched)
+        failures += world.apply(commands)
+        if self.fleet is not None:
+            for failure in failures:
                 self.fleet.on_command_failed(failure)
         if drivers is not None:
             drivers.drive(snapshot, self.step_s)
