@@ -20,7 +20,7 @@ CAR = "taxi000"
 
 
 def test_routes_enter_no_avoided_edge_and_say_when_there_is_no_way() -> None:
-    road_map, graph = mini_city()
+    _, graph = mini_city()
     edges = list(graph.index)
     a, b = max(
         ((x, y) for x in edges[:40] for y in edges[-40:]),
@@ -39,6 +39,21 @@ def test_routes_enter_no_avoided_edge_and_say_when_there_is_no_way() -> None:
     assert graph.route(a, b, avoid=(b,)) == fastest  # it may end on an avoided edge
 
 
+def _live(tmp_path: Path, *, fleet: int, autonomous: int) -> LiveService:
+    """The live service on the mini city with FakeWorld, no riders of its own, no ambulances."""
+    config = load_config(
+        overrides={
+            "map.city": "grid", "fleet.size": fleet, "hours": 1.0, "seed": 4,
+            "world.emergency_per_hour": 0.0,
+        }
+    )  # fmt: skip
+    return LiveService(
+        config, tmp_path, riders_per_hour=0.0, background_traffic=False,
+        autonomous=autonomous, hearing=False, city_blocks=False, world=FakeWorld,
+        city=mini_city(),
+    )  # fmt: skip
+
+
 def _far_pickup(live: LiveService) -> tuple[tuple[float, float], tuple[float, float]]:
     curbs = live.map.curbs
     car = live.fleet.vehicles[CAR]
@@ -52,17 +67,7 @@ def _far_pickup(live: LiveService) -> tuple[tuple[float, float], tuple[float, fl
 
 
 def test_a_stack_driven_car_takes_another_way_or_refuses(tmp_path: Path) -> None:
-    config = load_config(
-        overrides={
-            "map.city": "grid", "fleet.size": 1, "hours": 1.0, "seed": 4,
-            "world.emergency_per_hour": 0.0,
-        }
-    )  # fmt: skip
-    live = LiveService(
-        config, tmp_path, riders_per_hour=0.0, background_traffic=False,
-        autonomous=1, hearing=False, city_blocks=False, world=FakeWorld, city=mini_city(),
-    )  # fmt: skip
-    with live:
+    with _live(tmp_path, fleet=1, autonomous=1) as live:
         live.step()
         pickup, dropoff = _far_pickup(live)
         trip_id = live.request_ride("r1", "rider-1", "Kevin", pickup, dropoff).trip_id
@@ -108,17 +113,7 @@ def test_a_stack_driven_car_takes_another_way_or_refuses(tmp_path: Path) -> None
 def test_pull_over_on_the_way_to_a_rider_hands_the_rider_to_another_car_for_good(
     tmp_path: Path,
 ) -> None:
-    config = load_config(
-        overrides={
-            "map.city": "grid", "fleet.size": 2, "hours": 1.0, "seed": 4,
-            "world.emergency_per_hour": 0.0,
-        }
-    )  # fmt: skip
-    live = LiveService(
-        config, tmp_path, riders_per_hour=0.0, background_traffic=False,
-        world=FakeWorld, city=mini_city(),
-    )  # fmt: skip
-    with live:
+    with _live(tmp_path, fleet=2, autonomous=0) as live:
         live.step()
         fleet = live.fleet
         first = fleet.vehicles[CAR]
@@ -132,6 +127,7 @@ def test_pull_over_on_the_way_to_a_rider_hands_the_rider_to_another_car_for_good
         ).trip_id
         assert live.step_until(lambda: fleet.trips[trip_id].state.value == "en_route", 60)
         stuck = fleet.trips[trip_id].vehicle_id
+        assert stuck is not None
         other = next(v for v in fleet.vehicles if v != stuck)
         # the car stands behind something that does not move: it asks (as its tick would)
         desk, now = fleet.assistance, live.world.time.time_s
