@@ -88,3 +88,49 @@ def test_map_build_command(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "grid" in proc.stdout and ".net.xml" in proc.stdout
     assert list((tmp_path / "c").glob("grid-*.net.xml"))
+
+
+def _osm_grid(path: Path, lat0: float, lon0: float, n: int = 6, step_deg: float = 0.0018) -> None:
+    """An OSM file of an n × n grid of two-way residential streets (~150 m blocks)."""
+    nodes = [
+        f'<node id="{i * n + j + 1}" lat="{lat0 + i * step_deg:.7f}" '
+        f'lon="{lon0 + j * step_deg * 1.6:.7f}" version="1"/>'
+        for i in range(n)
+        for j in range(n)
+    ]
+    ways = []
+    for k in range(n):
+        rows = [k * n + j + 1 for j in range(n)]
+        cols = [i * n + k + 1 for i in range(n)]
+        for w, refs in ((2 * k + 1, rows), (2 * k + 2, cols)):
+            nds = "".join(f'<nd ref="{r}"/>' for r in refs)
+            ways.append(
+                f'<way id="{w}" version="1">{nds}<tag k="highway" v="residential"/>'
+                f'<tag k="name" v="Street {w}"/></way>'
+            )
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<osm version="0.6">\n'
+        + "\n".join(nodes + ways)
+        + "\n</osm>\n"
+    )
+
+
+@pytest.mark.sumo
+def test_a_map_outside_san_francisco_gets_made_up_riders(tmp_path: Path, cli_main: RunCli) -> None:
+    """SFCTA's ride data covers San Francisco only: a map of another place (here a few Berlin
+    blocks) is served with synthetic riders, and the run says so, rather than zero riders."""
+    import json
+
+    city = tmp_path / "elsewhere.osm"
+    _osm_grid(city, 52.53, 13.40)
+    out = tmp_path / "out"
+    proc = cli_main(
+        "simulate", "--city", str(city), "--fleet", "3", "--hours", "0.25",
+        "--requests-per-hour", "120", "--no-background", "--no-map", "--out", str(out),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "lies outside San Francisco" in " ".join(proc.stderr.split())
+    kpis = json.loads((out / "kpis.json").read_text())
+    assert 15 <= kpis["requests"] <= 50  # 30 expected in a quarter hour at 120 an hour
+    assert kpis["served_pct"] > 0

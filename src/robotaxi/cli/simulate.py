@@ -36,7 +36,10 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default 7)")
     p.add_argument("--policy", choices=["batch", "nearest"], default=None, help="dispatch")
     p.add_argument("--market-share", type=float, default=None, help="share of SF TNC trips")
-    p.add_argument("--requests-per-hour", type=float, default=None, help="grid demand rate")
+    p.add_argument(
+        "--requests-per-hour", type=float, default=None,
+        help="made-up riders per hour (grid, or a map outside SF)",
+    )  # fmt: skip
     p.add_argument("--ev-per-hour", type=float, default=None, help="ambulances per hour")
     p.add_argument(
         "--traffic", type=float, default=None,
@@ -112,6 +115,7 @@ def simulate_into(
     way a run is made: `robotaxi simulate` and each cell of `robotaxi sweep` call it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from robotaxi.fleet.demand import SyntheticDemand
     from robotaxi.metrics.fleet_kpis import fleet_kpis
     from robotaxi.metrics.plots import day_png, service_map_png
     from robotaxi.sim.runner import ServiceSimulation, load_city, make_demand
@@ -120,6 +124,12 @@ def simulate_into(
     with console.status(f"loading {config.map.city} (map, routing graph, demand)…"):
         city = load_city(config)
         demand = make_demand(config, city[0])
+    if config.map.city != "grid" and isinstance(demand, SyntheticDemand):
+        console.print(
+            f"demand: {config.map.city} lies outside San Francisco, the only city with ride "
+            f"data (SFCTA): riders are made up, {config.demand.requests_per_hour:g} an hour "
+            "around a few busy spots (--requests-per-hour sets the rate)"
+        )
     store = Store.open(f"sqlite:///{folder / 'events.sqlite'}", sqlite_synchronous="NORMAL")
     try:
         run_record = store.start_run(json.loads(config.model_dump_json()))

@@ -81,7 +81,7 @@ class DemandConfig(_Model):
         0.3, gt=0, le=1, description="share of the city's TNC trips our fleet serves"
     )
     requests_per_hour: float = Field(
-        120.0, ge=0, description="synthetic demand rate (grid city only)"
+        120.0, ge=0, description="synthetic demand rate (grid city, maps outside San Francisco)"
     )
     distance_decay_per_km: float = Field(
         0.25, ge=0, description="destination weight ∝ drop-offs × exp(-decay × distance)"

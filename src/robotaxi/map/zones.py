@@ -19,12 +19,28 @@ import shapely
 
 from robotaxi.core.errors import DataNotFoundError, RobotaxiError
 from robotaxi.core.types import FloatArray, IntArray
+from robotaxi.map.model import RoadMap
 
 TNC_SUBDIR = Path("sf") / "tncs_today"
 TNC_CSV = "TNC_pickups_dropoffs.csv"
 TNC_ZONES = "taz_boundaries.json.gz"
 SF_MAX_TAZ = 981  # higher zone numbers are the rest of the Bay Area
 CSV_HEADER = ("taz", "day_of_week", "hour", "pickups", "dropoffs")
+
+
+# San Francisco (city and county, the SFCTA zones' extent) in degrees: lon min, lat min, lon
+# max, lat max. A map that does not reach into it has no TNC demand to draw from.
+SF_LONLAT_BOX = (-122.53, 37.70, -122.35, 37.84)
+
+
+def reaches_san_francisco(road_map: RoadMap) -> bool:
+    """Whether the map's extent overlaps San Francisco's (`SF_LONLAT_BOX`)."""
+    xmin, ymin, xmax, ymax = road_map.bounds
+    lon, lat = road_map.projection.xy_to_lonlat(
+        np.array([xmin, xmax, xmin, xmax]), np.array([ymin, ymin, ymax, ymax])
+    )
+    w, s, e, n = SF_LONLAT_BOX
+    return bool(lon.min() <= e and lon.max() >= w and lat.min() <= n and lat.max() >= s)
 
 
 class DemandDataError(RobotaxiError):

@@ -30,7 +30,7 @@ from robotaxi.fleet.manager import FleetManager, YieldRecord
 from robotaxi.fleet.trips import Trip
 from robotaxi.map import RoadMap, RoutingGraph, build_network, load_map
 from robotaxi.map.signals import DATASF_SIGNALS, preemption_tls_ids
-from robotaxi.map.zones import load_tnc_zones
+from robotaxi.map.zones import load_tnc_zones, reaches_san_francisco
 from robotaxi.sim.callbacks import (
     EventBatcher,
     EventSink,
@@ -122,9 +122,11 @@ def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
 
 
 def make_demand(config: RunConfig, road_map: RoadMap) -> DemandModel:
-    """Real SFCTA demand on San Francisco maps, synthetic hot spots on the grid city."""
+    """Real SFCTA demand on maps of San Francisco; synthetic hot spots at
+    `demand.requests_per_hour` on the grid city and on a map of another place (SFCTA's data
+    covers San Francisco only)."""
     bbox = road_map.bounds
-    if config.map.city == "grid":
+    if config.map.city == "grid" or not reaches_san_francisco(road_map):
         return SyntheticDemand(bbox, config.demand, layout_seed=config.seed, inside=road_map.inside)
     zones = load_tnc_zones(config.map.data_dir)
     area = ServiceArea.of_map(road_map)
