@@ -155,3 +155,54 @@ def test_sf_ne_builds_from_the_matsim_network_in_metres(map_cache: Path) -> None
     assert 6000 < xmax - xmin < 7200 and 7000 < ymax - ymin < 8200
     lon, lat = road_map.projection.xy_to_lonlat(np.array([xmin]), np.array([ymax]))
     assert lon[0] == pytest.approx(-122.456, abs=0.01) and lat[0] == pytest.approx(37.812, abs=0.01)
+
+
+def _matsim_grid(
+    path: Path, crs: str, x0: float, y0: float, n: int = 4, block_m: float = 200.0
+) -> None:
+    """A MATSim network: an n × n grid of two-way links `block_m` apart, nodes in `crs`."""
+    nodes = [
+        f'<node id="n{i}_{j}" x="{x0 + j * block_m:.2f}" y="{y0 + i * block_m:.2f}"/>'
+        for i in range(n)
+        for j in range(n)
+    ]
+    links = []
+    for i in range(n):
+        for j in range(n):
+            for di, dj in ((0, 1), (1, 0)):
+                if i + di < n and j + dj < n:
+                    a, b = f"n{i}_{j}", f"n{i + di}_{j + dj}"
+                    for u, v in ((a, b), (b, a)):
+                        links.append(
+                            f'<link id="{u}-{v}" from="{u}" to="{v}" length="{block_m}" '
+                            'freespeed="13.9" capacity="900" permlanes="1" modes="car"/>'
+                        )
+    path.write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<network>\n<attributes>'
+        f'<attribute name="coordinateReferenceSystem" class="java.lang.String">{crs}</attribute>'
+        "</attributes>\n<nodes>" + "".join(nodes) + "</nodes>\n"
+        '<links capperiod="01:00:00">' + "".join(links)
+        + "</links>\n</network>\n"
+    )  # fmt: skip
+
+
+@pytest.mark.sumo
+def test_a_matsim_network_of_another_city_is_projected_in_its_own_utm_zone(
+    tmp_path: Path,
+) -> None:
+    """Berlin's MATSim scenarios use Gauss-Krüger zone 4 (EPSG:31468): the map comes out in
+    UTM 33N with true lengths, not stretched by a projection for San Francisco."""
+    city = tmp_path / "berlin-network.xml"
+    _matsim_grid(city, "EPSG:31468", 4_595_000.0, 5_821_000.0)
+    road_map = load_map(build_network(str(city), tmp_path, tmp_path / "cache"))
+    xmin, ymin, xmax, ymax = road_map.bounds
+    assert xmax - xmin == pytest.approx(600.0, abs=40.0)  # junction shapes stick out
+    assert ymax - ymin == pytest.approx(600.0, abs=40.0)
+    lon, lat = road_map.projection.xy_to_lonlat(np.array([xmin]), np.array([ymin]))
+    assert lon[0] == pytest.approx(13.39, abs=0.02) and lat[0] == pytest.approx(52.51, abs=0.02)
+    lengths = [e.length for e in road_map.edges.values() if not e.edge_id.startswith(":")]
+    assert np.median(lengths) == pytest.approx(200.0, rel=0.1)
+    bad = tmp_path / "bad-crs.xml"
+    _matsim_grid(bad, "EPSG:999999", 0.0, 0.0)
+    with pytest.raises(MapBuildError, match="unknown coordinate reference system"):
+        build_network(str(bad), tmp_path, tmp_path / "cache")

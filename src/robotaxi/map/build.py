@@ -26,7 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from robotaxi.core.errors import DataNotFoundError, MapBuildError
+from robotaxi.core.types import FloatArray
 from robotaxi.map.restrictions import (
     RESTRICTIONS_SF,
     closed_edges,
@@ -386,9 +389,23 @@ def _check_osm(path: Path) -> None:
         raise MapBuildError(f"cannot read {path}: {exc}") from None
 
 
-def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
-    """Reproject the MATSim nodes (US survey feet, EPSG:26743) to UTM 10N metres, then convert."""
+def _utm_zone_of(crs: str, x: FloatArray, y: FloatArray) -> str:
+    """The UTM zone (WGS 84, "EPSG:326zz" north or "EPSG:327zz" south) of the points'
+    middle, given in `crs`."""
     from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+        float(np.median(x)), float(np.median(y))
+    )
+    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
+    return f"EPSG:{326 if lat >= 0 else 327}{zone:02d}"
+
+
+def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
+    """Reproject the MATSim nodes (in the network's `coordinateReferenceSystem`; US survey
+    feet, EPSG:26743, when it names none, as SF's) to metres in their UTM zone, then convert."""
+    from pyproj import Transformer
+    from pyproj.exceptions import CRSError
 
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
@@ -404,9 +421,23 @@ def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
     for attr in root.iter("attribute"):
         if attr.get("name") == "coordinateReferenceSystem" and attr.text:
             crs_in = attr.text.strip()
-    to_utm = Transformer.from_crs(crs_in, UTM10N, always_xy=True)
-    for node in nodes:
-        x, y = to_utm.transform(float(node.get("x", "0")), float(node.get("y", "0")))
+    try:
+        xs = np.array([float(node.get("x", "nan")) for node in nodes])
+        ys = np.array([float(node.get("y", "nan")) for node in nodes])
+    except ValueError as exc:
+        raise MapBuildError(f"{path}: a node's coordinate is not a number ({exc})") from None
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise MapBuildError(f"{path}: a node has no x or y coordinate")
+    try:
+        utm = _utm_zone_of(crs_in, xs, ys)
+        to_utm = Transformer.from_crs(crs_in, utm, always_xy=True)
+    except CRSError as exc:
+        raise MapBuildError(
+            f"{path}: unknown coordinate reference system {crs_in!r} ({exc}); "
+            "name an EPSG code in its coordinateReferenceSystem attribute"
+        ) from None
+    ux, uy = to_utm.transform(xs, ys)
+    for node, x, y in zip(nodes, ux.tolist(), uy.tolist(), strict=True):
         node.set("x", f"{x:.2f}")
         node.set("y", f"{y:.2f}")
     for link in root.iter("link"):
@@ -426,7 +457,7 @@ def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
         f"netconvert on {path}",
     )
     _proj, offset = _net_location(out)
-    return UTM10N, offset
+    return utm, offset
 
 
 def _sumo_modes(modes: str) -> str:
