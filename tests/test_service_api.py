@@ -195,10 +195,11 @@ def test_booking_to_completion(client: TestClient, caplog: pytest.LogCaptureFixt
     vid = arrived["vehicle_id"]
     screen = client.get(f"/api/vehicles/{vid}/screen", headers=me).json()
     assert screen["ride"]["greeting"] == "Hey there, Ada Lovelace!"
-    assert (
-        screen["steering"]["angle_deg"] is None and "fleet fidelity" in screen["steering"]["note"]
-    )
-    assert screen["nearby_source"] == "sumo" and "SUMO drives this car" in screen["nearby_note"]
+    assert screen["steering"] == {"angle_deg": None, "note": "not available for this car"}
+    # the rider reads about "this car"; which part drives it is for operators and tools
+    assert screen["nearby_source"] == "sumo" and "of this car" in screen["nearby_note"]
+    said = json.dumps({k: screen[k] for k in ("nearby_note", "steering", "emergency_banner")})
+    assert not re.search(r"SUMO|simulat|fidelity|autonomy stack", said), said
     # the car waits at the pick-up curb the quote named
     assert latlon_distance_m(screen["position"], arrived["pickup_curb"]) < 30
 
@@ -627,6 +628,81 @@ def test_emergency_pull_over_shows_on_the_screen_and_in_ops(client: TestClient) 
     live.refresh()
     assert client.get(f"/api/vehicles/{vid}/screen", headers=me).json()["emergency_banner"] is None
     client.post(f"/api/rides/{rid}/cancel", headers=me)
+
+
+def test_car_groups_on_hand_built_cars() -> None:
+    """Each fleet status and curb stage lands in the group the ops filter names."""
+    from robotaxi.fleet.manager import CurbStage
+    from robotaxi.service.schemas import CarGroup as G
+    from robotaxi.service.views import car_groups
+    from robotaxi.sim.live_views import VehicleView
+
+    def car(status: str, trip: str | None = None, **kw: Any) -> VehicleView:
+        fields: dict[str, Any] = {"stage": CurbStage.NONE, "yielding_for": None}
+        fields.update(kw)
+        return VehicleView("c", status, 0.0, 0.0, 0.0, 0.0, False, trip, None, **fields)
+
+    assert car_groups(car("idle"), False) == [G.IDLE]
+    assert car_groups(car("rebalancing"), False) == [G.IDLE]
+    assert car_groups(car("idle", "t1"), False) == [G.TO_PICKUP]  # given a ride this tick
+    assert car_groups(car("to_pickup", "t1"), False) == [G.TO_PICKUP]
+    assert car_groups(car("at_pickup", "t1", stage=CurbStage.NO_SHOW), False) == [G.TO_PICKUP]
+    assert car_groups(car("at_pickup", "t1", stage=CurbStage.BUCKLING), False) == [G.WITH_RIDER]
+    waiting = car("at_pickup", "t1", stage=CurbStage.WAITING_FOR_START)
+    assert car_groups(waiting, False) == [G.WITH_RIDER]
+    assert car_groups(car("to_dropoff", "t1"), False) == [G.WITH_RIDER]
+    assert car_groups(car("at_dropoff", "t1"), False) == [G.WITH_RIDER]
+    assert car_groups(car("to_charger"), False) == [G.CHARGING]
+    assert car_groups(car("charging"), False) == [G.CHARGING]
+    yielding = car("to_dropoff", "t1", yielding_for="ambulance1")
+    assert car_groups(yielding, False) == [G.WITH_RIDER, G.PULLED_OVER]
+    stopping = car("to_dropoff", "t1", stage=CurbStage.RIDER_PULL_OVER)
+    assert car_groups(stopping, False) == [G.WITH_RIDER, G.PULLED_OVER]
+    assert car_groups(car("to_pickup", "t1"), True) == [G.TO_PICKUP, G.NEEDS_ASSISTANCE]
+
+
+@pytest.mark.sumo
+def test_ops_filters_cars_by_group(client: TestClient) -> None:
+    def ids(query: str) -> set[str]:
+        r = client.get(f"/api/vehicles/state{query}", headers=OP)
+        assert r.status_code == 200, r.text
+        return {c["vehicle_id"] for c in r.json()}
+
+    every = client.get("/api/vehicles/state", headers=OP).json()
+    assert len(every) == 4 and all(c["groups"] for c in every)  # each car is in a group
+    me = sign_in(client, "Fay")
+    rid = book(client, me, (0.2, 0.2), (0.8, 0.8))
+    drive_until(client, rid, "en_route", 60)
+    vid = client.get(f"/api/rides/{rid}", headers=me).json()["vehicle_id"]
+    # (cars of earlier tests' rides may be busy too: only this one's groups are known)
+    assert vid in ids("?status=to_pickup") and vid not in ids("?status=idle")
+    both = ids("?status=idle&status=to_pickup")  # any of several
+    assert both == ids("?status=idle") | ids("?status=to_pickup") and vid in both
+    assert vid not in ids("?status=with_rider") | ids("?status=charging")
+    drive_until(client, rid, "arrived", 600)
+    assert client.post(f"/api/rides/{rid}/unlock", headers=me).status_code == 200
+    assert client.post(f"/api/rides/{rid}/board", headers=me).status_code == 200
+    assert vid in ids("?status=with_rider") and vid not in ids("?status=to_pickup")  # aboard
+    live = runtime_of(client).live
+    with live._lock:
+        live.fleet.vehicles[vid].yielding = YieldRecord(
+            vid, "ambulance9", TimePoint.from_s(live.now_s), rid, EvApproach.BEHIND
+        )
+    live.refresh()
+    assert vid in ids("?status=pulled_over") and vid not in ids("?status=needs_assistance")
+    with live._lock:
+        live.fleet.vehicles[vid].yielding = None
+    live.refresh()
+    assert vid not in ids("?status=pulled_over")
+    client.post(f"/api/rides/{rid}/cancel", headers=me)
+    # an unknown group is refused, naming the ones there are
+    bad = client.get("/api/vehicles/state?status=parked", headers=OP)
+    assert bad.status_code == 422
+    assert "needs_assistance" in json.dumps(bad.json()["detail"])
+    assert client.get("/api/vehicles/state?status=idle").status_code == 401
+    spec = client.get("/openapi.json").json()["paths"]["/api/vehicles/state"]["get"]
+    (param,) = [p for p in spec["parameters"] if p["name"] == "status"]
+    assert "422" in spec["responses"] and "charging" in json.dumps(param["schema"])
 
 
 @pytest.mark.sumo

@@ -104,6 +104,10 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             # the rider chooses where the car stops among the kerb spots near them
             spots = page.locator("#pickup-spots button")
             expect(spots.first).to_contain_text(re.compile(r"\d+ min walk \(\d+ m\)"))
+            # ... each with when the car that would come could be there (the quote's ETA)
+            expect(spots.first).to_contain_text(
+                re.compile(r"car there in (under a minute|\d+ min)")
+            )
             chosen = spots.nth(1) if spots.count() > 1 else spots.first
             spot_name = chosen.inner_text().split(" · ")[0]
             chosen.click()
@@ -186,7 +190,10 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             # said with the server's voice (espeak-ng), or the browser's if it may not play
             expect(greeting).to_have_attribute("data-voice", re.compile("server|browser"))
             expect(car.locator("#steering")).to_contain_text("not available")
-            expect(car.locator("#nearby-source")).to_contain_text("traffic simulation")
+            expect(car.locator("#nearby-source")).to_contain_text("this car")
+            # the rider's screen speaks of this car, not of how the city is simulated
+            for said in (car.locator("body").inner_text(), page.locator("body").inner_text()):
+                assert not re.search(r"SUMO|simulat|fidelity|sim clock", said), said
             start = car.get_by_role("button", name="Start ride")
             expect(start).to_be_disabled()
             car.screenshot(path=str(ARTIFACTS / "3-in-car-greeting.png"))
@@ -331,3 +338,62 @@ def test_api_docs_render_offline(server: str) -> None:
             assert errors == [] and failed == [] and outside == []
         finally:
             browser.close()
+
+
+def test_ops_filters_cars_by_status(server: str) -> None:
+    """An operator narrows the cars to those on their way to a pick-up, then to idle ones."""
+    import httpx
+    from playwright.sync_api import expect, sync_playwright
+
+    bounds = httpx.get(f"{server}/api/map").json()["bounds"]
+
+    def at(fx: float, fy: float) -> dict[str, float]:
+        return {
+            "lat": bounds["south"] + fy * (bounds["north"] - bounds["south"]),
+            "lon": bounds["west"] + fx * (bounds["east"] - bounds["west"]),
+        }
+
+    token = httpx.post(f"{server}/api/riders", json={"name": "Lin"}).json()["token"]
+    me = {"Authorization": f"Bearer {token}"}
+    booked = httpx.post(
+        f"{server}/api/rides", json={"pickup": at(0.2, 0.8), "dropoff": at(0.8, 0.2)}, headers=me
+    )
+    assert booked.status_code == 201, booked.text
+    ride_id = booked.json()["id"]
+    deadline = time.monotonic() + 20
+    while (car_id := httpx.get(f"{server}/api/rides/{ride_id}", headers=me).json()["vehicle_id"]) \
+            is None:  # fmt: skip
+        assert time.monotonic() < deadline, "no car was assigned"
+        time.sleep(0.1)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            ops = browser.new_page(viewport={"width": 1200, "height": 800})
+            errors: list[str] = []
+            ops.on("pageerror", lambda exc: errors.append(str(exc)))
+            ops.goto(f"{server}/ops")
+            ops.get_by_label("Operator token").fill(OPERATOR)
+            ops.get_by_role("button", name="Connect").click()
+            cars = ops.locator("#cars tr:not(.empty)")
+            expect(cars).to_have_count(3)
+            show = ops.get_by_label("Show cars that are")
+            # the car stays "to pick-up" while it drives to Lin and waits at the kerb
+            show.select_option(label="on the way to a pick-up")
+            expect(cars).to_have_count(1)
+            expect(cars.first).to_contain_text(car_id)
+            expect(cars.first).to_contain_text("to pick-up")
+            expect(ops.locator("#car-count")).to_have_text("1 car on the way to a pick-up")
+            ops.screenshot(path=str(ARTIFACTS / "8-ops-filter.png"))
+            show.select_option(label="idle")
+            expect(cars).to_have_count(2)
+            expect(ops.locator("#cars")).not_to_contain_text(car_id)
+            show.select_option(label="charging")
+            expect(ops.locator("#cars tr.empty")).to_have_text("no car is charging now")
+            show.select_option(label="any status")
+            expect(cars).to_have_count(3)
+            assert errors == []
+        finally:
+            browser.close()
+    assert httpx.post(f"{server}/api/rides/{ride_id}/cancel", headers=me).status_code == 200

@@ -418,7 +418,10 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
         422: _get_ride("/stream?max_s=0"),
     },
     ("get", "/api/vehicles"): {200: _no_token("GET", "/api/vehicles")},
-    ("get", "/api/vehicles/state"): _operator_only("/api/vehicles/state"),
+    ("get", "/api/vehicles/state"): {
+        **_operator_only("/api/vehicles/state"),
+        422: lambda s: s.client.get("/api/vehicles/state?status=parked", headers=OP),
+    },
     ("get", "/api/vehicles/{vehicle_id}/screen"): {
         200: lambda s: s.client.get("/api/vehicles/taxi000/screen", headers=OP),
         401: _no_token("GET", "/api/vehicles/taxi000/screen"),

@@ -35,6 +35,7 @@ from robotaxi.core import RideRequest, TripEvent, TripState, VehicleEvent
 from robotaxi.fleet.fares import Tariff, charge
 from robotaxi.fleet.trips import ALLOWED
 from robotaxi.map.places import Gazetteer, PlaceName
+from robotaxi.map.walking import WalkingGraph
 from robotaxi.service.settings import ServiceSettings
 from robotaxi.service.speech import GreetingVoice
 from robotaxi.sim.live import LiveService, LiveSnapshot, LiveUpdate
@@ -403,6 +404,8 @@ class ServiceRuntime:
     # the geocoder of the live city's map, built once on first use (`gazetteer()`)
     _gazetteer: Gazetteer | None = None
     _gazetteer_lock: threading.Lock = field(default_factory=threading.Lock)
+    # the live city's streets to walk along, built once on first use (`walking()`)
+    _walking: WalkingGraph | None = None
     _place_names: BoundedCache[tuple[float, float], PlaceName] = field(default_factory=BoundedCache)
 
     @classmethod
@@ -639,6 +642,14 @@ class ServiceRuntime:
                 if self._gazetteer is None:
                     self._gazetteer = Gazetteer.from_map(self.live.map)
         return self._gazetteer
+
+    def walking(self) -> WalkingGraph:
+        """The live city's streets as a rider walks them (to a pick-up spot)."""
+        if self._walking is None:
+            with self._gazetteer_lock:
+                if self._walking is None:
+                    self._walking = WalkingGraph(self.live.map)
+        return self._walking
 
     def place_name(self, xy: tuple[float, float]) -> PlaceName:
         """What a map point is called ("Valencia St & 16th St"); curb spots and ride ends

@@ -6,6 +6,7 @@ simulation started (`sim_now_s` says what "now" is); distances in m, durations i
 
 from __future__ import annotations
 
+import enum
 import unicodedata
 from typing import Annotated, Any, Literal
 
@@ -208,8 +209,17 @@ class PickupSpotPublic(BaseModel):
     lat: float
     lon: float
     name: str | None = Field(None, description="e.g. 'Valencia St near 16th St'")
-    walk_m: float = Field(description="straight-line walk from where you are, metres")
+    walk_m: float = Field(description="walk from where you are along the streets, metres")
     walk_s: float = Field(description="walking time at 1.3 m/s, seconds")
+    walk_path: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="the way to walk, [lat, lon] points from where you are to the spot",
+    )
+    car_eta_s: float | None = Field(
+        None,
+        description="when the nearest free car could be at this spot, seconds from now: "
+        "the same estimate as a quote's `pickup_eta_s`; null when no car is free",
+    )
 
 
 class SharePublic(BaseModel):
@@ -277,8 +287,24 @@ class VehiclePublic(BaseModel):
     available: bool
 
 
+class CarGroup(enum.StrEnum):
+    """What a car is doing, in the words the operations view filters by. A car may be in
+    two at once: with a rider and pulled over for an ambulance, say."""
+
+    IDLE = "idle"  # no ride: parked at a kerb, or moving to a better spot
+    TO_PICKUP = "to_pickup"  # driving to a rider, or waiting for them at the kerb
+    WITH_RIDER = "with_rider"  # a rider aboard: from the seat belt to getting out
+    CHARGING = "charging"  # driving to a charger, in line for one, or plugged in
+    PULLED_OVER = "pulled_over"  # pulling over for an ambulance, or for its rider
+    NEEDS_ASSISTANCE = "needs_assistance"  # an open request to remote assistance
+
+
 class VehicleOperator(VehiclePublic):
-    status: str
+    status: str = Field(description="the fleet's own status of the car (e.g. 'to_dropoff')")
+    groups: list[CarGroup] = Field(
+        description="what the car is doing, as the `status` filter of /api/vehicles/state "
+        "groups cars: idle, to_pickup, with_rider, charging, pulled_over, needs_assistance"
+    )
     speed_mps: float
     stopped: bool
     trip_id: str | None
@@ -335,7 +361,10 @@ class CarScreenPublic(BaseModel):
         description="where `nearby` comes from: 'sumo' (the traffic simulation's ground truth; "
         "the car is driven by SUMO at fleet fidelity) or 'autonomy' (the car's own tracks)"
     )
-    nearby_note: str = Field(description="the source, said for the screen")
+    nearby_note: str = Field(
+        description="the source, said for the car's rider (operators also read why an "
+        "autonomous car is driven by SUMO on this leg)"
+    )
     steering: SteeringPublic
     emergency_banner: str | None
     behaviour: str | None = Field(

@@ -9,8 +9,10 @@ from fastapi import HTTPException, status
 
 from robotaxi.core import TripEvent, TripState
 from robotaxi.fleet.fares import FareRule, money_text
+from robotaxi.fleet.manager import CurbStage, VehicleStatus
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
+    CarGroup,
     FarePublic,
     LatLon,
     ReceiptPublic,
@@ -212,12 +214,50 @@ def vehicle_public(runtime: ServiceRuntime, vehicles: list[VehicleView]) -> list
     ]
 
 
-def vehicle_operator(runtime: ServiceRuntime, vehicles: list[VehicleView]) -> list[VehicleOperator]:
+# the fleet's statuses behind each group of the operations view
+_IDLE = frozenset({VehicleStatus.IDLE, VehicleStatus.REBALANCING})
+_TO_PICKUP = frozenset({VehicleStatus.TO_PICKUP, VehicleStatus.AT_PICKUP})
+_WITH_RIDER = frozenset({VehicleStatus.TO_DROPOFF, VehicleStatus.AT_DROPOFF})
+_CHARGING = frozenset({VehicleStatus.TO_CHARGER, VehicleStatus.CHARGING})
+# at the pick-up kerb, the rider is aboard once they fasten the belt (simulated riders) or
+# press "I'm in the car" (riders of the app)
+_ABOARD_AT_PICKUP = frozenset({CurbStage.BUCKLING, CurbStage.WAITING_FOR_START})
+
+
+def car_groups(v: VehicleView, needs_assistance: bool) -> list[CarGroup]:
+    """The operations view's groups a car is in now (most cars are in one; see `CarGroup`)."""
+    fleet_status = VehicleStatus(v.status)
+    groups: list[CarGroup] = []
+    free = v.trip_id is None and v.next_trip_id is None
+    if fleet_status in _IDLE and free:
+        groups.append(CarGroup.IDLE)
+    aboard = fleet_status in _WITH_RIDER or (
+        fleet_status == VehicleStatus.AT_PICKUP and v.stage in _ABOARD_AT_PICKUP
+    )
+    # a parked car given a ride is on its way to that rider from the next tick
+    if (fleet_status in _TO_PICKUP and not aboard) or (fleet_status in _IDLE and not free):
+        groups.append(CarGroup.TO_PICKUP)
+    if aboard:
+        groups.append(CarGroup.WITH_RIDER)
+    if fleet_status in _CHARGING:
+        groups.append(CarGroup.CHARGING)
+    if v.yielding_for is not None or v.stage == CurbStage.RIDER_PULL_OVER:
+        groups.append(CarGroup.PULLED_OVER)
+    if needs_assistance:
+        groups.append(CarGroup.NEEDS_ASSISTANCE)
+    return groups
+
+
+def vehicle_operator(
+    runtime: ServiceRuntime, vehicles: list[VehicleView], assisted: frozenset[str] = frozenset()
+) -> list[VehicleOperator]:
+    """Every car for operators; `assisted` names the cars with an open assistance request."""
     public = vehicle_public(runtime, vehicles)
     return [
         VehicleOperator(
             **p.model_dump(),
             status=v.status,
+            groups=car_groups(v, v.vehicle_id in assisted),
             speed_mps=round(v.speed, 2),
             stopped=v.stopped,
             trip_id=v.trip_id,

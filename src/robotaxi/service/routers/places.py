@@ -19,11 +19,13 @@ from robotaxi.service.schemas import (
     PlacePublic,
     error_responses,
 )
+from robotaxi.sim.live import LiveServiceError
 
 router = APIRouter(prefix="/api/places", tags=["places"])
 MAX_RESULTS = 20
 # pick-up spots: the nearest on each of a few streets, within a short walk
-SPOT_RADIUS_M = 250.0
+SPOT_RADIUS_M = 250.0  # spots this far as the crow flies are looked at …
+MAX_WALK_M = 400.0  # … and offered if the walk along the streets is no longer than this
 MAX_SPOTS = 8
 
 
@@ -87,7 +89,8 @@ def pickup_spots(
     limit: Annotated[int, Query(ge=1, le=MAX_SPOTS, description="at most this many")] = 4,
 ) -> list[PickupSpotPublic]:
     """Kerb spots near a point where a car may stop for you — the nearest on each street
-    block within a short walk, nearest first; empty outside the service area."""
+    block within a short walk, nearest first, each with when a car could be there (the
+    quote's pick-up ETA for that spot); empty outside the service area."""
     xy = runtime.to_xy(lat, lon)
     curbs = runtime.live.map.curbs
     if not (math.isfinite(xy[0]) and math.isfinite(xy[1])) or not runtime.inside(xy):
@@ -95,11 +98,15 @@ def pickup_spots(
     found = curbs.tree.query_ball_point(np.asarray(xy, dtype=float), SPOT_RADIUS_M)
     if not found:
         return []
-    idx = np.asarray(found, dtype=np.int64)
-    walk = np.hypot(curbs.xy[idx, 0] - xy[0], curbs.xy[idx, 1] - xy[1])
+    idx = np.asarray(sorted(found), dtype=np.int64)
+    here = (float(xy[0]), float(xy[1]))
+    walking = runtime.walking()
+    walk = walking.distances(here, idx.tolist(), max_m=MAX_WALK_M)
     chosen: list[tuple[int, float]] = []
     seen_edges: set[str] = set()
     for k in np.argsort(walk, kind="stable"):
+        if not np.isfinite(walk[k]):
+            break  # the rest are farther than a short walk along the streets
         edge = curbs.edge_ids[int(idx[k])]
         if edge in seen_edges:  # spots every 30 m along a block: offer the nearest one
             continue
@@ -107,9 +114,16 @@ def pickup_spots(
         chosen.append((int(idx[k]), float(walk[k])))
         if len(chosen) == limit:
             break
+    if not chosen:
+        return []
+    paths = [
+        runtime.to_latlon(w.path_xy) if w is not None else []
+        for w in walking.walks(here, [i for i, _ in chosen], max_m=MAX_WALK_M)
+    ]
     points = np.array([curbs.xy[i] for i, _ in chosen])
     coords = runtime.to_latlon(points)
     gazetteer = runtime.gazetteer()
+    etas = _car_etas(runtime, [(float(p[0]), float(p[1])) for p in points])
     return [
         PickupSpotPublic(
             lat=c[0],
@@ -119,9 +133,21 @@ def pickup_spots(
             ),
             walk_m=round(w, 1),
             walk_s=round(w / WALK_SPEED_MPS, 1),
+            walk_path=[(round(lat, 6), round(lon, 6)) for lat, lon in path],
+            car_eta_s=eta,
         )
-        for (i, w), c, p in zip(chosen, coords, points, strict=True)
+        for (i, w), c, p, eta, path in zip(chosen, coords, points, etas, paths, strict=True)
     ]
+
+
+def _car_etas(runtime: ServiceRuntime, spots_xy: list[tuple[float, float]]) -> list[float | None]:
+    """When the car a quote would send could be at each spot (s): the quote's own estimate
+    (the nearest free car, timed as cars drive). A spot is its own nearest kerb, so a quote
+    from the spot to itself is the quote for it; None with no free car (or no live city)."""
+    try:
+        return [runtime.live.quote(xy, xy).pickup_eta_s for xy in spots_xy]
+    except LiveServiceError:  # not started yet, or stopped: the spots are still good
+        return [None] * len(spots_xy)
 
 
 def _kerb_side(runtime: ServiceRuntime, curb: int) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from robotaxi.autonomy.planning.behaviour import Behaviour
 from robotaxi.service.deps import LiveDep, Operator, RiderOrOperator, RuntimeDep
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
+    CarGroup,
     CarScreenPublic,
     HearingPublic,
     NearbyPublic,
@@ -30,20 +32,16 @@ from robotaxi.sim.live import AutonomyView, LiveService, VehicleView
 
 router = APIRouter(prefix="/api/vehicles", tags=["vehicles"])
 NEARBY_RADIUS_M = 60.0
-NEARBY_NOTE = (
-    f"From the traffic simulation: road users within {NEARBY_RADIUS_M:.0f} m as SUMO places "
-    "them. SUMO drives this car (fleet fidelity), so no autonomy stack tracks objects for it."
-)
-STEERING_NOTE = (
-    "not available at fleet fidelity: SUMO drives this car, so there is no steering-wheel "
-    "angle to show (autonomy-fidelity cars report theirs)"
-)
+# what the in-car screen says to its rider: about "this car", never about the simulation
+# (which part drives the car is `nearby_source`, for operators and tools)
+NEARBY_NOTE = f"Road users within {NEARBY_RADIUS_M:.0f} m of this car."
+STEERING_NOTE = "not available for this car"
 AUTONOMY_NOTE = (
-    f"What this car's own autonomy stack tracks within {NEARBY_RADIUS_M:.0f} m: objects its "
-    "cameras detect, followed by its tracker (positions are the car's estimates)."
+    f"What this car sees within {NEARBY_RADIUS_M:.0f} m: road users its cameras detect, "
+    "where it estimates them to be."
 )
-AUTONOMY_STEERING_NOTE = "steering-wheel angle from the autonomy stack, degrees, left positive"
-HEARING_NOTE = "roof microphones: the siren detector of the autonomy stack"
+AUTONOMY_STEERING_NOTE = "this car's steering-wheel angle, degrees, left positive"
+HEARING_NOTE = "this car's roof microphones listen for sirens"
 SUMO_YIELD_BANNER = "Pulling over: an emergency vehicle is passing. We'll continue in a moment."
 SEEN_YIELD_BANNER = (
     "Ambulance — pulling over: an emergency vehicle is passing. We'll continue in a moment."
@@ -62,10 +60,39 @@ def positions(runtime: RuntimeDep, live: LiveDep) -> list[VehiclePublic]:
     return vehicle_public(runtime, live.vehicles())
 
 
-@router.get("/state", responses=error_responses(401, 403))
-def full_state(_: Operator, runtime: RuntimeDep, live: LiveDep) -> list[VehicleOperator]:
-    """Operators: every car with its status, trip, stage and emergency yield."""
-    return vehicle_operator(runtime, live.vehicles())
+@router.get(
+    "/state",
+    responses=error_responses(
+        401,
+        403,
+        422,
+        e422="`status` is not one of the groups listed for it (or a query parameter is unknown)",
+    ),
+)
+def full_state(
+    _: Operator,
+    runtime: RuntimeDep,
+    live: LiveDep,
+    group: Annotated[
+        list[CarGroup] | None,
+        Query(
+            alias="status",
+            description="only cars in any of these groups (repeat it for several: "
+            "`?status=idle&status=charging`); every car when absent. idle: no ride; "
+            "to_pickup: driving to or waiting for a rider; with_rider: a rider aboard; "
+            "charging: going to, waiting for or at a charger; pulled_over: for an ambulance "
+            "or its rider; needs_assistance: an open remote-assistance request",
+        ),
+    ] = None,
+) -> list[VehicleOperator]:
+    """Operators: every car (or those in the `status` groups asked for) with its status,
+    groups, trip, stage and emergency yield."""
+    assisted = frozenset(r["vehicle_id"] for r in live.assistance() if r["open"])
+    cars = vehicle_operator(runtime, live.vehicles(), assisted)
+    if not group:
+        return cars
+    wanted = set(group)
+    return [c for c in cars if wanted.intersection(c.groups)]
 
 
 @router.get(
@@ -105,7 +132,8 @@ def car_screen(
         )
     else:
         nearby, source, note = _sumo_nearby(runtime, live, v), "sumo", NEARBY_NOTE
-        if autonomy is not None:  # an autonomous car on a leg SUMO drives (no lane route)
+        if autonomy is not None and who is None:
+            # an autonomous car on a leg SUMO drives (no lane route): why, for operators
             note = f"{NEARBY_NOTE} {autonomy.note}"
         steering = SteeringPublic(angle_deg=None, note=STEERING_NOTE)
     banner, state = _emergency(v, autonomy)

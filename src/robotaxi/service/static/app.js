@@ -101,7 +101,10 @@
     if (ride && ride.car_route) routes.push({ line: ride.car_route, color: "#d1242f" });
     const walking = state.riderAt && pickup && !(ride && ride.on_board) && !(ride && ["completed", "cancelled", "interrupted"].includes(ride.state));
     if (walking && metresBetween(state.riderAt, pickup) > 5) {
-      routes.push({ line: [[state.riderAt.lat, state.riderAt.lon], [pickup.lat, pickup.lon]], color: "#6e7781" });
+      // the way along the streets when this spot came with one from here, else a straight line
+      const street = pickup.walk && pickup.walkFrom && metresBetween(pickup.walkFrom, state.riderAt) < 1;
+      const line = street ? pickup.walk : [[state.riderAt.lat, state.riderAt.lon], [pickup.lat, pickup.lon]];
+      routes.push({ line, color: "#6e7781" });
       markers.push({ ...state.riderAt, color: "#6e7781", radius: 4, label: "you" });
     }
     if (pickup) markers.push({ ...pickup, color: "#1a7f37", label: "pick-up" });
@@ -114,6 +117,12 @@
 
   // --- pick-up spots: the kerb spots near the rider where a car may stop ---------------------
   let spotsSeq = 0;
+
+  // when the car that would come to a spot could be there, as a rider reads it
+  function carComing(etaS) {
+    if (etaS === null || etaS === undefined) return "no free car right now";
+    return etaS < 60 ? "car there in under a minute" : `car there in ${Math.round(etaS / 60)} min`;
+  }
 
   async function loadSpots(where) {
     const seq = ++spotsSeq;
@@ -133,9 +142,9 @@
       b.type = "button";
       b.className = "place-result";
       const mins = Math.max(1, Math.round(spot.walk_s / 60));
-      b.textContent = `${spot.name || "Kerb spot"} · ${mins} min walk (${Math.round(spot.walk_m)} m)`;
+      b.textContent = `${spot.name || "Kerb spot"} · ${mins} min walk (${Math.round(spot.walk_m)} m) · ${carComing(spot.car_eta_s)}`;
       b.addEventListener("click", () => {
-        state.pickup = { lat: spot.lat, lon: spot.lon, name: spot.name };
+        state.pickup = { lat: spot.lat, lon: spot.lon, name: spot.name, walk: spot.walk_path, walkFrom: where };
         for (const other of list.querySelectorAll("button")) other.setAttribute("aria-pressed", "false");
         b.setAttribute("aria-pressed", "true");
         state.quoteRoute = [];
@@ -420,8 +429,6 @@
       ["Fare", rec.fare ? `${rec.fare.text} · ${rec.fare.note}` : "charged when the ride ends"],
       ["Car", rec.vehicle_id || "–"],
       ["Waited for the car", duration(rec.wait_s)],
-      ["Picked up (sim clock)", rec.picked_up_s === null ? "–" : `${Math.round(rec.picked_up_s)} s`],
-      ["Dropped off (sim clock)", rec.dropped_off_s === null ? "–" : `${Math.round(rec.dropped_off_s)} s`],
       ["Ride time", duration(rec.ride_s)],
       ["Distance", distance(rec.ride_m)],
       ["Route on the map", rec.route_kind === "driven" ? "as driven" : rec.route_kind === "planned" ? "as planned" : "–"],

@@ -6,6 +6,29 @@
   const $ = (id) => document.getElementById(id);
   const vehicleId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
   const map = new RoadMap($("map"), { label: `Map around car ${vehicleId} with its route` });
+  // the car's state and driving mode, said to its rider
+  const CAR_TEXT = {
+    idle: "parked",
+    rebalancing: "moving to a new spot",
+    to_pickup: "on the way to the pick-up",
+    at_pickup: "at the pick-up",
+    to_dropoff: "on the way to the destination",
+    at_dropoff: "at the destination",
+    to_charger: "on the way to charge",
+    charging: "charging",
+  };
+  const BEHAVIOUR_TEXT = {
+    lane_follow: "following its lane",
+    car_follow: "following the car ahead",
+    stop_at_line: "stopping at the line",
+    leave_curb: "leaving the kerb",
+    curbside_stop: "stopping at the kerb",
+    yield_to_ev: "pulling over for an emergency vehicle",
+    ev_caution: "slowing for a siren",
+    safe_stop: "stopped to stay safe",
+    pass_blocker: "passing a blocked lane",
+  };
+  const KIND_TEXT = { car: "car", robotaxi: "robotaxi", pedestrian: "person walking", emergency: "emergency vehicle", unknown: "road user" };
   let screen = null;
   let spokenFor = null;
   let busy = false;
@@ -62,7 +85,9 @@
     screen = s;
     const ride = s.ride;
     $("car-id").textContent = s.vehicle_id;
-    $("car-state").textContent = `status: ${s.status.replace(/_/g, " ")}`;
+    // a live region: written only when it changes, so it is announced once
+    const carText = CAR_TEXT[s.status] || s.status.replace(/_/g, " ");
+    if ($("car-state").textContent !== carText) $("car-state").textContent = carText;
     const greeting = ride && ride.greeting && !["completed", "cancelled", "interrupted"].includes(ride.state) ? ride.greeting : "";
     if ($("greeting").textContent !== greeting) $("greeting").textContent = greeting;
     if (greeting && ride && spokenFor !== ride.id) {
@@ -95,8 +120,7 @@
       $("steering").textContent = `${Math.abs(angle).toFixed(0)}° ${side}`;
       $("steering").title = s.steering.note;
     }
-    $("behaviour").textContent = s.behaviour
-      ? `autonomy stack: ${s.behaviour.replace(/_/g, " ")}` : "driven by the traffic simulation (SUMO)";
+    $("behaviour").textContent = s.behaviour ? BEHAVIOUR_TEXT[s.behaviour] || s.behaviour.replace(/_/g, " ") : "–";
     const banner = $("ev-banner");
     banner.hidden = !s.emergency_banner;
     // set only on change: a live region re-reads its text each time it is written
@@ -115,7 +139,7 @@
     }
     for (const n of s.nearby.slice(0, 12)) {
       const li = document.createElement("li");
-      li.textContent = `${n.kind} ${n.id}: ${Math.round(n.distance_m)} m, ${(n.speed_mps * 3.6).toFixed(0)} km/h`;
+      li.textContent = `${KIND_TEXT[n.kind] || n.kind}: ${Math.round(n.distance_m)} m away, ${(n.speed_mps * 3.6).toFixed(0)} km/h`;
       list.append(li);
     }
     const markers = s.nearby.map((n) => ({

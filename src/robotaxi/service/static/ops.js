@@ -8,10 +8,30 @@
   const map = new RoadMap($("map"), { label: "City map with every robotaxi" });
   const COLORS = { to_pickup: "#1f6feb", at_pickup: "#1f6feb", to_dropoff: "#8250df", at_dropoff: "#8250df" };
   let timer = null;
+  // the groups of /api/vehicles/state, as an operator reads them
+  const GROUPS = {
+    idle: "idle",
+    to_pickup: "to pick-up",
+    with_rider: "with rider",
+    charging: "charging",
+    pulled_over: "pulled over",
+    needs_assistance: "asks for assistance",
+  };
 
-  function rows(tbody, items, cells) {
+  function rows(tbody, items, cells, empty = "none right now") {
     const body = $(tbody);
     body.innerHTML = "";
+    if (!items.length) {
+      // an empty table still says so (and a screen reader's table has a cell to read)
+      const tr = document.createElement("tr");
+      tr.className = "empty";
+      const td = document.createElement("td");
+      td.colSpan = body.closest("table").querySelectorAll("thead th").length;
+      td.textContent = empty;
+      tr.append(td);
+      body.append(tr);
+      return;
+    }
     for (const item of items) {
       const tr = document.createElement("tr");
       for (const value of cells(item)) {
@@ -26,9 +46,10 @@
 
   async function refresh() {
     const token = operatorToken();
+    const filter = $("car-filter").value;
     try {
       const [cars, trips, kpis, yields, vehicleEvents, tickets, assistance] = await Promise.all([
-        api("/api/vehicles/state", { token }),
+        api(`/api/vehicles/state${filter ? `?status=${encodeURIComponent(filter)}` : ""}`, { token }),
         api("/api/trips/open", { token }),
         api("/api/kpis", { token }),
         api("/api/yields", { token }),
@@ -136,7 +157,16 @@
           .filter(Boolean).join(" · ");
         return [t.id, t.rider_name || t.rider_id, where || null, t.topic ? t.topic.replace(/_/g, " ") : null, t.status, log, actions];
       });
-      rows("cars", cars, (c) => [c.vehicle_id, c.status.replace(/_/g, " "), `${(c.speed_mps * 3.6).toFixed(0)} km/h`, c.trip_id]);
+      if (filter !== $("car-filter").value) return; // the filter changed meanwhile: a newer refresh follows
+      const shown = filter ? $("car-filter").selectedOptions[0].textContent : "";
+      const count = `${cars.length} ${cars.length === 1 ? "car" : "cars"}${shown ? ` ${shown}` : ""}`;
+      if ($("car-count").textContent !== count) $("car-count").textContent = count;
+      rows("cars", cars, (c) => [
+        c.vehicle_id,
+        c.groups.map((g) => GROUPS[g] || g).join(" · "),
+        `${(c.speed_mps * 3.6).toFixed(0)} km/h`,
+        c.trip_id,
+      ], filter ? `no car is ${$("car-filter").selectedOptions[0].textContent} now` : "no cars");
     } catch (err) {
       if (err.status === 401 || err.status === 403) {
         saveOperatorToken(null);
@@ -159,6 +189,9 @@
     saveOperatorToken($("op-token").value.trim());
     $("login-error").textContent = "";
     connect();
+  });
+  $("car-filter").addEventListener("change", () => {
+    if (operatorToken()) refresh();
   });
   $("refund-form").addEventListener("submit", async (e) => {
     e.preventDefault();
