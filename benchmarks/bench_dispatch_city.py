@@ -3,12 +3,19 @@
 Run: .venv/bin/python benchmarks/bench_dispatch_city.py [--batches 250] [--baseline-batches 20]
 Writes benchmarks/results/dispatch_city.json and dispatch_city.md.
 
-The whole San Francisco network (`sf`, ../shared/data), batches of 300 waiting requests and
-1,000 or 3,000 free cars. Batches are drawn from the SFCTA TNC demand model (Friday 17:00-19:00,
-default market share), not from a simulation run: requests at pick-up points, cars at
-drop-off points (where trips end), snapped to their curb spots; half the cars are somewhere
-along that street instead (driving), and one in ten is finishing a drop-off (its ETAs carry
-the rest of it, up to the 120 s that `soon_free_s` allows, as `FleetManager` adds them).
+The whole San Francisco network (`sf`, ../shared/data), batches of 300 waiting requests, two
+ways:
+- from a run: the service itself runs the Friday evening peak (17:00) with a fleet of 1,000 or
+  3,000 cars on FakeWorld (the fleet, dispatch, rebalancing and charging as in `simulate`;
+  cars move at the graph's speeds). At every batch time (15 s) the cars that batch could
+  assign are taken as the fleet has them (`FleetManager.dispatch_pool`: free cars, cars on
+  their way to a pick-up, cars finishing a drop-off with the rest of it as a delay) with the
+  next 300 requests of the same run (their pick-ups snapped to curb spots);
+- stress: 1,000 or 3,000 cars all free at once, drawn from the SFCTA TNC demand model
+  (Friday 17:00-19:00): requests at pick-up points, cars at drop-off points (where trips end)
+  snapped to their curb spots; half the cars are somewhere along that street instead
+  (driving), and one in ten is finishing a drop-off (its ETAs carry the rest of it, up to the
+  120 s that `soon_free_s` allows, as `FleetManager` adds them).
 
 Per batch, in one process and one after the other:
 - new path: `assign_nearby` (bounded backward searches for each request's `NEAREST_CARS`
@@ -28,7 +35,9 @@ import argparse
 import json
 import platform
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ from typing import Any
 import numpy as np
 import scipy
 
+from robotaxi.config import load_config
 from robotaxi.config.models import DemandConfig, DispatchConfig
 from robotaxi.fleet import dispatch
 from robotaxi.fleet.demand import ServiceArea, TncDemand
@@ -43,6 +53,9 @@ from robotaxi.fleet.dispatch import BatchPolicy, assign_nearby
 from robotaxi.map import build_network, load_map
 from robotaxi.map.routing import ETA_BLOCK, RoutingGraph
 from robotaxi.map.zones import load_tnc_zones
+from robotaxi.sim.runner import ServiceSimulation
+from robotaxi.sim.simulation import Callback, Simulation, Tick
+from robotaxi.world.fake import FakeWorld
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -55,6 +68,7 @@ DAY, START_HOUR, HOURS, SEED = 4, 17.0, 2.0, 11  # Friday evening peak
 DRIVING_SHARE = 0.5  # cars somewhere along their street rather than at the curb
 FINISHING_SHARE = 0.1  # cars finishing a drop-off
 WARMUP = 3
+RUN_WARMUP_S = 600.0  # the recorded run's first batches (cars leaving their start) not kept
 P99_TARGET_MS = 50.0
 GAP_TARGET_PCT = 1.0
 
@@ -86,6 +100,91 @@ def make_pools(graph: RoutingGraph, road_map: Any, rng: np.random.Generator) -> 
     car_edge = np.array([graph.index[curbs.edge_ids[i]] for i in drop_curb])
     car_pos = np.asarray(curbs.pos[drop_curb], dtype=float)
     return Pools(req_edge, np.asarray(curbs.pos[pick_curb], float), car_edge, car_pos, len(pick))
+
+
+# one batch: the cars' edges, m along them and delays (s); the requests' edges and m
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Draw = Callable[[int, np.random.Generator], Batch]  # batch number, rng → a batch
+
+
+class PoolRecorder(Callback):
+    """At every batch time of a run, the cars the batch could assign (edge index, m, delay)."""
+
+    name = "dispatch_pool_recorder"
+
+    def __init__(self, graph: RoutingGraph, every_s: float, keep: int) -> None:
+        self.graph, self.every_s, self.keep = graph, every_s, keep
+        self.pools: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._next_s = RUN_WARMUP_S
+
+    def on_tick(self, sim: Simulation, tick: Tick) -> None:
+        now = tick.snapshot.time.time_s
+        if now < self._next_s or len(self.pools) >= self.keep or sim.fleet is None:
+            return
+        self._next_s = now + self.every_s
+        pool = sim.fleet.dispatch_pool(now)
+        edges = np.array([self.graph.index[e] for e, _ in pool.origins], dtype=np.int64)
+        pos = np.array([p for _, p in pool.origins], dtype=float)
+        self.pools.append((now, edges, pos, np.array(pool.extra_s, dtype=float)))
+        if len(self.pools) % 50 == 0:
+            print(f"    {len(self.pools)} batch times recorded (sim {now:.0f} s, "
+                  f"{len(edges)} cars dispatchable)", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def record_run(
+    road_map: Any, cars: int, batches: int, work: Path
+) -> tuple[list[Batch], Pools, dict[str, Any]]:
+    """Run the service with `cars` on FakeWorld and record `batches` batch inputs."""
+    interval = DispatchConfig().batch_interval_s
+    hours = (RUN_WARMUP_S + (batches + 2) * interval) / 3600
+    config = load_config(
+        overrides={
+            "map.city": "sf", "map.data_dir": str(DATA_DIR), "map.cache_dir": str(CACHE_DIR),
+            "fleet.size": cars, "start": "fri 17:00", "hours": hours, "seed": SEED,
+            "world.emergency_per_hour": 0.0,
+        }
+    )  # fmt: skip
+    graph = RoutingGraph(road_map)  # the run's own: its travel times stay its own
+    recorder = PoolRecorder(graph, interval, batches)
+    wall = time.perf_counter()
+    sim = ServiceSimulation(
+        config, work, city=(road_map, graph), world=FakeWorld, callbacks=[recorder]
+    )
+    history = sim.run()
+    wall = time.perf_counter() - wall
+    curbs = road_map.curbs
+    times = np.array([r.time.time_s for r in history.requests])
+    order = np.argsort(times, kind="stable")
+    times = times[order]
+    pick, _ = curbs.nearest(np.array([[r.pickup_x, r.pickup_y] for r in history.requests]))
+    pick = pick[order]
+    req_edge = np.array([graph.index[curbs.edge_ids[i]] for i in pick], dtype=np.int64)
+    req_pos = np.asarray(curbs.pos[pick], dtype=float)
+    if len(req_edge) < REQUESTS:
+        raise SystemExit(f"the run made {len(req_edge)} requests, fewer than {REQUESTS}")
+    out: list[Batch] = []
+    for now, car_e, car_p, delay in recorder.pools:
+        first = int(np.searchsorted(times, now))
+        take = (first + np.arange(REQUESTS)) % len(req_edge)  # the next ones (wrapping)
+        out.append((car_e, car_p, delay, req_edge[take], req_pos[take]))
+    car_edge = np.concatenate([b[0] for b in out])
+    pools = Pools(req_edge, req_pos, car_edge, np.concatenate([b[1] for b in out]), len(times))
+    sizes = [len(b[0]) for b in out]
+    meta = {
+        "fleet": cars,
+        "batches": len(out),
+        "requests_in_run": len(times),
+        "served_pct": round(
+            100.0 * sum(t.state.value == "completed" for t in history.trips.values())
+            / max(len(history.trips), 1), 1,
+        ),
+        "dispatchable_cars": spread([float(n) for n in sizes], 0),
+        "sim_s": history.simulated_s,
+        "wall_s": round(wall, 1),
+    }  # fmt: skip
+    print(f"  run with {cars} cars: {len(out)} batches, dispatchable cars median "
+          f"{np.median(sizes):.0f}, {wall:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+    return out, pools, meta
 
 
 class Reference:
@@ -136,7 +235,34 @@ class Reference:
         return eta
 
 
-def draw_batch(pools: Pools, graph: RoutingGraph, cars: int, rng: np.random.Generator):
+def replay(recorded: list[Batch]) -> Draw:
+    """Batch b of a recorded run."""
+
+    def draw(b: int, _rng: np.random.Generator) -> Batch:
+        return recorded[b % len(recorded)]
+
+    return draw
+
+
+def stress(pools: Pools, graph: RoutingGraph, cars: int) -> Draw:
+    """A batch of `cars` free cars and REQUESTS requests drawn from the demand model's pools."""
+
+    def draw(_b: int, rng: np.random.Generator) -> Batch:
+        return draw_batch(pools, graph, cars, rng)
+
+    return draw
+
+
+def reference(graph: RoutingGraph, pools: Pools) -> tuple[Reference, float]:
+    print(f"reference rows for {len(np.unique(pools.car_edge))} car edges ...", file=sys.stderr)
+    built = time.perf_counter()
+    ref = Reference(graph, pools)
+    built = time.perf_counter() - built
+    print(f"  {built:.0f} s", file=sys.stderr, flush=True)
+    return ref, built
+
+
+def draw_batch(pools: Pools, graph: RoutingGraph, cars: int, rng: np.random.Generator) -> Batch:
     ri = rng.choice(len(pools.req_edge), REQUESTS, replace=False)
     ci = rng.choice(len(pools.car_edge), cars, replace=False)
     car_e = pools.car_edge[ci]
@@ -149,9 +275,10 @@ def draw_batch(pools: Pools, graph: RoutingGraph, cars: int, rng: np.random.Gene
 
 
 def run_size(
-    graph: RoutingGraph, pools: Pools, ref: Reference, cars: int, batches: int, baseline: int,
-    seed: int,
+    graph: RoutingGraph, draw: Draw, ref: Reference,
+    cars: int, batches: int, baseline: int, seed: int, source: str,
 ) -> dict[str, Any]:  # fmt: skip
+    """Time `batches` batches (after WARMUP more); `draw(b, rng)` gives batch b."""
     rng = np.random.default_rng(seed)
     max_eta = DispatchConfig().max_pickup_eta_s
     policy = BatchPolicy()
@@ -159,7 +286,7 @@ def run_size(
     rows: list[dict[str, Any]] = []
     base_rows: list[dict[str, Any]] = []
     for b in range(WARMUP + batches):
-        car_e, car_p, delay, req_e, req_p = draw_batch(pools, graph, cars, rng)
+        car_e, car_p, delay, req_e, req_p = draw(b, rng)
         car_names = [names[i] for i in car_e]
         req_names = [names[i] for i in req_e]
         wall, cpu = time.perf_counter(), time.process_time()
@@ -178,6 +305,7 @@ def run_size(
             {
                 "wall_ms": wall * 1e3,
                 "cpu_ms": cpu * 1e3,
+                "cars": len(car_e),
                 "candidates": new.candidates,
                 "rounds": new.rounds,
                 "complete": new.complete,
@@ -210,13 +338,13 @@ def run_size(
         done = len(rows)
         if done % 25 == 0 or done == batches:
             print(
-                f"  {cars} cars: {done}/{batches} batches, median "
+                f"  {source}, {cars} cars: {done}/{batches} batches, median "
                 f"{np.median([r['wall_ms'] for r in rows]):.1f} ms, worst gap "
                 f"{max(r['gap_pct'] for r in rows):.3f} %",
                 file=sys.stderr,
                 flush=True,
             )
-    return summarise(cars, rows, base_rows)
+    return {"source": source, **summarise(cars, rows, base_rows)}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -266,6 +394,7 @@ def summarise(cars: int, rows: list[dict[str, Any]], base: list[dict[str, Any]])
         "baseline_same_optimum": all(r["same_total"] for r in base),
         "p99_target_met": pct(wall, 99) <= P99_TARGET_MS,
         "gap_target_met": max(gap) <= GAP_TARGET_PCT and not fewer,
+        "cars_in_batch": spread([float(r["cars"]) for r in rows], 0),
         "per_batch": rows,
         "baseline_per_batch": base,
     }
@@ -277,15 +406,18 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"`.venv/bin/python benchmarks/bench_dispatch_city.py`; {result['setup']['drawn_from']}",
         "",
-        "| cars × requests | batches | new path median / p95 / p99 (ms) | CPU median / p99 (ms)"
-        " | baseline batches | baseline median / p99 (ms) | speed-up (median) | gap max / median"
-        " (%) | fewer matched | candidates (median) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| batches from | fleet × requests | cars in a batch (median / max) | batches | new path"
+        " median / p95 / p99 (ms) | CPU median / p99 (ms) | baseline batches | baseline median"
+        " / p99 (ms) | speed-up (median) | gap max / median (%) | fewer matched | candidates"
+        " (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in result["sizes"]:
         w, c, b, g = s["new_wall_ms"], s["new_cpu_ms"], s["baseline_wall_ms"], s["gap_pct"]
+        n = s["cars_in_batch"]
         lines.append(
-            f"| {s['cars']:,} × {s['requests']} | {s['batches']} | {w['median']:.1f} / "
+            f"| {s['source']} | {s['cars']:,} × {s['requests']} | {n['median']:,.0f} / "
+            f"{n['max']:,.0f} | {s['batches']} | {w['median']:.1f} / "
             f"{w['p95']:.1f} / {w['p99']:.1f} | {c['median']:.1f} / {c['p99']:.1f} | "
             f"{s['baseline_batches']} | {b['median']:,.0f} / {b['p99']:,.0f} | "
             f"{s['speedup_median']}× | {g['max']:.3f} / {g['median']:.3f} | "
@@ -300,7 +432,8 @@ def render(result: dict[str, Any]) -> str:
     ]
     for s in result["sizes"]:
         lines.append(
-            f"- {s['cars']:,} cars: p99 target {'met' if s['p99_target_met'] else 'NOT met'}, "
+            f"- {s['source']}, {s['cars']:,} cars: p99 target "
+            f"{'met' if s['p99_target_met'] else 'NOT met'}, "
             f"gap target {'met' if s['gap_target_met'] else 'NOT met'}; batches at zero gap "
             f"{s['gap_pct']['batches_at_zero']}/{s['batches']}; certified complete (no car left "
             f"out could change the answer) {s['batches_complete']}/{s['batches']}; assignments "
@@ -342,23 +475,44 @@ def main() -> None:
     tile_build = time.perf_counter()
     tiles = graph.prepare_pickup_search()
     tile_build = time.perf_counter() - tile_build
+    sizes: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
+    ref_built = 0.0
+    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as work:
+        for cars, base in zip(FLEETS, args.baseline_batches, strict=True):
+            print(f"running the service with {cars} cars to record its batches ...",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            recorded, run_pools, meta = record_run(
+                road_map, cars, args.batches + WARMUP, Path(work) / f"run-{cars}"
+            )
+            runs.append(meta)
+            ref, built = reference(graph, run_pools)
+            ref_built += built
+            sizes.append(
+                run_size(
+                    graph, replay(recorded), ref, cars,
+                    args.batches, base, seed=SEED + cars, source="a run",
+                )
+            )  # fmt: skip
     rng = np.random.default_rng(SEED)
     pools = make_pools(graph, road_map, rng)
-    print(f"reference rows for {len(np.unique(pools.car_edge))} car edges ...", file=sys.stderr)
-    ref_built = time.perf_counter()
-    ref = Reference(graph, pools)
-    ref_built = time.perf_counter() - ref_built
-    print(f"  {ref_built:.0f} s", file=sys.stderr, flush=True)
-    sizes = [
-        run_size(graph, pools, ref, cars, args.batches, base, seed=SEED + cars)
-        for cars, base in zip(FLEETS, args.baseline_batches, strict=True)
-    ]
+    ref, built = reference(graph, pools)
+    ref_built += built
+    for cars, base in zip(FLEETS, args.baseline_batches, strict=True):
+        sizes.append(
+            run_size(
+                graph, stress(pools, graph, cars), ref, cars,
+                args.batches, base, seed=SEED + cars, source="stress: all free",
+            )
+        )  # fmt: skip
     result = {
         "what": "dispatch batches on the whole sf map: bounded candidate search + sparse "
         "assignment vs the full ETA matrix",
         "setup": {
-            "drawn_from": "batches drawn from the SFCTA TNC demand model (Friday 17:00-19:00), "
-            "not from a simulation run",
+            "drawn_from": "batches from a run of the service (Friday 17:00, FakeWorld) and, "
+            "as a stress test with every car free, from the SFCTA TNC demand model (Friday "
+            "17:00-19:00)",
+            "runs": runs,
             "requests": REQUESTS,
             "fleets": list(FLEETS),
             "nearest": dispatch.NEAREST_CARS,
@@ -377,8 +531,10 @@ def main() -> None:
             "seed": SEED,
         },
         "sizes": [{k: v for k, v in s.items() if not k.endswith("per_batch")} for s in sizes],
-        "per_batch": {str(s["cars"]): s["per_batch"] for s in sizes},
-        "baseline_per_batch": {str(s["cars"]): s["baseline_per_batch"] for s in sizes},
+        "per_batch": {f"{s['source']}: {s['cars']}": s["per_batch"] for s in sizes},
+        "baseline_per_batch": {
+            f"{s['source']}: {s['cars']}": s["baseline_per_batch"] for s in sizes
+        },
         "run_s": time.perf_counter() - started,
         "machine": {
             "python": platform.python_version(),

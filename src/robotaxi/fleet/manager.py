@@ -91,6 +91,16 @@ MOVING = (VehicleStatus.TO_PICKUP, VehicleStatus.TO_DROPOFF, VehicleStatus.REBAL
 AVAILABLE = (VehicleStatus.IDLE, VehicleStatus.REBALANCING)
 
 
+@dataclass(frozen=True)
+class DispatchPool:
+    """The cars one dispatch batch may assign (`FleetManager.dispatch_pool`)."""
+
+    cars: list[Vehicle]
+    origins: list[tuple[str, float]]  # per car: the edge it starts from, m along it
+    extra_s: list[float]  # per car: seconds before it can start (the rest of a drop-off)
+    holding: dict[str, str]  # trip → the car driving to it now (it may lose the trip)
+
+
 @dataclass
 class YieldRecord:
     """A robotaxi pulling over for an emergency vehicle: when the ambulance came in range
@@ -1066,14 +1076,16 @@ class FleetManager:
                 now, out, waiting + sorted(reassignable, key=lambda t: t.trip_id), soon_free=True
             )
 
-    def _assign(
-        self, now: float, out: FleetTickResult, trips: list[Trip], *, soon_free: bool
-    ) -> None:
+    def dispatch_pool(self, now: float, *, soon_free: bool = True) -> DispatchPool:
+        """The cars a batch may assign at `now` (sorted by id), where each starts from and the
+        delay before it can (a drop-off's rest); with `soon_free`, also the cars already on
+        their way to a pick-up (which may lose their trip to a closer car) and those finishing
+        a drop-off within `soon_free_s`."""
         cfg = self.dispatch_config
         cars: list[Vehicle] = []
         origins: list[tuple[str, float]] = []
         extra: list[float] = []
-        holding: dict[str, str] = {}  # trip → car currently assigned (reassignable)
+        holding: dict[str, str] = {}
         for v in sorted(self.vehicles.values(), key=lambda x: x.vehicle_id):
             if soon_free and v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None:
                 # a car pulled over for an ambulance still holds its trip (so that it is
@@ -1098,6 +1110,13 @@ class FleetManager:
                         self._curb_location(curb) if curb is not None else self.locate(v)
                     )
                     extra.append(remaining)
+        return DispatchPool(cars, origins, extra, holding)
+
+    def _assign(
+        self, now: float, out: FleetTickResult, trips: list[Trip], *, soon_free: bool
+    ) -> None:
+        pool = self.dispatch_pool(now, soon_free=soon_free)
+        cars, origins, extra, holding = pool.cars, pool.origins, pool.extra_s, pool.holding
         if not cars:
             return
         curbs = self.map.curbs
@@ -1121,7 +1140,7 @@ class FleetManager:
             [curbs.edge_ids[t.pickup_curb] for t in trips],
             np.array([curbs.pos[t.pickup_curb] for t in trips]),
             # solved in route seconds: the ETA model's cut-off, delays at its scale
-            self.eta_model.to_route_s(cfg.max_pickup_eta_s),
+            self.eta_model.to_route_s(self.dispatch_config.max_pickup_eta_s),
             car_delay_s=np.array(extra) / self.eta_model.scale,
             only_request=only,
             pair_ok=self._pair_filter(cars, trips),
