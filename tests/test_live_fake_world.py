@@ -3,9 +3,11 @@ a car driven by our autonomy stack, all without SUMO, in seconds."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fakecity import mini_city
 from robotaxi.config import load_config
@@ -99,3 +101,27 @@ def test_a_car_driven_by_the_stack_serves_a_ride_on_fake_world(tmp_path: Path) -
     assert view.driver == "autonomy" and view.behaviour
     # the stack drove it: the odometer the fleet read is our vehicle model's
     assert vehicle.km_occupied > 0.2
+
+
+def test_the_kpis_over_time_count_the_ride_its_wait_and_the_cars(tmp_path: Path) -> None:
+    with _live(tmp_path, autonomous=0) as live:
+        live.step()
+        _ride(live, CAR)
+        trip = live.fleet.trips["r1"]
+        requested = trip.events[0].time.time_s
+        arrived = next(e for e in trip.events if e.state == TripState.ARRIVED).time.time_s
+        live.step_until(lambda: False, 61.0)  # one more sample after the ride ended
+        history = live.kpi_history()
+        assert live.kpi_history(since_s=history[-1].time_s) == history[-1:]
+    times = [k.time_s for k in history]
+    assert all(59.0 <= b - a <= 61.0 for a, b in itertools.pairwise(times))
+    assert len(history) >= 3
+    # every car is in exactly one group at every minute
+    assert all(sum(k.cars.values()) == 3 for k in history)
+    assert any(k.cars["with_rider"] == 1 for k in history)
+    # the one ride: requested, waited for, completed; nobody waits at the end
+    last = history[-1]
+    assert (last.requests, last.completed, last.cancelled, last.waiting) == (1, 1, 0, 0)
+    assert all(k.waiting == (1 if requested < k.time_s < arrived else 0) for k in history)
+    waits = [k.wait_p50_s for k in history if k.wait_p50_s is not None]
+    assert waits == [pytest.approx(arrived - requested, abs=0.2)]

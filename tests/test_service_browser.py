@@ -255,6 +255,17 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             ops.get_by_label("Operator token").fill(OPERATOR)
             ops.get_by_role("button", name="Connect").click()
             expect(ops.locator("#cars tr")).to_have_count(3)
+            # KPIs in words with units, and small charts of them over time
+            expect(ops.locator("#kpis")).to_contain_text("Pick-up wait, median")
+            expect(ops.locator("#kpis")).to_contain_text("Cars in the fleet")
+            expect(ops.locator("#charts figure")).to_have_count(4)
+            ops.locator("#kpi-title").locator("xpath=..").screenshot(
+                path=str(ARTIFACTS / "6a-ops-kpis.png")
+            )
+            ops.locator("#charts").screenshot(path=str(ARTIFACTS / "6b-ops-charts.png"))
+            expect(ops.locator("#charts svg[role=img]").first).to_have_attribute(
+                "aria-label", re.compile(r"^Rides so far, over .*: now requested \d+")
+            )
             expect(ops.locator("#tickets")).to_contain_text("The window does not open")
             expect(ops.locator("#tickets")).to_contain_text("I was charged twice")
             expect(ops.locator("#tickets")).to_contain_text("too hot or too cold")

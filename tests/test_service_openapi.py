@@ -491,6 +491,10 @@ PROVOKE: dict[tuple[str, str], dict[int, Provoke]] = {
     },
     ("get", "/api/health"): {200: _no_token("GET", "/api/health")},
     ("get", "/api/kpis"): _operator_only("/api/kpis"),
+    ("get", "/api/kpis/history"): {
+        **_operator_only("/api/kpis/history"),
+        422: lambda s: s.client.get("/api/kpis/history?since_s=-1", headers=OP),
+    },
     ("get", "/api/trips/open"): _operator_only("/api/trips/open"),
     ("get", "/api/yields"): _operator_only("/api/yields"),
     ("get", "/api/assistance"): _operator_only("/api/assistance"),
@@ -576,7 +580,7 @@ def test_every_declared_status_has_a_request_that_provokes_it() -> None:
     operations = {(method, path) for method, path, _ in DECLARED}
     # 27 + places (2) + tickets (2) + assistance (2) + unlock, find-car, pick-up spots,
     # share, stop sharing, a shared ride (6)
-    assert len(operations) == 39 and len(DECLARED) > 90
+    assert len(operations) == 40 and len(DECLARED) > 90
 
 
 @pytest.mark.sumo

@@ -485,6 +485,11 @@ class FleetManager:
             retired += 1
         return retired
 
+    @property
+    def riders_waiting(self) -> int:
+        """Riders waiting for their car now (requested, assigned or with a car on its way)."""
+        return len(self._before_pickup)
+
     def trip_records(self) -> list[TripRecord]:
         """Every trip of the run as a KPI record: the retired ones and those still held."""
         return self.retired + [

@@ -561,6 +561,23 @@ class KpisPublic(BaseModel):
     real_time_factor: float | None
 
 
+class KpiSamplePublic(BaseModel):
+    """The service at one simulated minute (the operations view's charts)."""
+
+    time_s: float = Field(description="simulated seconds since the service started")
+    requests: int = Field(description="rides requested so far")
+    completed: int = Field(description="rides completed so far")
+    cancelled: int = Field(description="rides cancelled so far")
+    waiting: int = Field(description="riders waiting for their car now")
+    wait_p50_s: float | None = Field(
+        description="median pick-up wait of the riders their car reached in the last minute, "
+        "seconds; null when none was reached"
+    )
+    cars: dict[str, int] = Field(
+        description="cars by what they are doing: idle, to_pickup, with_rider, charging"
+    )
+
+
 class HealthPublic(BaseModel):
     status: str = Field(description="ok, behind (the clock cannot keep its speed) or ended")
     note: str | None = Field(None, description="when behind: why, and what to do")

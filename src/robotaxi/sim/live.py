@@ -63,6 +63,7 @@ from robotaxi.sim.live_read import (
     TRAIL_EVERY_S,
     ReadModel,
 )
+from robotaxi.sim.live_timeline import KpiSample, KpiTimeline
 from robotaxi.sim.live_views import (
     EMPTY_SNAPSHOT,
     LiveServiceError,
@@ -166,6 +167,7 @@ class LiveService:
         self._ticks = 0
         self._tick_wall_s = 0.0
         self._tick_wall_max_s = 0.0
+        self._timeline = KpiTimeline()
         self.map: RoadMap
         self.graph: RoutingGraph
         self.world: World
@@ -301,6 +303,7 @@ class LiveService:
             update = self._record(tick.requests, tick.result.events, tick.result.vehicle_events)
             batch = self._log.take_batch()
             self._read.record_trails(now)
+            self._timeline.sample(now, self.fleet.vehicles.values(), self.fleet.riders_waiting)
             self._ticks += 1
             self._read.publish(update, (), moved=True)
             # the read model forgot them too: memory follows the open trips, not the run
@@ -564,6 +567,12 @@ class LiveService:
                 )
             return rows
 
+    def kpi_history(self, since_s: float = 0.0) -> list[KpiSample]:
+        """The KPIs once a simulated minute since `since_s` (`KpiTimeline`), oldest first."""
+        with self._lock:
+            self._require_started()
+            return list(self._timeline.samples(since_s))
+
     def kpis(self) -> dict[str, Any]:
         """The fleet KPIs so far, each defined as `robotaxi simulate`'s (`fleet.kpis`, over
         the trips, cars and EV yields up to now), and live readings: trips by state, cars
@@ -693,7 +702,8 @@ class LiveService:
         events: Sequence[TripEvent],
         vehicle_events: Sequence[VehicleEvent] = (),
     ) -> LiveUpdate:
-        """Queue what happened now for the sink (call under `_lock`)."""
+        """Queue what happened now for the sink, and count it (call under `_lock`)."""
+        self._timeline.observe(events, self.fleet.trips)
         return self._log.record(self.world.time.time_s, rides, events, vehicle_events)
 
     def _trip_view(

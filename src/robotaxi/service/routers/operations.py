@@ -3,6 +3,8 @@ token), and health."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import Response
 
@@ -10,6 +12,7 @@ from robotaxi.fleet.fares import money_text
 from robotaxi.service.deps import LiveDep, Operator, RuntimeDep
 from robotaxi.service.schemas import (
     HealthPublic,
+    KpiSamplePublic,
     KpisPublic,
     RefundCreate,
     RefundPublic,
@@ -44,6 +47,31 @@ async def health(runtime: RuntimeDep, live: LiveDep) -> HealthPublic:
 def kpis(_: Operator, live: LiveDep) -> KpisPublic:
     """Live fleet KPIs: requests, completions, waits, utilisation, EV yields, real-time factor."""
     return KpisPublic(**live.kpis())
+
+
+@router.get("/kpis/history", tags=["kpis"], responses=OPERATOR_ERRORS)
+def kpi_history(
+    _: Operator,
+    live: LiveDep,
+    since_s: Annotated[
+        float, Query(ge=0, allow_inf_nan=False, description="only samples from this sim second on")
+    ] = 0.0,
+) -> list[KpiSamplePublic]:
+    """The KPIs once a simulated minute, oldest first (a day of them is kept): rides
+    requested, completed and cancelled so far, riders waiting, the median pick-up wait of the
+    minute, and the cars by what they are doing."""
+    return [
+        KpiSamplePublic(
+            time_s=k.time_s,
+            requests=k.requests,
+            completed=k.completed,
+            cancelled=k.cancelled,
+            waiting=k.waiting,
+            wait_p50_s=k.wait_p50_s,
+            cars=dict(k.cars),
+        )
+        for k in live.kpi_history(since_s)
+    ]
 
 
 @router.get("/trips/open", responses=OPERATOR_ERRORS)

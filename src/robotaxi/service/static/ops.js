@@ -44,11 +44,162 @@
     }
   }
 
+  // --- KPIs in words, with units ----------------------------------------------------------
+  // key → [label, unit]; units: "s" (a duration), "pct", "share" (0–1 as %), "m", "km",
+  // "ms", "x" (a speed factor), "" (a count or a number)
+  const KPI_NAMES = {
+    sim_time_s: ["Time since the service started", "s"],
+    requests: ["Rides requested", ""],
+    requests_from_app: ["Rides requested in the app", ""],
+    served: ["Rides served", ""],
+    served_pct: ["Served", "pct"],
+    completed: ["Rides completed", ""],
+    cancelled: ["Rides cancelled", ""],
+    cancelled_pct: ["Cancelled", "pct"],
+    interrupted: ["Rides interrupted", ""],
+    unfinished: ["Rides not finished yet", ""],
+    open: ["Rides open now", ""],
+    wait_mean_s: ["Pick-up wait, mean", "s"],
+    wait_p50_s: ["Pick-up wait, median", "s"],
+    wait_p95_s: ["Pick-up wait, 95th percentile", "s"],
+    in_vehicle_p50_s: ["Time in the car, median", "s"],
+    in_vehicle_mean_s: ["Time in the car, mean", "s"],
+    walk_mean_m: ["Walk to and from the car, mean", "m"],
+    detour_ratio_mean: ["Detour over the shortest route, mean", "ratio"],
+    pickup_eta_error_p50_s: ["Pick-up ETA error, median (late +)", "s"],
+    pickup_eta_error_abs_p95_s: ["Pick-up ETA error size, 95th percentile", "s"],
+    km_total: ["Distance driven", "km"],
+    deadhead_km_share: ["Distance driven empty", "share"],
+    utilisation: ["Cars busy with rides (time)", "share"],
+    occupied_time_share: ["Cars with a rider (time)", "share"],
+    ev_yields: ["Pull-overs for ambulances", ""],
+    ev_yields_resumed: ["Pull-overs ended", ""],
+    ev_yield_reaction_mean_s: ["Pull-over reaction, mean", "s"],
+    ev_yield_stopped_mean_s: ["Time stopped for an ambulance, mean", "s"],
+    fleet: ["Cars in the fleet", ""],
+    busy_vehicles: ["Cars with a ride now", ""],
+    speed: ["Clock speed asked", "x"],
+    real_time_factor: ["Clock speed kept", "x"],
+    behind_s: ["Behind the clock", "s"],
+    falling_behind: ["Falling behind", "note"],
+    tick_ms_mean: ["Simulation step, mean", "ms"],
+    tick_ms_max: ["Simulation step, longest", "ms"],
+  };
+
+  function duration(s) {
+    if (Math.abs(s) < 90) return `${Math.round(s)} s`;
+    const m = Math.round(s / 60);
+    return m < 90 ? `${m} min` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  }
+
+  function kpiText(key, v) {
+    const [label, unit] = KPI_NAMES[key] || [key.replace(/_/g, " "), ""];
+    if (unit === "note") return [label, v || "no"];
+    if (v === null || v === undefined) return [label, "–"];
+    if (typeof v !== "number") return [label, String(v)];
+    const text = {
+      s: () => duration(v),
+      pct: () => `${v.toFixed(1)} %`,
+      share: () => `${(100 * v).toFixed(1)} %`,
+      m: () => `${Math.round(v)} m`,
+      km: () => `${v.toFixed(1)} km`,
+      ms: () => `${v.toFixed(1)} ms`,
+      x: () => `${v}×`,
+      ratio: () => v.toFixed(2),
+    }[unit];
+    return [label, text ? text() : String(v)];
+  }
+
+  // --- small charts of the KPIs over time (SVG, no library) -------------------------------
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function chart(title, samples, series, format) {
+    const w = 300, h = 90, pad = 4;
+    const fig = document.createElement("figure");
+    fig.className = "chart";
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    svg.setAttribute("role", "img");
+    const t0 = samples.length ? samples[0].time_s : 0;
+    const t1 = samples.length ? samples[samples.length - 1].time_s : 1;
+    const values = series.flatMap((s) => samples.map(s.value)).filter((v) => v !== null);
+    const top = Math.max(1, ...values);
+    const latest = [];
+    for (const s of series) {
+      const pts = samples
+        .map((k) => [k.time_s, s.value(k)])
+        .filter(([, v]) => v !== null)
+        .map(([t, v]) => `${(pad + ((t - t0) / Math.max(t1 - t0, 1)) * (w - 2 * pad)).toFixed(1)},${(h - pad - (v / top) * (h - 2 * pad)).toFixed(1)}`);
+      if (pts.length === 1) {  // a single sample: a dot
+        const [cx, cy] = pts[0].split(",");
+        const dot = document.createElementNS(SVG, "circle");
+        dot.setAttribute("cx", cx);
+        dot.setAttribute("cy", cy);
+        dot.setAttribute("r", "3");
+        dot.setAttribute("fill", s.color);
+        svg.append(dot);
+      } else if (pts.length) {
+        const line = document.createElementNS(SVG, "polyline");
+        line.setAttribute("points", pts.join(" "));
+        line.setAttribute("fill", "none");
+        line.setAttribute("stroke", s.color);
+        line.setAttribute("stroke-width", "2");
+        svg.append(line);
+      }
+      const last = samples.length ? s.value(samples[samples.length - 1]) : null;
+      latest.push(`${s.name} ${last === null ? "–" : format(last)}`);
+    }
+    const summary = `${title}, over ${duration(t1 - t0)}: now ${latest.join(", ")}; highest ${format(top)}`;
+    svg.setAttribute("aria-label", summary);
+    const cap = document.createElement("figcaption");
+    const head = document.createElement("strong");
+    head.textContent = title;
+    cap.append(head);
+    for (const [i, s] of series.entries()) {
+      const key = document.createElement("span");
+      key.className = "chart-key";
+      key.style.borderColor = s.color;
+      key.textContent = latest[i];
+      cap.append(" ", key);
+    }
+    fig.append(svg, cap);
+    return fig;
+  }
+
+  function drawCharts(samples) {
+    const box = $("charts");
+    box.innerHTML = "";
+    if (!samples.length) {
+      box.textContent = "No samples yet: the first comes after a simulated minute.";
+      return;
+    }
+    const count = (v) => String(Math.round(v));
+    box.append(
+      chart("Rides so far", samples, [
+        { name: "requested", color: "#1f6feb", value: (k) => k.requests },
+        { name: "completed", color: "#1a7f37", value: (k) => k.completed },
+        { name: "cancelled", color: "#cf222e", value: (k) => k.cancelled },
+      ], count),
+      chart("Riders waiting for their car", samples, [
+        { name: "waiting", color: "#8250df", value: (k) => k.waiting },
+      ], count),
+      chart("Pick-up wait, median of the minute", samples, [
+        { name: "wait", color: "#9a6700", value: (k) => k.wait_p50_s },
+      ], duration),
+      chart("Cars by what they are doing", samples, [
+        { name: "idle", color: "#1a7f37", value: (k) => k.cars.idle },
+        { name: "to a pick-up", color: "#1f6feb", value: (k) => k.cars.to_pickup },
+        { name: "with a rider", color: "#8250df", value: (k) => k.cars.with_rider },
+        { name: "charging", color: "#57606a", value: (k) => k.cars.charging },
+      ], count),
+    );
+  }
+
   async function refresh() {
     const token = operatorToken();
     const filter = $("car-filter").value;
     try {
-      const [cars, trips, kpis, yields, vehicleEvents, tickets, assistance] = await Promise.all([
+      const [cars, trips, kpis, yields, vehicleEvents, tickets, assistance, history] = await Promise.all([
         api(`/api/vehicles/state${filter ? `?status=${encodeURIComponent(filter)}` : ""}`, { token }),
         api("/api/trips/open", { token }),
         api("/api/kpis", { token }),
@@ -56,12 +207,13 @@
         api("/api/vehicle-events?limit=20", { token }),
         api("/api/tickets?limit=100", { token }),
         api("/api/assistance", { token }),
+        api("/api/kpis/history", { token }),
       ]);
       $("login-panel").hidden = true;
       $("data").hidden = false;
       $("behind-banner").hidden = !kpis.falling_behind;
       $("behind-banner").textContent = kpis.falling_behind ? `Falling behind: ${kpis.falling_behind}` : "";
-      $("clock").textContent = `sim time ${Math.round(kpis.sim_time_s)} s · speed ${kpis.speed}× · real-time factor ${kpis.real_time_factor ?? "–"}`;
+      $("clock").textContent = `sim time ${duration(kpis.sim_time_s)} · clock ${kpis.speed}× asked, ${kpis.real_time_factor ?? "–"}× kept`;
       map.set({
         markers: cars.map((c) => ({
           lat: c.lat,
@@ -76,12 +228,15 @@
       dl.innerHTML = "";
       for (const [k, v] of Object.entries(kpis)) {
         if (typeof v === "object" && v !== null) continue;
+        const [label, value] = kpiText(k, v);
         const dt = document.createElement("dt");
-        dt.textContent = k.replace(/_/g, " ");
+        dt.textContent = label;
+        dt.title = k;
         const dd = document.createElement("dd");
-        dd.textContent = v === null ? "–" : String(v);
+        dd.textContent = value;
         dl.append(dt, dd);
       }
+      drawCharts(history);
       const ANSWERS = [["another_way", "Blocked: take another way"], ["wait", "Wait: it will clear"], ["pull_over", "Pull over at the next kerb"]];
       rows("assistance", assistance, (r) => {
         const buttons = document.createElement("span");
