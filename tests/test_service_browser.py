@@ -259,6 +259,9 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
             expect(ops.locator("#kpis")).to_contain_text("Pick-up wait, median")
             expect(ops.locator("#kpis")).to_contain_text("Cars in the fleet")
             expect(ops.locator("#charts figure")).to_have_count(4)
+            # the map's cars carry their ids (the canvas is drawn from these markers)
+            labels = ops.evaluate("() => window.__opsMarkers.map((m) => m.label)")
+            assert any(str(label).startswith("taxi") for label in labels), labels
             ops.locator("#kpi-title").locator("xpath=..").screenshot(
                 path=str(ARTIFACTS / "6a-ops-kpis.png")
             )

@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { api, stream, rider, saveRider, duration, distance, STATE_TEXT, RoadMap, carMarker } = Robotaxi;
+  const { api, stream, rider, saveRider, duration, distance, STATE_TEXT, RoadMap, carMarker, metresBetween } = Robotaxi;
   const $ = (id) => document.getElementById(id);
   const SIGNAL_SHOWN_S = 10; // "honking and flashing" shows this long (simulated s)
   const state = { riderAt: null, pickup: null, dropoff: null, quoteRoute: [], ride: null, abort: null };
@@ -18,13 +18,6 @@
 
   function show(id, visible) {
     $(id).hidden = !visible;
-  }
-
-  function metresBetween(a, b) {
-    const k = Math.PI / 180;
-    const dx = (b.lon - a.lon) * k * Math.cos(((a.lat + b.lat) / 2) * k);
-    const dy = (b.lat - a.lat) * k;
-    return 6371000 * Math.hypot(dx, dy);
   }
 
   // the API takes a position only (a searched place also carries its name)

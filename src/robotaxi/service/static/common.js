@@ -108,6 +108,14 @@ const Robotaxi = (() => {
     return m ? `${m} min ${s % 60} s` : `${s} s`;
   }
 
+  // metres between two {lat, lon} points (equirectangular: exact enough within a city)
+  function metresBetween(a, b) {
+    const k = Math.PI / 180;
+    const dx = (b.lon - a.lon) * k * Math.cos(((a.lat + b.lat) / 2) * k);
+    const dy = (b.lat - a.lat) * k;
+    return 6371000 * Math.hypot(dx, dy);
+  }
+
   function distance(metres) {
     if (metres === null || metres === undefined) return "–";
     return metres >= 1000 ? `${(metres / 1000).toFixed(2)} km` : `${Math.round(metres)} m`;
@@ -405,6 +413,7 @@ const Robotaxi = (() => {
 
   return {
     api,
+    metresBetween,
     ApiError,
     stream,
     rider,

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, operatorToken, saveOperatorToken, RoadMap } = Robotaxi;
+  const { api, operatorToken, saveOperatorToken, RoadMap, metresBetween } = Robotaxi;
   const $ = (id) => document.getElementById(id);
   const map = new RoadMap($("map"), { label: "City map with every robotaxi" });
   const COLORS = { to_pickup: "#1f6feb", at_pickup: "#1f6feb", to_dropoff: "#8250df", at_dropoff: "#8250df" };
@@ -86,7 +86,7 @@
     tick_ms_max: ["Simulation step, longest", "ms"],
   };
 
-  function duration(s) {
+  function coarse(s) {
     if (Math.abs(s) < 90) return `${Math.round(s)} s`;
     const m = Math.round(s / 60);
     return m < 90 ? `${m} min` : `${Math.floor(m / 60)} h ${m % 60} min`;
@@ -98,7 +98,7 @@
     if (v === null || v === undefined) return [label, "–"];
     if (typeof v !== "number") return [label, String(v)];
     const text = {
-      s: () => duration(v),
+      s: () => coarse(v),
       pct: () => `${v.toFixed(1)} %`,
       share: () => `${(100 * v).toFixed(1)} %`,
       m: () => `${Math.round(v)} m`,
@@ -149,7 +149,7 @@
       const last = samples.length ? s.value(samples[samples.length - 1]) : null;
       latest.push(`${s.name} ${last === null ? "–" : format(last)}`);
     }
-    const summary = `${title}, over ${duration(t1 - t0)}: now ${latest.join(", ")}; highest ${format(top)}`;
+    const summary = `${title}, over ${coarse(t1 - t0)}: now ${latest.join(", ")}; highest ${format(top)}`;
     svg.setAttribute("aria-label", summary);
     const cap = document.createElement("figcaption");
     const head = document.createElement("strong");
@@ -185,7 +185,7 @@
       ], count),
       chart("Pick-up wait, median of the minute", samples, [
         { name: "wait", color: "#9a6700", value: (k) => k.wait_p50_s },
-      ], duration),
+      ], coarse),
       chart("Cars by what they are doing", samples, [
         { name: "idle", color: "#1a7f37", value: (k) => k.cars.idle },
         { name: "to a pick-up", color: "#1f6feb", value: (k) => k.cars.to_pickup },
@@ -193,6 +193,32 @@
         { name: "charging", color: "#57606a", value: (k) => k.cars.charging },
       ], count),
     );
+  }
+
+  // Cars on the map, each labelled with its id; cars standing within CLUSTER_M of each other
+  // (a depot, a kerb where several wait) are one marker labelled with how many and which.
+  const CLUSTER_M = 15;
+  const LABEL_AT_MOST = 60; // more markers than this: only the clusters keep a label
+
+  function carMarkers(cars) {
+    const groups = [];
+    for (const c of cars) {
+      const near = groups.find((g) => metresBetween(g[0], c) < CLUSTER_M);
+      if (near) near.push(c);
+      else groups.push([c]);
+    }
+    const named = groups.length <= LABEL_AT_MOST;
+    return groups.map((g) => {
+      const c = g[0];
+      const color = c.yielding_for ? "#f0a500" : COLORS[c.status] || "#1a7f37";
+      if (g.length === 1) {
+        const label = named ? c.vehicle_id : undefined;
+        return { lat: c.lat, lon: c.lon, heading: c.heading_deg, shape: "car", radius: 6, color, label };
+      }
+      const ids = g.map((x) => x.vehicle_id);
+      const which = named ? `: ${ids.slice(0, 3).join(", ")}${ids.length > 3 ? ", …" : ""}` : "";
+      return { lat: c.lat, lon: c.lon, radius: 9, color: "#57606a", label: `${g.length} cars${which}` };
+    });
   }
 
   async function refresh() {
@@ -213,17 +239,10 @@
       $("data").hidden = false;
       $("behind-banner").hidden = !kpis.falling_behind;
       $("behind-banner").textContent = kpis.falling_behind ? `Falling behind: ${kpis.falling_behind}` : "";
-      $("clock").textContent = `sim time ${duration(kpis.sim_time_s)} · clock ${kpis.speed}× asked, ${kpis.real_time_factor ?? "–"}× kept`;
-      map.set({
-        markers: cars.map((c) => ({
-          lat: c.lat,
-          lon: c.lon,
-          heading: c.heading_deg,
-          shape: "car",
-          radius: 6,
-          color: c.yielding_for ? "#f0a500" : COLORS[c.status] || "#1a7f37",
-        })),
-      });
+      $("clock").textContent = `sim time ${coarse(kpis.sim_time_s)} · clock ${kpis.speed}× asked, ${kpis.real_time_factor ?? "–"}× kept`;
+      const markers = carMarkers(cars);
+      window.__opsMarkers = markers; // what the map draws, for tests
+      map.set({ markers });
       const dl = $("kpis");
       dl.innerHTML = "";
       for (const [k, v] of Object.entries(kpis)) {
