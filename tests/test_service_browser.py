@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +20,7 @@ from robotaxi.service.app import create_app
 from robotaxi.service.settings import ServiceSettings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
     from playwright.sync_api import Browser
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,8 +56,10 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, map_cache: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(settings: ServiceSettings) -> Iterator[tuple[str, FastAPI]]:
+    """The service over real HTTP (uvicorn in a thread of this process) on a free port:
+    its URL and the app (its runtime holds the live city)."""
     import socket
 
     import uvicorn
@@ -64,21 +67,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, map_cache: Path) -> Iterato
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = ServiceSettings(
-        fleet=3,
-        speed=30.0,
-        hours=2.0,
-        port=port,
-        data_dir=tmp_path_factory.mktemp("browser"),
-        operator_token=OPERATOR,
-        map_cache_dir=map_cache,
-        background_traffic=False,
-        ev_per_hour=0.0,
-        riders_per_hour=0.0,
-    )
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    app = create_app(settings.model_copy(update={"port": port}))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
     thread.start()
@@ -86,9 +76,33 @@ def server(tmp_path_factory: pytest.TempPathFactory, map_cache: Path) -> Iterato
     while not uvicorn_server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert uvicorn_server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=30)
+
+
+def browser_settings(data_dir: Path, map_cache: Path) -> ServiceSettings:
+    """Three cars on the grid city at 30× real time, no background traffic, no ambulances, no
+    simulated riders: what the browser tests book is all that happens."""
+    return ServiceSettings(
+        fleet=3,
+        speed=30.0,
+        hours=2.0,
+        data_dir=data_dir,
+        operator_token=OPERATOR,
+        map_cache_dir=map_cache,
+        background_traffic=False,
+        ev_per_hour=0.0,
+        riders_per_hour=0.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, map_cache: Path) -> Iterator[str]:
+    with serving(browser_settings(tmp_path_factory.mktemp("browser"), map_cache)) as (url, _):
+        yield url
 
 
 def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None:
@@ -409,3 +423,86 @@ def test_ops_filters_cars_by_status(server: str) -> None:
         expect(cars).to_have_count(3)
         assert errors == []
     assert httpx.post(f"{server}/api/rides/{ride_id}/cancel", headers=me).status_code == 200
+
+
+def test_ops_shows_what_a_car_that_asks_for_help_has_around_it(
+    tmp_path: Path, map_cache: Path
+) -> None:
+    """A car held behind stalled cars asks for help; /ops draws its surroundings: the car, the
+    road users near it (the stalled ones standing) and its route."""
+    import httpx
+    from playwright.sync_api import expect
+
+    from robotaxi.service.settings import serve_run_config
+    from test_remote_assistance import block_entrance, route_ahead, unblock
+
+    base = browser_settings(tmp_path, map_cache)
+    run = serve_run_config(
+        **{
+            "fleet.size": 3, "hours": 2.0, "map.cache_dir": map_cache,
+            "world.emergency_per_hour": 0.0, "fleet.assist_after_s": 20.0,
+            "world.stuck_reroute_s": 3600.0, "world.teleport_time_s": 3600.0,
+        }
+    )  # fmt: skip
+    with serving(base.model_copy(update={"run": run})) as (url, app):
+        live = app.state.runtime.live
+        bounds = httpx.get(f"{url}/api/map").json()["bounds"]
+
+        def at(fx: float, fy: float) -> dict[str, float]:
+            return {
+                "lat": bounds["south"] + fy * (bounds["north"] - bounds["south"]),
+                "lon": bounds["west"] + fx * (bounds["east"] - bounds["west"]),
+            }
+
+        token = httpx.post(f"{url}/api/riders", json={"name": "Mae"}).json()["token"]
+        me = {"Authorization": f"Bearer {token}"}
+        booked = httpx.post(
+            f"{url}/api/rides", json={"pickup": at(0.1, 0.9), "dropoff": at(0.9, 0.1)}, headers=me
+        )
+        assert booked.status_code == 201, booked.text
+        ride = booked.json()["id"]
+
+        def ride_state() -> dict[str, Any]:
+            body: dict[str, Any] = httpx.get(f"{url}/api/rides/{ride}", headers=me).json()
+            return body
+
+        deadline = time.monotonic() + 60
+        while ride_state()["state"] != "en_route" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        car = ride_state()["vehicle_id"]
+        with live._lock:  # the live city steps in the server's thread: hold it still
+            ahead = route_ahead(car)
+            assert len(ahead) >= 3, ahead
+            blockers = block_entrance(live, ahead[2], "ops")
+        op = {"Authorization": f"Bearer {OPERATOR}"}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(
+            r["open"] for r in httpx.get(f"{url}/api/assistance", headers=op).json()
+        ):
+            time.sleep(0.5)
+        assert any(r["open"] for r in httpx.get(f"{url}/api/assistance", headers=op).json())
+        try:
+            with chromium() as browser:
+                page = browser.new_page(viewport={"width": 1200, "height": 800})
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"{url}/ops")
+                page.get_by_label("Operator token").fill(OPERATOR)
+                page.get_by_role("button", name="Connect").click()
+                picture = page.locator("#assistance svg.surroundings").first
+                expect(picture).to_have_attribute(
+                    "aria-label",
+                    re.compile(
+                        rf"^around car {car} \(40 m, north up\): [1-9]\d* road users, "
+                        r"[1-9]\d* of them standing; its route in blue$"
+                    ),
+                    timeout=20_000,
+                )
+                expect(picture.locator("polygon")).to_have_count(1)  # the car
+                picture.locator("xpath=../..").screenshot(
+                    path=str(ARTIFACTS / "6c-ops-assistance.png")
+                )
+                assert not errors, errors
+        finally:
+            with live._lock:
+                unblock(blockers)

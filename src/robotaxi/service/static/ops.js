@@ -221,6 +221,65 @@
     });
   }
 
+  // What a car that asks for help has around it: itself (a triangle, heading up the page as
+  // on the map: north up), the road users near it (dots; standing ones hollow) and the first
+  // stretch of its route, within SURROUND_M — drawn from its screen's data.
+  const SURROUND_M = 40;
+
+  function surroundings(vehicleId, token) {
+    const size = 120, half = size / 2, scale = half / SURROUND_M;
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", `0 0 ${size} ${size}`);
+    svg.setAttribute("width", String(size));
+    svg.setAttribute("height", String(size));
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", `around car ${vehicleId}: loading`);
+    svg.classList.add("surroundings");
+    api(`/api/vehicles/${encodeURIComponent(vehicleId)}/screen`, { token }).then((screen) => {
+      const me = screen.position;
+      const k = Math.PI / 180;
+      const at = (p) => [
+        half + (p.lon - me.lon) * k * Math.cos(me.lat * k) * 6371000 * scale,
+        half - (p.lat - me.lat) * k * 6371000 * scale,
+      ];
+      const route = screen.route.map(([lat, lon]) => at({ lat, lon })).filter(([x, y]) => x >= 0 && x <= size && y >= 0 && y <= size);
+      if (route.length > 1) {
+        const line = document.createElementNS(SVG, "polyline");
+        line.setAttribute("points", route.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" "));
+        line.setAttribute("fill", "none");
+        line.setAttribute("stroke", "#1f6feb");
+        line.setAttribute("stroke-width", "3");
+        svg.append(line);
+      }
+      const near = screen.nearby.filter((n) => n.distance_m <= SURROUND_M);
+      for (const n of near) {
+        const [x, y] = at(n);
+        const dot = document.createElementNS(SVG, "circle");
+        dot.setAttribute("cx", x.toFixed(1));
+        dot.setAttribute("cy", y.toFixed(1));
+        dot.setAttribute("r", n.kind === "pedestrian" ? "2.5" : "4");
+        const standing = n.speed_mps < 0.5;
+        dot.setAttribute("fill", standing ? "#fff" : "#57606a");
+        dot.setAttribute("stroke", "#24292f");
+        svg.append(dot);
+      }
+      const a = (me.heading_deg * Math.PI) / 180;
+      const tip = [half + Math.sin(a) * 7, half - Math.cos(a) * 7];
+      const left = [half + Math.sin(a + 2.5) * 6, half - Math.cos(a + 2.5) * 6];
+      const right = [half + Math.sin(a - 2.5) * 6, half - Math.cos(a - 2.5) * 6];
+      const car = document.createElementNS(SVG, "polygon");
+      car.setAttribute("points", [tip, left, right].map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" "));
+      car.setAttribute("fill", "#d1242f");
+      svg.append(car);
+      const standing = near.filter((n) => n.speed_mps < 0.5).length;
+      svg.setAttribute(
+        "aria-label",
+        `around car ${vehicleId} (${SURROUND_M} m, north up): ${near.length} road users, ${standing} of them standing; its route in blue`,
+      );
+    }).catch(() => svg.setAttribute("aria-label", `around car ${vehicleId}: not available`));
+    return svg;
+  }
+
   async function refresh() {
     const token = operatorToken();
     const filter = $("car-filter").value;
@@ -283,7 +342,8 @@
           log.append(li);
         }
         const standing = `${Math.round(r.standing_s)} s${r.open ? "" : ` · closed: ${r.closed_how}`}`;
-        return [r.vehicle_id, r.trip_id, r.street, standing, r.sees, log, r.open ? buttons : "closed"];
+        const around = r.open ? surroundings(r.vehicle_id, token) : "–";
+        return [r.vehicle_id, r.trip_id, r.street, standing, r.sees, around, log, r.open ? buttons : "closed"];
       });
       rows("trips", trips, (t) => [t.id, t.state, t.vehicle_id, t.rider, t.eta_s === null ? null : `${Math.round(t.eta_s)} s`]);
       rows("yields", yields.slice(-20).reverse(), (y) => [y.vehicle_id, y.ev_id, y.decided_by === "car" ? `${y.approach} (car's own: ${y.basis})` : y.approach, y.in_range_s, y.stopped_s, y.active ? "yielding now" : y.resumed_s]);
