@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -423,86 +423,3 @@ def test_ops_filters_cars_by_status(server: str) -> None:
         expect(cars).to_have_count(3)
         assert errors == []
     assert httpx.post(f"{server}/api/rides/{ride_id}/cancel", headers=me).status_code == 200
-
-
-def test_ops_shows_what_a_car_that_asks_for_help_has_around_it(
-    tmp_path: Path, map_cache: Path
-) -> None:
-    """A car held behind stalled cars asks for help; /ops draws its surroundings: the car, the
-    road users near it (the stalled ones standing) and its route."""
-    import httpx
-    from playwright.sync_api import expect
-
-    from robotaxi.service.settings import serve_run_config
-    from test_remote_assistance import block_entrance, route_ahead, unblock
-
-    base = browser_settings(tmp_path, map_cache)
-    run = serve_run_config(
-        **{
-            "fleet.size": 3, "hours": 2.0, "map.cache_dir": map_cache,
-            "world.emergency_per_hour": 0.0, "fleet.assist_after_s": 20.0,
-            "world.stuck_reroute_s": 3600.0, "world.teleport_time_s": 3600.0,
-        }
-    )  # fmt: skip
-    with serving(base.model_copy(update={"run": run})) as (url, app):
-        live = app.state.runtime.live
-        bounds = httpx.get(f"{url}/api/map").json()["bounds"]
-
-        def at(fx: float, fy: float) -> dict[str, float]:
-            return {
-                "lat": bounds["south"] + fy * (bounds["north"] - bounds["south"]),
-                "lon": bounds["west"] + fx * (bounds["east"] - bounds["west"]),
-            }
-
-        token = httpx.post(f"{url}/api/riders", json={"name": "Mae"}).json()["token"]
-        me = {"Authorization": f"Bearer {token}"}
-        booked = httpx.post(
-            f"{url}/api/rides", json={"pickup": at(0.1, 0.9), "dropoff": at(0.9, 0.1)}, headers=me
-        )
-        assert booked.status_code == 201, booked.text
-        ride = booked.json()["id"]
-
-        def ride_state() -> dict[str, Any]:
-            body: dict[str, Any] = httpx.get(f"{url}/api/rides/{ride}", headers=me).json()
-            return body
-
-        deadline = time.monotonic() + 60
-        while ride_state()["state"] != "en_route" and time.monotonic() < deadline:
-            time.sleep(0.2)
-        car = ride_state()["vehicle_id"]
-        with live._lock:  # the live city steps in the server's thread: hold it still
-            ahead = route_ahead(car)
-            assert len(ahead) >= 3, ahead
-            blockers = block_entrance(live, ahead[2], "ops")
-        op = {"Authorization": f"Bearer {OPERATOR}"}
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(
-            r["open"] for r in httpx.get(f"{url}/api/assistance", headers=op).json()
-        ):
-            time.sleep(0.5)
-        assert any(r["open"] for r in httpx.get(f"{url}/api/assistance", headers=op).json())
-        try:
-            with chromium() as browser:
-                page = browser.new_page(viewport={"width": 1200, "height": 800})
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(f"{url}/ops")
-                page.get_by_label("Operator token").fill(OPERATOR)
-                page.get_by_role("button", name="Connect").click()
-                picture = page.locator("#assistance svg.surroundings").first
-                expect(picture).to_have_attribute(
-                    "aria-label",
-                    re.compile(
-                        rf"^around car {car} \(40 m, north up\): [1-9]\d* road users, "
-                        r"[1-9]\d* of them standing; its route in blue$"
-                    ),
-                    timeout=20_000,
-                )
-                expect(picture.locator("polygon")).to_have_count(1)  # the car
-                picture.locator("xpath=../..").screenshot(
-                    path=str(ARTIFACTS / "6c-ops-assistance.png")
-                )
-                assert not errors, errors
-        finally:
-            with live._lock:
-                unblock(blockers)
