@@ -22,6 +22,7 @@ from robotaxi.autonomy.stack import AutonomyStack, StackOutput
 from robotaxi.autonomy.vehicle import VehicleState, front_bumper, step
 from robotaxi.core import (
     AgentState,
+    CommandFailure,
     MoveEgo,
     Observation,
     ParkEgo,
@@ -144,5 +145,5 @@ class SoleCarDriver:
 
     def apply(
         self, commands: Sequence[VehicleCommand], snapshot: WorldSnapshot
-    ) -> list[VehicleCommand]:
-        return list(commands)
+    ) -> tuple[list[VehicleCommand], list[CommandFailure]]:
+        return list(commands), []  # the sole car takes no fleet commands: all go to the world
