@@ -397,9 +397,11 @@ def _markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         "Targets (issue 15): no at-fault collision of our car — "
-        f"**{'met' if pdm['collisions_at_fault'] == 0 else 'not met'}** "
-        f"({pdm['collisions_at_fault']} at fault by `metrics.driving`, "
-        f"{pdm['collisions_at_fault_after_start']} of them after the start state; "
+        f"**{'met' if pdm['collisions_at_fault_after_start'] == 0 else 'not met'}** "
+        f"({pdm['collisions_at_fault_after_start']} at fault by `metrics.driving` after the "
+        f"start state; {pdm['collisions_at_start']} contact(s) already in the start state, "
+        "before our car acted, are counted apart and not blamed on it, though "
+        f"`metrics.driving` puts {pdm['collisions_at_fault']} in all on our car; "
         f"{pdm['collisions_in_our_lane_change']} collision(s) came within 2 s of our car "
         "changing lanes in SUMO, which nuPlan's full rules blame on our car and "
         "`metrics.driving` does not); success reported above.",
@@ -410,12 +412,15 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         "'in our lane change': SUMO moved our car to another lane of the same road within the "
         "2 s before first contact. The route itself carries the lane change (the goal lies in "
-        "another lane; `sim.commonroad`'s route lays it out at a fixed place), so our car "
-        "keeps to its *path* while crossing into the other lane: the planner's and the "
-        "metric's blame rules both read that as lane keeping, and the checker's 'struck from "
-        "behind' likewise. In the cases of the run of 2026-12-05 the car behind in the "
-        "target lane drove 1.6–2× our speed and was under 2 m behind us (or already touching) "
-        "when our car crossed into its lane.",
+        "another lane), so our car keeps to its *path* while crossing into the other lane: "
+        "the planner's and the metric's blame rules both read that as lane keeping, and the "
+        "checker's 'struck from behind' likewise. Until the run of 2026-12-05 17:00 the route "
+        "laid the change out at a fixed place and the car took it whatever the target lane "
+        "held (USA_US101-13_1: the car behind in the target lane drove 1.6–2× our speed and "
+        "was under 2 m behind us); since then our planner begins a route's lane change only "
+        "into an acceptable gap (`sim.commonroad.RouteLaneChanges`, "
+        "`planning.lane_change`), moving it on and letting the car beside go by meanwhile; "
+        "the IDM baseline still takes it where the route lays it out.",
         "",
         "'at start': the checker's first contact is at the scenario's step 0, before our car "
         "acted — SUMO's start state (from the scenario's routes) puts a car overlapping our "

@@ -34,6 +34,12 @@ import numpy.typing as npt
 from robotaxi.autonomy.control import ControllerGains, TrajectoryController
 from robotaxi.autonomy.perception.siren import SirenDetector, SirenEvidence, siren_evidence
 from robotaxi.autonomy.perception.tracker import MultiObjectTracker, TrackerConfig
+from robotaxi.autonomy.planning.arrival import (
+    GoalWindow,
+    arrival_speed_bounds,
+    follower_pace,
+    region_span,
+)
 from robotaxi.autonomy.planning.behaviour import (
     Behaviour,
     BehaviourConfig,
@@ -78,6 +84,11 @@ class PlannerInput:
     signals: Mapping[str, str]
     stop_request_s: float | None
     siren: SirenEvidence | None = None
+    # where and when the route's goal must be reached (None: no time window to keep)
+    goal_window: GoalWindow | None = None
+    # a cap on the target speed the route asks for this tick (m/s; None: none), e.g. to let
+    # a car in the target lane go by while a lane change waits for its gap
+    speed_cap_mps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,9 @@ class Planner(abc.ABC):
     name = "planner"
     # whether `_plan` uses the siren evidence: a planner that ignores it needs no microphones
     hears_sirens = False
+    # whether the car begins a lane change its route needs only into an acceptable gap in the
+    # target lane (`planning.lane_change`), rather than where the route lays it out
+    checks_lane_change_gaps = False
 
     def __init__(self) -> None:
         self.runtimes_s = RuntimeStats()
@@ -185,6 +199,11 @@ class Planner(abc.ABC):
     def _plan(self, inputs: PlannerInput) -> PlannerOutput: ...
 
 
+# how much faster than its own target speed the car may go to reach a goal region before
+# its window closes (a fraction)
+ARRIVAL_SPEEDUP = 0.0
+
+
 class PdmPlanner(Planner):
     """Behaviour state machine + PDM-Closed motion planner. Before an unprotected left turn
     the motion planner also waits for phantom oncoming cars where a vehicle opposite hides
@@ -192,6 +211,7 @@ class PdmPlanner(Planner):
 
     name = "pdm"
     hears_sirens = True
+    checks_lane_change_gaps = True
 
     def __init__(
         self, motion: MotionPlanner | None = None, behaviour: BehaviourPlanner | None = None
@@ -203,6 +223,9 @@ class PdmPlanner(Planner):
         )
         self._last_ok = True
         self.last_phantoms: Predictions | None = None
+        # the goal region's span along the path last planned on (path, window, span)
+        self._goal_span: tuple[ReferencePath, GoalWindow, tuple[float, float] | None] | None
+        self._goal_span = None
 
     def _plan(self, inputs: PlannerInput) -> PlannerOutput:
         target = self.behaviour.step(
@@ -232,10 +255,42 @@ class PdmPlanner(Planner):
             if wait_s is not None and (target.stop_s_m is None or wait_s < target.stop_s_m):
                 target = replace(target, stop_s_m=wait_s)
         self.last_phantoms = phantoms
+        if inputs.goal_window is not None:
+            target = self._paced(target, inputs)
+        if inputs.speed_cap_mps is not None and inputs.speed_cap_mps < target.target_speed_mps:
+            target = replace(target, target_speed_mps=inputs.speed_cap_mps)
         plan = self.motion.plan(inputs.ego, inputs.path, scene, predictions, target)
         self._last_ok = plan.ok
         name = target.behaviour if plan.ok else Behaviour.SAFE_STOP
         return PlannerOutput(plan.trajectory, name, plan.ok, target, plan.candidates, plan.scores)
+
+    def _paced(self, target: BehaviourTarget, inputs: PlannerInput) -> BehaviourTarget:
+        """The target speed kept within the goal window's arrival bounds
+        (`planning.arrival`): slower where the car would pass through the goal region before
+        the window opens, faster — by at most `ARRIVAL_SPEEDUP` of the behaviour's speed —
+        where it would get there after the window closes. Stops, leaders and the scoring
+        still apply on top."""
+        window = inputs.goal_window
+        if window is None:
+            return target
+        cached = self._goal_span
+        if cached is None or cached[0] is not inputs.path or cached[1] is not window:
+            cached = (inputs.path, window, region_span(inputs.path, window))
+            self._goal_span = cached
+        span = cached[2]
+        if span is None:
+            return target
+        centre_s = inputs.scene.ego_s + self.motion.params.rear_axle_to_center_m
+        speed = target.target_speed_mps
+        lo, hi = arrival_speed_bounds(span, centre_s, inputs.time.time_s, window, speed)
+        lane_w = float(inputs.path.lane_width_at(inputs.scene.ego_s))
+        pace = follower_pace(inputs.scene, inputs.predictions, lane_w, self.motion.params)
+        if pace is not None:
+            hi = max(hi, min(speed, pace))  # not slower than someone close behind
+        paced = min(max(speed, min(lo, speed * (1.0 + ARRIVAL_SPEEDUP))), hi)
+        if paced == speed:
+            return target
+        return replace(target, target_speed_mps=paced)
 
 
 class IdmPlanner(Planner):
@@ -339,10 +394,17 @@ class AutonomyStack:
         lane_lookup: LaneLookup | None = None,
         mic_config: MicArrayConfig | None = None,
         siren_detector: SirenDetector | None = None,
+        goal_window: GoalWindow | None = None,
     ) -> None:
         """`mic_config` says the car has roof microphones (their geometry): observations then
-        carry audio, and `siren_detector` (by default one for that geometry) listens."""
+        carry audio, and `siren_detector` (by default one for that geometry) listens.
+        `goal_window` is where and when the route's goal must be reached, for the planner to
+        time its arrival (None: no window)."""
         self.params = params
+        self.goal_window = goal_window
+        # a cap on the target speed that the route asks for, set before each tick's `step`
+        # by whoever drives the route (m/s; None: none)
+        self.speed_cap_mps: float | None = None
         self.planner = planner if planner is not None else PdmPlanner(MotionPlanner(params))
         motion = getattr(self.planner, "motion", None)
         self.horizon_s = motion.horizon_s if isinstance(motion, MotionPlanner) else 4.0
@@ -418,7 +480,7 @@ class AutonomyStack:
         out = self.planner.plan(
             PlannerInput(
                 time, ego, tracks, predictions, scene, path, observation.signals,
-                stop_request_s, siren,
+                stop_request_s, siren, self.goal_window, self.speed_cap_mps,
             )
         )  # fmt: skip
         self.last_output = out

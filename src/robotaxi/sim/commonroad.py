@@ -6,6 +6,9 @@ its world, our car as its driver): every time step the scenario's obstacles at t
 step are the ground truth the car's cameras see (replayed, not reactive; traffic lights
 become stop lines and signal states); prediction follows the lanelet a track drives on; the
 stack plans and controls; our kinematic bicycle moves the ego by the scenario's `dt`. The
+stack knows the goal region and its time window (`GoalWindow`) to time its arrival; a lane
+change the route needs is begun only into a gap the car sees in the target lane, for
+planners that check gaps (`RouteLaneChanges`). The
 run ends when the goal is reached or at the goal's last time step (at most
 `MAX_DURATION_S`). The ego's trajectory is then written as a CommonRoad `Trajectory` of
 `KSState`s and judged by CommonRoad's own code:
@@ -64,7 +67,10 @@ try:  # CommonRoad is an optional extra: without it, say how to install it
 except ModuleNotFoundError as exc:
     MissingExtraError.raise_for(exc, extra="commonroad", what="CommonRoad support")
 
+from robotaxi.autonomy.planning.arrival import GoalWindow
+from robotaxi.autonomy.planning.lane_change import GapRule, lane_change_gap_ok, yield_speed
 from robotaxi.autonomy.planning.reference import ReferencePath
+from robotaxi.autonomy.prediction import Predictions
 from robotaxi.autonomy.stack import AutonomyStack, Planner
 from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState
 from robotaxi.core import (
@@ -79,6 +85,7 @@ from robotaxi.core.time import TimePoint
 from robotaxi.core.types import AgentKind, AgentState, FloatArray, Track
 from robotaxi.sim.commonroad_lanes import (
     DEFAULT_SPEED_LIMIT_MPS,
+    ChangeStart,
     LaneletRouter,
     LaneRoute,
     signal_states,
@@ -101,6 +108,20 @@ LANE_CHANGE_MAX_M = 80.0
 GOAL_SPEED_LEAD_M = 20.0
 # goals open for very long (a loading bay's is 1000 s) are attempted for at most this long
 MAX_DURATION_S = 60.0
+# a route lane change is decided on (the gap in its target lane checked) once its start is
+# this close ahead of the car's front: metres, plus seconds of travel at the car's speed
+LANE_CHANGE_DECIDE_M = 10.0
+LANE_CHANGE_DECIDE_S = 1.5
+# a lane change waiting for its gap moves on in steps of this (m): the path is rebuilt no
+# more often
+LANE_CHANGE_DEFER_STEP_M = 5.0
+# a lane change moved on keeps at least this length of its lanelet (m, and this fraction of
+# its planned length) for itself
+LANE_CHANGE_MIN_BLEND_M = 20.0
+LANE_CHANGE_MIN_FRACTION = 0.6
+# the car watches its surroundings for this many ticks (its tracker confirming what it sees)
+# before it takes any gap
+LANE_CHANGE_WATCH_TICKS = 3
 
 _KINDS = {
     ObstacleType.PEDESTRIAN: AgentKind.PEDESTRIAN,
@@ -121,6 +142,9 @@ class CrProblem:
     dt_s: float
     first_step: int
     last_step: int
+    # where and when the goal must be reached, for the planner to time its arrival (None: the
+    # goal has no position, or offers alternatives)
+    goal_window: GoalWindow | None = None
 
     @property
     def path(self) -> ReferencePath:
@@ -204,7 +228,32 @@ def load_problem(path: Path, default_speed_mps: float | None = None) -> CrProble
     change_m = min(max(LANE_CHANGE_TIME_S * v0, LANE_CHANGE_MIN_M), LANE_CHANGE_MAX_M)
     route = router.route(problem, change_m, horizon_m)
     route = replace(route, path=_goal_speed(route.path, problem, v0, router, route))
-    return CrProblem(path.stem, scenario, problem, route, router, float(scenario.dt), first, last)
+    dt = float(scenario.dt)
+    window = goal_window(problem, dt)
+    return CrProblem(path.stem, scenario, problem, route, router, dt, first, last, window)
+
+
+def goal_window(problem: PlanningProblem, dt_s: float) -> GoalWindow | None:
+    """The goal's region (its shapes' outline points) and time window (s, from the
+    scenario's step 0) for the planner to time its arrival; None for a goal without a
+    position or with several alternative goal states."""
+    states = problem.goal.state_list
+    if len(states) != 1 or not states[0].has_value("position"):
+        return None
+    state = states[0]
+    points: list[FloatArray] = []
+    for shape in getattr(state.position, "shapes", [state.position]):
+        if isinstance(shape, Circle):
+            c, r = np.asarray(shape.center, dtype=np.float64), float(shape.radius)
+            points.append(c + r * np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [0, 0]]))
+        elif hasattr(shape, "vertices"):
+            points.append(np.asarray(shape.vertices, dtype=np.float64)[:, :2])
+    if not points:
+        return None
+    steps = state.time_step
+    first = float(getattr(steps, "start", steps))
+    last = float(getattr(steps, "end", steps))
+    return GoalWindow(np.concatenate(points), first * dt_s, last * dt_s)
 
 
 def _goal_speed(
@@ -239,6 +288,144 @@ def _goal_speed(
     return ReferencePath(
         path.xy, path.lane_width_m, speed, path.right_room_m, path.left_room_m, path.stop_lines
     )
+
+
+class RouteLaneChanges:
+    """The route's lane changes, each begun only into an acceptable gap in its target lane
+    (`planning.lane_change`), as the car's own predictions show it: once a change's start is
+    within `LANE_CHANGE_DECIDE_M` (+ `LANE_CHANGE_DECIDE_S` of travel) of the car's front,
+    a gap that does not take the car moves the start on, `LANE_CHANGE_DEFER_STEP_M` at a
+    time, to that far ahead of it, while the lanelet leaves the change room for itself. The
+    car keeps its lane meanwhile, slowing to let whoever closes the gap go by
+    (`planning.lane_change.yield_speed`, handed to the stack as `speed_cap_mps`), and looks
+    again every tick; when the gap comes, the start is brought back near the car. With no
+    room left on the lanelet, a change moves on to the next lanelets where they run side by
+    side (the last of changes in a row first). Changes in a row (two lanes over) are
+    checked and moved one at a time. No gap is taken before the car has watched for
+    `LANE_CHANGE_WATCH_TICKS` ticks. A change whose start the car has reached is under way
+    and is not moved again, nor is one with no room left to move. With `enabled` False the
+    changes stay where the route lays them out (the IDM baseline's route)."""
+
+    def __init__(
+        self,
+        problem: CrProblem,
+        params: VehicleParams = IPACE,
+        rule: GapRule | None = None,
+        *,
+        enabled: bool = True,
+    ) -> None:
+        self.problem = problem
+        self.params = params
+        self.rule = rule
+        self.enabled = enabled and any(problem.route.lane_changes)
+        self.path = problem.path
+        self.route = problem.route  # its lane changes where they are now
+        self.delays_m: dict[int, float] = {}
+        self.begun: set[int] = set()
+        self.deferrals = 0  # how many times a start was moved on
+        self.watched = 0  # ticks with the car's predictions so far
+        self.waiting: set[int] = set()  # lane changes moved on and waiting for their gap
+        # the speed (m/s) to let the road user closing the gap go by, this tick (None: none)
+        self.speed_cap_mps: float | None = None
+        self._lanes: dict[int, ReferencePath] = {}
+        self.starts: list[ChangeStart] = []
+        if self.enabled:
+            _, self.starts = problem.router.path(problem.route, self.delays_m)
+
+    def _rebuild(self) -> None:
+        problem = self.problem
+        path, self.starts = problem.router.path(self.route, self.delays_m)
+        v0 = float(getattr(problem.problem.initial_state, "velocity", 0.0) or 0.0)
+        self.path = _goal_speed(path, problem.problem, v0, problem.router, self.route)
+
+    def _defer_lanelet(self, hop: int) -> bool:
+        """Move the last of the lane changes in a row from `hop` on to the next lanelet
+        (`LaneletRouter.defer_change`), which leaves the earlier ones more room; whether
+        the lanelets allowed it."""
+        changes = self.route.lane_changes
+        last = hop
+        while last + 1 < len(changes) and changes[last + 1]:
+            last += 1
+        moved = self.problem.router.defer_change(self.route, last)
+        if moved is None:
+            return False
+        self.route = moved
+        self.delays_m.pop(last, None)
+        return True
+
+    def _lane(self, lanelet_id: int) -> ReferencePath:
+        lane = self._lanes.get(lanelet_id)
+        if lane is None:
+            lane = self.problem.router.lane_path(lanelet_id)
+            self._lanes[lanelet_id] = lane
+        return lane
+
+    def path_for(self, ego: VehicleState, predictions: Predictions | None) -> ReferencePath:
+        """The path to drive this tick, `ego` at its rear axle and `predictions` the car's
+        latest (None: none yet, nothing is moved)."""
+        self.speed_cap_mps = None
+        if not self.enabled:
+            return self.path
+        if predictions is not None:
+            self.watched += 1
+        es, _ = self.path.project(ego.x, ego.y)
+        s_ego = float(es)
+        front = s_ego + self.params.rear_axle_to_front_m
+        decide_m = LANE_CHANGE_DECIDE_M + LANE_CHANGE_DECIDE_S * max(ego.speed, 0.0)
+        for start in self.starts:
+            if start.hop in self.begun:
+                continue
+            sx, sy = start.start_xy
+            ss, _ = self.path.project(sx, sy, (s_ego - 20.0, s_ego + 400.0))
+            ahead = float(ss) - front
+            if ahead <= 0.0:
+                self.begun.add(start.hop)  # under way
+                continue
+            waiting = start.hop in self.waiting
+            if ahead > decide_m and not waiting:
+                break
+            lane = self._lane(start.to_lanelet)
+            # the tracker needs a few looks before the cars around count as seen: till then
+            # no gap is known to be there
+            if (
+                predictions is not None
+                and self.watched >= LANE_CHANGE_WATCH_TICKS
+                and lane_change_gap_ok(ego, predictions, lane, self.params, self.rule)
+            ):
+                self.waiting.discard(start.hop)
+                pull_m = ahead - LANE_CHANGE_DECIDE_M
+                if waiting and pull_m > LANE_CHANGE_DEFER_STEP_M:
+                    # the gap came while the start was moved on: take it from nearer
+                    new_u = max(start.start_u - pull_m / start.length_m, start.earliest_u)
+                    self.delays_m[start.hop] = (new_u - start.earliest_u) * start.length_m
+                    self._rebuild()
+                break
+            self.waiting.add(start.hop)
+            if predictions is not None:
+                # meanwhile, let whoever closes the gap go by
+                self.speed_cap_mps = yield_speed(ego, predictions, lane, self.params, self.rule)
+            if ahead > decide_m:
+                break
+            min_blend = max(
+                LANE_CHANGE_MIN_BLEND_M,
+                LANE_CHANGE_MIN_FRACTION * self.route.lane_change_length_m,
+            )
+            latest_u = 1.0 - start.run * min_blend / start.length_m
+            step_m = LANE_CHANGE_DEFER_STEP_M * math.ceil(
+                max(decide_m - ahead, LANE_CHANGE_DEFER_STEP_M) / LANE_CHANGE_DEFER_STEP_M
+            )
+            new_u = min(start.start_u + step_m / start.length_m, latest_u)
+            if new_u > start.start_u + 1e-9:
+                self.delays_m[start.hop] = (new_u - start.earliest_u) * start.length_m
+            elif not self._defer_lanelet(start.hop):
+                self.begun.add(start.hop)  # no room left to wait: it goes where it is
+                self.waiting.discard(start.hop)
+                self.speed_cap_mps = None
+                break
+            self.deferrals += 1
+            self._rebuild()
+            break
+        return self.path
 
 
 def _shape_size(shape: object) -> tuple[float, float]:
@@ -392,15 +579,17 @@ class _CrDriver(SoleCarDriver):
         self.rows = [car.state.as_row(problem.first_step * problem.dt_s)]
         self.timings = _Timings()
         self.goal_step: int | None = None
+        self.lane_changes = RouteLaneChanges(
+            problem, params, enabled=car.stack.planner.checks_lane_change_gaps
+        )
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
         k = round(snapshot.time.time_s / dt_s)
         t0 = wall.perf_counter()
         car = self.car
-        car.drive(
-            snapshot.around[EGO_ID], (), snapshot.signals, self.problem.path, None,
-            snapshot.time, dt_s,
-        )  # fmt: skip
+        path = self.lane_changes.path_for(car.state, car.stack.last_predictions)
+        car.stack.speed_cap_mps = self.lane_changes.speed_cap_mps
+        car.drive(snapshot.around[EGO_ID], (), snapshot.signals, path, None, snapshot.time, dt_s)
         self.timings.stack.append(wall.perf_counter() - t0)
         self.timings.planner.append(car.stack.times.by_stage["planning"][-1])
         self.rows.append(car.state.as_row((k + 1) * dt_s))
@@ -428,7 +617,10 @@ def run(
         return router.lane_of(track.x, track.y, track.heading)
 
     stack = AutonomyStack(
-        planner, params=params, lane_lookup=lane_lookup if lane_prediction else None
+        planner,
+        params=params,
+        lane_lookup=lane_lookup if lane_prediction else None,
+        goal_window=problem.goal_window,
     )
     sensors = CarSensors(seed=seed, params=params)
     car = EgoCar(EGO_ID, sensors, stack, initial_vehicle_state(problem, params))

@@ -48,6 +48,7 @@ try:  # CommonRoad is an optional extra: without it, say how to install it
 except ModuleNotFoundError as exc:
     MissingExtraError.raise_for(exc, extra="commonroad", what="CommonRoad support")
 
+from robotaxi.autonomy.planning.arrival import GoalWindow
 from robotaxi.autonomy.stack import AutonomyStack, Planner
 from robotaxi.autonomy.vehicle import IPACE, VehicleParams, front_bumper
 from robotaxi.core import AgentState, WorldSnapshot
@@ -57,6 +58,7 @@ from robotaxi.sim.commonroad import (
     CrProblem,
     CrRun,
     CrVerdict,
+    RouteLaneChanges,
     evaluate,
     initial_vehicle_state,
     ks_state,
@@ -163,6 +165,9 @@ class _InteractiveDriver(SoleCarDriver):
         self.traffic = {}
         self.collisions: list[tuple[int, str, str]] = []
         self.ego_lanes: dict[int, str] = {}
+        self.lane_changes = RouteLaneChanges(
+            problem, params, enabled=car.stack.planner.checks_lane_change_gaps
+        )
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
         k = self.world.scenario_step
@@ -170,10 +175,11 @@ class _InteractiveDriver(SoleCarDriver):
         self._record(k, truth, snapshot)
         t0 = wall.perf_counter()
         car = self.car
+        path = self.lane_changes.path_for(car.state, car.stack.last_predictions)
+        car.stack.speed_cap_mps = self.lane_changes.speed_cap_mps
         out = car.drive(
-            truth, (), signal_states(self.problem.scenario, k), self.problem.path, None,
-            snapshot.time, dt_s,
-        )  # fmt: skip
+            truth, (), signal_states(self.problem.scenario, k), path, None, snapshot.time, dt_s
+        )
         self.stack_s.append(wall.perf_counter() - t0)
         self.planner_s.append(car.stack.times.by_stage["planning"][-1])
         self.rows.append(car.state.as_row((k + 1) * dt_s))
@@ -181,7 +187,7 @@ class _InteractiveDriver(SoleCarDriver):
             ks_state(self.rows[-1], k + 1, self.params)
         ):
             self.goal_step = k + 1
-        car.place(self.world, self.problem.path, out.behaviour)
+        car.place(self.world, path, out.behaviour)
 
     def _record(self, k: int, truth: tuple[AgentState, ...], snapshot: WorldSnapshot) -> None:
         for agent in truth:
@@ -191,6 +197,16 @@ class _InteractiveDriver(SoleCarDriver):
         if snapshot.ids:
             self.ego_lanes[k] = snapshot.lane_ids[0]
         self.last_recorded = k
+
+
+def _on_sumo_clock(window: GoalWindow | None, scenario: InteractiveProblem) -> GoalWindow | None:
+    """The goal window on the world's clock: SUMO's time runs `presimulation_steps` ahead of
+    the scenario's step (`world.scenario_net`)."""
+    if window is None:
+        return None
+    files = scenario.files
+    ahead_s = files.presimulation_steps * files.step_s
+    return replace(window, open_s=window.open_s + ahead_s, close_s=window.close_s + ahead_s)
 
 
 def run_interactive(
@@ -215,7 +231,10 @@ def run_interactive(
         return router.lane_of(track.x, track.y, track.heading)
 
     stack = AutonomyStack(
-        planner, params=params, lane_lookup=lane_lookup if lane_prediction else None
+        planner,
+        params=params,
+        lane_lookup=lane_lookup if lane_prediction else None,
+        goal_window=_on_sumo_clock(problem.goal_window, scenario),
     )
     sensors = CarSensors(seed=seed, params=params)
     state0 = initial_vehicle_state(problem, params)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -63,6 +63,27 @@ class LaneRoute:
     lane_changes: tuple[bool, ...]
     path: ReferencePath
     reaches_goal: bool
+    # the car's fraction along its first lanelet and the lane-change length the path was
+    # built with (m), for rebuilding it with lane changes begun later (`LaneletRouter.path`)
+    start_u: float = 0.0
+    lane_change_length_m: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChangeStart:
+    """Where a lane change of the route begins: into hop `hop` (lanelet `to_lanelet`) from
+    `from_lanelet`, at map point `start_xy` (m), the fraction `start_u` along `from_lanelet`
+    (of length `length_m`), at the earliest `earliest_u`; `run` lane changes in a row share
+    the stretch."""
+
+    hop: int
+    from_lanelet: int
+    to_lanelet: int
+    start_xy: FloatArray
+    earliest_u: float
+    start_u: float
+    length_m: float
+    run: int
 
 
 @dataclass(frozen=True)
@@ -301,7 +322,55 @@ class LaneletRouter:
         hops = self._defer_lane_changes(hops, start_u, lane_change_length_m)
         path = self._build_path(hops, start_u, lane_change_length_m)
         path = self._with_stop_lines(path, [lid for lid, _ in hops])
-        return LaneRoute(tuple(lid for lid, _ in hops), tuple(c for _, c in hops), path, reaches)
+        return LaneRoute(
+            tuple(lid for lid, _ in hops),
+            tuple(c for _, c in hops),
+            path,
+            reaches,
+            start_u,
+            lane_change_length_m,
+        )
+
+    def path(
+        self, route: LaneRoute, delays_m: Mapping[int, float]
+    ) -> tuple[ReferencePath, list[ChangeStart]]:
+        """`route`'s path rebuilt with the lane change into hop i begun `delays_m[i]` m
+        later, and where each of its lane changes begins."""
+        hops = list(zip(route.lanelet_ids, route.lane_changes, strict=True))
+        starts: list[ChangeStart] = []
+        path = self._build_path(hops, route.start_u, route.lane_change_length_m, delays_m, starts)
+        return self._with_stop_lines(path, route.lanelet_ids), starts
+
+    def defer_change(self, route: LaneRoute, hop: int) -> LaneRoute | None:
+        """`route` with its lane change into hop `hop` moved one lanelet on — prev → ⇢lid →
+        next becomes prev → prev's successor → ⇢next, where prev's successor runs beside
+        `next` — or None where the lanelets do not allow it (no successor beside `next`, or
+        another lane change follows)."""
+        ids, changes = list(route.lanelet_ids), list(route.lane_changes)
+        if not (0 < hop < len(ids) - 1 and changes[hop] and not changes[hop + 1]):
+            return None
+        nxt = ids[hop + 1]
+        beside = [
+            ps
+            for ps in self.lanelet(ids[hop - 1]).successor
+            if self._adjacent_same_direction(ps, nxt)
+        ]
+        if not beside:
+            return None
+        ids[hop : hop + 2] = [beside[0], nxt]
+        changes[hop : hop + 2] = [False, True]
+        return replace(route, lanelet_ids=tuple(ids), lane_changes=tuple(changes))
+
+    def lane_path(self, lanelet_id: int, ahead_m: float = 120.0) -> ReferencePath:
+        """The centre line of one lane as a path: the lanelet, its (single) predecessor
+        before it and its straightest successors for `ahead_m` after it."""
+        lane = self.lanelet(lanelet_id)
+        hops = [(lanelet_id, False), *self._straight_successors(lanelet_id, ahead_m)]
+        if len(lane.predecessor) == 1 and lane.predecessor[0] not in {h for h, _ in hops}:
+            hops.insert(0, (lane.predecessor[0], False))
+        parts = [self._span(lid, 0.0, 1.0) for lid, _ in hops]
+        cols = _join(parts)
+        return ReferencePath(cols[:, :2], cols[:, 2], cols[:, 5], cols[:, 3], cols[:, 4])
 
     def _adjacent_same_direction(self, a: int, b: int) -> bool:
         lane = self.lanelet(a)
@@ -381,8 +450,15 @@ class LaneletRouter:
         return (1 - w)[:, None] * geo_a.at(u) + w[:, None] * geo_b.at(u)
 
     def _build_path(
-        self, hops: Sequence[tuple[int, bool]], start_u: float, lane_change_length_m: float
+        self,
+        hops: Sequence[tuple[int, bool]],
+        start_u: float,
+        lane_change_length_m: float,
+        delays_m: Mapping[int, float] | None = None,
+        starts: list[ChangeStart] | None = None,
     ) -> ReferencePath:
+        """The route's path; a lane change into hop i begins `delays_m[i]` metres later than
+        it would (0 by default); `starts`, if given, receives where each lane change begins."""
         # spans: (kind, from lanelet, to lanelet, u0, u1)
         spans: list[tuple[str, int, int, float, float]] = [("lane", hops[0][0], hops[0][0], 0, 1)]
         changes = [change for _, change in hops]
@@ -398,7 +474,9 @@ class LaneletRouter:
             length = self.geometry(prev).length_m
             # the first lane change begins a little ahead of the car, not behind it
             uc = max(u0, start_u + 5.0 / length) if not spans else u0
-            uc = min(uc, 1.0)
+            earliest_uc = min(uc, 1.0)
+            delay_m = (delays_m or {}).get(i, 0.0)
+            uc = min(uc + delay_m / max(length, 1e-9), 1.0)
             # Lane changes in a row (two lanes over on one stretch) share the stretch: one
             # full-length blend would use it all and leave the next change no room, and a
             # dropped change makes the path jump a lane width sideways at the next joint.
@@ -407,6 +485,9 @@ class LaneletRouter:
                 run += 1
             blend_m = min(lane_change_length_m, (1.0 - uc) * length / run)
             ue = min(1.0, uc + blend_m / length)
+            if starts is not None:
+                start_xy = self.geometry(prev).at(np.array([uc]))[0, :2]
+                starts.append(ChangeStart(i, prev, lid, start_xy, earliest_uc, uc, length, run))
             if uc > u0:
                 spans.append(("lane", prev, prev, u0, uc))
             if ue > uc:
