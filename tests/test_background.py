@@ -8,7 +8,11 @@ test builds the sf-mission network and routes a short window with duarouter.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import os
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -325,3 +329,58 @@ def test_activity_is_spread_over_each_zone_by_street_length() -> None:
     # an edge in no zone: the median density (7.5 and 2 per m) times its length
     assert w[3] == pytest.approx(20.0 * np.median([300 / 40, 100 / 50]))
     assert activity.digest() != bg.EndpointActivity(zones, np.array([100.0, 300.0])).digest()
+
+
+# --- gateways outside the main part, and a cache key that holds across processes ----------
+
+
+def test_main_part_masks_follow_the_connections() -> None:
+    ids = ("in", "a", "b", "out", "island")
+    links = [("in", "a"), ("a", "b"), ("b", "a"), ("b", "out"), ("island", "island")]
+    in_main, reaches, reached = bg._main_part_masks(ids, links, frozenset({"a", "b"}))
+    assert in_main.tolist() == [False, True, True, False, False]
+    assert reaches.tolist() == [True, True, True, False, False]  # "in" leads into it
+    assert reached.tolist() == [False, True, True, True, False]  # "out" leads out of it
+
+
+def test_gateways_enter_from_outside_the_main_part(polygons, placement) -> None:
+    """A freeway crossing the network's boundary starts at a dead end, so it is not in the
+    main (strongly connected) part; its gateway must stay on it, not snap to another road
+    inside the main part. City trip ends stay in the main part."""
+    edges = placement.edges
+    boundary = np.zeros(len(edges.ids), dtype=bool)
+    for g in placement.gateways:
+        boundary[[g.entry, g.exit]] = True
+    masked = dataclasses.replace(
+        edges,
+        in_main=~boundary,
+        reaches_main=np.ones(len(edges.ids), dtype=bool),
+        reached_from_main=np.ones(len(edges.ids), dtype=bool),
+    )
+    again = bg.place_demand(masked, polygons)
+    assert [(g.entry, g.exit) for g in again.gateways] == [
+        (g.entry, g.exit) for g in placement.gateways
+    ]
+    assert not any(boundary[e].any() for e in again.district_edges)
+    # an entry that cannot reach the main part is not used
+    no_way_in = dataclasses.replace(masked, reaches_main=~boundary)
+    moved = bg.place_demand(no_way_in, polygons)
+    assert all(not boundary[g.entry] for g in moved.gateways)
+
+
+def test_the_routes_cache_key_is_the_same_in_every_process() -> None:
+    """Python salts string hashes per process: a key built from the gateways' frozensets
+    changed from run to run, and every calibration routed its trips again."""
+    code = (
+        "import hashlib; from robotaxi.world import background as bg; "
+        "print(hashlib.sha256(repr(bg._gateways_key(bg.GATEWAYS)).encode()).hexdigest())"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }  # fmt: skip
+    assert len(keys) == 1

@@ -17,7 +17,9 @@ from robotaxi.metrics.calibration import (
     EdgeInterval,
     FacilityType,
     InrixSection,
+    SpeedRatio,
     compare,
+    empty_ratios,
     facility_type,
     format_comparison,
     free_flow_speeds,
@@ -433,3 +435,30 @@ def test_thinning_keeps_a_nested_deterministic_share_of_vehicles(tmp_path: Path)
     assert fifth <= half  # a smaller scale keeps a subset of a larger one's cars
     assert kept(0.5) == half and kept(0.5, seed=2) != half
     assert len(kept(1.0)) == 2000 and kept(0.0) == set()
+
+
+def test_the_target_is_relative_to_inrix_early_morning_when_asked():
+    """The simulation's free flow is a near-empty run's speed, signals included; INRIX's
+    FFS is higher than its own near-empty (EA) speeds, so the like-for-like target is the
+    period's ratio over the EA ratio."""
+    inrix = {
+        (FT.MAJOR_ARTERIAL, "AM"): SpeedRatio(0.6, 1.0, 1),
+        (FT.MAJOR_ARTERIAL, "EA"): SpeedRatio(0.75, 1.0, 1),
+        (FT.LOCAL, "EA"): SpeedRatio(0.7, 1.0, 1),
+    }
+    simulated = {(FT.MAJOR_ARTERIAL, "AM"): SpeedRatio(0.88, 1.0, 1)}
+    empty = empty_ratios(inrix)
+    assert empty == {FT.MAJOR_ARTERIAL: 0.75, FT.LOCAL: 0.7}
+    rows = compare(simulated, inrix, empty)
+    assert [(r.facility_type, r.period) for r in rows] == [(FT.MAJOR_ARTERIAL, "AM")]
+    (row,) = rows
+    assert row.target == pytest.approx(0.8)
+    assert row.sim_over_target == pytest.approx(1.1)
+    assert row.sim_over_inrix == pytest.approx(0.88 / 0.6)  # against FFS, kept beside
+    assert log_error(rows) == pytest.approx(math.log(1.1))
+    record = rows_json(rows)[0]
+    assert record["inrix_empty"] == 0.75 and record["target"] == 0.8
+    # without the EA reference the target is INRIX's ratio to its FFS, as before
+    (plain,) = [r for r in compare(simulated, inrix) if r.period == "AM"]
+    assert plain.target == pytest.approx(0.6) and plain.inrix_empty is None
+    assert log_error([plain]) == pytest.approx(math.log(0.88 / 0.6))

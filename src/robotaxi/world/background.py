@@ -94,7 +94,7 @@ FREEWAY_TYPES = frozenset({"highway.motorway", "highway.trunk"})
 ARTERIAL_TYPES = frozenset({"highway.motorway", "highway.trunk", "highway.primary"})
 ALL_ROAD_TYPES = ARTERIAL_TYPES | {"highway.secondary"}
 MAX_SNAP_M = 1200.0  # a gateway further than this from any matching edge is not on the map
-FORMAT_VERSION = "pba-v1"
+FORMAT_VERSION = "pba-v2"  # v2: gateways may lie outside the main part
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +271,12 @@ class NetEdges:
     mid_lonlat: FloatArray  # N×2, the lane's middle point in degrees
     to_xy: Transformer  # lon/lat → net metres (offset added by `lonlat_to_xy`)
     offset: tuple[float, float]
+    # With a main (strongly connected) part given: which edges lie in it (trip ends in the
+    # city), which can reach it (where trips from outside may enter) and which it can reach
+    # (where trips to outside may leave). None: every edge is all three.
+    in_main: BoolArray | None = None
+    reaches_main: BoolArray | None = None
+    reached_from_main: BoolArray | None = None
 
     def lonlat_to_xy(self, lon: float, lat: float) -> FloatArray:
         x, y = self.to_xy.transform(lon, lat)
@@ -278,8 +284,13 @@ class NetEdges:
 
 
 def read_net_edges(net_file: Path, allowed: frozenset[str] | None = None) -> NetEdges:
-    """Normal edges of a geo-referenced SUMO network that passenger cars may drive (those in
-    `allowed` only, if given). ≈2 s for the whole city."""
+    """Normal edges of a geo-referenced SUMO network that passenger cars may drive. With
+    `allowed` (the network's main strongly connected part), the edges in it and those
+    leading into or out of it: a freeway crossing the network's boundary comes in from a
+    dead end, so it is not in the main part, yet it is where trips from outside enter (kept
+    to `allowed`, the I-280 gateway snapped to a ramp 1 km away that feeds one-lane
+    residential streets; at half of Plan Bay Area's demand, PM, 3,224 cars never got in).
+    ≈2 s for the whole city."""
     ids: list[str] = []
     types: list[str] = []
     lengths: list[float] = []
@@ -287,6 +298,7 @@ def read_net_edges(net_file: Path, allowed: frozenset[str] | None = None) -> Net
     end: list[FloatArray] = []
     mid: list[FloatArray] = []
     proj, offset = "!", (0.0, 0.0)
+    links: list[tuple[str, str]] = []
     try:
         for _event, elem in ET.iterparse(net_file, events=("end",)):
             if elem.tag == "location":
@@ -295,7 +307,7 @@ def read_net_edges(net_file: Path, allowed: frozenset[str] | None = None) -> Net
                 offset = (ox, oy)
             elif elem.tag == "edge":
                 edge_id = elem.get("id", "")
-                if elem.get("function") is None and (allowed is None or edge_id in allowed):
+                if elem.get("function") is None:
                     lanes = [ln for ln in elem.iter("lane") if allows_vclass(ln, "passenger")]
                     if lanes:
                         pts = sumo_shape(lanes[0].get("shape", ""))
@@ -306,10 +318,26 @@ def read_net_edges(net_file: Path, allowed: frozenset[str] | None = None) -> Net
                         end.append(pts[-1])
                         mid.append(pts[len(pts) // 2] if len(pts) > 2 else pts.mean(axis=0))
                 elem.clear()
-            elif elem.tag in ("junction", "connection", "tlLogic", "roundabout"):
+            elif elem.tag == "connection":
+                src = elem.get("from", "")
+                if allowed is not None and not src.startswith(":"):
+                    links.append((src, elem.get("to", "")))
+                elem.clear()
+            elif elem.tag in ("junction", "tlLogic", "roundabout"):
                 elem.clear()
     except (ET.ParseError, OSError) as exc:
         raise WorldError(f"cannot read network {net_file}: {exc}") from None
+    masks: tuple[BoolArray, BoolArray, BoolArray] | None = None
+    if allowed is not None and ids:
+        masks = _main_part_masks(ids, links, allowed)
+        keep = np.flatnonzero(masks[0] | masks[1] | masks[2])
+        ids, types, lengths = (
+            [ids[k] for k in keep],
+            [types[k] for k in keep],
+            [lengths[k] for k in keep],
+        )
+        start, end, mid = [start[k] for k in keep], [end[k] for k in keep], [mid[k] for k in keep]
+        masks = (masks[0][keep], masks[1][keep], masks[2][keep])
     if proj == "!" or not ids:
         raise WorldError(
             f"{net_file} is not geo-referenced or has no roads: Plan Bay Area traffic needs a "
@@ -328,7 +356,38 @@ def read_net_edges(net_file: Path, allowed: frozenset[str] | None = None) -> Net
         mid_lonlat=np.column_stack([lon, lat]),
         to_xy=to_xy,
         offset=offset,
+        in_main=None if masks is None else masks[0],
+        reaches_main=None if masks is None else masks[1],
+        reached_from_main=None if masks is None else masks[2],
     )
+
+
+def _main_part_masks(
+    ids: Sequence[str], links: Sequence[tuple[str, str]], main: frozenset[str]
+) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Per edge of `ids`: in `main`; can reach it; can be reached from it (over `links`,
+    the network's connections between normal edges)."""
+    index = {e: k for k, e in enumerate(ids)}
+    succ: dict[int, list[int]] = {}
+    pred: dict[int, list[int]] = {}
+    for a, b in links:
+        ia, ib = index.get(a), index.get(b)
+        if ia is not None and ib is not None:
+            succ.setdefault(ia, []).append(ib)
+            pred.setdefault(ib, []).append(ia)
+    in_main = np.array([e in main for e in ids], dtype=bool)
+
+    def spread(step: dict[int, list[int]]) -> BoolArray:
+        seen = in_main.copy()
+        stack: list[int] = np.flatnonzero(in_main).tolist()
+        while stack:
+            for nxt in step.get(stack.pop(), ()):
+                if not seen[nxt]:
+                    seen[nxt] = True
+                    stack.append(nxt)
+        return seen
+
+    return in_main, spread(pred), spread(succ)
 
 
 # --- where trips start and end -------------------------------------------------------------
@@ -418,6 +477,8 @@ def place_demand(
     """Edges inside each city district (by their middle point) and each gateway's edges;
     within a district, trip ends are weighted by street length, or by `activity`."""
     ok_type = np.array([t in ENDPOINT_TYPES for t in edges.types])
+    if edges.in_main is not None:
+        ok_type &= edges.in_main
     lon, lat = edges.mid_lonlat[:, 0], edges.mid_lonlat[:, 1]
     edge_weight = (
         edges.length_m
@@ -444,8 +505,13 @@ def place_demand(
         point = edges.lonlat_to_xy(gw.lon, gw.lat)
         inward = (edges.end_xy - edges.start_xy) @ (centre - point)
         typed = np.array([t in gw.road_types for t in edges.types])
-        gap_in = np.where(typed & (inward > 0), np.hypot(*(edges.start_xy - point).T), np.inf)
-        gap_out = np.where(typed & (inward < 0), np.hypot(*(edges.end_xy - point).T), np.inf)
+        enters = typed & (inward > 0)
+        leaves = typed & (inward < 0)
+        if edges.reaches_main is not None and edges.reached_from_main is not None:
+            enters &= edges.reaches_main
+            leaves &= edges.reached_from_main
+        gap_in = np.where(enters, np.hypot(*(edges.start_xy - point).T), np.inf)
+        gap_out = np.where(leaves, np.hypot(*(edges.end_xy - point).T), np.inf)
         entry, leave = int(np.argmin(gap_in)), int(np.argmin(gap_out))
         if gap_in[entry] > max_snap_m or gap_out[leave] > max_snap_m:
             missing.append(gw.name)
@@ -662,8 +728,8 @@ def plan_bay_area_routes(
         activity.digest() if activity is not None else None,
         net_file.name, net_file.stat().st_size, _file_digest(pattern), _file_digest(shp),
         round(start_s, 3), round(end_s, 3), round(scale, 6), seed, day, round(sim_begin_s, 3),
-        route, allowed_key, sorted(occupancy.items()), HOURLY_VEHICLE_TRIPS, GATEWAYS,
-        FORMAT_VERSION,
+        route, allowed_key, sorted(occupancy.items()), HOURLY_VEHICLE_TRIPS,
+        _gateways_key(GATEWAYS), FORMAT_VERSION,
     )  # fmt: skip
     target = out_dir / f"pba-{key}.{'rou' if route else 'trips'}.xml"
     meta_file = out_dir / f"pba-{key}.json"
@@ -727,6 +793,16 @@ def count_vehicles(routes: Path) -> int:
         for line in fh:
             count += line.lstrip().startswith(b"<vehicle ")
     return count
+
+
+def _gateways_key(gateways: Sequence[Gateway]) -> tuple[object, ...]:
+    """Gateways as a cache-key part that is the same in every process: a frozenset's repr
+    follows string hashing, which Python salts per process (PYTHONHASHSEED), so keying on
+    the gateways themselves re-routed the same trips in every new process."""
+    return tuple(
+        (g.name, g.lon, g.lat, tuple(sorted(g.road_types)), g.districts, g.capacity_vph)
+        for g in gateways
+    )
 
 
 def _file_digest(path: Path) -> str:
