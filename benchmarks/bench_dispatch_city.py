@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -454,7 +455,10 @@ def render(result: dict[str, Any]) -> str:
         f"clock on a shared 2-core machine ({result['machine']['platform']}), Python "
         f"{result['machine']['python']}, SciPy {result['machine']['scipy']}. Map: "
         f"{setup['edges']:,} drivable edges; request pool {setup['request_pool']:,} of "
-        f"{setup['demand_requests']:,} sampled requests. Total run {result['run_s']:.0f} s.",
+        f"{setup['demand_requests']:,} sampled requests. Total run {result['run_s']:.0f} s; "
+        f"load average (1, 5, 15 min) at the start {result['load_average']['start']}, at the "
+        f"end {result['load_average']['end']}: wall times on a loaded machine include waiting "
+        "for a core, CPU times less so.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -469,6 +473,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     started = time.perf_counter()
+    load_start = [round(x, 2) for x in os.getloadavg()]
     print("loading the sf map ...", file=sys.stderr, flush=True)
     road_map = load_map(build_network("sf", DATA_DIR, CACHE_DIR))
     graph = RoutingGraph(road_map)
@@ -536,6 +541,7 @@ def main() -> None:
             f"{s['source']}: {s['cars']}": s["baseline_per_batch"] for s in sizes
         },
         "run_s": time.perf_counter() - started,
+        "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
         "machine": {
             "python": platform.python_version(),
             "numpy": np.__version__,
