@@ -158,9 +158,10 @@ def test_sf_ne_builds_from_the_matsim_network_in_metres(map_cache: Path) -> None
 
 
 def _matsim_grid(
-    path: Path, crs: str, x0: float, y0: float, n: int = 4, block_m: float = 200.0
+    path: Path, crs: str | None, x0: float, y0: float, n: int = 4, block_m: float = 200.0
 ) -> None:
-    """A MATSim network: an n × n grid of two-way links `block_m` apart, nodes in `crs`."""
+    """A MATSim network: an n × n grid of two-way links `block_m` apart, nodes in `crs`
+    (named in its attributes; None: no attributes)."""
     nodes = [
         f'<node id="n{i}_{j}" x="{x0 + j * block_m:.2f}" y="{y0 + i * block_m:.2f}"/>'
         for i in range(n)
@@ -177,10 +178,15 @@ def _matsim_grid(
                             f'<link id="{u}-{v}" from="{u}" to="{v}" length="{block_m}" '
                             'freespeed="13.9" capacity="900" permlanes="1" modes="car"/>'
                         )
+    named = (
+        '<attributes><attribute name="coordinateReferenceSystem" '
+        f'class="java.lang.String">{crs}</attribute></attributes>\n'
+        if crs is not None
+        else ""
+    )
     path.write_text(
-        '<?xml version="1.0" encoding="utf-8"?>\n<network>\n<attributes>'
-        f'<attribute name="coordinateReferenceSystem" class="java.lang.String">{crs}</attribute>'
-        "</attributes>\n<nodes>" + "".join(nodes) + "</nodes>\n"
+        '<?xml version="1.0" encoding="utf-8"?>\n<network>\n' + named
+        + "<nodes>" + "".join(nodes) + "</nodes>\n"
         '<links capperiod="01:00:00">' + "".join(links)
         + "</links>\n</network>\n"
     )  # fmt: skip
@@ -206,3 +212,12 @@ def test_a_matsim_network_of_another_city_is_projected_in_its_own_utm_zone(
     _matsim_grid(bad, "EPSG:999999", 0.0, 0.0)
     with pytest.raises(MapBuildError, match="unknown coordinate reference system"):
         build_network(str(bad), tmp_path, tmp_path / "cache")
+    # Berlin's coordinates with no CRS named (read as San Francisco's feet), or the wrong one
+    unnamed = tmp_path / "berlin-no-crs.xml"
+    _matsim_grid(unnamed, None, 4_595_000.0, 5_821_000.0)
+    with pytest.raises(MapBuildError, match="names no coordinateReferenceSystem"):
+        build_network(str(unnamed), tmp_path, tmp_path / "cache")
+    wrong = tmp_path / "berlin-wrong-crs.xml"
+    _matsim_grid(wrong, "EPSG:2154", 4_595_000.0, 5_821_000.0)  # France's Lambert-93
+    with pytest.raises(MapBuildError, match="outside the area EPSG:2154 is made for"):
+        build_network(str(wrong), tmp_path, tmp_path / "cache")

@@ -401,6 +401,25 @@ def _utm_zone_of(crs: str, x: FloatArray, y: FloatArray) -> str:
     return f"EPSG:{326 if lat >= 0 else 327}{zone:02d}"
 
 
+def _inside_area_of_use(crs: str, x: FloatArray, y: FloatArray, margin_deg: float = 2.0) -> bool:
+    """Whether the points' middle, read in `crs`, lies within (`margin_deg` of) the area the
+    CRS is made for (true when the CRS names no area)."""
+    from pyproj import CRS, Transformer
+
+    area = CRS.from_user_input(crs).area_of_use
+    if area is None:
+        return True
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+        float(np.median(x)), float(np.median(y))
+    )
+    return bool(
+        np.isfinite(lon)
+        and np.isfinite(lat)
+        and area.west - margin_deg <= lon <= area.east + margin_deg
+        and area.south - margin_deg <= lat <= area.north + margin_deg
+    )
+
+
 def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
     """Reproject the MATSim nodes (in the network's `coordinateReferenceSystem`; US survey
     feet, EPSG:26743, when it names none, as SF's) to metres in their UTM zone, then convert."""
@@ -417,10 +436,10 @@ def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
     nodes = root.findall("./nodes/node")
     if root.tag != "network" or not nodes:
         raise MapBuildError(f"{path} is not a MATSim network (no <network><nodes>)")
-    crs_in = "EPSG:26743"
+    crs_in, named = "EPSG:26743", False
     for attr in root.iter("attribute"):
         if attr.get("name") == "coordinateReferenceSystem" and attr.text:
-            crs_in = attr.text.strip()
+            crs_in, named = attr.text.strip(), True
     try:
         xs = np.array([float(node.get("x", "nan")) for node in nodes])
         ys = np.array([float(node.get("y", "nan")) for node in nodes])
@@ -436,6 +455,15 @@ def _build_matsim(path: Path, out: Path) -> tuple[str, tuple[float, float]]:
             f"{path}: unknown coordinate reference system {crs_in!r} ({exc}); "
             "name an EPSG code in its coordinateReferenceSystem attribute"
         ) from None
+    if not _inside_area_of_use(crs_in, xs, ys):
+        said = f"its coordinateReferenceSystem {crs_in}" if named else (
+            f"it names no coordinateReferenceSystem, and {crs_in} (California zone III feet, "
+            "as San Francisco's network) does not fit it"
+        )  # fmt: skip
+        raise MapBuildError(
+            f"{path}: the nodes' middle lies outside the area {crs_in} is made for: {said}; "
+            'name the right EPSG code in <attribute name="coordinateReferenceSystem">'
+        )
     ux, uy = to_utm.transform(xs, ys)
     for node, x, y in zip(nodes, ux.tolist(), uy.tolist(), strict=True):
         node.set("x", f"{x:.2f}")
