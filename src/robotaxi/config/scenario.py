@@ -91,6 +91,35 @@ class PassSpec(_Model):
     min_score: float = Field(0.5, ge=0, le=1)
 
 
+# everyday sounds a scenario can place in the street (`sim.sensors.sound_synth` makes them)
+SoundKind = Literal[
+    "music", "chord", "car_stereo", "birdsong", "crowd", "applause", "keyboard", "beeper", "squeal"
+]
+
+
+class SoundSpec(_Model):
+    """A siren-free sound in the scene, heard by the roof microphones (not by the cameras):
+    music from a car alongside, birds in a park, a crowd at a corner. Placed either fixed in
+    the world (`xy_m`, the network's metric frame) or riding along with the car (`offset_m`,
+    the car's frame: x forward, y left). Spreads as 1/r from its level at 1 m."""
+
+    kind: SoundKind
+    xy_m: tuple[float, float] | None = Field(None, description="fixed position in the world, m")
+    offset_m: tuple[float, float] | None = Field(
+        None, description="position relative to the car (x forward, y left), moving with it, m"
+    )
+    level_db_spl_at_1m: float = Field(85.0, ge=0, le=130, description="level 1 m away, dB SPL")
+    start_s: float = Field(0.0, ge=0, description="it starts sounding here, s")
+    duration_s: float | None = Field(None, gt=0, description="for this long (None: to the end)")
+    seed: int = Field(0, description="which take of the sound (deterministic per seed)")
+
+    @model_validator(mode="after")
+    def _placed_once(self) -> SoundSpec:
+        if (self.xy_m is None) == (self.offset_m is None):
+            raise ValueError("give exactly one of xy_m (fixed) and offset_m (with the car)")
+        return self
+
+
 class SensorsSpec(_Model):
     """What the car senses with beyond its cameras, and what hides things from them.
 
@@ -112,6 +141,9 @@ class SensorsSpec(_Model):
     )
     block_sound_loss_db: float = Field(
         6.0, ge=0, description="extra loss of a siren heard through a block (diffraction), dB"
+    )
+    sounds: tuple[SoundSpec, ...] = Field(
+        (), description="siren-free sounds in the scene beyond the street background"
     )
 
 

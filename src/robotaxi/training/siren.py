@@ -605,37 +605,19 @@ def train(
     """Train on everything: synthetic siren and street scenes with every negative class
     mixed in, every real and synthetic negative clip, every real ambulance clip; choose the
     decision rule on validation audio; write the model file (deterministic for `seed`)."""
-    from robotaxi.training import siren_data, siren_loco
+    from robotaxi.training import siren_loco
 
-    classes = siren_data.negative_classes(data_dir, clips_per_family=clips_per_family, seed=seed)
-    sirens = siren_data.siren_recordings(data_dir)
-    bank = siren_loco.build_bank(
+    data = siren_loco.prepare_training(
+        data_dir,
         seed=seed,
-        classes=classes,
-        sirens=sirens,
         n_siren_scenes=n_siren_scenes,
         n_quiet_scenes=n_quiet_scenes,
+        validation_minutes=validation_minutes,
+        validation_scenes=validation_scenes,
+        clips_per_family=clips_per_family,
         progress=progress,
     )
-    val = siren_loco.build_validation(
-        seed=seed,
-        classes=classes,
-        minutes=validation_minutes,
-        n_scenes=validation_scenes,
-        progress=progress,
-    )
-    model = siren_loco.fit_shipped(
-        bank,
-        val,
-        classes=classes,
-        sirens=sirens,
-        seed=seed,
-        trees=n_trees,
-        sizes={
-            "synthetic_scenes": {"siren": n_siren_scenes, "siren_free": n_quiet_scenes},
-            "synthetic_clips_per_family": clips_per_family,
-        },
-    )
+    model = siren_loco.fit_shipped(data, seed=seed, trees=n_trees)
     model.save(out)
     return model
 

@@ -1,5 +1,5 @@
 """Leave-one-class-out training and evaluation of the siren detector (`robotaxi siren eval
---loco`; the shipped model is `train_on_everything`).
+--loco`; the shipped model is `fit_shipped`).
 
 A *bank* holds feature rows computed once, each row tagged with the one negative class
 whose sound is in it (or ``street`` for street bed only, ``siren-fold:k`` for the real
@@ -398,27 +398,71 @@ def fit_fold(
     return model, report
 
 
-def fit_shipped(
-    bank: Bank,
-    val: ValidationBank,
+@dataclass(frozen=True)
+class TrainingData:
+    """Everything `robotaxi siren train` fits on, built once: the classes, the real sirens,
+    the feature bank, the decision rule's validation streams, and the recipe's sizes."""
+
+    classes: tuple[NegativeClass, ...]
+    sirens: tuple[SirenRecording, ...]
+    bank: Bank
+    val: ValidationBank
+    sizes: dict[str, Any]
+
+
+def prepare_training(
+    data_dir: Path | None,
     *,
-    classes: Sequence[NegativeClass],
-    sirens: Sequence[SirenRecording],
     seed: int,
-    trees: int,
-    sizes: dict[str, Any],
-) -> SirenModel:
-    """The model trained on everything (no class held out), with its provenance in `info`."""
-    _, labels, _ = bank.arrays()
+    n_siren_scenes: int,
+    n_quiet_scenes: int,
+    validation_minutes: float,
+    validation_scenes: int,
+    clips_per_family: int,
+    progress: Progress = _no_progress,
+) -> TrainingData:
+    """The training recipe's data (deterministic for `seed`): shared by `robotaxi siren
+    train` and the leave-one-class-out protocol, so the shipped model and the folds are
+    trained the same way."""
+    classes = negative_classes(data_dir, clips_per_family=clips_per_family, seed=seed)
+    sirens = siren_recordings(data_dir)
+    bank = build_bank(
+        seed=seed,
+        classes=classes,
+        sirens=sirens,
+        n_siren_scenes=n_siren_scenes,
+        n_quiet_scenes=n_quiet_scenes,
+        progress=progress,
+    )
+    val = build_validation(
+        seed=seed,
+        classes=classes,
+        minutes=validation_minutes,
+        n_scenes=validation_scenes,
+        progress=progress,
+    )
+    sizes = {
+        "synthetic_scenes": {"siren": n_siren_scenes, "siren_free": n_quiet_scenes},
+        "validation": {"minutes": validation_minutes, "siren_scenes": validation_scenes},
+        "synthetic_clips_per_family": clips_per_family,
+    }
+    return TrainingData(tuple(classes), tuple(sirens), bank, val, sizes)
+
+
+def fit_shipped(data: TrainingData, *, seed: int, trees: int) -> SirenModel:
+    """The model trained on everything (no class held out), with its provenance in `info`:
+    the one definition of the shipped model (`robotaxi siren train` and `eval --loco
+    --write-model` both call it)."""
+    _, labels, _ = data.bank.arrays()
     info = {
         "seed": seed,
         "windows": len(labels),
         "positive_windows": int(labels.sum()),
-        **sizes,
-        "negative_classes": {c.name: {"real": c.real, "clips": len(c.clips)} for c in classes},
-        "real_siren_clips": sum(len(r.clips) for r in sirens),
+        **{k: v for k, v in data.sizes.items() if k != "validation"},
+        "negative_classes": {c.name: {"real": c.real, "clips": len(c.clips)} for c in data.classes},
+        "real_siren_clips": sum(len(r.clips) for r in data.sirens),
     }
-    model, decision = fit_fold(bank, val, None, seed=seed, trees=trees, info=info)
+    model, decision = fit_fold(data.bank, data.val, None, seed=seed, trees=trees, info=info)
     return dataclasses.replace(model, info={**info, "decision_tuning": decision})
 
 
@@ -726,37 +770,19 @@ def evaluate_loco(
     `write_model` also fits the model on everything from the same bank (the file `robotaxi
     siren train` writes for these arguments) and saves it there before the folds run."""
     started = time.perf_counter()
-    classes = negative_classes(data_dir, clips_per_family=clips_per_family, seed=seed)
-    sirens = siren_recordings(data_dir)
-    bank = build_bank(
+    data = prepare_training(
+        data_dir,
         seed=seed,
-        classes=classes,
-        sirens=sirens,
         n_siren_scenes=n_siren_scenes,
         n_quiet_scenes=n_quiet_scenes,
+        validation_minutes=validation_minutes,
+        validation_scenes=validation_scenes,
+        clips_per_family=clips_per_family,
         progress=progress,
     )
-    val = build_validation(
-        seed=seed,
-        classes=classes,
-        minutes=validation_minutes,
-        n_scenes=validation_scenes,
-        progress=progress,
-    )
+    classes, sirens, bank, val = data.classes, data.sirens, data.bank, data.val
     if write_model is not None:
-        shipped = fit_shipped(
-            bank,
-            val,
-            classes=classes,
-            sirens=sirens,
-            seed=seed,
-            trees=trees,
-            sizes={
-                "synthetic_scenes": {"siren": n_siren_scenes, "siren_free": n_quiet_scenes},
-                "synthetic_clips_per_family": clips_per_family,
-            },
-        )
-        shipped.save(write_model)
+        fit_shipped(data, seed=seed, trees=trees).save(write_model)
         progress("model on everything written", 1, 1)
     out = run_protocol(
         classes=classes,
@@ -771,9 +797,7 @@ def evaluate_loco(
     )
     out["protocol"].update(
         {
-            "synthetic_scenes": {"siren": n_siren_scenes, "siren_free": n_quiet_scenes},
-            "validation": {"minutes": validation_minutes, "siren_scenes": validation_scenes},
-            "synthetic_clips_per_family": clips_per_family,
+            **data.sizes,
             "classes": {c.name: {"real": c.real, "clips": len(c.clips)} for c in classes},
             "siren_recordings": len(sirens),
             "wall_s": round(time.perf_counter() - started, 1),

@@ -73,9 +73,12 @@ class CarSensors:
         self.rng = np.random.default_rng(seed)
         self.camera_config = camera_config if camera_config is not None else CameraConfig()
         self.mic_config = mic_config
-        self.mics = MicrophoneArray(mic_config) if mic_config is not None else None
-        self.occluders = occluders
         self.spec = spec if spec is not None else SensorsSpec()
+        # the scenario's own siren-free sounds (music, birds, a crowd) play at the array too
+        self.mics = (
+            MicrophoneArray(mic_config, sounds=self.spec.sounds) if mic_config is not None else None
+        )
+        self.occluders = occluders
         self.params = params
         self.times = StageTimes(by_stage={}, cpu_by_stage={})
 

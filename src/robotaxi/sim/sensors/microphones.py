@@ -11,6 +11,8 @@ The background is recorded street sound from ``../shared/data/audio/negatives`` 
 folder exists) mixed with synthetic traffic noise (hum, engine orders, tyres, wind, crowd
 babble) and sound events (horns, reversing beepers, brake squeal, car music), scaled to a
 chosen level — and so to a chosen SNR at a reference distance (`background_db_for_snr`).
+A scenario may add its own siren-free sounds (`SceneSounds`: music from a car alongside,
+birds by a park, a crowd at a corner), point sources made by `sound_synth`.
 
 Vehicle frame of the array: x forward, y left, z up, metres from the car's reference point.
 """
@@ -30,6 +32,7 @@ import numpy.typing as npt
 import scipy.io.wavfile
 import scipy.signal
 
+from robotaxi.config.scenario import SoundSpec
 from robotaxi.config.sensors import SAMPLE_RATE_HZ, MicArrayConfig
 from robotaxi.core.errors import ConfigError, DataNotFoundError
 from robotaxi.core.types import AgentState, FloatArray, Pose, SirenState
@@ -655,6 +658,82 @@ class StreetBackground:
         return sig * fade * ev.gain / 1.2
 
 
+# --- a scenario's own sounds -------------------------------------------------------------
+
+SOUND_FAMILY = {  # a scenario's sound kind → its `sound_synth` generator
+    "music": "melody",
+    "chord": "chord",
+    "car_stereo": "car_stereo",
+    "birdsong": "birdsong",
+    "crowd": "babble",
+    "applause": "applause",
+    "keyboard": "keyboard",
+    "beeper": "beeper",
+    "squeal": "squeal",
+}
+SCENE_SOUND_LOOP_S = 20.0  # each sound is one take this long, looped
+
+
+class SceneSounds:
+    """A scenario's siren-free point sources at the array (`SoundSpec`), streamed.
+
+    Each sound is one synthetic take (`sound_synth`, deterministic for its seed and kind)
+    looped, at its level 1 m away, falling as 1/r (at least 1 m) to each microphone with its
+    propagation delay; the geometry is taken once per call (a tick), where the source is at
+    the start of it — fixed in the world, or riding along with the car."""
+
+    def __init__(self, sounds: Sequence[SoundSpec], config: MicArrayConfig) -> None:
+        from robotaxi.sim.sensors.sound_synth import FAMILIES
+
+        self.config = config
+        self.sounds = tuple(sounds)
+        n = round(SCENE_SOUND_LOOP_S * config.sample_rate_hz)
+        self.takes = [
+            FAMILIES[SOUND_FAMILY[s.kind]](
+                np.random.default_rng([s.seed, zlib.crc32(s.kind.encode()), i]), n
+            )
+            for i, s in enumerate(self.sounds)
+        ]
+
+    def render(self, ego: Pose, start_sample: int, n_samples: int) -> FloatArray:
+        """Pressure at every microphone for samples start … start + n (n_mics×n, Pa)."""
+        cfg = self.config
+        fs, c = cfg.sample_rate_hz, cfg.speed_of_sound_mps
+        out = np.zeros((cfg.n_mics, n_samples))
+        if not self.sounds or n_samples <= 0:
+            return out
+        mics = mic_world_positions(ego, cfg)
+        cos_h, sin_h = math.cos(ego.heading), math.sin(ego.heading)
+        k = start_sample + np.arange(n_samples)
+        t = k / fs
+        for spec, take in zip(self.sounds, self.takes, strict=True):
+            on = t >= spec.start_s
+            if spec.duration_s is not None:
+                on &= t < spec.start_s + spec.duration_s
+            if not on.any():
+                continue
+            if spec.offset_m is not None:
+                ox, oy = spec.offset_m
+                sx, sy = ego.x + ox * cos_h - oy * sin_h, ego.y + ox * sin_h + oy * cos_h
+            elif spec.xy_m is not None:
+                sx, sy = spec.xy_m
+            else:
+                raise ConfigError(f"sound {spec.kind!r} has neither xy_m nor offset_m")
+            amp = db_spl_to_pa(spec.level_db_spl_at_1m)
+            for m in range(cfg.n_mics):
+                r = max(
+                    math.sqrt(
+                        (sx - mics[m, 0]) ** 2
+                        + (sy - mics[m, 1]) ** 2
+                        + (cfg.source_height_m - mics[m, 2]) ** 2
+                    ),
+                    1.0,
+                )
+                delay = round(r / c * fs)
+                out[m] += take[(k - delay) % len(take)] * (amp / r) * on
+        return out
+
+
 # --- the sensor -------------------------------------------------------------------------
 
 
@@ -667,9 +746,17 @@ class MicrophoneArray:
     ticks starts at the tick it is first seen) or `EmergencySource`s.
     """
 
-    def __init__(self, config: MicArrayConfig | None = None, *, background: bool = True) -> None:
+    def __init__(
+        self,
+        config: MicArrayConfig | None = None,
+        *,
+        background: bool = True,
+        sounds: Sequence[SoundSpec] = (),
+    ) -> None:
+        """`sounds`: the scenario's own siren-free sources (`SceneSounds`)."""
         self.config = config or MicArrayConfig()
         self.background = StreetBackground(self.config) if background else None
+        self.scene = SceneSounds(sounds, self.config) if sounds else None
         self._on_since: dict[str, float] = {}
 
     def hear(
@@ -706,4 +793,6 @@ class MicrophoneArray:
         )
         if self.background is not None:
             out += self.background.render(n)
+        if self.scene is not None:
+            out += self.scene.render(ego, start, n)
         return out.astype(np.float32)
