@@ -99,6 +99,30 @@ def browser_settings(data_dir: Path, map_cache: Path) -> ServiceSettings:
     )
 
 
+def book_over_http(
+    url: str, name: str, pickup: tuple[float, float], dropoff: tuple[float, float]
+) -> tuple[str, dict[str, str]]:
+    """A rider signs up and books over HTTP; pick-up and drop-off are fractions (x, y) of the
+    map's extent. Returns the ride id and the rider's headers."""
+    import httpx
+
+    bounds = httpx.get(f"{url}/api/map").json()["bounds"]
+
+    def at(fx: float, fy: float) -> dict[str, float]:
+        return {
+            "lat": bounds["south"] + fy * (bounds["north"] - bounds["south"]),
+            "lon": bounds["west"] + fx * (bounds["east"] - bounds["west"]),
+        }
+
+    token = httpx.post(f"{url}/api/riders", json={"name": name}).json()["token"]
+    me = {"Authorization": f"Bearer {token}"}
+    booked = httpx.post(
+        f"{url}/api/rides", json={"pickup": at(*pickup), "dropoff": at(*dropoff)}, headers=me
+    )
+    assert booked.status_code == 201, booked.text
+    return str(booked.json()["id"]), me
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, map_cache: Path) -> Iterator[str]:
     with serving(browser_settings(tmp_path_factory.mktemp("browser"), map_cache)) as (url, _):
@@ -377,21 +401,7 @@ def test_ops_filters_cars_by_status(server: str) -> None:
     import httpx
     from playwright.sync_api import expect
 
-    bounds = httpx.get(f"{server}/api/map").json()["bounds"]
-
-    def at(fx: float, fy: float) -> dict[str, float]:
-        return {
-            "lat": bounds["south"] + fy * (bounds["north"] - bounds["south"]),
-            "lon": bounds["west"] + fx * (bounds["east"] - bounds["west"]),
-        }
-
-    token = httpx.post(f"{server}/api/riders", json={"name": "Lin"}).json()["token"]
-    me = {"Authorization": f"Bearer {token}"}
-    booked = httpx.post(
-        f"{server}/api/rides", json={"pickup": at(0.2, 0.8), "dropoff": at(0.8, 0.2)}, headers=me
-    )
-    assert booked.status_code == 201, booked.text
-    ride_id = booked.json()["id"]
+    ride_id, me = book_over_http(server, "Lin", (0.2, 0.8), (0.8, 0.2))
     deadline = time.monotonic() + 20
     while (car_id := httpx.get(f"{server}/api/rides/{ride_id}", headers=me).json()["vehicle_id"]) \
             is None:  # fmt: skip

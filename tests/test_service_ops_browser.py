@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from test_service_browser import ARTIFACTS, CHROMIUM, OPERATOR, browser_settings, chromium, serving
+from test_service_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    OPERATOR,
+    book_over_http,
+    browser_settings,
+    chromium,
+    serving,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,21 +48,7 @@ def test_ops_shows_what_a_car_that_asks_for_help_has_around_it(
     )  # fmt: skip
     with serving(base.model_copy(update={"run": run})) as (url, app):
         live = app.state.runtime.live
-        bounds = httpx.get(f"{url}/api/map").json()["bounds"]
-
-        def at(fx: float, fy: float) -> dict[str, float]:
-            return {
-                "lat": bounds["south"] + fy * (bounds["north"] - bounds["south"]),
-                "lon": bounds["west"] + fx * (bounds["east"] - bounds["west"]),
-            }
-
-        token = httpx.post(f"{url}/api/riders", json={"name": "Mae"}).json()["token"]
-        me = {"Authorization": f"Bearer {token}"}
-        booked = httpx.post(
-            f"{url}/api/rides", json={"pickup": at(0.1, 0.9), "dropoff": at(0.9, 0.1)}, headers=me
-        )
-        assert booked.status_code == 201, booked.text
-        ride = booked.json()["id"]
+        ride, me = book_over_http(url, "Mae", (0.1, 0.9), (0.9, 0.1))
 
         def ride_state() -> dict[str, Any]:
             body: dict[str, Any] = httpx.get(f"{url}/api/rides/{ride}", headers=me).json()
