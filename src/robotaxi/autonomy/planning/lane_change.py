@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from robotaxi.autonomy.planning.motion import (
     ACC_COOLNESS,
@@ -112,27 +113,18 @@ def _blockers(
     v_f = np.maximum(v_s, 0.0)
     # behind us: the gap from its front to our rear, and the braking it needs for us
     gap_back = our_rear - (a_s + half_len)
-    closing_back = np.maximum(v_f - v, 0.0)
-    room_back = np.maximum(gap_back - rule.min_gap_m, 0.05)
-    gap_back_later = gap_back - (v_f - v) * rule.horizon_s
-    follower_bad = (
-        (gap_back < rule.min_gap_m)
-        | (gap_back_later < rule.min_gap_m + v_f * rule.follower_headway_s)
-        | (closing_back**2 / (2.0 * room_back) > rule.follower_brake_mps2)
+    follower_bad = _unsafe_gap(
+        gap_back, v_f, v, rule.follower_headway_s, rule.follower_brake_mps2, rule
     )
     # ahead of us: the gap from our front to its rear, and the braking we need for it
     gap_ahead = (a_s - half_len) - our_front
-    closing_ahead = np.maximum(v - v_f, 0.0)
-    room_ahead = np.maximum(gap_ahead - rule.min_gap_m, 0.05)
-    gap_ahead_later = gap_ahead - (v - v_f) * rule.horizon_s
-    leader_bad = (
-        (gap_ahead < rule.min_gap_m)
-        | (gap_ahead_later < rule.min_gap_m + v * rule.leader_headway_s)
-        | (closing_ahead**2 / (2.0 * room_ahead) > rule.own_brake_mps2)
+    leader_bad = _unsafe_gap(
+        gap_ahead, v, v_f, rule.leader_headway_s, rule.own_brake_mps2, rule
+    ) | (
         # our own car following (the motion planner's ACC model) must not brake hard
         # behind it once we are in: braking for nothing right after cutting in is how a car
         # gets run into by the follower it just accepted
-        | (follow_accel(v, v_f, gap_ahead) < -rule.own_brake_mps2)
+        follow_accel(v, v_f, gap_ahead) < -rule.own_brake_mps2
     )
     bad = relevant & np.where(behind, follower_bad, leader_bad)
     return bad, a_s, v_f, s_ego
@@ -171,3 +163,24 @@ def yield_speed(
     if v_f[i] > ego.speed + YIELD_FASTER_MPS:
         return None  # faster than we are: it goes by on its own
     return max(float(v_f[i]) - YIELD_MARGIN_MPS, 0.0)
+
+
+def _unsafe_gap(
+    gap_m: FloatArray,
+    v_rear: FloatArray | float,
+    v_front: FloatArray | float,
+    headway_s: float,
+    brake_mps2: float,
+    rule: GapRule,
+) -> npt.NDArray[np.bool_]:
+    """Whether a gap (m) between a rear and a front car is too small: now, or `rule.horizon_s`
+    later at constant speeds (less than the minimum gap plus `headway_s` of the rear car's
+    speed), or the rear car must brake harder than `brake_mps2` to keep the minimum gap."""
+    closing = np.maximum(v_rear - v_front, 0.0)
+    room = np.maximum(gap_m - rule.min_gap_m, 0.05)
+    later = gap_m - (v_rear - v_front) * rule.horizon_s
+    return np.asarray(
+        (gap_m < rule.min_gap_m)
+        | (later < rule.min_gap_m + v_rear * headway_s)
+        | (closing**2 / (2.0 * room) > brake_mps2)
+    )
