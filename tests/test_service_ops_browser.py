@@ -90,6 +90,18 @@ def test_ops_shows_what_a_car_that_asks_for_help_has_around_it(
                 picture.locator("xpath=../..").screenshot(
                     path=str(ARTIFACTS / "6c-ops-assistance.png")
                 )
+                # leave to pass through the opposite lane is offered, labelled with the car;
+                # this car follows the fleet's routing only, so it refuses and says why
+                pass_label = "Pass using the opposite lane when clear"
+                page.get_by_role("button", name=f"{pass_label} (car {car})").click()
+                expect(page.locator("#assist-result")).to_have_text(
+                    f"Sent to {car}: {pass_label.lower()}."
+                )
+                expect(page.locator("#assistance")).to_contain_text(
+                    "pass opposite: refused (no pass through the oncoming lane: this car follows "
+                    "the fleet's routing only",
+                    timeout=20_000,
+                )
                 assert not errors, errors
         finally:
             with live._lock:

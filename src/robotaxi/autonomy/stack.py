@@ -46,6 +46,7 @@ from robotaxi.autonomy.planning.behaviour import (
     BehaviourPlanner,
     BehaviourTarget,
     FrenetScene,
+    OncomingPassLeave,
     frenet_scene,
 )
 from robotaxi.autonomy.planning.hidden_traffic import (
@@ -427,6 +428,16 @@ class AutonomyStack:
             )
         self.siren_detector = siren_detector
         self.last_siren: SirenEvidence | None = None
+
+    def permit_oncoming_pass(self, path: ReferencePath, from_s_m: float, to_s_m: float) -> str:
+        """Remote assistance's leave to pass the blocker on the stretch `from_s_m`..`to_s_m`
+        (m) of `path` through the oncoming lane, across a solid centre line, when the car
+        itself finds that lane clear; "" when taken, else why not (no oncoming lane there,
+        or a planner that passes nobody)."""
+        behaviour = getattr(self.planner, "behaviour", None)
+        if not isinstance(behaviour, BehaviourPlanner):
+            return f"its {self.planner.name} planner never passes a blocker"
+        return behaviour.permit_oncoming_pass(OncomingPassLeave(path, from_s_m, to_s_m))
 
     def _hear(
         self, audio: npt.NDArray[np.floating[Any]], ego: VehicleState, time: TimePoint

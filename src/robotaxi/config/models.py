@@ -31,6 +31,12 @@ class MapConfig(_Model):
         Path("../shared/data"), description="third-party data folder (SF maps, demand)"
     )
     cache_dir: Path = Field(Path(".cache/maps"), description="where built networks are cached")
+    solid_centre_lines: tuple[str, ...] = Field(
+        (),
+        description="edges whose centre line is marked solid beyond what the network says "
+        "(road works, a scenario): cars cross it to pass a blocker only with an operator's "
+        "leave",
+    )
 
 
 class WorldConfig(_Model):

@@ -6,8 +6,9 @@ given by its path.
 
 A scenario puts the autonomous car on a route of a city, adds scripted road users (cars,
 vans, buses, trucks and cyclists that SUMO drives, ambulances with sirens, pedestrians
-crossing), lanes closed by road works, and optional background traffic, and states what
-counts as passing. Lengths in m, times in s, speeds in m/s.
+crossing), lanes closed by road works, solid centre lines, a remote-assistance operator,
+and optional background traffic, and states what counts as passing. Lengths in m, times in
+s, speeds in m/s.
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ class LaneClosureSpec(_Model):
     lane: int = Field(0, ge=0, description="lane index, 0 = rightmost")
     from_m: float = Field(ge=0, description="the closure starts here, m along the lane")
     to_m: float = Field(gt=0, description="… and ends here, m")
+    width_m: float | None = Field(
+        None,
+        gt=0,
+        description="the works take this much of the lane, from its right edge (a trench by "
+        "the kerb and its cones), m; None: the whole lane",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> LaneClosureSpec:
@@ -84,10 +91,34 @@ class LaneClosureSpec(_Model):
         return self
 
 
+class OperatorSpec(_Model):
+    """A remote-assistance operator for the scenario's car: the car asks for help once it
+    has stood still `assist_after_s` (not at a stop), and the operator answers `answer`
+    `answer_after_s` after the request opens. The car checks the answer and acts on it with
+    its own safety checks (never remote driving)."""
+
+    assist_after_s: float = Field(
+        20.0, gt=0, description="the car asks for help after standing still this long, s"
+    )
+    answer: Literal["pass_opposite", "wait"] = Field(
+        "pass_opposite",
+        description="'pass_opposite': you may pass the blocker using the opposite lane when "
+        "clear (across a solid centre line); 'wait': it will clear",
+    )
+    answer_after_s: float = Field(
+        10.0, ge=0, description="the operator answers this long after the request opens, s"
+    )
+
+
 class PassSpec(_Model):
     min_progress_m: float = Field(30.0, ge=0, description="at least this far along the route")
     ev_yield: bool = Field(False, description="must pull over for the ambulance and resume")
     reach_stop: bool = Field(False, description="must stop at the curbside stop")
+    assistance_resolved: bool = Field(
+        False,
+        description="must ask for help, take the operator's answer and drive on (the "
+        "request closes), never having crossed a solid centre line before the answer",
+    )
     min_score: float = Field(0.5, ge=0, le=1)
 
 
@@ -159,6 +190,14 @@ class ScenarioSpec(_Model):
     vehicles: tuple[VehicleSpec, ...] = ()
     pedestrians: tuple[PedestrianSpec, ...] = ()
     lane_closures: tuple[LaneClosureSpec, ...] = ()
+    solid_centre_lines: tuple[str, ...] = Field(
+        (),
+        description="edges whose centre line to the other direction is solid: the car "
+        "crosses it to pass a blocker only with an operator's leave",
+    )
+    operator: OperatorSpec | None = Field(
+        None, description="a remote-assistance operator who answers the car's requests"
+    )
     sensors: SensorsSpec = SensorsSpec()
     passing: PassSpec = Field(PassSpec(), alias="pass")
 

@@ -100,8 +100,27 @@ class AvoidStreet:
     edge: str
 
 
+@dataclass(frozen=True, slots=True)
+class PassOpposite:
+    """Leave (from a remote-assistance operator) to pass the blocker on `edge` through the
+    lane of the other direction, across a solid centre line, once the car itself finds that
+    lane clear; good for one pass on that street. The car refuses, with the reason, when it
+    cannot use it: no lane for the other direction there, not on its way, or a car our own
+    stack does not drive (SUMO's cars take no such leave)."""
+
+    vehicle_id: str
+    edge: str
+
+
+# what a world says to `PassOpposite` for a car it drives itself
+NO_LEAVE_FOR_WORLD_CARS = (
+    "this car follows the fleet's routing only and takes no leave to cross the centre line "
+    "(answer another way or pull over)"
+)
+
+
 EgoCommand = MoveEgo | ParkEgo | UnparkEgo | TakeOver | HandBack
-VehicleCommand = DriveTo | PullOver | Resume | AvoidStreet | EgoCommand
+VehicleCommand = DriveTo | PullOver | Resume | AvoidStreet | PassOpposite | EgoCommand
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,17 @@ A car on its way to a pick-up or a drop-off that has stood still (under `MOVING_
 a stop, not pulled over for an ambulance) for `assist_after_s` opens one request: where it
 stands, since when, and what it sees (a vehicle ahead that does not move, if it can tell).
 An operator answers with context — `ANOTHER_WAY` (the street ahead is blocked), `WAIT` (it
-will clear) or `PULL_OVER` (at the next safe kerb) — and the car stays in control: it checks
-the answer (another way is taken only if one reaches its target without the blocked street;
-else it refuses and says why) and acts on it. The request closes when the car moves again.
-Every step is a `VehicleEvent`. The desk is bookkeeping over what the fleet reports each
-tick: "another way" goes to the world as an `AvoidStreet` command (the world's refusal comes
-back as a command failure); the fleet itself carries out a pull-over.
+will clear), `PULL_OVER` (at the next safe kerb) or `PASS_OPPOSITE` (you may pass the
+blocker through the oncoming lane, across its solid centre line, when that lane is clear) —
+and the car stays in control: it checks the answer (another way is taken only if one reaches
+its target without the blocked street; leave to pass only where there is an oncoming lane,
+and the car still waits for a gap in its traffic; else it refuses and says why) and acts on
+it. Never remote driving: an answer is context, the car decides. The request closes when the
+car moves again; its time to resolution is from opening to closing (`resolution_s`). Every
+step is a `VehicleEvent`. The desk is bookkeeping over what the fleet reports each tick:
+"another way" goes to the world as an `AvoidStreet` command, "pass opposite" as a
+`PassOpposite` (the world's refusal comes back as a command failure); the fleet itself
+carries out a pull-over.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from robotaxi.core import (
     VehicleEvent,
     VehicleEventKind,
 )
-from robotaxi.core.commands import AvoidStreet, VehicleCommand
+from robotaxi.core.commands import AvoidStreet, PassOpposite, VehicleCommand
 from robotaxi.map import RoadMap
 
 MOVING_MPS = 1.0  # slower than this, a car on its way counts as standing
@@ -37,7 +42,7 @@ STANDING_MPS = 0.5
 LANE_HALF_M = 2.5  # straight ahead: this far to either side of the car's axis
 
 # what the operator sees in answers and refusals, by the car's leg
-LEG_TEXT = {"pickup": "the pick-up", "dropoff": "the drop-off"}
+LEG_TEXT = {"pickup": "the pick-up", "dropoff": "the drop-off", "route": "the end of its route"}
 
 
 class AssistAnswer(enum.StrEnum):
@@ -46,6 +51,13 @@ class AssistAnswer(enum.StrEnum):
     ANOTHER_WAY = "another_way"  # "this street is blocked: take another way"
     WAIT = "wait"  # "wait: it will clear"
     PULL_OVER = "pull_over"  # "pull over at the next safe kerb"
+    # "you may pass the blocker using the opposite lane when clear" (across a solid line)
+    PASS_OPPOSITE = "pass_opposite"
+
+
+# answers the car checks with the world (or its own stack) a tick after they are given
+SENT_ANSWERS = (AssistAnswer.ANOTHER_WAY, AssistAnswer.PASS_OPPOSITE)
+AnswerCommand = AvoidStreet | PassOpposite
 
 
 class AssistanceError(RobotaxiError):
@@ -59,8 +71,10 @@ class NoSuchAssistRequestError(AssistanceError):
 @dataclass(frozen=True, slots=True)
 class StandingCar:
     """What the fleet reports of a car that may need help, each tick: `leg` is "pickup" or
-    "dropoff" when it is on its way with a trip, else ""; `held`: on its way and not at a
-    stop, not pulled over (standing there would have no reason the car knows)."""
+    "dropoff" when it is on its way with a trip ("route" for a scenario's car), else "";
+    `held`: on its way and not at a stop, not pulled over (standing there would have no
+    reason the car knows); `note`: why it stands, when the car itself can say (e.g. behind a
+    blocker it may pass only across a solid centre line), else ""."""
 
     vehicle_id: str
     trip_id: str | None
@@ -70,6 +84,7 @@ class StandingCar:
     xy: tuple[float, float]
     heading: float
     speed: float
+    note: str = ""
 
 
 @dataclass
@@ -107,6 +122,11 @@ class AssistRequest:
         return self.closed_s is None
 
     @property
+    def resolution_s(self) -> float | None:
+        """Time to resolution: from opening to closing (s; None while open)."""
+        return None if self.closed_s is None else round(self.closed_s - self.opened_s, 1)
+
+    @property
     def refusal(self) -> str:
         """The car's reason for refusing the last answer ("" when it did not)."""
         last = self.answers[-1] if self.answers else None
@@ -135,10 +155,13 @@ class AssistRequest:
             "refusal": self.refusal,
             "closed_s": self.closed_s,
             "closed_how": self.closed_how,
+            "resolution_s": self.resolution_s,
         }
 
 
 Look = Callable[[str], Sequence[AgentState]]
+# why a car stands, as the car itself can tell ("" when it cannot)
+Says = Callable[[str], str]
 
 
 def _closed_how(request: AssistRequest, car: StandingCar) -> str:
@@ -152,16 +175,20 @@ def _closed_how(request: AssistRequest, car: StandingCar) -> str:
 class AssistanceDesk:
     """The requests of a fleet: opened, answered, checked and closed from what the fleet
     reports each tick (`observe`). `look(vehicle_id)` returns the road users around a car
-    (its sensors); without it a request says only that the car stands."""
+    (its sensors); without it a request says only that the car stands. `says(vehicle_id)`
+    is why the car stands as its own stack tells it (for cars our stack drives), used where
+    the fleet's report carries no `note`."""
 
     def __init__(self, road_map: RoadMap, after_s: float, look: Look | None = None) -> None:
         self.map = road_map
         self.after_s = after_s
         self.look = look
+        self.says: Says | None = None
         self.requests: dict[str, AssistRequest] = {}  # open and recently closed, by id
         self._open_of: dict[str, str] = {}  # car → its open request
         self._standing_since: dict[str, float] = {}
-        # "another way" answers: to send at the next tick, and sent at the last one
+        # answers for the world ("another way", "pass opposite"): to send at the next tick,
+        # and sent at the last one
         self._to_send: list[tuple[str, AssistAnswerRecord]] = []
         self._in_flight: list[tuple[str, AssistAnswerRecord]] = []
         self._outbox: list[VehicleEvent] = []
@@ -203,9 +230,8 @@ class AssistanceDesk:
                 events.append(self.accept(self.requests[request_id], record, now))
         self._in_flight = self._to_send
         self._to_send = []
-        for request_id, _record in self._in_flight:
-            sent = self.requests[request_id]
-            commands.append(AvoidStreet(sent.vehicle_id, sent.blocked_edge))
+        for request_id, record in self._in_flight:
+            commands.append(self._command(self.requests[request_id], record.answer))
         seen: set[str] = set()
         for car in cars:
             seen.add(car.vehicle_id)
@@ -243,6 +269,9 @@ class AssistanceDesk:
             blocked = lane.edge_id if lane is not None and not lane.internal else car.edge
         else:
             sees, blocked = f"{stood}, not at a stop", car.edge
+        note = car.note or (self.says(car.vehicle_id) if self.says is not None else "")
+        if note:
+            sees = f"{stood} {note}"
         edge = self.map.edges.get(blocked)
         request = AssistRequest(
             request_id=f"assist-{self._count}",
@@ -294,7 +323,14 @@ class AssistanceDesk:
         request.closed_s, request.closed_how = now, how
         self._open_of.pop(request.vehicle_id, None)
         self._standing_since.pop(request.vehicle_id, None)
-        return self._event(request, now, VehicleEventKind.ASSIST_CLOSED, how=how)
+        return self._event(request, now, VehicleEventKind.ASSIST_CLOSED, how=how,
+                           resolution_s=request.resolution_s)  # fmt: skip
+
+    @staticmethod
+    def _command(request: AssistRequest, answer: AssistAnswer) -> AnswerCommand:
+        if answer == AssistAnswer.PASS_OPPOSITE:
+            return PassOpposite(request.vehicle_id, request.blocked_edge)
+        return AvoidStreet(request.vehicle_id, request.blocked_edge)
 
     # --- answers ----------------------------------------------------------------------------
 
@@ -332,20 +368,36 @@ class AssistanceDesk:
         record.outcome = "accepted"
         return self._event(request, now, VehicleEventKind.ASSIST_ACCEPTED, answer=record.answer)
 
-    def send_another_way(self, request: AssistRequest, record: AssistAnswerRecord) -> None:
-        """Ask the world, at the next tick, for a way around the blocked street; its refusal
-        comes back through `world_refused`, else the answer counts as accepted a tick later."""
+    def send(self, request: AssistRequest, record: AssistAnswerRecord) -> None:
+        """Hand an answer in `SENT_ANSWERS` to the world at the next tick: "another way" asks
+        for a way around the blocked street, "pass opposite" gives the car leave to pass the
+        blocker there through the oncoming lane. A refusal comes back through
+        `world_refused`, else the answer counts as accepted a tick later."""
+        if record.answer not in SENT_ANSWERS:
+            raise AssistanceError(f"the answer {record.answer} is not one for the world")
         self._to_send.append((request.request_id, record))
 
-    def world_refused(self, command: AvoidStreet, reason: str, now: float) -> None:
-        """The world found no way around: the car refuses the answer, and says why."""
+    def send_another_way(self, request: AssistRequest, record: AssistAnswerRecord) -> None:
+        """`send` for "another way" (kept for callers of the first version)."""
+        self.send(request, record)
+
+    def world_refused(self, command: AnswerCommand, reason: str, now: float) -> None:
+        """The world (or the car's stack) cannot act on the answer: the car refuses it, and
+        says why."""
         for request_id, record in self._in_flight:
             request = self.requests[request_id]
-            if request.vehicle_id == command.vehicle_id and record.outcome == "":
+            if (
+                request.vehicle_id == command.vehicle_id
+                and record.outcome == ""
+                and self._command(request, record.answer) == command
+            ):
                 leg = LEG_TEXT.get(request.leg, "its target")
-                self._outbox.append(
-                    self.refuse(request, record, f"no other way to {leg}: {reason}", now)
+                why = (
+                    f"no pass through the oncoming lane: {reason}"
+                    if isinstance(command, PassOpposite)
+                    else f"no other way to {leg}: {reason}"
                 )
+                self._outbox.append(self.refuse(request, record, why, now))
                 return
 
     def _event(

@@ -38,7 +38,7 @@ from robotaxi.core import (
     YieldBasis,
     YieldDecider,
 )
-from robotaxi.core.commands import AvoidStreet
+from robotaxi.core.commands import AvoidStreet, PassOpposite
 from robotaxi.core.types import BoolArray, FloatArray, IntArray
 from robotaxi.fleet.assistance import (
     MOVING_MPS,
@@ -353,7 +353,7 @@ class FleetManager:
         """The world could not carry out a command: retry at a neighbouring curb next tick."""
         self.command_failures += 1
         command = failure.command
-        if isinstance(command, AvoidStreet):
+        if isinstance(command, AvoidStreet | PassOpposite):
             self.assistance.world_refused(command, failure.reason, self._last_t)
             return
         v = self.vehicles.get(command.vehicle_id)
@@ -673,7 +673,9 @@ class FleetManager:
         self, request_id: str, answer: AssistAnswer, now_s: float
     ) -> tuple[list[TripEvent], list[VehicleEvent]]:
         """An operator's answer to a car's request for help. The car checks it: another way
-        goes to the world (refused there if every way crosses the blocked street); pull over
+        goes to the world (refused there if every way crosses the blocked street); leave to
+        pass through the oncoming lane goes to the car (refused where there is no such lane,
+        or by a car the world drives; taken, the car still waits for a gap); pull over
         ends a ride at the next safe kerb (the rider gets out there) or, on the way to a
         pick-up, hands the rider to another car; wait is taken as it is. Raises
         `AssistanceError` for an unknown or closed request."""
@@ -682,8 +684,8 @@ class FleetManager:
         v = self.vehicles[request.vehicle_id]
         trip = self.trips.get(v.trip_id) if v.trip_id else None
         out = FleetTickResult()
-        if answer == AssistAnswer.ANOTHER_WAY:
-            desk.send_another_way(request, record)
+        if answer in (AssistAnswer.ANOTHER_WAY, AssistAnswer.PASS_OPPOSITE):
+            desk.send(request, record)
         elif answer == AssistAnswer.WAIT:
             events.append(desk.accept(request, record, now_s))
         elif v.status == VehicleStatus.TO_DROPOFF and trip is not None and trip.state == S.DRIVING:

@@ -130,6 +130,10 @@ class RoadMap:
     signal_junctions: tuple[SignalJunction, ...] = ()
     # traffic lights with emergency pre-emption (`map.signals`); None: every signal has it
     preemption_signals: frozenset[str] | None = None
+    # edges whose centre line to the other direction is solid: no crossing it to pass on a
+    # car's own decision. From SUMO's lane-change permission `changeLeft` of an edge's
+    # leftmost lane (when it leaves robotaxis out), or marked by a scenario
+    solid_centre_lines: frozenset[str] = frozenset()
 
     @property
     def drivable_edges(self) -> list[Edge]:
@@ -191,6 +195,13 @@ def allows_vclass(lane: ET.Element, vclass: str) -> bool:
     return vclass not in disallow.split() and disallow != "all"
 
 
+def may_change_left(lane: ET.Element, vclass: str) -> bool:
+    """Whether SUMO vehicle class `vclass` may change left from a SUMO `<lane>` (its
+    `changeLeft` list: every class when absent)."""
+    allowed = lane.get("changeLeft")
+    return allowed is None or allowed == "all" or vclass in allowed.split()
+
+
 def load_map(built: BuiltNetwork) -> RoadMap:
     """Read a SUMO network into our types (≈1 s for sf-mission's 25k lanes; the whole city,
     131k lanes with those inside junctions, in ≈5–6 s and ≈220 MB)."""
@@ -215,6 +226,7 @@ def _load_map(built: BuiltNetwork) -> RoadMap:
     bounds = (0.0, 0.0, 0.0, 0.0)
     tls: list[str] = []
     signal_xy: dict[str, tuple[float, float]] = {}
+    solid: set[str] = set()
     try:
         parser = ET.iterparse(built.net_file, events=("start", "end"))
         _event, root = next(parser)
@@ -228,7 +240,7 @@ def _load_map(built: BuiltNetwork) -> RoadMap:
                 continue  # a child (lane, request, phase): read with its parent
             tag = elem.tag
             if tag == "edge":
-                _read_edge(elem, edges, lane_args)
+                _read_edge(elem, edges, lane_args, solid)
             elif tag == "connection":
                 _read_connection(elem, successors, connections)
             elif tag == "junction":
@@ -277,6 +289,7 @@ def _load_map(built: BuiltNetwork) -> RoadMap:
         traffic_lights=tls_ids,
         main_component=main,
         signal_junctions=_signal_junctions(signal_xy, edges, connections, set(tls_ids)),
+        solid_centre_lines=frozenset(solid),
     )
 
 
@@ -293,7 +306,12 @@ class _LaneArgs(NamedTuple):
     internal: bool
 
 
-def _read_edge(elem: ET.Element, edges: dict[str, Edge], lane_args: dict[str, _LaneArgs]) -> None:
+def _read_edge(
+    elem: ET.Element,
+    edges: dict[str, Edge],
+    lane_args: dict[str, _LaneArgs],
+    solid_centre_lines: set[str],
+) -> None:
     function = elem.get("function")
     if function in ("walkingarea", "crossing"):
         return
@@ -321,6 +339,8 @@ def _read_edge(elem: ET.Element, edges: dict[str, Edge], lane_args: dict[str, _L
         speeds.append(speed)
     if not lane_ids:
         return
+    if not internal and not may_change_left(lane, ROBOTAXI_VCLASS):  # the leftmost lane
+        solid_centre_lines.add(edge_id)
     edges[edge_id] = Edge(
         edge_id=edge_id,
         from_node=elem.get("from", ""),

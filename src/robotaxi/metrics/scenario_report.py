@@ -152,6 +152,48 @@ def ev_reaction_timing(
     }
 
 
+def assistance_summary(result: DriveResult) -> dict[str, Any]:
+    """Remote assistance in a run: its requests (when opened, answered, closed and how), the
+    time to resolution of the first (opened → closed, s), whether the car stood across a
+    solid centre line before the operator's leave (it must not), and `resolved`: it asked,
+    took an answer and drove on, never across the line without leave."""
+    requests = sorted(result.assistance, key=lambda r: float(r["opened_s"]))
+    first = requests[0] if requests else None
+    answers: list[dict[str, Any]] = list(first["answers"]) if first is not None else []
+    accepted = next((a for a in answers if a["outcome"] == "accepted"), None)
+    leave_s = float(accepted["at_s"]) if accepted is not None else math.inf
+    across_before = [t for t in result.across_solid_line_s if t < leave_s]
+    resolution = first["resolution_s"] if first is not None else None
+    return {
+        "requests": [
+            {
+                "opened_s": r["opened_s"],
+                "standing_since_s": r["standing_since_s"],
+                "sees": r["sees"],
+                "street": r["street"],
+                "answers": r["answers"],
+                "closed_s": r["closed_s"],
+                "closed_how": r["closed_how"],
+                "resolution_s": r["resolution_s"],
+            }
+            for r in requests
+        ],
+        "events": [e.kind.value for e in result.assistance_events],
+        "time_to_resolution_s": resolution,
+        "answered_after_s": (
+            None
+            if first is None or not answers
+            else round(answers[0]["at_s"] - first["opened_s"], 1)
+        ),
+        "across_solid_line_before_leave_s": round(across_before[0], 1) if across_before else None,
+        "across_solid_line_s": len(result.across_solid_line_s) > 0,
+        "resolved": first is not None
+        and accepted is not None
+        and resolution is not None
+        and not across_before,
+    }
+
+
 def scenario_report(result: DriveResult, reference: DriveResult | None = None) -> dict[str, Any]:
     """The machine-readable result of `robotaxi drive --json`.
 
@@ -179,6 +221,9 @@ def scenario_report(result: DriveResult, reference: DriveResult | None = None) -
         criteria["ev_yield"] = bool(ev.details.get("applicable")) and ev.score == 1.0
     if spec.passing.reach_stop:
         criteria["reached_stop"] = result.record.reached_stop
+    assistance = assistance_summary(result) if spec.operator is not None else None
+    if spec.passing.assistance_resolved:
+        criteria["assistance_resolved"] = assistance is not None and assistance["resolved"]
     report: dict[str, Any] = {
         "scenario": spec.name,
         "seed": spec.seed,
@@ -201,6 +246,8 @@ def scenario_report(result: DriveResult, reference: DriveResult | None = None) -
         "planning_ms_median": result.stage_ms,
         "wall_s": round(result.wall_s, 2),
     }
+    if assistance is not None:
+        report["assistance"] = assistance
     if ev.details.get("applicable"):
         report["ev_yield"] = {
             "pulled_over": ev.details["pulled_over"],

@@ -499,8 +499,11 @@ class YieldPublic(BaseModel):
     )
 
 
+AssistAnswerName = Literal["another_way", "wait", "pull_over", "pass_opposite"]
+
+
 class AssistAnswerPublic(BaseModel):
-    answer: Literal["another_way", "wait", "pull_over"]
+    answer: AssistAnswerName
     at_s: float
     outcome: str = Field(description="'' (not checked yet), 'accepted' or 'refused'")
     reason: str = Field(description="why the car refused the answer ('' if it did not)")
@@ -526,15 +529,21 @@ class AssistancePublic(BaseModel):
     refusal: str = Field(description="why the car refused the last answer ('' if it did not)")
     closed_s: float | None
     closed_how: str
+    resolution_s: float | None = Field(
+        description="time to resolution: from the request opening to its closing, s "
+        "(null while open)"
+    )
 
 
 class AssistanceAnswerCreate(_In):
     """An operator's answer: 'another_way' (this street is blocked: take another way),
-    'wait' (it will clear) or 'pull_over' (at the next safe kerb)."""
+    'wait' (it will clear), 'pull_over' (at the next safe kerb) or 'pass_opposite' (you may
+    pass the blocker using the opposite lane, across a solid centre line, when it is clear:
+    the car still checks the oncoming traffic itself)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    answer: Literal["another_way", "wait", "pull_over"]
+    answer: AssistAnswerName
 
 
 class VehicleEventPublic(BaseModel):

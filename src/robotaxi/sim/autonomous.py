@@ -64,12 +64,13 @@ from robotaxi.core import (
     YieldBasis,
     emergency_agents,
 )
-from robotaxi.core.commands import AvoidStreet
+from robotaxi.core.commands import AvoidStreet, PassOpposite
 from robotaxi.core.types import Track
 from robotaxi.fleet.manager import EvStop
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.drive import EV_REACTIONS, default_planner
 from robotaxi.sim.ego import KERB_BEHAVIOURS, EgoCar
+from robotaxi.sim.scenario_operator import HELD_BY_LINE_NOTE, held_by_line, leave_span
 from robotaxi.sim.sensors import CarSensors
 from robotaxi.sim.sensors.cameras import StaticOccluders
 
@@ -232,6 +233,10 @@ class AutonomousDriver:
         self.occluders = occluders
         self.sensors = sensors if sensors is not None else SensorsSpec()
         self.hearing = mic_config is not None
+        # standing obstacles in the city that the traffic simulation does not hold (road
+        # works: `sim.drive.lane_closure_agents`): our cars' cameras see them as they do in
+        # `robotaxi drive`
+        self.works: tuple[AgentState, ...] = ()
         self.cars: dict[str, _Car] = {}
         for k, (vehicle_id, curb) in enumerate(sorted(start_curbs.items())):
             car_mics = (
@@ -326,6 +331,14 @@ class AutonomousDriver:
             )
         return out
 
+    def says(self, vehicle_id: str) -> str:
+        """Why one of our cars stands, as its stack can tell (remote assistance shows it):
+        behind a blocker it may pass only across a solid centre line; "" otherwise."""
+        car = self.cars.get(vehicle_id)
+        if car is None or car.driver != AUTONOMY or not held_by_line(car.ego):
+            return ""
+        return HELD_BY_LINE_NOTE
+
     def ev_stops(self) -> dict[str, EvStop]:
         """The cars standing for an emergency vehicle by their own stack's decision, now."""
         return {vid: car.ev_stop for vid, car in self.cars.items() if car.ev_stop is not None}
@@ -365,6 +378,10 @@ class AutonomousDriver:
                     self._resume(car)
                 case AvoidStreet(_, edge):
                     reason = self._avoid_street(car, edge)
+                    if reason:
+                        refused.append(CommandFailure(cmd, reason))
+                case PassOpposite(_, edge):
+                    reason = self._pass_opposite(car, edge)
                     if reason:
                         refused.append(CommandFailure(cmd, reason))
         return for_world, refused
@@ -459,6 +476,17 @@ class AutonomousDriver:
         if leg.pulled_over:
             self._pull_over(car)  # a rider's stop stays in force on the new way
         return ""
+
+    def _pass_opposite(self, car: _Car, edge: str) -> str:
+        """Give the car's stack leave to pass the blocker on `edge` through the oncoming lane
+        (remote assistance); "" when taken, else why not."""
+        leg = car.leg
+        if leg is None:
+            return "it is parked: there is nothing to pass"
+        reason, span = leave_span(self.map, leg.route, car.s_center, edge)
+        if span is None:
+            return reason
+        return car.stack.permit_oncoming_pass(leg.route.path, *span)
 
     def _clear_of_junctions(self, route: LaneRoute, s_center: float) -> float:
         """The first centre arc length ≥ `s_center` whose whole footprint stands on a normal
@@ -598,7 +626,9 @@ class AutonomousDriver:
             if car.driver != AUTONOMY:
                 car.ev_stop = None
                 continue
-            truth = snapshot.around.get(car.vehicle_id, ())
+            truth: Sequence[AgentState] = snapshot.around.get(car.vehicle_id, ())
+            if self.works:
+                truth = [*truth, *self.works]
             car.time_s = now_s
             car.siren_heard, car.siren_probability = False, 0.0
             # pulled over for an ambulance, the stack itself decides when to drive on

@@ -21,12 +21,13 @@ traffic is not told of it: scenarios keep their scripted cars out of the closed 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time as wall
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,13 +54,15 @@ from robotaxi.core import (
     SirenState,
     TimePoint,
     TrajectoryColumn,
+    VehicleEvent,
     WorldSnapshot,
     emergency_agents,
 )
 from robotaxi.core.types import FloatArray, Track
 from robotaxi.map import Lane, RoadMap, RoutingGraph
-from robotaxi.sim.ego import EgoCar, SoleCarDriver
+from robotaxi.sim.ego import KERB_BEHAVIOURS, EgoCar, SoleCarDriver
 from robotaxi.sim.runner import load_city
+from robotaxi.sim.scenario_operator import ScenarioOperator
 from robotaxi.sim.sensors import AUDIO_STAGE, CarSensors
 from robotaxi.sim.sensors.cameras import map_block_occluders
 from robotaxi.sim.simulation import Callback, Simulation, Tick
@@ -180,6 +183,11 @@ class DriveResult:
     audio_cpu_ms: list[float] = field(default_factory=list)  # … and this thread's CPU time
     stage_times: StageTimes | None = None  # the stack's per-tick runtimes of every stage
     sensor_times: StageTimes | None = None  # the simulated sensors' (cameras, audio)
+    # remote assistance (a scenario with an `operator`): every request (JSON, with its time
+    # to resolution) and event, and the times (s) the car stood across a solid centre line
+    assistance: list[dict[str, Any]] = field(default_factory=list)
+    assistance_events: list[VehicleEvent] = field(default_factory=list)
+    across_solid_line_s: list[float] = field(default_factory=list)
 
 
 def _run_config(spec: ScenarioSpec, data_dir: Path | None, cache_dir: Path | None) -> RunConfig:
@@ -242,10 +250,14 @@ def lane_closure_agents(road_map: RoadMap, spec: ScenarioSpec) -> list[AgentStat
         x, y = float(np.interp(mid, s, line[:, 0])), float(np.interp(mid, s, line[:, 1]))
         i = int(np.clip(np.searchsorted(s, mid) - 1, 0, len(seg) - 1))
         heading = math.atan2(line[i + 1, 1] - line[i, 1], line[i + 1, 0] - line[i, 0])
+        full = lane.width - 2 * WORKS_INSET_M
+        width = full if closure.width_m is None else min(closure.width_m, full)
+        right = 0.5 * (full - width)  # from the right edge: the box's centre moves right
+        x, y = x + right * math.sin(heading), y - right * math.cos(heading)
         out.append(
             AgentState(
                 f"works{k}", AgentKind.UNKNOWN, x, y, heading, 0.0,
-                length=closure.to_m - closure.from_m, width=lane.width - 2 * WORKS_INSET_M,
+                length=closure.to_m - closure.from_m, width=width,
             )
         )  # fmt: skip
     return out
@@ -326,6 +338,12 @@ class _ScenarioDriver(SoleCarDriver):
         self.stopped_since: float | None = None
         self.ticks = 0
         self.works = lane_closure_agents(world.road_map, spec)
+        self.operator = (
+            ScenarioOperator(spec.operator, world.road_map, route, EGO_ID)
+            if spec.operator is not None
+            else None
+        )
+        self.solid_lines = bool(np.any(route.path.solid_centre_line > 0))
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
         spec, car, record = self.spec, self.car, self.result.record
@@ -361,6 +379,11 @@ class _ScenarioDriver(SoleCarDriver):
                 record.reached_stop = True
                 self.stop_request = None
         record.add(now, ego, out, truth, signals)
+        if self.operator is not None:
+            at_stop = out.behaviour in KERB_BEHAVIOURS or out.behaviour in EV_REACTIONS
+            self.operator.tick(now.time_s, car, truth, at_stop=at_stop)
+        if self.solid_lines and _across_solid_line(self.route.path, car.state):
+            self.result.across_solid_line_s.append(now.time_s)
         if self.keep_frames:
             self.result.frames.append(
                 Frame(
@@ -393,6 +416,7 @@ def run_scenario(
     wall0 = wall.perf_counter()
     config = _run_config(spec, data_dir, cache_dir)
     road_map, graph = city or load_city(config)
+    road_map = _with_solid_centre_lines(road_map, spec)
     ego_spec = spec.ego
     route = reference_path(
         road_map, ego_spec.route, start_lane=ego_spec.start_lane, end_lane=ego_spec.end_lane
@@ -452,11 +476,16 @@ def run_scenario(
     )  # fmt: skip
     steps = round(spec.duration_s / spec.dt_s)
     sim = Simulation(world, graph, callbacks=[_Scenario(spec, world)], step_s=spec.dt_s)
-    sim.drivers = _ScenarioDriver(
+    driver = _ScenarioDriver(
         spec, car, route, world, result, keep_frames=keep_frames, progress=progress
     )
+    sim.drivers = driver
     with sim:
         sim.run(until=lambda tick: tick.index + 1 >= steps)
+    operator = driver.operator
+    if operator is not None:
+        result.assistance = operator.report()
+        result.assistance_events = operator.events
     stack_times = car.stack.times
     result.stage_ms = {
         stage: 1000.0 * float(np.median(times))
@@ -471,6 +500,26 @@ def run_scenario(
     result.audio_cpu_ms = [1000.0 * x for x in audio_cpu] if audio_cpu is not None else []
     result.wall_s = wall.perf_counter() - wall0
     return result
+
+
+def _with_solid_centre_lines(road_map: RoadMap, spec: ScenarioSpec) -> RoadMap:
+    """The map with the scenario's solid centre lines marked."""
+    if not spec.solid_centre_lines:
+        return road_map
+    for edge in spec.solid_centre_lines:
+        if edge not in road_map.edges:
+            raise ScenarioError(f"scenario {spec.name}: solid centre line on unknown edge {edge!r}")
+    solid = road_map.solid_centre_lines | frozenset(spec.solid_centre_lines)
+    return dataclasses.replace(road_map, solid_centre_lines=solid)
+
+
+def _across_solid_line(path: ReferencePath, ego: VehicleState) -> bool:
+    """The car's footprint reaches over a solid centre line (into the oncoming lane)."""
+    cx = ego.x + IPACE.rear_axle_to_center_m * math.cos(ego.heading)
+    cy = ego.y + IPACE.rear_axle_to_center_m * math.sin(ego.heading)
+    s, d = path.project(cx, cy)
+    reach = float(d) + 0.5 * IPACE.width_m
+    return bool(path.solid_centre_line_at(s)) and reach > float(path.left_room_at(s)) + 0.1
 
 
 def _scenario_types_xml(config: RunConfig) -> str:

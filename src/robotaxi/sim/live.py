@@ -218,6 +218,8 @@ class LiveService:
             raise
         self._read.attach(self.map, self.graph, self.fleet, self.world, self.driver)
         self.fleet.assistance.look = self._look
+        if self.driver is not None:
+            self.fleet.assistance.says = self.driver.says
         self._started = True
         with self._lock:
             self._read.publish(self._record((), ()), tuple(self.fleet.trips))

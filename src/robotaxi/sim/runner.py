@@ -118,6 +118,14 @@ def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
         # San Francisco's own signals: only those DataSF lists with fire pre-emption
         signals = preemption_tls_ids(road_map, config.map.data_dir / DATASF_SIGNALS)
         road_map = dataclasses.replace(road_map, preemption_signals=signals)
+    if config.map.solid_centre_lines:
+        unknown = sorted(set(config.map.solid_centre_lines) - set(road_map.edges))
+        if unknown:
+            raise ConfigError(
+                f"map.solid_centre_lines: no edge {unknown[0]!r} in map {road_map.name}"
+            )
+        solid = road_map.solid_centre_lines | frozenset(config.map.solid_centre_lines)
+        road_map = dataclasses.replace(road_map, solid_centre_lines=solid)
     return road_map, RoutingGraph(road_map)
 
 

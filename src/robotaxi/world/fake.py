@@ -46,7 +46,7 @@ from robotaxi.core import (
     WorldSnapshot,
     WorldStats,
 )
-from robotaxi.core.commands import AvoidStreet
+from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, PassOpposite
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.traffic import PROBE_LAG_S, emergency_runs
 
@@ -277,6 +277,8 @@ class FakeWorld:
                         car.parked = False
                     case AvoidStreet(_, edge):
                         reason = self._avoid_street(car, edge)
+                    case PassOpposite():
+                        reason = NO_LEAVE_FOR_WORLD_CARS
             if reason:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, reason))

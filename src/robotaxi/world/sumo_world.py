@@ -38,7 +38,7 @@ from robotaxi.core import (
     WorldSnapshot,
     WorldStats,
 )
-from robotaxi.core.commands import AvoidStreet
+from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, PassOpposite
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.background import DAY_S, count_vehicles, plan_bay_area_routes
 from robotaxi.world.traffic import (
@@ -410,6 +410,8 @@ class SumoWorld:
                         self._hand_back(vid)
                     case AvoidStreet(vid, edge):
                         self._avoid_street(vid, edge)
+                    case PassOpposite():
+                        raise WorldError(NO_LEAVE_FOR_WORLD_CARS)
             except (libsumo.TraCIException, WorldError) as exc:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, str(exc)))

@@ -57,7 +57,10 @@ class ReferencePath:
     - `stop_lines`: stop lines along the route, in any order;
     - `oncoming_room_m`: width of the lanes for the other direction just left of
       `left_room_m` (m, 0 where there are none: a one-way street, a median, a junction). Not
-      drivable as such: only a pass round a standing vehicle may borrow it.
+      drivable as such: only a pass round a standing vehicle may borrow it;
+    - `solid_centre_line`: 1 where the line between our lanes and the oncoming ones is solid
+      (the map's `solid_centre_lines`), 0 elsewhere: the oncoming lanes are borrowed there
+      only with leave (remote assistance), never on the car's own decision.
 
     Scalars are broadcast to every point. Derived: `s` (N arc lengths, m), `length_m`.
     """
@@ -69,6 +72,7 @@ class ReferencePath:
     left_room_m: FloatArray
     stop_lines: tuple[StopLine, ...] = ()
     oncoming_room_m: FloatArray = field(default_factory=lambda: np.zeros(1))
+    solid_centre_line: FloatArray = field(default_factory=lambda: np.zeros(1))
     s: FloatArray = field(init=False, repr=False)
     _seg_heading: FloatArray = field(init=False, repr=False)
     _vertex_heading: FloatArray = field(init=False, repr=False)
@@ -90,12 +94,9 @@ class ReferencePath:
         set_(self, "xy", xy)
         for name in ("lane_width_m", "speed_limit_mps", "right_room_m", "left_room_m"):
             set_(self, name, _per_point(getattr(self, name), n, name))
-        oncoming = np.asarray(self.oncoming_room_m, dtype=np.float64)
-        set_(
-            self,
-            "oncoming_room_m",
-            _per_point(oncoming[0] if oncoming.shape == (1,) else oncoming, n, "oncoming_room_m"),
-        )
+        for name in ("oncoming_room_m", "solid_centre_line"):
+            given = np.asarray(getattr(self, name), dtype=np.float64)
+            set_(self, name, _per_point(given[0] if given.shape == (1,) else given, n, name))
         set_(self, "stop_lines", tuple(sorted(self.stop_lines, key=lambda line: line.s_m)))
         set_(self, "s", np.concatenate([[0.0], np.cumsum(seg_len)]))
         seg_heading = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))
@@ -284,6 +285,11 @@ class ReferencePath:
 
     def oncoming_room_at(self, s: npt.ArrayLike) -> FloatArray:
         return self._interp(self.oncoming_room_m, s)
+
+    def solid_centre_line_at(self, s: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether the centre line is solid at arc length(s) `s` (m): where it changes, the
+        points on either side count (a pass may not start or end across a solid line)."""
+        return np.asarray(self._interp(self.solid_centre_line, s) > 0.0)
 
     def curvature_at(self, s: npt.ArrayLike) -> FloatArray:
         """Signed curvature of the path (1/m, left turns positive) at arc length s."""

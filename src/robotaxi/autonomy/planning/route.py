@@ -133,6 +133,7 @@ def reference_path(
     right: list[FloatArray] = []
     left: list[FloatArray] = []
     oncoming: list[FloatArray] = []
+    solid: list[FloatArray] = []
     lane_ids: list[str] = []
     piece_end_index: list[int] = []
     count = 0
@@ -158,7 +159,10 @@ def reference_path(
         speed.append(np.full(n, lane.speed_limit))
         right.append(np.full(n, lane.width / 2 + right_extra))
         left.append(np.full(n, lane.width / 2 + left_extra))
-        oncoming.append(np.full(n, _oncoming_width(road_map, lane, siblings)))
+        oncoming_w = _oncoming_width(road_map, lane, siblings)
+        oncoming.append(np.full(n, oncoming_w))
+        marked = oncoming_w > 0 and lane.edge_id in road_map.solid_centre_lines
+        solid.append(np.full(n, 1.0 if marked else 0.0))
         lane_ids.append(lane.lane_id)
         count += n
         piece_end_index.append(count - 1)
@@ -171,6 +175,7 @@ def reference_path(
         right_room_m=np.concatenate(right)[keep],
         left_room_m=np.concatenate(left)[keep],
         oncoming_room_m=np.concatenate(oncoming)[keep],
+        solid_centre_line=np.concatenate(solid)[keep],
     )
     kept_index = np.cumsum(keep) - 1
     starts = [0.0] + [float(path.s[kept_index[i]]) for i in piece_end_index[:-1]]
@@ -186,6 +191,7 @@ def reference_path(
         left_room_m=path.left_room_m,
         stop_lines=lines,
         oncoming_room_m=path.oncoming_room_m,
+        solid_centre_line=path.solid_centre_line,
     )
     return LaneRoute(path=path, lane_ids=tuple(lane_ids), lane_start_s=np.asarray(starts))
 

@@ -53,8 +53,10 @@ def answer(
     live: LiveDep,
 ) -> AssistancePublic:
     """Answer a car with context: 'another_way' (this street is blocked), 'wait' (it will
-    clear) or 'pull_over' (at the next safe kerb). The car checks the answer before acting:
-    a refusal and its reason show in `answers` and `refusal` after the next tick."""
+    clear), 'pull_over' (at the next safe kerb) or 'pass_opposite' (you may pass the blocker
+    using the opposite lane when clear, across a solid centre line: the car waits for a gap
+    in the oncoming traffic itself; never remote driving). The car checks the answer before
+    acting: a refusal and its reason show in `answers` and `refusal` after the next tick."""
     try:
         row = live.answer_assistance(request_id, AssistAnswer(body.answer))
     except NoSuchAssistRequestError as exc:

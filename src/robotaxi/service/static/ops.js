@@ -315,7 +315,7 @@
         dl.append(dt, dd);
       }
       drawCharts(history);
-      const ANSWERS = [["another_way", "Blocked: take another way"], ["wait", "Wait: it will clear"], ["pull_over", "Pull over at the next kerb"]];
+      const ANSWERS = [["another_way", "Blocked: take another way"], ["wait", "Wait: it will clear"], ["pull_over", "Pull over at the next kerb"], ["pass_opposite", "Pass using the opposite lane when clear"]];
       rows("assistance", assistance, (r) => {
         const buttons = document.createElement("span");
         for (const [answer, label] of r.open ? ANSWERS : []) {
@@ -341,7 +341,8 @@
           li.textContent = `${a.answer.replace(/_/g, " ")}: ${a.outcome || "checking"}${a.reason ? ` (${a.reason})` : ""}`;
           log.append(li);
         }
-        const standing = `${Math.round(r.standing_s)} s${r.open ? "" : ` · closed: ${r.closed_how}`}`;
+        const resolved = r.resolution_s === null ? "" : `, resolved in ${Math.round(r.resolution_s)} s`;
+        const standing = `${Math.round(r.standing_s)} s${r.open ? "" : ` · closed: ${r.closed_how}${resolved}`}`;
         const around = r.open ? surroundings(r.vehicle_id, token) : "–";
         return [r.vehicle_id, r.trip_id, r.street, standing, r.sees, around, log, r.open ? buttons : "closed"];
       });

@@ -38,7 +38,10 @@ Behaviours, by priority (the highest active one names the tick):
   oncoming lane (the path's `oncoming_room`), never through a junction: wait
   `oncoming_pass_standoff_m` behind it at our lane's left edge, and go when the whole pass
   fits before anyone coming the other way arrives — counting, as coming at the speed limit,
-  whoever might be beyond the cameras' reach or hidden behind the blocker;
+  whoever might be beyond the cameras' reach or hidden behind the blocker. Where the centre
+  line is solid (the path's `solid_centre_line`) that pass needs an operator's leave
+  (`OncomingPassLeave`, remote assistance): without it the car waits behind the blocker;
+  with it, it still goes only into a gap in the oncoming traffic;
 - `car_follow` / `lane_follow`: drive the lane centre at the speed limit, with or without a
   leading vehicle within `follow_range_m`, slower past a standing vehicle just right of our
   path that hides the kerb (someone may step out in front of it).
@@ -62,6 +65,7 @@ decided, then names the tick by priority (`planner.arbitrate`):
 """
 
 from robotaxi.autonomy.planning.behaviour.config import BehaviourConfig
+from robotaxi.autonomy.planning.behaviour.pass_blocker import OncomingPassLeave
 from robotaxi.autonomy.planning.behaviour.planner import BehaviourPlanner
 from robotaxi.autonomy.planning.behaviour.policy import (
     Behaviour,
@@ -80,6 +84,7 @@ __all__ = [
     "BehaviourTarget",
     "Draft",
     "FrenetScene",
+    "OncomingPassLeave",
     "Tick",
     "curb_offset_m",
     "frenet_scene",

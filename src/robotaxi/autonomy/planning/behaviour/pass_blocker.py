@@ -1,5 +1,6 @@
 """Passing a double-parked vehicle through the next same-direction lane to our left, when the
-gap in that lane allows."""
+gap in that lane allows; or through the oncoming lane, when its traffic leaves a gap — across
+a solid centre line only with an operator's leave (`OncomingPassLeave`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,26 @@ import numpy.typing as npt
 from robotaxi.autonomy.planning.behaviour.config import BehaviourConfig
 from robotaxi.autonomy.planning.behaviour.policy import Behaviour, Draft, Tick
 from robotaxi.autonomy.planning.behaviour.scene import VEHICLE_KINDS
+from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.vehicle import VehicleParams
 from robotaxi.core.types import AgentKind
 
 # a latched blocker still stands while its tracked speed stays this far above
 # `blocker_speed_mps` (a parked car's track jitters), m/s
 BLOCKER_NOISE_MPS = 0.5
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OncomingPassLeave:
+    """Remote assistance's leave to cross the solid centre line of `path` between arc lengths
+    `from_s_m` and `to_s_m` (m: the street where the blocker stands) to pass one blocker
+    through the oncoming lane. The car still checks the gap in the oncoming traffic itself.
+    Good for one pass on that stretch of that path: spent once the pass is done, void once
+    the car's rear is past `to_s_m` or it drives another path."""
+
+    path: ReferencePath
+    from_s_m: float
+    to_s_m: float
 
 
 @dataclass(slots=True)
@@ -30,6 +45,9 @@ class PassLatch:
     passing_front_s: float | None = None
     target_d: float = 0.0
     oncoming: bool = False
+    by_leave: bool = False  # the pass under way crosses a solid centre line, with leave
+    # where we stand, drawn up behind a blocker we may not pass without leave (m)
+    hold_s: float | None = None
 
 
 class PassBlockerPolicy:
@@ -44,14 +62,47 @@ class PassBlockerPolicy:
     same-direction lane. With none beside ours, a
     vehicle standing for `oncoming_pass_wait_s` (no longer than `oncoming_pass_max_length_m`)
     or a standing obstacle is passed through the oncoming lane, when the oncoming traffic
-    leaves a gap for the whole pass (`_oncoming_gap_ok`)."""
+    leaves a gap for the whole pass (`_oncoming_gap_ok`). Where the centre line is solid
+    (the path's `solid_centre_line`) the car does not cross it on its own: it waits behind the
+    blocker (`held_by_line`) until remote assistance gives leave (`permit`), and then still
+    goes only into a gap in the oncoming traffic."""
 
     def __init__(self, config: BehaviourConfig, params: VehicleParams) -> None:
         self.config = config
         self.params = params
         self.latch = PassLatch()
+        self.leave: OncomingPassLeave | None = None
+        # this tick: a blocker we would pass through the oncoming lane stands before a solid
+        # centre line and we have no leave to cross it
+        self.held_by_line = False
+
+    def permit(self, leave: OncomingPassLeave) -> str:
+        """Take an operator's leave to cross the solid centre line; "" when taken, else why
+        not (there is no oncoming lane on that stretch to pass through)."""
+        lane_w = float(np.min(leave.path.lane_width_at([leave.from_s_m, leave.to_s_m])))
+        span = np.linspace(leave.from_s_m, leave.to_s_m, 32)
+        if float(np.max(leave.path.oncoming_room_at(span))) < lane_w - 0.1:
+            return "there is no lane for the other direction beside its own to pass through"
+        self.leave = leave
+        return ""
+
+    def _leave_for(self, tick: Tick, span: npt.NDArray[np.float64]) -> bool:
+        """Whether our leave covers a pass over `span` (arc lengths, m, ascending) of this
+        tick's path: every point of it where the centre line is solid lies on the stretch
+        the leave is for."""
+        leave = self.leave
+        if leave is None or leave.path is not tick.path:
+            return False
+        solid = span[tick.path.solid_centre_line_at(span)]
+        return bool(np.all((solid >= leave.from_s_m - 1.0) & (solid <= leave.to_s_m + 1.0)))
 
     def apply(self, tick: Tick, draft: Draft) -> Draft:
+        self.held_by_line = False
+        leave = self.leave
+        if leave is not None and (
+            leave.path is not tick.path or tick.s_ego - self.params.rear_overhang_m > leave.to_s_m
+        ):
+            self.leave = None  # another path, or past that street: the leave is void
         if not (
             self.config.pass_blockers
             and draft.name is None
@@ -91,6 +142,8 @@ class PassBlockerPolicy:
                 passing_front_s = float(scene.agent_s[j, 0] + half_len[j])
                 self.latch.passing_front_s = passing_front_s
             if rear > passing_front_s + cfg.pass_return_gap_m:
+                if self.latch.by_leave:
+                    self.leave = None  # the one pass it was given for is done
                 self.latch = PassLatch()  # clear of it: back to our lane
                 return None, None
             target_d = self.latch.target_d
@@ -143,7 +196,8 @@ class PassBlockerPolicy:
                 return None, None  # traffic ahead of it: a queue, not a blocker
         span = np.linspace(s_ego, b_front + cfg.pass_return_gap_m + p.length_m, 16)
         same_lane_room = float(np.min(path.left_room_at(span))) >= 1.5 * lane_w - 0.1
-        # with no lane our way beside ours, the oncoming lane: never through a junction
+        # with no lane our way beside ours, the oncoming lane: never through a junction, and
+        # across a solid centre line only with leave
         oncoming_room = (
             not same_lane_room
             and cfg.oncoming_pass
@@ -152,6 +206,18 @@ class PassBlockerPolicy:
             and float(np.min(path.oncoming_room_at(span))) >= lane_w - 0.1
             and not any(s_ego < line.s_m < span[-1] for line in path.stop_lines)
         )
+        by_leave = oncoming_room and bool(np.any(path.solid_centre_line_at(span)))
+        if by_leave and not self._leave_for(tick, span):
+            # a solid line: we may not cross it on our own. Hold back where we could steer
+            # out once leave comes, and wait (the car asks for help after standing a while)
+            self.held_by_line = True
+            wait = float(rear_edge[i]) - cfg.oncoming_pass_standoff_m - p.rear_axle_to_front_m
+            if tick.speed < cfg.peek_below_mps:
+                # drawn up: stay where we stand (not a creep forward, tick by tick)
+                if self.latch.hold_s is None:
+                    self.latch.hold_s = max(wait, s_ego)
+                return None, self.latch.hold_s
+            return None, wait if wait > s_ego - 0.5 else None
         standoff = cfg.oncoming_pass_standoff_m if oncoming_room else cfg.pass_standoff_m
         wait = float(rear_edge[i]) - standoff - p.rear_axle_to_front_m
         wait_stop = wait if standing and wait > s_ego - 0.5 else None
@@ -183,6 +249,7 @@ class PassBlockerPolicy:
         if self._target_ok(tick, vehicle, target_d, b_front, oncoming, i):
             self.latch.passing_front_s = b_front
             self.latch.target_d, self.latch.oncoming = target_d, oncoming
+            self.latch.by_leave = by_leave
             return target_d, None
         return None, wait_stop
 

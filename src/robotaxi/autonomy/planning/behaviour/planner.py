@@ -12,7 +12,7 @@ from robotaxi.autonomy.planning.behaviour.follow import FollowPolicy
 from robotaxi.autonomy.planning.behaviour.junction import StopLinePolicy
 from robotaxi.autonomy.planning.behaviour.kerb import KerbPolicy
 from robotaxi.autonomy.planning.behaviour.occlusion import OccludedKerbPolicy
-from robotaxi.autonomy.planning.behaviour.pass_blocker import PassBlockerPolicy
+from robotaxi.autonomy.planning.behaviour.pass_blocker import OncomingPassLeave, PassBlockerPolicy
 from robotaxi.autonomy.planning.behaviour.policy import (
     Behaviour,
     BehaviourPolicy,
@@ -98,6 +98,17 @@ class BehaviourPlanner:
     def audio_direction(self) -> SirenBearing | None:
         """Where the siren is heard from relative to our road (None: not heard)."""
         return self.ev_yield.heard.latch.bearing
+
+    def permit_oncoming_pass(self, leave: OncomingPassLeave) -> str:
+        """Remote assistance's leave to pass a blocker across a solid centre line (the car
+        still waits for a gap in the oncoming traffic); "" when taken, else why not."""
+        return self.pass_blocker.permit(leave)
+
+    @property
+    def held_by_line(self) -> bool:
+        """The last tick waited behind a blocker it may pass only across a solid centre
+        line, without leave to cross it."""
+        return self.pass_blocker.held_by_line
 
     def step(
         self,
