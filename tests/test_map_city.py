@@ -50,6 +50,12 @@ def test_the_whole_city_keeps_its_real_signals_and_is_one_road_network(city: Roa
     assert len(city.traffic_lights) >= 1200
     assert len(city.signal_junctions) >= 1200
     assert {j.tls_id for j in city.signal_junctions} <= set(city.traffic_lights)
+    # the whole of a signalised crossing is signalised, by one light: Market, 16th and Noe is
+    # four nodes, and DataSF's point fell on a shape node of Noe Street beside them
+    lights = {j.junction_id: j.tls_id for j in city.signal_junctions}
+    market_16th_noe = ["n10757", "n10765", "cluster_n10769_n7041"]
+    assert all(n in lights for n in market_16th_noe)
+    assert len({lights[n] for n in market_16th_noe}) == 1
     roads = [e for e in city.edges.values() if not e.internal and city.robotaxi_lanes(e)]
     assert len(roads) > 25_000
     assert len(city.main_component) / len(roads) >= 0.99

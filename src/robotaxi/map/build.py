@@ -37,6 +37,7 @@ from robotaxi.map.restrictions import (
     read_plain_city,
     restriction_patch,
 )
+from robotaxi.map.signal_clusters import SIGNAL_CLUSTER_M, signal_cluster_patch
 
 # Where the named San Francisco sources live inside the shared data folder.
 SF_MISSION_OSM = Path("sf/osm/sf_mission_2014.osm")
@@ -244,7 +245,8 @@ def build_network(city: str, data_dir: Path, cache_dir: Path) -> BuiltNetwork:
             restrictions.read_bytes() if restrictions else b"",
             " ".join(PLAIN_OPTIONS).encode(),
             sumo_version().encode(),
-            b"plain-v2",
+            f"signal clusters {SIGNAL_CLUSTER_M} m".encode(),
+            b"plain-v5",
         )
         source = f"{path} + {edges.name}" + (f" + {restrictions.name}" if restrictions else "")
         return _cached(
@@ -329,9 +331,12 @@ def _build_plain(
     nodes: Path, edges: Path, out: Path, restrictions: Path | None = None
 ) -> tuple[str, tuple[float, float]]:
     """netconvert SUMO plain XML whose nodes are lon/lat and whose edges carry OSM types,
-    with the city's street restrictions (if any) as an edge patch loaded after its edges."""
+    with the city's street restrictions (if any) as an edge patch loaded after its edges and
+    the rest of each signalised crossing signalised (`signal_cluster_patch`) as a node patch."""
     type_map = _plain_type_map()
     edge_files = [str(edges)]
+    signals = out.with_name("signals.nod.xml")
+    signal_cluster_patch(nodes, edges, signals)
     if restrictions is not None:
         plain = read_plain_city(nodes, edges)
         closed = closed_edges(load_restrictions(restrictions), plain)
@@ -342,7 +347,7 @@ def _build_plain(
         [
             _binary("netconvert"),
             "--node-files",
-            str(nodes),
+            f"{nodes},{signals}",
             "--edge-files",
             ",".join(edge_files),
             "--type-files",
