@@ -120,14 +120,30 @@ ADAPTER_NOTES = (
     "criterion plus time gaps, `planning.lane_change`): otherwise its start moves on along "
     "the lanelet (or onto the next lanelets beside each other), the car lets a car beside "
     "it go by, and takes the gap when it comes (`sim.commonroad.RouteLaneChanges`); the "
-    "car watches for 3 ticks before it takes any gap."
+    "car watches for 3 ticks before it takes any gap. "
+    "Later on 2026-12-05 (issue 15), both planners: (3) on roads without a signed limit the "
+    "route's speed is at least the middle of the goal's velocity interval where that is "
+    "faster than the ego's starting speed (the desired speed the reactive planner also takes "
+    "from the goal; it was the starting speed alone); (4) near the goal the target is capped "
+    "0.2 m/s (at most a quarter of the interval's width) inside the goal's velocity interval, "
+    "not on its upper edge, which the car overshot by 0.01 m/s (ZAM_Tjunction-1_18). Ours "
+    "only: (5) a route lane change laid out just ahead of where the car starts (its front "
+    "already past the start) used to count as under way at once, unchecked; it is now "
+    "gap-checked like the others, and counts as under way only once the car has found its "
+    "gap or is 5 m past its start; (6) the gap check's model of our own car following is the "
+    "roll-out's improved IDM (below)."
 )
 BASELINE_NOTE = (
     "The IDM baseline is our motion planner's roll-out with one candidate (lane centre, "
     "speed limit), no behaviour layer and no scoring, so it shares the roll-out's "
     "longitudinal model: since 2026-11-26 that is IDM blended with the constant-acceleration "
     "heuristic (ACC model), jerk-limited, with crossing traffic timed to when the car would "
-    "get there — changes that moved the baseline too (see the changes table)."
+    "get there — changes that moved the baseline too (see the changes table). Since "
+    "2026-12-05 (issue 15) its IDM is the improved IDM (IIDM, Treiber & Kesting 2013), which "
+    "follows a leader at the desired gap instead of lagging well behind it below the desired "
+    "speed; this moved the baseline too. Our planner (not the baseline) also rolls its "
+    "full-speed profiles out once more pulling away at 2.0 m/s² instead of 1.5 and lets the "
+    "scoring choose."
 )
 
 
@@ -312,7 +328,8 @@ def _carry_peers(
         for row in done:
             row[name] = before[row["scenario"]][name]
         summary[name] = old["summary"][name]
-        carried[name] = str(old.get("run_utc"))
+        # rows that were themselves carried keep the time of the run that drove them
+        carried[name] = str(old.get("carried", {}).get(name, old.get("run_utc")))
     return carried
 
 

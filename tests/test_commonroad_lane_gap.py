@@ -62,11 +62,14 @@ def test_gap_rule_on_hand_built_scenes(who, ok):
 
 def test_follow_accel_is_the_motion_planners_car_following():
     # no one near: nothing to brake for; a standing car close ahead: hard braking; a leader
-    # at our speed at the IDM's desired gap (2 m + 1.5 s): mild
+    # at our speed at the IDM's desired gap (2 m + 1.5 s): none (the improved IDM keeps
+    # that gap); at 4/5 of it: mild, a·(1 − 1.25²) eased by the ACC blend
     assert follow_accel(12.0, np.array([12.0]), np.array([500.0]))[0] > -0.1
     assert follow_accel(12.0, np.array([0.0]), np.array([10.0]))[0] < -5.0
     desired = follow_accel(12.0, np.array([12.0]), np.array([20.0]))[0]
-    assert -1.6 < desired < -1.0
+    assert desired == pytest.approx(0.0, abs=1e-9)
+    closer = follow_accel(12.0, np.array([12.0]), np.array([16.0]))[0]
+    assert -1.0 < closer < -0.6
 
 
 def test_gap_rule_ignores_traffic_coming_the_other_way():
@@ -203,3 +206,19 @@ def test_the_idm_baseline_keeps_the_route_as_laid_out(two_lanes):
     fixed = RouteLaneChanges(two_lanes, IPACE, enabled=False)
     ego = VehicleState(30.0, 0.0, 0.0, 12.0)
     assert fixed.path_for(ego, predict([_car(7, 31.0, LANE_W, 12.0)])) is two_lanes.path
+
+
+def test_a_lane_change_laid_out_where_the_car_starts_is_checked_too(two_lanes):
+    from robotaxi.sim.commonroad import RouteLaneChanges
+
+    # the route lays the change 5 m ahead of the car's centre: its front is already past
+    # it. A car beside in the target lane: the change must wait, not count as under way
+    taken = RouteLaneChanges(two_lanes, IPACE)
+    start_x = float(taken.starts[0].start_xy[0])
+    x = start_x - IPACE.rear_axle_to_front_m + 1.0
+    for k in range(10):
+        ego = VehicleState(x + 1.2 * k, 0.0, 0.0, 12.0)
+        beside = [_car(7, ego.x + 1.0, LANE_W, 12.0)]
+        path = taken.path_for(ego, predict(beside) if k else None)
+    assert not taken.begun and taken.deferrals > 0
+    assert _lateral_at(path, ego.x + 5.0) == pytest.approx(0.0, abs=0.1)

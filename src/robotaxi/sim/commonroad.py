@@ -106,6 +106,8 @@ LANE_CHANGE_MIN_M = 25.0
 LANE_CHANGE_MAX_M = 80.0
 # a goal's velocity interval applies from this far before the goal region's centre (m)
 GOAL_SPEED_LEAD_M = 20.0
+# ... aimed this far inside the interval's upper end (m/s; at most a quarter of its width)
+GOAL_SPEED_MARGIN_MPS = 0.2
 # goals open for very long (a loading bay's is 1000 s) are attempted for at most this long
 MAX_DURATION_S = 60.0
 # a route lane change is decided on (the gap in its target lane checked) once its start is
@@ -271,11 +273,23 @@ def _goal_speed(
     signed = any(router.speed_limit(lid) is not None for lid in route.lanelet_ids)
     speed = path.speed_limit_mps.copy()
     if not signed:
-        speed = np.maximum(speed, min(v0, IPACE.max_speed_mps))
+        # the pace of traffic there: the ego's own speed at the start and, where the goal
+        # asks to arrive faster, the middle of the goal's velocity interval (the desired
+        # speed a CommonRoad planner takes from the goal)
+        pace = v0
+        for state in problem.goal.state_list:
+            if state.has_value("velocity"):
+                mid = 0.5 * (float(state.velocity.start) + float(state.velocity.end))
+                pace = max(pace, mid)
+                break
+        speed = np.maximum(speed, min(pace, IPACE.max_speed_mps))
     for state in problem.goal.state_list:
         if state.has_value("velocity"):
             lo, hi = float(state.velocity.start), float(state.velocity.end)
-            goal_speed = np.minimum(speed, max(hi, 0.5))
+            # aimed a little inside the interval: a target on its very edge is overshot by
+            # the last centimetre per second as often as not
+            margin = min(GOAL_SPEED_MARGIN_MPS, 0.25 * max(hi - lo, 0.0))
+            goal_speed = np.minimum(speed, max(hi - margin, 0.5))
             goal_speed = np.where(goal_speed < lo, 0.5 * (lo + hi), goal_speed)
             near = np.ones(len(speed), dtype=bool)
             if state.has_value("position"):
@@ -322,6 +336,7 @@ class RouteLaneChanges:
         self.route = problem.route  # its lane changes where they are now
         self.delays_m: dict[int, float] = {}
         self.begun: set[int] = set()
+        self.taken: set[int] = set()  # lane changes whose gap the car has seen acceptable
         self.deferrals = 0  # how many times a start was moved on
         self.watched = 0  # ticks with the car's predictions so far
         self.waiting: set[int] = set()  # lane changes moved on and waiting for their gap
@@ -378,8 +393,11 @@ class RouteLaneChanges:
             sx, sy = start.start_xy
             ss, _ = self.path.project(sx, sy, (s_ego - 20.0, s_ego + 400.0))
             ahead = float(ss) - front
-            if ahead <= 0.0:
-                self.begun.add(start.hop)  # under way
+            # Under way once the car is past its start: one the car never found a gap for
+            # (the route lays the first change just ahead of where the car starts, and the
+            # car has not watched yet) only once it is well past, so it too is checked
+            if ahead <= 0.0 and (start.hop in self.taken or ahead <= -LANE_CHANGE_DEFER_STEP_M):
+                self.begun.add(start.hop)
                 continue
             waiting = start.hop in self.waiting
             if ahead > decide_m and not waiting:
@@ -393,6 +411,7 @@ class RouteLaneChanges:
                 and lane_change_gap_ok(ego, predictions, lane, self.params, self.rule)
             ):
                 self.waiting.discard(start.hop)
+                self.taken.add(start.hop)
                 pull_m = ahead - LANE_CHANGE_DECIDE_M
                 if waiting and pull_m > LANE_CHANGE_DEFER_STEP_M:
                     # the gap came while the start was moved on: take it from nearer

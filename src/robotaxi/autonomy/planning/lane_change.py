@@ -66,15 +66,16 @@ class GapRule:
 
 
 def follow_accel(v_mps: float, lead_speed_mps: FloatArray, gap_m: FloatArray) -> FloatArray:
-    """The acceleration (m/s²) of the motion planner's car-following model (IDM blended with
-    the constant-acceleration heuristic, the ACC model; `planning.motion`) at speed `v_mps`
-    behind leaders at `gap_m` (bumper to bumper) driving `lead_speed_mps`, cruising at its
-    desired speed (the free-road term 0)."""
+    """The acceleration (m/s²) of the motion planner's car-following model (the improved
+    IDM blended with the constant-acceleration heuristic, the ACC model; `planning.motion`)
+    at speed `v_mps` behind leaders at `gap_m` (bumper to bumper) driving `lead_speed_mps`,
+    cruising at its desired speed (the free-road term 0: IIDM brakes only below the desired
+    gap s*, by a·(1 − (s*/gap)²))."""
     gap = np.maximum(np.asarray(gap_m, dtype=np.float64), 0.1)
     dv = v_mps - np.asarray(lead_speed_mps, dtype=np.float64)
     brake = 2.0 * np.sqrt(IDM_ACCEL_MPS2 * IDM_DECEL_MPS2)
     s_star = IDM_MIN_GAP_M + np.maximum(0.0, v_mps * IDM_TIME_HEADWAY_S + v_mps * dv / brake)
-    idm = -IDM_ACCEL_MPS2 * (s_star / gap) ** 2
+    idm = np.minimum(IDM_ACCEL_MPS2 * (1.0 - (s_star / gap) ** 2), 0.0)
     cah = -(np.maximum(dv, 0.0) ** 2) / (2.0 * gap)
     blended = (1.0 - ACC_COOLNESS) * idm + ACC_COOLNESS * (
         cah + IDM_DECEL_MPS2 * np.tanh((idm - cah) / IDM_DECEL_MPS2)

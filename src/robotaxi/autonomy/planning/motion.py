@@ -1,10 +1,14 @@
 """Motion planning in the style of PDM-Closed (Dauner et al., 2023).
 
 Candidates are lateral offsets from the reference path × IDM speed profiles toward the
-behaviour's target speed (fractions of it, plus a comfortable-stop profile). Every candidate
-is simulated in closed loop — the pure-pursuit law of `control` steering toward its offset
-path; IDM, blended with the constant-acceleration heuristic as in the ACC model (Kesting et
-al., 2010) so a car cutting in at our speed is not met with full braking, setting its
+behaviour's target speed (fractions of it, plus a comfortable-stop profile; the full-speed
+profiles also once pulling away at `BRISK_ACCEL_MPS2`). Every candidate is simulated in
+closed loop — the pure-pursuit law of `control` steering toward its offset path; the
+improved IDM (IIDM, Treiber & Kesting 2013: it follows at the desired gap s*, where plain
+IDM lags well behind a leader below the desired speed; behind a standing leader plain IDM,
+which stops well short of it), blended with the
+constant-acceleration heuristic as in the ACC model (Kesting et al., 2010) so a car cutting
+in at our speed is not met with full braking, setting its
 acceleration against the leaders in its corridor (predicted agents: one driving our way,
 also if about to enter the corridor within `CONFLICT_LOOKAHEAD_S`; one crossing, oncoming
 or stopped where it will be around the time we could get there); a constant-deceleration
@@ -61,7 +65,13 @@ IDM_ACCEL_MPS2 = 1.5
 # comfort limit of 2.4 m/s²; the behaviour layer times the pass with it)
 PASS_ACCEL_MPS2 = 2.0
 IDM_DECEL_MPS2 = 2.5
+# the full-speed profiles are also rolled out pulling away this briskly (m/s², within
+# nuPlan's comfort limit of 2.4): pulling out of a queue as the cars around do, so that
+# those behind are not held up (or, replayed, run into us); the scoring picks
+BRISK_ACCEL_MPS2 = 2.0
 IDM_TIME_HEADWAY_S = 1.5
+# IIDM follows a leader moving faster than this (m/s); behind a slower one, plain IDM
+IIDM_MOVING_MPS = 0.5
 IDM_MIN_GAP_M = 2.0
 # the ACC model's coolness factor (Kesting et al. 2010)
 ACC_COOLNESS = 0.99
@@ -348,8 +358,11 @@ class MotionPlanner:
         lateral_deltas_m: tuple[float, ...] = LATERAL_DELTAS_M,
         speed_fractions: tuple[float, ...] = SPEED_FRACTIONS,
         gains: ControllerGains = DEFAULT_GAINS,
+        brisk_accel_mps2: float | None = BRISK_ACCEL_MPS2,
     ) -> None:
         self.params = params
+        # None: no brisk copies of the full-speed profiles (see BRISK_ACCEL_MPS2)
+        self.brisk_accel_mps2 = brisk_accel_mps2
         self.horizon_s = horizon_s
         self.dt_s = dt_s
         self.n_steps = round(horizon_s / dt_s)
@@ -394,9 +407,11 @@ class MotionPlanner:
         target: BehaviourTarget,
         lateral_offsets_m: FloatArray,
         speed_fractions: FloatArray,
+        accel_mps2: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Closed-loop roll-out of B candidates: returns states B×(N+1)×k and the Frenet
-        (s, d) of their rear axles, B×(N+1) each.
+        (s, d) of their rear axles, B×(N+1) each. `accel_mps2` (B) is each candidate's IDM
+        acceleration (default: `IDM_ACCEL_MPS2`, or `PASS_ACCEL_MPS2` on a pass).
 
         Each of the N steps is some 80–100 array operations on arrays of only B (≈ 30)
         values, so it is the fixed cost of an operation that counts: they write into
@@ -453,6 +468,9 @@ class MotionPlanner:
         idm_accel, idm_decel, idm_max_decel, idm_headway, idm_min_gap = _b_wide(
             b, accel, IDM_DECEL_MPS2, -IDM_DECEL_MPS2, IDM_TIME_HEADWAY_S, IDM_MIN_GAP_M
         )
+        if accel_mps2 is not None:
+            # (the approach term 2√(ab) of s* keeps the default: only pulling away differs)
+            idm_accel = np.asarray(accel_mps2, dtype=np.float64).copy()
         idm_brake, cool, not_cool, front = _b_wide(
             b,
             2 * np.sqrt(accel * IDM_DECEL_MPS2),
@@ -491,7 +509,7 @@ class MotionPlanner:
         # work buffers
         free, gap_floor, dv, s_star, cah, s_front, past_stop, neg_needed = np.empty((8, b))
         lookahead, aim, distance, mean_speed, dpsi, sinc, chord, ds = np.empty((8, b))
-        frenet_denom, work = np.empty((2, b))
+        frenet_denom, work, z_below, plain = np.empty((4, b))
         command, increment, target_xy, step_xy = np.empty((4, 2, b))
         if not straight:
             aim_sin_cos = np.empty((2, b))
@@ -501,7 +519,9 @@ class MotionPlanner:
         step_x, step_y = step_xy
         accel_limits = np.empty((3, b))
         lowest, highest, highest_easing = accel_limits
-        over, braking, easing, not_emergency = np.empty((4, b), dtype=bool)
+        over, braking, easing, not_emergency, below_v0, close_in, standing_lead = np.empty(
+            (7, b), dtype=bool
+        )
         # the angles Δψ/2, heading at mid-step and heading error, their sines, and the
         # cosines of the last two
         angles, sines = np.empty((2, 3, b))
@@ -573,9 +593,36 @@ class MotionPlanner:
                 add(idm_min_gap, s_star, out=s_star)
                 maximum(gap, tenth, out=gap_floor)
                 divide(s_star, gap_floor, out=s_star)
-                square(s_star, out=s_star)
-                multiply(idm_accel, s_star, out=s_star)
-                subtract(free, s_star, out=accel)
+                square(s_star, out=s_star)  # z² = (s*/gap)²
+                # plain IDM, kept for a leader that stands (below)
+                multiply(idm_accel, s_star, out=plain)
+                subtract(free, plain, out=plain)
+                # The improved IDM (Treiber & Kesting 2013, §11.3.7): plain IDM adds the
+                # free-road term to the interaction term, so below the desired speed it
+                # follows at a gap well above s* (at 0.9·v0 some 1.5·s*) and lags a leader
+                # that pulls away. IIDM keeps s* itself: a·(1 − z²) at z ≥ 1 (less the
+                # slowing above v0), free·(1 − z^(2a/free)) at z < 1 below v0, free above.
+                greater(free, zero, out=below_v0)
+                copyto(work, free)
+                putmask(work, ~below_v0, one)
+                divide(idm_accel, work, out=work)
+                minimum(s_star, one, out=z_below)  # (z ≥ 1 is set below; no overflow)
+                power(z_below, work, out=work)
+                putmask(work, ~below_v0, zero)
+                subtract(one, work, out=work)
+                multiply(free, work, out=accel)  # z < 1
+                greater_equal(s_star, one, out=close_in)
+                if count_nonzero(close_in):
+                    subtract(one, s_star, out=work)
+                    multiply(idm_accel, work, out=work)
+                    minimum(free, zero, out=s_star)
+                    add(s_star, work, out=work)
+                    copyto(accel, work, where=close_in)
+                # Behind a leader that stands, plain IDM: it starts braking far back and
+                # stops the car well short of it (leaving room to steer round, e.g. a
+                # double-parked car); IIDM would creep on at the desired speed to s* first
+                less(lead_speed, IIDM_MOVING_MPS, out=standing_lead)
+                copyto(accel, plain, where=standing_lead)
                 # IDM overreacts to a gap that is small but not closing (a car cutting in
                 # ahead at our speed: it would brake at full force and stop the car for
                 # nothing, in front of whoever follows). The ACC model (Kesting, Treiber &
@@ -1045,7 +1092,15 @@ class MotionPlanner:
             )
         target = soft_stop_target(ego, scene, target)
         lat, frac = self.candidate_grid(path, scene, target)
-        cand, s_hist, d_hist = self.rollout(ego, path, scene, predictions, target, lat, frac)
+        accel = None
+        if self.brisk_accel_mps2 is not None and not target.borrow_oncoming:
+            # the full-speed profiles once more, pulling away briskly
+            full = frac == frac.max()
+            accel = np.concatenate(
+                [np.full(len(lat), IDM_ACCEL_MPS2), np.full(int(full.sum()), self.brisk_accel_mps2)]
+            )
+            lat, frac = np.concatenate([lat, lat[full]]), np.concatenate([frac, frac[full]])
+        cand, s_hist, d_hist = self.rollout(ego, path, scene, predictions, target, lat, frac, accel)
         scores = self.score(cand, s_hist, d_hist, path, predictions, target, lat)
         best = int(np.argmax(scores))
         if scores[best] > 0.0:
