@@ -19,20 +19,18 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from robotaxi.autonomy.planning.reference import ReferencePath
-from robotaxi.autonomy.vehicle import IPACE, VehicleState
 from robotaxi.config.scenario import load_scenario
 from robotaxi.core.types import AgentState
 from robotaxi.service.app import create_app
 from robotaxi.service.settings import serve_run_config
-from robotaxi.sim.drive import lane_closure_agents
+from robotaxi.sim.drive import across_solid_line, lane_closure_agents
 from robotaxi.sim.live import LiveService
 from scenes import collides
-from test_service_api import OP, runtime_of, settings_for, sign_in
+from test_service_api import OP, runtime_of, settings_for
+from test_service_autonomy import book_ride
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.sumo]
 SCENARIO = load_scenario("works-solid-centre-line")
@@ -74,29 +72,6 @@ def curb_on(live: LiveService, edge: str, *, before_m: float = math.inf) -> tupl
     return float(curbs.xy[best, 0]), float(curbs.xy[best, 1])
 
 
-def book(
-    client: TestClient, pickup: tuple[float, float], dropoff: tuple[float, float]
-) -> tuple[str, dict[str, str]]:
-    (plat, plon), (dlat, dlon) = runtime_of(client).to_latlon(np.array([pickup, dropoff]))
-    me = sign_in(client, "Ada Lovelace")
-    booked = client.post(
-        "/api/rides",
-        json={"pickup": {"lat": plat, "lon": plon}, "dropoff": {"lat": dlat, "lon": dlon}},
-        headers=me,
-    )
-    assert booked.status_code == 201, booked.text
-    return booked.json()["id"], me
-
-
-def across_solid_line(path: ReferencePath, ego: VehicleState) -> bool:
-    """The car's footprint reaches over a solid centre line."""
-    cx = ego.x + IPACE.rear_axle_to_center_m * math.cos(ego.heading)
-    cy = ego.y + IPACE.rear_axle_to_center_m * math.sin(ego.heading)
-    s, d = path.project(cx, cy)
-    reach = float(d) + 0.5 * IPACE.width_m
-    return bool(path.solid_centre_line_at(s)) and reach > float(path.left_room_at(s)) + 0.1
-
-
 def test_the_car_stands_behind_works_asks_and_passes_with_leave_through_the_api(
     client: TestClient,
 ) -> None:
@@ -110,7 +85,7 @@ def test_the_car_stands_behind_works_asks_and_passes_with_leave_through_the_api(
     # the rider is picked up on the street before the works and set down on the next one
     pickup = curb_on(live, STREET, before_m=WORKS.from_m - 50.0)
     dropoff = curb_on(live, SCENARIO.ego.route[-1])
-    ride_id, me = book(client, pickup, dropoff)
+    ride_id, me = book_ride(client, runtime_of(client), "Ada Lovelace", pickup, dropoff)
 
     def state() -> str:
         view = live.trip(ride_id)

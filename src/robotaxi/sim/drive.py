@@ -382,7 +382,7 @@ class _ScenarioDriver(SoleCarDriver):
         if self.operator is not None:
             at_stop = out.behaviour in KERB_BEHAVIOURS or out.behaviour in EV_REACTIONS
             self.operator.tick(now.time_s, car, truth, at_stop=at_stop)
-        if self.solid_lines and _across_solid_line(self.route.path, car.state):
+        if self.solid_lines and across_solid_line(self.route.path, car.state):
             self.result.across_solid_line_s.append(now.time_s)
         if self.keep_frames:
             self.result.frames.append(
@@ -513,7 +513,7 @@ def _with_solid_centre_lines(road_map: RoadMap, spec: ScenarioSpec) -> RoadMap:
     return dataclasses.replace(road_map, solid_centre_lines=solid)
 
 
-def _across_solid_line(path: ReferencePath, ego: VehicleState) -> bool:
+def across_solid_line(path: ReferencePath, ego: VehicleState) -> bool:
     """The car's footprint reaches over a solid centre line (into the oncoming lane)."""
     cx = ego.x + IPACE.rear_axle_to_center_m * math.cos(ego.heading)
     cy = ego.y + IPACE.rear_axle_to_center_m * math.sin(ego.heading)
