@@ -1,7 +1,5 @@
 """The roll-out's car following is the improved IDM (IIDM): it follows a leader at the
-desired gap s* = s0 + v·T instead of lagging behind it below the desired speed; and our
-planner also rolls its full-speed profiles out pulling away briskly (the IDM baseline,
-one roll-out, does not)."""
+desired gap s* = s0 + v·T instead of lagging behind it below the desired speed."""
 
 from __future__ import annotations
 
@@ -9,8 +7,6 @@ import numpy as np
 
 from robotaxi.autonomy.planning.behaviour import Behaviour, BehaviourTarget, frenet_scene
 from robotaxi.autonomy.planning.motion import (
-    BRISK_ACCEL_MPS2,
-    IDM_ACCEL_MPS2,
     IDM_MIN_GAP_M,
     IDM_TIME_HEADWAY_S,
     MotionPlanner,
@@ -57,20 +53,3 @@ def test_closes_up_on_a_leader_pulling_away_below_the_desired_speed() -> None:
     traj = _lane_centre_rollout(VehicleState(0.0, 0.0, 0.0, 11.0), _leader_at_gap(11, 12, 35))
     assert traj[10, C.SPEED] > 11.55
     assert traj[-1, C.SPEED] > 12.5
-
-
-def test_our_planner_may_pull_away_briskly_the_baseline_roll_out_does_not() -> None:
-    ego = VehicleState(0.0, 0.0, 0.0, 0.0)
-    baseline = _lane_centre_rollout(ego, [])
-    assert baseline[1:, C.ACCEL].max() <= IDM_ACCEL_MPS2 + 1e-9
-    path = ReferencePath.straight((0.0, 0.0), 0.0, 600.0, speed_limit_mps=LIMIT)
-    pred = predict([], 4.0, 0.1)
-    target = BehaviourTarget(Behaviour.LANE_FOLLOW, 0.0, LIMIT)
-    plan = MotionPlanner().plan(ego, path, frenet_scene(path, ego, pred), pred, target)
-    assert plan.ok
-    assert plan.trajectory[1:, C.ACCEL].max() > IDM_ACCEL_MPS2 + 0.2
-    assert plan.trajectory[1:, C.ACCEL].max() <= BRISK_ACCEL_MPS2 + 1e-9
-    # without the brisk profiles, no candidate pulls away harder than IDM's acceleration
-    plain = MotionPlanner(brisk_accel_mps2=None)
-    plan = plain.plan(ego, path, frenet_scene(path, ego, pred), pred, target)
-    assert plan.candidates[:, 1:, C.ACCEL].max() <= IDM_ACCEL_MPS2 + 1e-9

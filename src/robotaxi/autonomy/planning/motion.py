@@ -1,10 +1,9 @@
 """Motion planning in the style of PDM-Closed (Dauner et al., 2023).
 
 Candidates are lateral offsets from the reference path × IDM speed profiles toward the
-behaviour's target speed (fractions of it, plus a comfortable-stop profile; the full-speed
-profiles also once pulling away at `BRISK_ACCEL_MPS2`). Every candidate is simulated in
-closed loop — the pure-pursuit law of `control` steering toward its offset path; the
-improved IDM (IIDM, Treiber & Kesting 2013: it follows at the desired gap s*, where plain
+behaviour's target speed (fractions of it, plus a comfortable-stop profile). Every candidate
+is simulated in closed loop — the pure-pursuit law of `control` steering toward its offset
+path; the improved IDM (IIDM, Treiber & Kesting 2013: it follows at the desired gap s*, where plain
 IDM lags well behind a leader below the desired speed; behind a standing leader plain IDM,
 which stops well short of it), blended with the
 constant-acceleration heuristic as in the ACC model (Kesting et al., 2010) so a car cutting
@@ -65,10 +64,6 @@ IDM_ACCEL_MPS2 = 1.5
 # comfort limit of 2.4 m/s²; the behaviour layer times the pass with it)
 PASS_ACCEL_MPS2 = 2.0
 IDM_DECEL_MPS2 = 2.5
-# the full-speed profiles are also rolled out pulling away this briskly (m/s², within
-# nuPlan's comfort limit of 2.4): pulling out of a queue as the cars around do, so that
-# those behind are not held up (or, replayed, run into us); the scoring picks
-BRISK_ACCEL_MPS2 = 2.0
 IDM_TIME_HEADWAY_S = 1.5
 # IIDM follows a leader moving faster than this (m/s); behind a slower one, plain IDM
 IIDM_MOVING_MPS = 0.5
@@ -358,11 +353,8 @@ class MotionPlanner:
         lateral_deltas_m: tuple[float, ...] = LATERAL_DELTAS_M,
         speed_fractions: tuple[float, ...] = SPEED_FRACTIONS,
         gains: ControllerGains = DEFAULT_GAINS,
-        brisk_accel_mps2: float | None = BRISK_ACCEL_MPS2,
     ) -> None:
         self.params = params
-        # None: no brisk copies of the full-speed profiles (see BRISK_ACCEL_MPS2)
-        self.brisk_accel_mps2 = brisk_accel_mps2
         self.horizon_s = horizon_s
         self.dt_s = dt_s
         self.n_steps = round(horizon_s / dt_s)
@@ -407,11 +399,9 @@ class MotionPlanner:
         target: BehaviourTarget,
         lateral_offsets_m: FloatArray,
         speed_fractions: FloatArray,
-        accel_mps2: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Closed-loop roll-out of B candidates: returns states B×(N+1)×k and the Frenet
-        (s, d) of their rear axles, B×(N+1) each. `accel_mps2` (B) is each candidate's IDM
-        acceleration (default: `IDM_ACCEL_MPS2`, or `PASS_ACCEL_MPS2` on a pass).
+        (s, d) of their rear axles, B×(N+1) each.
 
         Each of the N steps is some 80–100 array operations on arrays of only B (≈ 30)
         values, so it is the fixed cost of an operation that counts: they write into
@@ -468,9 +458,6 @@ class MotionPlanner:
         idm_accel, idm_decel, idm_max_decel, idm_headway, idm_min_gap = _b_wide(
             b, accel, IDM_DECEL_MPS2, -IDM_DECEL_MPS2, IDM_TIME_HEADWAY_S, IDM_MIN_GAP_M
         )
-        if accel_mps2 is not None:
-            # (the approach term 2√(ab) of s* keeps the default: only pulling away differs)
-            idm_accel = np.asarray(accel_mps2, dtype=np.float64).copy()
         idm_brake, cool, not_cool, front = _b_wide(
             b,
             2 * np.sqrt(accel * IDM_DECEL_MPS2),
@@ -1092,15 +1079,7 @@ class MotionPlanner:
             )
         target = soft_stop_target(ego, scene, target)
         lat, frac = self.candidate_grid(path, scene, target)
-        accel = None
-        if self.brisk_accel_mps2 is not None and not target.borrow_oncoming:
-            # the full-speed profiles once more, pulling away briskly
-            full = frac == frac.max()
-            accel = np.concatenate(
-                [np.full(len(lat), IDM_ACCEL_MPS2), np.full(int(full.sum()), self.brisk_accel_mps2)]
-            )
-            lat, frac = np.concatenate([lat, lat[full]]), np.concatenate([frac, frac[full]])
-        cand, s_hist, d_hist = self.rollout(ego, path, scene, predictions, target, lat, frac, accel)
+        cand, s_hist, d_hist = self.rollout(ego, path, scene, predictions, target, lat, frac)
         scores = self.score(cand, s_hist, d_hist, path, predictions, target, lat)
         best = int(np.argmax(scores))
         if scores[best] > 0.0:
