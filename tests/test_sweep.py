@@ -172,8 +172,8 @@ def test_ctrl_c_keeps_the_finished_cells(swept: Path, tmp_path: Path) -> None:
         if isinstance(event, CellFinished):
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
 
-    # Ctrl-C as a fresh `robotaxi sweep` process takes it: Python's own handler (in the whole
-    # suite an earlier test has left another in place, and the SIGINT then never surfaced)
+    # Ctrl-C as `robotaxi sweep` in a terminal takes it: Python's own handler (a suite run in
+    # the background, `… &`, starts with SIGINT ignored, and the interrupt never surfaced)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with (
