@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
 def _drive(specs: list[ScenarioSpec], args: argparse.Namespace) -> int:
     """Drive each scenario with our stack and with the IDM reference; report the scores."""
     from rich.console import Console
-    from rich.progress import Progress
 
+    from robotaxi.cli.progress import LoggedProgress
     from robotaxi.metrics.render import render_drive_gif
     from robotaxi.metrics.scenario_report import scenario_report
     from robotaxi.sim.drive import idm_planner, run_scenario
@@ -96,7 +96,7 @@ def _drive(specs: list[ScenarioSpec], args: argparse.Namespace) -> int:
     reports = []
     with (
         tempfile.TemporaryDirectory(prefix="robotaxi-drive-") as work,
-        Progress(console=console, transient=True) as bar,
+        LoggedProgress(console=console, transient=True, unit="sim s") as bar,
     ):
         for spec in specs:
             task = bar.add_task(f"driving {spec.name}", total=spec.duration_s)

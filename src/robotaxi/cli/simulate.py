@@ -113,8 +113,9 @@ def simulate_into(
     """One `simulate` run written into `folder` (events.sqlite, kpis.json, yields.json and,
     with `draw`, map.png and day.png), with progress on `console`; returns the KPIs. The one
     way a run is made: `robotaxi simulate` and each cell of `robotaxi sweep` call it."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
+    from robotaxi.cli.progress import LoggedProgress
     from robotaxi.fleet.demand import SyntheticDemand
     from robotaxi.metrics.fleet_kpis import fleet_kpis
     from robotaxi.metrics.plots import day_png, service_map_png
@@ -144,13 +145,14 @@ def simulate_into(
                 uow.record(rides=rides, events=events, registered=False, run_id=run_record.id)
                 uow.vehicle_events.append(vehicle_events, run_id=run_record.id)
 
-        with Progress(
+        with LoggedProgress(
             TextColumn("[bold]simulating[/] {task.description}"),
             BarColumn(),
             TextColumn("{task.completed:>5.0f}/{task.total:.0f} sim s"),
             TimeElapsedColumn(),
             console=console,
             transient=False,
+            unit="sim s",
         ) as bar:
             task = bar.add_task(config.map.city, total=config.hours * 3600)
 

@@ -69,18 +69,19 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 @contextmanager
 def _progress() -> Iterator[Any]:
-    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+    """A rich progress bar on stderr (a line every 30 s when stderr is not a terminal)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
-        Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
+    from robotaxi.cli.progress import LoggedProgress
+
     console = Console(stderr=True)
-    bar = Progress(
+    bar = LoggedProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
@@ -88,7 +89,6 @@ def _progress() -> Iterator[Any]:
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal,
     )
     tasks: dict[str, Any] = {}
 
