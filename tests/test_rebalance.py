@@ -46,3 +46,23 @@ def test_moves_minimise_total_distance() -> None:
     cars = np.array([[0.0, 100.0], [100.0, 0.0]])  # one nearer each target
     moves = dict(rebalance_moves(cars, cells, rate, min_move_m=0.0))
     assert moves == {0: 2, 1: 1}
+
+
+def test_idle_cars_beyond_the_expected_demand_stay_where_they_are() -> None:
+    # night: 100 idle cars where 1 request an hour is expected, none where 3 are
+    cells = np.array([[0.0, 0.0], [3000.0, 0.0]])
+    rate = np.array([1.0, 3.0])
+    cars = np.array([[float(k), 0.0] for k in range(100)])
+    covered = rebalance_moves(cars, cells, rate, cover_h=1.0)
+    assert len(covered) == 3 and all(cell == 1 for _, cell in covered)
+    # placing every idle car instead sends three quarters of the fleet across town
+    assert len(rebalance_moves(cars, cells, rate)) == 75
+
+
+def test_a_busy_fleet_is_split_by_demand_as_before() -> None:
+    # fewer idle cars than expected requests: the cover changes nothing
+    cells = np.array([[0.0, 0.0], [3000.0, 0.0]])
+    rate = np.array([40.0, 120.0])
+    cars = np.array([[float(k), 0.0] for k in range(20)])
+    assert rebalance_moves(cars, cells, rate, cover_h=1.0) == rebalance_moves(cars, cells, rate)
+    assert len(rebalance_moves(cars, cells, rate, cover_h=1.0)) == 15

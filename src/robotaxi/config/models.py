@@ -108,6 +108,12 @@ class DispatchConfig(_Model):
     rebalance_cell_m: float = Field(
         1000.0, gt=0, description="demand zones are pooled into square cells this wide, m"
     )
+    rebalance_cover_s: float = Field(
+        3600.0,
+        gt=0,
+        description="a cell wants as many idle cars as the requests it expects within this "
+        "time; idle cars beyond that stay where they are",
+    )
 
 
 class FleetConfig(_Model):

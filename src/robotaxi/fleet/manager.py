@@ -1249,7 +1249,8 @@ class FleetManager:
             self.dispatch_config.rebalance_cell_m,
         )  # fmt: skip
         car_xy = np.array([v.xy for v in idle])
-        for car, cell in rebalance_moves(car_xy, cell_xy, cell_rate):
+        cover_h = self.dispatch_config.rebalance_cover_s / 3600.0
+        for car, cell in rebalance_moves(car_xy, cell_xy, cell_rate, cover_h=cover_h):
             v = idle[car]
             # spread arrivals over the curb spots near the cell's centre
             _, near = self.map.curbs.tree.query(cell_xy[cell], k=8)

@@ -2,10 +2,16 @@
 
 Demand zones are pooled into square cells (default 1 km): per-zone targets for a few dozen
 cars over a hundred-odd zones are all below one car, and rounding them makes cars shuttle
-between zones for nothing. Per cell, the idle cars wanted are the fleet's idle count split
-by expected pick-ups; a cell gives cars away only when it holds at least one more than it
-wants, and receives only where it lacks at least one. The moves are an optimal assignment
-(scipy's linear_sum_assignment) of surplus cars to missing places by distance.
+between zones for nothing. Per cell, the idle cars wanted are the requests it expects within
+the cover time (`cover_h`; the fleet's horizon, an hour by default); when the idle cars are
+fewer than that in all, they are split in proportion to the expected requests. Idle cars
+beyond what the city expects stay where they are: at night a fleet of a thousand cars with
+a few hundred requests an hour would otherwise be spread over the city all night long, empty
+(the linear rebalancing target of MATSim's DRT module has the same shape: a share of the
+expected demand, not of the idle fleet). A cell gives cars away only when it holds at least
+one more than it wants, and receives only where it lacks at least one. The moves are an
+optimal assignment (scipy's linear_sum_assignment) of surplus cars to missing places by
+distance.
 """
 
 from __future__ import annotations
@@ -34,13 +40,22 @@ def pool_into_cells(
 
 
 def rebalance_moves(
-    car_xy: FloatArray, cell_xy: FloatArray, cell_rate: FloatArray, min_move_m: float = 300.0
+    car_xy: FloatArray,
+    cell_xy: FloatArray,
+    cell_rate: FloatArray,
+    min_move_m: float = 300.0,
+    *,
+    cover_h: float | None = None,
 ) -> list[tuple[int, int]]:
-    """(car index, cell index) moves that bring idle cars in line with expected demand."""
+    """(car index, cell index) moves that bring idle cars in line with expected demand
+    (`cell_rate`: requests per hour). With `cover_h`, a cell wants at most the requests it
+    expects within that many hours; without, every idle car is placed."""
     n = len(car_xy)
     if n == 0 or len(cell_rate) == 0 or cell_rate.sum() <= 0:
         return []
     want = cell_rate / cell_rate.sum() * n
+    if cover_h is not None:
+        want = np.minimum(want, cell_rate * cover_h)
     dist = np.hypot(*(car_xy[:, None, :] - cell_xy[None, :, :]).transpose(2, 0, 1))
     home = dist.argmin(axis=1)
     have = np.bincount(home, minlength=len(cell_rate)).astype(float)
