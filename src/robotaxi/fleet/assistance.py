@@ -179,11 +179,13 @@ class AssistanceDesk:
     is why the car stands as its own stack tells it (for cars our stack drives), used where
     the fleet's report carries no `note`."""
 
-    def __init__(self, road_map: RoadMap, after_s: float, look: Look | None = None) -> None:
+    def __init__(
+        self, road_map: RoadMap, after_s: float, look: Look | None = None, says: Says | None = None
+    ) -> None:
         self.map = road_map
         self.after_s = after_s
         self.look = look
-        self.says: Says | None = None
+        self.says = says
         self.requests: dict[str, AssistRequest] = {}  # open and recently closed, by id
         self._open_of: dict[str, str] = {}  # car → its open request
         self._standing_since: dict[str, float] = {}
@@ -193,6 +195,11 @@ class AssistanceDesk:
         self._in_flight: list[tuple[str, AssistAnswerRecord]] = []
         self._outbox: list[VehicleEvent] = []
         self._count = 0
+
+    def connect(self, look: Look | None, says: Says | None) -> None:
+        """Give the desk the cars' senses once they exist: the fleet (and its desk) is built
+        before the world's sensors and the stack that drives the cars."""
+        self.look, self.says = look, says
 
     # --- reading --------------------------------------------------------------------------
 

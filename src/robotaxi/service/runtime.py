@@ -643,6 +643,10 @@ class ServiceRuntime:
                     self._gazetteer = Gazetteer.from_map(self.live.map)
         return self._gazetteer
 
+    def gazetteer_ready(self) -> bool:
+        """Whether the geocoder is built (its first build takes ≈2 s for all of SF)."""
+        return self._gazetteer is not None
+
     def walking(self) -> WalkingGraph:
         """The live city's streets as a rider walks them (to a pick-up spot)."""
         if self._walking is None:

@@ -217,9 +217,9 @@ class LiveService:
             self.sim.close()
             raise
         self._read.attach(self.map, self.graph, self.fleet, self.world, self.driver)
-        self.fleet.assistance.look = self._look
-        if self.driver is not None:
-            self.fleet.assistance.says = self.driver.says
+        self.fleet.assistance.connect(
+            self._look, self.driver.says if self.driver is not None else None
+        )
         self._started = True
         with self._lock:
             self._read.publish(self._record((), ()), tuple(self.fleet.trips))

@@ -76,7 +76,8 @@ class ScenarioOperator:
         self.map = road_map
         self.route = route
         self.vehicle_id = vehicle_id
-        self.desk = AssistanceDesk(road_map, spec.assist_after_s)
+        self._truth: Sequence[AgentState] = ()  # the road users around the car this tick
+        self.desk = AssistanceDesk(road_map, spec.assist_after_s, look=lambda _vid: self._truth)
         self.events: list[VehicleEvent] = []
 
     def tick(
@@ -89,7 +90,7 @@ class ScenarioOperator:
         cy = st.y + REAR_TO_CENTER * math.sin(st.heading)
         s_center = float(self.route.path.project(cx, cy)[0])
         edge = edge_at(self.map, self.route, s_center + L_HALF)
-        self.desk.look = lambda _vid: truth
+        self._truth = truth
         reported = StandingCar(
             self.vehicle_id, None, "route", not at_stop, edge,
             front_bumper(st.x, st.y, st.heading), st.heading, st.speed,

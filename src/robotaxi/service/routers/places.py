@@ -8,9 +8,10 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from robotaxi.fleet.manager import WALK_SPEED_MPS
-from robotaxi.map.places import MAX_QUERY_CHARS
+from robotaxi.map.places import MAX_QUERY_CHARS, Gazetteer
 from robotaxi.service.deps import RuntimeDep
 from robotaxi.service.runtime import ServiceRuntime
 from robotaxi.service.schemas import (
@@ -29,13 +30,22 @@ MAX_WALK_M = 400.0  # … and offered if the walk along the streets is no longer
 MAX_SPOTS = 8
 
 
+async def _gazetteer(runtime: ServiceRuntime) -> Gazetteer:
+    """The geocoder; waiting for its first build (seconds) off the event loop. Searches and
+    reverse look-ups themselves take well under a millisecond, so they run on the loop: a
+    thread-pool hand-off costs more than the work, and under a rider load it queued."""
+    if runtime.gazetteer_ready():
+        return runtime.gazetteer()
+    return await run_in_threadpool(runtime.gazetteer)
+
+
 @router.get(
     "",
     responses=error_responses(
         422, e422=f"q empty, blank or over {MAX_QUERY_CHARS} characters, or limit out of range"
     ),
 )
-def search(
+async def search(
     runtime: RuntimeDep,
     q: Annotated[
         str,
@@ -50,7 +60,8 @@ def search(
 ) -> list[PlacePublic]:
     """Streets, intersections and places whose words start with the query's words, best
     first (typos of a letter or two are forgiven when nothing matches); empty if none."""
-    found = runtime.gazetteer().search(q, limit=limit)
+    gazetteer = await _gazetteer(runtime)
+    found = gazetteer.search(q, limit=limit)
     if not found:
         return []
     coords = runtime.to_latlon(np.array([[p.x, p.y] for p in found]))
@@ -61,14 +72,15 @@ def search(
 
 
 @router.get("/reverse", responses=error_responses(422, e422="lat or lon missing or out of range"))
-def reverse(
+async def reverse(
     runtime: RuntimeDep,
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="degrees north")],
     lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="degrees east")],
 ) -> PlaceNamePublic:
     """What a point is called: 'Valencia St & 16th St' at a corner, 'Mission St near 24th St'
     along a block, 'near <place>' off the named streets; null name far from everything."""
-    name = runtime.gazetteer().reverse(runtime.to_xy(lat, lon))
+    gazetteer = await _gazetteer(runtime)
+    name = gazetteer.reverse(runtime.to_xy(lat, lon))
     return PlaceNamePublic(
         name=name.label,
         street=name.street,
