@@ -38,6 +38,8 @@ from robotaxi.autonomy.planning.arrival import (
     GoalWindow,
     arrival_speed_bounds,
     follower_pace,
+    region_aim_offset,
+    region_lateral_extent,
     region_span,
 )
 from robotaxi.autonomy.planning.behaviour import (
@@ -224,9 +226,17 @@ class PdmPlanner(Planner):
         )
         self._last_ok = True
         self.last_phantoms: Predictions | None = None
-        # the goal region's span along the path last planned on (path, window, span)
-        self._goal_span: tuple[ReferencePath, GoalWindow, tuple[float, float] | None] | None
-        self._goal_span = None
+        # the goal region along the path last planned on: (path, window, its span along
+        # the path, its lateral extent)
+        self._goal_span: (
+            tuple[
+                ReferencePath,
+                GoalWindow,
+                tuple[float, float] | None,
+                tuple[float, float] | None,
+            ]
+            | None
+        ) = None
 
     def _plan(self, inputs: PlannerInput) -> PlannerOutput:
         target = self.behaviour.step(
@@ -269,29 +279,46 @@ class PdmPlanner(Planner):
         """The target speed kept within the goal window's arrival bounds
         (`planning.arrival`): slower where the car would pass through the goal region before
         the window opens, faster — by at most `ARRIVAL_SPEEDUP` of the behaviour's speed —
-        where it would get there after the window closes. Stops, leaders and the scoring
+        where it would get there after the window closes. Near the region, while following
+        its lane, the car also moves over within its lane as far as it takes to pass through
+        the region (`planning.arrival.region_aim_offset`). Stops, leaders and the scoring
         still apply on top."""
         window = inputs.goal_window
         if window is None:
             return target
         cached = self._goal_span
         if cached is None or cached[0] is not inputs.path or cached[1] is not window:
-            cached = (inputs.path, window, region_span(inputs.path, window))
+            cached = (
+                inputs.path,
+                window,
+                region_span(inputs.path, window),
+                region_lateral_extent(inputs.path, window),
+            )
             self._goal_span = cached
-        span = cached[2]
+        span, extent = cached[2], cached[3]
         if span is None:
             return target
-        centre_s = inputs.scene.ego_s + self.motion.params.rear_axle_to_center_m
+        params = self.motion.params
+        centre_s = inputs.scene.ego_s + params.rear_axle_to_center_m
         speed = target.target_speed_mps
         lo, hi = arrival_speed_bounds(span, centre_s, inputs.time.time_s, window, speed)
         lane_w = float(inputs.path.lane_width_at(inputs.scene.ego_s))
-        pace = follower_pace(inputs.scene, inputs.predictions, lane_w, self.motion.params)
+        pace = follower_pace(inputs.scene, inputs.predictions, lane_w, params)
         if pace is not None:
             hi = max(hi, min(speed, pace))  # not slower than someone close behind
         paced = min(max(speed, min(lo, speed * (1.0 + ARRIVAL_SPEEDUP))), hi)
-        if paced == speed:
-            return target
-        return replace(target, target_speed_mps=paced)
+        if paced != speed:
+            target = replace(target, target_speed_mps=paced)
+        if (
+            extent is not None
+            and target.behaviour in (Behaviour.LANE_FOLLOW, Behaviour.CAR_FOLLOW)
+            and target.lateral_offset_m == 0.0
+            and not target.borrow_oncoming
+        ):
+            aim = region_aim_offset(span, extent, centre_s, inputs.ego.speed, lane_w, params)
+            if aim is not None and aim != 0.0:
+                target = replace(target, lateral_offset_m=aim)
+        return target
 
 
 class IdmPlanner(Planner):

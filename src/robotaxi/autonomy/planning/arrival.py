@@ -12,6 +12,10 @@ from the pace of traffic where the window asks for it; leaders, stops and every 
 of the motion planner still apply on top. Nor does it slow for the window below the pace of
 a car close behind in its lane (`follower_pace`): braking for nothing in front of someone is
 how a car gets run into.
+
+A region narrower than the lane and off its centre (a spot to be at, like a kerbside stop)
+is also aimed at sideways: `region_aim_offset` moves the car over within its lane, no further
+than it takes for its centre to pass inside the region.
 """
 
 from __future__ import annotations
@@ -39,6 +43,15 @@ EARLY_LOOKAHEAD_S = 4.0
 # below this much time left to the window's edge (s) the bound is not imposed: a division by
 # nearly nothing, and too late for the speed to change where the car is anyway
 MIN_TIME_LEFT_S = 0.3
+# the car aims its centre at the goal region's middle (within its lane) from this many
+# seconds of travel (at least this many metres) before the region: time for a gentle drift
+ALIGN_AHEAD_S = 3.0
+ALIGN_AHEAD_M = 15.0
+# ... at least this far inside the region's sides (m): no further from the lane centre
+# than that takes
+ALIGN_INSIDE_M = 0.4
+# ... keeping its own sides this far inside the lane's edges (m)
+ALIGN_LANE_MARGIN_M = 0.15
 # a car behind in our lane closer than this many seconds of its speed plus metres sets the
 # least pace the window may slow us to
 FOLLOWER_GUARD_S = 2.0
@@ -67,6 +80,45 @@ def region_span(path: ReferencePath, window: GoalWindow) -> tuple[float, float] 
     if not np.any(near):
         return None
     return float(np.min(s[near])), float(np.max(s[near]))
+
+
+def region_lateral_extent(path: ReferencePath, window: GoalWindow) -> tuple[float, float] | None:
+    """The lateral extent (least and greatest offset from `path`, m, left positive) of the
+    goal region's stretch beside the route (its points within `REGION_LATERAL_REACH_M`),
+    or None where no point of it lies that near."""
+    xy = np.asarray(window.outline_xy, dtype=np.float64)
+    if xy.size == 0:
+        return None
+    _, d = path.project(xy[:, 0], xy[:, 1])
+    near = np.abs(d) <= REGION_LATERAL_REACH_M
+    if not np.any(near):
+        return None
+    return float(np.min(d[near])), float(np.max(d[near]))
+
+
+def region_aim_offset(
+    span_s: tuple[float, float],
+    extent_d: tuple[float, float],
+    centre_s: float,
+    speed_mps: float,
+    lane_width_m: float,
+    params: VehicleParams = IPACE,
+) -> float | None:
+    """The lateral offset (m) to drive at so that the car's centre, at arc length
+    `centre_s` (m) and `speed_mps`, passes through the goal region (lateral extent
+    `extent_d`, m): the offset nearest the lane centre that is `ALIGN_INSIDE_M` inside the
+    region (its middle, if it is narrower than that), as far as the car stays in its lane
+    (`ALIGN_LANE_MARGIN_M` inside its edges); None before the region is `ALIGN_AHEAD_S`
+    (at least `ALIGN_AHEAD_M`) ahead and once the car's centre is past it. A goal region
+    is a place to be, like a kerbside stop, not only a stretch of road: one narrower than
+    the lane and off its centre is missed by a car that keeps to the centre line."""
+    reach = max(ALIGN_AHEAD_M, ALIGN_AHEAD_S * max(speed_mps, 0.0))
+    if centre_s > span_s[1] or span_s[0] - centre_s > reach:
+        return None
+    lo, hi = extent_d[0] + ALIGN_INSIDE_M, extent_d[1] - ALIGN_INSIDE_M
+    aim = 0.5 * (lo + hi) if lo > hi else min(max(0.0, lo), hi)
+    room = max(0.5 * lane_width_m - 0.5 * params.width_m - ALIGN_LANE_MARGIN_M, 0.0)
+    return float(np.clip(aim, -room, room))
 
 
 def arrival_speed_bounds(

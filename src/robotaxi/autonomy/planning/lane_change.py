@@ -17,7 +17,7 @@ closes the gap outright.
 While a lane change waits for its gap, `yield_speed` says how fast to go to let the road user
 that closes it go by: a little slower than it, where it is no faster than we are (a car
 sitting beside us or in the blind spot, a slower one just ahead); a faster one goes by on its
-own.
+own, and one behind us that is clearly slower drops back on its own.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ REACH_M = 120.0
 YIELD_MARGIN_MPS = 2.0
 # ... unless it is this much faster than we are already (m/s)
 YIELD_FASTER_MPS = 0.5
+# ... or it is behind us and this much slower (m/s): it drops back on its own
+YIELD_SLOWER_MPS = 1.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,10 @@ def yield_speed(
     i = int(np.argmin(np.where(bad, np.abs(a_s - s_ego), np.inf)))
     if v_f[i] > ego.speed + YIELD_FASTER_MPS:
         return None  # faster than we are: it goes by on its own
+    if a_s[i] < s_ego + params.rear_axle_to_center_m and v_f[i] < ego.speed - YIELD_SLOWER_MPS:
+        # behind us and slower: it drops back while we keep our pace (braking to below
+        # its speed to let it by would be braking for nothing, in front of our follower)
+        return None
     return max(float(v_f[i]) - YIELD_MARGIN_MPS, 0.0)
 
 

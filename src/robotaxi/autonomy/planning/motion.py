@@ -73,7 +73,8 @@ ACC_COOLNESS = 0.99
 # stop points: braking starts once it takes this deceleration; closer than STOP_SNAP_M, stop
 STOP_TRIGGER_DECEL_MPS2 = 1.5
 STOP_SNAP_M = 0.5
-# agents about to enter a candidate's corridor within this time already lead it
+# agents ahead of our front about to enter a candidate's corridor within this time already
+# lead it
 CONFLICT_LOOKAHEAD_S = 2.0
 # a standing leader (crossing, oncoming, stopped) that leaves our corridor this long before
 # we could get there does not lead (s)
@@ -88,6 +89,7 @@ JERK_FREE_BRAKE_MPS2 = 6.5
 # be, to where a jerk-limited stop at SOFT_STOP_DECEL_MPS2 from the present state ends:
 # braking for a kerbside or yield stop never has to be abrupt.
 SOFT_STOP_DECEL_MPS2 = 3.0
+
 
 # roll-outs are projected onto the path every this many steps, interpolated in between
 ROLLOUT_PROJECTION_STRIDE = 4
@@ -772,6 +774,13 @@ class MotionPlanner:
             relevant = np.any(
                 (a_d_all >= d_lo) & (a_d_all <= d_hi) & (a_s_all > scene.ego_s - 10.0), axis=1
             )
+            # A road user behind us in our own lane follows us: a prediction that carries
+            # it on at its speed runs it through our car, and that is no car cutting in
+            # ahead to brake for (braking for it is what gets us run into).
+            follower = (a_s_all[:, 0] < scene.ego_s) & (
+                np.abs(a_d_all[:, 0] - scene.ego_d) < 0.5 * p.width_m
+            )
+            relevant &= ~follower
             has_pred = bool(np.any(relevant))
         if not has_pred:
             return _no_leaders(n, b)
@@ -792,6 +801,11 @@ class MotionPlanner:
         # One driving our way leads from the nearest place it occupies during
         # [k, k + CONFLICT_LOOKAHEAD_S] (a car cutting in leads before it is in).
         ahead_edge = _forward_min(rear_edge, round(CONFLICT_LOOKAHEAD_S / dt))
+        # ... but one that is not yet ahead of our front would first have to overtake us:
+        # it leads only once it is ahead (its prediction, carried on at its speed through
+        # where we will be, is no car cutting in now)
+        overtaking = lead_s[:, 0] < scene.ego_s + p.rear_axle_to_front_m
+        ahead_edge[:, overtaking] = rear_edge[:, overtaking]
         # Standing leaders (crossing, oncoming, stopped) are timed at each step; only the
         # finite entries of their table can lead.
         standing = np.flatnonzero(agent_speed == 0.0)
@@ -1031,11 +1045,15 @@ class MotionPlanner:
         speed_score = np.clip(1.0 - over / SPEED_LIMIT_TOLERANCE_MPS, 0.0, 1.0)
         yaw_rate = np.diff(h, axis=1) / dt
         jerk = np.diff(a[:, 1:], axis=1) / dt
+        # letting off the brake (the roll-out does it fast on purpose,
+        # ROLLOUT_RELEASE_JERK_MPS3) is no discomfort: held against a candidate, it would
+        # make every profile that stops braking score worse than one that brakes on
+        releasing = (jerk > 0.0) & (a[:, 1:-1] < 0.0)
         lat_acc = v[:, 1:] * yaw_rate
         comfortable = (
             np.all((a[:, 1:] <= COMFORT_MAX_ACCEL) & (a[:, 1:] >= COMFORT_MIN_ACCEL), axis=1)
             & np.all(np.abs(lat_acc) <= COMFORT_MAX_LAT_ACCEL, axis=1)
-            & np.all(np.abs(jerk) <= COMFORT_MAX_JERK, axis=1)
+            & np.all((np.abs(jerk) <= COMFORT_MAX_JERK) | releasing, axis=1)
             & np.all(np.abs(yaw_rate) <= COMFORT_MAX_YAW_RATE, axis=1)
         )
         lateral_err = np.abs(d_hist[:, -1] - target.lateral_offset_m)

@@ -20,19 +20,24 @@ class FollowPolicy:
         self.params = params
 
     def apply(self, tick: Tick, draft: Draft) -> Draft:
-        """Set the draft's speed limit: the lowest legal limit within `speed_preview_m`, and
-        no faster than lets us slow comfortably for each bend there."""
+        """Set the draft's speed limit: the limit here, and no faster than lets us slow
+        comfortably to each lower limit and each bend within `speed_preview_m`."""
         cfg, p = self.config, self.params
         path, s_ego, v = tick.path, tick.s_ego, tick.speed
         ahead = s_ego + np.linspace(0.0, cfg.speed_preview_m, 9)
-        speed_limit = float(np.min(path.speed_limit_at(ahead)))
-        # slow for bends: lateral acceleration v²·κ within the comfortable limit, capping
-        # today's speed only as far as braking comfortably to each bend in time needs (less
-        # a second of travel: the jerk-limited speed profile lags the target)
+        # each lower limit and each bend ahead caps today's speed only as far as braking
+        # comfortably to it in time needs (less a second of travel: the jerk-limited speed
+        # profile lags the target): the car is down to a limit where it begins, not
+        # crawling toward it from the far end of the preview
+        reach_m = np.maximum(ahead - (s_ego + p.rear_axle_to_front_m + v * 1.0), 0.0)
+        brake_v2 = 2.0 * cfg.comfortable_decel_mps2 * reach_m
+        limits = path.speed_limit_at(ahead)
+        speed_limit = float(np.min(np.sqrt(np.square(limits) + brake_v2)))
+        speed_limit = min(speed_limit, float(limits[0]))
+        # slow for bends: lateral acceleration v²·κ within the comfortable limit
         kappa = np.maximum(np.abs(path.curvature_at(ahead)), 1e-6)
         bend_v2 = cfg.max_lateral_accel_mps2 / kappa
-        reach_m = np.maximum(ahead - (s_ego + p.rear_axle_to_front_m + v * 1.0), 0.0)
-        bend_cap = float(np.min(np.sqrt(bend_v2 + 2.0 * cfg.comfortable_decel_mps2 * reach_m)))
+        bend_cap = float(np.min(np.sqrt(bend_v2 + brake_v2)))
         return replace(draft, speed_limit_mps=min(speed_limit, bend_cap))
 
     def behaviour(self, tick: Tick) -> Behaviour:
