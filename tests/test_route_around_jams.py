@@ -110,3 +110,44 @@ def test_a_robotaxi_held_in_a_queue_finds_another_way(grid_map, grid_graph, tmp_
         assert world.stats.stuck_reroutes >= 1
         assert blocked not in libsumo.vehicle.getRoute("taxi0")
         assert passed and world.stats.robotaxi_teleports == 0
+
+
+def test_a_robotaxi_teleport_says_where_and_sumo_says_why(
+    grid_map, grid_graph, tmp_path: Path
+) -> None:
+    """Without rerouting out of queues, a car held behind a blocked street is teleported by
+    SUMO (here after 30 s): the run records the car and the street it stood on, and SUMO's
+    statistics give the cause of every teleport."""
+    import libsumo
+
+    world = _world(grid_map, grid_graph, tmp_path, teleport_time_s=30, route_around_jams=False)
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    with world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        assert not world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
+        world.step()
+        route = libsumo.vehicle.getRoute("taxi0")
+        blocked = route[len(route) // 2]
+        # cars stopped on every lane of the street (a stop, not a jam: SUMO never teleports
+        # them, so the queue behind them is what it must clear)
+        libsumo.route.add("blocked", [blocked])
+        for k in range(len(grid_map.edges[blocked].lane_ids)):
+            libsumo.vehicle.add(
+                f"stopped{k}", "blocked", typeID="car", departLane=str(k), departPos="3",
+                departSpeed="0",
+            )  # fmt: skip
+            libsumo.vehicle.setStop(f"stopped{k}", blocked, pos=5.0, laneIndex=k, duration=9e3)
+        for _ in range(600):
+            world.snapshot()
+            world.step()
+            if world.stats.robotaxi_teleports:
+                break
+    assert world.stats.robotaxi_teleports == 1
+    at_s, vid, place = world.stats.robotaxi_teleport_places[0]
+    before = route[route.index(blocked) - 1]
+    assert vid == "taxi0" and place == f"{grid_map.edges[before].name} ({before})"
+    assert at_s > 30.0
+    causes = world.stats.teleports_by_cause
+    assert set(causes) == {"jam", "yield", "wrong_lane"}
+    assert sum(causes.values()) == world.stats.teleports >= 1

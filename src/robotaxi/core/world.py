@@ -49,6 +49,10 @@ class WorldStats:
 
     teleports: int = 0
     robotaxi_teleports: int = 0  # of `teleports`, those of our own cars (must stay 0)
+    # why SUMO teleported cars (its statistics at the end: jam, yield, wrong_lane)
+    teleports_by_cause: dict[str, int] = field(default_factory=dict)
+    # where each robotaxi teleport began: (time s, car, the street it stood on)
+    robotaxi_teleport_places: list[tuple[float, str, str]] = field(default_factory=list)
     stuck_reroutes: int = 0  # robotaxis held in a queue that looked for another way
     departed: int = 0  # vehicles that entered the network (ours, background, ambulances)
     background_vehicles: int = 0  # background vehicles planned for the run (route files)

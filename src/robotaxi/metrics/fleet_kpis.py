@@ -49,7 +49,12 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
             round(float(np.mean([a / b for a, b in paired])), 3) if paired else None
         ),
         "teleports": history.world.teleports,
+        "teleports_by_cause": dict(history.world.teleports_by_cause),
         "robotaxi_teleports": history.world.robotaxi_teleports,
+        "robotaxi_teleport_places": [
+            {"at_s": round(at, 1), "vehicle": vid, "street": place}
+            for at, vid, place in history.world.robotaxi_teleport_places
+        ],
         "robotaxi_stuck_reroutes": history.world.stuck_reroutes,
         "vehicles_entered": history.world.departed,
         "background_vehicles": history.world.background_vehicles,

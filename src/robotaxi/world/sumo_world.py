@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import xml.etree.ElementTree as ET
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -141,6 +142,20 @@ def sumo_command(
     return cmd
 
 
+def teleport_causes(statistics_file: Path) -> dict[str, int]:
+    """Why SUMO teleported its cars, from its `--statistic-output` file (written when the
+    simulation closes): {"jam": n, "yield": n, "wrong_lane": n}; {} if there is none."""
+    try:
+        root = ET.parse(statistics_file).getroot()
+    except (OSError, ET.ParseError):
+        return {}
+    node = root.find("teleports")
+    if node is None:
+        return {}
+    names = {"jam": "jam", "yield": "yield", "wrongLane": "wrong_lane"}
+    return {ours: int(node.get(theirs, "0")) for theirs, ours in names.items()}
+
+
 def sumo_heading(angle_deg: float) -> float:
     """SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from east)."""
     return math.radians(90.0 - angle_deg)
@@ -216,6 +231,8 @@ class SumoWorld:
         self.seed = seed
         self.end_s = end_s
         self.work_dir = work_dir
+        self._statistics_file = work_dir / "sumo-statistics.xml"
+        self._last_rows: dict[str, dict[int, Any]] = {}  # the last tick's subscriptions
         self.background = background
         self.setup = setup if setup is not None else SumoSetup()
         self.start_day_hour = start_day_hour
@@ -287,6 +304,8 @@ class SumoWorld:
             routing_algorithm=self.setup.routing_algorithm,
         )  # fmt: skip
         cmd += self.setup.extra_args
+        # SUMO's own tally at the end: why its cars teleported (read by `close`)
+        cmd += ["--statistic-output", str(self._statistics_file)]
         os.environ.setdefault("SUMO_HOME", sumo_env()["SUMO_HOME"])
         try:
             libsumo.start(cmd)
@@ -338,6 +357,7 @@ class SumoWorld:
             # a robotaxi taken over (`take_over`) is subscribed; our own egos are not
             close_sumo(sorted((self._egos | self._moved) & alive), self._robotaxi_set)
             self._started = False
+            self.stats.teleports_by_cause = teleport_causes(self._statistics_file)
 
     def __enter__(self) -> SumoWorld:
         self.start()
@@ -594,7 +614,14 @@ class SumoWorld:
         sim = libsumo.simulation.getSubscriptionResults()
         teleported = sim.get(tc.VAR_TELEPORT_STARTING_VEHICLES_IDS, ())
         self.stats.teleports += len(teleported)
-        self.stats.robotaxi_teleports += sum(1 for vid in teleported if vid in self._robotaxi_set)
+        for vid in teleported:
+            if vid in self._robotaxi_set:
+                self.stats.robotaxi_teleports += 1
+                row = self._last_rows.get(vid) or self._held_rows.get(vid) or {}
+                edge = str(row.get(tc.VAR_ROAD_ID, ""))
+                street = self.road_map.edges[edge].name if edge in self.road_map.edges else ""
+                place = f"{street} ({edge})" if street else edge
+                self.stats.robotaxi_teleport_places.append((self._time_s, vid, place))
         if self.config.route_around_jams and self._time_s % _STUCK_CHECK_S < self.config.step_s:
             self._reroute_stuck()
         departed = sim.get(tc.VAR_DEPARTED_VEHICLES_IDS, ())
@@ -908,6 +935,7 @@ class SumoWorld:
         stack drives, also what is around each of them, the signals and the collisions."""
         ids = [v for v in self.robotaxis] + sorted(self._active_evs)
         results = libsumo.vehicle.getAllSubscriptionResults()
+        self._last_rows = results
         rows: list[dict[int, Any]] = []
         kinds: list[AgentKind] = []
         keep: list[str] = []
