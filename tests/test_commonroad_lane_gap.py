@@ -45,9 +45,13 @@ TARGET = _straight_lane(LANE_W)
         ([(-35.0, LANE_W, 12.0)], True),  # a follower far behind, same speed
         ([(1.5, LANE_W, 12.0)], False),  # right beside us
         ([(9.0, LANE_W, 12.0)], False),  # a leader too close ahead
-        # 6 m ahead and pulling away at 3 m/s: our own car following would still brake hard
-        # behind it, in front of whoever follows
-        ([(12.0, LANE_W, 15.0)], False),
+        # 4 m ahead and pulling away at 1 m/s: our own car following would still brake hard
+        # behind it, in front of whoever follows, even at the shorter headway it keeps
+        # right after a change
+        ([(10.0, LANE_W, 13.0)], False),
+        # 6 m ahead and pulling away at 3 m/s: at that shorter headway the car closes back
+        # to its usual gap gently (`merge_headway`), so the gap is taken
+        ([(12.0, LANE_W, 15.0)], True),
         ([(-12.0, LANE_W, 20.0)], False),  # a follower coming 8 m/s faster, 12 m back
         ([(-30.0, LANE_W, 22.0)], False),  # ... 10 m/s faster, 30 m back: it would brake hard
         ([(-30.0, LANE_W, 13.0)], True),  # ... 1 m/s faster, 30 m back: fine

@@ -38,6 +38,7 @@ from robotaxi.autonomy.planning.arrival import (
     GoalWindow,
     arrival_speed_bounds,
     follower_pace,
+    leader_pace,
     region_aim_offset,
     region_lateral_extent,
     region_span,
@@ -92,6 +93,9 @@ class PlannerInput:
     # a cap on the target speed the route asks for this tick (m/s; None: none), e.g. to let
     # a car in the target lane go by while a lane change waits for its gap
     speed_cap_mps: float | None = None
+    # the time headway (s) to keep to a leader this tick (None: the planner's own), shorter
+    # for a while after a lane change (`planning.lane_change.merge_headway`)
+    headway_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,10 @@ class Planner(abc.ABC):
     # whether the car begins a lane change its route needs only into an acceptable gap in the
     # target lane (`planning.lane_change`), rather than where the route lays it out
     checks_lane_change_gaps = False
+    # whether the planner slows ahead of time for a lower speed limit ahead (a preview): a
+    # target speed the route asks for only in a stretch (a goal's) is then laid from where
+    # that stretch begins, not from far enough before it for a car that only reacts to it
+    brakes_ahead_for_limits = False
 
     def __init__(self) -> None:
         self.runtimes_s = RuntimeStats()
@@ -215,6 +223,7 @@ class PdmPlanner(Planner):
     name = "pdm"
     hears_sirens = True
     checks_lane_change_gaps = True
+    brakes_ahead_for_limits = True
 
     def __init__(
         self, motion: MotionPlanner | None = None, behaviour: BehaviourPlanner | None = None
@@ -270,6 +279,8 @@ class PdmPlanner(Planner):
             target = self._paced(target, inputs)
         if inputs.speed_cap_mps is not None and inputs.speed_cap_mps < target.target_speed_mps:
             target = replace(target, target_speed_mps=inputs.speed_cap_mps)
+        if inputs.headway_s is not None:
+            target = replace(target, headway_s=inputs.headway_s)
         plan = self.motion.plan(inputs.ego, inputs.path, scene, predictions, target)
         self._last_ok = plan.ok
         name = target.behaviour if plan.ok else Behaviour.SAFE_STOP
@@ -306,6 +317,11 @@ class PdmPlanner(Planner):
         pace = follower_pace(inputs.scene, inputs.predictions, lane_w, params)
         if pace is not None:
             hi = max(hi, min(speed, pace))  # not slower than someone close behind
+        if (
+            leader_pace(inputs.scene, inputs.predictions, lane_w, inputs.ego.speed, params)
+            is not None
+        ):
+            hi = speed  # someone close ahead sets when we get there: keep up with it
         paced = min(max(speed, min(lo, speed * (1.0 + ARRIVAL_SPEEDUP))), hi)
         if paced != speed:
             target = replace(target, target_speed_mps=paced)
@@ -433,6 +449,8 @@ class AutonomyStack:
         # a cap on the target speed that the route asks for, set before each tick's `step`
         # by whoever drives the route (m/s; None: none)
         self.speed_cap_mps: float | None = None
+        # likewise the time headway to keep to a leader (s; None: the planner's own)
+        self.headway_s: float | None = None
         self.planner = planner if planner is not None else PdmPlanner(MotionPlanner(params))
         motion = getattr(self.planner, "motion", None)
         self.horizon_s = motion.horizon_s if isinstance(motion, MotionPlanner) else 4.0
@@ -519,6 +537,7 @@ class AutonomyStack:
             PlannerInput(
                 time, ego, tracks, predictions, scene, path, observation.signals,
                 stop_request_s, siren, self.goal_window, self.speed_cap_mps,
+                self.headway_s,
             )
         )  # fmt: skip
         self.last_output = out

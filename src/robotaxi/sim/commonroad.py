@@ -68,7 +68,12 @@ except ModuleNotFoundError as exc:
     MissingExtraError.raise_for(exc, extra="commonroad", what="CommonRoad support")
 
 from robotaxi.autonomy.planning.arrival import GoalWindow
-from robotaxi.autonomy.planning.lane_change import GapRule, lane_change_gap_ok, yield_speed
+from robotaxi.autonomy.planning.lane_change import (
+    GapRule,
+    lane_change_gap_ok,
+    merge_headway,
+    yield_speed,
+)
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.prediction import Predictions
 from robotaxi.autonomy.stack import AutonomyStack, Planner
@@ -104,7 +109,9 @@ FEASIBILITY_VEHICLE = VehicleType.BMW_320i
 LANE_CHANGE_TIME_S = 3.5
 LANE_CHANGE_MIN_M = 25.0
 LANE_CHANGE_MAX_M = 80.0
-# a goal's velocity interval applies from this far before the goal region's centre (m)
+# a goal's velocity interval applies from this far before the goal region's centre (m); for
+# a planner that brakes ahead for lower limits itself, from where the car's centre enters
+# the region
 GOAL_SPEED_LEAD_M = 20.0
 # ... aimed this far inside the interval's upper end (m/s; at most a quarter of its width)
 GOAL_SPEED_MARGIN_MPS = 0.2
@@ -243,19 +250,26 @@ def goal_window(problem: PlanningProblem, dt_s: float) -> GoalWindow | None:
     if len(states) != 1 or not states[0].has_value("position"):
         return None
     state = states[0]
+    points = _region_points(getattr(state.position, "shapes", [state.position]))
+    if not len(points):
+        return None
+    steps = state.time_step
+    first = float(getattr(steps, "start", steps))
+    last = float(getattr(steps, "end", steps))
+    return GoalWindow(points, first * dt_s, last * dt_s)
+
+
+def _region_points(shapes: Sequence[object]) -> FloatArray:
+    """Outline points of a goal region's shapes (circles: centre and four rim points), n×2
+    (0×2: none of a known kind)."""
     points: list[FloatArray] = []
-    for shape in getattr(state.position, "shapes", [state.position]):
+    for shape in shapes:
         if isinstance(shape, Circle):
             c, r = np.asarray(shape.center, dtype=np.float64), float(shape.radius)
             points.append(c + r * np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [0, 0]]))
         elif hasattr(shape, "vertices"):
             points.append(np.asarray(shape.vertices, dtype=np.float64)[:, :2])
-    if not points:
-        return None
-    steps = state.time_step
-    first = float(getattr(steps, "start", steps))
-    last = float(getattr(steps, "end", steps))
-    return GoalWindow(np.concatenate(points), first * dt_s, last * dt_s)
+    return np.concatenate(points) if points else np.zeros((0, 2))
 
 
 def _goal_speed(
@@ -264,12 +278,15 @@ def _goal_speed(
     v0: float,
     router: LaneletRouter,
     route: LaneRoute,
+    from_region: bool = False,
 ) -> ReferencePath:
     """Speeds along the route: signed limits stay; on unsigned roads the default rises to
     the speed the ego starts with (the recorded traffic's speed there); a goal velocity
     interval caps (or, if above, sets) the target from `GOAL_SPEED_LEAD_M` before the goal
     region's centre on (everywhere, for a goal without a position), as a CommonRoad planner
-    aims for it."""
+    aims for it. With `from_region` (a planner that slows ahead for a lower limit itself)
+    it applies only from where the car's centre enters the region: the checker judges the
+    goal's velocity only inside it, and a car that brakes ahead needs no lead."""
     signed = any(router.speed_limit(lid) is not None for lid in route.lanelet_ids)
     speed = path.speed_limit_mps.copy()
     if not signed:
@@ -296,7 +313,15 @@ def _goal_speed(
                 shapes = getattr(state.position, "shapes", [state.position])
                 centre = np.mean([np.asarray(sh.center) for sh in shapes], axis=0)
                 s_goal, _ = path.project(centre[0], centre[1])
-                near = path.s >= float(s_goal) - GOAL_SPEED_LEAD_M
+                begin = float(s_goal) - GOAL_SPEED_LEAD_M
+                if from_region:
+                    edge = _region_points(shapes)
+                    if len(edge):
+                        s_edge, _ = path.project(edge[:, 0], edge[:, 1])
+                        # the path's arc length is the rear axle's: the centre enters the
+                        # region that much later
+                        begin = float(np.min(s_edge)) - IPACE.rear_axle_to_center_m
+                near = path.s >= begin
             speed = np.where(near, goal_speed, speed)
             break
     return ReferencePath(
@@ -317,8 +342,12 @@ class RouteLaneChanges:
     side (the last of changes in a row first). Changes in a row (two lanes over) are
     checked and moved one at a time. No gap is taken before the car has watched for
     `LANE_CHANGE_WATCH_TICKS` ticks. A change whose start the car has reached is under way
-    and is not moved again, nor is one with no room left to move. With `enabled` False the
-    changes stay where the route lays them out (the IDM baseline's route)."""
+    and is not moved again, nor is one with no room left to move. Once a change has taken
+    its gap, `headway_s` (handed to the stack) is the shorter time headway the car keeps to
+    its leader for a while (`planning.lane_change.merge_headway`). With `enabled` False the
+    changes stay where the route lays them out (the IDM baseline's route). With
+    `goal_speed_from_region` the goal's velocity interval is laid from the goal region's
+    edge on (a planner that brakes ahead for lower limits itself; `_goal_speed`)."""
 
     def __init__(
         self,
@@ -327,11 +356,13 @@ class RouteLaneChanges:
         rule: GapRule | None = None,
         *,
         enabled: bool = True,
+        goal_speed_from_region: bool = False,
     ) -> None:
         self.problem = problem
         self.params = params
         self.rule = rule
         self.enabled = enabled and any(problem.route.lane_changes)
+        self.goal_speed_from_region = goal_speed_from_region
         self.path = problem.path
         self.route = problem.route  # its lane changes where they are now
         self.delays_m: dict[int, float] = {}
@@ -342,16 +373,25 @@ class RouteLaneChanges:
         self.waiting: set[int] = set()  # lane changes moved on and waiting for their gap
         # the speed (m/s) to let the road user closing the gap go by, this tick (None: none)
         self.speed_cap_mps: float | None = None
+        # the time headway (s) the car keeps to its leader this tick, shorter for a while
+        # after a change took its gap (`planning.lane_change.merge_headway`; None: its own)
+        self.headway_s: float | None = None
+        self.ticks = 0  # calls of `path_for` so far
+        self._taken_tick: int | None = None  # the tick the last change took its gap
         self._lanes: dict[int, ReferencePath] = {}
         self.starts: list[ChangeStart] = []
         if self.enabled:
             _, self.starts = problem.router.path(problem.route, self.delays_m)
+        if goal_speed_from_region:
+            self._rebuild()
 
     def _rebuild(self) -> None:
         problem = self.problem
         path, self.starts = problem.router.path(self.route, self.delays_m)
         v0 = float(getattr(problem.problem.initial_state, "velocity", 0.0) or 0.0)
-        self.path = _goal_speed(path, problem.problem, v0, problem.router, self.route)
+        self.path = _goal_speed(
+            path, problem.problem, v0, problem.router, self.route, self.goal_speed_from_region
+        )
 
     def _defer_lanelet(self, hop: int) -> bool:
         """Move the last of the lane changes in a row from `hop` on to the next lanelet
@@ -381,8 +421,13 @@ class RouteLaneChanges:
         self.speed_cap_mps = None
         if not self.enabled:
             return self.path
+        self.ticks += 1
         if predictions is not None:
             self.watched += 1
+        self.headway_s = None
+        if self._taken_tick is not None:
+            since_s = (self.ticks - self._taken_tick) * self.problem.dt_s
+            self.headway_s = merge_headway(since_s)
         es, _ = self.path.project(ego.x, ego.y)
         s_ego = float(es)
         front = s_ego + self.params.rear_axle_to_front_m
@@ -412,6 +457,8 @@ class RouteLaneChanges:
             ):
                 self.waiting.discard(start.hop)
                 self.taken.add(start.hop)
+                self._taken_tick = self.ticks
+                self.headway_s = merge_headway(0.0)
                 pull_m = ahead - LANE_CHANGE_DECIDE_M
                 if waiting and pull_m > LANE_CHANGE_DEFER_STEP_M:
                     # the gap came while the start was moved on: take it from nearer
@@ -598,8 +645,12 @@ class _CrDriver(SoleCarDriver):
         self.rows = [car.state.as_row(problem.first_step * problem.dt_s)]
         self.timings = _Timings()
         self.goal_step: int | None = None
+        planner = car.stack.planner
         self.lane_changes = RouteLaneChanges(
-            problem, params, enabled=car.stack.planner.checks_lane_change_gaps
+            problem,
+            params,
+            enabled=planner.checks_lane_change_gaps,
+            goal_speed_from_region=planner.brakes_ahead_for_limits,
         )
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
@@ -608,6 +659,7 @@ class _CrDriver(SoleCarDriver):
         car = self.car
         path = self.lane_changes.path_for(car.state, car.stack.last_predictions)
         car.stack.speed_cap_mps = self.lane_changes.speed_cap_mps
+        car.stack.headway_s = self.lane_changes.headway_s
         car.drive(snapshot.around[EGO_ID], (), snapshot.signals, path, None, snapshot.time, dt_s)
         self.timings.stack.append(wall.perf_counter() - t0)
         self.timings.planner.append(car.stack.times.by_stage["planning"][-1])

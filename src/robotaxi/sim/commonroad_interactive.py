@@ -165,8 +165,12 @@ class _InteractiveDriver(SoleCarDriver):
         self.traffic = {}
         self.collisions: list[tuple[int, str, str]] = []
         self.ego_lanes: dict[int, str] = {}
+        planner = car.stack.planner
         self.lane_changes = RouteLaneChanges(
-            problem, params, enabled=car.stack.planner.checks_lane_change_gaps
+            problem,
+            params,
+            enabled=planner.checks_lane_change_gaps,
+            goal_speed_from_region=planner.brakes_ahead_for_limits,
         )
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
@@ -177,6 +181,7 @@ class _InteractiveDriver(SoleCarDriver):
         car = self.car
         path = self.lane_changes.path_for(car.state, car.stack.last_predictions)
         car.stack.speed_cap_mps = self.lane_changes.speed_cap_mps
+        car.stack.headway_s = self.lane_changes.headway_s
         out = car.drive(
             truth, (), signal_states(self.problem.scenario, k), path, None, snapshot.time, dt_s
         )

@@ -56,6 +56,10 @@ ALIGN_LANE_MARGIN_M = 0.15
 # least pace the window may slow us to
 FOLLOWER_GUARD_S = 2.0
 FOLLOWER_GUARD_M = 5.0
+# likewise a car ahead in our lane closer than this many seconds of our speed plus metres
+# (we keep up with it: it gets to the region first in any case)
+LEADER_GUARD_S = 2.0
+LEADER_GUARD_M = 5.0
 
 
 @dataclass(frozen=True)
@@ -175,3 +179,29 @@ def follower_pace(
     if not np.any(close):
         return None
     return float(np.max(v_s[close]))
+
+
+def leader_pace(
+    scene: FrenetScene,
+    predictions: Predictions,
+    lane_width_m: float,
+    speed_mps: float,
+    params: VehicleParams = IPACE,
+) -> float | None:
+    """The speed (m/s) of the nearest road user close ahead of the car in its lane (within
+    `LEADER_GUARD_S` of our speed `speed_mps` plus `LEADER_GUARD_M` of our front), or None:
+    falling back behind it to time the arrival only opens a gap, as it gets to the region
+    first and sets when we can."""
+    if len(predictions) == 0:
+        return None
+    a_s, a_d, v_s = scene.agent_s[:, 0], scene.agent_d[:, 0], scene.agent_v_s
+    gap = (a_s - 0.5 * predictions.length) - (scene.ego_s + params.rear_axle_to_front_m)
+    close = (
+        (np.abs(a_d - scene.ego_d) < 0.5 * lane_width_m)
+        & (gap > -0.5)
+        & (v_s > 0.0)
+        & (gap < LEADER_GUARD_S * max(speed_mps, 0.0) + LEADER_GUARD_M)
+    )
+    if not np.any(close):
+        return None
+    return float(v_s[close][np.argmin(gap[close])])

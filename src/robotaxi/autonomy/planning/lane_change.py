@@ -11,8 +11,10 @@ MOBIL (Kesting, Treiber, Helbing 2007). The leader (the nearest ahead) must stay
 `min_gap_m` plus `leader_headway_s` of our speed ahead of our front, and we must not need to
 brake harder than `own_brake_mps2` behind it — neither to keep the gap from closing nor in
 our own car following (the motion planner's ACC model, `follow_accel`, which brakes for a
-leader that is too close even while it pulls away). Anyone beside us in the target lane
-closes the gap outright.
+leader that is too close even while it pulls away), at the shorter time headway the car keeps
+for a while after a lane change (`merge_headway`: it closes back to its usual gap gently, as
+a driver does who took a gap a human takes). Anyone beside us in the target lane closes the
+gap outright.
 
 While a lane change waits for its gap, `yield_speed` says how fast to go to let the road user
 that closes it go by: a little slower than it, where it is no faster than we are (a car
@@ -52,6 +54,12 @@ YIELD_MARGIN_MPS = 2.0
 YIELD_FASTER_MPS = 0.5
 # ... or it is behind us and this much slower (m/s): it drops back on its own
 YIELD_SLOWER_MPS = 1.0
+# right after a lane change our car following keeps this time headway (s) for
+# `MERGE_HOLD_S` (s: the change itself), then goes back to its usual one over
+# `MERGE_RELAX_S` (s)
+MERGE_HEADWAY_S = 0.8
+MERGE_HOLD_S = 5.0
+MERGE_RELAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -65,18 +73,35 @@ class GapRule:
     leader_headway_s: float = 0.3
     own_brake_mps2: float = 1.5
     horizon_s: float = 2.0
+    # the time headway (s) our car following keeps right after the change (`merge_headway`)
+    merge_headway_s: float = MERGE_HEADWAY_S
 
 
-def follow_accel(v_mps: float, lead_speed_mps: FloatArray, gap_m: FloatArray) -> FloatArray:
+def merge_headway(since_taken_s: float) -> float:
+    """The time headway (s) our car following keeps `since_taken_s` s after a lane change
+    took its gap: `MERGE_HEADWAY_S` through the change, then back to the usual
+    `IDM_TIME_HEADWAY_S` evenly over `MERGE_RELAX_S` — as a driver who merged into a gap a
+    little short closes back to the usual gap gently instead of braking at once (headway
+    relaxation, as in LMRS: Schakel, Knoop, van Arem 2012)."""
+    relaxed = min(max((since_taken_s - MERGE_HOLD_S) / MERGE_RELAX_S, 0.0), 1.0)
+    return MERGE_HEADWAY_S + (IDM_TIME_HEADWAY_S - MERGE_HEADWAY_S) * relaxed
+
+
+def follow_accel(
+    v_mps: float,
+    lead_speed_mps: FloatArray,
+    gap_m: FloatArray,
+    headway_s: float = IDM_TIME_HEADWAY_S,
+) -> FloatArray:
     """The acceleration (m/s²) of the motion planner's car-following model (the improved
     IDM blended with the constant-acceleration heuristic, the ACC model; `planning.motion`)
     at speed `v_mps` behind leaders at `gap_m` (bumper to bumper) driving `lead_speed_mps`,
-    cruising at its desired speed (the free-road term 0: IIDM brakes only below the desired
-    gap s*, by a·(1 − (s*/gap)²))."""
+    keeping a time headway of `headway_s`, cruising at its desired speed (the free-road term
+    0: IIDM brakes only below the desired gap s*, by a·(1 − (s*/gap)²))."""
     gap = np.maximum(np.asarray(gap_m, dtype=np.float64), 0.1)
     dv = v_mps - np.asarray(lead_speed_mps, dtype=np.float64)
     brake = 2.0 * np.sqrt(IDM_ACCEL_MPS2 * IDM_DECEL_MPS2)
-    s_star = IDM_MIN_GAP_M + np.maximum(0.0, v_mps * IDM_TIME_HEADWAY_S + v_mps * dv / brake)
+    s_star = IDM_MIN_GAP_M + np.maximum(0.0, v_mps * headway_s + v_mps * dv / brake)
     idm = np.minimum(IDM_ACCEL_MPS2 * (1.0 - (s_star / gap) ** 2), 0.0)
     cah = -(np.maximum(dv, 0.0) ** 2) / (2.0 * gap)
     blended = (1.0 - ACC_COOLNESS) * idm + ACC_COOLNESS * (
@@ -124,10 +149,11 @@ def _blockers(
     leader_bad = _unsafe_gap(
         gap_ahead, v, v_f, rule.leader_headway_s, rule.own_brake_mps2, rule
     ) | (
-        # our own car following (the motion planner's ACC model) must not brake hard
-        # behind it once we are in: braking for nothing right after cutting in is how a car
-        # gets run into by the follower it just accepted
-        follow_accel(v, v_f, gap_ahead) < -rule.own_brake_mps2
+        # our own car following (the motion planner's ACC model, at the headway it keeps
+        # right after a change, `merge_headway`) must not brake hard behind it once we are
+        # in: braking for nothing right after cutting in is how a car gets run into by the
+        # follower it just accepted
+        follow_accel(v, v_f, gap_ahead, rule.merge_headway_s) < -rule.own_brake_mps2
     )
     bad = relevant & np.where(behind, follower_bad, leader_bad)
     return bad, a_s, v_f, s_ego

@@ -458,7 +458,12 @@ class MotionPlanner:
         )
         accel = PASS_ACCEL_MPS2 if target.borrow_oncoming else IDM_ACCEL_MPS2
         idm_accel, idm_decel, idm_max_decel, idm_headway, idm_min_gap = _b_wide(
-            b, accel, IDM_DECEL_MPS2, -IDM_DECEL_MPS2, IDM_TIME_HEADWAY_S, IDM_MIN_GAP_M
+            b,
+            accel,
+            IDM_DECEL_MPS2,
+            -IDM_DECEL_MPS2,
+            IDM_TIME_HEADWAY_S if target.headway_s is None else target.headway_s,
+            IDM_MIN_GAP_M,
         )
         idm_brake, cool, not_cool, front = _b_wide(
             b,

@@ -7,9 +7,16 @@ from dataclasses import replace
 
 import numpy as np
 
+from robotaxi.autonomy.control import ControllerGains
 from robotaxi.autonomy.planning.behaviour.config import BehaviourConfig
 from robotaxi.autonomy.planning.behaviour.policy import Behaviour, Draft, Tick
 from robotaxi.autonomy.vehicle import VehicleParams
+
+# the car's steering follows the path by pure pursuit toward a point this far ahead
+# (`control.ControllerGains`): it cuts through wiggles of the path shorter than that
+_STEERING = ControllerGains()
+# samples of the path's curvature across that look-ahead
+_LOOK_SAMPLES = 9
 
 
 class FollowPolicy:
@@ -34,8 +41,17 @@ class FollowPolicy:
         limits = path.speed_limit_at(ahead)
         speed_limit = float(np.min(np.sqrt(np.square(limits) + brake_v2)))
         speed_limit = min(speed_limit, float(limits[0]))
-        # slow for bends: lateral acceleration v²·κ within the comfortable limit
-        kappa = np.maximum(np.abs(path.curvature_at(ahead)), 1e-6)
+        # slow for bends: lateral acceleration v²·κ within the comfortable limit, κ the
+        # path's curvature averaged over the steering's look-ahead (pure pursuit steers on
+        # the arc to a point that far ahead, so it cuts through a wiggle shorter than that:
+        # a lane centre drawn from recorded data wiggles on a straight road)
+        look = min(
+            max(_STEERING.lookahead_time_s * max(v, 0.0), _STEERING.min_lookahead_m),
+            _STEERING.max_lookahead_m,
+        )
+        across = np.linspace(-0.5 * look, 0.5 * look, _LOOK_SAMPLES)
+        curvature = path.curvature_at((ahead[:, None] + across[None, :]).ravel())
+        kappa = np.maximum(np.abs(curvature.reshape(len(ahead), -1).mean(axis=1)), 1e-6)
         bend_v2 = cfg.max_lateral_accel_mps2 / kappa
         bend_cap = float(np.min(np.sqrt(bend_v2 + brake_v2)))
         return replace(draft, speed_limit_mps=min(speed_limit, bend_cap))

@@ -41,6 +41,9 @@ class BehaviourTarget:
     target_speed_mps: float
     stop_s_m: float | None = None
     borrow_oncoming: bool = False
+    # the time headway (s) the motion planner's car following keeps to a leader (None: its
+    # own, `planning.motion.IDM_TIME_HEADWAY_S`); shorter for a while after a lane change
+    headway_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
