@@ -465,7 +465,7 @@ class SumoWorld:
         if here == edge and pos < lane_pos + brake_m:
             # the spot is behind us (or too close to stop): go once around the block
             self._route_via_loop(vid, here, edge)
-        elif not self._route_by_graph(vid, here, edge):
+        else:
             try:
                 veh.changeTarget(vid, edge)
             except libsumo.TraCIException:
@@ -474,23 +474,6 @@ class SumoWorld:
             vid, edge, pos=pos, laneIndex=lane, duration=PARK_FOREVER_S,
             flags=tc.STOP_PARKING, startPos=max(0.0, pos - 10.0),
         )  # fmt: skip
-
-    def _route_by_graph(self, vid: str, here: str, target: str) -> bool:
-        """Send the car the fastest way by the routing graph (the travel times the fleet
-        prices its pick-up ETAs with); False where the graph has none (e.g. the car is inside
-        a junction), for SUMO's router to try. SUMO's own router (`changeTarget`) searches the
-        whole city's lanes for each call: ~0.1 s on all of San Francisco, several times the
-        graph's search, and it priced the way with other travel times than the ETA's."""
-        if here not in self.graph.index:
-            return False
-        route = self.graph.route(here, target)
-        if not route:
-            return False
-        try:
-            libsumo.vehicle.setRoute(vid, route)
-        except libsumo.TraCIException:
-            return False
-        return True
 
     def _route_via_loop(self, vid: str, here: str, target: str) -> None:
         if here not in self.graph.index:
