@@ -35,6 +35,18 @@ def _far_curb(grid_map: Any) -> int:
     return int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[0]).T)))
 
 
+def _sent_across_town(world: Any, grid_map: Any) -> tuple[str, ...]:
+    """Robotaxi "taxi0", parked at curb 0, sent to the farthest curb: the route SUMO gave it."""
+    import libsumo
+
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    world.add_robotaxi("taxi0", 0)
+    world.step()
+    assert not world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
+    world.step()
+    return tuple(libsumo.vehicle.getRoute("taxi0"))
+
+
 def _block(grid_map: Any, edge: str, pos: str) -> None:
     """A car held still (not parked: SUMO counts it in the jam) on every lane of `edge`."""
     import libsumo
@@ -92,13 +104,8 @@ def test_a_robotaxi_held_in_a_queue_finds_another_way(grid_map, grid_graph, tmp_
 
     # the stalled cars stay put (SUMO would teleport them after its default 300 s)
     world = _world(grid_map, grid_graph, tmp_path, teleport_time_s=3600)
-    curbs, far = grid_map.curbs, _far_curb(grid_map)
     with world:
-        world.add_robotaxi("taxi0", 0)
-        world.step()
-        assert not world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
-        world.step()
-        route = libsumo.vehicle.getRoute("taxi0")
+        route = _sent_across_town(world, grid_map)
         blocked = route[len(route) // 2]
         _block(grid_map, blocked, "3")
         passed = False
@@ -121,13 +128,8 @@ def test_a_robotaxi_teleport_says_where_and_sumo_says_why(
     import libsumo
 
     world = _world(grid_map, grid_graph, tmp_path, teleport_time_s=30, route_around_jams=False)
-    curbs, far = grid_map.curbs, _far_curb(grid_map)
     with world:
-        world.add_robotaxi("taxi0", 0)
-        world.step()
-        assert not world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
-        world.step()
-        route = libsumo.vehicle.getRoute("taxi0")
+        route = _sent_across_town(world, grid_map)
         blocked = route[len(route) // 2]
         # cars stopped on every lane of the street (a stop, not a jam: SUMO never teleports
         # them, so the queue behind them is what it must clear)
