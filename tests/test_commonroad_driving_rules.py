@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from cr_scenes import straight_lanes_problem
 from robotaxi.autonomy.planning.arrival import (
     ALIGN_AHEAD_M,
     GoalWindow,
@@ -240,34 +241,9 @@ def test_no_pacing_for_the_window_below_a_car_close_ahead() -> None:
 
 def _one_lane_problem():
     """One straight 300 m lane; the goal: 6 m of it around x = 270, at 0 to 3 m/s."""
-    from commonroad.common.util import Interval
-    from commonroad.geometry.shape import Rectangle
-    from commonroad.planning.goal import GoalRegion
-    from commonroad.planning.planning_problem import PlanningProblem
-    from commonroad.scenario.lanelet import Lanelet, LaneletNetwork
-    from commonroad.scenario.scenario import Scenario, ScenarioID
-    from commonroad.scenario.state import CustomState, InitialState
-
     from robotaxi.sim.commonroad import CrProblem, _goal_speed, goal_window
-    from robotaxi.sim.commonroad_lanes import LaneletRouter
 
-    xs = np.linspace(0.0, 300.0, 31)
-    c = np.column_stack([xs, np.zeros_like(xs)])
-    half = np.array([0.0, 1.75])
-    network = LaneletNetwork()
-    network.add_lanelet(Lanelet(c + half, c, c - half, 1))
-    scenario = Scenario(0.1, ScenarioID())
-    scenario.add_objects(network)
-    init = InitialState(
-        position=np.array([20.0, 0.0]), orientation=0.0, velocity=12.0, time_step=0,
-        yaw_rate=0.0, slip_angle=0.0, acceleration=0.0,
-    )  # fmt: skip
-    goal = GoalRegion(
-        [CustomState(position=Rectangle(6.0, 3.0, center=np.array([270.0, 0.0])),
-                     time_step=Interval(0, 300), velocity=Interval(0.0, 3.0))]
-    )  # fmt: skip
-    problem = PlanningProblem(1, init, goal)
-    router = LaneletRouter(scenario)
+    scenario, problem, router = straight_lanes_problem((0.0,), 3.5, 0.0, (0.0, 3.0))
     route = router.route(problem, 40.0, 300.0)
     route = replace(route, path=_goal_speed(route.path, problem, 12.0, router, route))
     return CrProblem("one-lane", scenario, problem, route, router, 0.1, 0, 250,

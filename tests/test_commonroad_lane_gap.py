@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
+from cr_scenes import straight_lanes_problem
 from robotaxi.autonomy.planning.arrival import GoalWindow, arrival_speed_bounds, region_span
 from robotaxi.autonomy.planning.lane_change import follow_accel, lane_change_gap_ok
 from robotaxi.autonomy.planning.reference import ReferencePath
@@ -113,38 +114,9 @@ def test_arrival_bounds_hold_back_an_early_car_and_hurry_a_late_one():
 def _two_lane_problem():
     """A CommonRoad problem on two parallel 300 m lanes (right lane id 1, left lane id 2)
     whose goal lies in the left lane 250 m ahead: the route changes lane once."""
-    from commonroad.common.util import Interval
-    from commonroad.geometry.shape import Rectangle
-    from commonroad.planning.goal import GoalRegion
-    from commonroad.planning.planning_problem import PlanningProblem
-    from commonroad.scenario.lanelet import Lanelet, LaneletNetwork
-    from commonroad.scenario.scenario import Scenario, ScenarioID
-    from commonroad.scenario.state import CustomState, InitialState
-
     from robotaxi.sim.commonroad import CrProblem, goal_window
-    from robotaxi.sim.commonroad_lanes import LaneletRouter
 
-    def lanelet(lid: int, y: float, **links: object) -> Lanelet:
-        xs = np.linspace(0.0, 300.0, 31)
-        c = np.column_stack([xs, np.full_like(xs, y)])
-        half = np.array([0.0, 0.5 * LANE_W])
-        return Lanelet(c + half, c, c - half, lid, **links)
-
-    network = LaneletNetwork()
-    network.add_lanelet(lanelet(1, 0.0, adjacent_left=2, adjacent_left_same_direction=True))
-    network.add_lanelet(lanelet(2, LANE_W, adjacent_right=1, adjacent_right_same_direction=True))
-    scenario = Scenario(0.1, ScenarioID())
-    scenario.add_objects(network)
-    init = InitialState(
-        position=np.array([20.0, 0.0]), orientation=0.0, velocity=12.0, time_step=0,
-        yaw_rate=0.0, slip_angle=0.0, acceleration=0.0,
-    )  # fmt: skip
-    goal = GoalRegion(
-        [CustomState(position=Rectangle(6.0, 3.0, center=np.array([270.0, LANE_W])),
-                     time_step=Interval(0, 300))]
-    )  # fmt: skip
-    problem = PlanningProblem(1, init, goal)
-    router = LaneletRouter(scenario)
+    scenario, problem, router = straight_lanes_problem((0.0, LANE_W), LANE_W, LANE_W, None)
     route = router.route(problem, 40.0, 300.0)
     return CrProblem("two-lanes", scenario, problem, route, router, 0.1, 0, 250,
                      goal_window(problem, 0.1))  # fmt: skip
