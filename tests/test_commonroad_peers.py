@@ -4,6 +4,7 @@ crash is its recorded failure, not ours."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -72,10 +73,19 @@ def test_reactive_reference_path_reaches_past_the_goal_lanelet(cr):
     assert commonroad.evaluate(problem, out.trajectory).success
 
 
+def _needs_python310(peers) -> None:
+    """Frenetix needs Python < 3.11: skip on a developer machine without 3.10, never in CI
+    (its machines have 3.10 under pyenv; a missing one there is a failure)."""
+    if peers.find_python310() is None:
+        message = "no Python 3.10 on this machine (Frenetix needs Python < 3.11)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: CI must provide it")
+        pytest.skip(message)
+
+
 def test_frenetix_drives_in_its_own_python_and_is_judged(cr):
     commonroad, peers = cr
-    if peers.find_python310() is None:
-        pytest.skip("no Python 3.10 on this machine (Frenetix needs Python < 3.11)")
+    _needs_python310(peers)
     python = peers.frenetix_python()  # made once (~1 min), then reused
     problem = commonroad.load_problem(SHORT)
     out = peers.run_frenetix(problem, SHORT, python)
@@ -88,8 +98,7 @@ def test_frenetix_drives_in_its_own_python_and_is_judged(cr):
 
 def test_frenetix_server_failure_is_reported_not_raised(cr, tmp_path):
     commonroad, peers = cr
-    if peers.find_python310() is None:
-        pytest.skip("no Python 3.10 on this machine (Frenetix needs Python < 3.11)")
+    _needs_python310(peers)
     python = peers.frenetix_python()
     problem = commonroad.load_problem(SHORT)
     missing = tmp_path / "gone.xml"  # the server cannot read it: its start-up fails
