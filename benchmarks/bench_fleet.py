@@ -60,6 +60,7 @@ class Setup:
     market_share: float | None
     cap_s: float
     background_scale: float | None = None  # Plan Bay Area scale, fixed for every row
+    traffic_model: str = "micro"  # SUMO's micro or meso model, for every row
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def _config(setup: Setup, policy: str) -> Any:
         "hours": setup.hours,
         "seed": setup.seed,
         "dispatch.policy": policy,
+        "world.traffic_model": setup.traffic_model,
     }
     if setup.market_share is not None:
         overrides["demand.market_share"] = setup.market_share
@@ -309,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=None, help="shorten a --city-scale run")
     parser.add_argument("--fleet", type=int, default=None, help="fleet size of --city-scale")
     parser.add_argument("--cap-s", type=float, default=900.0, help="wall cap per SUMO row, s")
+    parser.add_argument(
+        "--traffic-model", choices=("micro", "meso"), default="micro",
+        help="SUMO's model for every row (meso: robotaxis leave SUMO at the kerb; "
+        "results go to *.meso.*)",
+    )  # fmt: skip
     parser.add_argument("--only", default="", help="comma-separated row keys (debugging)")
     parser.add_argument(
         "--from-json", type=Path, default=None,
@@ -329,15 +336,18 @@ def main(argv: list[str] | None = None) -> int:
         from robotaxi.config import load_config
 
         # read once: a calibration that writes the city's settings meanwhile changes no row
-        scale = load_config(None, {"map.city": "sf"}).world.background_scale
+        model = {"map.city": "sf", "world.traffic_model": args.traffic_model}
+        scale = load_config(None, model).world.background_scale
         setup = Setup(
             "sf", start, args.hours or hours, args.fleet or 1000, 7,
-            args.market_share or 0.15, args.cap_s, scale,
+            args.market_share or 0.15, args.cap_s, scale, args.traffic_model,
         )  # fmt: skip
     elif args.quick:
         setup = Setup("grid", "tue 08:00", 1 / 3, 20, 7, None, args.cap_s)
     else:
         setup = Setup("sf-mission", "tue 08:00", 1.0, 60, 7, args.market_share, args.cap_s)
+    if args.traffic_model == "meso" and args.city_scale is None:
+        parser.error("--traffic-model meso is for the --city-scale runs")
     jobs = {
         "background": Job("background traffic only", "background"),
         "batch": Job("ours: batch", "ours", policy="batch"),
@@ -352,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         jobs = {k: jobs[k] for k in ("background", "batch", "sumo_greedy_ch")}
     elif args.city_scale == "day":
         jobs = {k: jobs[k] for k in ("background", "batch")}
+    if args.traffic_model == "meso":  # SUMO's taxis stop at the kerb: micro only
+        jobs = {k: v for k, v in jobs.items() if v.kind != "sumo"}
     if args.only:
         jobs = {k: v for k, v in jobs.items() if k in args.only.split(",")}
     repeats = {"background": args.repeat, "batch": args.repeat, "nearest": args.repeat}
@@ -390,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             "drain_s": 1800.0,
             "sumo_wall_cap_s": setup.cap_s,
             "repeat": args.repeat,
+            "traffic_model": setup.traffic_model,
         },
         "machine": {
             "python": platform.python_version(),
@@ -406,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = "fleet.quick" if args.quick else "fleet"
     if args.city_scale is not None:
         stem = f"fleet.sf-{args.city_scale}"
+        if setup.traffic_model == "meso":
+            stem += ".meso"
     if args.only:
         stem += ".partial"  # never overwrite the full results with a few rows
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -475,6 +490,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{s['city']}, {s['start']} for {s['hours']:.2f} h, fleet {s['fleet']}, seed {s['seed']}, "
         f"market share {_fmt(s['market_share'])}, background: {s.get('background', 'on')}, "
+        f"SUMO model: {s.get('traffic_model', 'micro')}, "
         "drain ≤ 30 min; "
         f"{result['date_utc']} UTC, {result['machine']['cores']} cores (shared), "
         f"SUMO {result['machine']['sumo']}. Each row is its own process, run one after another."

@@ -33,7 +33,6 @@ def robotaxi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["--start", "someday 08:00"], "DAY HH:MM"),
         (["--hours", "30"], "hours"),
         (["--policy", "fastest"], "invalid choice"),
-        (["--traffic-model", "meso"], "mesoscopic traffic model cannot carry robotaxis"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -68,6 +67,20 @@ def test_malformed_osm_file_is_rejected_cleanly(tmp_path: Path, cli_main: RunCli
     assert proc.returncode == 2
     assert "not well-formed" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_meso_with_clearing_the_way_is_refused(tmp_path: Path, cli_main: RunCli) -> None:
+    config = tmp_path / "clear-way.yaml"
+    config.write_text("world:\n  clear_way_for_emergency: true\n")
+    out = tmp_path / "out"
+    proc = cli_main(
+        "simulate", "--traffic-model", "meso", "--config", str(config), "--out", str(out),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "clear_way_for_emergency needs the microscopic traffic model" in proc.stderr
     assert not out.exists()
 
 

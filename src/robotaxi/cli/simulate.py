@@ -49,7 +49,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--traffic-model", choices=["micro", "meso"], default=None,
         help="SUMO's microscopic model (default; lanes, signals, kerbside stops) or its "
-        "mesoscopic queue model (background traffic only)",
+        "mesoscopic queue model (whole-city days, far faster: robotaxis leave SUMO at the "
+        "kerb, no lanes, background cars do not pull over for ambulances)",
     )  # fmt: skip
     p.add_argument("--data-dir", type=Path, default=None, help="shared data (../shared/data)")
     p.add_argument("--config", type=Path, default=None, help="YAML file with settings")
@@ -81,10 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from robotaxi.core import ConfigError
-    from robotaxi.sim.runner import check_fleet_world
 
     config = config_from_args(args)
-    check_fleet_world(config)
     out: Path = args.out
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(

@@ -99,10 +99,8 @@ def _simulate_cell(
 
     from robotaxi.cli.simulate import simulate_into
     from robotaxi.config import load_config
-    from robotaxi.sim.runner import check_fleet_world
 
     config = load_config(None, overrides)
-    check_fleet_world(config)
     (folder / "config.json").write_text(config.model_dump_json(indent=2) + "\n")
     with (folder / "simulate.log").open("w") as log:
         console = Console(file=log, width=100, force_terminal=False)

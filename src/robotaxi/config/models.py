@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from robotaxi.config.charging import EnergyConfig
 from robotaxi.core.errors import ConfigError, RobotaxiError
@@ -45,7 +52,8 @@ class WorldConfig(_Model):
         "micro",
         description="SUMO's microscopic model (lanes, signals, kerbside pull-overs, autonomous "
         "cars) or its mesoscopic queue model (whole-city days, far faster; no lanes or lateral "
-        "positions: no autonomous cars, no pull-over off the lane)",
+        "positions: robotaxis leave SUMO at the kerb, no cars our own stack drives, "
+        "background cars do not pull over for ambulances)",
     )
     background_demand: Literal["random", "planbayarea"] = Field(
         "random",
@@ -60,7 +68,9 @@ class WorldConfig(_Model):
     )
     emergency_per_hour: float = Field(3.0, ge=0, description="ambulances crossing per hour")
     clear_way_for_emergency: bool = Field(
-        True, description="make background cars ahead of an ambulance pull over (our logic)"
+        True,
+        description="make background cars ahead of an ambulance pull over (our logic; micro "
+        "only: off in meso, where cars have no kerb)",
     )
     clear_way_range_m: float = Field(60.0, gt=0, description="how far ahead cars clear the way")
     emergency_preemption: bool = Field(
@@ -80,6 +90,20 @@ class WorldConfig(_Model):
     stuck_reroute_s: float = Field(
         90.0, gt=0, description="how long a robotaxi crawls in traffic before it reroutes, s"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _meso_has_no_kerb(cls, data: Any) -> Any:
+        """In meso, cars have no kerb to pull over to: clearing the way for ambulances is
+        off there, and asking for it is refused."""
+        if not isinstance(data, dict) or data.get("traffic_model") != "meso":
+            return data
+        if data.get("clear_way_for_emergency") is True:
+            raise ValueError(
+                "clear_way_for_emergency needs the microscopic traffic model (in meso, cars "
+                "have no kerb to pull over to): use traffic_model micro, or set it false"
+            )
+        return {**data, "clear_way_for_emergency": False}
 
 
 class DemandConfig(_Model):

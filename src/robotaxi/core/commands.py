@@ -112,6 +112,19 @@ class PassOpposite:
     edge: str
 
 
+@dataclass(frozen=True, slots=True)
+class LaneClosed:
+    """(From a remote-assistance operator) the lane the car is in on `edge` is closed ahead
+    (works, a blocker): move to another lane of `edge` in its direction of travel that leads
+    on along its way, and keep off the closed one to the end of `edge`; the car still waits
+    for a safe gap there. The car refuses, with the reason, when it cannot: `edge` has one
+    lane its way, no other lane of it leads on along its route, or it is no longer on `edge`
+    (or inside a junction)."""
+
+    vehicle_id: str
+    edge: str
+
+
 # what a world says to `PassOpposite` for a car it drives itself
 NO_LEAVE_FOR_WORLD_CARS = (
     "this car follows the fleet's routing only and takes no leave to cross the centre line "
@@ -120,7 +133,7 @@ NO_LEAVE_FOR_WORLD_CARS = (
 
 
 EgoCommand = MoveEgo | ParkEgo | UnparkEgo | TakeOver | HandBack
-VehicleCommand = DriveTo | PullOver | Resume | AvoidStreet | PassOpposite | EgoCommand
+VehicleCommand = DriveTo | PullOver | Resume | AvoidStreet | PassOpposite | LaneClosed | EgoCommand
 
 
 @dataclass(frozen=True, slots=True)

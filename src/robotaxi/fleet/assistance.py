@@ -4,17 +4,20 @@ A car on its way to a pick-up or a drop-off that has stood still (under `MOVING_
 a stop, not pulled over for an ambulance) for `assist_after_s` opens one request: where it
 stands, since when, and what it sees (a vehicle ahead that does not move, if it can tell).
 An operator answers with context — `ANOTHER_WAY` (the street ahead is blocked), `WAIT` (it
-will clear), `PULL_OVER` (at the next safe kerb) or `PASS_OPPOSITE` (you may pass the
-blocker through the oncoming lane, across its solid centre line, when that lane is clear) —
-and the car stays in control: it checks the answer (another way is taken only if one reaches
-its target without the blocked street; leave to pass only where there is an oncoming lane,
-and the car still waits for a gap in its traffic; else it refuses and says why) and acts on
-it. Never remote driving: an answer is context, the car decides. The request closes when the
-car moves again; its time to resolution is from opening to closing (`resolution_s`). Every
-step is a `VehicleEvent`. The desk is bookkeeping over what the fleet reports each tick:
-"another way" goes to the world as an `AvoidStreet` command, "pass opposite" as a
-`PassOpposite` (the world's refusal comes back as a command failure); the fleet itself
-carries out a pull-over.
+will clear), `PULL_OVER` (at the next safe kerb), `PASS_OPPOSITE` (you may pass the
+blocker through the oncoming lane, across its solid centre line, when that lane is clear) or
+`LANE_CLOSED` (the lane you are in is closed ahead: use another lane of this street) — and
+the car stays in control: it checks the answer (another way is taken only if one reaches its
+target without the blocked street; leave to pass only where there is an oncoming lane, and
+the car still waits for a gap in its traffic; another lane only where its street has one in
+its direction that leads on along its way, and it still waits for a gap there; else it
+refuses and says why) and acts on it. Never remote driving: an answer is context, the car
+decides. The request closes when the car moves again; its time to resolution is from opening
+to closing (`resolution_s`). Every step is a `VehicleEvent`. The desk is bookkeeping over
+what the fleet reports each tick: "another way" goes to the world as an `AvoidStreet`
+command, "pass opposite" as a `PassOpposite`, "lane closed" as a `LaneClosed` for the
+street the car stands on (the world's refusal comes back as a command failure); the fleet
+itself carries out a pull-over.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from robotaxi.core import (
     VehicleEvent,
     VehicleEventKind,
 )
-from robotaxi.core.commands import AvoidStreet, PassOpposite, VehicleCommand
+from robotaxi.core.commands import AvoidStreet, LaneClosed, PassOpposite, VehicleCommand
 from robotaxi.map import RoadMap
 
 MOVING_MPS = 1.0  # slower than this, a car on its way counts as standing
@@ -53,11 +56,13 @@ class AssistAnswer(enum.StrEnum):
     PULL_OVER = "pull_over"  # "pull over at the next safe kerb"
     # "you may pass the blocker using the opposite lane when clear" (across a solid line)
     PASS_OPPOSITE = "pass_opposite"
+    # "the lane you are in is closed ahead (works, a blocker): use another lane of this street"
+    LANE_CLOSED = "lane_closed"
 
 
 # answers the car checks with the world (or its own stack) a tick after they are given
-SENT_ANSWERS = (AssistAnswer.ANOTHER_WAY, AssistAnswer.PASS_OPPOSITE)
-AnswerCommand = AvoidStreet | PassOpposite
+SENT_ANSWERS = (AssistAnswer.ANOTHER_WAY, AssistAnswer.PASS_OPPOSITE, AssistAnswer.LANE_CLOSED)
+AnswerCommand = AvoidStreet | PassOpposite | LaneClosed
 
 
 class AssistanceError(RobotaxiError):
@@ -337,6 +342,9 @@ class AssistanceDesk:
     def _command(request: AssistRequest, answer: AssistAnswer) -> AnswerCommand:
         if answer == AssistAnswer.PASS_OPPOSITE:
             return PassOpposite(request.vehicle_id, request.blocked_edge)
+        if answer == AssistAnswer.LANE_CLOSED:
+            # the lane it is in: on the street where it stands
+            return LaneClosed(request.vehicle_id, request.edge)
         return AvoidStreet(request.vehicle_id, request.blocked_edge)
 
     # --- answers ----------------------------------------------------------------------------
@@ -378,7 +386,8 @@ class AssistanceDesk:
     def send(self, request: AssistRequest, record: AssistAnswerRecord) -> None:
         """Hand an answer in `SENT_ANSWERS` to the world at the next tick: "another way" asks
         for a way around the blocked street, "pass opposite" gives the car leave to pass the
-        blocker there through the oncoming lane. A refusal comes back through
+        blocker there through the oncoming lane, "lane closed" asks it to leave its lane for
+        another of the street it stands on. A refusal comes back through
         `world_refused`, else the answer counts as accepted a tick later."""
         if record.answer not in SENT_ANSWERS:
             raise AssistanceError(f"the answer {record.answer} is not one for the world")
@@ -399,11 +408,12 @@ class AssistanceDesk:
                 and self._command(request, record.answer) == command
             ):
                 leg = LEG_TEXT.get(request.leg, "its target")
-                why = (
-                    f"no pass through the oncoming lane: {reason}"
-                    if isinstance(command, PassOpposite)
-                    else f"no other way to {leg}: {reason}"
-                )
+                if isinstance(command, PassOpposite):
+                    why = f"no pass through the oncoming lane: {reason}"
+                elif isinstance(command, LaneClosed):
+                    why = f"no other lane to take: {reason}"
+                else:
+                    why = f"no other way to {leg}: {reason}"
                 self._outbox.append(self.refuse(request, record, why, now))
                 return
 

@@ -38,10 +38,11 @@ from robotaxi.core import (
     YieldBasis,
     YieldDecider,
 )
-from robotaxi.core.commands import AvoidStreet, PassOpposite
+from robotaxi.core.commands import AvoidStreet, LaneClosed, PassOpposite
 from robotaxi.core.types import BoolArray, FloatArray, IntArray
 from robotaxi.fleet.assistance import (
     MOVING_MPS,
+    SENT_ANSWERS,
     AssistanceDesk,
     AssistAnswer,
     StandingCar,
@@ -353,7 +354,7 @@ class FleetManager:
         """The world could not carry out a command: retry at a neighbouring curb next tick."""
         self.command_failures += 1
         command = failure.command
-        if isinstance(command, AvoidStreet | PassOpposite):
+        if isinstance(command, AvoidStreet | PassOpposite | LaneClosed):
             self.assistance.world_refused(command, failure.reason, self._last_t)
             return
         v = self.vehicles.get(command.vehicle_id)
@@ -684,7 +685,7 @@ class FleetManager:
         v = self.vehicles[request.vehicle_id]
         trip = self.trips.get(v.trip_id) if v.trip_id else None
         out = FleetTickResult()
-        if answer in (AssistAnswer.ANOTHER_WAY, AssistAnswer.PASS_OPPOSITE):
+        if answer in SENT_ANSWERS:
             desk.send(request, record)
         elif answer == AssistAnswer.WAIT:
             events.append(desk.accept(request, record, now_s))

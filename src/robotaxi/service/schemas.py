@@ -499,7 +499,7 @@ class YieldPublic(BaseModel):
     )
 
 
-AssistAnswerName = Literal["another_way", "wait", "pull_over", "pass_opposite"]
+AssistAnswerName = Literal["another_way", "wait", "pull_over", "pass_opposite", "lane_closed"]
 
 
 class AssistAnswerPublic(BaseModel):

@@ -28,6 +28,15 @@ so when the fleet's range check sees no ambulance coming (a siren heard on a cro
 so that it records those yields too. A leg with no lane route (unreachable, or a turn the
 map does not allow) is handed back to SUMO, logged, and taken over again once SUMO has
 parked the car at the end of that leg.
+
+Remote assistance's answers arrive as commands: "another way" plans the leg again without
+the blocked street; "pass opposite" gives the stack leave to cross a solid centre line;
+"this lane is closed" (`LaneClosed`) is taken only where a lane beside the car's own on its
+street leads on along its way, and only with room to steer out (the car cannot back up, nor
+turn its wheels standing: `STEER_OUT_MIN_M`): the car holds where it stands until the gap in
+that lane is acceptable (`planning.lane_change`, from its own predictions), then drives a
+lane route that moves over there at once and keeps to it to the end of the street
+(`planning.route.LaneSwitch`).
 """
 
 from __future__ import annotations
@@ -41,7 +50,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from robotaxi.autonomy.planning.behaviour import Behaviour
-from robotaxi.autonomy.planning.route import LaneRoute, reference_path
+from robotaxi.autonomy.planning.lane_change import lane_change_gap_ok
+from robotaxi.autonomy.planning.reference import ReferencePath
+from robotaxi.autonomy.planning.route import LaneRoute, LaneSwitch, reference_path
 from robotaxi.autonomy.stack import AutonomyStack, Planner
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, front_bumper
 from robotaxi.config.scenario import SensorsSpec
@@ -64,10 +75,10 @@ from robotaxi.core import (
     YieldBasis,
     emergency_agents,
 )
-from robotaxi.core.commands import AvoidStreet, PassOpposite
+from robotaxi.core.commands import AvoidStreet, LaneClosed, PassOpposite
 from robotaxi.core.types import Track
 from robotaxi.fleet.manager import EvStop
-from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.map import Lane, RoadMap, RoutingGraph
 from robotaxi.sim.drive import EV_REACTIONS, default_planner
 from robotaxi.sim.ego import KERB_BEHAVIOURS, EgoCar
 from robotaxi.sim.scenario_operator import HELD_BY_LINE_NOTE, held_by_line, leave_span
@@ -86,6 +97,21 @@ LANE_END_CLEAR_M = 8.0  # a pull-over stop keeps this far from either end of a l
 LOOP_MARGIN_M = 15.0  # a target on our edge closer than braking + this: once round the block
 HEADING_BELOW_MPS = 0.5  # without a box heading, a slower track's velocity has no direction
 EV_MOVED_OFF_MPS = 2.0  # a car standing for an EV has driven on above this (no flicker)
+# A closed lane is left over the room to the standing obstacle ahead in it plus
+# `SWITCH_EXTRA_M`, within these bounds (m), plus a second of the car's speed: short, as a
+# driver steers out from behind a standing car (over the next lane's line before its front
+# reaches the obstacle), and no shorter than the car can steer.
+SWITCH_EXTRA_M = 2.0
+SWITCH_MIN_M = 6.0
+SWITCH_MAX_M = 16.0
+# The car cannot back up, nor turn its wheels while it stands: closer than this behind the
+# standing obstacle ahead (bumper to bumper, m) it cannot steer out into the next lane (a
+# closed loop of our planner on a straight street gets out from 5.5 m behind a works fence
+# filling the lane, and from 3.5 m behind a parked car, not from 4 m and 3.2 m).
+STEER_OUT_MIN_M = 5.0
+STANDING_AHEAD_MPS = 0.5  # a tracked road user slower than this stands (tracker noise)
+# the gap check sees the lane it moves into this far back before its street begins (m)
+SWITCH_LOOK_BACK_M = 80.0
 L_HALF = IPACE.length_m / 2
 REAR_TO_CENTER = IPACE.rear_axle_to_center_m
 AUTONOMY = "autonomy"
@@ -150,6 +176,19 @@ class _Leg:
     pulled_over: bool = False
 
 
+@dataclass(frozen=True)
+class _ClosedLane:
+    """An operator's "this lane is closed" that the car took: leave lane `from_lane` of
+    `edge` for lane `to_lane` once the gap there takes it (`lane` is that lane's centre line,
+    for the gap check)."""
+
+    edge: str
+    from_lane: int
+    to_lane: int
+    lane: ReferencePath
+    lane_length_m: float
+
+
 @dataclass
 class _Car:
     vehicle_id: str
@@ -171,6 +210,7 @@ class _Car:
     siren_heard_since_s: float | None = None
     ev_seen_since_s: float | None = None
     ev_stop: EvStop | None = None  # standing for an emergency vehicle by its stack's decision
+    closed_lane: _ClosedLane | None = None  # a lane change it waits to make (remote assistance)
 
     @property
     def state(self) -> VehicleState:
@@ -371,6 +411,7 @@ class AutonomousDriver:
                 case DriveTo():
                     self._drive_to(car, cmd, for_world)
                 case PullOver(reason=PullOverReason.RIDER):
+                    car.closed_lane = None  # it stops at the kerb: no lane change to wait for
                     self._pull_over(car)
                 case PullOver():
                     log.debug("%s: ambulance pull-over left to the stack", car.vehicle_id)
@@ -384,6 +425,10 @@ class AutonomousDriver:
                     reason = self._pass_opposite(car, edge)
                     if reason:
                         refused.append(CommandFailure(cmd, reason))
+                case LaneClosed(_, edge):
+                    reason = self._lane_closed(car, edge)
+                    if reason:
+                        refused.append(CommandFailure(cmd, reason))
         return for_world, refused
 
     def _drive_to(self, car: _Car, cmd: DriveTo, for_world: list[VehicleCommand]) -> None:
@@ -391,6 +436,7 @@ class AutonomousDriver:
         if leg is not None and leg.target == (cmd.edge, cmd.pos):
             leg.stop_s, leg.pulled_over = leg.target_stop_s, False  # the same leg, resumed
             return
+        car.closed_lane = None  # a new way: a closed lane on it is for an operator to say again
         try:
             car.leg = self._plan_leg(car, cmd.edge, cmd.pos)
         except ScenarioError as exc:
@@ -487,6 +533,135 @@ class AutonomousDriver:
         if span is None:
             return reason
         return car.stack.permit_oncoming_pass(leg.route.path, *span)
+
+    def _lane_closed(self, car: _Car, edge: str) -> str:
+        """Take an operator's "the lane you are in on `edge` is closed ahead": "" when the
+        car will move to another lane of `edge` that leads on along its way (once the gap
+        there takes it), else why not (it keeps its lane)."""
+        leg = car.leg
+        if leg is None:
+            return "it is parked: there is no lane to leave"
+        try:
+            prefix, here, _, lane_index = self._where(car)
+        except ScenarioError:
+            prefix = ("junction",)
+        if prefix:
+            return "it is inside a junction: answer again in a moment"
+        if here != edge:
+            return f"it is on {here} now, no longer on {edge}"
+        street = self.map.edges[edge].name or edge
+        lanes = self.map.robotaxi_lanes(self.map.edges[edge])
+        if len(lanes) < 2:
+            return f"{street} has one lane in its direction: there is no other lane to use"
+        room = self._room_ahead(car)
+        if room < STEER_OUT_MIN_M:
+            return (
+                f"it stands {room:.1f} m behind what blocks its lane, too close to steer out "
+                "into the next lane (it cannot back up)"
+            )
+        ahead = self._edges_ahead(car)
+        # one lane over, to the left first (the way a driver passes)
+        beside = sorted(
+            (x for x in lanes if abs(x.index - lane_index) == 1), key=lambda x: -x.index
+        )
+        for target in beside:
+            try:
+                self._switched_route(car, LaneSwitch(target.index, 0.0, 1.0), lane_index)
+            except ScenarioError:
+                continue
+            car.closed_lane = _ClosedLane(
+                edge, lane_index, target.index, _lane_path(target), float(target.length)
+            )
+            return ""
+        nxt = (self.map.edges[ahead[1]].name or ahead[1]) if len(ahead) > 1 else "its stop"
+        return f"no lane beside it on {street} leads on to {nxt}: only its own lane turns there"
+
+    def _room_ahead(self, car: _Car) -> float:
+        """Bumper to bumper, the room (m) from the car's front to the nearest road user its
+        tracker sees standing in its lane ahead (inf: none)."""
+        leg = car.leg
+        if leg is None or not car.tracks:
+            return math.inf
+        path = leg.route.path
+        front = car.s_center + L_HALF
+        xy = np.array([(t.x, t.y) for t in car.tracks])
+        s, d = path.project(xy[:, 0], xy[:, 1], (front - 10.0, front + 60.0))
+        s, d = np.atleast_1d(s), np.atleast_1d(d)
+        half_w = 0.5 * np.atleast_1d(path.lane_width_at(s))
+        rear = s - 0.5 * np.array([t.length for t in car.tracks])
+        standing = np.array([t.speed < STANDING_AHEAD_MPS for t in car.tracks])
+        ahead = standing & (np.abs(d) < half_w) & (rear > front - 0.5)
+        return float(np.min(rear[ahead] - front)) if np.any(ahead) else math.inf
+
+    def _edges_ahead(self, car: _Car) -> tuple[str, ...]:
+        """The edges of the car's lane route from the one its front bumper is on (not
+        junctions), in order."""
+        leg = car.leg
+        if leg is None:
+            return (car.edge,)
+        k = _piece_at(leg.route, car.s_center + L_HALF)
+        out: list[str] = []
+        for lane_id in leg.route.lane_ids[k:]:
+            lane = self.map.lanes[lane_id]
+            if not lane.internal and (not out or out[-1] != lane.edge_id):
+                out.append(lane.edge_id)
+        return tuple(out)
+
+    def _switched_route(
+        self, car: _Car, switch: LaneSwitch, from_lane: int
+    ) -> tuple[LaneRoute, tuple[str, ...]]:
+        """The leg's lane route from the car's edge on (and those edges), leaving lane
+        `from_lane` of that edge as `switch` says; raises `ScenarioError` when the lane it
+        moves to does not lead on along its way (past its stop only if its stop is beyond
+        this street)."""
+        ahead = self._edges_ahead(car)
+        try:
+            return reference_path(self.map, ahead, start_lane=from_lane, switch=switch), ahead
+        except ScenarioError:
+            leg = car.leg
+            if leg is None or leg.target[0] != ahead[0] or ahead.count(ahead[0]) > 1:
+                raise
+        # its stop is on this street: the lane need not lead on past it
+        route = reference_path(self.map, ahead[:1], start_lane=from_lane, switch=switch)
+        return route, ahead[:1]
+
+    def _switch_lane(self, car: _Car, closed: _ClosedLane) -> bool:
+        """Leave the closed lane now if the gap in the other lane takes the car (its own
+        predictions): the leg's lane route again, moving over at once; whether it did."""
+        leg = car.leg
+        predictions = car.stack.last_predictions
+        if leg is None or car.edge != closed.edge or car.lane_index != closed.from_lane:
+            car.closed_lane = None  # left that street (or that lane) meanwhile
+            return False
+        if predictions is None or not lane_change_gap_ok(car.state, predictions, closed.lane):
+            return False
+        room = self._room_ahead(car)
+        if room < STEER_OUT_MIN_M:
+            return False  # too close by its tracker now: it holds still and looks again
+        rear_m = max(car.lane_pos - IPACE.rear_axle_to_front_m, 0.0)
+        over_m = min(max(room + SWITCH_EXTRA_M, SWITCH_MIN_M), SWITCH_MAX_M) + car.state.speed
+        end_m = min(rear_m + over_m, closed.lane_length_m - 0.5)
+        switch = LaneSwitch(closed.to_lane, min(rear_m, end_m - 4.0), end_m)
+        try:
+            route, ahead = self._switched_route(car, switch, closed.from_lane)
+        except ScenarioError as exc:
+            log.warning("%s: no lane route out of the closed lane (%s)", car.vehicle_id, exc)
+            car.closed_lane = None
+            return False
+        target_edge, target_pos = leg.target
+        k = max(
+            i
+            for i, lane_id in enumerate(route.lane_ids)
+            if self.map.lanes[lane_id].edge_id == target_edge
+        )
+        stop_s = float(route.lane_start_s[k]) + target_pos - L_HALF
+        car.leg = _Leg(route, ahead, leg.target, stop_s, stop_s)
+        car.s_center = float(route.path.project(*self._center(car))[0])
+        car.closed_lane = None
+        if leg.pulled_over:
+            self._pull_over(car)  # a rider's stop stays in force
+        log.info("%s: leaves closed lane %d of %s", car.vehicle_id, closed.from_lane, closed.edge)
+        return True
 
     def _clear_of_junctions(self, route: LaneRoute, s_center: float) -> float:
         """The first centre arc length ≥ `s_center` whose whole footprint stands on a normal
@@ -727,6 +902,12 @@ class AutonomousDriver:
     ) -> None:
         path = leg.route.path
         for k in range(n):
+            closed = car.closed_lane
+            if closed is not None and self._switch_lane(car, closed) and car.leg is not None:
+                leg = car.leg
+                path = leg.route.path
+            # waiting to leave a closed lane, it holds where it stands: the room to steer out
+            car.stack.speed_cap_mps = 0.0 if car.closed_lane is not None else None
             t_k = now_s + k * self.step_s
             agents = truth if k == 0 else _extrapolate(truth, k * self.step_s)
             heard = sirens if k == 0 else _extrapolate(sirens, k * self.step_s)
@@ -766,6 +947,19 @@ class AutonomousDriver:
 def _piece_at(route: LaneRoute, s: float) -> int:
     k = int(np.searchsorted(route.lane_start_s, s, side="right")) - 1
     return min(max(k, 0), len(route.lane_ids) - 1)
+
+
+def _lane_path(lane: Lane) -> ReferencePath:
+    """`lane`'s centre line, run on straight back `SWITCH_LOOK_BACK_M` before its start (so
+    that the gap check sees who comes up behind from the street before)."""
+    xy = np.asarray(lane.centerline, dtype=float)
+    back = xy[0] - xy[1]
+    back = back / max(float(np.hypot(*back)), 1e-9)
+    line = np.vstack([xy[0] + back * SWITCH_LOOK_BACK_M, xy])
+    return ReferencePath(
+        line, np.asarray(lane.width), np.asarray(lane.speed_limit),
+        np.asarray(lane.width / 2), np.asarray(lane.width / 2),
+    )  # fmt: skip
 
 
 def _extrapolate(truth: Sequence[AgentState], dt_s: float) -> list[AgentState]:

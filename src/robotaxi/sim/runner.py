@@ -141,16 +141,6 @@ def make_demand(config: RunConfig, road_map: RoadMap) -> DemandModel:
     return TncDemand(zones, area, config.demand)
 
 
-def check_fleet_world(config: RunConfig) -> None:
-    """Raise `ConfigError` when the configured world cannot carry a fleet."""
-    if config.world.traffic_model == "meso":
-        raise ConfigError(
-            "the mesoscopic traffic model cannot carry robotaxis (SUMO's meso cannot "
-            "release a car parked at the curb): run the fleet with --traffic-model micro; "
-            "meso is for background-only runs (robotaxi calibrate)"
-        )
-
-
 class ServiceSimulation:
     """Runs a robotaxi service at fleet fidelity for the configured window."""
 
@@ -185,8 +175,6 @@ class ServiceSimulation:
 
     def run(self) -> ServiceHistory:
         cfg = self.config
-        if self.with_fleet:
-            check_fleet_world(cfg)
         wall0 = time.perf_counter()
         road_map, graph = self._city or load_city(cfg)
         self.road_map = road_map

@@ -47,11 +47,6 @@ def resolve_cell(cell: Cell, environment: Mapping[str, Any]) -> RunConfig:
         config = load_config(None, {**cell.config_overrides(), **environment})
     except ConfigError as exc:
         raise GridError(f"cell {cell.label()}: {exc}") from None
-    if config.world.traffic_model == "meso":
-        raise GridError(
-            f"cell {cell.label()}: the mesoscopic traffic model cannot carry robotaxis; "
-            "sweep with traffic_model micro"
-        )
     return config
 
 

@@ -8,6 +8,8 @@ its lane; a `PullOver` stops it there, off the lane, until `Resume`. A car our s
 (`TakeOver`) is where `MoveEgo` puts it, taken as is; its snapshot row carries that pose,
 and `around` lists every other vehicle within `SENSE_RADIUS_M`. Each ambulance has an
 ordinary-car twin on the same route, as in `SumoWorld`, so its records read the same way.
+Remote assistance's `LaneClosed` is checked against the map's lanes (taken or refused as
+`SumoWorld` would) and, taken, changes nothing: there are no lanes to drive in here.
 Everything random is drawn from the seed, so a run is a function of its seed and inputs.
 
 It does not replace SUMO: anything that needs traffic, signals or lanes runs `SumoWorld`.
@@ -46,7 +48,7 @@ from robotaxi.core import (
     WorldSnapshot,
     WorldStats,
 )
-from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, PassOpposite
+from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, LaneClosed, PassOpposite
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.traffic import PROBE_LAG_S, emergency_runs
 
@@ -279,6 +281,8 @@ class FakeWorld:
                         reason = self._avoid_street(car, edge)
                     case PassOpposite():
                         reason = NO_LEAVE_FOR_WORLD_CARS
+                    case LaneClosed(_, edge):
+                        reason = self._leave_closed_lane(car, edge)
             if reason:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, reason))
@@ -316,6 +320,27 @@ class FakeWorld:
         if not route or edge in route:
             return f"every way from {car.edge} to {target} crosses {edge}"
         car.route, car.idx = route, 0
+        return ""
+
+    def _leave_closed_lane(self, car: _Mover, edge: str) -> str:
+        """Check an operator's "the car's lane on `edge` is closed" as SumoWorld does, with
+        the map's lanes: taken ("") when `edge` has at least two lanes its way that lead on
+        to the next edge of the car's route (whichever the car is in, another one does);
+        else why not. Taken, nothing changes here: this world has no lanes to drive in."""
+        if car.edge != edge:
+            return f"it is on {car.edge} now, no longer on {edge}"
+        street = self.road_map.edges[edge].name or edge
+        lanes = self.road_map.robotaxi_lanes(self.road_map.edges[edge])
+        if len(lanes) < 2:
+            return f"{street} has one lane in its direction: there is no other lane to use"
+        ahead = car.route[car.idx + 1 : car.idx + 2]
+        onward = [
+            x
+            for x in lanes
+            if not ahead or any(self.road_map.lanes[n].edge_id == ahead[0] for n in x.successors)
+        ]
+        if len(onward) < 2:
+            return f"no other lane of {street} leads on along its way"
         return ""
 
     # --- stepping -----------------------------------------------------------------------

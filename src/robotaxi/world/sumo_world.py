@@ -39,9 +39,10 @@ from robotaxi.core import (
     WorldSnapshot,
     WorldStats,
 )
-from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, PassOpposite
+from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, LaneClosed, PassOpposite
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.background import DAY_S, count_vehicles, plan_bay_area_routes
+from robotaxi.world.meso_fleet import MESO_CAR_VARS, MesoFleet, Spot
 from robotaxi.world.traffic import (
     AMBULANCE_TYPE,
     CAR_TYPE,
@@ -98,10 +99,9 @@ MESO_OPTIONS = (
 )  # fmt: skip
 
 
-MESO_NO_FLEET = (
-    "the mesoscopic traffic model cannot carry robotaxis: SUMO 1.28's meso cannot release a "
-    "car parked at the curb (resume is not implemented; replaceStop and remove crash): use "
-    "--traffic-model micro, or meso for background traffic only (robotaxi calibrate)"
+MESO_NO_AUTONOMY = (
+    "the mesoscopic traffic model has no lanes or lateral positions, so our own autonomy "
+    "stack cannot drive in it: use --traffic-model micro for cars our stack drives"
 )
 
 
@@ -135,7 +135,7 @@ def sumo_command(
     if world.traffic_model == "meso":
         # queues per edge; junction control and signal delays as SUMO-NOTES measured them
         cmd += list(MESO_OPTIONS)
-    elif world.route_around_jams:
+    if world.route_around_jams:
         cmd += list(REROUTING_OPTIONS)
     if route_files:
         cmd += ["-r", ",".join(str(p) for p in route_files)]
@@ -261,6 +261,13 @@ class SumoWorld:
         # the signals that give an ambulance the green (None: all of them)
         self._preemption_signals = road_map.preemption_signals
         self._preempted: dict[str, _Preemption] = {}  # signal id → the call holding it
+        # meso: robotaxis are in SUMO only between kerbs (`world.meso_fleet`)
+        self._meso = (
+            MesoFleet(road_map, ROBOTAXI_TYPE, self._loop_edges)
+            if world.traffic_model == "meso"
+            else None
+        )
+        self._car_vars = MESO_CAR_VARS if self._meso is not None else _CAR_VARS
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -380,14 +387,17 @@ class SumoWorld:
 
     def add_robotaxi(self, vehicle_id: str, curb_index: int) -> None:
         """Put a robotaxi in the world, parked at a curb spot (off the lane)."""
-        if self.config.traffic_model == "meso":
-            raise WorldError(MESO_NO_FLEET)
         curbs = self.road_map.curbs
         edge, pos, lane = (
             curbs.edge_ids[curb_index],
             float(curbs.pos[curb_index]),
             int(curbs.lane_index[curb_index]),
         )
+        if self._meso is not None:
+            self._meso.add(vehicle_id, Spot(edge, pos, lane))
+            self.robotaxis.append(vehicle_id)
+            self._robotaxi_set.add(vehicle_id)
+            return
         route_id = f"route_{vehicle_id}"
         libsumo.route.add(route_id, [edge])
         libsumo.vehicle.add(
@@ -400,13 +410,15 @@ class SumoWorld:
         )  # fmt: skip
         if self.config.route_around_jams:
             libsumo.vehicle.setRoutingMode(vehicle_id, tc.ROUTING_MODE_AGGREGATED)
-        libsumo.vehicle.subscribe(vehicle_id, _CAR_VARS)
+        libsumo.vehicle.subscribe(vehicle_id, self._car_vars)
         self.robotaxis.append(vehicle_id)
         self._robotaxi_set.add(vehicle_id)
 
     def apply(self, commands: Iterable[VehicleCommand]) -> list[CommandFailure]:
         """Carry out commands; returns those that failed with the reason (the fleet retries)."""
         failed: list[CommandFailure] = []
+        if self._meso is not None:
+            return self._apply_meso(commands)
         for cmd in commands:
             if cmd.vehicle_id in self._dormant:
                 self._wake(cmd.vehicle_id)
@@ -432,6 +444,34 @@ class SumoWorld:
                         self._avoid_street(vid, edge)
                     case PassOpposite():
                         raise WorldError(NO_LEAVE_FOR_WORLD_CARS)
+                    case LaneClosed(vid, edge):
+                        self._leave_closed_lane(vid, edge)
+            except (libsumo.TraCIException, WorldError) as exc:
+                self.stats.command_failures += 1
+                failed.append(CommandFailure(cmd, str(exc)))
+        return failed
+
+    def _apply_meso(self, commands: Iterable[VehicleCommand]) -> list[CommandFailure]:
+        """`apply` in the mesoscopic model: robotaxis leave SUMO at the kerb
+        (`world.meso_fleet`); cars our own stack drives need lanes, so micro."""
+        meso = self._meso
+        assert meso is not None
+        failed: list[CommandFailure] = []
+        for cmd in commands:
+            try:
+                match cmd:
+                    case DriveTo(vid, edge, pos, lane_index):
+                        meso.drive_to(vid, Spot(edge, pos, lane_index))
+                    case PullOver(vid):
+                        meso.pull_over(vid)
+                    case Resume(vid):
+                        meso.resume(vid)
+                    case AvoidStreet(vid, edge):
+                        self._avoid_street_meso(vid, edge)
+                    case PassOpposite():
+                        raise WorldError(NO_LEAVE_FOR_WORLD_CARS)
+                    case _:
+                        raise WorldError(MESO_NO_AUTONOMY)
             except (libsumo.TraCIException, WorldError) as exc:
                 self.stats.command_failures += 1
                 failed.append(CommandFailure(cmd, str(exc)))
@@ -440,7 +480,7 @@ class SumoWorld:
     def _wake(self, vid: str) -> None:
         """A parked robotaxi gets a command: read it every step again."""
         self._dormant.discard(vid)
-        libsumo.vehicle.subscribe(vid, _CAR_VARS)
+        libsumo.vehicle.subscribe(vid, self._car_vars)
 
     def _doze(self, vid: str, row: dict[int, Any]) -> None:
         """A robotaxi parked off the lane stays where it is until its next command."""
@@ -476,8 +516,12 @@ class SumoWorld:
         )  # fmt: skip
 
     def _route_via_loop(self, vid: str, here: str, target: str) -> None:
+        libsumo.vehicle.setRoute(vid, self._loop_edges(here, target))
+
+    def _loop_edges(self, here: str, target: str) -> tuple[str, ...]:
+        """The shortest route from `here` once around the block back to `target`."""
         if here not in self.graph.index:
-            raise libsumo.TraCIException(f"{vid} is on {here}, not a routable edge")
+            raise libsumo.TraCIException(f"{here} is not a routable edge")
         best: tuple[str, ...] = ()
         for lane_id in self.road_map.edges[here].lane_ids:
             for succ_lane in self.road_map.lanes[lane_id].successors:
@@ -488,7 +532,7 @@ class SumoWorld:
                         best = route
         if not best:
             raise libsumo.TraCIException(f"no way from {here} back to {target}")
-        libsumo.vehicle.setRoute(vid, (here, *best))
+        return (here, *best)
 
     def _avoid_street(self, vid: str, edge: str) -> None:
         """Reroute to the current target without `edge` (remote assistance said it is
@@ -518,6 +562,62 @@ class SumoWorld:
         if edge in veh.getRoute(vid)[veh.getRouteIndex(vid) :]:
             veh.setRoute(vid, ahead)
             raise WorldError(f"every way from {here} to {ahead[-1]} crosses {edge}")
+
+    def _leave_closed_lane(self, vid: str, edge: str) -> None:
+        """Move to a lane beside the car's own on `edge` (remote assistance said its lane is
+        closed ahead) that leads on along its route (SUMO's best lanes), and keep to it for
+        about the rest of `edge`: a `changeLane` request, which SUMO's lane changer carries
+        out only into a safe gap. Raises `WorldError` (the car keeps its lane) when it is not
+        on `edge`, `edge` has one lane its way, or no lane beside its own leads on."""
+        veh = libsumo.vehicle
+        here = veh.getRoadID(vid)
+        if here.startswith(":"):
+            raise WorldError(f"it is inside junction {here}: answer again in a moment")
+        if here != edge or edge not in self.road_map.edges:
+            raise WorldError(f"it is on {here} now, no longer on {edge}")
+        street = self.road_map.edges[edge].name or edge
+        lanes = self.road_map.robotaxi_lanes(self.road_map.edges[edge])
+        if len(lanes) < 2:
+            raise WorldError(
+                f"{street} has one lane in its direction: there is no other lane to use"
+            )
+        own = veh.getLaneIndex(vid)
+        # per lane of the edge: (lane id, length, occupation, offset, continues, next lanes)
+        onward = {row[0] for row in veh.getBestLanes(vid) if row[4]}
+        beside = sorted(
+            (x for x in lanes if abs(x.index - own) == 1 and x.lane_id in onward),
+            key=lambda x: -x.index,  # to the left first, as a driver passes
+        )
+        if not beside:
+            raise WorldError(
+                f"no lane beside it on {street} leads on along its way: only its own lane does"
+            )
+        target = beside[0]
+        rest_m = max(target.length - veh.getLanePosition(vid), 0.0)
+        # time to find a gap and drive the rest of the street at half its limit
+        duration_s = 20.0 + rest_m / max(0.5 * target.speed_limit, 1.0)
+        veh.changeLane(vid, target.index, duration_s)
+
+    def _avoid_street_meso(self, vid: str, edge: str) -> None:
+        """`_avoid_street` in meso: the routing graph's fastest way around `edge` (SUMO's own
+        rerouting corrupts a meso car's state, `world.meso_fleet`)."""
+        meso = self._meso
+        assert meso is not None
+        if vid in meso.parked:
+            raise WorldError("it stands at the kerb: no route to change")
+        veh = libsumo.vehicle
+        here = veh.getRoadID(vid)
+        if here == edge:
+            raise WorldError(f"it stands on {edge} itself: no turn off before the blockage")
+        ahead = veh.getRoute(vid)[veh.getRouteIndex(vid) :]
+        if edge not in ahead:
+            return  # its way does not use that street
+        if ahead[-1] == edge:
+            raise WorldError(f"its stop is on {edge}, the blocked street")
+        route = self.graph.route(here, ahead[-1], avoid=(edge,))
+        if not route:
+            raise WorldError(f"every way from {here} to {ahead[-1]} crosses {edge}")
+        veh.setRoute(vid, route)
 
     def _pull_over(self, vid: str) -> None:
         """Park at the curb just ahead, off the lane, so an ambulance can pass."""
@@ -576,15 +676,18 @@ class SumoWorld:
                 or vid in self._egos
                 or vid in self._moved
                 or row[tc.VAR_SPEED] >= 1.0
-                or row[tc.VAR_STOPSTATE] & 1
+                or row.get(tc.VAR_STOPSTATE, 0) & 1
             ):
                 slow.pop(vid, None)
                 continue
             since = slow.setdefault(vid, now)
             if now - since >= wait and now - self._rerouted_at.get(vid, -wait) >= wait:
                 try:
-                    libsumo.vehicle.rerouteTraveltime(vid, False)
-                except libsumo.TraCIException:
+                    if self._meso is not None:
+                        self._meso.reroute(vid)
+                    else:
+                        libsumo.vehicle.rerouteTraveltime(vid, False)
+                except (libsumo.TraCIException, WorldError):
                     continue  # e.g. inside a junction: try again at the next check
                 self._rerouted_at[vid] = now
                 self.stats.stuck_reroutes += 1
@@ -613,7 +716,7 @@ class SumoWorld:
             if vid in self.emergency:
                 self.emergency[vid].depart_at = self.time
                 self._active_evs.add(vid)
-                libsumo.vehicle.subscribe(vid, _CAR_VARS)
+                libsumo.vehicle.subscribe(vid, self._car_vars)
                 if self.config.clear_way_for_emergency:
                     libsumo.vehicle.subscribeContext(
                         vid, tc.CMD_GET_VEHICLE_VARIABLE, self.config.clear_way_range_m,
@@ -628,7 +731,12 @@ class SumoWorld:
             elif vid in self._probe_of:
                 self.emergency[self._probe_of[vid]].probe_arrive_at = self.time
             elif vid in self._robotaxi_set:
-                self.stats.failures.append(f"{self._time_s:.0f}s robotaxi {vid} left the network")
+                if self._meso is not None:  # at its kerb: it stands there out of SUMO
+                    self._meso.arrived(vid)
+                else:
+                    self.stats.failures.append(
+                        f"{self._time_s:.0f}s robotaxi {vid} left the network"
+                    )
             self._cleared.pop(vid, None)
         if self.config.clear_way_for_emergency:
             self._clear_way()
@@ -923,13 +1031,18 @@ class SumoWorld:
         kinds: list[AgentKind] = []
         keep: list[str] = []
         held = self._held_rows
+        meso = self._meso
         for vid in ids:
             res = results.get(vid)
-            if res:
+            if meso is not None and vid in self._robotaxi_set:
+                res = meso.report(vid, res or None)
+                if res is None:
+                    continue
+            elif res:
                 if vid in held:
                     del held[vid]  # awake and reporting again
                 elif (
-                    res[tc.VAR_STOPSTATE] & _PARKED == _PARKED
+                    res.get(tc.VAR_STOPSTATE, 0) & _PARKED == _PARKED
                     and res[tc.VAR_SPEED] == 0.0
                     and vid in self._robotaxi_set
                     and vid not in self._egos
@@ -973,8 +1086,8 @@ class SumoWorld:
             around={ego: tuple(self.surroundings(ego)) for ego in sorted(self._egos)},
             collisions=tuple(self.collisions()) if self._egos else (),
             road_ids=tuple(r[tc.VAR_ROAD_ID] for r in rows),
-            stopped=tuple(bool(r[tc.VAR_STOPSTATE] & 1) for r in rows),
-            odometer_m=np.array([max(r[tc.VAR_DISTANCE], 0.0) for r in rows], dtype=float),
+            stopped=tuple(bool(r.get(tc.VAR_STOPSTATE, 0) & 1) for r in rows),
+            odometer_m=np.array([max(r.get(tc.VAR_DISTANCE, 0.0), 0.0) for r in rows], dtype=float),
         )
 
     def vehicle_count(self) -> int:

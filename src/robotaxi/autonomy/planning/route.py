@@ -4,7 +4,9 @@ A route is a sequence of edges. On each edge the car follows the lane it entered
 moves, over the middle of the edge, to the lane from which the turn onto the next edge
 leaves (a lane change written into the reference line); through junctions it follows
 SUMO's internal lanes. Stop lines sit at the end of every lane whose turn is signalised;
-their `signal_id` is "<tls id>:<link index>", the key of `SumoWorld.signal_states`.
+their `signal_id` is "<tls id>:<link index>", the key of `SumoWorld.signal_states`. A
+`LaneSwitch` instead moves the car, on the first edge, from its lane to another one at a
+given stretch and keeps it there to the edge's end (remote assistance: "this lane is closed").
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ class LaneRoute:
     lane_start_s: FloatArray  # arc length where each lane of `lane_ids` begins
 
 
+@dataclass(frozen=True, slots=True)
+class LaneSwitch:
+    """On a route's first edge: leave the entry lane for the edge's lane of index `to_lane`
+    between `from_m` and `to_m` (m along the edge), keep to it to the edge's end, and turn
+    onto the next edge from it (an operator said the entry lane is closed ahead)."""
+
+    to_lane: int
+    from_m: float
+    to_m: float
+
+
 def _resample(line: FloatArray, spacing: float = POINT_SPACING_M) -> FloatArray:
     seg = np.hypot(*np.diff(line, axis=0).T)
     s = np.concatenate([[0.0], np.cumsum(seg)])
@@ -63,15 +76,36 @@ def _blend(first: FloatArray, second: FloatArray) -> FloatArray:
     return a * (1 - w)[:, None] + b * w[:, None]
 
 
-def _connection(road_map: RoadMap, from_edge: str, to_edge: str) -> Connection:
+def _switch(first: FloatArray, second: FloatArray, from_m: float, to_m: float) -> FloatArray:
+    """Follow lane `first` to `from_m` (m along it), move to the parallel lane `second` by
+    `to_m`, and follow that one on."""
+    a = _resample(first)
+    s_a = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(a, axis=0).T))])
+    b = _resample(second)
+    s_b = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(b, axis=0).T))])
+    # the point of `second` at the same share of its length as each point of `first`
+    u = s_a / max(s_a[-1], 1e-6) * s_b[-1]
+    beside = np.column_stack([np.interp(u, s_b, b[:, 0]), np.interp(u, s_b, b[:, 1])])
+    w = np.clip((s_a - from_m) / max(to_m - from_m, 1e-6), 0.0, 1.0)
+    w = w * w * (3 - 2 * w)  # smoothstep: no lateral jerk at either end
+    return a * (1 - w)[:, None] + beside * w[:, None]
+
+
+def _connection(
+    road_map: RoadMap, from_edge: str, to_edge: str, from_index: int | None = None
+) -> Connection:
+    """The connection the route turns by: from lane `from_index` of `from_edge` when given."""
     options = [
         c
         for c in road_map.connections
         if road_map.lanes[c.from_lane].edge_id == from_edge
         and road_map.lanes[c.to_lane].edge_id == to_edge
         and road_map.lanes[c.from_lane].allows_robotaxi
+        and (from_index is None or road_map.lanes[c.from_lane].index == from_index)
     ]
     if not options:
+        if from_index is not None:
+            raise ScenarioError(f"lane {from_index} of {from_edge} does not lead to {to_edge}")
         raise ScenarioError(
             f"route turns from {from_edge} to {to_edge}, which the map does not allow"
         )
@@ -86,8 +120,10 @@ def reference_path(
     *,
     start_lane: int | None = None,
     end_lane: int | None = None,
+    switch: LaneSwitch | None = None,
 ) -> LaneRoute:
-    """Build the reference line along `edges` (each turn must be a connection of the map)."""
+    """Build the reference line along `edges` (each turn must be a connection of the map);
+    with `switch`, the car moves to another lane of the first edge (`LaneSwitch`)."""
     if not edges:
         raise ScenarioError("a route needs at least one edge")
     for e in edges:
@@ -95,7 +131,10 @@ def reference_path(
             raise ScenarioError(f"route edge {e!r} is not in map {road_map.name}")
     pieces: list[tuple[FloatArray, Lane, Lane | None]] = []  # (points, lane, turn-from lane)
     stop_lines: list[tuple[int, str]] = []  # (piece index whose end is the line, signal id)
-    conns = [_connection(road_map, a, b) for a, b in itertools.pairwise(edges)]
+    conns = [
+        _connection(road_map, a, b, switch.to_lane if switch is not None and k == 0 else None)
+        for k, (a, b) in enumerate(itertools.pairwise(edges))
+    ]
     lanes_of = [road_map.robotaxi_lanes(road_map.edges[e]) for e in edges]
     entry_lane = (
         _lane_index(lanes_of[0], start_lane)
@@ -107,15 +146,18 @@ def reference_path(
     for k in range(len(edges)):
         if k < len(conns):
             exit_lane = road_map.lanes[conns[k].from_lane]
+        elif k == 0 and switch is not None:
+            exit_lane = _lane_index(lanes_of[0], switch.to_lane)
         elif end_lane is not None:
             exit_lane = _lane_index(lanes_of[k], end_lane)
         else:
             exit_lane = entry_lane
-        line = (
-            _resample(entry_lane.centerline)
-            if exit_lane.lane_id == entry_lane.lane_id
-            else _blend(entry_lane.centerline, exit_lane.centerline)
-        )
+        if exit_lane.lane_id == entry_lane.lane_id:
+            line = _resample(entry_lane.centerline)
+        elif k == 0 and switch is not None:
+            line = _switch(entry_lane.centerline, exit_lane.centerline, switch.from_m, switch.to_m)
+        else:
+            line = _blend(entry_lane.centerline, exit_lane.centerline)
         pieces.append((line, exit_lane, entry_lane))
         if k < len(conns):
             conn = conns[k]

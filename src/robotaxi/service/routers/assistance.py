@@ -53,10 +53,13 @@ def answer(
     live: LiveDep,
 ) -> AssistancePublic:
     """Answer a car with context: 'another_way' (this street is blocked), 'wait' (it will
-    clear), 'pull_over' (at the next safe kerb) or 'pass_opposite' (you may pass the blocker
+    clear), 'pull_over' (at the next safe kerb), 'pass_opposite' (you may pass the blocker
     using the opposite lane when clear, across a solid centre line: the car waits for a gap
-    in the oncoming traffic itself; never remote driving). The car checks the answer before
-    acting: a refusal and its reason show in `answers` and `refusal` after the next tick."""
+    in the oncoming traffic itself) or 'lane_closed' (the lane it is in is closed ahead: it
+    moves to another lane of its street that leads on along its way, into a gap it finds
+    itself, and refuses on a street with no such lane); never remote driving. The car checks
+    the answer before acting: a refusal and its reason show in `answers` and `refusal` after
+    the next tick."""
     try:
         row = live.answer_assistance(request_id, AssistAnswer(body.answer))
     except NoSuchAssistRequestError as exc:

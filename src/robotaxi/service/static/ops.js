@@ -315,7 +315,7 @@
         dl.append(dt, dd);
       }
       drawCharts(history);
-      const ANSWERS = [["another_way", "Blocked: take another way"], ["wait", "Wait: it will clear"], ["pull_over", "Pull over at the next kerb"], ["pass_opposite", "Pass using the opposite lane when clear"]];
+      const ANSWERS = [["another_way", "Blocked: take another way"], ["wait", "Wait: it will clear"], ["pull_over", "Pull over at the next kerb"], ["pass_opposite", "Pass using the opposite lane when clear"], ["lane_closed", "Lane closed ahead: use another lane"]];
       rows("assistance", assistance, (r) => {
         const buttons = document.createElement("span");
         for (const [answer, label] of r.open ? ANSWERS : []) {

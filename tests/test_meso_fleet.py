@@ -1,0 +1,144 @@
+"""Robotaxis in SUMO's mesoscopic model (`world.meso_fleet`): a car is in SUMO only between
+kerbs, stands at its spot out of SUMO, pulls over at the end of its street and goes on, and
+its odometer is the length of the streets it drove (SUMO 1.28's own meso distance is about
+1.8 times that). Real SUMO (meso) on the grid city."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from robotaxi.config import load_config
+from robotaxi.core import ConfigError, DriveTo, MoveEgo, PullOver, Resume
+from robotaxi.metrics.fleet_kpis import fleet_kpis
+from robotaxi.sim.runner import ServiceHistory, ServiceSimulation
+
+pytestmark = pytest.mark.sumo
+
+
+def _world(grid_map: Any, grid_graph: Any, work_dir: Path) -> Any:
+    from robotaxi.world.sumo_world import SumoWorld
+
+    config = load_config(
+        overrides={
+            "world.traffic_model": "meso", "world.emergency_per_hour": 0.0, "fleet.size": 1,
+        }
+    )  # fmt: skip
+    return SumoWorld(
+        grid_map, grid_graph, config.world, config.fleet,
+        seed=3, end_s=3600.0, work_dir=work_dir, background=False,
+    )  # fmt: skip
+
+
+def _far_curb(grid_map: Any) -> int:
+    curbs = grid_map.curbs
+    return int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[0]).T)))
+
+
+def _row(world: Any, vid: str = "taxi0") -> tuple[str, float, bool, float]:
+    snap = world.snapshot()
+    i = snap.ids.index(vid)
+    return snap.road_ids[i], float(snap.lane_pos[i]), snap.stopped[i], float(snap.odometer_m[i])
+
+
+def _until_stopped(world: Any, limit_s: float = 1500.0) -> tuple[str, float, bool, float]:
+    moved = False
+    for _ in range(int(limit_s)):
+        world.step()
+        row = _row(world)
+        moved = moved or not row[2]
+        if moved and row[2]:
+            return row
+    raise AssertionError("the car never stopped")
+
+
+def test_a_car_drives_between_kerbs_and_its_odometer_is_the_way_it_drove(
+    grid_map: Any, grid_graph: Any, tmp_path: Path
+) -> None:
+    import libsumo
+
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    with _world(grid_map, grid_graph, tmp_path) as world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        edge, pos, stopped, odo = _row(world)
+        assert (edge, stopped, odo) == (curbs.edge_ids[0], True, 0.0)
+        assert pos == pytest.approx(float(curbs.pos[0]))
+        assert "taxi0" not in libsumo.vehicle.getIDList()  # at the kerb: out of SUMO
+        target = DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)
+        assert not world.apply([target])
+        world.step()
+        route = libsumo.vehicle.getRoute("taxi0")
+        assert route[0] == curbs.edge_ids[0] and route[-1] == curbs.edge_ids[far]
+        edge, pos, stopped, odo = _until_stopped(world)
+        assert (edge, stopped) == (curbs.edge_ids[far], True)
+        assert pos == pytest.approx(float(curbs.pos[far]))
+        assert "taxi0" not in libsumo.vehicle.getIDList()
+        way = sum(grid_map.edges[e].length for e in route[:-1]) - float(curbs.pos[0])
+        way += float(curbs.pos[far])
+        assert odo == pytest.approx(way, rel=0.01)
+
+
+def test_pull_over_stands_at_the_end_of_the_street_and_resume_goes_on(
+    grid_map: Any, grid_graph: Any, tmp_path: Path
+) -> None:
+    import libsumo
+
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    with _world(grid_map, grid_graph, tmp_path) as world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
+        for _ in range(60):
+            world.step()
+        assert not _row(world)[2]  # on its way
+        route = libsumo.vehicle.getRoute("taxi0")
+        assert not world.apply([PullOver("taxi0")])
+        edge, pos, stopped, _ = _until_stopped(world, 120.0)
+        assert edge in route and edge != curbs.edge_ids[far]
+        assert pos == pytest.approx(grid_map.curb_lane(edge).length - 1.0)
+        assert "taxi0" not in libsumo.vehicle.getIDList()
+        assert not world.apply([Resume("taxi0")])
+        edge, pos, stopped, _ = _until_stopped(world)
+        assert (edge, stopped) == (curbs.edge_ids[far], True)
+
+
+def test_cars_our_stack_drives_are_refused_in_meso(
+    grid_map: Any, grid_graph: Any, tmp_path: Path
+) -> None:
+    with _world(grid_map, grid_graph, tmp_path) as world:
+        world.add_robotaxi("taxi0", 0)
+        failed = world.apply([MoveEgo("taxi0", 0.0, 0.0, 0.0, 0.0)])
+        assert len(failed) == 1 and "micro" in failed[0].reason
+
+
+def test_clearing_the_way_asked_for_in_meso_is_refused() -> None:
+    meso = {"world.traffic_model": "meso"}
+    assert not load_config(overrides=meso).world.clear_way_for_emergency  # off by itself
+    with pytest.raises(ConfigError, match="clear_way_for_emergency needs the microscopic"):
+        load_config(overrides=meso | {"world.clear_way_for_emergency": True})
+
+
+@pytest.fixture(scope="module")
+def meso_run(map_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> ServiceHistory:
+    config = load_config(
+        overrides={
+            "map.city": "grid", "map.cache_dir": str(map_cache), "fleet.size": 20,
+            "hours": 20 / 60, "seed": 7, "world.emergency_per_hour": 6.0,
+            "demand.requests_per_hour": 120.0, "world.traffic_model": "meso",
+        }
+    )  # fmt: skip
+    return ServiceSimulation(config, tmp_path_factory.mktemp("meso-run")).run()
+
+
+def test_the_service_runs_in_meso(meso_run: ServiceHistory) -> None:
+    kpis = fleet_kpis(meso_run)
+    assert kpis["requests"] >= 30
+    assert kpis["served_pct"] > 90.0, kpis
+    # the odometer follows the streets: rides are about as long as their shortest routes
+    assert 1.0 <= kpis["detour_ratio_mean"] < 1.3, kpis["detour_ratio_mean"]
+    assert kpis["robotaxi_teleports"] == 0
+    assert any(y.stopped_at is not None and y.resumed_at is not None for y in meso_run.yields)
