@@ -122,16 +122,20 @@ def test_clearing_the_way_asked_for_in_meso_is_refused() -> None:
         load_config(overrides=meso | {"world.clear_way_for_emergency": True})
 
 
-@pytest.fixture(scope="module")
-def meso_run(map_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> ServiceHistory:
+def _meso_grid_run(map_cache: Path, work: Path, hours: float = 20 / 60) -> ServiceHistory:
     config = load_config(
         overrides={
             "map.city": "grid", "map.cache_dir": str(map_cache), "fleet.size": 20,
-            "hours": 20 / 60, "seed": 7, "world.emergency_per_hour": 6.0,
+            "hours": hours, "seed": 7, "world.emergency_per_hour": 6.0,
             "demand.requests_per_hour": 120.0, "world.traffic_model": "meso",
         }
     )  # fmt: skip
-    return ServiceSimulation(config, tmp_path_factory.mktemp("meso-run")).run()
+    return ServiceSimulation(config, work).run()
+
+
+@pytest.fixture(scope="module")
+def meso_run(map_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> ServiceHistory:
+    return _meso_grid_run(map_cache, tmp_path_factory.mktemp("meso-run"))
 
 
 def test_the_service_runs_in_meso(meso_run: ServiceHistory) -> None:
@@ -142,3 +146,19 @@ def test_the_service_runs_in_meso(meso_run: ServiceHistory) -> None:
     assert 1.0 <= kpis["detour_ratio_mean"] < 1.3, kpis["detour_ratio_mean"]
     assert kpis["robotaxi_teleports"] == 0
     assert any(y.stopped_at is not None and y.resumed_at is not None for y in meso_run.yields)
+
+
+def test_the_same_seed_gives_the_same_meso_service(
+    meso_run: ServiceHistory, map_cache: Path, tmp_path: Path
+) -> None:
+    again = _meso_grid_run(map_cache, tmp_path)
+
+    def log(history: ServiceHistory) -> list[tuple[str, str, int, str | None]]:
+        return [
+            (trip_id, e.state.value, e.time.time_us, e.vehicle_id)
+            for trip_id, trip in sorted(history.trips.items())
+            for e in trip.events
+        ]
+
+    assert len(log(meso_run)) > 100
+    assert log(again) == log(meso_run)
