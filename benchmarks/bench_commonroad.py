@@ -10,8 +10,8 @@ each is configured and what was adapted). A peer's crash or time-out is its fail
 with its cause; no scenario is dropped. CommonRoad's own tools judge each
 trajectory: goal reached (`GoalRegion.is_reached`), collision-free (drivability checker),
 kinematically feasible (`trajectory_feasibility`, KS model). Success = all three.
-The interactive-ngsim scenarios are skipped: their files hold no recorded traffic (SUMO
-supplies it interactively), so a non-interactive run would drive an empty road.
+The interactive-ngsim scenarios are not driven here: their files hold no recorded traffic
+(SUMO supplies it interactively); bench_commonroad_interactive drives all four there.
 
     .venv/bin/python benchmarks/bench_commonroad.py [--limit N] [--data DIR] [--jobs N]
         [--planners pdm,idm,reactive,frenetix] [--scenario NAME ...] [--render DIR]
@@ -23,7 +23,9 @@ DIR/NAME.png. Each finished scenario is also appended to OUT/commonroad.progress
 `--from-progress` summarises that file (a run cut short, labelled partial). `--examples`
 runs each peer on its package's own example scenario with its example settings and adds
 that to the results. `--render-only` rewrites both files from the existing JSON (e.g. after
-`--previous` changed) without driving anything.
+`--previous` changed, or with a new `--note`) without driving anything. The interactive
+scenarios' summary (OUT/commonroad_interactive.json, from bench_commonroad_interactive) is
+shown beside these results when it is there.
 """
 
 from __future__ import annotations
@@ -457,6 +459,15 @@ def _markdown(result: dict[str, Any]) -> str:
         *(
             [
                 "",
+                f"All of {', '.join(n for n in PLANNERS if n in s)} were driven in this run, "
+                "on the same scenarios (no rows carried from an earlier run).",
+            ]
+            if not carried and not result.get("partial")
+            else []
+        ),
+        *(
+            [
+                "",
                 "Carried rows: "
                 + "; ".join(
                     f"{n}'s rows and summary are those of the run of {w} (same scenarios, "
@@ -567,16 +578,69 @@ def _markdown(result: dict[str, Any]) -> str:
     if result["skipped"]:
         lines += ["", "Skipped:", ""]
         lines += [f"- {r['scenario']}: {r['skipped']}" for r in result["skipped"]]
+    lines += ["", *_interactive_lines(result.get("interactive"))]
     lines += [
-        "",
-        "interactive-ngsim: not run — those files carry no recorded traffic (it comes from "
-        "SUMO), so a non-interactive run would drive an empty road and say nothing.",
         "",
         "Data: CommonRoad scenarios (TUM, BSD-3-Clause) and NGSIM-derived scenarios "
         "(US DOT NGSIM).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _interactive_summary(out: Path) -> dict[str, Any] | None:
+    """The interactive benchmark's summary beside these results (bench_commonroad_interactive
+    writes it), for the same report; None when there is none."""
+    path = out / "commonroad_interactive.json"
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    keys = ("run_utc", "scenario_count", "partial", "summary", "target_15")
+    return {k: stored.get(k) for k in keys}
+
+
+def _interactive_lines(inter: dict[str, Any] | None) -> list[str]:
+    """The interactive scenarios' four-planner table (from commonroad_interactive.json)."""
+    if not inter:
+        return [
+            "interactive-ngsim: not in this file — those files carry no recorded traffic (it "
+            "comes from SUMO); see benchmarks/bench_commonroad_interactive.py.",
+        ]
+    s = inter["summary"]
+    lines = [
+        f"## Interactive scenarios, reactive SUMO traffic (run of {inter['run_utc']})",
+        "",
+        f"The {inter['scenario_count']} interactive-ngsim scenarios, driven closed loop in "
+        "SUMO traffic that reacts to the car (benchmarks/results/commonroad_interactive.md "
+        "has the per-scenario matrix, the peers' adaptations and the causes)"
+        + (" — **partial run**" if inter.get("partial") else "")
+        + ". At fault: `metrics.driving` (nuPlan's rules), after the start state.",
+        "",
+        "| planner | success | collisions | at fault after start | goal reached | feasible "
+        "| planner failures | planning ms mean | planning ms p99 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in PLANNERS:
+        if name not in s:
+            continue
+        m = s[name]
+        causes = ", ".join(f"{k} {v}" for k, v in m.get("planner_failures", {}).items()) or "—"
+        lines.append(
+            f"| {name} | {m['successes']}/{m['scenarios']} ({m['success_pct']} %) | "
+            f"{m['collisions']} | {m['collisions_at_fault_after_start']} | "
+            f"{m['goal_reached']} | {m['feasible']}/{m['driven']} | {causes} | "
+            f"{m.get('planner_ms_mean')} | {m.get('planner_ms_p99')} |"
+        )
+    t = inter.get("target_15")
+    if t:
+        lines += [
+            "",
+            "Target (issue 15, interactive): no at-fault collision of ours and success at "
+            f"least the best peer's ({t['best_peer']}, {t['best_peer_successes']}) — "
+            f"**{'met' if t['met'] else 'not met'}** (ours {t['ours']}, at fault "
+            f"{t['ours_at_fault_after_start']}).",
+        ]
+    return lines
 
 
 def _render(row: dict[str, Any], names: list[str], out_dir: Path) -> Path:
@@ -706,6 +770,9 @@ def main() -> int:
     if args.render_only:
         stored: dict[str, Any] = json.loads((args.out / "commonroad.json").read_text())
         stored["previous"] = _previous(stored, previous)
+        stored["interactive"] = _interactive_summary(args.out)
+        if args.note:
+            stored["run_note"] = args.note
         (args.out / "commonroad.json").write_text(json.dumps(stored, indent=1))
         (args.out / "commonroad.md").write_text(_markdown(stored))
         return 0
@@ -794,6 +861,7 @@ def main() -> int:
     planners = tuple(n for n in PLANNERS if n in summary)
     result["planners"] = list(planners)
     result["previous"] = _previous(result, previous)
+    result["interactive"] = _interactive_summary(args.out)
     if args.peers_from is not None and carried:
         # the peers' own example, run with the carried rows, goes with them
         examples = json.loads(args.peers_from.read_text()).get("examples")

@@ -1,11 +1,15 @@
-"""CommonRoad's interactive scenarios with reactive SUMO traffic: our planner (PDM) vs IDM.
+"""CommonRoad's interactive scenarios with reactive SUMO traffic: ours, IDM and two peers.
 
 Each scenario in ../shared/data/commonroad/interactive-ngsim runs in its own SUMO traffic
 (robotaxi.sim.commonroad_interactive): SUMO drives the scenario's cars from its network and
 routes, our car is placed into SUMO every step so they react to it, and the cameras see the
-cars SUMO drove. Each scenario runs twice — `PdmPlanner`, then the `IdmPlanner` baseline —
-in a subprocess of its own (libsumo holds one simulation per process, and a crash then
-costs one row, recorded with its cause, not the run).
+cars SUMO drove. Each scenario runs four times — `PdmPlanner`, the `IdmPlanner` baseline,
+and the peers: the CommonRoad reactive planner (`reactive`) and Frenetix (`frenetix`, in its
+own Python 3.10 virtualenv), which drive the same closed loop, see the SUMO cars' current
+states and predict them at constant velocity (robotaxi.sim.commonroad_interactive_peers) —
+each in a subprocess of its own (libsumo holds one simulation per process, and a crash or a
+time-out then costs that planner's row, recorded with its cause as its failure, not the
+run). A peer that finds no trajectory fails there, with the cause.
 
 Judged by CommonRoad's own tools against the traffic's actual SUMO trajectories: goal
 reached (`GoalRegion.is_reached`), collision-free (drivability checker), kinematically
@@ -14,12 +18,16 @@ at fault comes from `metrics.driving.no_at_fault_collision` (nuPlan's rules, sim
 on the same recorded run.
 
     .venv/bin/python benchmarks/bench_commonroad_interactive.py [--limit N] [--data DIR]
+        [--planner pdm idm reactive frenetix] [--jobs N]
     .venv/bin/python benchmarks/bench_commonroad_interactive.py --only NAME [--planner pdm]
         [--render out.png]
 
-writes benchmarks/results/commonroad_interactive.json and .md (not with `--only`);
-`--render` draws a single scenario's run (lanelets, routes, the traffic SUMO drove, the
-boxes at the first collision or the last step) to a PNG per planner.
+writes benchmarks/results/commonroad_interactive.json and .md (not with `--only`); each
+finished run is also appended to OUT/commonroad_interactive.progress.jsonl, and
+`--from-progress` summarises that file (a run cut short is labelled partial); `--resume`
+drives only the runs that file lacks, then summarises all. `--render`
+draws a single scenario's run (lanelets, routes, the traffic SUMO drove, the boxes at the
+first collision or the last step) to a PNG per planner.
 """
 
 from __future__ import annotations
@@ -27,12 +35,14 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import platform
 import subprocess
 import sys
 import time
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,9 +52,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data" / "commonroad" / "interactive-ngsim"
-PLANNERS = ("pdm", "idm")
+PLANNERS = ("pdm", "idm", "reactive", "frenetix")
+OURS = ("pdm", "idm")
+PEERS = ("reactive", "frenetix")
 SEED = 0
-WORKER_TIMEOUT_S = 600.0
+# a worker's planners on one scenario: each peer's own limit (600 s of planning, 120 s to
+# start Frenetix) plus SUMO's starts and the judging; past it the worker is killed, and
+# each of its planners without a row has a time-out
+WORKER_TIMEOUT_S = 1800.0
 SCRIPT = "benchmarks/bench_commonroad_interactive.py"
 LANE_CHANGE_WINDOW_STEPS = 20  # 2 s at the scenarios' 0.1 s step
 
@@ -87,7 +102,33 @@ def reproduce(name: str, planner: str) -> str:
     return f".venv/bin/python {SCRIPT} --only {name} --planner {planner} --render /tmp/{name}.png"
 
 
-def _drive(folder: Path, planner: str, render: Path | None) -> dict[str, Any]:
+PEER_NOTE = (
+    "Peers: `reactive` = commonroad-reactive-planner 2025.1 with its package defaults (6 s "
+    "horizon) and `frenetix` = frenetix-motion-planner 2024.1.1 with its repository's "
+    "recommended configuration (3 s horizon, C++ core, in its own Python 3.10 virtualenv, one "
+    "server process per run over a pipe), set up as in the non-interactive benchmark "
+    "(commonroad.md: I-PACE size with the BMW 320i's limits, re-planning every 0.1 s, the "
+    "ego moved to the plan's next state). Adapted here, and why: in the non-interactive "
+    "benchmark both peers read the recorded future of every obstacle (as their examples "
+    "do); SUMO's traffic has no recorded future, so each step each peer gets every SUMO car's "
+    "current state (footprint centre, heading, speed, size — exact, where our stack sees "
+    "them through its simulated cameras and tracker) and predicts it the simplest standard "
+    "way, at constant velocity along its heading over its horizon: the reactive planner's "
+    "collision checker is rebuilt every step from those predictions by its own "
+    "`set_collision_checker` (it has no predictor of its own), and Frenetix gets them as its "
+    "scenario's obstacles and as its predictions (its own choices are WaleNet, which needs "
+    "torch, or the recorded ground truth, which does not exist here). The peer's next state "
+    "is placed into SUMO each step exactly as ours is (`moveToXY` + `setPreviousSpeed`). "
+    "Planning ms is the peer's planning call; step ms adds the hand-over (for Frenetix the "
+    "pipe's round trip). A peer gets 600 s of wall time per scenario and 30 s per Frenetix "
+    "answer; its run stops at a crash, a time-out or a step with no trajectory, which is "
+    "its failure (listed with the cause), judged as far as it drove."
+)
+
+
+def _drive(
+    folder: Path, planner: str, render: Path | None, frenetix: Path | None = None
+) -> dict[str, Any]:
     from robotaxi.metrics.driving import no_at_fault_collision
     from robotaxi.sim.commonroad_interactive import (
         lane_change_before,
@@ -96,7 +137,12 @@ def _drive(folder: Path, planner: str, render: Path | None) -> dict[str, Any]:
     )
 
     scenario = load_interactive(folder)
-    out = run_interactive(scenario, _planner(planner), seed=SEED)
+    if planner in PEERS:
+        from robotaxi.sim.commonroad_interactive_peers import run_interactive_peer
+
+        out = run_interactive_peer(scenario, planner, frenetix=frenetix)
+    else:
+        out = run_interactive(scenario, _planner(planner), seed=SEED)
     verdict = out.verdict()
     at_fault_n, at_fault_ids = 0, []
     if len(out.run.states) >= 2:
@@ -107,8 +153,13 @@ def _drive(folder: Path, planner: str, render: Path | None) -> dict[str, Any]:
     follower_ids = {vid for _k, vid, _gap in out.followers}
     short_m, off_m = _end_to_goal(out)
     stack = list(out.run.stack_time_s)
+    reasons = list(verdict.failure_reasons)
+    if out.failure is not None:
+        reasons.append("planner_failed")
     row: dict[str, Any] = {
-        "success": verdict.success,
+        "success": verdict.success and out.failure is None,
+        # the planner's own failure (a peer's crash, time-out or step without a trajectory)
+        "failure": out.failure,
         "goal_reached": verdict.goal_reached,
         "goal_step": verdict.goal_step,
         "collision": verdict.collision,
@@ -126,7 +177,7 @@ def _drive(folder: Path, planner: str, render: Path | None) -> dict[str, Any]:
         ),
         "feasible": verdict.feasible,
         "infeasible_step": verdict.infeasible_step,
-        "failure_reasons": list(verdict.failure_reasons),
+        "failure_reasons": reasons,
         "steps_driven": len(out.run.states) - 1,
         # where the car ended against the goal region's centre, along / across the route (m)
         "end_short_of_goal_m": short_m,
@@ -145,6 +196,7 @@ def _drive(folder: Path, planner: str, render: Path | None) -> dict[str, Any]:
         "step_ms_mean": round(1000 * float(np.mean(stack)), 2) if stack else None,
         "step_ms_max": round(1000 * float(np.max(stack)), 2) if stack else None,
         "_stack_s": stack,
+        "_planner_s": list(out.run.planner_time_s),
     }
     if render is not None:
         target = render.with_name(f"{render.stem}.{planner}{render.suffix or '.png'}")
@@ -247,8 +299,11 @@ def _render(out: Any, verdict: Any, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def worker(name: str, data: Path, planners: tuple[str, ...], render: Path | None) -> int:
-    """One scenario, every planner, in this process; prints the row as JSON."""
+def worker(
+    name: str, data: Path, planners: tuple[str, ...], render: Path | None,
+    frenetix: Path | None = None,
+) -> int:  # fmt: skip
+    """One scenario, every planner in `planners`, in this process; prints the row as JSON."""
     from robotaxi.core.errors import RobotaxiError
 
     warnings.simplefilter("ignore")
@@ -266,7 +321,7 @@ def worker(name: str, data: Path, planners: tuple[str, ...], render: Path | None
         return 0
     for planner in planners:
         try:
-            row[planner] = _drive(folder, planner, render)
+            row[planner] = _drive(folder, planner, render, frenetix)
         # a crash is a failed run, recorded with its cause
         except Exception as err:
             row[planner] = {"crash": f"{type(err).__name__}: {err}"}
@@ -274,37 +329,63 @@ def worker(name: str, data: Path, planners: tuple[str, ...], render: Path | None
     return 0
 
 
-def _run_worker(name: str, data: Path, planners: tuple[str, ...]) -> dict[str, Any]:
+def _run_worker(
+    name: str, data: Path, planners: tuple[str, ...], frenetix: Path | str | None
+) -> dict[str, Any]:
+    """Some planners on one scenario in a subprocess: their row (a crash or a time-out of
+    the worker is each one's failure, with the cause)."""
     cmd = [sys.executable, __file__, "--worker", name, "--data", str(data),
            "--planner", *planners]  # fmt: skip
+    if "frenetix" in planners:
+        if not isinstance(frenetix, Path):
+            return {"scenario": name, "frenetix": {"crash": f"unavailable: {frenetix}"}}
+        cmd += ["--frenetix", str(frenetix)]
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, check=False
-        )
+            cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, check=False,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
     except subprocess.TimeoutExpired:
-        return {"scenario": name, "error": f"timeout after {WORKER_TIMEOUT_S:.0f} s"}
+        cause = f"time-out: worker killed after {WORKER_TIMEOUT_S:.0f} s"
+        return {"scenario": name, **{n: {"crash": cause} for n in planners}}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"scenario": name, "error": f"worker exited {proc.returncode}: {tail}"}
+        cause = f"worker exited {proc.returncode}: {tail}"
+        return {"scenario": name, **{n: {"crash": cause} for n in planners}}
     row: dict[str, Any] = json.loads(lines[-1])
     return row
 
 
 def _failed(row: dict[str, Any], planner: str) -> dict[str, Any] | None:
-    """The planner's result, or a failure record for a scenario that could not be driven."""
+    """A failure record for a planner whose run crashed or timed out, or for a scenario
+    that could not be driven; None when the planner's result is in the row."""
     r = row.get(planner)
     if r is None or "crash" in r:
         cause = row.get("error") or (r or {}).get("crash", "not run")
-        label = "not run" if "error" in row else "crash"
+        label = "not run" if "error" in row or r is None else "crash"
         return {"success": False, "failure_reasons": [f"not driven: {cause}"], label: cause}
     return None
+
+
+def _cause_kind(failure: str) -> str:
+    """A planner failure's kind: crash, time-out, no trajectory, unavailable or other."""
+    for kind in ("crash", "time-out", "unavailable", "worker exited"):
+        if failure.startswith(kind):
+            return "crash" if kind == "worker exited" else kind
+    return "no trajectory" if failure.startswith("no ") else "other"
 
 
 def _summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
     n = len(rows)
     runs = [r[name] for r in rows if name in r and "crash" not in r[name]]
     stack = [t for r in runs for t in r["_stack_s"]]
+    plan = [t for r in runs for t in r.get("_planner_s", [])]
+    causes: Counter[str] = Counter(
+        _cause_kind(str(r[name].get("failure") or r[name].get("crash")))
+        for r in rows
+        if name in r and (r[name].get("failure") or r[name].get("crash"))
+    )
     reasons: Counter[str] = Counter()
     for row in rows:
         failed = _failed(row, name)
@@ -336,15 +417,20 @@ def _summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
         "teleports": sum(r["teleports"] for r in runs),
         "step_ms_mean": round(1000 * float(np.mean(stack)), 2) if stack else None,
         "step_ms_p99": round(1000 * float(np.percentile(stack, 99)), 2) if stack else None,
+        "planner_ms_mean": round(1000 * float(np.mean(plan)), 2) if plan else None,
+        "planner_ms_p99": round(1000 * float(np.percentile(plan, 99)), 2) if plan else None,
+        "planner_failures": dict(sorted(causes.items())),
         "steps": len(stack),
     }
 
 
 def flags(r: dict[str, Any]) -> str:
     """S success, G goal, C collision (c when not at fault, 0 at the start; L in our lane
-    change), F feasible."""
+    change), F feasible; ! the planner failed (a peer's crash, time-out, no trajectory)."""
     if "crash" in r or "not run" in r:
-        return "crash" if "crash" in r else "not run"
+        if "not run" in r:
+            return "not run"
+        return "time-out" if str(r["crash"]).startswith("time-out") else "crash"
     c = "-"
     if r["collision"]:
         c = "0" if r["collision_at_start"] else ("C" if r["collision_at_fault"] else "c")
@@ -354,98 +440,154 @@ def flags(r: dict[str, Any]) -> str:
         + ("G" if r["goal_reached"] else "-")
         + c
         + ("F" if r["feasible"] else "-")
+        + ("!" if r.get("failure") else "")
     )
+
+
+def _target_15(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Issue 15's targets here: no at-fault collision of ours (after the start state) and
+    our success at least the best peer's; None without ours and a peer."""
+    peers = [n for n in PEERS if n in summary]
+    if "pdm" not in summary or not peers:
+        return None
+    best = max(peers, key=lambda n: summary[n]["successes"])
+    ours = summary["pdm"]
+    at_fault = ours["collisions_at_fault_after_start"]
+    return {
+        "best_peer": best,
+        "best_peer_successes": summary[best]["successes"],
+        "ours": ours["successes"],
+        "ours_at_fault_after_start": at_fault,
+        "success_met": ours["successes"] >= summary[best]["successes"],
+        "at_fault_met": at_fault == 0,
+        "met": ours["successes"] >= summary[best]["successes"] and at_fault == 0,
+        "gap_scenarios": max(summary[best]["successes"] - ours["successes"], 0),
+    }
 
 
 def _markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
+    planners = [n for n in PLANNERS if n in s]
     lines = [
         "# CommonRoad interactive scenarios, reactive SUMO traffic",
         "",
+        *(
+            [
+                f"**Partial run**: {result.get('partial_reason', 'not every run finished')}.",
+                "",
+            ]
+            if result.get("partial")
+            else []
+        ),
         f"{result['scenario_count']} scenarios of ../shared/data/commonroad/interactive-ngsim "
         "(NGSIM US101 and Lankershim, sumocr's format). The traffic is SUMO's (eclipse-sumo "
         f"{result['sumo']}), run from each scenario's network, routes, vehicle types and "
         "sumocr settings (seed, sublane resolution 0.5 m, 2 presimulation steps, dt 0.1 s); "
-        "our car is placed into SUMO every step (`moveToXY` + `setPreviousSpeed`), so SUMO's "
-        "cars follow, brake for and change lanes around it. Judged by commonroad-io 2024.3 and "
-        "the drivability checker against the trajectories SUMO's cars actually drove: goal "
-        "(`GoalRegion.is_reached`), collision (`create_collision_checker`, ego 4.68 m × 2.01 "
-        "m), feasibility (`trajectory_feasibility`, KS model, BMW 320i limits with the "
-        "I-PACE's geometry). Success = goal AND no collision AND feasible. Fault: "
-        "`metrics.driving.no_at_fault_collision` (nuPlan's rules, simplified: our car is to "
-        "blame for a contact unless it is stopped or the other car hits it from behind "
-        f"while ours keeps its lane). Seed {SEED}; a scenario that cannot be driven counts as "
-        "a failure with its cause.",
+        "the driven car is placed into SUMO every step (`moveToXY` + `setPreviousSpeed`), so "
+        "SUMO's cars follow, brake for and change lanes around it. "
+        f"All of {', '.join(planners)} were driven in this run. Judged by commonroad-io "
+        "2024.3 and the drivability checker against the trajectories SUMO's cars actually "
+        "drove: goal (`GoalRegion.is_reached`), collision (`create_collision_checker`, ego "
+        "4.68 m × 2.01 m), feasibility (`trajectory_feasibility`, KS model, BMW 320i limits "
+        "with the I-PACE's geometry). Success = goal AND no collision AND feasible AND the "
+        "planner did not fail. Fault: `metrics.driving.no_at_fault_collision` (nuPlan's "
+        "rules, simplified: the driven car is to blame for a contact unless it is stopped or "
+        "the other car hits it from behind while it keeps its lane), the same for all four. "
+        f"Seed {SEED}; a scenario that cannot be driven counts as a failure with its cause.",
+        "",
+        PEER_NOTE,
         "",
         "| planner | success | goal reached | collisions | at fault | not at fault | at start "
-        "| at fault after start | in our lane change | feasible | step ms mean | step ms p99 "
-        "| failures |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| at fault after start | in our lane change | feasible | planner failures "
+        "| planning ms mean | planning ms p99 | step ms mean | step ms p99 | failures |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in PLANNERS:
+    for name in planners:
         m = s[name]
         fails = ", ".join(f"{k} {v}" for k, v in m["failures_by_reason"].items()) or "—"
+        causes = ", ".join(f"{k} {v}" for k, v in m.get("planner_failures", {}).items()) or "—"
         lines.append(
             f"| {name} | {m['successes']}/{m['scenarios']} ({m['success_pct']} %) | "
             f"{m['goal_reached']} | {m['collisions']} | {m['collisions_at_fault']} | "
             f"{m['collisions_not_at_fault']} | {m['collisions_at_start']} | "
             f"{m['collisions_at_fault_after_start']} | {m['collisions_in_our_lane_change']} | "
-            f"{m['feasible']}/{m['driven']} | "
-            f"{m['step_ms_mean']} | {m['step_ms_p99']} | {fails} |"
+            f"{m['feasible']}/{m['driven']} | {causes} | {m.get('planner_ms_mean')} | "
+            f"{m.get('planner_ms_p99')} | {m['step_ms_mean']} | {m['step_ms_p99']} | {fails} |"
         )
-    pdm = s["pdm"]
+    pdm = s.get("pdm")
+    target = result.get("target_15")
+    if pdm is not None:
+        lines += [
+            "",
+            "Targets (issue 15): no at-fault collision of our car — "
+            f"**{'met' if pdm['collisions_at_fault_after_start'] == 0 else 'not met'}** "
+            f"({pdm['collisions_at_fault_after_start']} at fault by `metrics.driving` after "
+            f"the start state; {pdm['collisions_at_start']} contact(s) already in the start "
+            "state, before our car acted, are counted apart and not blamed on it, though "
+            f"`metrics.driving` puts {pdm['collisions_at_fault']} in all on our car; "
+            f"{pdm['collisions_in_our_lane_change']} collision(s) came within 2 s of our car "
+            "changing lanes in SUMO, which nuPlan's full rules blame on our car and "
+            "`metrics.driving` does not)"
+            + (
+                f"; success at least the best peer's — **{'met' if target['success_met'] else 'not met'}** "  # noqa: E501
+                f"(ours {target['ours']}, best peer {target['best_peer']} "
+                f"{target['best_peer_successes']}"
+                + (
+                    f"; {target['gap_scenarios']} more success(es) needed"
+                    if not target["success_met"]
+                    else ""
+                )
+                + ")."
+                if target is not None
+                else "; no peer was driven, so the success target is not judged."
+            ),
+        ]
     lines += [
-        "",
-        "Targets (issue 15): no at-fault collision of our car — "
-        f"**{'met' if pdm['collisions_at_fault_after_start'] == 0 else 'not met'}** "
-        f"({pdm['collisions_at_fault_after_start']} at fault by `metrics.driving` after the "
-        f"start state; {pdm['collisions_at_start']} contact(s) already in the start state, "
-        "before our car acted, are counted apart and not blamed on it, though "
-        f"`metrics.driving` puts {pdm['collisions_at_fault']} in all on our car; "
-        f"{pdm['collisions_in_our_lane_change']} collision(s) came within 2 s of our car "
-        "changing lanes in SUMO, which nuPlan's full rules blame on our car and "
-        "`metrics.driving` does not); success reported above.",
         "",
         "'end: short of / beside goal': for a run that missed its goal, how far the car's "
         "last position was before the goal region's centre along the route, and how far that "
         "centre lies beside the route (a goal off the route's lane cannot be reached).",
         "",
-        "'in our lane change': SUMO moved our car to another lane of the same road within the "
-        "2 s before first contact. The route itself carries the lane change (the goal lies in "
-        "another lane), so our car keeps to its *path* while crossing into the other lane: "
-        "the planner's and the metric's blame rules both read that as lane keeping, and the "
-        "checker's 'struck from behind' likewise. Until the run of 2026-12-05 17:00 the route "
-        "laid the change out at a fixed place and the car took it whatever the target lane "
-        "held (USA_US101-13_1: the car behind in the target lane drove 1.6–2× our speed and "
-        "was under 2 m behind us); since then our planner begins a route's lane change only "
-        "into an acceptable gap (`sim.commonroad.RouteLaneChanges`, "
-        "`planning.lane_change`), moving it on and letting the car beside go by meanwhile; "
-        "the IDM baseline still takes it where the route lays it out.",
+        "'in our lane change': SUMO moved the driven car to another lane of the same road "
+        "within the 2 s before first contact. For ours the route itself carries the lane "
+        "change (the goal lies in another lane), so our car keeps to its *path* while "
+        "crossing into the other lane: the planner's and the metric's blame rules both read "
+        "that as lane keeping, and the checker's 'struck from behind' likewise. Our planner "
+        "begins a route's lane change only into an acceptable gap "
+        "(`sim.commonroad.RouteLaneChanges`, `planning.lane_change`); the IDM baseline takes "
+        "it where the route lays it out.",
         "",
-        "'at start': the checker's first contact is at the scenario's step 0, before our car "
-        "acted — SUMO's start state (from the scenario's routes) puts a car overlapping our "
-        "car's initial pose; the fault metric still blames our (moving) car for those.",
+        "'at start': the checker's first contact is at the scenario's step 0, before the car "
+        "acted — SUMO's start state (from the scenario's routes) puts a car overlapping the "
+        "car's initial pose; the fault metric still blames the (moving) car for those.",
         "",
-        "Reaction: in "
-        f"{pdm['runs_with_follower']} of {pdm['driven']} PDM runs a SUMO car drove behind ours "
-        "in its lane within 50 m (`getFollower`), i.e. car-followed our car. SUMO's own "
-        f"collision reports involving our car: pdm {pdm['sumo_collisions']}, idm "
-        f"{s['idm']['sumo_collisions']} (steps); teleports: {pdm['teleports']} / "
-        f"{s['idm']['teleports']}.",
+        "Reaction: runs in which a SUMO car drove behind the driven car in its lane within "
+        "50 m (`getFollower`), i.e. car-followed it: "
+        + ", ".join(f"{n} {s[n]['runs_with_follower']}/{s[n]['driven']}" for n in planners)
+        + ". SUMO's own collision reports involving the driven car (steps): "
+        + ", ".join(f"{n} {s[n]['sumo_collisions']}" for n in planners)
+        + "; teleports: "
+        + ", ".join(f"{n} {s[n]['teleports']}" for n in planners)
+        + ".",
         "",
-        f"Run at {result['run_utc']} on {result['machine']} (2 cores shared with other work); "
-        "step time = one whole stack tick (cameras, tracking, prediction, planning, control), "
-        "wall clock. Runs stop at the goal or the goal's last time step.",
+        f"Run at {result['run_utc']} on {result['machine']}"
+        + (f", {result['jobs']} runs at a time" if result.get("jobs") else "")
+        + (f", {result['wall_s']:.0f} s of wall time" if result.get("wall_s") else "")
+        + "; step time = one whole tick of the planner (ours: cameras, tracking, prediction, "
+        "planning, control; a peer: its planning call and hand-over), wall clock. Runs stop "
+        "at the goal, the goal's last time step, or the planner's failure."
+        + (f" {result['run_note']}" if result.get("run_note") else ""),
         "",
         "## Per scenario (S success, G goal, C at-fault collision, c collision not at fault "
-        "(L: within 2 s of our lane change), 0 collision already at the start, F feasible)",
+        "(L: within 2 s of the car's lane change), 0 collision already at the start, F "
+        "feasible, ! the planner failed; crash / time-out: the run itself failed)",
         "",
-        "| scenario | steps | pdm | idm | pdm: followers / min gap m | pdm end: short of / "
-        "beside goal m; why the goal was missed | reproduce a failure |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | steps | " + " | ".join(planners) + " | pdm: followers / min gap m "
+        "| pdm end: short of / beside goal m; why the goal was missed | reproduce a failure |",
+        "|---|---|" + "---|" * len(planners) + "---|---|---|",
     ]
     for row in result["scenarios"]:
-        cells = [flags(_failed(row, name) or row[name]) for name in PLANNERS]
+        cells = [flags(_failed(row, name) or row[name]) for name in planners]
         pdm_row = row.get("pdm", {})
         react = (
             f"{pdm_row.get('followers')} / {pdm_row.get('min_follower_gap_m')}"
@@ -460,16 +602,25 @@ def _markdown(result: dict[str, Any]) -> str:
         )
         repro = [
             f"`{reproduce(row['scenario'], n)}`"
-            for n in PLANNERS
-            if (_failed(row, n) or row[n])["success"] is False
+            for n in OURS
+            if n in planners and (_failed(row, n) or row[n])["success"] is False
         ]
         lines.append(
-            f"| {row['scenario']} | {row.get('steps', '—')} | {cells[0]} | {cells[1]} | "
-            f"{react} | {end} | {'<br>'.join(repro) or '—'} |"
-        )
+            f"| {row['scenario']} | {row.get('steps', '—')} | " + " | ".join(cells)
+            + f" | {react} | {end} | {'<br>'.join(repro) or '—'} |"
+        )  # fmt: skip
+    peer_failures = [
+        (row["scenario"], n, (row[n].get("failure") or row[n].get("crash")))
+        for row in result["scenarios"]
+        for n in planners
+        if n in row and (row[n].get("failure") or row[n].get("crash"))
+    ]
+    if peer_failures:
+        lines += ["", "Planner failures, with their causes:", ""]
+        lines += [f"- {name} on {sc}: {cause}" for sc, name, cause in peer_failures]
     errors = [r for r in result["scenarios"] if "error" in r]
     if errors:
-        lines += ["", "Not driven (failures, both planners):", ""]
+        lines += ["", "Not driven (failures, every planner):", ""]
         lines += [f"- {r['scenario']}: {r['error']}" for r in errors]
     lines += [
         "",
@@ -478,6 +629,50 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _merge(units: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    """The per-(scenario, planner) rows joined into one row per scenario, in `names` order."""
+    rows: dict[str, dict[str, Any]] = {n: {"scenario": n} for n in names}
+    for unit in units:
+        rows.setdefault(unit["scenario"], {"scenario": unit["scenario"]}).update(unit)
+    return [rows[n] for n in names]
+
+
+def _result(
+    rows: list[dict[str, Any]], planners: tuple[str, ...], args: argparse.Namespace,
+    wall_s: float | None, partial_reason: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    summary = {name: _summary(rows, name) for name in planners}
+    for row in rows:
+        for name in planners:
+            if name in row:
+                row[name].pop("_stack_s", None)
+                row[name].pop("_planner_s", None)
+    return {
+        "benchmark": "commonroad_interactive",
+        "run_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+        "sumo": importlib.metadata.version("eclipse-sumo"),
+        "seed": SEED,
+        "planners": list(planners),
+        "partial": partial_reason is not None,
+        **({"partial_reason": partial_reason} if partial_reason else {}),
+        "jobs": args.jobs,
+        "wall_s": wall_s,
+        **({"run_note": args.note} if args.note else {}),
+        "scenario_count": len(rows),
+        "summary": summary,
+        "target_15": _target_15(summary),
+        "scenarios": rows,
+        "reproduce": {
+            f"{r['scenario']}:{n}": reproduce(r["scenario"], n)
+            for r in rows
+            for n in planners
+            if n in OURS and (_failed(r, n) or r[n])["success"] is False
+        },
+    }
 
 
 def main() -> int:
@@ -489,59 +684,113 @@ def main() -> int:
     parser.add_argument("--planner", nargs="+", choices=PLANNERS, default=list(PLANNERS))
     parser.add_argument("--render", type=Path, default=None, help="PNG of an --only run")
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the JSON")
+    parser.add_argument("--jobs", type=int, default=1, help="runs (scenario, planner) at once")
+    parser.add_argument(
+        "--from-progress", action="store_true",
+        help="summarise OUT/commonroad_interactive.progress.jsonl",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="drive only the runs OUT/commonroad_interactive.progress.jsonl lacks, then summarise",
+    )  # fmt: skip
+    parser.add_argument("--note", default=None, help="how this run was made, for the report")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--frenetix", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    planners = tuple(args.planner)
+    planners = tuple(n for n in PLANNERS if n in args.planner)
     if args.render_only:
         stored = json.loads((args.out / "commonroad_interactive.json").read_text())
         (args.out / "commonroad_interactive.md").write_text(_markdown(stored))
         return 0
     if args.worker is not None:
-        return worker(args.worker, args.data, planners, None)
+        return worker(args.worker, args.data, planners, None, args.frenetix)
     if not args.data.is_dir():
         print(f"interactive CommonRoad data not found at {args.data}", file=sys.stderr)
         return 2
+    frenetix: Path | str | None = None
+    if "frenetix" in planners:
+        from robotaxi.sim.commonroad_peers import PeerError, frenetix_python
+
+        try:
+            frenetix = frenetix_python(log=lambda msg: print(msg, flush=True))
+        except PeerError as err:
+            frenetix = str(err)
+            print(f"Frenetix unavailable: {err}", flush=True)
     if args.only is not None:
-        worker(args.only, args.data, planners, args.render)
+        fx = frenetix if isinstance(frenetix, Path) else None
+        worker(args.only, args.data, planners, args.render, fx)
         return 0
     from robotaxi.sim.commonroad_interactive import interactive_folders
 
     folders = interactive_folders(args.data)[: args.limit]
-    rows: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    for i, folder in enumerate(folders, 1):
-        row = _run_worker(folder.name, args.data, planners)
-        rows.append(row)
-        status = "  ".join(f"{n}: {flags(_failed(row, n) or row[n])}" for n in planners)
-        if "error" in row:
-            status += f"  ({row['error']})"
-        elapsed = time.perf_counter() - start
-        print(f"[{i:>2}/{len(folders)} {elapsed:6.0f}s] {folder.name:<26} {status}", flush=True)
-    summary = {name: _summary(rows, name) for name in PLANNERS}
-    for row in rows:
-        for name in PLANNERS:
-            if name in row:
-                row[name].pop("_stack_s", None)
-    result: dict[str, Any] = {
-        "benchmark": "commonroad_interactive",
-        "run_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}",
-        "sumo": importlib.metadata.version("eclipse-sumo"),
-        "seed": SEED,
-        "scenario_count": len(rows),
-        "summary": summary,
-        "scenarios": rows,
-        "reproduce": {
-            f"{r['scenario']}:{n}": reproduce(r["scenario"], n)
-            for r in rows
-            for n in PLANNERS
-            if (_failed(r, n) or r[n])["success"] is False
-        },
-    }
+    names = [f.name for f in folders]
+    progress_file = args.out / "commonroad_interactive.progress.jsonl"
     args.out.mkdir(parents=True, exist_ok=True)
+    wall_s: float | None = None
+    if args.from_progress:
+        units = [json.loads(ln) for ln in progress_file.read_text().splitlines() if ln]
+    else:
+        units = []
+        if args.resume and progress_file.is_file():
+            units = [json.loads(ln) for ln in progress_file.read_text().splitlines() if ln]
+        else:
+            progress_file.write_text("")
+        # per scenario a worker for ours and IDM and one for the peers, so that a peer's
+        # crash can never cost our rows; ours on every scenario first (minutes), then the
+        # peers (hours), scenario by scenario, so a run cut short has whole rows
+        groups = [g for g in (tuple(n for n in planners if n in OURS),
+                              tuple(n for n in planners if n in PEERS)) if g]  # fmt: skip
+        done = {(u["scenario"], n) for u in units for n in planners if n in u or "error" in u}
+        tasks = [(name, group) for group in groups for name in names
+                 if any((name, n) not in done for n in group)]  # fmt: skip
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = {
+                pool.submit(_run_worker, name, args.data, group, frenetix): (name, group)
+                for name, group in tasks
+            }
+            for i, future in enumerate(as_completed(futures), 1):
+                name, group = futures[future]
+                unit = future.result()
+                units.append(unit)
+                with progress_file.open("a") as f:
+                    f.write(json.dumps(unit) + "\n")
+                status = "  ".join(f"{n}: {flags(_failed(unit, n) or unit[n])}" for n in group)
+                if "error" in unit:
+                    status += f"  ({unit['error']})"
+                for n in group:
+                    cause = unit.get(n, {}).get("failure") or unit.get(n, {}).get("crash")
+                    status += f"  ({n}: {cause})" if cause else ""
+                elapsed = time.perf_counter() - start
+                print(f"[{i:>3}/{len(tasks)} {elapsed:6.0f}s] {name:<26} {status}", flush=True)
+        wall_s = round(time.perf_counter() - start, 1)
+    rows = _merge(units, names)
+    # a run cut short: only the scenarios every planner finished are summarised (the same
+    # scenarios for all four), the rest are named as not finished
+    unfinished = [r["scenario"] for r in rows
+                  if "error" not in r and any(n not in r for n in planners)]  # fmt: skip
+    rows = [r for r in rows if r["scenario"] not in unfinished]
+    partial_reason = None
+    if unfinished:
+        partial_reason = (
+            f"{len(unfinished)} of {len(names)} scenarios had not been driven by every planner "
+            f"when this was summarised from the progress file and are left out: "
+            f"{', '.join(unfinished)}"
+        )
+    if args.limit is not None:
+        partial_reason = (partial_reason + "; " if partial_reason else "") + (
+            f"only the first {args.limit} scenarios"
+        )
+    result = _result(rows, planners, args, wall_s, partial_reason)
     (args.out / "commonroad_interactive.json").write_text(json.dumps(result, indent=1))
     (args.out / "commonroad_interactive.md").write_text(_markdown(result))
+    for name in planners:
+        m = result["summary"][name]
+        print(
+            f"{name}: success {m['successes']}/{m['scenarios']} collisions {m['collisions']} "
+            f"(at fault after start {m['collisions_at_fault_after_start']}) planner failures "
+            f"{m['planner_failures']} planning ms mean {m['planner_ms_mean']}"
+        )
     print(f"wrote {args.out / 'commonroad_interactive.md'}")
     return 0
 

@@ -49,6 +49,7 @@ except ModuleNotFoundError as exc:
     MissingExtraError.raise_for(exc, extra="commonroad", what="CommonRoad support")
 
 from robotaxi.autonomy.planning.arrival import GoalWindow
+from robotaxi.autonomy.planning.behaviour import Behaviour
 from robotaxi.autonomy.stack import AutonomyStack, Planner
 from robotaxi.autonomy.vehicle import IPACE, VehicleParams, front_bumper
 from robotaxi.core import AgentState, WorldSnapshot
@@ -117,6 +118,8 @@ class InteractiveRun:
     teleports: int
     wall_s: float
     stop_reason: str = ""
+    # why the planner stopped early (a peer's crash, time-out or no trajectory), else None
+    failure: str | None = None
 
     @property
     def first_step(self) -> int:
@@ -145,54 +148,55 @@ def interactive_folders(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).iterdir() if p.is_dir())
 
 
-class _InteractiveDriver(SoleCarDriver):
-    """Our car in SUMO traffic (`CarDrivers` for the runner): each tick it records the
-    traffic at this scenario step, senses, plans and moves, and is placed back into SUMO."""
+class RecordingDriver(SoleCarDriver):
+    """Our car in SUMO traffic (`CarDrivers` for the runner), whatever drives it: each tick
+    it records the traffic at this scenario step, has `move` plan and move the car one step
+    (timed: the step time), checks the goal and has `place` put the car back into SUMO. A
+    driver whose planner fails sets `failure` (its cause), and the run stops there."""
 
     def __init__(
-        self, problem: CrProblem, car: EgoCar, world: ScenarioSumoWorld, params: VehicleParams
+        self, problem: CrProblem, world: ScenarioSumoWorld, params: VehicleParams, row: FloatArray
     ) -> None:
         self.problem = problem
-        self.car = car
         self.world = world
         self.params = params
-        self.rows = [car.state.as_row(problem.first_step * problem.dt_s)]
+        self.rows = [row]  # rear-axle rows (`TrajectoryColumn`), one per scenario step
         self.stack_s: list[float] = []
         self.planner_s: list[float] = []
         self.goal_step: int | None = None
         self.last_recorded: int | None = None
+        self.failure: str | None = None
         self.traffic: dict[str, tuple[float, float, dict[int, tuple[float, float, float, float]]]]
         self.traffic = {}
         self.collisions: list[tuple[int, str, str]] = []
         self.ego_lanes: dict[int, str] = {}
-        planner = car.stack.planner
-        self.lane_changes = RouteLaneChanges(
-            problem,
-            params,
-            enabled=planner.checks_lane_change_gaps,
-            goal_speed_from_region=planner.brakes_ahead_for_limits,
-        )
+
+    def move(self, k: int, snapshot: WorldSnapshot, dt_s: float) -> float | None:
+        """Plan at scenario step `k` from `snapshot` and move the car to step k + 1,
+        appending its row to `rows`; returns the planning call's time (s), or None with
+        `failure` set when the planner failed."""
+        raise NotImplementedError
+
+    def place(self) -> None:
+        """Put the car into SUMO where `move` left it."""
+        raise NotImplementedError
 
     def drive(self, snapshot: WorldSnapshot, dt_s: float) -> None:
         k = self.world.scenario_step
-        truth = snapshot.around[EGO_ID]
-        self._record(k, truth, snapshot)
+        self._record(k, snapshot.around[EGO_ID], snapshot)
+        if self.failure is not None:
+            return
         t0 = wall.perf_counter()
-        car = self.car
-        path = self.lane_changes.path_for(car.state, car.stack.last_predictions)
-        car.stack.speed_cap_mps = self.lane_changes.speed_cap_mps
-        car.stack.headway_s = self.lane_changes.headway_s
-        out = car.drive(
-            truth, (), signal_states(self.problem.scenario, k), path, None, snapshot.time, dt_s
-        )
+        planner_s = self.move(k, snapshot, dt_s)
+        if planner_s is None:
+            return
         self.stack_s.append(wall.perf_counter() - t0)
-        self.planner_s.append(car.stack.times.by_stage["planning"][-1])
-        self.rows.append(car.state.as_row((k + 1) * dt_s))
+        self.planner_s.append(planner_s)
         if self.goal_step is None and self.problem.problem.goal.is_reached(
             ks_state(self.rows[-1], k + 1, self.params)
         ):
             self.goal_step = k + 1
-        car.place(self.world, path, out.behaviour)
+        self.place()
 
     def _record(self, k: int, truth: tuple[AgentState, ...], snapshot: WorldSnapshot) -> None:
         for agent in truth:
@@ -202,6 +206,42 @@ class _InteractiveDriver(SoleCarDriver):
         if snapshot.ids:
             self.ego_lanes[k] = snapshot.lane_ids[0]
         self.last_recorded = k
+
+
+class _StackDriver(RecordingDriver):
+    """Our autonomy stack drives the car: its cameras, the stack, our vehicle model."""
+
+    def __init__(
+        self, problem: CrProblem, car: EgoCar, world: ScenarioSumoWorld, params: VehicleParams
+    ) -> None:
+        super().__init__(
+            problem, world, params, car.state.as_row(problem.first_step * problem.dt_s)
+        )
+        self.car = car
+        self.path = problem.path
+        self.behaviour: Behaviour | None = None
+        planner = car.stack.planner
+        self.lane_changes = RouteLaneChanges(
+            problem,
+            params,
+            enabled=planner.checks_lane_change_gaps,
+            goal_speed_from_region=planner.brakes_ahead_for_limits,
+        )
+
+    def move(self, k: int, snapshot: WorldSnapshot, dt_s: float) -> float | None:
+        car = self.car
+        self.path = self.lane_changes.path_for(car.state, car.stack.last_predictions)
+        car.stack.speed_cap_mps = self.lane_changes.speed_cap_mps
+        car.stack.headway_s = self.lane_changes.headway_s
+        truth = snapshot.around[EGO_ID]
+        signals = signal_states(self.problem.scenario, k)
+        out = car.drive(truth, (), signals, self.path, None, snapshot.time, dt_s)
+        self.behaviour = out.behaviour
+        self.rows.append(car.state.as_row((k + 1) * dt_s))
+        return car.stack.times.by_stage["planning"][-1]
+
+    def place(self) -> None:
+        self.car.place(self.world, self.path, self.behaviour)
 
 
 def _on_sumo_clock(window: GoalWindow | None, scenario: InteractiveProblem) -> GoalWindow | None:
@@ -244,16 +284,46 @@ def run_interactive(
     sensors = CarSensors(seed=seed, params=params)
     state0 = initial_vehicle_state(problem, params)
     car = EgoCar(EGO_ID, sensors, stack, state0)
+    world = scenario_world(scenario, params)
+    driver = _StackDriver(problem, car, world, params)
+    return drive_closed_loop(
+        scenario, planner.name, world, driver,
+        stop_at_goal=stop_at_goal, progress=progress, wall0=wall0,
+    )  # fmt: skip
+
+
+def scenario_world(scenario: InteractiveProblem, params: VehicleParams) -> ScenarioSumoWorld:
+    """The scenario's SUMO traffic with our car (`EGO_ID`) at the problem's initial state."""
+    problem = scenario.problem
+    state0 = initial_vehicle_state(problem, params)
     fx, fy = front_bumper(state0.x, state0.y, state0.heading, params)
     start = EgoStart(
         fx, fy, state0.heading, state0.speed, params.length_m, params.width_m,
         params.max_brake_mps2,
     )  # fmt: skip
-    world = ScenarioSumoWorld(
+    return ScenarioSumoWorld(
         scenario.files, EGO_ID, start, first_step=problem.first_step,
         follower_range_m=FOLLOWER_RANGE_M,
     )  # fmt: skip
-    driver = _InteractiveDriver(problem, car, world, params)
+
+
+def drive_closed_loop(
+    scenario: InteractiveProblem,
+    name: str,
+    world: ScenarioSumoWorld,
+    driver: RecordingDriver,
+    *,
+    stop_at_goal: bool = True,
+    max_steps: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    wall0: float | None = None,
+) -> InteractiveRun:
+    """Run the one runner's loop on `world` with `driver` until the goal (with
+    `stop_at_goal`), the goal's last time step, the driver's failure, or `max_steps` steps
+    (a short look, e.g. in tests); the run as recorded (`name`: the planner's)."""
+    wall0 = wall.perf_counter() if wall0 is None else wall0
+    problem = scenario.problem
+    params = driver.params
     sim = Simulation(world, step_s=problem.dt_s)
     sim.drivers = driver
     steps = problem.last_step - problem.first_step
@@ -268,6 +338,13 @@ def run_interactive(
         if stop_at_goal and goal is not None and recorded is not None and recorded >= goal:
             stop["reason"] = "goal reached"
             return True
+        if driver.failure is not None:
+            stop["reason"] = "planner failed"
+            return True
+        limit = problem.first_step + max_steps if max_steps is not None else None
+        if limit is not None and recorded is not None and recorded >= limit:
+            stop["reason"] = "step limit"
+            return True
         return recorded is not None and recorded >= problem.last_step
 
     if steps > 0:
@@ -278,7 +355,7 @@ def run_interactive(
     # the tick after the last recorded traffic moved the car once more: not judged
     n_ticks = len(states) - 1
     run = CrRun(
-        planner.name,
+        name,
         states,
         to_commonroad(states, problem.first_step, params),
         tuple(driver.stack_s[:n_ticks]),
@@ -303,6 +380,7 @@ def run_interactive(
         teleports=world.stats.teleports,
         wall_s=wall.perf_counter() - wall0,
         stop_reason=stop["reason"],
+        failure=driver.failure,
     )
 
 

@@ -266,6 +266,50 @@ def reactive_example_config(problem: CrProblem) -> Any:
     return config
 
 
+def reactive_planner(problem: CrProblem, config: Any = None, params: VehicleParams = IPACE) -> Any:
+    """The reactive planner on `problem` (its route's reference path lengthened, see the
+    module docstring), ready for its first planning cycle; `config` replaces
+    `reactive_config(problem, params)`."""
+    from commonroad_clcs.config import CLCSParams
+    from commonroad_route_planner.fast_api.fast_api import (
+        generate_reference_path_from_lanelet_network_and_planning_problem as reference_path,
+    )
+    from commonroad_rp.reactive_planner import ReactivePlanner
+    from commonroad_rp.utility.utils_coordinate_system import CoordinateSystem
+
+    logging.getLogger("RP_LOGGER").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = config if config is not None else reactive_config(problem, params)
+        route = reference_path(config.scenario.lanelet_network, config.planning_problem)
+        planner = ReactivePlanner(config)
+        # the default CLCS parameters, passed explicitly: commonroad-clcs 2025.x no longer
+        # fills them in for `params=None` as reactive-planner 2025.1 expects
+        reference = _extend_straight(route.reference_path, REFERENCE_EXTENSION_START_M,
+                                     _end_extension_m(problem, config))  # fmt: skip
+        frame = CoordinateSystem(reference, clcs_params=CLCSParams())
+        planner.set_reference_path(coordinate_system=frame)
+        planner.record_state_and_input(planner.x_0)
+    return planner
+
+
+def no_trajectory_cause(planner: Any, step: int) -> str:
+    """Why the reactive planner found no trajectory at scenario step `step`, from its own
+    counters."""
+    reasons = planner.infeasible_reason_dict
+    worst = max(reasons, key=reasons.get) if reasons else "none"
+    return (
+        f"no trajectory found at step {step} (of the last {planner.total_count_samples} "
+        f"samples {planner.infeasible_count_kinematics} kinematically infeasible, most for "
+        f"{worst}; {planner.infeasible_count_collision} colliding)"
+    )
+
+
+def crash_cause(err: Exception) -> str:
+    """A peer's exception as its failure: `crash: Type: first line of the message`."""
+    return f"crash: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
 def run_reactive(
     problem: CrProblem,
     *,
@@ -277,14 +321,6 @@ def run_reactive(
 ) -> PeerRun:
     """Drive `problem` with the CommonRoad reactive planner (module docstring); `config`
     replaces `reactive_config(problem)` (e.g. its example's settings)."""
-    from commonroad_clcs.config import CLCSParams
-    from commonroad_route_planner.fast_api.fast_api import (
-        generate_reference_path_from_lanelet_network_and_planning_problem as reference_path,
-    )
-    from commonroad_rp.reactive_planner import ReactivePlanner
-    from commonroad_rp.utility.utils_coordinate_system import CoordinateSystem
-
-    logging.getLogger("RP_LOGGER").setLevel(logging.ERROR)
     rows = [initial_vehicle_state(problem, params).as_row(problem.first_step * problem.dt_s)]
     stack: list[float] = []
     plan: list[float] = []
@@ -293,19 +329,10 @@ def run_reactive(
         problem, params, stop_at_goal=stop_at_goal, time_limit_s=time_limit_s, progress=progress
     )
     try:
+        planner = reactive_planner(problem, config, params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            config = config if config is not None else reactive_config(problem, params)
-            route = reference_path(config.scenario.lanelet_network, config.planning_problem)
-            planner = ReactivePlanner(config)
-            # the default CLCS parameters, passed explicitly: commonroad-clcs 2025.x no longer
-            # fills them in for `params=None` as reactive-planner 2025.1 expects
-            reference = _extend_straight(route.reference_path, REFERENCE_EXTENSION_START_M,
-                                         _end_extension_m(problem, config))  # fmt: skip
-            frame = CoordinateSystem(reference, clcs_params=CLCSParams())
-            planner.set_reference_path(coordinate_system=frame)
-            planner.record_state_and_input(planner.x_0)
-            every = max(1, int(config.planning.replanning_frequency))
+            every = max(1, int(planner.config.planning.replanning_frequency))
             optimal: Any = None
             for i in range(loop.steps):
                 t0 = wall.perf_counter()
@@ -315,14 +342,7 @@ def run_reactive(
                     optimal = planner.plan()
                     plan.append(wall.perf_counter() - t1)
                 if not optimal:
-                    reasons = planner.infeasible_reason_dict
-                    worst = max(reasons, key=reasons.get) if reasons else "none"
-                    failure = (
-                        f"no trajectory found at step {problem.first_step + i} (of the last "
-                        f"{planner.total_count_samples} samples "
-                        f"{planner.infeasible_count_kinematics} kinematically infeasible, "
-                        f"most for {worst}; {planner.infeasible_count_collision} colliding)"
-                    )
+                    failure = no_trajectory_cause(planner, problem.first_step + i)
                     break
                 j = i % every + 1
                 nxt = optimal[0].state_list[j]
@@ -342,7 +362,7 @@ def run_reactive(
                 if loop.done_after(i, k, rows[-1]):
                     break
     except Exception as err:  # the peer's crash is its failure, with its cause
-        failure = f"crash: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        failure = crash_cause(err)
     failure = failure or loop.failure
     return _finish("reactive", problem, rows, stack, plan, loop.goal_step, failure, params)
 
@@ -423,7 +443,7 @@ def frenetix_python(cache: Path = PEER_CACHE, *, log: Callable[[str], None] | No
     return python
 
 
-class _FrenetixProcess:
+class FrenetixProcess:
     """One Frenetix server process, spoken to in JSON lines with a time-out per answer."""
 
     def __init__(self, python: Path, stderr_path: Path) -> None:
@@ -498,7 +518,7 @@ def run_frenetix(
         problem, params, stop_at_goal=stop_at_goal, time_limit_s=time_limit_s, progress=progress
     )
     with tempfile.TemporaryDirectory(prefix="frenetix-") as work:
-        server = _FrenetixProcess(python, Path(work) / "stderr.log")
+        server = FrenetixProcess(python, Path(work) / "stderr.log")
         try:
             init = {
                 "cmd": "init",

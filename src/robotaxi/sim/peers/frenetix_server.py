@@ -3,15 +3,25 @@
 Runs in Frenetix's own Python 3.10 virtualenv (made by `robotaxi.sim.commonroad_peers`), so
 it imports nothing from robotaxi. One process per scenario; JSON lines on stdin/stdout:
 
-    -> {"cmd": "init", "scenario": PATH, "problem_id": ID, "vehicle": {...}, "work_dir": DIR}
+    -> {"cmd": "init", "scenario": PATH, "problem_id": ID, "vehicle": {...}, "work_dir": DIR,
+        "live": false}
     <- {"ok": true, "init_s": S}
     -> {"cmd": "step"}          plan from the current state, move to the plan's next state
+    -> {"cmd": "step", "time_step": K, "obstacles": [[x, y, heading, speed, length, width],
+        ...]}                   the same, with "live": true (reactive traffic, below)
     <- {"ok": true, "time_step": K, "x": .., "y": .., "orientation": .., "velocity": ..,
         "steering_angle": .., "acceleration": .., "plan_s": S}   (rear-axle position)
+       with "plan": true in the step, also "plan_xy": the chosen trajectory's positions
     <- {"ok": false, "error": "..."}                              no trajectory / crash
     -> {"cmd": "quit"}
 
 Everything the libraries print goes to stderr; stdout carries only the protocol.
+
+With `"live": true` the traffic is not the file's (an interactive scenario's SUMO cars,
+which react to ours): the file's obstacles are dropped, and each step brings the cars'
+current states (footprint centres, m and rad, m/s), which become the scenario's obstacles
+and, carried on at constant velocity along their heading, Frenetix's predictions
+(`_constant_velocity`): nobody knows their recorded future then.
 """
 
 import json
@@ -159,6 +169,64 @@ def _ground_truth(scenario, time_step, horizon_steps):
     return out
 
 
+def _constant_velocity(cars, dt, horizon_steps, first_id):
+    """Each car carried on at its speed along its heading over the horizon, from now, in
+    Frenetix's prediction format; keys are `first_id` plus the cars' places in `cars`."""
+    import numpy as np
+
+    out = {}
+    for i, (x, y, heading, speed, length, width) in enumerate(cars):
+        t = np.arange(horizon_steps) * dt
+        pos = np.stack([x + speed * t * np.cos(heading), y + speed * t * np.sin(heading)], 1)
+        out[first_id + i] = {
+            "pos_list": pos,
+            "cov_list": np.array([COV] * horizon_steps),
+            "orientation_list": np.full(horizon_steps, heading),
+            "v_list": np.full(horizon_steps, speed),
+            "shape": {"length": float(length), "width": float(width)},
+        }
+    return out
+
+
+def _live_obstacles(cars, predictions, time_step):
+    """The cars as CommonRoad obstacles at `time_step` (ids as in `predictions`), moving as
+    predicted: what Frenetix's collision check and cost functions read from the scenario."""
+    import numpy as np
+    from commonroad.geometry.shape import Rectangle
+    from commonroad.prediction.prediction import TrajectoryPrediction
+    from commonroad.scenario.obstacle import DynamicObstacle, ObstacleType
+    from commonroad.scenario.state import InitialState, KSState
+    from commonroad.scenario.trajectory import Trajectory
+
+    obstacles = []
+    for obstacle_id, pred in predictions.items():
+        shape = Rectangle(pred["shape"]["length"], pred["shape"]["width"])
+        states = [
+            KSState(
+                time_step=time_step + j,
+                position=np.array(pos),
+                orientation=float(yaw),
+                velocity=float(v),
+            )
+            for j, (pos, yaw, v) in enumerate(
+                zip(pred["pos_list"], pred["orientation_list"], pred["v_list"], strict=True)
+            )
+        ]
+        first = states[0]
+        initial = InitialState(
+            time_step=time_step,
+            position=first.position,
+            orientation=first.orientation,
+            velocity=first.velocity,
+            acceleration=0.0,
+            yaw_rate=0.0,
+            slip_angle=0.0,
+        )
+        prediction = TrajectoryPrediction(Trajectory(time_step + 1, states[1:]), shape)
+        obstacles.append(DynamicObstacle(obstacle_id, ObstacleType.CAR, shape, initial, prediction))
+    return obstacles
+
+
 class Session:
     def __init__(self, msg):
         from commonroad.common.file_reader import CommonRoadFileReader
@@ -178,6 +246,11 @@ class Session:
                 json.dump(data, f)
         scenario, problems = CommonRoadFileReader(msg["scenario"]).open()
         problem = problems.planning_problem_dict[msg["problem_id"]]
+        self.live = bool(msg.get("live", False))
+        if self.live:  # the traffic comes with each step (module docstring)
+            scenario.remove_obstacle(list(scenario.obstacles))
+            # the live cars' ids: above every id in the scenario and the ego's
+            self.first_obstacle_id = max(scenario.generate_object_id(), msg["problem_id"] + 1)
         planning = dict(PLANNING, dt=float(scenario.dt))
         config_plan = FrenetConfiguration(
             OmegaConf.create({"planning": planning, "debug": DEBUG, "cost": COST})
@@ -195,8 +268,22 @@ class Session:
         )  # fmt: skip
         self.time_step = int(problem.initial_state.time_step)
 
-    def step(self):
-        predictions = _ground_truth(self.scenario, self.time_step, self.horizon_steps)
+    def step(self, msg):
+        if self.live:
+            if msg.get("time_step") != self.time_step:
+                return {
+                    "ok": False,
+                    "error": f"crash: asked for step {msg.get('time_step')} "
+                    f"at step {self.time_step}",
+                }
+            predictions = _constant_velocity(
+                msg["obstacles"], self.scenario.dt, self.horizon_steps, self.first_obstacle_id
+            )
+            self.scenario.remove_obstacle(list(self.scenario.obstacles))
+            for obstacle in _live_obstacles(msg["obstacles"], predictions, self.time_step):
+                self.scenario.add_objects(obstacle)
+        else:
+            predictions = _ground_truth(self.scenario, self.time_step, self.horizon_steps)
         t0 = time.perf_counter()  # the planner's own time, as the reactive planner's
         self.interface.update_planner(self.scenario, predictions)
         trajectory = self.interface.step_interface(self.time_step)
@@ -205,7 +292,7 @@ class Session:
             return {"ok": False, "error": "no kinematically feasible trajectory found"}
         self.time_step += 1
         x0 = self.interface.x_0
-        return {
+        reply: dict = {
             "ok": True,
             "time_step": self.time_step,
             "x": float(x0.position[0]),
@@ -216,6 +303,9 @@ class Session:
             "acceleration": float(getattr(x0, "acceleration", 0.0) or 0.0),
             "plan_s": plan_s,
         }
+        if msg.get("plan"):  # the chosen trajectory's positions too, for a look
+            reply["plan_xy"] = [[float(v) for v in st.position] for st in trajectory.state_list]
+        return reply
 
 
 def main():
@@ -236,7 +326,7 @@ def main():
                 session = Session(msg)
                 reply = {"ok": True, "init_s": time.perf_counter() - t0}
             elif msg["cmd"] == "step" and session is not None:
-                reply = session.step()
+                reply = session.step(msg)
             else:
                 reply = {"ok": False, "error": f"unknown command {msg['cmd']!r}"}
         except Exception as exc:
