@@ -124,3 +124,48 @@ def test_a_beeper_stops_and_restarts_on_one_pitch_a_hi_lo_never_stops():
     assert np.median(np.exp(_features(w_beep[15:], "frequency_log"))) == pytest.approx(
         1100, rel=0.02
     )
+
+
+def _sung(f0_hz: float, seconds: float, vibrato_hz: float, depth: float) -> np.ndarray:
+    """A held note with vibrato (relative depth) and three harmonics, in faint noise."""
+    t = np.arange(round(seconds * FS)) / FS
+    f = f0_hz * (1 + depth * np.sin(2 * np.pi * vibrato_hz * t))
+    phase = 2 * np.pi * np.cumsum(f) / FS
+    tone = np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.25 * np.sin(3 * phase)
+    return tone + 0.02 * np.random.default_rng(3).standard_normal(len(t))
+
+
+@pytest.mark.parametrize("pattern", list(SirenPattern))
+def test_a_siren_does_not_warble(pattern):
+    lo, hi, period = {
+        SirenPattern.WAIL: (700.0, 1500.0, 4.0),
+        SirenPattern.YELP: (700.0, 1500.0, 0.3),
+        SirenPattern.HI_LO: (700.0, 950.0, 1.2),
+    }[pattern]
+    voice = SirenVoice(pattern, lo, hi, period_s=period, rise_fraction=0.5)
+    for noise in (0.05, 0.5):
+        windows = StreamingFrontEnd(1).push(_tone(voice, 4.0, noise=noise))
+        assert np.all(_features(windows, "vibrato_swings_per_s") == 0.0), (pattern, noise)
+
+
+def test_vibrato_counts_the_swings_of_a_sung_note():
+    # 6 Hz vibrato of ±1.5 %: 12 reversals a second, each swing ≈ 3 % of the pitch
+    windows = StreamingFrontEnd(1).push(_sung(880.0, 3.0, 6.0, 0.015))
+    late = _features(windows, "vibrato_swings_per_s")[-5:]  # 1.5 s of history filled
+    assert np.all(late > 6.0)
+    assert np.all(late <= 12.0)
+    # the same note held still, or with a 1 Hz wobble (no vibrato): no swings
+    for rate, depth in ((6.0, 0.0), (1.0, 0.03)):
+        still = StreamingFrontEnd(1).push(_sung(880.0, 3.0, rate, depth))
+        assert np.all(_features(still, "vibrato_swings_per_s") == 0.0), (rate, depth)
+
+
+def test_vibrato_ignores_one_frame_jumps_of_the_tracked_peak():
+    # a wail whose tracked peak jumps to an echo for 20 ms every 0.1 s (as in recordings)
+    voice = SirenVoice(SirenPattern.WAIL, 700.0, 1500.0, period_s=4.0, rise_fraction=0.5)
+    t = np.arange(round(3.0 * FS)) / FS
+    x = _tone(voice, 3.0)
+    glitch = (np.mod(t, 0.1) < 0.02).astype(float)
+    x = x + 3.0 * glitch * np.sin(2 * np.pi * 1.04 * voice.frequency_hz(t).cumsum() / FS)
+    windows = StreamingFrontEnd(1).push(x)
+    assert np.all(_features(windows, "vibrato_swings_per_s") == 0.0)

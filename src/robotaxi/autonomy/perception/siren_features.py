@@ -10,7 +10,7 @@ Per frame (power averaged over the microphones) the extractor tracks the stronge
 prominence over the band median, its contrast to neighbouring bins, its second harmonic and
 what sounds at half its frequency.
 Per window it summarises how tonal, continuous and swept that track is (`FEATURE_NAMES`),
-plus, over the last 1.5 s, the track's periodicity and its jumps (hi-lo).
+plus, over the last 1.5 s, the track's periodicity, its jumps (hi-lo) and its vibrato.
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ _HIGH = slice(round(2500 / BIN_HZ), round(7500 / BIN_HZ))
 ONSET_DB = 6.0  # a rise of the broadband level within 30 ms that counts as an onset
 ONSET_LAG = 3
 _MIDDLE = [(_N_BAND - 1) // 2, _N_BAND // 2]
+VIBRATO_SWING = (0.006, 0.08)  # relative pitch swing between two reversals that is vibrato
+VIBRATO_HALF_PERIOD = (5, 13)  # frames between two reversals: a 4–10 Hz oscillation
+VIBRATO_STEP = 0.12  # per frame, relative: a larger change breaks the pitch line
+VIBRATO_MEDIAN = 5  # frames of the running median the reversals are found on
+VIBRATO_RUN = 4  # swings in a row: an oscillation, not a bump or an echo
 BEARING_COARSE_STEP = 4  # directions (1° each) between the coarse search's candidates
 _ITEM = np.dtype(np.float64).itemsize
 _HOP_STRIDE = FRAME_HOP * _ITEM
@@ -100,6 +105,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     # notes: a melody holds several pitches in turn, a hi-lo two, a wail or yelp none
     "long_pitch_levels",
     "long_steady_fraction",
+    # a voice, a violin or a bird warbles around its note (a vibrato: a regular 4–10 Hz
+    # swing of 1–6 %); a siren's tone glides one way for a quarter of its cycle or more
+    "vibrato_swings_per_s",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -277,6 +285,7 @@ def window_features(track: FrameTrack, long_freq: FloatArray, long_prom: FloatAr
             _longest_run(l_tonal) / n_long if n_long else 0.0,
             _pitch_levels(lt),
             _steady_fraction(long_freq, l_tonal),
+            _vibrato_swings_per_s(long_freq, l_tonal),
         ]
     )
 
@@ -381,6 +390,50 @@ def _steady_fraction(freq: FloatArray, tonal: npt.NDArray[np.bool_]) -> float:
     both = tonal[lag:] & tonal[:-lag]
     steady = both & (np.abs(freq[lag:] - freq[:-lag]) < 0.01 * freq[lag:])
     return np.count_nonzero(steady) / len(both)
+
+
+def _vibrato_swings_per_s(freq: FloatArray, tonal: npt.NDArray[np.bool_]) -> float:
+    """Pitch swings per second that belong to a vibrato: VIBRATO_RUN or more in a row, each
+    between two reversals of the tonal track VIBRATO_HALF_PERIOD frames apart and spanning
+    VIBRATO_SWING of the pitch. The track is a 5-frame running median, so a one- or
+    two-frame jump of the tracked peak to an echo or a harmonic (common in recorded sirens)
+    makes no reversal. A wail reverses once per cycle, a yelp's swings are 30 % and more, a
+    hi-lo steps: a siren scores 0."""
+    n = len(freq)
+    k = VIBRATO_MEDIAN
+    if n < 3 * k:
+        return 0.0
+    smooth = np.sort(as_strided(freq, (n - k + 1, k), (freq.strides[0],) * 2), axis=1)[:, k // 2]
+    tsum = np.cumsum(tonal)
+    whole = (tsum[k - 1 :] - np.concatenate([[0], tsum[:-k]])) == k
+    d = np.diff(smooth)
+    ok = whole[1:] & whole[:-1] & (np.abs(d) < VIBRATO_STEP * smooth[1:])
+    idx = np.flatnonzero(ok & (d != 0))
+    if len(idx) < VIBRATO_RUN + 2:
+        return 0.0
+    stretch = np.cumsum(~ok)[idx]  # one id per unbroken stretch of the pitch line
+    rising = d[idx] > 0
+    turn = (stretch[1:] == stretch[:-1]) & (rising[1:] != rising[:-1])
+    at = idx[1:][turn]  # the smoothed track's extrema
+    if len(at) < VIBRATO_RUN + 1:
+        return 0.0
+    same = stretch[1:][turn]
+    value = smooth[at]
+    swing = np.abs(np.diff(value)) / value[1:]
+    spacing = np.diff(at)
+    lo, hi = VIBRATO_SWING
+    shortest, longest = VIBRATO_HALF_PERIOD
+    small = (
+        (same[1:] == same[:-1])
+        & (swing > lo)
+        & (swing < hi)
+        & (spacing >= shortest)
+        & (spacing <= longest)
+    )
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], small.astype(np.int8), [0]])))
+    runs = edges[1::2] - edges[::2]
+    count = int(runs[runs >= VIBRATO_RUN].sum())
+    return count / (n * FRAME_HOP / SAMPLE_RATE_HZ)
 
 
 def _longest_run(flags: npt.NDArray[np.bool_]) -> int:
