@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from robotaxi.config import load_config
-from robotaxi.core import ConfigError, DriveTo, MoveEgo, PullOver, Resume
+from robotaxi.core import ConfigError, DriveTo, MoveEgo, PullOver, Resume, WorldError
 from robotaxi.metrics.fleet_kpis import fleet_kpis
 from robotaxi.sim.runner import ServiceHistory, ServiceSimulation
 
@@ -113,6 +113,8 @@ def test_cars_our_stack_drives_are_refused_in_meso(
         world.add_robotaxi("taxi0", 0)
         failed = world.apply([MoveEgo("taxi0", 0.0, 0.0, 0.0, 0.0)])
         assert len(failed) == 1 and "micro" in failed[0].reason
+        with pytest.raises(WorldError, match="micro"):
+            world.add_ego("ego", [grid_map.curbs.edge_ids[0]], depart_pos=1.0, lane=0)
 
 
 def test_clearing_the_way_asked_for_in_meso_is_refused() -> None:

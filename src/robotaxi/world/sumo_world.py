@@ -915,7 +915,10 @@ class SumoWorld:
         speed: float = 0.0,
         sense_radius_m: float = 120.0,
     ) -> None:
-        """The autonomous car: SUMO places it, then only `MoveEgo` moves it."""
+        """The autonomous car: SUMO places it, then only `MoveEgo` moves it. Refused in meso
+        (no lanes or lateral positions to place it on)."""
+        if self._meso is not None:
+            raise WorldError(MESO_NO_AUTONOMY)
         self.add_vehicle(
             vehicle_id, edges, type_id=ROBOTAXI_TYPE, depart_pos=depart_pos, lane=lane, speed=speed
         )
