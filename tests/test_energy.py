@@ -101,6 +101,28 @@ def test_an_empty_battery_is_recorded_once_with_its_trip() -> None:
     assert fleet.cars["a"].kwh_charged == pytest.approx(84.7)
 
 
+def test_a_tick_of_many_cars_draws_exactly_what_each_draw_alone_would() -> None:
+    one, many = FleetBatteries(), FleetBatteries()
+    rng = np.random.default_rng(5)
+    ids = [f"car{k}" for k in range(40)]
+    for vid in ids:
+        soc = float(rng.uniform(0.01, 60.0))
+        one.add(vid, soc)
+        many.add(vid, soc)
+    for tick in range(1, 30):
+        draws = [
+            (vid, float(rng.choice([0.0, -3.0, rng.uniform(0, 40)])), bool(rng.integers(2)),
+             f"t{tick}" if rng.integers(2) else None)
+            for vid in ids
+        ]  # fmt: skip
+        for vid, metres, parked, trip in draws:
+            one.consume(vid, metres, 60.0, parked=parked, now_s=60.0 * tick, trip_id=trip)
+        many.consume_many(draws, 60.0, 60.0 * tick)
+    for vid in ids:
+        assert many.cars[vid] == one.cars[vid]  # bit for bit, not approximately
+    assert many.empties == one.empties and len(one.empties) > 0
+
+
 def test_initial_charge_is_seeded_per_car() -> None:
     config = EnergyConfig()
     one = initial_soc_kwh(["car0", "car1", "car2"], config, seed=7)

@@ -73,6 +73,18 @@ def test_a_car_drives_between_kerbs_and_its_odometer_is_the_way_it_drove(
         world.step()
         route = libsumo.vehicle.getRoute("taxi0")
         assert route[0] == curbs.edge_ids[0] and route[-1] == curbs.edge_ids[far]
+        # the routing graph's way (a fastest one: the grid has many of the same time)
+        fastest = grid_graph.route(curbs.edge_ids[0], curbs.edge_ids[far])
+        time_of = [float(grid_graph.travel_time[grid_graph.index[e]]) for e in route]
+        fastest_time = [float(grid_graph.travel_time[grid_graph.index[e]]) for e in fastest]
+        assert sum(time_of[1:]) == pytest.approx(sum(fastest_time[1:]))
+        for _ in range(30):  # driving: the snapshot's row is what SUMO says this step
+            world.step()
+            snap = world.snapshot()
+            i = snap.ids.index("taxi0")
+            assert tuple(snap.xy[i]) == pytest.approx(libsumo.vehicle.getPosition("taxi0"))
+            assert snap.speed[i] == libsumo.vehicle.getSpeed("taxi0")
+            assert snap.road_ids[i] == libsumo.vehicle.getRoadID("taxi0")
         edge, pos, stopped, odo = _until_stopped(world)
         assert (edge, stopped) == (curbs.edge_ids[far], True)
         assert pos == pytest.approx(float(curbs.pos[far]))
@@ -164,3 +176,24 @@ def test_the_same_seed_gives_the_same_meso_service(
 
     assert len(log(meso_run)) > 100
     assert log(again) == log(meso_run)
+
+
+def test_reading_only_the_cars_that_moved_changes_nothing(
+    meso_run: ServiceHistory, map_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fleet skips the rows that equal the last tick's (cars standing at kerbs); read in
+    full every tick, the run is the same: every event, every battery, every car's hours."""
+    from robotaxi.fleet.manager import FleetManager
+
+    monkeypatch.setattr(FleetManager, "_unchanged_rows", lambda self, snap: [False] * len(snap.ids))
+    full = _meso_grid_run(map_cache, tmp_path)
+
+    def state(history: ServiceHistory) -> tuple[object, ...]:
+        kpis = fleet_kpis(history)
+        return (
+            [(t, e.state.value, e.time.time_us) for t, trip in sorted(history.trips.items())
+             for e in trip.events],
+            kpis["energy"], kpis["utilisation"],
+        )  # fmt: skip
+
+    assert state(full) == state(meso_run)

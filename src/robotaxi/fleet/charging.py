@@ -39,6 +39,7 @@ from robotaxi.fleet.demand import DemandModel
 from robotaxi.fleet.energy import (
     BoolArray,
     ConsumptionModel,
+    Draw,
     EmptyBattery,
     FleetBatteries,
     can_accept_pairs,
@@ -506,6 +507,18 @@ class FleetCharging:
             vehicle_id, distance_m, duration_s, parked=parked, now_s=now_s, trip_id=trip_id
         )
 
+    def consume_many(
+        self, draws: Iterable[Draw], duration_s: float, now_s: float
+    ) -> list[EmptyBattery]:
+        """`consume` for every car of a tick at once (each draw: car, metres, parked, trip)."""
+        plugged = [
+            v for v, s in self._open.items() if s.stage == ChargeStage.PLUGGED
+        ]  # on the grid, not the battery
+        if plugged:
+            skip = set(plugged)
+            draws = [d for d in draws if d[0] not in skip]
+        return self.batteries.consume_many(draws, duration_s, now_s)
+
     def step(self, now_s: float, duration_s: float) -> list[str]:
         """Every tick, after `consume`: charge the plugged cars over the tick that ended at
         `now_s`. Returns the cars that reached their target and unplugged (in service again,
@@ -530,6 +543,10 @@ class FleetCharging:
         for vehicle_id in done:
             self._end(vehicle_id, now_s)
         return done
+
+    def sample_due(self, now_s: float) -> bool:
+        """True when `sample` would keep a sample now."""
+        return now_s - self._last_sample_s >= self.sample_every_s
 
     def sample(self, now_s: float, available: int) -> None:
         """Every tick (kept once per `sample_every_s`): how many cars the manager counts as
@@ -593,10 +610,10 @@ class FleetCharging:
         return ok & ~busy[car]
 
     def plan(self, now_s: float, idle: Mapping[str, tuple[float, float]]) -> list[ChargeOrder]:
-        """Each decision round (e.g. every tick before dispatch): which of the `idle` cars
-        (id → map-frame position; cars with no rider and no trip) go to charge, and where.
-        Cars that must charge choose first, lowest charge first; an opportunistic charge
-        only goes where a charger is free for it."""
+        """Each decision round (the fleet's: every batch interval, before dispatch): which
+        of the `idle` cars (id → map-frame position; cars with no rider and no trip) go to
+        charge, and where. Cars that must charge choose first, lowest charge first; an
+        opportunistic charge only goes where a charger is free for it."""
         ids = [v for v in idle if not self.busy(v)]
         if not ids:
             return []

@@ -251,6 +251,8 @@ class FleetManager:
         self._ev_stops_handled: dict[str, TimePoint] = {}
         self.command_failures = 0
         self._waiting: list[str] = []  # requested, not yet assigned (arrival order)
+        self._unbuckled: set[str] = set()  # trips whose rider undid the belt mid-ride
+        self._last_rows: _Rows | None = None  # the last snapshot's rows (`_observe`)
         # trips whose rider still waits for the car (requested, assigned, en route): the
         # patience check looks at these, not at every trip of the run
         self._before_pickup: dict[str, Trip] = {}
@@ -316,17 +318,20 @@ class FleetManager:
             self._open_trip(request, out)
         self._check_patience(now, out)
         self._check_seatbelts(now, out)
+        idle, charging = VehicleStatus.IDLE, VehicleStatus.CHARGING
+        holder = self._holder
         for v in self.vehicles.values():
-            self._advance(v, now, out)
+            if v.status is not idle and v.status is not charging:
+                self._advance(v, now, out)  # an idle or charging car has nothing to move on
             if (
-                v.status == VehicleStatus.IDLE
+                v.status is idle
                 and v.trip_id is None
                 and v.target_curb is not None
-                and self._holder.get(v.target_curb) != v.vehicle_id
+                and holder.get(v.target_curb) != v.vehicle_id
             ):
                 self._park_idle(v, v.target_curb)  # its spot went to another car
         if self.charging is not None:
-            self._charge(now)
+            self._charge(now, plan=self._dispatch_due(now))
         if ev_stops is not None:
             self._own_yields(ev_stops, snapshot, now, out)
         self._yield_to_emergency(snapshot, now, out)
@@ -343,12 +348,18 @@ class FleetManager:
             if v.pending_command is not None:
                 out.commands.append(v.pending_command)
                 v.pending_command = None
-        if self.charging is not None:
+        if self.charging is not None and self.charging.sample_due(now):
             available = sum(
                 1 for v in self.vehicles.values() if v.status in AVAILABLE and v.trip_id is None
             )
             self.charging.sample(now, available)
         return out
+
+    def _dispatch_due(self, now: float) -> bool:
+        """A decision round this tick: every tick for `nearest`, every batch interval for
+        the batch (charging decides in the same rounds, before dispatch)."""
+        cfg = self.dispatch_config
+        return cfg.policy == "nearest" or now - self._last_batch_s >= cfg.batch_interval_s
 
     def on_command_failed(self, failure: CommandFailure) -> None:
         """The world could not carry out a command: retry at a neighbouring curb next tick."""
@@ -385,12 +396,23 @@ class FleetManager:
         speed = snapshot.speed.tolist()
         odometer = snapshot.odometer_m.tolist() if len(snapshot.odometer_m) else None
         roads, stopped = snapshot.road_ids, snapshot.stopped
+        vehicles, draws = self.vehicles, []
+        idle = VehicleStatus.IDLE
+        same = self._unchanged_rows(snapshot)
         for i, vid in enumerate(snapshot.ids):
-            v = self.vehicles.get(vid)
+            v = vehicles.get(vid)
             if v is None:
                 continue
+            if same[i]:  # its row is last tick's: standing where it stood, only time passed
+                status = v.status
+                draws.append((vid, 0.0, v.stopped and status not in MOVING, v.trip_id))
+                if status in OCCUPIED:
+                    v.occupied_s += dt
+                if status != idle or v.trip_id is not None:
+                    v.busy_s += dt
+                continue
             road = roads[i] if roads else ""
-            if road and not road.startswith(":"):
+            if road and road[0] != ":":
                 v.edge = road
             v.lane_pos = lane_pos[i]
             v.xy = (xs[i], ys[i])
@@ -398,22 +420,40 @@ class FleetManager:
             v.speed = speed[i]
             v.stopped = bool(stopped[i]) if stopped else False
             odo = odometer[i] if odometer is not None else v.odometer_m
-            delta_km = max(odo - v.odometer_m, 0.0) / 1000.0
+            metres = odo - v.odometer_m
+            delta_km = metres / 1000.0 if metres > 0.0 else 0.0
             v.odometer_m = odo
-            if self.charging is not None and dt > 0:
-                # a car that runs empty is recorded there (`energy.rides_lost_...`): the
-                # dispatch check below is what keeps that at zero
-                self.charging.consume(
-                    vid, 1000.0 * delta_km, dt, parked=v.stopped and v.status not in MOVING,
-                    now_s=now, trip_id=v.trip_id,
-                )  # fmt: skip
-            if v.status in OCCUPIED:
+            status = v.status
+            # a car that runs empty is recorded there (`energy.rides_lost_...`): the
+            # dispatch check below is what keeps that at zero
+            draws.append((vid, 1000.0 * delta_km, v.stopped and status not in MOVING, v.trip_id))
+            if status in OCCUPIED:
                 v.km_occupied += delta_km
                 v.occupied_s += dt
             else:
                 v.km_empty += delta_km
-            if v.status != VehicleStatus.IDLE or v.trip_id is not None:
+            if status != idle or v.trip_id is not None:
                 v.busy_s += dt
+        if self.charging is not None and dt > 0:
+            self.charging.consume_many(draws, dt, now)
+
+    def _unchanged_rows(self, snapshot: WorldSnapshot) -> list[bool]:
+        """Per row of `snapshot`: True where the car's row equals the last tick's (the same
+        cars in the same order, every field equal): most of a large fleet stands at kerbs."""
+        now = _Rows.of(snapshot)
+        last, self._last_rows = self._last_rows, now
+        if last is None or not now.comparable(last):
+            return [False] * len(snapshot.ids)
+        same = (now.xy == last.xy).all(axis=1)
+        same &= (now.lane_pos == last.lane_pos) & (now.heading == last.heading)
+        same &= now.speed == last.speed
+        n = len(now.ids)
+        for a, b in ((now.odometer, last.odometer), (now.stopped, last.stopped)):
+            if len(a) == n:  # else not reported (empty in both)
+                same &= a == b
+        if same.any() and now.roads != last.roads:  # a street changed under a car standing
+            same &= np.array([a == b for a, b in zip(now.roads, last.roads, strict=True)])
+        return same.tolist()
 
     def _at_target(self, v: Vehicle) -> bool:
         if not v.stopped or v.yielding is not None or v.target_curb is None:
@@ -578,6 +618,10 @@ class FleetManager:
         if trip.state not in (S.STARTED, S.DRIVING) or was == buckled or car is None:
             return []
         rider.unbuckled_at = None if buckled else TimePoint.from_s(now_s)
+        if buckled:
+            self._unbuckled.discard(trip_id)
+        else:
+            self._unbuckled.add(trip_id)
         kind = (
             VehicleEventKind.SEATBELT_FASTENED if buckled else VehicleEventKind.SEATBELT_UNFASTENED
         )
@@ -585,6 +629,8 @@ class FleetManager:
 
     def _check_seatbelts(self, now: float, out: FleetTickResult) -> None:
         """A car whose rider left the belt open past the grace time pulls over."""
+        if not self._unbuckled:
+            return  # every belt fastened: nothing to look at
         for v in self.vehicles.values():
             if v.status != VehicleStatus.TO_DROPOFF or v.trip_id is None:
                 continue
@@ -877,12 +923,15 @@ class FleetManager:
 
     # --- charging -----------------------------------------------------------------------
 
-    def _charge(self, now: float) -> None:
+    def _charge(self, now: float, *, plan: bool = True) -> None:
         """Charge the plugged cars over the tick; cars at their target are in service again
-        (parked at the depot); idle cars the policy picks drive to a depot."""
+        (parked at the depot); with `plan` (a decision round), idle cars the policy picks
+        drive to a depot."""
         assert self.charging is not None
         for vid in self.charging.step(now, self._dt):
             self.vehicles[vid].status = VehicleStatus.IDLE
+        if not plan:
+            return
         idle = {
             v.vehicle_id: v.xy
             for v in self.vehicles.values()
@@ -936,7 +985,13 @@ class FleetManager:
         ]
         ev_index = {snapshot.ids[i]: i for i in ev_rows}
         reach = self.config.ev_yield_range_m
-        for v in self.vehicles.values():
+        # no siren on the road: only the cars still pulled over for one have anything to do
+        cars = (
+            list(self.vehicles.values())
+            if ev_rows
+            else [v for v in self.vehicles.values() if v.yielding is not None]
+        )
+        for v in cars:
             if v.yielding is not None and v.yielding.decided_by != YieldDecider.FLEET:
                 continue  # the car's own yield: its stack decides when it ends
             if v.yielding is not None:
@@ -1069,7 +1124,7 @@ class FleetManager:
             if self._waiting:
                 self._assign(now, out, [self.trips[t] for t in self._waiting], soon_free=False)
             return
-        if now - self._last_batch_s < cfg.batch_interval_s:
+        if not self._dispatch_due(now):
             return
         self._last_batch_s = now
         # only trips whose car is already driving to them may move to a closer car
@@ -1258,6 +1313,37 @@ class FleetManager:
             curb = int(np.atleast_1d(near)[int(self._rng.integers(len(np.atleast_1d(near))))])
             v.status = VehicleStatus.REBALANCING
             self._park_idle(v, curb)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """What `_observe` reads of a snapshot, to tell the cars whose row did not change."""
+
+    ids: tuple[str, ...]
+    xy: FloatArray
+    lane_pos: FloatArray
+    heading: FloatArray
+    speed: FloatArray
+    odometer: FloatArray  # empty: the world reports none
+    stopped: BoolArray  # empty: the world reports none
+    roads: tuple[str, ...]
+
+    @staticmethod
+    def of(snapshot: WorldSnapshot) -> _Rows:
+        return _Rows(
+            snapshot.ids, snapshot.xy, snapshot.lane_pos, snapshot.heading, snapshot.speed,
+            np.asarray(snapshot.odometer_m, dtype=float),
+            np.array(snapshot.stopped, dtype=bool), tuple(snapshot.road_ids),
+        )  # fmt: skip
+
+    def comparable(self, other: _Rows) -> bool:
+        """The same cars in the same order, with the same fields reported."""
+        return (
+            self.ids == other.ids
+            and len(self.odometer) == len(other.odometer)
+            and len(self.stopped) == len(other.stopped)
+            and len(self.roads) == len(other.roads)
+        )
 
 
 def _yield_event(

@@ -3,12 +3,11 @@
 Meso moves cars as queues per street segment: no lanes, no lateral position, no parking off
 the lane; and SUMO 1.28's meso cannot release a stopped car (`resume` is not implemented,
 `replaceStop` and `remove` crash). So a robotaxi is in SUMO only while it drives from one
-kerb to the next. `DriveTo` puts it into SUMO where it stands, with its target street as
-the route's end (SUMO routes it there, by its measured travel times); it leaves SUMO when it
-gets there (SUMO's arrival) and from then on stands at its target spot, as a row kept here
-(parked, off the lane) until its next command. `PullOver` ends its route at the end of the
-street it is on: it stands there until `Resume` sends it on to its target. The odometer
-carries over from one leg to the next.
+kerb to the next. `DriveTo` puts it into SUMO where it stands, with a route to its target
+street; it leaves SUMO when it gets there (SUMO's arrival) and from then on stands at its
+target spot, as a row kept here (parked, off the lane) until its next command. `PullOver`
+ends its route at the end of the street it is on: it stands there until `Resume` sends it
+on to its target. The odometer carries over from one leg to the next.
 
 What this model cannot do, and micro does: the car's position along a street is SUMO's
 segment (about 100 m) until it arrives; it arrives at its spot when it leaves the street's
@@ -16,15 +15,23 @@ segment holding the spot; and a car standing at the kerb takes no room on the st
 own autonomy stack needs lanes and lateral positions, so cars our stack drives need micro.
 The odometer is counted here from the streets a car passes: SUMO 1.28's meso distance
 (`VAR_DISTANCE`) comes out about 1.8 times the route's length.
+
+Routes come from the fleet's routing graph (the travel times its ETAs use, measured from
+SUMO every few minutes), not SUMO's `findRoute`: on the whole city that cost 11–20 ms a call
+against the graph's 2–4 ms, and SUMO's measured-time routing makes it re-average every
+street's travel time every 10 s. For the same reason robotaxis carry no rerouting device in
+meso: with one, SUMO routed each leg again when the car entered.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import libsumo
+import numpy as np
 from libsumo import constants as tc
 
 from robotaxi.core import WorldError
@@ -32,13 +39,13 @@ from robotaxi.map import RoadMap
 
 Row = dict[int, Any]
 _PARKED_STATE = 1 | 2  # VAR_STOPSTATE bits: stopped, parking (off the lane)
-# meso implements no stop state: reading it only warns, so it is not subscribed
+# meso implements no stop state (reading it only warns) and no lanes (a car's lane is ""):
+# neither is subscribed
 MESO_CAR_VARS = [
     tc.VAR_POSITION,
     tc.VAR_ANGLE,
     tc.VAR_SPEED,
     tc.VAR_ROAD_ID,
-    tc.VAR_LANE_ID,
     tc.VAR_LANEPOSITION,
     tc.VAR_ROUTE_INDEX,
 ]
@@ -53,6 +60,56 @@ class Spot:
     lane: int
 
 
+class FleetTable:
+    """Every robotaxi's last row as columns (one slot per car, in the order added), so that
+    a snapshot of a thousand cars costs the cars that moved, not a thousand rows: a car at
+    the kerb is written when it arrives, a driving car every step."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.slot: dict[str, int] = {}
+        self.xy = np.zeros((0, 2))
+        self.heading = np.zeros(0)
+        self.speed = np.zeros(0)
+        self.lane_pos = np.zeros(0)
+        self.odometer = np.zeros(0)
+        self.stopped = np.zeros(0, dtype=bool)
+        self.present = np.zeros(0, dtype=bool)  # False: the car has no row (not in SUMO)
+        self.roads: list[str] = []
+        self.lanes: list[str] = []
+
+    def add(self, vid: str) -> None:
+        self.slot[vid] = len(self.ids)
+        self.ids.append(vid)
+        self.roads.append("")
+        self.lanes.append("")
+        n = len(self.ids)
+        if n > len(self.speed):  # room for twice as many
+            grow = max(2 * n, 16) - len(self.speed)
+            self.xy = np.concatenate([self.xy, np.zeros((grow, 2))])
+            for name in ("heading", "speed", "lane_pos", "odometer"):
+                setattr(self, name, np.concatenate([getattr(self, name), np.zeros(grow)]))
+            for name in ("stopped", "present"):
+                setattr(self, name, np.concatenate([getattr(self, name), np.zeros(grow, bool)]))
+
+    def write(self, vid: str, row: Row | None) -> None:
+        k = self.slot[vid]
+        if row is None:
+            self.present[k] = False
+            return
+        self.present[k] = True
+        self.xy[k] = row[tc.VAR_POSITION]
+        # SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from
+        # east), as `sumo_world.sumo_heading`
+        self.heading[k] = math.radians(90.0 - row[tc.VAR_ANGLE])
+        self.speed[k] = row[tc.VAR_SPEED]
+        self.lane_pos[k] = row[tc.VAR_LANEPOSITION]
+        self.odometer[k] = max(row.get(tc.VAR_DISTANCE, 0.0), 0.0)
+        self.stopped[k] = bool(row.get(tc.VAR_STOPSTATE, 0) & 1)
+        self.roads[k] = row[tc.VAR_ROAD_ID]
+        self.lanes[k] = row.get(tc.VAR_LANE_ID, "")
+
+
 class MesoFleet:
     """The robotaxis of one meso world: which stand at the kerb (out of SUMO), where each
     is going, and the distance each drove on its earlier legs. `loop_route(here,
@@ -64,10 +121,12 @@ class MesoFleet:
         road_map: RoadMap,
         vehicle_type: str,
         loop_route: Callable[[str, str], tuple[str, ...]],
+        route: Callable[[str, str], tuple[str, ...]],
     ) -> None:
         self.road_map = road_map
         self.vehicle_type = vehicle_type
         self._loop_route = loop_route
+        self._graph_route = route
         self.parked: dict[str, Row] = {}  # cars out of SUMO, as the row they report
         # cars sent off, until SUMO inserts them (it waits for room on the street)
         self.leaving: dict[str, Row] = {}
@@ -76,6 +135,8 @@ class MesoFleet:
         self._odometer: dict[str, float] = {}  # m driven in all
         self._last_seen: dict[str, tuple[str, float]] = {}  # street and m along it, driving
         self._legs = 0
+        self.table = FleetTable()
+        self._driving: set[str] = set()  # cars that reported from SUMO in the last update
 
     # --- commands ----------------------------------------------------------------------
 
@@ -83,6 +144,8 @@ class MesoFleet:
         """A robotaxi that starts parked at `spot`."""
         self._odometer[vid] = 0.0
         self.parked[vid] = self._row(vid, spot)
+        self.table.add(vid)
+        self.table.write(vid, self.parked[vid])
 
     def drive_to(self, vid: str, spot: Spot) -> None:
         """Send a car to `spot` (the world's `DriveTo`): from the kerb it enters SUMO; on
@@ -141,13 +204,12 @@ class MesoFleet:
             vid, route_id, typeID=self.vehicle_type, depart="now",
             departPos=f"{pos:.2f}", departSpeed="0", arrivalPos=f"{spot.pos:.2f}",
         )  # fmt: skip
-        veh.setRoutingMode(vid, tc.ROUTING_MODE_AGGREGATED)
         veh.subscribe(vid, MESO_CAR_VARS)
         self.leaving[vid] = self.parked.pop(vid)
 
     def reroute(self, vid: str) -> None:
-        """A driving car looks for a faster way to the end of its route, by the travel
-        times SUMO measured (in meso, SUMO's own `changeTarget` and `rerouteTraveltime`
+        """A driving car looks for a faster way to the end of its route, by the routing
+        graph's travel times (in meso, SUMO's own `changeTarget` and `rerouteTraveltime`
         route from the street the car is leaving and corrupt its state; SUMO 1.28)."""
         veh = libsumo.vehicle
         here, target = veh.getRoadID(vid), veh.getRoute(vid)[-1]
@@ -155,12 +217,13 @@ class MesoFleet:
             veh.setRoute(vid, self._route(here, target))
 
     def _route(self, here: str, target: str) -> tuple[str, ...]:
-        found = libsumo.simulation.findRoute(
-            here, target, vType=self.vehicle_type, routingMode=tc.ROUTING_MODE_AGGREGATED
-        )
-        if not found.edges:
+        try:
+            edges = self._graph_route(here, target)
+        except KeyError:  # a street robotaxis do not route over
+            edges = ()
+        if not edges:
             raise WorldError(f"no way from {here} to {target}")
-        return tuple(found.edges)
+        return edges
 
     # --- stepping ----------------------------------------------------------------------
 
@@ -189,6 +252,21 @@ class MesoFleet:
             )
             self._odometer[vid] = self._odometer.get(vid, 0.0) + max(rest, 0.0)
         self.parked[vid] = self._row(vid, spot)
+        self.table.write(vid, self.parked[vid])
+
+    def update(self, results: dict[str, Row]) -> FleetTable:
+        """This step's rows into the table: the cars SUMO reports (`results`: this step's
+        subscription results), and the cars that left SUMO since the last update."""
+        slot, table = self.table.slot, self.table
+        now_driving = set()
+        for vid, row in results.items():
+            if vid in slot:
+                table.write(vid, self.report(vid, row))
+                now_driving.add(vid)
+        for vid in self._driving - now_driving:
+            table.write(vid, self.report(vid, None))
+        self._driving = now_driving
+        return table
 
     def report(self, vid: str, row: Row | None) -> Row | None:
         """A car's row as the fleet reads it: SUMO's `row` while it drives (with the whole

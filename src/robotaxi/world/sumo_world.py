@@ -263,7 +263,7 @@ class SumoWorld:
         self._preempted: dict[str, _Preemption] = {}  # signal id → the call holding it
         # meso: robotaxis are in SUMO only between kerbs (`world.meso_fleet`)
         self._meso = (
-            MesoFleet(road_map, ROBOTAXI_TYPE, self._loop_edges)
+            MesoFleet(road_map, ROBOTAXI_TYPE, self._loop_edges, self.graph.route)
             if world.traffic_model == "meso"
             else None
         )
@@ -286,7 +286,9 @@ class SumoWorld:
                 self.fleet_config.vehicle_length_m,
                 self.fleet_config.vehicle_width_m,
                 self.fleet_config.max_speed_mps,
-                rerouting=self.config.route_around_jams,
+                # meso: our routing graph routes every leg; with SUMO's device each car
+                # would also be routed again by SUMO when it enters (`world.meso_fleet`)
+                rerouting=self.config.route_around_jams and self._meso is None,
             )
         )
         route_files: list[Path] = []
@@ -1027,9 +1029,11 @@ class SumoWorld:
     def snapshot(self) -> WorldSnapshot:
         """Robotaxis and active ambulances, read from this step's subscriptions; with cars our
         stack drives, also what is around each of them, the signals and the collisions."""
-        ids = [v for v in self.robotaxis] + sorted(self._active_evs)
         results = libsumo.vehicle.getAllSubscriptionResults()
         self._last_rows = results
+        if self._meso is not None:
+            return self._meso_snapshot(results)
+        ids = [v for v in self.robotaxis] + sorted(self._active_evs)
         rows: list[dict[int, Any]] = []
         kinds: list[AgentKind] = []
         keep: list[str] = []
@@ -1091,6 +1095,50 @@ class SumoWorld:
             road_ids=tuple(r[tc.VAR_ROAD_ID] for r in rows),
             stopped=tuple(bool(r.get(tc.VAR_STOPSTATE, 0) & 1) for r in rows),
             odometer_m=np.array([max(r.get(tc.VAR_DISTANCE, 0.0), 0.0) for r in rows], dtype=float),
+        )
+
+    def _meso_snapshot(self, results: dict[str, dict[int, Any]]) -> WorldSnapshot:
+        """`snapshot` in meso: the robotaxis from the fleet's table (a car at the kerb is not
+        read again until it leaves), then the ambulances; no cars our stack drives."""
+        assert self._meso is not None
+        table = self._meso.update(results)
+        n_cars = len(table.ids)
+        keep = np.flatnonzero(table.present[:n_cars])
+        evs = [ev for ev in sorted(self._active_evs) if results.get(ev)]
+        ev_rows = [results[ev] for ev in evs]
+        n_ev = len(evs)
+        every = n_cars == len(keep)
+        ids = tuple(table.ids) if every else tuple(table.ids[k] for k in keep.tolist())
+        roads = table.roads if every else [table.roads[k] for k in keep.tolist()]
+        lanes = table.lanes if every else [table.lanes[k] for k in keep.tolist()]
+        n = len(ids) + n_ev
+        ev_xy = np.array([r[tc.VAR_POSITION] for r in ev_rows], dtype=float).reshape(n_ev, 2)
+        return WorldSnapshot(
+            time=self.time,
+            ids=ids + tuple(evs),
+            kinds=(AgentKind.ROBOTAXI,) * len(ids) + (AgentKind.EMERGENCY,) * n_ev,
+            xy=np.concatenate([table.xy[keep], ev_xy]),
+            heading=np.concatenate(
+                [table.heading[keep], [sumo_heading(r[tc.VAR_ANGLE]) for r in ev_rows]]
+            ),
+            speed=np.concatenate([table.speed[keep], [r[tc.VAR_SPEED] for r in ev_rows]]),
+            length=np.array([self.fleet_config.vehicle_length_m] * len(ids) + [6.5] * n_ev),
+            width=np.array([self.fleet_config.vehicle_width_m] * len(ids) + [2.16] * n_ev),
+            lane_ids=tuple(lanes) + tuple(r.get(tc.VAR_LANE_ID, "") for r in ev_rows),
+            lane_pos=np.concatenate(
+                [table.lane_pos[keep], [r[tc.VAR_LANEPOSITION] for r in ev_rows]]
+            ),
+            sirens=(False,) * len(ids) + (True,) * n_ev,
+            signals={},
+            teleports=self.stats.teleports,
+            around={},
+            collisions=(),
+            road_ids=tuple(roads) + tuple(r[tc.VAR_ROAD_ID] for r in ev_rows),
+            stopped=tuple(table.stopped[keep].tolist())
+            + tuple(bool(r.get(tc.VAR_STOPSTATE, 0) & 1) for r in ev_rows),
+            odometer_m=np.concatenate(
+                [table.odometer[keep], [max(r.get(tc.VAR_DISTANCE, 0.0), 0.0) for r in ev_rows]]
+            ).reshape(n),
         )
 
     def vehicle_count(self) -> int:

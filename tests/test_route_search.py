@@ -1,0 +1,40 @@
+"""`RoutingGraph.route` searches only as far as it must: the same routes as the whole tree."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from scipy.sparse.csgraph import dijkstra
+
+
+def _route_time(graph, route: tuple[str, ...]) -> float:
+    return float(sum(graph.travel_time[graph.index[e]] for e in route[1:]))
+
+
+def test_bounded_route_is_the_fastest_even_when_its_first_bound_falls_short(grid_graph):
+    graph = copy.deepcopy(grid_graph)
+    rng = np.random.default_rng(3)
+    # slow streets (a jam): the first bound, from the straight line at the top speed, falls
+    # short for most pairs and the search must widen, several times for some
+    slow = {
+        e: float(graph.travel_time[i] * rng.uniform(1.0, 60.0))
+        for i, e in enumerate(graph.edge_ids)
+    }
+    graph.update_travel_times(slow)
+    n = len(graph.edge_ids)
+    pairs = rng.integers(0, n, size=(60, 2))
+    widened = 0
+    for a, b in pairs:
+        a, b = int(a), int(b)
+        dist, pred = dijkstra(graph._graph, directed=True, indices=a, return_predecessors=True)
+        route = graph.route(graph.edge_ids[a], graph.edge_ids[b])
+        if a == b:
+            assert route == (graph.edge_ids[a],)
+            continue
+        assert route == graph._path(pred, a, b)
+        assert route[0] == graph.edge_ids[a] and route[-1] == graph.edge_ids[b]
+        assert abs(_route_time(graph, route) - dist[b]) < 1e-6
+        straight = float(np.hypot(*(graph._end_xy[a] - graph._end_xy[b])))
+        widened += dist[b] > max(3.0 * straight / graph._top_speed, 60.0)
+    assert widened >= 10  # the test exercises the widening, not only the first bound
