@@ -185,3 +185,17 @@ def test_decision_rule_meets_the_latency_target_per_pattern_within_150m():
     assert new["qualifies"] == "all"
     assert new["on_threshold"] <= 0.8
     assert new["validation_latency_p95_s_within_150m_by_pattern"]["hi-lo"] <= 1.0
+
+
+def test_a_held_alarm_counts_only_detections_that_last():
+    """`siren_loco.confirmed`: a window counts once it and the hold's windows before it are all
+    detected — a 0.5 s blip never alarms with a 1 s hold, a 3 s detection alarms 1 s late."""
+    flags = np.zeros(60, dtype=bool)
+    flags[5:10] = True  # 0.5 s
+    flags[20:50] = True  # 3 s
+    held = siren_loco.confirmed(flags, 1.0)
+    assert not held[:20].any()
+    assert np.flatnonzero(held)[0] == 30  # 10 windows (1 s) after the rise at 20
+    assert held[30:50].all() and not held[50:].any()
+    assert siren_loco.rising_edges(held) == 1 and siren_loco.rising_edges(flags) == 2
+    np.testing.assert_array_equal(siren_loco.confirmed(flags, 0.0), flags)
