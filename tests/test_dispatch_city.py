@@ -13,6 +13,7 @@ import pytest
 
 from fakecity import mini_city
 from robotaxi.core import RideRequest, TimePoint, TripState
+from robotaxi.fleet import dispatch
 from robotaxi.fleet.dispatch import BatchPolicy, NearestPolicy, assign_nearby
 from robotaxi.fleet.kpis import TripRecord, pickup_eta_error, pickup_eta_errors_s, trip_kpis
 from robotaxi.fleet.trips import new_trip
@@ -224,3 +225,114 @@ def test_pickup_eta_error_counts_the_assignment_that_led_to_the_arrival() -> Non
     assert kpis["pickup_eta_error_abs_p95_s"] == pytest.approx(10.0)
     assert TripRecord.of(trip).pickup_eta_error_s == pytest.approx(10.0)  # kept on retiring
     assert trip_kpis([waiting])["pickup_eta_error_p50_s"] is None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_gap_bound_holds_against_the_full_optimum(seed: int) -> None:
+    # few candidates per pick-up, so the answer is often not the full one: whenever the
+    # check gives a finite gap, the full optimum serves no more riders and its total ETA is
+    # at most that fraction below the answer's
+    _, graph = mini_city()
+    rng = np.random.default_rng(seed)
+    cars, requests = int(rng.integers(10, 40)), int(rng.integers(2, 12))
+    rng, car_edges, car_pos, req_edges, req_pos = scene(graph, 600 + seed, cars, requests)
+    delay = np.where(rng.random(cars) < 0.3, rng.uniform(0, 60, cars), 0.0)
+    max_eta = float(rng.choice([40.0, 90.0, 900.0]))
+    full = full_matrix(graph, car_edges, car_pos, req_edges, req_pos, delay)
+    cands = graph.pickup_candidates(
+        car_edges, car_pos, req_edges, req_pos, max_eta,
+        origin_delay_s=delay, nearest=int(rng.integers(1, 3)), first_radius_s=5.0,
+    )  # fmt: skip
+    policy = BatchPolicy()
+    pairs = policy.assign_candidates(cands, max_eta)
+    check = policy.check_candidates(cands, pairs, max_eta)
+    best = policy.assign(full, max_eta)
+    total, optimum = (sum(full[c, r] for c, r in p) for p in (pairs, best))
+    np.testing.assert_array_equal(check.short, policy.short_of_candidates(cands, pairs, max_eta)[0])
+    if not check.short.size:
+        assert check.gap == 0.0
+    if np.isfinite(check.gap):
+        assert len(pairs) == len(best)
+        assert total <= optimum * (1.0 + check.gap) + 1e-6
+    if len(pairs) < len(best):
+        assert check.gap == np.inf
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_gap_bound_holds_on_random_matrices(seed: int) -> None:
+    # each request keeps its k nearest cars of a random matrix; no car left out is nearer
+    # than the next one (its bound)
+    rng = np.random.default_rng(seed)
+    requests = int(rng.integers(1, 20))
+    cars = int(rng.integers(requests, 3 * requests + 3))
+    full = rng.uniform(1.0, 100.0, (cars, requests)) * rng.uniform(0.5, 2.0, requests)
+    max_eta = float(rng.choice([60.0, 120.0, 1e3]))
+    k = int(rng.integers(1, min(cars, 4) + 1))
+    order = np.argsort(full, axis=0, kind="stable")
+    kept_cars, kept_reqs = order[:k].ravel(order="F"), np.repeat(np.arange(requests), k)
+    eta = full[kept_cars, kept_reqs]
+    within = eta <= max_eta
+    bound = np.full(requests, max_eta)
+    if k < cars:
+        bound = np.minimum(full[order[k], np.arange(requests)], max_eta)
+    sort = np.lexsort((kept_cars[within], eta[within], kept_reqs[within]))
+    cands = PickupCandidates(
+        kept_cars[within][sort], kept_reqs[within][sort], eta[within][sort],
+        bound, bound, cars, requests,
+    )  # fmt: skip
+    policy = BatchPolicy()
+    pairs = policy.assign_candidates(cands, max_eta)
+    check = policy.check_candidates(cands, pairs, max_eta)
+    best = policy.assign(full, max_eta)
+    total, optimum = (sum(full[c, r] for c, r in p) for p in (pairs, best))
+    if np.isfinite(check.gap):
+        assert len(pairs) == len(best)
+        assert total <= optimum * (1.0 + check.gap) + 1e-9
+    if check.gap == 0.0:
+        assert total == pytest.approx(optimum)
+
+
+def test_the_gap_bound_is_tight_when_a_left_out_car_barely_matters() -> None:
+    # one pick-up, its nearest car kept (10 s); every car left out takes at least 10.05 s:
+    # the answer is the full one, proven by the relaxation even before any search
+    cands = PickupCandidates(
+        origin=np.array([0]),
+        target=np.array([0]),
+        eta_s=np.array([10.0]),
+        radius_s=np.array([8.0]),
+        bound_s=np.array([8.0]),
+        n_origins=3,
+        n_targets=1,
+    )
+    policy = BatchPolicy()
+    pairs = policy.assign_candidates(cands, 900.0)
+    check = policy.check_candidates(cands, pairs, 900.0)
+    # a car left out might take 8 s instead of 10: short, at most 2/8 = 25 % off
+    assert check.short.tolist() == [0]
+    assert check.gap == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_assign_nearby_stops_within_the_allowed_gap(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a generous gap so that it stops early on the small grid: still within it of the full
+    # optimum, with as many riders served
+    monkeypatch.setattr(dispatch, "MAX_GAP", 0.15)
+    _, graph = mini_city()
+    rng = np.random.default_rng(seed)
+    cars, requests = int(rng.integers(5, 40)), int(rng.integers(2, 25))
+    rng, car_edges, car_pos, req_edges, req_pos = scene(graph, 700 + seed, cars, requests)
+    max_eta = float(rng.choice([60.0, 900.0]))
+    full = full_matrix(graph, car_edges, car_pos, req_edges, req_pos)
+    policy = BatchPolicy()
+    result = assign_nearby(
+        policy, graph, car_edges, car_pos, req_edges, req_pos, max_eta, nearest=1
+    )
+    best = policy.assign(full, max_eta)
+    total, optimum = (sum(full[c, r] for c, r in p) for p in (result.pairs, best))
+    if result.gap_bound <= 0.15:
+        assert len(result.pairs) == len(best)
+        assert total <= optimum * (1.0 + result.gap_bound) + 1e-6
+    if result.complete:
+        assert result.gap_bound == 0.0

@@ -9,7 +9,8 @@ request index) pairs; neither assigns a car twice.
 
 At city scale `assign_nearby` replaces the full matrix: each request's few nearest cars from
 bounded backward searches (`RoutingGraph.pickup_candidates`), the policy over those pairs, and
-a check that no car left out could change the answer (else those requests search further).
+a check of how much a car left out could still improve the answer (if more than MAX_GAP of
+the total ETA, the requests it could improve search further).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ MAX_ROUNDS = 5
 # at most twice as far as before plus this (s)
 FARTHER_MARGIN = 1.1
 FARTHER_MIN_S = 30.0
+# widening stops once the policy proves its answer takes at most this fraction more total
+# ETA than the full matrix's, with as many riders served (`CandidateCheck.gap`)
+MAX_GAP = 0.01
 
 
 class DispatchPolicy(Protocol):
@@ -63,6 +67,25 @@ class DispatchPolicy(Protocol):
         `assign_candidates` gave (`pairs`), and how far (s of ETA) each should look for
         cars; none: it is the full matrix's answer."""
         ...
+
+    def check_candidates(
+        self, candidates: PickupCandidates, pairs: Assignment, max_eta_s: float
+    ) -> CandidateCheck:
+        """`short_of_candidates`, and at most how far `pairs` may be from the full matrix's
+        answer."""
+        ...
+
+
+@dataclass(frozen=True)
+class CandidateCheck:
+    """How an answer over candidates compares with the full matrix's: the requests a car
+    left out could improve, how far (s) each should search, and `gap`: at most how much more
+    total ETA the answer takes than the full matrix's, as a fraction of the latter (0: it is
+    the full answer; inf: unknown, or the full answer might serve more riders)."""
+
+    short: IntArray
+    radius_s: FloatArray
+    gap: float
 
 
 def _check(eta_s: FloatArray) -> FloatArray:
@@ -118,6 +141,13 @@ class NearestPolicy:
         short = np.flatnonzero((taken_eta > candidates.bound_s) & (candidates.bound_s < max_eta_s))
         return short, _look_farther(candidates, short, taken_eta[short], max_eta_s)
 
+    def check_candidates(
+        self, candidates: PickupCandidates, pairs: Assignment, max_eta_s: float
+    ) -> CandidateCheck:
+        """`short_of_candidates`; a greedy answer that may differ has no bound (gap inf)."""
+        short, radius = self.short_of_candidates(candidates, pairs, max_eta_s)
+        return CandidateCheck(short, radius, np.inf if short.size else 0.0)
+
 
 class BatchPolicy:
     """Optimal assignment minimising total pick-up ETA within the maximum ETA."""
@@ -140,44 +170,60 @@ class BatchPolicy:
     def assign_candidates(self, candidates: PickupCandidates, max_eta_s: float) -> Assignment:
         """`assign` on the candidate pairs only (the others count as unreachable), as a sparse
         matching: requests × (their candidate cars + one stand-in "no car" each)."""
-        keep = candidates.eta_s <= max_eta_s
-        origin, target = candidates.origin[keep], candidates.target[keep]
-        eta = candidates.eta_s[keep]
-        if not len(eta):
-            return []
-        cars, col = np.unique(origin, return_inverse=True)
-        n_req = candidates.n_targets
-        # every request can take its stand-in, so a full matching exists; a stand-in costs
-        # more than any set of real pairs, so the most real pairs are matched, and of those
-        # the cheapest. Costs are shifted by 1 s (each request is matched once, so the
-        # optimum is unchanged): a zero would not be an arc.
-        stand_in = _stand_in_s(candidates, max_eta_s) + 1.0
-        graph = csr_matrix(
-            (
-                np.concatenate([eta + 1.0, np.full(n_req, stand_in)]),
-                (
-                    np.concatenate([target, np.arange(n_req)]),
-                    np.concatenate([col, len(cars) + np.arange(n_req)]),
-                ),
-            ),
-            shape=(n_req, len(cars) + n_req),
-        )
-        req, matched = min_weight_full_bipartite_matching(graph)
-        real = matched < len(cars)
-        return sorted((int(cars[c]), int(r)) for r, c in zip(req[real], matched[real], strict=True))
+        return _matching(candidates, max_eta_s)[0]
 
     def short_of_candidates(
         self, candidates: PickupCandidates, pairs: Assignment, max_eta_s: float
     ) -> tuple[IntArray, FloatArray]:
         """Requests whose marginal cost exceeds their bound; each should look as far as its
-        marginal cost.
+        marginal cost (see `marginal_costs`). None: it is the full matrix's optimum."""
+        check = self.check_candidates(candidates, pairs, max_eta_s)
+        return check.short, check.radius_s
 
-        With the assignment as a min-cost flow, a request's marginal cost is the cheapest
-        way to give it a car from the current solution: the shortest path to it in the
-        residual graph from the source (every car's potential is then ≥ 0). A car left out
-        reaches request r in at least `bound_s[r]`, so if no request's marginal cost exceeds
-        its bound, no such car can improve the assignment: it is the full matrix's optimum.
-        A request left without a car always fails (its marginal cost is the stand-in's).
+    def check_candidates(
+        self, candidates: PickupCandidates, pairs: Assignment, max_eta_s: float
+    ) -> CandidateCheck:
+        """`short_of_candidates`, and a bound on the gap to the full matrix's optimum.
+
+        The bound: relax the full matrix so that every car left out of request r's
+        candidates reaches it in exactly `bound_s[r]` (no sooner than it truly does) and may
+        serve any number of requests: one private "car beyond the search" per request. The
+        relaxed optimum (a matching like `assign_candidates`') is at most the full one. While
+        `pairs` cost less than a rider left without a car more than it, the full optimum
+        serves no more riders than `pairs`, and its total ETA is at least the relaxed one's.
+        """
+        marginal = self.marginal_costs(candidates, pairs, max_eta_s)
+        short = np.flatnonzero(marginal > candidates.bound_s + 1e-9)
+        radius = _look_farther(candidates, short, marginal[short], max_eta_s)
+        if not short.size:
+            return CandidateCheck(short, radius, 0.0)
+        if not np.isfinite(max_eta_s):
+            return CandidateCheck(short, radius, np.inf)
+        n_req = candidates.n_targets
+        stand_in = _stand_in_s(candidates, max_eta_s)
+        unserved = n_req - len(pairs)
+        upper = stand_in * unserved + (float(np.sum(_pair_eta(candidates, pairs))) if pairs else 0)
+        beyond = np.where(candidates.bound_s < max_eta_s, candidates.bound_s, np.inf)
+        lower = _matching(candidates, max_eta_s, beyond)[1]
+        if upper - lower >= n_req * max(max_eta_s, 1.0):
+            return CandidateCheck(short, radius, np.inf)  # it might serve more riders
+        eta_lower = lower - stand_in * unserved
+        gap = max(upper - lower, 0.0) / eta_lower if eta_lower > 0 else np.inf
+        return CandidateCheck(short, radius, gap)
+
+    def marginal_costs(
+        self, candidates: PickupCandidates, pairs: Assignment, max_eta_s: float
+    ) -> FloatArray:
+        """Each request's marginal cost (s) in the optimum `pairs` over the candidates: the
+        cheapest way to give it a car from that solution; −inf for a request searched as far
+        as the maximum ETA (no car left out could serve it).
+
+        With the assignment as a min-cost flow, that is the shortest path to the request in
+        the residual graph from the source (every car's potential is then ≥ 0). A car left
+        out reaches request r in at least `bound_s[r]`, so if no request's marginal cost
+        exceeds its bound, no such car can improve the assignment: it is the full matrix's
+        optimum. A request left without a car always exceeds it (its marginal cost is at
+        least the stand-in's).
         """
         n_req = candidates.n_targets
         keep = candidates.eta_s <= max_eta_s
@@ -185,8 +231,7 @@ class BatchPolicy:
         eta = candidates.eta_s[keep]
         searched_out = candidates.bound_s >= max_eta_s
         if not len(eta):
-            short = np.flatnonzero(~searched_out)
-            return short, _look_farther(candidates, short, np.full(len(short), np.inf), max_eta_s)
+            return np.where(searched_out, -np.inf, np.inf)
         cars, col = np.unique(origin, return_inverse=True)
         match_of = np.full(len(cars), -1, dtype=np.int64)  # each car's request
         served = np.zeros(n_req, dtype=bool)
@@ -213,8 +258,47 @@ class BatchPolicy:
             if np.all((new >= car_pot - 1e-9) | (new == car_pot)):
                 break
             car_pot = np.minimum(car_pot, new)
-        short = np.flatnonzero((req_pot > candidates.bound_s + 1e-9) & ~searched_out)
-        return short, _look_farther(candidates, short, req_pot[short], max_eta_s)
+        return np.where(searched_out, -np.inf, req_pot)
+
+
+def _matching(
+    candidates: PickupCandidates, max_eta_s: float, beyond_s: FloatArray | None = None
+) -> tuple[Assignment, float]:
+    """The optimal matching of requests to their candidate cars (within the maximum ETA) or
+    a stand-in "no car" each, and optionally to a private car `beyond_s[r]` away (inf: none):
+    its real pairs, and its total cost (s; a stand-in costs `_stand_in_s`).
+
+    Every request can take its stand-in, so a full matching exists; a stand-in costs more
+    than any set of real pairs, so the most real pairs are matched, and of those the
+    cheapest. Costs are shifted by 1 s (each request is matched once, so the optimum is
+    unchanged): a zero would not be an arc."""
+    keep = candidates.eta_s <= max_eta_s
+    origin, target = candidates.origin[keep], candidates.target[keep]
+    eta = candidates.eta_s[keep]
+    n_req = candidates.n_targets
+    stand_in = _stand_in_s(candidates, max_eta_s)
+    if not len(eta) and beyond_s is None:
+        return [], stand_in * n_req
+    cars, col = np.unique(origin, return_inverse=True)
+    reqs = np.arange(n_req)
+    rows = [target, reqs]
+    cols = [col, len(cars) + reqs]
+    costs = [eta + 1.0, np.full(n_req, stand_in + 1.0)]
+    if beyond_s is not None:
+        has = np.isfinite(beyond_s)
+        rows.append(reqs[has])
+        cols.append(len(cars) + n_req + reqs[has])
+        costs.append(beyond_s[has] + 1.0)
+    data = np.concatenate(costs)
+    graph = csr_matrix(
+        (data, (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_req, len(cars) + n_req * (1 if beyond_s is None else 2)),
+    )
+    req, matched = min_weight_full_bipartite_matching(graph)
+    total = float(np.asarray(graph[req, matched]).sum()) - n_req
+    real = matched < len(cars)
+    pairs = sorted((int(cars[c]), int(r)) for r, c in zip(req[real], matched[real], strict=True))
+    return pairs, total
 
 
 def _stand_in_s(candidates: PickupCandidates, max_eta_s: float) -> float:
@@ -317,13 +401,16 @@ def make_policy(name: Literal["nearest", "batch"] | str) -> DispatchPolicy:
 class NearbyAssignment:
     """What `assign_nearby` decided: (car, request) pairs, the pick-up ETA (s, delay
     included) each was assigned on, and how it got there. `complete`: no car left out of the
-    candidates could have changed the answer (it is the full matrix's)."""
+    candidates could have changed the answer (it is the full matrix's). `gap_bound`: the
+    pairs take at most this fraction more total ETA than the full matrix's answer, which
+    serves no more riders (0 when complete; inf: no such bound)."""
 
     pairs: Assignment
     eta_s: FloatArray  # per pair
     candidates: int  # (car, request) pairs in the last assignment
     rounds: int  # assignments solved
     complete: bool
+    gap_bound: float = 0.0
 
 
 def assign_nearby(
@@ -348,9 +435,10 @@ def assign_nearby(
     always a candidate. `pair_ok(cars, requests, eta_s)` may rule pairs out (e.g. a battery
     that could not finish the trip): such a pair is never assigned, as if unreachable.
     Each request starts with `nearest` (default NEAREST_CARS) cars; the
-    requests `policy.short_of_candidates` names then take every car within the ETA it names,
-    and the assignment is solved again, until none is named (the answer is the full
-    matrix's) or after MAX_ROUNDS assignments.
+    requests `policy.check_candidates` names then take every car within the ETA it names,
+    and the assignment is solved again, until the check proves the answer within MAX_GAP of
+    the full matrix's total ETA with as many riders served (`gap_bound`; `complete` if none
+    is named: it is the full matrix's answer) or after MAX_ROUNDS assignments.
     """
     k_first = NEAREST_CARS if nearest is None else nearest
     only = (
@@ -374,13 +462,14 @@ def assign_nearby(
     while True:
         pairs = policy.assign_candidates(cands, max_eta_s)
         rounds += 1
-        short, radius = policy.short_of_candidates(cands, pairs, max_eta_s)
-        if not short.size or rounds >= MAX_ROUNDS:
+        check = policy.check_candidates(cands, pairs, max_eta_s)
+        short, radius, gap = check.short, check.radius_s, check.gap
+        if gap <= MAX_GAP or rounds >= MAX_ROUNDS:
             break
         cands = _widen(graph, cands, short, radius, k_first, only, car_edges, car_pos,
                        request_edges, request_pos, max_eta_s, car_delay_s)  # fmt: skip
         cands = _allowed(cands, pair_ok)
-    return NearbyAssignment(pairs, _pair_eta(cands, pairs), len(cands), rounds, not short.size)
+    return NearbyAssignment(pairs, _pair_eta(cands, pairs), len(cands), rounds, not short.size, gap)
 
 
 def _allowed(cands: PickupCandidates, pair_ok: PairFilter | None) -> PickupCandidates:
