@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import libsumo
-import numpy as np
 from libsumo import constants as tc
 
 from robotaxi.core import WorldError
@@ -47,7 +46,6 @@ MESO_CAR_VARS = [
     tc.VAR_SPEED,
     tc.VAR_ROAD_ID,
     tc.VAR_LANEPOSITION,
-    tc.VAR_ROUTE_INDEX,
 ]
 
 
@@ -63,34 +61,32 @@ class Spot:
 class FleetTable:
     """Every robotaxi's last row as columns (one slot per car, in the order added), so that
     a snapshot of a thousand cars costs the cars that moved, not a thousand rows: a car at
-    the kerb is written when it arrives, a driving car every step."""
+    the kerb is written when it arrives, a driving car every step. Plain lists: writing one
+    element of a numpy array costs more than the whole row's other work."""
 
     def __init__(self) -> None:
         self.ids: list[str] = []
         self.slot: dict[str, int] = {}
-        self.xy = np.zeros((0, 2))
-        self.heading = np.zeros(0)
-        self.speed = np.zeros(0)
-        self.lane_pos = np.zeros(0)
-        self.odometer = np.zeros(0)
-        self.stopped = np.zeros(0, dtype=bool)
-        self.present = np.zeros(0, dtype=bool)  # False: the car has no row (not in SUMO)
+        self.x: list[float] = []
+        self.y: list[float] = []
+        self.heading: list[float] = []
+        self.speed: list[float] = []
+        self.lane_pos: list[float] = []
+        self.odometer: list[float] = []
+        self.stopped: list[bool] = []
+        self.present: list[bool] = []  # False: the car has no row (not in SUMO)
         self.roads: list[str] = []
         self.lanes: list[str] = []
 
     def add(self, vid: str) -> None:
         self.slot[vid] = len(self.ids)
         self.ids.append(vid)
+        for column in (self.x, self.y, self.heading, self.speed, self.lane_pos, self.odometer):
+            column.append(0.0)
+        self.stopped.append(False)
+        self.present.append(False)
         self.roads.append("")
         self.lanes.append("")
-        n = len(self.ids)
-        if n > len(self.speed):  # room for twice as many
-            grow = max(2 * n, 16) - len(self.speed)
-            self.xy = np.concatenate([self.xy, np.zeros((grow, 2))])
-            for name in ("heading", "speed", "lane_pos", "odometer"):
-                setattr(self, name, np.concatenate([getattr(self, name), np.zeros(grow)]))
-            for name in ("stopped", "present"):
-                setattr(self, name, np.concatenate([getattr(self, name), np.zeros(grow, bool)]))
 
     def write(self, vid: str, row: Row | None) -> None:
         k = self.slot[vid]
@@ -98,7 +94,7 @@ class FleetTable:
             self.present[k] = False
             return
         self.present[k] = True
-        self.xy[k] = row[tc.VAR_POSITION]
+        self.x[k], self.y[k] = row[tc.VAR_POSITION]
         # SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from
         # east), as `sumo_world.sumo_heading`
         self.heading[k] = math.radians(90.0 - row[tc.VAR_ANGLE])
@@ -135,6 +131,9 @@ class MesoFleet:
         self._odometer: dict[str, float] = {}  # m driven in all
         self._last_seen: dict[str, tuple[str, float]] = {}  # street and m along it, driving
         self._legs = 0
+        # each driving car's route (as given to SUMO) and its index on it when last seen
+        self._routes: dict[str, tuple[str, ...]] = {}
+        self._route_at: dict[str, int] = {}
         self.table = FleetTable()
         self._driving: set[str] = set()  # cars that reported from SUMO in the last update
 
@@ -167,7 +166,7 @@ class MesoFleet:
         edge = here if idx + 1 >= len(route) or veh.getLanePosition(vid) < (
             self.road_map.edges[here].length - 20.0
         ) else route[idx + 1]  # fmt: skip
-        veh.setRoute(vid, [here] if edge == here else [here, edge])
+        self.set_route(vid, (here,) if edge == here else (here, edge))
         lane = self.road_map.curb_lane(edge)
         self._pull_over[vid] = Spot(edge, max(lane.length - 1.0, 0.0), lane.index)
 
@@ -184,9 +183,9 @@ class MesoFleet:
         if row is None:  # on its way: a new target
             here = veh.getRoadID(vid)
             if here == spot.edge and spot.pos < veh.getLanePosition(vid) + 10.0:
-                veh.setRoute(vid, self._loop_route(here, spot.edge))  # the spot is behind us
+                self.set_route(vid, self._loop_route(here, spot.edge))  # the spot is behind
             else:
-                veh.setRoute(vid, self._route(here, spot.edge))
+                self.set_route(vid, self._route(here, spot.edge))
             return
         here, pos = str(row[tc.VAR_ROAD_ID]), float(row[tc.VAR_LANEPOSITION])
         if here == spot.edge and abs(pos - spot.pos) < 1.0:
@@ -205,6 +204,7 @@ class MesoFleet:
             departPos=f"{pos:.2f}", departSpeed="0", arrivalPos=f"{spot.pos:.2f}",
         )  # fmt: skip
         veh.subscribe(vid, MESO_CAR_VARS)
+        self._routes[vid], self._route_at[vid] = tuple(edges), 0
         self.leaving[vid] = self.parked.pop(vid)
 
     def reroute(self, vid: str) -> None:
@@ -214,7 +214,13 @@ class MesoFleet:
         veh = libsumo.vehicle
         here, target = veh.getRoadID(vid), veh.getRoute(vid)[-1]
         if here != target:
-            veh.setRoute(vid, self._route(here, target))
+            self.set_route(vid, self._route(here, target))
+
+    def set_route(self, vid: str, edges: tuple[str, ...]) -> None:
+        """A driving car's new route, from the street it is on (every route change goes
+        through here: the fleet keeps each car's route to count the streets it passes)."""
+        libsumo.vehicle.setRoute(vid, list(edges))
+        self._routes[vid], self._route_at[vid] = tuple(edges), 0
 
     def _route(self, here: str, target: str) -> tuple[str, ...]:
         try:
@@ -296,9 +302,16 @@ class MesoFleet:
             return max(pos - last_pos, 0.0)
         edges = self.road_map.edges
         metres = pos + (edges[last_road].length - last_pos if last_road in edges else 0.0)
-        route, index = libsumo.vehicle.getRoute(vid), int(row[tc.VAR_ROUTE_INDEX])
-        if last_road in route[:index]:
-            first = index - 1 - route[:index][::-1].index(last_road)
+        # where the two streets are on the car's route: the next `road` from where it was
+        route, at = self._routes.get(vid, ()), self._route_at.get(vid, 0)
+        try:
+            index = route.index(road, at)
+        except ValueError:  # not the route we gave it: ask SUMO
+            route, index = tuple(libsumo.vehicle.getRoute(vid)), libsumo.vehicle.getRouteIndex(vid)
+            self._routes[vid], at = route, 0
+        self._route_at[vid] = index
+        if last_road in route[at:index]:
+            first = index - 1 - route[at:index][::-1].index(last_road)
             metres += sum(edges[e].length for e in route[first + 1 : index] if e in edges)
         return max(metres, 0.0)
 

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import libsumo
 import numpy as np
@@ -154,6 +154,13 @@ def teleport_causes(statistics_file: Path) -> dict[str, int]:
         return {}
     names = {"jam": "jam", "yield": "yield", "wrongLane": "wrong_lane"}
     return {ours: int(node.get(theirs, "0")) for theirs, ours in names.items()}
+
+
+_T = TypeVar("_T")
+
+
+def _pick(column: Sequence[_T], keep: Sequence[int]) -> list[_T]:
+    return [column[k] for k in keep]
 
 
 def sumo_heading(angle_deg: float) -> float:
@@ -619,7 +626,7 @@ class SumoWorld:
         route = self.graph.route(here, ahead[-1], avoid=(edge,))
         if not route:
             raise WorldError(f"every way from {here} to {ahead[-1]} crosses {edge}")
-        veh.setRoute(vid, route)
+        meso.set_route(vid, route)
 
     def _pull_over(self, vid: str) -> None:
         """Park at the curb just ahead, off the lane, so an ambulance can pass."""
@@ -1101,44 +1108,45 @@ class SumoWorld:
         """`snapshot` in meso: the robotaxis from the fleet's table (a car at the kerb is not
         read again until it leaves), then the ambulances; no cars our stack drives."""
         assert self._meso is not None
-        table = self._meso.update(results)
-        n_cars = len(table.ids)
-        keep = np.flatnonzero(table.present[:n_cars])
+        t = self._meso.update(results)
         evs = [ev for ev in sorted(self._active_evs) if results.get(ev)]
-        ev_rows = [results[ev] for ev in evs]
-        n_ev = len(evs)
-        every = n_cars == len(keep)
-        ids = tuple(table.ids) if every else tuple(table.ids[k] for k in keep.tolist())
-        roads = table.roads if every else [table.roads[k] for k in keep.tolist()]
-        lanes = table.lanes if every else [table.lanes[k] for k in keep.tolist()]
-        n = len(ids) + n_ev
-        ev_xy = np.array([r[tc.VAR_POSITION] for r in ev_rows], dtype=float).reshape(n_ev, 2)
+        rows = [results[ev] for ev in evs]
+        if all(t.present):
+            ids, x, y, heading, speed = t.ids, t.x, t.y, t.heading, t.speed
+            lane_pos, odometer, stopped, roads, lanes = (
+                t.lane_pos, t.odometer, t.stopped, t.roads, t.lanes,
+            )  # fmt: skip
+        else:  # a car SUMO lost: left out, as in micro
+            keep = [k for k, here in enumerate(t.present) if here]
+            ids, roads, lanes = _pick(t.ids, keep), _pick(t.roads, keep), _pick(t.lanes, keep)
+            x, y, heading = _pick(t.x, keep), _pick(t.y, keep), _pick(t.heading, keep)
+            speed, lane_pos = _pick(t.speed, keep), _pick(t.lane_pos, keep)
+            odometer, stopped = _pick(t.odometer, keep), _pick(t.stopped, keep)
+        n_cars, n_ev = len(ids), len(evs)
+        xy = np.array(
+            [*zip(x, y, strict=True), *(r[tc.VAR_POSITION] for r in rows)], dtype=float
+        ).reshape(n_cars + n_ev, 2)
         return WorldSnapshot(
             time=self.time,
-            ids=ids + tuple(evs),
-            kinds=(AgentKind.ROBOTAXI,) * len(ids) + (AgentKind.EMERGENCY,) * n_ev,
-            xy=np.concatenate([table.xy[keep], ev_xy]),
-            heading=np.concatenate(
-                [table.heading[keep], [sumo_heading(r[tc.VAR_ANGLE]) for r in ev_rows]]
-            ),
-            speed=np.concatenate([table.speed[keep], [r[tc.VAR_SPEED] for r in ev_rows]]),
-            length=np.array([self.fleet_config.vehicle_length_m] * len(ids) + [6.5] * n_ev),
-            width=np.array([self.fleet_config.vehicle_width_m] * len(ids) + [2.16] * n_ev),
-            lane_ids=tuple(lanes) + tuple(r.get(tc.VAR_LANE_ID, "") for r in ev_rows),
-            lane_pos=np.concatenate(
-                [table.lane_pos[keep], [r[tc.VAR_LANEPOSITION] for r in ev_rows]]
-            ),
-            sirens=(False,) * len(ids) + (True,) * n_ev,
+            ids=(*ids, *evs),
+            kinds=(AgentKind.ROBOTAXI,) * n_cars + (AgentKind.EMERGENCY,) * n_ev,
+            xy=xy,
+            heading=np.array([*heading, *(sumo_heading(r[tc.VAR_ANGLE]) for r in rows)]),
+            speed=np.array([*speed, *(r[tc.VAR_SPEED] for r in rows)], dtype=float),
+            length=np.array([self.fleet_config.vehicle_length_m] * n_cars + [6.5] * n_ev),
+            width=np.array([self.fleet_config.vehicle_width_m] * n_cars + [2.16] * n_ev),
+            lane_ids=(*lanes, *(r.get(tc.VAR_LANE_ID, "") for r in rows)),
+            lane_pos=np.array([*lane_pos, *(r[tc.VAR_LANEPOSITION] for r in rows)], dtype=float),
+            sirens=(False,) * n_cars + (True,) * n_ev,
             signals={},
             teleports=self.stats.teleports,
             around={},
             collisions=(),
-            road_ids=tuple(roads) + tuple(r[tc.VAR_ROAD_ID] for r in ev_rows),
-            stopped=tuple(table.stopped[keep].tolist())
-            + tuple(bool(r.get(tc.VAR_STOPSTATE, 0) & 1) for r in ev_rows),
-            odometer_m=np.concatenate(
-                [table.odometer[keep], [max(r.get(tc.VAR_DISTANCE, 0.0), 0.0) for r in ev_rows]]
-            ).reshape(n),
+            road_ids=(*roads, *(r[tc.VAR_ROAD_ID] for r in rows)),
+            stopped=(*stopped, *(bool(r.get(tc.VAR_STOPSTATE, 0) & 1) for r in rows)),
+            odometer_m=np.array(
+                [*odometer, *(max(r.get(tc.VAR_DISTANCE, 0.0), 0.0) for r in rows)], dtype=float
+            ),
         )
 
     def vehicle_count(self) -> int:
