@@ -451,8 +451,8 @@ class FleetManager:
         for a, b in ((now.odometer, last.odometer), (now.stopped, last.stopped)):
             if len(a) == n:  # else not reported (empty in both)
                 same &= a == b
-        if same.any() and now.roads != last.roads:  # a street changed under a car standing
-            same &= np.array([a == b for a, b in zip(now.roads, last.roads, strict=True)])
+        # (a car at the same point, heading and distance along its street, with the same
+        # odometer, is on the same street: the streets are not compared)
         return same.tolist()
 
     def _at_target(self, v: Vehicle) -> bool:
@@ -978,11 +978,15 @@ class FleetManager:
     def _yield_to_emergency(
         self, snapshot: WorldSnapshot, now: float, out: FleetTickResult
     ) -> None:
-        ev_rows = [
-            i
-            for i, k in enumerate(snapshot.kinds)
-            if k == AgentKind.EMERGENCY and snapshot.sirens[i]
-        ]
+        ev_rows = (
+            [
+                i
+                for i, k in enumerate(snapshot.kinds)
+                if k == AgentKind.EMERGENCY and snapshot.sirens[i]
+            ]
+            if True in snapshot.sirens
+            else []
+        )  # (no siren on: no row to look at)
         ev_index = {snapshot.ids[i]: i for i in ev_rows}
         reach = self.config.ev_yield_range_m
         # no siren on the road: only the cars still pulled over for one have anything to do
@@ -1326,14 +1330,13 @@ class _Rows:
     speed: FloatArray
     odometer: FloatArray  # empty: the world reports none
     stopped: BoolArray  # empty: the world reports none
-    roads: tuple[str, ...]
 
     @staticmethod
     def of(snapshot: WorldSnapshot) -> _Rows:
         return _Rows(
             snapshot.ids, snapshot.xy, snapshot.lane_pos, snapshot.heading, snapshot.speed,
             np.asarray(snapshot.odometer_m, dtype=float),
-            np.array(snapshot.stopped, dtype=bool), tuple(snapshot.road_ids),
+            np.array(snapshot.stopped, dtype=bool),
         )  # fmt: skip
 
     def comparable(self, other: _Rows) -> bool:
@@ -1342,7 +1345,6 @@ class _Rows:
             self.ids == other.ids
             and len(self.odometer) == len(other.odometer)
             and len(self.stopped) == len(other.stopped)
-            and len(self.roads) == len(other.roads)
         )
 
 
