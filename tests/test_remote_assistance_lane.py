@@ -44,9 +44,8 @@ WORKS_FROM_M, WORKS_TO_M = 100.0, 200.0  # the closed stretch of the kerb lane
 STREAM_MPS = 11.0  # the other lane's traffic
 DENSE_EVERY_S, SPARSE_EVERY_S = 2.0, 8.0  # a car every …, while the car pulls out / after
 BOARDING_S = 15.0  # the rider takes this long to get in
-# the stack's wait point behind an obstacle it means to pass is not kept for long (it creeps
-# on to 2 m once it has come to rest a little past it): the car asks, and the operator
-# answers, while it stands there
+# the car stands behind the works with room to steer out (`planning.steer_out`); it asks
+# soon, so that the test does not wait long
 ASSIST_AFTER_S = 3.0
 
 

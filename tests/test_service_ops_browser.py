@@ -31,7 +31,8 @@ def test_ops_shows_what_a_car_that_asks_for_help_has_around_it(
     tmp_path: Path, map_cache: Path
 ) -> None:
     """A car held behind stalled cars asks for help; /ops draws its surroundings: the car, the
-    road users near it (the stalled ones standing) and its route."""
+    road users near it (the stalled ones standing) and its route; the operator's answers
+    ("pass opposite", "lane closed") and the car's verdict on each are shown."""
     import httpx
     from playwright.sync_api import expect
 
@@ -101,6 +102,20 @@ def test_ops_shows_what_a_car_that_asks_for_help_has_around_it(
                     "pass opposite: refused (no pass through the oncoming lane: this car follows "
                     "the fleet's routing only",
                     timeout=20_000,
+                )
+                # "this lane is closed": sent, checked by the car (SUMO's lane changer here),
+                # and its answer shown — taken, or refused with the reason
+                closed_label = "Lane closed ahead: use another lane"
+                page.get_by_role("button", name=f"{closed_label} (car {car})").click()
+                expect(page.locator("#assist-result")).to_have_text(
+                    f"Sent to {car}: {closed_label.lower()}."
+                )
+                expect(page.locator("#assistance")).to_contain_text(
+                    re.compile(r"lane closed: (accepted|refused \(no other lane to take: .+\))"),
+                    timeout=20_000,
+                )
+                page.locator("#assistance").screenshot(
+                    path=str(ARTIFACTS / "6d-ops-assistance-lane-closed.png")
                 )
                 assert not errors, errors
         finally:

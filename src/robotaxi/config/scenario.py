@@ -100,10 +100,12 @@ class OperatorSpec(_Model):
     assist_after_s: float = Field(
         20.0, gt=0, description="the car asks for help after standing still this long, s"
     )
-    answer: Literal["pass_opposite", "wait"] = Field(
+    answer: Literal["pass_opposite", "lane_closed", "wait"] = Field(
         "pass_opposite",
         description="'pass_opposite': you may pass the blocker using the opposite lane when "
-        "clear (across a solid centre line); 'wait': it will clear",
+        "clear (across a solid centre line); 'lane_closed': the lane you are in is closed "
+        "ahead, use another lane of this street (the car moves over in a gap and keeps to "
+        "that lane to the street's end); 'wait': it will clear",
     )
     answer_after_s: float = Field(
         10.0, ge=0, description="the operator answers this long after the request opens, s"

@@ -32,8 +32,9 @@ parked the car at the end of that leg.
 Remote assistance's answers arrive as commands: "another way" plans the leg again without
 the blocked street; "pass opposite" gives the stack leave to cross a solid centre line;
 "this lane is closed" (`LaneClosed`) is taken only where a lane beside the car's own on its
-street leads on along its way, and only with room to steer out (the car cannot back up, nor
-turn its wheels standing: `STEER_OUT_MIN_M`): the car holds where it stands until the gap in
+street leads on along its way, and only with room to steer out round what blocks its lane
+(the car cannot back up: `planning.steer_out`, about 5 m; its stack stops that far behind a
+standing road user for this reason): the car holds where it stands until the gap in
 that lane is acceptable (`planning.lane_change`, from its own predictions), then drives a
 lane route that moves over there at once and keeps to it to the end of the street
 (`planning.route.LaneSwitch`).
@@ -52,7 +53,14 @@ import numpy as np
 from robotaxi.autonomy.planning.behaviour import Behaviour
 from robotaxi.autonomy.planning.lane_change import lane_change_gap_ok
 from robotaxi.autonomy.planning.reference import ReferencePath
-from robotaxi.autonomy.planning.route import LaneRoute, LaneSwitch, reference_path
+from robotaxi.autonomy.planning.route import (
+    LaneRoute,
+    LaneSwitch,
+    closed_lane_switch,
+    lane_centre_path,
+    reference_path,
+)
+from robotaxi.autonomy.planning.steer_out import room_to_steer_out
 from robotaxi.autonomy.stack import AutonomyStack, Planner
 from robotaxi.autonomy.vehicle import IPACE, VehicleState, front_bumper
 from robotaxi.config.scenario import SensorsSpec
@@ -78,7 +86,7 @@ from robotaxi.core import (
 from robotaxi.core.commands import AvoidStreet, LaneClosed, PassOpposite
 from robotaxi.core.types import Track
 from robotaxi.fleet.manager import EvStop
-from robotaxi.map import Lane, RoadMap, RoutingGraph
+from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.drive import EV_REACTIONS, default_planner
 from robotaxi.sim.ego import KERB_BEHAVIOURS, EgoCar
 from robotaxi.sim.scenario_operator import HELD_BY_LINE_NOTE, held_by_line, leave_span
@@ -97,21 +105,7 @@ LANE_END_CLEAR_M = 8.0  # a pull-over stop keeps this far from either end of a l
 LOOP_MARGIN_M = 15.0  # a target on our edge closer than braking + this: once round the block
 HEADING_BELOW_MPS = 0.5  # without a box heading, a slower track's velocity has no direction
 EV_MOVED_OFF_MPS = 2.0  # a car standing for an EV has driven on above this (no flicker)
-# A closed lane is left over the room to the standing obstacle ahead in it plus
-# `SWITCH_EXTRA_M`, within these bounds (m), plus a second of the car's speed: short, as a
-# driver steers out from behind a standing car (over the next lane's line before its front
-# reaches the obstacle), and no shorter than the car can steer.
-SWITCH_EXTRA_M = 2.0
-SWITCH_MIN_M = 6.0
-SWITCH_MAX_M = 16.0
-# The car cannot back up, nor turn its wheels while it stands: closer than this behind the
-# standing obstacle ahead (bumper to bumper, m) it cannot steer out into the next lane (a
-# closed loop of our planner on a straight street gets out from 5.5 m behind a works fence
-# filling the lane, and from 3.5 m behind a parked car, not from 4 m and 3.2 m).
-STEER_OUT_MIN_M = 5.0
 STANDING_AHEAD_MPS = 0.5  # a tracked road user slower than this stands (tracker noise)
-# the gap check sees the lane it moves into this far back before its street begins (m)
-SWITCH_LOOK_BACK_M = 80.0
 L_HALF = IPACE.length_m / 2
 REAR_TO_CENTER = IPACE.rear_axle_to_center_m
 AUTONOMY = "autonomy"
@@ -553,11 +547,11 @@ class AutonomousDriver:
         lanes = self.map.robotaxi_lanes(self.map.edges[edge])
         if len(lanes) < 2:
             return f"{street} has one lane in its direction: there is no other lane to use"
-        room = self._room_ahead(car)
-        if room < STEER_OUT_MIN_M:
+        room, needed = self._room_ahead(car)
+        if room < needed:
             return (
                 f"it stands {room:.1f} m behind what blocks its lane, too close to steer out "
-                "into the next lane (it cannot back up)"
+                f"into the next lane (it needs {needed:.1f} m and cannot back up)"
             )
         ahead = self._edges_ahead(car)
         # one lane over, to the left first (the way a driver passes)
@@ -570,28 +564,23 @@ class AutonomousDriver:
             except ScenarioError:
                 continue
             car.closed_lane = _ClosedLane(
-                edge, lane_index, target.index, _lane_path(target), float(target.length)
+                edge, lane_index, target.index, lane_centre_path(target), float(target.length)
             )
             return ""
         nxt = (self.map.edges[ahead[1]].name or ahead[1]) if len(ahead) > 1 else "its stop"
         return f"no lane beside it on {street} leads on to {nxt}: only its own lane turns there"
 
-    def _room_ahead(self, car: _Car) -> float:
+    def _room_ahead(self, car: _Car) -> tuple[float, float]:
         """Bumper to bumper, the room (m) from the car's front to the nearest road user its
-        tracker sees standing in its lane ahead (inf: none)."""
+        tracker sees standing in its lane ahead (inf: none), and the least room (m) from
+        which it can steer out round that one."""
         leg = car.leg
-        if leg is None or not car.tracks:
-            return math.inf
-        path = leg.route.path
-        front = car.s_center + L_HALF
-        xy = np.array([(t.x, t.y) for t in car.tracks])
-        s, d = path.project(xy[:, 0], xy[:, 1], (front - 10.0, front + 60.0))
-        s, d = np.atleast_1d(s), np.atleast_1d(d)
-        half_w = 0.5 * np.atleast_1d(path.lane_width_at(s))
-        rear = s - 0.5 * np.array([t.length for t in car.tracks])
-        standing = np.array([t.speed < STANDING_AHEAD_MPS for t in car.tracks])
-        ahead = standing & (np.abs(d) < half_w) & (rear > front - 0.5)
-        return float(np.min(rear[ahead] - front)) if np.any(ahead) else math.inf
+        if leg is None:
+            return math.inf, 0.0
+        return room_to_steer_out(
+            leg.route.path, car.s_center + L_HALF, car.tracks, IPACE,
+            standing_below_mps=STANDING_AHEAD_MPS,
+        )  # fmt: skip
 
     def _edges_ahead(self, car: _Car) -> tuple[str, ...]:
         """The edges of the car's lane route from the one its front bumper is on (not
@@ -635,13 +624,13 @@ class AutonomousDriver:
             return False
         if predictions is None or not lane_change_gap_ok(car.state, predictions, closed.lane):
             return False
-        room = self._room_ahead(car)
-        if room < STEER_OUT_MIN_M:
+        room, needed = self._room_ahead(car)
+        if room < needed:
             return False  # too close by its tracker now: it holds still and looks again
         rear_m = max(car.lane_pos - IPACE.rear_axle_to_front_m, 0.0)
-        over_m = min(max(room + SWITCH_EXTRA_M, SWITCH_MIN_M), SWITCH_MAX_M) + car.state.speed
-        end_m = min(rear_m + over_m, closed.lane_length_m - 0.5)
-        switch = LaneSwitch(closed.to_lane, min(rear_m, end_m - 4.0), end_m)
+        switch = closed_lane_switch(
+            closed.to_lane, rear_m, room, car.state.speed, closed.lane_length_m
+        )
         try:
             route, ahead = self._switched_route(car, switch, closed.from_lane)
         except ScenarioError as exc:
@@ -947,19 +936,6 @@ class AutonomousDriver:
 def _piece_at(route: LaneRoute, s: float) -> int:
     k = int(np.searchsorted(route.lane_start_s, s, side="right")) - 1
     return min(max(k, 0), len(route.lane_ids) - 1)
-
-
-def _lane_path(lane: Lane) -> ReferencePath:
-    """`lane`'s centre line, run on straight back `SWITCH_LOOK_BACK_M` before its start (so
-    that the gap check sees who comes up behind from the street before)."""
-    xy = np.asarray(lane.centerline, dtype=float)
-    back = xy[0] - xy[1]
-    back = back / max(float(np.hypot(*back)), 1e-9)
-    line = np.vstack([xy[0] + back * SWITCH_LOOK_BACK_M, xy])
-    return ReferencePath(
-        line, np.asarray(lane.width), np.asarray(lane.speed_limit),
-        np.asarray(lane.width / 2), np.asarray(lane.width / 2),
-    )  # fmt: skip
 
 
 def _extrapolate(truth: Sequence[AgentState], dt_s: float) -> list[AgentState]:

@@ -339,7 +339,7 @@ class _ScenarioDriver(SoleCarDriver):
         self.ticks = 0
         self.works = lane_closure_agents(world.road_map, spec)
         self.operator = (
-            ScenarioOperator(spec.operator, world.road_map, route, EGO_ID)
+            ScenarioOperator(spec.operator, world.road_map, route, EGO_ID, ego=spec.ego)
             if spec.operator is not None
             else None
         )
@@ -382,6 +382,7 @@ class _ScenarioDriver(SoleCarDriver):
         if self.operator is not None:
             at_stop = out.behaviour in KERB_BEHAVIOURS or out.behaviour in EV_REACTIONS
             self.operator.tick(now.time_s, car, truth, at_stop=at_stop)
+            self.route = self.operator.route  # "this lane is closed" changes the lane route
         if self.solid_lines and across_solid_line(self.route.path, car.state):
             self.result.across_solid_line_s.append(now.time_s)
         if self.keep_frames:
@@ -486,6 +487,9 @@ def run_scenario(
     if operator is not None:
         result.assistance = operator.report()
         result.assistance_events = operator.events
+        # the lane route the car drove ("this lane is closed" moves it to another lane; the
+        # same as the first up to there): what the metrics measure the run against
+        result.route = operator.route
     stack_times = car.stack.times
     result.stage_ms = {
         stage: 1000.0 * float(np.median(times))

@@ -5,8 +5,9 @@ moves, over the middle of the edge, to the lane from which the turn onto the nex
 leaves (a lane change written into the reference line); through junctions it follows
 SUMO's internal lanes. Stop lines sit at the end of every lane whose turn is signalised;
 their `signal_id` is "<tls id>:<link index>", the key of `SumoWorld.signal_states`. A
-`LaneSwitch` instead moves the car, on the first edge, from its lane to another one at a
-given stretch and keeps it there to the edge's end (remote assistance: "this lane is closed").
+`LaneSwitch` instead moves the car, on one edge (the first by default), from its lane to
+another one at a given stretch and keeps it there to the edge's end (remote assistance: "this
+lane is closed").
 """
 
 from __future__ import annotations
@@ -43,13 +44,55 @@ class LaneRoute:
 
 @dataclass(frozen=True, slots=True)
 class LaneSwitch:
-    """On a route's first edge: leave the entry lane for the edge's lane of index `to_lane`
-    between `from_m` and `to_m` (m along the edge), keep to it to the edge's end, and turn
-    onto the next edge from it (an operator said the entry lane is closed ahead)."""
+    """On the route's edge `edge_index` (0: the first): leave the lane it enters that edge in
+    for the edge's lane of index `to_lane` between `from_m` and `to_m` (m along the edge),
+    keep to it to the edge's end, and turn onto the next edge from it (an operator said the
+    entry lane is closed ahead). The route up to there is the same as without it."""
 
     to_lane: int
     from_m: float
     to_m: float
+    edge_index: int = 0
+
+
+# A closed lane is left over the room to the standing obstacle ahead in it plus
+# `SWITCH_EXTRA_M`, within these bounds (m), plus a second of the car's speed: short, as a
+# driver steers out from behind a standing car (over the next lane's line before its front
+# reaches the obstacle), and no shorter than the car can steer.
+SWITCH_EXTRA_M = 2.0
+SWITCH_MIN_M = 6.0
+SWITCH_MAX_M = 16.0
+# the gap check sees the lane it moves into this far back before its street begins (m)
+SWITCH_LOOK_BACK_M = 80.0
+
+
+def closed_lane_switch(
+    to_lane: int,
+    rear_m: float,
+    room_m: float,
+    speed_mps: float,
+    lane_length_m: float,
+    edge_index: int = 0,
+) -> LaneSwitch:
+    """Leave a closed lane for lane `to_lane` of the same edge now: from the car's rear axle
+    at `rear_m` (m along the edge), over the room `room_m` (m) to the standing obstacle ahead
+    (see `SWITCH_EXTRA_M`), at `speed_mps`, ending 0.5 m before the edge's end at the latest."""
+    over_m = min(max(room_m + SWITCH_EXTRA_M, SWITCH_MIN_M), SWITCH_MAX_M) + speed_mps
+    end_m = min(rear_m + over_m, lane_length_m - 0.5)
+    return LaneSwitch(to_lane, min(rear_m, end_m - 4.0), end_m, edge_index)
+
+
+def lane_centre_path(lane: Lane, look_back_m: float = SWITCH_LOOK_BACK_M) -> ReferencePath:
+    """`lane`'s centre line as a path, run on straight back `look_back_m` before its start
+    (so that a lane change's gap check sees who comes up behind from the street before)."""
+    xy = np.asarray(lane.centerline, dtype=float)
+    back = xy[0] - xy[1]
+    back = back / max(float(np.hypot(*back)), 1e-9)
+    line = np.vstack([xy[0] + back * look_back_m, xy])
+    return ReferencePath(
+        line, np.asarray(lane.width), np.asarray(lane.speed_limit),
+        np.asarray(lane.width / 2), np.asarray(lane.width / 2),
+    )  # fmt: skip
 
 
 def _resample(line: FloatArray, spacing: float = POINT_SPACING_M) -> FloatArray:
@@ -123,16 +166,19 @@ def reference_path(
     switch: LaneSwitch | None = None,
 ) -> LaneRoute:
     """Build the reference line along `edges` (each turn must be a connection of the map);
-    with `switch`, the car moves to another lane of the first edge (`LaneSwitch`)."""
+    with `switch`, the car moves to another lane of one edge (`LaneSwitch`)."""
     if not edges:
         raise ScenarioError("a route needs at least one edge")
+    if switch is not None and not 0 <= switch.edge_index < len(edges):
+        raise ScenarioError(f"lane switch on edge {switch.edge_index}: the route has {len(edges)}")
+    switch_at, switch_to = (-1, None) if switch is None else (switch.edge_index, switch.to_lane)
     for e in edges:
         if e not in road_map.edges:
             raise ScenarioError(f"route edge {e!r} is not in map {road_map.name}")
     pieces: list[tuple[FloatArray, Lane, Lane | None]] = []  # (points, lane, turn-from lane)
     stop_lines: list[tuple[int, str]] = []  # (piece index whose end is the line, signal id)
     conns = [
-        _connection(road_map, a, b, switch.to_lane if switch is not None and k == 0 else None)
+        _connection(road_map, a, b, switch_to if k == switch_at else None)
         for k, (a, b) in enumerate(itertools.pairwise(edges))
     ]
     lanes_of = [road_map.robotaxi_lanes(road_map.edges[e]) for e in edges]
@@ -146,15 +192,15 @@ def reference_path(
     for k in range(len(edges)):
         if k < len(conns):
             exit_lane = road_map.lanes[conns[k].from_lane]
-        elif k == 0 and switch is not None:
-            exit_lane = _lane_index(lanes_of[0], switch.to_lane)
+        elif switch is not None and k == switch_at:
+            exit_lane = _lane_index(lanes_of[k], switch.to_lane)
         elif end_lane is not None:
             exit_lane = _lane_index(lanes_of[k], end_lane)
         else:
             exit_lane = entry_lane
         if exit_lane.lane_id == entry_lane.lane_id:
             line = _resample(entry_lane.centerline)
-        elif k == 0 and switch is not None:
+        elif switch is not None and k == switch_at:
             line = _switch(entry_lane.centerline, exit_lane.centerline, switch.from_m, switch.to_m)
         else:
             line = _blend(entry_lane.centerline, exit_lane.centerline)

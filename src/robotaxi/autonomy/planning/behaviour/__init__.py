@@ -42,6 +42,13 @@ Behaviours, by priority (the highest active one names the tick):
   line is solid (the path's `solid_centre_line`) that pass needs an operator's leave
   (`OncomingPassLeave`, remote assistance): without it the car waits behind the blocker;
   with it, it still goes only into a gap in the oncoming traffic;
+- behind a standing vehicle (once it has stood `blocker_wait_s`) or obstacle in our path
+  with no traffic just ahead of it (not the end of a queue) that we do not pass at once
+  (near a stop line, no gap yet, no lane to pass through), stop where the car can still
+  steer out round it
+  (`planning.steer_out`: about 5 m for the I-PACE), not at car following's 2 m, and hold
+  where it stands if it came to rest closer (it cannot back up): so that its own pass, or
+  an operator's "this lane is closed", can still be carried out;
 - `car_follow` / `lane_follow`: drive the lane centre at the speed limit, with or without a
   leading vehicle within `follow_range_m`, slower past a standing vehicle just right of our
   path that hides the kerb (someone may step out in front of it).
@@ -61,7 +68,8 @@ decided, then names the tick by priority (`planner.arbitrate`):
 - `ev_yield.EvYieldPolicy` (with `siren_caution.SirenCaution` for what is heard):
   `yield_to_ev`, `ev_caution`;
 - `kerb.KerbPolicy`: `curbside_stop`, `leave_curb`;
-- `pass_blocker.PassBlockerPolicy`: `pass_blocker`.
+- `pass_blocker.PassBlockerPolicy`: `pass_blocker`;
+- `standoff.StandoffPolicy`: the stop behind a standing leader (named `car_follow`).
 """
 
 from robotaxi.autonomy.planning.behaviour.config import BehaviourConfig

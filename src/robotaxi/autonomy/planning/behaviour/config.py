@@ -142,6 +142,17 @@ class BehaviourConfig(BaseModel):
     pass_standoff_m: float = Field(
         default=8.0, gt=0, description="wait this far behind a blocker (room to steer out), m"
     )
+    steer_out_standoff: bool = Field(
+        default=True,
+        description="stop behind a standing vehicle or obstacle in our path where the car can "
+        "still steer out round it (`planning.steer_out`), not at car following's 2 m",
+    )
+    standoff_slack_m: float = Field(
+        default=0.5,
+        ge=0,
+        description="stop this much further back than the least room to steer out (where "
+        "the stop ends varies by this much), m",
+    )
     pass_min_gap_m: float = Field(
         default=6.0, ge=0, description="least bumper gap to traffic in the target lane, m"
     )

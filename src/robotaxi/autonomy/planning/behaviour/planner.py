@@ -23,6 +23,7 @@ from robotaxi.autonomy.planning.behaviour.policy import (
 from robotaxi.autonomy.planning.behaviour.safe_stop import SafeStopPolicy
 from robotaxi.autonomy.planning.behaviour.scene import FrenetScene
 from robotaxi.autonomy.planning.behaviour.siren_caution import SirenBearing
+from robotaxi.autonomy.planning.behaviour.standoff import StandoffPolicy
 from robotaxi.autonomy.planning.reference import ReferencePath
 from robotaxi.autonomy.prediction import Predictions
 from robotaxi.autonomy.vehicle import IPACE, VehicleParams, VehicleState
@@ -83,6 +84,7 @@ class BehaviourPlanner:
         self.ev_yield = EvYieldPolicy(cfg, params)
         self.kerb = KerbPolicy(cfg, params)
         self.pass_blocker = PassBlockerPolicy(cfg, params)
+        self.standoff = StandoffPolicy(cfg, params)
         # in this order: each may read what the ones before it decided
         self.policies: tuple[BehaviourPolicy, ...] = (
             self.follow,
@@ -92,6 +94,7 @@ class BehaviourPlanner:
             self.ev_yield,
             self.kerb,
             self.pass_blocker,
+            self.standoff,
         )
 
     @property
