@@ -365,6 +365,35 @@ def test_rider_books_meets_the_car_rides_and_gets_a_receipt(server: str) -> None
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
 
 
+def test_pick_up_spots_follow_the_fleet_while_the_rider_chooses(server: str) -> None:
+    """The spots' "car there in …" is looked up again every 30 s while the rider chooses;
+    the spot the rider chose stays chosen."""
+    from playwright.sync_api import expect
+
+    with chromium() as browser:
+        page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.clock.install()  # the page's timers, moved on below (time flows meanwhile)
+        page.goto(f"{server}/")
+        page.get_by_label("Your name").fill("Grace")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#rider-name")).to_have_text("Grace")
+        page.locator("#map").focus()
+        page.keyboard.press("Enter")
+        spots = page.locator("#pickup-spots button")
+        expect(spots.first).to_contain_text(re.compile(r"car there in|no free car"))
+        chosen = spots.nth(1) if spots.count() > 1 else spots.first
+        chosen.click()
+        expect(chosen).to_have_attribute("aria-pressed", "true")
+        with page.expect_request(lambda r: "/api/places/pickup-spots" in r.url) as looked_up:
+            page.clock.fast_forward(31_000)
+        assert looked_up.value.response() is not None
+        expect(spots.first).to_contain_text(re.compile(r"car there in|no free car"))
+        expect(chosen).to_have_attribute("aria-pressed", "true")  # rebuilt, still chosen
+        assert errors == []
+
+
 def test_api_docs_render_offline(server: str) -> None:
     """/docs draws the whole API with nothing fetched from outside this server."""
     from playwright.sync_api import Route, expect

@@ -110,6 +110,13 @@
 
   // --- pick-up spots: the kerb spots near the rider where a car may stop ---------------------
   let spotsSeq = 0;
+  let spotsFor = null; // where the spots shown were looked up for
+  // while the rider chooses, each spot's "car there in …" follows the fleet as it moves
+  const SPOTS_REFRESH_MS = 30000;
+  setInterval(() => {
+    const riding = state.ride && !["completed", "cancelled", "interrupted"].includes(state.ride.state);
+    if (spotsFor && !$("spots-panel").hidden && !riding) loadSpots(spotsFor);
+  }, SPOTS_REFRESH_MS);
 
   // when the car that would come to a spot could be there, as a rider reads it
   function carComing(etaS) {
@@ -119,6 +126,7 @@
 
   async function loadSpots(where) {
     const seq = ++spotsSeq;
+    spotsFor = where;
     const list = $("pickup-spots");
     let spots = [];
     try {
@@ -136,6 +144,9 @@
       b.className = "place-result";
       const mins = Math.max(1, Math.round(spot.walk_s / 60));
       b.textContent = `${spot.name || "Kerb spot"} · ${mins} min walk (${Math.round(spot.walk_m)} m) · ${carComing(spot.car_eta_s)}`;
+      // refreshed: the spot the rider chose stays chosen
+      const chosen = state.pickup && state.pickup.lat === spot.lat && state.pickup.lon === spot.lon;
+      b.setAttribute("aria-pressed", chosen ? "true" : "false");
       b.addEventListener("click", () => {
         state.pickup = { lat: spot.lat, lon: spot.lon, name: spot.name, walk: spot.walk_path, walkFrom: where };
         for (const other of list.querySelectorAll("button")) other.setAttribute("aria-pressed", "false");
@@ -468,6 +479,7 @@
   $("clear").addEventListener("click", () => {
     state.pickup = state.dropoff = state.riderAt = null;
     state.quoteRoute = [];
+    spotsFor = null;
     show("spots-panel", false);
     document.querySelector('input[name="pick"][value="pickup"]').checked = true;
     $("pickup-text").textContent = $("dropoff-text").textContent = "not set";
