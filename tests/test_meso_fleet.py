@@ -94,6 +94,27 @@ def test_a_car_drives_between_kerbs_and_its_odometer_is_the_way_it_drove(
         assert odo == pytest.approx(way, rel=0.01)
 
 
+def test_a_car_sent_elsewhere_before_it_enters_sumo_goes_there(
+    grid_map: Any, grid_graph: Any, tmp_path: Path
+) -> None:
+    """A car sent off waits for room to enter SUMO (a jammed street): a new target then
+    must not fail (it did, every tick, in a jammed morning: 214,237 failed commands)."""
+    import libsumo
+
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    mid = len(curbs.edge_ids) // 2
+    with _world(grid_map, grid_graph, tmp_path) as world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        assert not world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
+        assert libsumo.vehicle.getRoadID("taxi0") == ""  # not in SUMO yet
+        again = DriveTo("taxi0", curbs.edge_ids[mid], float(curbs.pos[mid]), 0)
+        assert world.apply([again]) == []
+        edge, pos, stopped, _odo = _until_stopped(world)
+        assert (edge, stopped) == (curbs.edge_ids[mid], True)
+        assert pos == pytest.approx(float(curbs.pos[mid]))
+
+
 def test_pull_over_stands_at_the_end_of_the_street_and_resume_goes_on(
     grid_map: Any, grid_graph: Any, tmp_path: Path
 ) -> None:

@@ -156,8 +156,8 @@ class MesoFleet:
     def pull_over(self, vid: str) -> None:
         """Stand at the end of the street the car is on (the next one when it is about to
         leave this one): the route ends there and SUMO lets it arrive."""
-        if vid in self.parked:
-            return  # already at the kerb
+        if vid in self.parked or vid in self.leaving:
+            return  # at the kerb (still, when it waits for room to enter SUMO)
         veh = libsumo.vehicle
         here = veh.getRoadID(vid)
         route, idx = veh.getRoute(vid), veh.getRouteIndex(vid)
@@ -180,6 +180,9 @@ class MesoFleet:
     def _head_for(self, vid: str, spot: Spot) -> None:
         veh = libsumo.vehicle
         row = self.parked.get(vid)
+        if row is None and vid in self.leaving:  # sent off, not in SUMO yet: from its spot
+            self.set_route(vid, self._leg(self.leaving[vid], spot))
+            return
         if row is None:  # on its way: a new target
             here = veh.getRoadID(vid)
             if here == spot.edge and spot.pos < veh.getLanePosition(vid) + 10.0:
@@ -190,12 +193,7 @@ class MesoFleet:
         here, pos = str(row[tc.VAR_ROAD_ID]), float(row[tc.VAR_LANEPOSITION])
         if here == spot.edge and abs(pos - spot.pos) < 1.0:
             return  # it stands there already
-        if here == spot.edge and spot.pos < pos:
-            edges = self._loop_route(here, spot.edge)
-        elif here == spot.edge:
-            edges = (here,)
-        else:
-            edges = self._route(here, spot.edge)
+        edges = self._leg(row, spot)
         self._legs += 1
         route_id = f"meso_leg_{self._legs}"
         libsumo.route.add(route_id, list(edges))
@@ -206,6 +204,15 @@ class MesoFleet:
         veh.subscribe(vid, MESO_CAR_VARS)
         self._routes[vid], self._route_at[vid] = tuple(edges), 0
         self.leaving[vid] = self.parked.pop(vid)
+
+    def _leg(self, row: Row, spot: Spot) -> tuple[str, ...]:
+        """The route from where `row` has the car standing to `spot`."""
+        here, pos = str(row[tc.VAR_ROAD_ID]), float(row[tc.VAR_LANEPOSITION])
+        if here == spot.edge and spot.pos < pos:
+            return self._loop_route(here, spot.edge)
+        if here == spot.edge:
+            return (here,)
+        return self._route(here, spot.edge)
 
     def reroute(self, vid: str) -> None:
         """A driving car looks for a faster way to the end of its route, by the routing
