@@ -108,6 +108,8 @@ def test_a_car_sent_elsewhere_before_it_enters_sumo_goes_there(
         world.step()
         assert not world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
         assert libsumo.vehicle.getRoadID("taxi0") == ""  # not in SUMO yet
+        # read while it waits: SUMO reports it on no street; it stands at its spot
+        assert _row(world)[:3] == (curbs.edge_ids[0], pytest.approx(float(curbs.pos[0])), True)
         again = DriveTo("taxi0", curbs.edge_ids[mid], float(curbs.pos[mid]), 0)
         assert world.apply([again]) == []
         edge, pos, stopped, _odo = _until_stopped(world)

@@ -284,7 +284,9 @@ class MesoFleet:
     def report(self, vid: str, row: Row | None) -> Row | None:
         """A car's row as the fleet reads it: SUMO's `row` while it drives (with the whole
         odometer, not stopped), else where it stands (None: not a car of this fleet)."""
-        if row is None:
+        if row is None or not row[tc.VAR_ROAD_ID]:
+            # out of SUMO, or added and waiting for room to enter (SUMO reports such a car
+            # on no street): it stands where it stood
             return self.parked.get(vid) or self.leaving.get(vid)
         start = self.leaving.pop(vid, None)
         road, pos = str(row[tc.VAR_ROAD_ID]), float(row[tc.VAR_LANEPOSITION])
