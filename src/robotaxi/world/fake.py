@@ -50,11 +50,14 @@ from robotaxi.core import (
 )
 from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, LaneClosed, PassOpposite
 from robotaxi.map import RoadMap, RoutingGraph
-from robotaxi.world.traffic import PROBE_LAG_S, emergency_runs
+from robotaxi.world.traffic import (
+    AMBULANCE_LENGTH_M,
+    AMBULANCE_WIDTH_M,
+    PROBE_LAG_S,
+    emergency_runs,
+)
 
 AMBULANCE_SPEED_FACTOR = 1.25  # lights and siren: a little over the limit, through red
-AMBULANCE_LENGTH_M = 6.5
-AMBULANCE_WIDTH_M = 2.16
 BACKGROUND_MIN_ROUTE_EDGES = 3
 BACKGROUND_ORIGINS = 32  # background trips start from this many edges: one Dijkstra each
 BLOCKED_TRAVEL_TIME_S = 1e7  # a street remote assistance said is blocked (`AvoidStreet`)

@@ -25,7 +25,6 @@ meso: with one, SUMO routed each leg again when the car entered.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from libsumo import constants as tc
 
 from robotaxi.core import WorldError
 from robotaxi.map import RoadMap
+from robotaxi.world.traffic import sumo_heading
 
 Row = dict[int, Any]
 _PARKED_STATE = 1 | 2  # VAR_STOPSTATE bits: stopped, parking (off the lane)
@@ -95,9 +95,7 @@ class FleetTable:
             return
         self.present[k] = True
         self.x[k], self.y[k] = row[tc.VAR_POSITION]
-        # SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from
-        # east), as `sumo_world.sumo_heading`
-        self.heading[k] = math.radians(90.0 - row[tc.VAR_ANGLE])
+        self.heading[k] = sumo_heading(row[tc.VAR_ANGLE])
         self.speed[k] = row[tc.VAR_SPEED]
         self.lane_pos[k] = row[tc.VAR_LANEPOSITION]
         self.odometer[k] = max(row.get(tc.VAR_DISTANCE, 0.0), 0.0)

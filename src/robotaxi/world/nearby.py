@@ -12,7 +12,8 @@ import math
 import libsumo
 
 from robotaxi.core import AgentKind, AgentState, WorldError
-from robotaxi.world.sumo_world import SumoWorld, sumo_heading
+from robotaxi.world.sumo_world import SumoWorld
+from robotaxi.world.traffic import sumo_heading
 
 
 def vehicles_near(world: SumoWorld, vehicle_id: str, radius_m: float) -> tuple[AgentState, ...]:

@@ -43,8 +43,8 @@ from robotaxi.core import (
     WorldSnapshot,
     WorldStats,
 )
-from robotaxi.world.sumo_world import claim_sumo, close_sumo, sumo_heading
-from robotaxi.world.traffic import sumo_env
+from robotaxi.world.sumo_world import claim_sumo, close_sumo
+from robotaxi.world.traffic import sumo_env, sumo_heading
 
 _VARS = [
     tc.VAR_POSITION,

@@ -44,7 +44,9 @@ from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.background import DAY_S, count_vehicles, plan_bay_area_routes
 from robotaxi.world.meso_fleet import MESO_CAR_VARS, MesoFleet, Spot
 from robotaxi.world.traffic import (
+    AMBULANCE_LENGTH_M,
     AMBULANCE_TYPE,
+    AMBULANCE_WIDTH_M,
     CAR_TYPE,
     REROUTING_OPTIONS,
     ROBOTAXI_TYPE,
@@ -54,6 +56,7 @@ from robotaxi.world.traffic import (
     emergency_routes_xml,
     emergency_runs,
     sumo_env,
+    sumo_heading,
     vehicle_types_xml,
 )
 
@@ -161,11 +164,6 @@ _T = TypeVar("_T")
 
 def _pick(column: Sequence[_T], keep: Sequence[int]) -> list[_T]:
     return [column[k] for k in keep]
-
-
-def sumo_heading(angle_deg: float) -> float:
-    """SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from east)."""
-    return math.radians(90.0 - angle_deg)
 
 
 @dataclass
@@ -1075,12 +1073,12 @@ class SumoWorld:
         heading = np.array([sumo_heading(r[tc.VAR_ANGLE]) for r in rows], dtype=float)
         length = np.where(
             np.array([k == AgentKind.EMERGENCY for k in kinds], dtype=bool),
-            6.5,
+            AMBULANCE_LENGTH_M,
             self.fleet_config.vehicle_length_m,
         )
         width = np.where(
             np.array([k == AgentKind.EMERGENCY for k in kinds], dtype=bool),
-            2.16,
+            AMBULANCE_WIDTH_M,
             self.fleet_config.vehicle_width_m,
         )
         return WorldSnapshot(
@@ -1133,8 +1131,12 @@ class SumoWorld:
             xy=xy,
             heading=np.array([*heading, *(sumo_heading(r[tc.VAR_ANGLE]) for r in rows)]),
             speed=np.array([*speed, *(r[tc.VAR_SPEED] for r in rows)], dtype=float),
-            length=np.array([self.fleet_config.vehicle_length_m] * n_cars + [6.5] * n_ev),
-            width=np.array([self.fleet_config.vehicle_width_m] * n_cars + [2.16] * n_ev),
+            length=np.array(
+                [self.fleet_config.vehicle_length_m] * n_cars + [AMBULANCE_LENGTH_M] * n_ev
+            ),
+            width=np.array(
+                [self.fleet_config.vehicle_width_m] * n_cars + [AMBULANCE_WIDTH_M] * n_ev
+            ),
             lane_ids=(*lanes, *(r.get(tc.VAR_LANE_ID, "") for r in rows)),
             lane_pos=np.array([*lane_pos, *(r[tc.VAR_LANEPOSITION] for r in rows)], dtype=float),
             sirens=(False,) * n_cars + (True,) * n_ev,

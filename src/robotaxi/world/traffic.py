@@ -7,6 +7,7 @@ repeated run with the same seed reads the same files and is deterministic.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -30,6 +31,15 @@ PROBE_LAG_S = 90.0
 # SUMO's travel time per edge for routing around jams: updated every 10 s and averaged over
 # the last 18 updates (3 minutes), long enough to smooth a signal's cycle, short enough to see
 # a queue build (SUMO's default: every second, over 180 updates)
+AMBULANCE_LENGTH_M = 6.5  # the ambulances' vType (`vehicle_types_xml`)
+AMBULANCE_WIDTH_M = 2.16
+
+
+def sumo_heading(angle_deg: float) -> float:
+    """SUMO's angle (degrees clockwise from north) → ours (radians counter-clockwise from east)."""
+    return math.radians(90.0 - angle_deg)
+
+
 REROUTING_OPTIONS = (
     "--device.rerouting.adaptation-interval", "10",
     "--device.rerouting.adaptation-steps", "18",
@@ -65,7 +75,8 @@ def vehicle_types_xml(
     </vType>
     <vType id="{PROBE_TYPE}" vClass="passenger" color="0,160,255" sigma="0.5"/>
     <vType id="{CAR_TYPE}" vClass="passenger" color="150,150,170" sigma="0.3"/>
-    <vType id="{AMBULANCE_TYPE}" vClass="emergency" length="6.5" width="2.16" color="255,40,40"
+    <vType id="{AMBULANCE_TYPE}" vClass="emergency" length="{AMBULANCE_LENGTH_M}"
+           width="{AMBULANCE_WIDTH_M}" color="255,40,40"
            guiShape="emergency" speedFactor="1.3" accel="2.6" decel="5" sigma="0.2"
            jmDriveRedSpeed="13.89" minGap="2.5">
         <param key="has.bluelight.device" value="true"/>
