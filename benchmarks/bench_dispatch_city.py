@@ -1,7 +1,9 @@
 """City-scale dispatch: each request's nearest cars from bounded searches, against the full matrix.
 
 Run: .venv/bin/python benchmarks/bench_dispatch_city.py [--batches 250] [--baseline-batches 20]
-Writes benchmarks/results/dispatch_city.json and dispatch_city.md.
+Writes benchmarks/results/dispatch_city.json and dispatch_city.md. To iterate, a part of it:
+`--batches 20 --fleets 3000 --sources stress --out /tmp/dispatch` (a part never overwrites the
+results: it needs --out).
 
 The whole San Francisco network (`sf`, ../shared/data), batches of 300 waiting requests, two
 ways:
@@ -480,8 +482,23 @@ def main() -> None:
         "--baseline-batches", type=int, nargs=2, default=(20, 10), metavar=("AT_1000", "AT_3000"),
         help="batches of each size also timed on today's path (default 20 and 10)",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--fleets", type=int, nargs="+", default=list(FLEETS), choices=FLEETS,
+        help="fleet sizes to run (default both)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sources", nargs="+", default=["run", "stress"], choices=["run", "stress"],
+        help="batches from a run of the service, stress batches, or both (default)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help=f"default {RESULTS}")
     args = parser.parse_args()
+    part = set(args.fleets) != set(FLEETS) or set(args.sources) != {"run", "stress"}
+    if args.out is None:
+        if part:
+            parser.error("a part of the benchmark (--fleets, --sources) needs --out")
+        args.out = RESULTS
+    fleets = [(c, b) for c, b in zip(FLEETS, args.baseline_batches, strict=True)
+              if c in args.fleets]  # fmt: skip
     started = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
     print("loading the sf map ...", file=sys.stderr, flush=True)
@@ -494,7 +511,7 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     ref_built = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as work:
-        for cars, base in zip(FLEETS, args.baseline_batches, strict=True):
+        for cars, base in fleets if "run" in args.sources else []:
             print(f"running the service with {cars} cars to record its batches ...",
                   file=sys.stderr, flush=True)  # fmt: skip
             recorded, run_pools, meta = record_run(
@@ -511,9 +528,10 @@ def main() -> None:
             )  # fmt: skip
     rng = np.random.default_rng(SEED)
     pools = make_pools(graph, road_map, rng)
-    ref, built = reference(graph, pools)
-    ref_built += built
-    for cars, base in zip(FLEETS, args.baseline_batches, strict=True):
+    if "stress" in args.sources:
+        ref, built = reference(graph, pools)
+        ref_built += built
+    for cars, base in fleets if "stress" in args.sources else []:
         sizes.append(
             run_size(
                 graph, stress(pools, graph, cars), ref, cars,
@@ -529,7 +547,8 @@ def main() -> None:
             "17:00-19:00)",
             "runs": runs,
             "requests": REQUESTS,
-            "fleets": list(FLEETS),
+            "fleets": [c for c, _ in fleets],
+            "sources": list(args.sources),
             "nearest": dispatch.NEAREST_CARS,
             "keep": dispatch.KEEP_CARS,
             "max_rounds": dispatch.MAX_ROUNDS,
