@@ -6,6 +6,7 @@ one runs raises `WorldError` instead of silently sharing state.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import xml.etree.ElementTree as ET
@@ -43,6 +44,7 @@ from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, LaneClo
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.background import DAY_S, count_vehicles, plan_bay_area_routes
 from robotaxi.world.meso_fleet import MESO_CAR_VARS, MesoFleet, Spot
+from robotaxi.world.sumo_log import QuietStderr, teleports_in_log
 from robotaxi.world.traffic import (
     AMBULANCE_LENGTH_M,
     AMBULANCE_TYPE,
@@ -237,6 +239,9 @@ class SumoWorld:
         self.end_s = end_s
         self.work_dir = work_dir
         self._statistics_file = work_dir / "sumo-statistics.xml"
+        # meso: SUMO names the cars it teleported only in its warnings (`world.sumo_log`)
+        self._warnings_file = work_dir / "sumo-warnings.log"
+        self._quiet: QuietStderr | None = None
         self._last_rows: dict[str, dict[int, Any]] = {}  # the last tick's subscriptions
         self.background = background
         self.setup = setup if setup is not None else SumoSetup()
@@ -320,9 +325,14 @@ class SumoWorld:
         cmd += self.setup.extra_args
         # SUMO's own tally at the end: why its cars teleported (read by `close`)
         cmd += ["--statistic-output", str(self._statistics_file)]
+        if self._meso is not None:
+            cmd[cmd.index("--no-warnings") + 1] = "false"
+            cmd += ["--error-log", str(self._warnings_file)]
+            self._quiet = QuietStderr()
         os.environ.setdefault("SUMO_HOME", sumo_env()["SUMO_HOME"])
         try:
-            libsumo.start(cmd)
+            with self._quiet or contextlib.nullcontext():
+                libsumo.start(cmd)
         except libsumo.TraCIException as exc:
             raise WorldError(f"SUMO did not start: {exc}") from None
         self._started = True
@@ -369,9 +379,27 @@ class SumoWorld:
             for vid in (self._egos | self._active_evs) & alive:
                 libsumo.vehicle.unsubscribeContext(vid, tc.CMD_GET_VEHICLE_VARIABLE, 0.0)
             # a robotaxi taken over (`take_over`) is subscribed; our own egos are not
-            close_sumo(sorted((self._egos | self._moved) & alive), self._robotaxi_set)
+            with self._quiet or contextlib.nullcontext():
+                close_sumo(sorted((self._egos | self._moved) & alive), self._robotaxi_set)
             self._started = False
             self.stats.teleports_by_cause = teleport_causes(self._statistics_file)
+            if self._quiet is not None:
+                self._quiet.close()
+                self._quiet = None
+                self._count_logged_teleports()
+
+    def _count_logged_teleports(self) -> None:
+        """meso: the run's teleports from SUMO's warnings (`world.sumo_log`), robotaxis' with
+        where they stood; the total from SUMO's statistics when it wrote them."""
+        logged = teleports_in_log(self._warnings_file)
+        by_cause = self.stats.teleports_by_cause
+        self.stats.teleports = sum(by_cause.values()) if by_cause else len(logged)
+        ours = [t for t in logged if t.vehicle in self._robotaxi_set]
+        self.stats.robotaxi_teleports = len(ours)
+        for t in ours:
+            street = self.road_map.edges[t.edge].name if t.edge in self.road_map.edges else ""
+            place = f"{street} ({t.edge})" if street else t.edge
+            self.stats.robotaxi_teleport_places.append((t.time_s, t.vehicle, place))
 
     def __enter__(self) -> SumoWorld:
         self.start()
@@ -702,7 +730,15 @@ class SumoWorld:
     # --- stepping -----------------------------------------------------------------------
 
     def step(self) -> None:
-        libsumo.simulation.step()
+        if self._quiet is not None:
+            with self._quiet:
+                libsumo.simulation.step()
+            # meso leaves its teleports out of the list below; its statistics count them
+            self.stats.teleports = int(
+                libsumo.simulation.getParameter("", "stats.teleports.total")
+            )
+        else:
+            libsumo.simulation.step()
         self._time_s = libsumo.simulation.getTime()
         sim = libsumo.simulation.getSubscriptionResults()
         teleported = sim.get(tc.VAR_TELEPORT_STARTING_VEHICLES_IDS, ())
