@@ -76,7 +76,8 @@ class WorldConfig(_Model):
     emergency_preemption: bool = Field(
         True,
         description="signals with emergency pre-emption give an ambulance with its siren on "
-        "the green on its approach (and the cross streets red)",
+        "the green on its approach (and the cross streets red); micro only (meso's signals "
+        "are a delay from their green split)",
     )
     preemption_range_m: float = Field(
         250.0, gt=0, description="how far before a pre-emption signal an ambulance calls it"

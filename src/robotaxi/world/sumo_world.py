@@ -783,7 +783,13 @@ class SumoWorld:
             self._cleared.pop(vid, None)
         if self.config.clear_way_for_emergency:
             self._clear_way()
-        if self.config.emergency_preemption and (self._active_evs or self._preempted):
+        # meso's signals are a delay from their green split (`--meso-tls-penalty`), not their
+        # phases, and libsumo has no getNextTLS there: pre-emption needs micro
+        if (
+            self.config.emergency_preemption
+            and self._meso is None
+            and (self._active_evs or self._preempted)
+        ):
             self._preempt_signals()
 
     def _preempt_signals(self) -> None:
