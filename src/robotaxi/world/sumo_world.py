@@ -453,7 +453,9 @@ class SumoWorld:
         """Carry out commands; returns those that failed with the reason (the fleet retries)."""
         failed: list[CommandFailure] = []
         if self._meso is not None:
-            return self._apply_meso(commands)
+            # SUMO's warnings about our commands go to its log, not the console (`sumo_log`)
+            with self._quiet or contextlib.nullcontext():
+                return self._apply_meso(commands)
         for cmd in commands:
             if cmd.vehicle_id in self._dormant:
                 self._wake(cmd.vehicle_id)
