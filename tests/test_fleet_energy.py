@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from fakecity import mini_service
 from robotaxi.config import load_config
 from robotaxi.fleet.manager import VehicleStatus
@@ -56,3 +58,35 @@ def test_small_batteries_charge_and_no_ride_is_lost_to_an_empty_battery(tmp_path
     # and the service went on: most riders were served
     assert kpis["served_pct"] > 70
     assert energy["kwh_per_km"] is not None and energy["kwh_per_km"] > 0.276
+
+
+def test_a_tick_s_draws_as_arrays_are_each_car_s_own_draw_bit_for_bit() -> None:
+    """`FleetCharging.consume_slots` (the fleet's tick: a thousand cars as array operations)
+    against `consume` one car at a time: the same batteries, bit for bit; a plugged car
+    draws nothing; a car that runs empty is recorded once, with the trip it was on."""
+    from robotaxi.config.charging import EnergyConfig
+    from robotaxi.fleet.charging import Depot, FleetCharging
+
+    def fleet() -> FleetCharging:
+        out = FleetCharging(EnergyConfig(initial_soc=(0.1, 0.1)), [Depot("d", 0.0, 0.0, 1, 150.0)])
+        for k in range(30):
+            out.add_car(f"c{k}")
+        out.plan(0.0, {"c3": (0.0, 0.0)})
+        out.arrived("c3", 0.0)  # plugged: on the grid, not its battery
+        return out
+
+    one, many = fleet(), fleet()
+    rng = np.random.default_rng(11)
+    ids = list(many.batteries.cars)
+    slots = np.array([many.batteries.slot(v) for v in ids])
+    for tick in range(1, 40):
+        metres = rng.choice([0.0, -2.0, 500.0, 3000.0], size=len(ids))
+        parked = rng.integers(2, size=len(ids)).astype(bool)
+        trips = [f"t{tick}-{k}" if k % 3 else None for k in range(len(ids))]
+        for k, vid in enumerate(ids):
+            one.consume(vid, float(metres[k]), 60.0, parked=bool(parked[k]), now_s=60.0 * tick,
+                        trip_id=trips[k])  # fmt: skip
+        many.consume_slots(slots, metres, parked, trips.__getitem__, 60.0, 60.0 * tick)
+    assert [many.batteries.cars[v] for v in ids] == [one.batteries.cars[v] for v in ids]
+    assert many.batteries.cars["c3"].kwh_used == 0.0
+    assert many.batteries.empties == one.batteries.empties and many.batteries.empties

@@ -5,6 +5,7 @@ its odometer is the length of the streets it drove (SUMO 1.28's own meso distanc
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -201,22 +202,133 @@ def test_the_same_seed_gives_the_same_meso_service(
     assert log(again) == log(meso_run)
 
 
-def test_reading_only_the_cars_that_moved_changes_nothing(
+def _service_state(history: ServiceHistory) -> tuple[object, ...]:
+    """Everything a run's results are made of: every trip event (with its data), the KPIs
+    (energy and utilisation among them), every car's km and hours, the yields."""
+    kpis = fleet_kpis(history)
+    return (
+        [
+            (t, e.state.value, e.time.time_us, e.vehicle_id, sorted(e.data.items()))
+            for t, trip in sorted(history.trips.items())
+            for e in trip.events
+        ],
+        {k: v for k, v in kpis.items() if "wall" not in k and "real_time" not in k},
+        history.vehicles,
+        [
+            (y.vehicle_id, y.ev_id, y.in_range_at, y.stopped_at, y.resumed_at)
+            for y in history.yields
+        ],
+    )
+
+
+class _Everyone(set[str]):
+    """A set that holds every car and never lets one go: the tick's spot check then looks at
+    every idle car every tick, as it did before it kept the cars whose spot was taken."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+    def __bool__(self) -> bool:
+        return True
+
+    def discard(self, item: object) -> None:
+        pass
+
+
+def _reference_update(self: Any, results: dict[str, Any]) -> Any:
+    """`MesoFleet.update` as it was: each reported row through `report` and `write`."""
+    now_driving = set()
+    for vid, row in results.items():
+        if vid in self.table.slot:
+            self.table.write(vid, self.report(vid, row))
+            now_driving.add(vid)
+    for vid in self._driving - now_driving:
+        self.table.write(vid, self.report(vid, None))
+    self._driving = now_driving
+    return self.table
+
+
+def _subscribed_read(self: Any) -> dict[str, Any]:
+    """`MesoFleet.read` through subscriptions, as the cars in SUMO were read before."""
+    import libsumo
+
+    from robotaxi.world.meso_fleet import MESO_CAR_VARS
+
+    subscribed = libsumo.vehicle.getAllSubscriptionResults()
+    for vid in self._in_sumo:
+        if vid not in subscribed:
+            with contextlib.suppress(libsumo.TraCIException):  # it arrived this step
+                libsumo.vehicle.subscribe(vid, MESO_CAR_VARS)
+    results = libsumo.vehicle.getAllSubscriptionResults()
+    return {vid: results[vid] for vid in self._in_sumo if results.get(vid)}
+
+
+def _reference_consume(
+    self: Any,
+    slots: Any,
+    distance_m: Any,
+    parked: Any,
+    trip_of: Any,
+    duration_s: float,
+    now_s: float,
+) -> list[Any]:
+    """`FleetCharging.consume_slots` as one `consume` per car, the plain arithmetic."""
+    ids = {self.batteries.slot(v): v for v in self.batteries.cars}
+    out = []
+    for k, slot in enumerate(slots.tolist()):
+        empty = self.consume(
+            ids[slot], float(distance_m[k]), duration_s, parked=bool(parked[k]), now_s=now_s,
+            trip_id=trip_of(k),
+        )  # fmt: skip
+        if empty is not None:
+            out.append(empty)
+    return out
+
+
+def test_the_tick_s_shortcuts_change_nothing(
     meso_run: ServiceHistory, map_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fleet skips the rows that equal the last tick's (cars standing at kerbs); read in
-    full every tick, the run is the same: every event, every battery, every car's hours."""
+    """The fleet tick skips work for a large fleet: the rows that equal the last tick's
+    (cars standing at kerbs), the spot check of idle cars that still hold their spot, the
+    battery loop (array operations); the world reads its driving cars with getters, not
+    subscriptions, and writes their rows straight into its table. With every shortcut
+    undone the run is the same: every event, every battery, every car's hours."""
+    from robotaxi.fleet.charging import FleetCharging
     from robotaxi.fleet.manager import FleetManager
+    from robotaxi.world.meso_fleet import MesoFleet
 
     monkeypatch.setattr(FleetManager, "_unchanged_rows", lambda self, snap: [False] * len(snap.ids))
+    init = FleetManager.__init__
+
+    def everyone(self: FleetManager, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self._spot_lost = _Everyone()
+
+    monkeypatch.setattr(FleetManager, "__init__", everyone)
+    monkeypatch.setattr(MesoFleet, "update", _reference_update)
+    monkeypatch.setattr(MesoFleet, "read", _subscribed_read)
+    monkeypatch.setattr(FleetCharging, "consume_slots", _reference_consume)
     full = _meso_grid_run(map_cache, tmp_path)
+    assert _service_state(full) == _service_state(meso_run)
 
-    def state(history: ServiceHistory) -> tuple[object, ...]:
-        kpis = fleet_kpis(history)
-        return (
-            [(t, e.state.value, e.time.time_us) for t, trip in sorted(history.trips.items())
-             for e in trip.events],
-            kpis["energy"], kpis["utilisation"],
-        )  # fmt: skip
 
-    assert state(full) == state(meso_run)
+def test_a_car_whose_spot_was_taken_is_known(
+    map_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The invariant the tick's spot check rests on, after every tick of a run: a car with
+    a target curb holds it, or is among the cars whose spot was taken (`_spot_lost`)."""
+    from robotaxi.fleet.manager import FleetManager
+
+    tick, checked = FleetManager.tick, []
+
+    def checked_tick(self: FleetManager, *args: Any, **kwargs: Any) -> Any:
+        out = tick(self, *args, **kwargs)
+        for v in self.vehicles.values():
+            if v.target_curb is not None and v.vehicle_id not in self._spot_lost:
+                assert self._holder.get(v.target_curb) == v.vehicle_id, v
+        checked.append(len(self._spot_lost))
+        return out
+
+    monkeypatch.setattr(FleetManager, "tick", checked_tick)
+    _meso_grid_run(map_cache, tmp_path, hours=10 / 60)
+    assert len(checked) > 600

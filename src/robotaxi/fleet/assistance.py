@@ -223,6 +223,11 @@ class AssistanceDesk:
         """Whether the desk follows this car (standing, or with an open request)."""
         return vehicle_id in self._standing_since or vehicle_id in self._open_of
 
+    def watched(self) -> set[str]:
+        """The cars the desk follows now (`watching`), at once: for a fleet that asks about
+        a thousand cars a tick."""
+        return self._standing_since.keys() | self._open_of.keys()
+
     # --- the tick ---------------------------------------------------------------------------
 
     def observe(

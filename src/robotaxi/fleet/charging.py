@@ -519,6 +519,28 @@ class FleetCharging:
             draws = [d for d in draws if d[0] not in skip]
         return self.batteries.consume_many(draws, duration_s, now_s)
 
+    def consume_slots(
+        self,
+        slots: IntArray,
+        distance_m: FloatArray,
+        parked: BoolArray,
+        trip_of: Callable[[int], str | None],
+        duration_s: float,
+        now_s: float,
+    ) -> list[EmptyBattery]:
+        """`consume_many` as arrays (`FleetBatteries.consume_slots`): the cars in `slots`
+        (`FleetBatteries.slot`), except those on a charger, which draw from the grid."""
+        plugged = [
+            self.batteries.slot(v) for v, s in self._open.items() if s.stage == ChargeStage.PLUGGED
+        ]
+        if plugged:
+            keep = np.flatnonzero(~np.isin(slots, plugged))
+            return self.batteries.consume_slots(
+                slots[keep], distance_m[keep], parked[keep],
+                lambda k: trip_of(int(keep[k])), duration_s, now_s,
+            )  # fmt: skip
+        return self.batteries.consume_slots(slots, distance_m, parked, trip_of, duration_s, now_s)
+
     def step(self, now_s: float, duration_s: float) -> list[str]:
         """Every tick, after `consume`: charge the plugged cars over the tick that ended at
         `now_s`. Returns the cars that reached their target and unplugged (in service again,

@@ -51,7 +51,7 @@ Units: energy kWh, power kW, distance m (km where the name says so), time s.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -59,7 +59,7 @@ import numpy as np
 
 from robotaxi.config.charging import EnergyConfig
 from robotaxi.core import DispatchError
-from robotaxi.core.types import BoolArray, FloatArray
+from robotaxi.core.types import BoolArray, FloatArray, IntArray
 
 Number = TypeVar("Number", float, FloatArray)
 # one car's draw over a tick: car, metres driven, parked all the tick, its trip (or None)
@@ -192,22 +192,105 @@ def route_m_upper_bound(eta_s: Number, max_speed_mps: float) -> Number:
 # --- the fleet's batteries --------------------------------------------------------------
 
 
-@dataclass
-class CarBattery:
-    """One car's battery and what it drew and took in so far (kWh, km)."""
+class _Columns:
+    """The fleet's battery figures that change every tick, one slot per car: state of charge,
+    kWh drawn and km driven (kWh). `FleetBatteries.consume_slots` updates a thousand cars
+    with a few array operations; each `CarBattery` reads and writes its own slot."""
 
-    vehicle_id: str
-    capacity_kwh: float
-    soc_kwh: float
-    km: float = 0.0
-    kwh_used: float = 0.0
-    kwh_charged: float = 0.0  # into the battery (the grid gave kwh_charged / dc_efficiency)
-    empty_since_s: float | None = None  # when it ran empty; None: it never did
+    __slots__ = ("km", "n", "soc", "used")
+
+    def __init__(self) -> None:
+        self.soc = np.zeros(0)
+        self.used = np.zeros(0)
+        self.km = np.zeros(0)
+        self.n = 0
+
+    def add(self, soc: float, used: float, km: float) -> int:
+        if self.n == len(self.soc):  # grow by doubling: slots stay where they are
+            size = max(16, 2 * self.n)
+            for name in ("soc", "used", "km"):
+                column = np.zeros(size)
+                column[: self.n] = getattr(self, name)[: self.n]
+                setattr(self, name, column)
+        k = self.n
+        self.soc[k], self.used[k], self.km[k] = soc, used, km
+        self.n += 1
+        return k
+
+
+class CarBattery:
+    """One car's battery and what it drew and took in so far (kWh, km). Its state of charge,
+    kWh used and km live in its fleet's columns (`FleetBatteries`), so that a tick's draws
+    are array operations; read and written here like plain attributes."""
+
+    __slots__ = ("_cols", "_k", "capacity_kwh", "empty_since_s", "kwh_charged", "vehicle_id")
+
+    def __init__(
+        self,
+        vehicle_id: str,
+        capacity_kwh: float,
+        soc_kwh: float,
+        km: float = 0.0,
+        kwh_used: float = 0.0,
+        kwh_charged: float = 0.0,  # into the battery (the grid gave kwh_charged / dc_efficiency)
+        empty_since_s: float | None = None,  # when it ran empty; None: it never did
+        *,
+        columns: _Columns | None = None,
+    ) -> None:
+        self.vehicle_id = vehicle_id
+        self.capacity_kwh = capacity_kwh
+        self.kwh_charged = kwh_charged
+        self.empty_since_s = empty_since_s
+        self._cols = columns if columns is not None else _Columns()
+        self._k = self._cols.add(soc_kwh, kwh_used, km)
+
+    @property
+    def soc_kwh(self) -> float:
+        return float(self._cols.soc[self._k])
+
+    @soc_kwh.setter
+    def soc_kwh(self, value: float) -> None:
+        self._cols.soc[self._k] = value
+
+    @property
+    def kwh_used(self) -> float:
+        return float(self._cols.used[self._k])
+
+    @kwh_used.setter
+    def kwh_used(self, value: float) -> None:
+        self._cols.used[self._k] = value
+
+    @property
+    def km(self) -> float:
+        return float(self._cols.km[self._k])
+
+    @km.setter
+    def km(self, value: float) -> None:
+        self._cols.km[self._k] = value
 
     @property
     def soc(self) -> float:
         """State of charge, 0–1."""
         return self.soc_kwh / self.capacity_kwh
+
+    def _values(self) -> tuple[object, ...]:
+        return (
+            self.vehicle_id, self.capacity_kwh, self.soc_kwh, self.km, self.kwh_used,
+            self.kwh_charged, self.empty_since_s,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CarBattery):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaced
+
+    def __repr__(self) -> str:
+        names = ("vehicle_id", "capacity_kwh", "soc_kwh", "km", "kwh_used", "kwh_charged",
+                 "empty_since_s")  # fmt: skip
+        body = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._values(), strict=True))
+        return f"CarBattery({body})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,15 +324,25 @@ class FleetBatteries:
     capacity_kwh: float = USABLE_BATTERY_KWH
     cars: dict[str, CarBattery] = field(default_factory=dict)
     empties: list[EmptyBattery] = field(default_factory=list)
+    _cols: _Columns = field(default_factory=_Columns, init=False, repr=False, compare=False)
+    _by_slot: list[CarBattery] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, config: EnergyConfig) -> FleetBatteries:
         return cls(ConsumptionModel.from_config(config), config.battery_usable_kwh)
 
     def add(self, vehicle_id: str, soc_kwh: float) -> CarBattery:
-        car = CarBattery(vehicle_id, self.capacity_kwh, min(max(soc_kwh, 0.0), self.capacity_kwh))
+        car = CarBattery(
+            vehicle_id, self.capacity_kwh, min(max(soc_kwh, 0.0), self.capacity_kwh),
+            columns=self._cols,
+        )  # fmt: skip
         self.cars[vehicle_id] = car
+        self._by_slot.append(car)
         return car
+
+    def slot(self, vehicle_id: str) -> int:
+        """The car's slot in the columns `consume_slots` works on."""
+        return self.cars[vehicle_id]._k
 
     def consume(
         self,
@@ -283,28 +376,52 @@ class FleetBatteries:
         self, draws: Iterable[Draw], duration_s: float, now_s: float
     ) -> list[EmptyBattery]:
         """`consume` for many cars over one tick of `duration_s` (each draw: car, metres,
-        parked, trip): the same arithmetic in one loop, for a thousand cars every tick.
+        parked, trip; each car at most once): the same arithmetic, bit for bit.
         Returns the records of the cars that just ran empty."""
-        model, cars, empties = self.model, self.cars, []
+        draws = list(draws)
+        slots = np.array([self.cars[d[0]]._k for d in draws], dtype=np.int64)
+        metres = np.array([d[1] for d in draws], dtype=float)
+        parked = np.array([d[2] for d in draws], dtype=bool)
+        return self.consume_slots(slots, metres, parked, lambda k: draws[k][3], duration_s, now_s)
+
+    def consume_slots(
+        self,
+        slots: IntArray,
+        distance_m: FloatArray,
+        parked: BoolArray,
+        trip_of: Callable[[int], str | None],
+        duration_s: float,
+        now_s: float,
+    ) -> list[EmptyBattery]:
+        """`consume` for the cars in `slots` (`slot`, each at most once) over one tick of
+        `duration_s`: `distance_m` and `parked` per car; `trip_of(k)` is the trip of the
+        k-th car (asked only of a car that runs empty). A thousand cars in a few array
+        operations, each element the same arithmetic as `consume`'s, bit for bit. Returns
+        the records of the cars that just ran empty, in the order of `slots`."""
+        model, cols = self.model, self._cols
         # exactly `ConsumptionModel.use_kwh`'s expression, term by term
-        per_km = model.drive_kwh_per_km
         parked_kwh = max(duration_s, 0.0) / 3600.0 * (model.autonomy_kw + model.parked_kw)
         driving_kwh = max(duration_s, 0.0) / 3600.0 * (model.autonomy_kw + 0.0)
-        for vehicle_id, distance_m, parked, trip_id in draws:
-            car = cars[vehicle_id]
-            metres = distance_m if distance_m > 0.0 else 0.0
-            kwh = metres / 1000.0 * per_km + (parked_kwh if parked else driving_kwh)
-            car.km += metres / 1000.0
-            car.kwh_used += kwh if kwh < car.soc_kwh else car.soc_kwh
-            car.soc_kwh -= kwh
-            if car.soc_kwh > 0:
-                continue
-            car.soc_kwh = 0.0
+        metres = np.where(distance_m > 0.0, distance_m, 0.0)
+        kwh = metres / 1000.0 * model.drive_kwh_per_km + np.where(parked, parked_kwh, driving_kwh)
+        cols.km[slots] += metres / 1000.0
+        soc = cols.soc[slots]
+        cols.used[slots] += np.where(kwh < soc, kwh, soc)
+        soc -= kwh
+        empty = ~(soc > 0)
+        if not empty.any():
+            cols.soc[slots] = soc
+            return []
+        soc[empty] = 0.0
+        cols.soc[slots] = soc
+        out = []
+        for k in np.flatnonzero(empty).tolist():
+            car = self._by_slot[int(slots[k])]
             if car.empty_since_s is None:
                 car.empty_since_s = now_s
-                empties.append(EmptyBattery(vehicle_id, now_s, trip_id))
-        self.empties.extend(empties)
-        return empties
+                out.append(EmptyBattery(car.vehicle_id, now_s, trip_of(k)))
+        self.empties.extend(out)
+        return out
 
     def charge(self, vehicle_id: str, kwh: float) -> None:
         """Put `kwh` into a car's battery (capped at its capacity)."""

@@ -90,6 +90,11 @@ class CurbStage(enum.StrEnum):
 OCCUPIED = (VehicleStatus.TO_DROPOFF,)
 MOVING = (VehicleStatus.TO_PICKUP, VehicleStatus.TO_DROPOFF, VehicleStatus.REBALANCING)
 AVAILABLE = (VehicleStatus.IDLE, VehicleStatus.REBALANCING)
+# `_advance` moves a car in these on only once it stands (arrived, or pulled over for its
+# rider): while it drives, the tick passes it by
+_ARRIVES_STOPPED = (VehicleStatus.TO_DROPOFF, VehicleStatus.REBALANCING, VehicleStatus.TO_CHARGER)
+# standing at a rider's curb: `_advance` moves it on when its curbside stage ends
+_AT_CURB = (VehicleStatus.AT_PICKUP, VehicleStatus.AT_DROPOFF)
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,10 @@ class FleetManager:
         self._waiting: list[str] = []  # requested, not yet assigned (arrival order)
         self._unbuckled: set[str] = set()  # trips whose rider undid the belt mid-ride
         self._last_rows: _Rows | None = None  # the last snapshot's rows (`_observe`)
+        # the snapshots' cars as the fleet's (`_row_cars`)
+        self._rows_of: (
+            tuple[tuple[tuple[str, ...], int], list[Vehicle | None], IntArray, IntArray] | None
+        ) = None
         # trips whose rider still waits for the car (requested, assigned, en route): the
         # patience check looks at these, not at every trip of the run
         self._before_pickup: dict[str, Trip] = {}
@@ -266,6 +275,10 @@ class FleetManager:
         # curb spot → the car that stands at it or drives to it: one car per spot (spots are
         # CURB_SPACING_M apart, so cars at different spots never overlap)
         self._holder: dict[int, str] = {}
+        # cars whose spot another car took (`_hold`) and that have not been looked at since
+        # as idle cars: every other car with a target curb holds it (the tick's spot check
+        # looks only at these, not at a thousand cars)
+        self._spot_lost: set[str] = set()
         # length (m) of each open trip's ride, for the battery check at dispatch
         self._ride_m: dict[str, float] = {}
         # trip → the car an operator pulled over on its way to that rider (stuck): never
@@ -292,7 +305,7 @@ class FleetManager:
         it; returns the spot it was given."""
         curb = self._free_curb_near(curb)
         v = Vehicle(vehicle_id, target_curb=curb)
-        self._holder[curb] = vehicle_id
+        self._hold(curb, vehicle_id)
         v.edge = self.map.curbs.edge_ids[curb]
         v.lane_pos = float(self.map.curbs.pos[curb])
         v.xy = (float(self.map.curbs.xy[curb, 0]), float(self.map.curbs.xy[curb, 1]))
@@ -319,17 +332,35 @@ class FleetManager:
         self._check_patience(now, out)
         self._check_seatbelts(now, out)
         idle, charging = VehicleStatus.IDLE, VehicleStatus.CHARGING
-        holder = self._holder
+        holder, lost = self._holder, self._spot_lost
+        to_pickup, at_curb, trips = VehicleStatus.TO_PICKUP, _AT_CURB, self.trips
+        assigned = S.ASSIGNED
         for v in self.vehicles.values():
-            if v.status is not idle and v.status is not charging:
-                self._advance(v, now, out)  # an idle or charging car has nothing to move on
-            if (
-                v.status is idle
-                and v.trip_id is None
-                and v.target_curb is not None
-                and holder.get(v.target_curb) != v.vehicle_id
-            ):
-                self._park_idle(v, v.target_curb)  # its spot went to another car
+            status = v.status
+            if status is not idle:
+                # an idle or charging car has nothing to move on; nor, this tick, has one that
+                # `_advance` would pass by (the same tests, cheaper)
+                if status is charging:
+                    continue
+                if v.stopped:
+                    if status in at_curb and now < v.timer_s:
+                        continue  # its rider is still at it
+                elif status in _ARRIVES_STOPPED or (
+                    status is to_pickup
+                    and (
+                        not v.trip_id
+                        or getattr(trips.get(v.trip_id), "state", None) is not assigned
+                    )
+                ):
+                    continue  # on its way, and under way already
+                self._advance(v, now, out)
+                if v.status is not idle:
+                    continue
+            # (a car not in `lost` holds its target curb)
+            if lost and v.vehicle_id in lost and v.trip_id is None and v.target_curb is not None:
+                lost.discard(v.vehicle_id)
+                if holder.get(v.target_curb) != v.vehicle_id:
+                    self._park_idle(v, v.target_curb)  # its spot went to another car
         if self.charging is not None:
             self._charge(now, plan=self._dispatch_due(now))
         if ev_stops is not None:
@@ -390,54 +421,90 @@ class FleetManager:
         dt = max(now - self._last_t, 0.0)
         self._last_t = now
         self._dt = dt
-        # plain lists: indexing numpy arrays one element at a time costs more than the rest
-        xs, ys = snapshot.xy[:, 0].tolist(), snapshot.xy[:, 1].tolist()
-        lane_pos, heading = snapshot.lane_pos.tolist(), snapshot.heading.tolist()
-        speed = snapshot.speed.tolist()
-        odometer = snapshot.odometer_m.tolist() if len(snapshot.odometer_m) else None
-        roads, stopped = snapshot.road_ids, snapshot.stopped
-        vehicles, draws = self.vehicles, []
-        idle = VehicleStatus.IDLE
-        same = self._unchanged_rows(snapshot)
-        for i, vid in enumerate(snapshot.ids):
-            v = vehicles.get(vid)
+        rows, keep, slots = self._row_cars(snapshot.ids)
+        same = np.asarray(self._unchanged_rows(snapshot), dtype=bool)
+        # the rows that changed (most of a large fleet stands at kerbs: their rows are last
+        # tick's, and only time passed for them); plain lists, as indexing numpy arrays one
+        # element at a time costs more than the rest
+        changed = np.flatnonzero(~same)
+        metres = np.zeros(len(rows))
+        if len(changed):
+            xy = snapshot.xy[changed]
+            xs, ys = xy[:, 0].tolist(), xy[:, 1].tolist()
+            lane_pos = snapshot.lane_pos[changed].tolist()
+            heading = snapshot.heading[changed].tolist()
+            speed = snapshot.speed[changed].tolist()
+            odometer = (
+                np.asarray(snapshot.odometer_m)[changed].tolist()
+                if len(snapshot.odometer_m)
+                else None
+            )
+            roads, stopped = snapshot.road_ids, snapshot.stopped
+            for j, i in enumerate(changed.tolist()):
+                v = rows[i]
+                if v is None:
+                    continue
+                road = roads[i] if roads else ""
+                if road and road[0] != ":":
+                    v.edge = road
+                v.lane_pos = lane_pos[j]
+                v.xy = (xs[j], ys[j])
+                v.heading = heading[j]
+                v.speed = speed[j]
+                v.stopped = bool(stopped[i]) if stopped else False
+                odo = odometer[j] if odometer is not None else v.odometer_m
+                step_m = odo - v.odometer_m
+                delta_km = step_m / 1000.0 if step_m > 0.0 else 0.0
+                v.odometer_m = odo
+                # a car that runs empty is recorded there (`energy.rides_lost_...`): the
+                # dispatch check below is what keeps that at zero
+                metres[i] = 1000.0 * delta_km
+                if v.status in OCCUPIED:
+                    v.km_occupied += delta_km
+                else:
+                    v.km_empty += delta_km
+        # every car in the snapshot: its time, and whether it stands (for its battery)
+        idle, occupied = VehicleStatus.IDLE, VehicleStatus.TO_DROPOFF
+        parked: list[bool] = []
+        standing = parked.append
+        for v in rows:
             if v is None:
                 continue
-            if same[i]:  # its row is last tick's: standing where it stood, only time passed
-                status = v.status
-                draws.append((vid, 0.0, v.stopped and status not in MOVING, v.trip_id))
-                if status in OCCUPIED:
-                    v.occupied_s += dt
-                if status != idle or v.trip_id is not None:
-                    v.busy_s += dt
-                continue
-            road = roads[i] if roads else ""
-            if road and road[0] != ":":
-                v.edge = road
-            v.lane_pos = lane_pos[i]
-            v.xy = (xs[i], ys[i])
-            v.heading = heading[i]
-            v.speed = speed[i]
-            v.stopped = bool(stopped[i]) if stopped else False
-            odo = odometer[i] if odometer is not None else v.odometer_m
-            metres = odo - v.odometer_m
-            delta_km = metres / 1000.0 if metres > 0.0 else 0.0
-            v.odometer_m = odo
             status = v.status
-            # a car that runs empty is recorded there (`energy.rides_lost_...`): the
-            # dispatch check below is what keeps that at zero
-            draws.append((vid, 1000.0 * delta_km, v.stopped and status not in MOVING, v.trip_id))
-            if status in OCCUPIED:
-                v.km_occupied += delta_km
+            standing(v.stopped and status not in MOVING)
+            if status is idle and v.trip_id is None:
+                continue  # not busy (and an idle car has no rider)
+            if status is occupied:
                 v.occupied_s += dt
-            else:
-                v.km_empty += delta_km
-            if status != idle or v.trip_id is not None:
-                v.busy_s += dt
+            v.busy_s += dt
         if self.charging is not None and dt > 0:
-            self.charging.consume_many(draws, dt, now)
+            fleet_rows = [rows[i] for i in keep.tolist()] if len(keep) < len(rows) else rows
+            self.charging.consume_slots(
+                slots, metres[keep], np.array(parked, dtype=bool),
+                lambda k: fleet_rows[k].trip_id,  # type: ignore[union-attr]
+                dt, now,
+            )  # fmt: skip
 
-    def _unchanged_rows(self, snapshot: WorldSnapshot) -> list[bool]:
+    def _row_cars(self, ids: tuple[str, ...]) -> tuple[list[Vehicle | None], IntArray, IntArray]:
+        """Per row of a snapshot with these `ids`: the fleet's car (None: not one of ours);
+        the rows that are cars of the fleet, and their battery slots (`FleetBatteries.slot`).
+        Kept while the snapshots name the same cars in the same order."""
+        key = (ids, len(self.vehicles))
+        cached = self._rows_of
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2], cached[3]
+        rows = [self.vehicles.get(vid) for vid in ids]
+        keep = np.array([i for i, v in enumerate(rows) if v is not None], dtype=np.int64)
+        slots = np.array(
+            [self.charging.batteries.slot(ids[i]) for i in keep.tolist()]
+            if self.charging is not None
+            else [],
+            dtype=np.int64,
+        )
+        self._rows_of = (key, rows, keep, slots)
+        return rows, keep, slots
+
+    def _unchanged_rows(self, snapshot: WorldSnapshot) -> BoolArray | list[bool]:
         """Per row of `snapshot`: True where the car's row equals the last tick's (the same
         cars in the same order, every field equal): most of a large fleet stands at kerbs."""
         now = _Rows.of(snapshot)
@@ -453,7 +520,7 @@ class FleetManager:
                 same &= a == b
         # (a car at the same point, heading and distance along its street, with the same
         # odometer, is on the same street: the streets are not compared)
-        return same.tolist()
+        return same
 
     def _at_target(self, v: Vehicle) -> bool:
         if not v.stopped or v.yielding is not None or v.target_curb is None:
@@ -691,17 +758,20 @@ class FleetManager:
     def _standing_cars(self) -> list[StandingCar]:
         """The cars the assistance desk looks at this tick: those standing on their way to a
         rider or a drop-off, and those it already follows."""
-        desk, cars = self.assistance, []
+        watched, cars = self.assistance.watched(), []
+        to_pickup, to_dropoff = VehicleStatus.TO_PICKUP, VehicleStatus.TO_DROPOFF
         for v in self.vehicles.values():
-            leg = (
-                "pickup"
-                if v.status == VehicleStatus.TO_PICKUP
-                else "dropoff"
-                if v.status == VehicleStatus.TO_DROPOFF
-                else ""
-            )
-            if (v.speed >= MOVING_MPS or not leg) and not desk.watching(v.vehicle_id):
-                continue  # moving, or parked with no ride: nothing to follow
+            status = v.status
+            if status is to_pickup:
+                leg = "pickup"
+            elif status is to_dropoff:
+                leg = "dropoff"
+            elif v.vehicle_id not in watched:
+                continue  # parked with no ride: nothing to follow
+            else:
+                leg = ""
+            if leg and v.speed >= MOVING_MPS and v.vehicle_id not in watched:
+                continue  # moving: nothing to follow
             held = (
                 bool(leg)
                 and v.trip_id is not None
@@ -823,6 +893,13 @@ class FleetManager:
                 return curb  # every spot is held: share
             k *= 4
 
+    def _hold(self, curb: int, vehicle_id: str) -> None:
+        """`vehicle_id` holds `curb` from now on; the car that held it, if another, lost it."""
+        before = self._holder.get(curb)
+        if before is not None and before != vehicle_id:
+            self._spot_lost.add(before)
+        self._holder[curb] = vehicle_id
+
     def _park_idle(self, v: Vehicle, curb: int) -> None:
         """Send a car with no rider to park at `curb`, or the nearest free spot."""
         self._send_to(v, self._free_curb_near(curb, v.vehicle_id))
@@ -837,7 +914,7 @@ class FleetManager:
                 self._park_idle(other, curb)
         if v.target_curb is not None and self._holder.get(v.target_curb) == v.vehicle_id:
             del self._holder[v.target_curb]
-        self._holder[curb] = v.vehicle_id
+        self._hold(curb, v.vehicle_id)
         v.target_curb = curb
         v.pending_command = DriveTo(
             v.vehicle_id,
@@ -978,17 +1055,22 @@ class FleetManager:
     def _yield_to_emergency(
         self, snapshot: WorldSnapshot, now: float, out: FleetTickResult
     ) -> None:
+        sirens, kinds = snapshot.sirens, snapshot.kinds
         ev_rows = (
             [
                 i
-                for i, k in enumerate(snapshot.kinds)
-                if k == AgentKind.EMERGENCY and snapshot.sirens[i]
+                for i in range(sirens.index(True), len(sirens))
+                if sirens[i] and kinds[i] == AgentKind.EMERGENCY
             ]
-            if True in snapshot.sirens
+            if True in sirens
             else []
-        )  # (no siren on: no row to look at)
+        )  # (no siren on: no row to look at; none before the first siren)
         ev_index = {snapshot.ids[i]: i for i in ev_rows}
-        reach = self.config.ev_yield_range_m
+        evs = [
+            (i, float(snapshot.xy[i, 0]), float(snapshot.xy[i, 1]), float(snapshot.heading[i]))
+            for i in ev_rows
+        ]
+        reach, lateral_m = self.config.ev_yield_range_m, self.config.ev_yield_lateral_m
         # no siren on the road: only the cars still pulled over for one have anything to do
         cars = (
             list(self.vehicles.values())
@@ -1043,9 +1125,13 @@ class FleetManager:
                 in (VehicleStatus.IDLE, VehicleStatus.AT_PICKUP, VehicleStatus.AT_DROPOFF)
             ):
                 continue  # parked at the curb, off the lane already
-            for i in ev_rows:
-                lon, lat, cos = _relative(v, snapshot, i)
-                if abs(lat) > self.config.ev_yield_lateral_m:
+            # `_relative` against each EV, its arithmetic term by term
+            vx, vy, vh = v.xy[0], v.xy[1], v.heading
+            ch, sh = math.cos(vh), math.sin(vh)
+            for i, ex, ey, eh in evs:
+                dx, dy = ex - vx, ey - vy
+                lon, lat, cos = dx * ch + dy * sh, -dx * sh + dy * ch, math.cos(eh - vh)
+                if abs(lat) > lateral_m:
                     continue
                 behind = cos > 0.7 and -reach <= lon < 0
                 head_on = cos < -0.7 and 0 < lon <= reach

@@ -705,6 +705,8 @@ class SumoWorld:
         otherwise teleport it. Cars our stack drives and parked cars are left alone."""
         now, wait = self._time_s, self.config.stuck_reroute_s
         results = libsumo.vehicle.getAllSubscriptionResults()
+        if self._meso is not None:  # meso's robotaxis are read, not subscribed
+            results = {**results, **self._meso.read()}
         slow = self._slow_since
         for vid in self.robotaxis:
             row = results.get(vid)
@@ -736,9 +738,7 @@ class SumoWorld:
             with self._quiet:
                 libsumo.simulation.step()
             # meso leaves its teleports out of the list below; its statistics count them
-            self.stats.teleports = int(
-                libsumo.simulation.getParameter("", "stats.teleports.total")
-            )
+            self.stats.teleports = int(libsumo.simulation.getParameter("", "stats.teleports.total"))
         else:
             libsumo.simulation.step()
         self._time_s = libsumo.simulation.getTime()
@@ -1079,9 +1079,11 @@ class SumoWorld:
         """Robotaxis and active ambulances, read from this step's subscriptions; with cars our
         stack drives, also what is around each of them, the signals and the collisions."""
         results = libsumo.vehicle.getAllSubscriptionResults()
-        self._last_rows = results
         if self._meso is not None:
-            return self._meso_snapshot(results)
+            cars = self._meso.read()  # meso's robotaxis are read, not subscribed
+            self._last_rows = {**results, **cars}
+            return self._meso_snapshot(results, cars)
+        self._last_rows = results
         ids = [v for v in self.robotaxis] + sorted(self._active_evs)
         rows: list[dict[int, Any]] = []
         kinds: list[AgentKind] = []
@@ -1146,43 +1148,58 @@ class SumoWorld:
             odometer_m=np.array([max(r.get(tc.VAR_DISTANCE, 0.0), 0.0) for r in rows], dtype=float),
         )
 
-    def _meso_snapshot(self, results: dict[str, dict[int, Any]]) -> WorldSnapshot:
-        """`snapshot` in meso: the robotaxis from the fleet's table (a car at the kerb is not
-        read again until it leaves), then the ambulances; no cars our stack drives."""
+    def _meso_snapshot(
+        self, results: dict[str, dict[int, Any]], cars: dict[str, dict[int, Any]]
+    ) -> WorldSnapshot:
+        """`snapshot` in meso: the robotaxis from the fleet's table (`cars`: the rows of those
+        in SUMO; a car at the kerb is not read again until it leaves), then the ambulances
+        (`results`: this step's subscriptions); no cars our stack drives."""
         assert self._meso is not None
-        t = self._meso.update(results)
+        t = self._meso.update(cars)
         evs = [ev for ev in sorted(self._active_evs) if results.get(ev)]
         rows = [results[ev] for ev in evs]
-        if all(t.present):
-            ids, x, y, heading, speed = t.ids, t.x, t.y, t.heading, t.speed
-            lane_pos, odometer, stopped, roads, lanes = (
-                t.lane_pos, t.odometer, t.stopped, t.roads, t.lanes,
-            )  # fmt: skip
+        n = t.n
+        if t.present[:n].all():
+            ids, roads, lanes, stopped = t.id_tuple, t.roads, t.lanes, t.stopped
+            xy, heading, speed = t.xy[:n], t.heading[:n], t.speed[:n]
+            lane_pos, odometer = t.lane_pos[:n], t.odometer[:n]
         else:  # a car SUMO lost: left out, as in micro
-            keep = [k for k, here in enumerate(t.present) if here]
-            ids, roads, lanes = _pick(t.ids, keep), _pick(t.roads, keep), _pick(t.lanes, keep)
-            x, y, heading = _pick(t.x, keep), _pick(t.y, keep), _pick(t.heading, keep)
-            speed, lane_pos = _pick(t.speed, keep), _pick(t.lane_pos, keep)
-            odometer, stopped = _pick(t.odometer, keep), _pick(t.stopped, keep)
+            keep = np.flatnonzero(t.present[:n])
+            picked = keep.tolist()
+            ids = tuple(_pick(t.ids, picked))
+            roads, lanes = _pick(t.roads, picked), _pick(t.lanes, picked)
+            stopped = _pick(t.stopped, picked)
+            xy, heading, speed = t.xy[keep], t.heading[keep], t.speed[keep]
+            lane_pos, odometer = t.lane_pos[keep], t.odometer[keep]
         n_cars, n_ev = len(ids), len(evs)
-        xy = np.array(
-            [*zip(x, y, strict=True), *(r[tc.VAR_POSITION] for r in rows)], dtype=float
-        ).reshape(n_cars + n_ev, 2)
+        # (concatenate copies the table's columns: the snapshot keeps this step's rows)
         return WorldSnapshot(
             time=self.time,
             ids=(*ids, *evs),
             kinds=(AgentKind.ROBOTAXI,) * n_cars + (AgentKind.EMERGENCY,) * n_ev,
-            xy=xy,
-            heading=np.array([*heading, *(sumo_heading(r[tc.VAR_ANGLE]) for r in rows)]),
-            speed=np.array([*speed, *(r[tc.VAR_SPEED] for r in rows)], dtype=float),
-            length=np.array(
-                [self.fleet_config.vehicle_length_m] * n_cars + [AMBULANCE_LENGTH_M] * n_ev
+            xy=np.concatenate(
+                [xy, np.array([r[tc.VAR_POSITION] for r in rows], dtype=float).reshape(n_ev, 2)]
             ),
-            width=np.array(
-                [self.fleet_config.vehicle_width_m] * n_cars + [AMBULANCE_WIDTH_M] * n_ev
+            heading=np.concatenate(
+                [heading, np.array([sumo_heading(r[tc.VAR_ANGLE]) for r in rows], dtype=float)]
+            ),
+            speed=np.concatenate([speed, np.array([r[tc.VAR_SPEED] for r in rows], dtype=float)]),
+            length=np.concatenate(
+                [
+                    np.full(n_cars, float(self.fleet_config.vehicle_length_m)),
+                    np.full(n_ev, AMBULANCE_LENGTH_M),
+                ]
+            ),
+            width=np.concatenate(
+                [
+                    np.full(n_cars, float(self.fleet_config.vehicle_width_m)),
+                    np.full(n_ev, AMBULANCE_WIDTH_M),
+                ]
             ),
             lane_ids=(*lanes, *(r.get(tc.VAR_LANE_ID, "") for r in rows)),
-            lane_pos=np.array([*lane_pos, *(r[tc.VAR_LANEPOSITION] for r in rows)], dtype=float),
+            lane_pos=np.concatenate(
+                [lane_pos, np.array([r[tc.VAR_LANEPOSITION] for r in rows], dtype=float)]
+            ),
             sirens=(False,) * n_cars + (True,) * n_ev,
             signals={},
             teleports=self.stats.teleports,
@@ -1190,8 +1207,11 @@ class SumoWorld:
             collisions=(),
             road_ids=(*roads, *(r[tc.VAR_ROAD_ID] for r in rows)),
             stopped=(*stopped, *(bool(r.get(tc.VAR_STOPSTATE, 0) & 1) for r in rows)),
-            odometer_m=np.array(
-                [*odometer, *(max(r.get(tc.VAR_DISTANCE, 0.0), 0.0) for r in rows)], dtype=float
+            odometer_m=np.concatenate(
+                [
+                    odometer,
+                    np.array([max(r.get(tc.VAR_DISTANCE, 0.0), 0.0) for r in rows], dtype=float),
+                ]
             ),
         )
 
