@@ -38,3 +38,30 @@ def test_bounded_route_is_the_fastest_even_when_its_first_bound_falls_short(grid
         straight = float(np.hypot(*(graph._end_xy[a] - graph._end_xy[b])))
         widened += dist[b] > max(3.0 * straight / graph._top_speed, 60.0)
     assert widened >= 10  # the test exercises the widening, not only the first bound
+
+
+def test_a_route_asked_again_is_the_same_until_the_travel_times_change(grid_graph):
+    graph = copy.deepcopy(grid_graph)
+    rng = np.random.default_rng(5)
+    n = len(graph.edge_ids)
+    pairs = [
+        (graph.edge_ids[int(a)], graph.edge_ids[int(b)]) for a, b in rng.integers(0, n, (40, 2))
+    ]
+    first = [graph.route(a, b) for a, b in pairs]
+    assert [graph.route(a, b) for a, b in pairs] == first  # answered from the cache
+    # new travel times: every answer is searched again on them (a fresh graph agrees)
+    slow = {
+        e: float(graph.travel_time[i] * rng.uniform(1.0, 20.0))
+        for i, e in enumerate(graph.edge_ids)
+    }
+    graph.update_travel_times(slow)
+    fresh = copy.deepcopy(grid_graph)
+    fresh.update_travel_times(slow)
+    again = [graph.route(a, b) for a, b in pairs]
+    assert again == [fresh.route(a, b) for a, b in pairs]
+    assert again != first  # the jam moved some routes
+    # a route around a street is never answered from (nor stored in) the cache
+    a, b = next((a, b) for (a, b), r in zip(pairs, again, strict=True) if len(r) > 3)
+    around = graph.route(a, b, avoid=again[pairs.index((a, b))][1:-1])
+    assert not set(around[1:-1]) & set(again[pairs.index((a, b))][1:-1])
+    assert graph.route(a, b) == again[pairs.index((a, b))]

@@ -52,6 +52,8 @@ LIMIT_BAND = 1.3
 LIMIT_SLACK_S = 2e-3
 # `RoutingGraph.route` doubles its search's bound up to this (s), then searches everything
 WHOLE_GRAPH_S = 1e5
+# `route` keeps at most this many answers per set of travel times (~100 B each plus the route)
+ROUTE_CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ class RoutingGraph:
         self._rev_ptr = self._reverse.indptr.astype(np.int64)
         self._rev_idx = self._reverse.indices.astype(np.int64)
         self._tiles = None  # their subgraphs hold the old travel times
+        # `route`'s answers for these travel times (a trip's legs are asked again and again:
+        # the ride's length when it opens, its leg, its length at arrival)
+        self._routes: dict[tuple[int, int], tuple[str, ...]] = {}
         return graph
 
     def update_travel_times(self, times_s: Mapping[str, float]) -> None:
@@ -541,10 +546,20 @@ class RoutingGraph:
             return (from_edge,)
         graph = self._graph
         banned = [self.index[e] for e in avoid if e in self.index]
-        if banned:
-            graph = graph.copy()
-            graph.data[np.isin(graph.indices, banned) & (graph.indices != b)] = 0.0
-            graph.eliminate_zeros()  # a zero weight is no arc
+        if not banned:
+            known = self._routes.get((a, b))
+            if known is None:
+                if len(self._routes) >= ROUTE_CACHE_SIZE:
+                    self._routes.clear()
+                known = self._routes[(a, b)] = self._fastest(graph, a, b)
+            return known
+        graph = graph.copy()
+        graph.data[np.isin(graph.indices, banned) & (graph.indices != b)] = 0.0
+        graph.eliminate_zeros()  # a zero weight is no arc
+        return self._fastest(graph, a, b)
+
+    def _fastest(self, graph: csr_matrix, a: int, b: int) -> tuple[str, ...]:
+        """`route` on `graph` from edge index `a` to `b`."""
         # a search bounded by a guess of the travel time, doubled until it reaches `b`: a
         # fastest route like the whole tree's (between routes of the same time it may pick
         # another), ~2x faster on the whole city, where most routes are a few minutes long
