@@ -14,6 +14,23 @@ from robotaxi.config import load_config
 from robotaxi.world.sumo_log import LoggedTeleport, teleports_in_log
 
 
+def _meso_world(
+    grid_map: Any, grid_graph: Any, tmp_path: Path, ambulances_per_hour: float, setup: Any = None
+) -> Any:
+    from robotaxi.world.sumo_world import SumoWorld
+
+    config = load_config(
+        overrides={
+            "world.traffic_model": "meso", "world.emergency_per_hour": ambulances_per_hour,
+            "fleet.size": 1,
+        }
+    )  # fmt: skip
+    return SumoWorld(
+        grid_map, grid_graph, config.world, config.fleet, seed=3, end_s=900.0,
+        work_dir=tmp_path / "w", background=False, setup=setup,
+    )  # fmt: skip
+
+
 def test_teleports_are_read_from_meso_and_micro_warnings(tmp_path: Path) -> None:
     log = tmp_path / "w.log"
     log.write_text(
@@ -35,7 +52,6 @@ def test_teleports_are_read_from_meso_and_micro_warnings(tmp_path: Path) -> None
 def test_a_meso_run_counts_the_car_sumo_teleported(
     grid_map: Any, grid_graph: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from robotaxi.world.sumo_world import SumoWorld
     from robotaxi.world.traffic import SumoSetup
 
     # a car whose route has a gap: it waits at the end of its first street until SUMO
@@ -45,15 +61,7 @@ def test_a_meso_run_counts_the_car_sumo_teleported(
         '<routes><vType id="t" vClass="passenger"/>'
         '<vehicle id="gap" type="t" depart="0"><route edges="A0A1 A10A9"/></vehicle></routes>'
     )
-    config = load_config(
-        overrides={
-            "world.traffic_model": "meso", "world.emergency_per_hour": 0.0, "fleet.size": 1,
-        }
-    )  # fmt: skip
-    world = SumoWorld(
-        grid_map, grid_graph, config.world, config.fleet, seed=3, end_s=600.0,
-        work_dir=tmp_path / "w", background=False, setup=SumoSetup(route_files=(routes,)),
-    )  # fmt: skip
+    world = _meso_world(grid_map, grid_graph, tmp_path, 0.0, SumoSetup(route_files=(routes,)))
     with world:
         seen_during_run = 0
         for _ in range(400):
@@ -74,17 +82,7 @@ def test_meso_runs_ambulances_without_signal_preemption_or_console_warnings(
 ) -> None:
     """meso's signals are a delay from their green split, not phases: no pre-emption there
     (libsumo has no getNextTLS in meso; its warning used to be hidden, now it would show)."""
-    from robotaxi.world.sumo_world import SumoWorld
-
-    config = load_config(
-        overrides={
-            "world.traffic_model": "meso", "world.emergency_per_hour": 30.0, "fleet.size": 1,
-        }
-    )  # fmt: skip
-    world = SumoWorld(
-        grid_map, grid_graph, config.world, config.fleet, seed=3, end_s=900.0,
-        work_dir=tmp_path / "w", background=False,
-    )  # fmt: skip
+    world = _meso_world(grid_map, grid_graph, tmp_path, 30.0)
     with world:
         sirens = 0
         for _ in range(900):
