@@ -116,8 +116,8 @@ class TrailRecorder(Callback):
         xmin, ymin, xmax, ymax = self._box
         snapshot = tick.snapshot
         full = False
-        for i, vid in enumerate(snapshot.ids):
-            x, y = float(snapshot.xy[i, 0]), float(snapshot.xy[i, 1])
+        # one conversion to Python floats, not two numpy scalar reads per car
+        for vid, (x, y) in zip(snapshot.ids, snapshot.xy.tolist(), strict=True):
             # a car between teleport and re-insertion reports a bogus position
             if xmin <= x <= xmax and ymin <= y <= ymax:
                 trail = self._trails.get(vid)
