@@ -89,7 +89,12 @@ from robotaxi.fleet.manager import EvStop
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.sim.drive import EV_REACTIONS, default_planner
 from robotaxi.sim.ego import KERB_BEHAVIOURS, EgoCar
-from robotaxi.sim.scenario_operator import HELD_BY_LINE_NOTE, held_by_line, leave_span
+from robotaxi.sim.scenario_operator import (
+    HELD_BY_LINE_NOTE,
+    held_by_line,
+    lanes_beside_closed,
+    leave_span,
+)
 from robotaxi.sim.sensors import CarSensors
 from robotaxi.sim.sensors.cameras import StaticOccluders
 
@@ -541,23 +546,13 @@ class AutonomousDriver:
             prefix = ("junction",)
         if prefix:
             return "it is inside a junction: answer again in a moment"
-        if here != edge:
-            return f"it is on {here} now, no longer on {edge}"
-        street = self.map.edges[edge].name or edge
-        lanes = self.map.robotaxi_lanes(self.map.edges[edge])
-        if len(lanes) < 2:
-            return f"{street} has one lane in its direction: there is no other lane to use"
-        room, needed = self._room_ahead(car)
-        if room < needed:
-            return (
-                f"it stands {room:.1f} m behind what blocks its lane, too close to steer out "
-                f"into the next lane (it needs {needed:.1f} m and cannot back up)"
-            )
-        ahead = self._edges_ahead(car)
-        # one lane over, to the left first (the way a driver passes)
-        beside = sorted(
-            (x for x in lanes if abs(x.index - lane_index) == 1), key=lambda x: -x.index
+        reason, beside = lanes_beside_closed(
+            self.map, edge, here, lane_index, lambda: self._room_ahead(car)
         )
+        if reason:
+            return reason
+        street = self.map.edges[edge].name or edge
+        ahead = self._edges_ahead(car)
         for target in beside:
             try:
                 self._switched_route(car, LaneSwitch(target.index, 0.0, 1.0), lane_index)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,7 @@ from robotaxi.core import AgentState, ScenarioError, VehicleEvent
 from robotaxi.core.commands import AvoidStreet, LaneClosed, PassOpposite, VehicleCommand
 from robotaxi.core.types import FloatArray
 from robotaxi.fleet.assistance import SENT_ANSWERS, AssistanceDesk, AssistAnswer, StandingCar
-from robotaxi.map import RoadMap
+from robotaxi.map import Lane, RoadMap
 from robotaxi.sim.ego import EgoCar
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,33 @@ L_HALF = IPACE.length_m / 2
 REAR_TO_CENTER = IPACE.rear_axle_to_center_m
 # what the car says of itself in its request while its stack waits behind a solid line
 HELD_BY_LINE_NOTE = "behind a blocker it may pass only across a solid centre line"
+
+
+def lanes_beside_closed(
+    road_map: RoadMap,
+    edge: str,
+    here: str,
+    lane_index: int,
+    room: Callable[[], tuple[float, float]],
+) -> tuple[str, list[Lane]]:
+    """What a car told its lane on `edge` is closed checks first (it is on `edge` in lane
+    `lane_index`; `room()`: the room to what blocks it and the room it needs to steer out):
+    why it cannot leave the lane ("" if it may try), and the lanes one over, to the left
+    first (the way a driver passes)."""
+    if here != edge:
+        return f"it is on {here} now, no longer on {edge}", []
+    street = road_map.edges[edge].name or edge
+    lanes = road_map.robotaxi_lanes(road_map.edges[edge])
+    if len(lanes) < 2:
+        return f"{street} has one lane in its direction: there is no other lane to use", []
+    room_m, needed = room()
+    if room_m < needed:
+        return (
+            f"it stands {room_m:.1f} m behind what blocks its lane, too close to steer out "
+            f"into the next lane (it needs {needed:.1f} m and cannot back up)"
+        ), []
+    beside = sorted((x for x in lanes if abs(x.index - lane_index) == 1), key=lambda x: -x.index)
+    return "", beside
 
 
 def leave_span(
@@ -187,22 +214,12 @@ class ScenarioOperator:
         if where is None:
             return "it is inside a junction: answer again in a moment"
         here, edge_index, lane_index = where
-        if here != edge:
-            return f"it is on {here} now, no longer on {edge}"
-        street = self.map.edges[edge].name or edge
-        lanes = self.map.robotaxi_lanes(self.map.edges[edge])
-        if len(lanes) < 2:
-            return f"{street} has one lane in its direction: there is no other lane to use"
-        room, needed = self._room(car, s_center)
-        if room < needed:
-            return (
-                f"it stands {room:.1f} m behind what blocks its lane, too close to steer out "
-                f"into the next lane (it needs {needed:.1f} m and cannot back up)"
-            )
-        # one lane over, to the left first (the way a driver passes)
-        beside = sorted(
-            (x for x in lanes if abs(x.index - lane_index) == 1), key=lambda x: -x.index
+        reason, beside = lanes_beside_closed(
+            self.map, edge, here, lane_index, lambda: self._room(car, s_center)
         )
+        if reason:
+            return reason
+        street = self.map.edges[edge].name or edge
         for target in beside:
             try:
                 self._switched(LaneSwitch(target.index, 0.0, 1.0, edge_index))
