@@ -36,7 +36,9 @@ def register(sub: Any) -> None:
         help="SUMO's mesoscopic queue model (default: ~14x faster on the whole city) or micro",
     )  # fmt: skip
     p.add_argument("--periods", default="AM,MD,PM", help="periods to fit, e.g. AM,PM")
-    p.add_argument("--warmup-min", type=float, default=30.0, help="warm-up before each window")
+    p.add_argument(
+        "--warmup-min", type=float, default=180.0, help="warm-up before each window (min)"
+    )
     p.add_argument("--window-min", type=float, default=60.0, help="measured minutes per period")
     p.add_argument("--scale", type=float, default=None, help="evaluate this scale only (no search)")
     p.add_argument("--start-scale", type=float, default=0.5, help="first candidate scale")
@@ -191,7 +193,12 @@ def _calibrate(
 
     started = time.perf_counter()
     with console.status(f"building {args.city} and reading INRIX…"):
-        built = build_network(args.city, data_dir, args.cache_dir or MapConfig().cache_dir)
+        built = build_network(
+            args.city,
+            data_dir,
+            args.cache_dir or MapConfig().cache_dir,
+            traffic_model=settings.traffic_model,
+        )
         allowed = frozenset(RoutingGraph(load_map(built)).index)
         edges = cal.read_net_edges(built.net_file)
         inrix = cal.inrix_targets(cal.read_inrix(inrix_file), (*settings.periods, cal.EMPTY_PERIOD))

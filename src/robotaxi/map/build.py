@@ -8,6 +8,9 @@ Four sources, one result (a SUMO `.net.xml` plus a small geo-reference sidecar):
   north-east San Francisco (`sf-ne`);
 - a generated grid city through `netgenerate` (the built-in default, no data needed).
 
+SUMO's mesoscopic model gets the same network with every edge centre to centre
+(`meso_lengths`), cached beside it.
+
 The cache key hashes the input bytes, the options and the SUMO version, so a changed file
 or option rebuilds and an unchanged one is reused. Outputs are written to a temporary name
 and renamed into place, so a failed build never leaves a half-written network behind.
@@ -15,6 +18,7 @@ and renamed into place, so a failed build never leaves a half-written network be
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -30,6 +34,7 @@ import numpy as np
 
 from robotaxi.core.errors import DataNotFoundError, MapBuildError
 from robotaxi.core.types import FloatArray
+from robotaxi.map.meso_lengths import meso_lengths
 from robotaxi.map.restrictions import (
     RESTRICTIONS_SF,
     closed_edges,
@@ -43,6 +48,8 @@ from robotaxi.map.signal_clusters import SIGNAL_CLUSTER_M, signal_cluster_patch
 SF_MISSION_OSM = Path("sf/osm/sf_mission_2014.osm")
 SF_MATSIM = Path("sf/network/sf_matsim_network_epsg26743.xml.gz")
 SF_CITY_NODES = Path("sf/city/sf.nod.xml.gz")  # its edges: sf.edg.xml.gz beside it
+# bump when `meso_lengths` changes what it writes
+MESO_LENGTHS_VERSION = b"meso-lengths-v1"
 NAMED_CITIES = ("grid", "sf-mission", "sf-ne", "sf")
 # what each named city is built from, relative to the data folder, and how
 _NAMED_SOURCES: dict[str, tuple[str, Path]] = {
@@ -224,8 +231,28 @@ def _plain_edges(nodes: Path) -> Path:
     return nodes.with_name(nodes.name.replace(".nod.xml", ".edg.xml"))
 
 
-def build_network(city: str, data_dir: Path, cache_dir: Path) -> BuiltNetwork:
-    """Build (or reuse from the cache) the SUMO network for a named city or a file."""
+def build_network(
+    city: str, data_dir: Path, cache_dir: Path, *, traffic_model: str = "micro"
+) -> BuiltNetwork:
+    """Build (or reuse from the cache) the SUMO network for a named city or a file.
+
+    For SUMO's mesoscopic model (`traffic_model="meso"`) the network is the microscopic one
+    with every edge as long as it is centre to centre (`meso_lengths`: meso has no junction
+    interiors), cached beside it under the same name."""
+    built = _build_micro(city, data_dir, cache_dir)
+    if traffic_model != "meso":
+        return built
+    key = _hash(built.net_file.name.encode(), MESO_LENGTHS_VERSION)
+
+    def lengthen(out: Path) -> tuple[str, tuple[float, float]]:
+        meso_lengths(built.net_file, out)
+        return built.crs, built.offset
+
+    meso = _cached(cache_dir.resolve(), built.name, key, lengthen, f"{built.source} (meso lengths)")
+    return dataclasses.replace(meso, from_cache=meso.from_cache and built.from_cache)
+
+
+def _build_micro(city: str, data_dir: Path, cache_dir: Path) -> BuiltNetwork:
     kind, path = resolve_source(city, data_dir)
     cache_dir = cache_dir.resolve()
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -112,7 +112,12 @@ class ServiceHistory:
 
 
 def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
-    built = build_network(config.map.city, config.map.data_dir, config.map.cache_dir)
+    built = build_network(
+        config.map.city,
+        config.map.data_dir,
+        config.map.cache_dir,
+        traffic_model=config.world.traffic_model,
+    )
     road_map = load_map(built)
     if config.map.city == "sf":
         # San Francisco's own signals: only those DataSF lists with fire pre-emption

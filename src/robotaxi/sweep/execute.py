@@ -189,13 +189,16 @@ class Sweep:
         """Build each city's network once, here, so workers only read the cache."""
         from robotaxi.map import build_network
 
-        seen: set[tuple[str, str, str]] = set()
+        seen: set[tuple[str, str, str, str]] = set()
         for cell in cells:
             config = resolve_cell(cell, self.environment)
-            key = (config.map.city, str(config.map.data_dir), str(config.map.cache_dir))
+            model = config.world.traffic_model
+            key = (config.map.city, str(config.map.data_dir), str(config.map.cache_dir), model)
             if key not in seen:
                 seen.add(key)
-                build_network(config.map.city, config.map.data_dir, config.map.cache_dir)
+                build_network(
+                    config.map.city, config.map.data_dir, config.map.cache_dir, traffic_model=model
+                )
 
     def _record(self, cell: Cell, result: Mapping[str, Any] | None, error: str | None,
                 attempts: int) -> dict[str, Any]:  # fmt: skip

@@ -723,7 +723,9 @@ class SumoWorld:
             if now - since >= wait and now - self._rerouted_at.get(vid, -wait) >= wait:
                 try:
                     if self._meso is not None:
-                        self._meso.reroute(vid)
+                        # SUMO warns about the old arrival position: to its log (`sumo_log`)
+                        with self._quiet or contextlib.nullcontext():
+                            self._meso.reroute(vid)
                     else:
                         libsumo.vehicle.rerouteTraveltime(vid, False)
                 except (libsumo.TraCIException, WorldError):
