@@ -4,8 +4,8 @@ Run: .venv/bin/python benchmarks/bench_calibration.py [--budget-min 22] [--micro
      .venv/bin/python benchmarks/bench_calibration.py --from-json runs/calib/calibration.json
 Writes benchmarks/results/calibration.json, calibration.md and calibration.png.
 
-It is `robotaxi calibrate --city sf` (meso, AM/MD/PM, 30 min warm-up + 30 min measured per
-period, scales 0.05–1.0, teleport bound 0.5 %) with `--write-settings`, so the tracked
+It is `robotaxi calibrate --city sf` (meso, AM/MD/PM, 3 h warm-up + 30 min measured per
+period, scales 0.05–0.8, teleport bound 0.5 %) with `--write-settings`, so the tracked
 `config/cities/sf.yaml` gets the scale this benchmark reports. With `--micro-period`, the
 micro model is then measured at the chosen scale on that one period (`--scale`, no search;
 not written to the settings). `--from-json` only formats an earlier run's calibration.json.
@@ -197,7 +197,7 @@ def run() -> None:
     else:
         report = calibrate(
             args.out,
-            ["--warmup-min", "30", "--window-min", "30", "--max-scale", "1.0",
+            ["--warmup-min", "180", "--window-min", "30", "--max-scale", "0.8",
              "--budget-min", str(args.budget_min), "--write-settings"],
         )  # fmt: skip
     if args.micro_json is not None:
@@ -207,7 +207,7 @@ def run() -> None:
             args.out.with_name(args.out.name + "-micro"),
             ["--traffic-model", "micro", "--periods", args.micro_period,
              "--scale", str(report["scale"]), "--max-scale", "1.0",
-             "--warmup-min", "30", "--window-min", "30"],
+             "--warmup-min", "180", "--window-min", "30"],
         )  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "calibration.json").write_text(

@@ -53,7 +53,7 @@ class CalibrationSettings:
     Area's modelled car trips)."""
 
     periods: tuple[str, ...] = ("AM", "MD", "PM")
-    warmup_s: float = 1800.0
+    warmup_s: float = 10800.0  # from an empty city: queues build over the morning (see README)
     window_s: float = 3600.0
     traffic_model: Literal["micro", "meso"] = "meso"
     min_scale: float = 0.05
