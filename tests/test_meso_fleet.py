@@ -290,7 +290,8 @@ def test_the_tick_s_shortcuts_change_nothing(
 ) -> None:
     """The fleet tick skips work for a large fleet: the rows that equal the last tick's
     (cars standing at kerbs), the spot check of idle cars that still hold their spot, the
-    battery loop (array operations); the world reads its driving cars with getters, not
+    battery loop (array operations), the search for each ride's length (a bound stands in
+    until a battery check needs more); the world reads its driving cars with getters, not
     subscriptions, and writes their rows straight into its table. With every shortcut
     undone the run is the same: every event, every battery, every car's hours."""
     from robotaxi.fleet.charging import FleetCharging
@@ -308,8 +309,38 @@ def test_the_tick_s_shortcuts_change_nothing(
     monkeypatch.setattr(MesoFleet, "update", _reference_update)
     monkeypatch.setattr(MesoFleet, "read", _subscribed_read)
     monkeypatch.setattr(FleetCharging, "consume_slots", _reference_consume)
+    monkeypatch.setattr(FleetManager, "_note_ride", _ride_searched_at_request)
     full = _meso_grid_run(map_cache, tmp_path)
     assert _service_state(full) == _service_state(meso_run)
+
+
+def _ride_searched_at_request(self: Any, trip: Any) -> None:
+    """The battery check's ride length searched when the trip is requested (no bound)."""
+    self._ride_m[trip.trip_id] = self._direct_m(trip)
+
+
+def test_a_battery_check_refused_on_the_bound_asks_for_the_ride_s_length(
+    meso_run: ServiceHistory, map_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The battery check reads a bound on each ride's length; a pair it refuses on a bound
+    is checked again on the ride's length, by the travel times of its request. With no bound
+    worth having (every pair refused on it, so every ride searched, later) the run is the
+    same: every event, every battery, every car's hours."""
+    from robotaxi.fleet.manager import FleetManager
+    from robotaxi.map import RoutingGraph
+
+    monkeypatch.setattr(RoutingGraph, "route_length_bound_m", lambda self, a, b: float("inf"))
+    searched: list[str] = []
+    length = FleetManager._ride_length
+
+    def counted(self: FleetManager, trip: Any) -> float:
+        searched.append(trip.trip_id)
+        return length(self, trip)
+
+    monkeypatch.setattr(FleetManager, "_ride_length", counted)
+    late = _meso_grid_run(map_cache, tmp_path)
+    assert _service_state(late) == _service_state(meso_run)
+    assert len(set(searched)) >= 20  # the check went the long way for most rides
 
 
 def test_a_car_whose_spot_was_taken_is_known(

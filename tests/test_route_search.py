@@ -65,3 +65,40 @@ def test_a_route_asked_again_is_the_same_until_the_travel_times_change(grid_grap
     around = graph.route(a, b, avoid=again[pairs.index((a, b))][1:-1])
     assert not set(around[1:-1]) & set(again[pairs.index((a, b))][1:-1])
     assert graph.route(a, b) == again[pairs.index((a, b))]
+
+
+def test_the_length_bound_holds_and_old_travel_times_give_the_old_routes(grid_graph):
+    """`route_length_bound_m` is never below the summed length of `route`'s edges (jammed
+    or not), and is finite here; `route_under` answers by the travel times of `weights()`
+    after they changed: the routes `route` gave then, or a graph of those times gives."""
+    graph = copy.deepcopy(grid_graph)
+    rng = np.random.default_rng(11)
+    n = len(graph.edge_ids)
+    pairs = [
+        (graph.edge_ids[int(a)], graph.edge_ids[int(b)]) for a, b in rng.integers(0, n, (80, 2))
+    ]
+    sets, slack = [], []
+    for jam in (1.0, 30.0):
+        times = {
+            e: float(graph.travel_time[i] * rng.uniform(1.0, jam))
+            for i, e in enumerate(graph.edge_ids)
+        }
+        graph.update_travel_times(times)
+        for a, b in pairs:
+            route = graph.route(a, b)
+            length = sum(float(graph.length[graph.index[e]]) for e in route)
+            bound = graph.route_length_bound_m(a, b)
+            assert length <= bound < float("inf"), (a, b, length, bound)
+            slack.append(bound / length)
+        sets.append((times, [graph.route(a, b) for a, b in pairs], graph.weights()))
+    assert max(slack) > 1.5  # a bound, not the length: the test can tell them apart
+    (first_times, before, weights), (_, now, _) = sets
+    assert before != now  # the jam moved some routes
+    assert [graph.route_under(weights, a, b) for a, b in pairs] == before
+    # routes not asked under the old times: searched on them, as a graph of them finds them
+    old = copy.deepcopy(grid_graph)
+    old.update_travel_times(first_times)
+    assert [graph.route_under(weights, b, a) for a, b in pairs] == [
+        old.route(b, a) for a, b in pairs
+    ]
+    assert [graph.route_under(graph.weights(), a, b) for a, b in pairs] == now

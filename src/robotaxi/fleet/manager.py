@@ -55,6 +55,7 @@ from robotaxi.fleet.kpis import TripRecord
 from robotaxi.fleet.rebalance import pool_into_cells, rebalance_moves
 from robotaxi.fleet.trips import ALLOWED, Trip, greeting, new_trip
 from robotaxi.map import RoadMap, RoutingGraph
+from robotaxi.map.routing import RouteWeights
 
 S = TripState
 WALK_SPEED_MPS = 1.3
@@ -279,8 +280,11 @@ class FleetManager:
         # as idle cars: every other car with a target curb holds it (the tick's spot check
         # looks only at these, not at a thousand cars)
         self._spot_lost: set[str] = set()
-        # length (m) of each open trip's ride, for the battery check at dispatch
+        # length (m) of each open trip's ride, for the battery check at dispatch; until the
+        # check needs it, only an upper bound and the travel times it opened under (most
+        # cars can finish even the bound: the ride's route is searched only if one cannot)
         self._ride_m: dict[str, float] = {}
+        self._ride_bound: dict[str, tuple[float, RouteWeights]] = {}
         # trip → the car an operator pulled over on its way to that rider (stuck): never
         # sent to the same rider again while the rider still waits
         self._gave_up: dict[str, str] = {}
@@ -558,7 +562,7 @@ class FleetManager:
         self.trips[trip.trip_id] = trip
         self._before_pickup[trip.trip_id] = trip
         if self.charging is not None:
-            self._ride_m[trip.trip_id] = self._direct_m(trip)
+            self._note_ride(trip)
         self._waiting.append(trip.trip_id)
         out.events.extend(trip.events)  # the "requested" event
         return trip
@@ -842,6 +846,7 @@ class FleetManager:
         out.events.append(event)
         if state in (S.STARTED, S.CANCELLED):
             self._ride_m.pop(trip.trip_id, None)  # no more dispatch checks for it
+            self._ride_bound.pop(trip.trip_id, None)
         if state.terminal:
             self._ended.append((now, trip.trip_id))
 
@@ -1023,19 +1028,51 @@ class FleetManager:
             v.status = VehicleStatus.TO_CHARGER
             self._park_idle(v, int(idx[0]))
 
-    def _direct_m(self, trip: Trip) -> float:
-        """Length (m) of the fastest route between the trip's curb spots: the detour baseline."""
+    def _direct_m(self, trip: Trip, weights: RouteWeights | None = None) -> float:
+        """Length (m) of the fastest route between the trip's curb spots: the detour baseline
+        (by the travel times now, or by `weights`)."""
         curbs = self.map.curbs
         a, b = curbs.edge_ids[trip.pickup_curb], curbs.edge_ids[trip.dropoff_curb]
-        route = self.graph.route(a, b)
+        route = self.graph.route(a, b) if weights is None else self.graph.route_under(weights, a, b)
         if not route:
             return 0.0
-        length = sum(self.map.edges[e].length for e in route)
+        return self._curb_to_curb_m(trip, sum(self.map.edges[e].length for e in route))
+
+    def _curb_to_curb_m(self, trip: Trip, edges_m: float) -> float:
+        """From the summed length (m) of a route's edges, pick-up edge to drop-off edge, to
+        the metres between the trip's two curb spots."""
+        curbs = self.map.curbs
+        b = curbs.edge_ids[trip.dropoff_curb]
         return (
-            length
+            edges_m
             - float(curbs.pos[trip.pickup_curb])
             - (self.map.edges[b].length - float(curbs.pos[trip.dropoff_curb]))
         )
+
+    def _note_ride(self, trip: Trip) -> None:
+        """At a trip's request: an upper bound on its ride's length (`_direct_m`) for the
+        battery check, and the travel times to find the length by if the bound is too long
+        (`_ride_length`). The check's verdict only falls as the ride grows
+        (`can_accept_pairs`), so a pair it passes on the bound it passes on the length."""
+        if self.charging is None or not self.charging.model.plan_kwh(1.0) >= 0.0:
+            # (a model that plans less energy for a longer ride: no bound stands in)
+            self._ride_m[trip.trip_id] = self._direct_m(trip)
+            return
+        curbs = self.map.curbs
+        a, b = curbs.edge_ids[trip.pickup_curb], curbs.edge_ids[trip.dropoff_curb]
+        bound = self._curb_to_curb_m(trip, self.graph.route_length_bound_m(a, b))
+        self._ride_bound[trip.trip_id] = (max(bound, 0.0), self.graph.weights())
+
+    def _ride_length(self, trip: Trip) -> float:
+        """The ride's length (m) by the travel times of its request (`_direct_m` then)."""
+        known = self._ride_m.get(trip.trip_id)
+        if known is not None:
+            return known
+        noted = self._ride_bound.pop(trip.trip_id, None)
+        if noted is None:
+            return 0.0  # no battery check for it (it has started, or was never noted)
+        length = self._ride_m[trip.trip_id] = self._direct_m(trip, noted[1])
+        return length
 
     def _begin_driving(self, v: Vehicle, trip: Trip, now: float, out: FleetTickResult) -> None:
         self._event(
@@ -1363,12 +1400,28 @@ class FleetManager:
         if charging is None:
             return None
         ids = [v.vehicle_id for v in cars]
-        ride_m = np.array([self._ride_m.get(t.trip_id, 0.0) for t in trips])
+        # each ride's length, or a bound on it: only a pair refused on a bound asks for the
+        # length (and the check runs again), so the verdicts are the lengths' verdicts
+        ride_m = np.zeros(len(trips))
+        exact = np.ones(len(trips), dtype=bool)
+        for r, t in enumerate(trips):
+            known = self._ride_m.get(t.trip_id)
+            noted = self._ride_bound.get(t.trip_id)
+            if known is not None or noted is None:
+                ride_m[r] = known or 0.0
+            else:
+                ride_m[r], exact[r] = noted[0], False
         dropoff_xy = self.map.curbs.xy[[t.dropoff_curb for t in trips]]
         top_speed = self._top_speed_mps
 
         def can_finish(car: IntArray, request: IntArray, eta_s: FloatArray) -> BoolArray:
             pickup_m = route_m_upper_bound(eta_s, top_speed)
+            ok = charging.feasible(ids, car, request, pickup_m, ride_m, dropoff_xy)
+            on_bound = np.unique(np.asarray(request)[~ok & ~exact[request]])
+            if not on_bound.size:
+                return ok
+            for r in on_bound.tolist():
+                ride_m[r], exact[r] = self._ride_length(trips[r]), True
             return charging.feasible(ids, car, request, pickup_m, ride_m, dropoff_xy)
 
         return can_finish

@@ -54,6 +54,21 @@ LIMIT_SLACK_S = 2e-3
 WHOLE_GRAPH_S = 1e5
 # `route` keeps at most this many answers per set of travel times (~100 B each plus the route)
 ROUTE_CACHE_SIZE = 50_000
+# `route_length_bound_m`: a route is no slower than the way through a landmark edge; the
+# landmarks are the edges nearest the centres of a LANDMARK_GRID × LANDMARK_GRID split of the
+# map (one Dijkstra to them and one from them per set of travel times, ~5 ms each on the city)
+LANDMARK_GRID = 2
+# the bound's margin over rounding in the float sums it is compared with
+BOUND_REL, BOUND_ABS_M = 1e-6, 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class RouteWeights:
+    """The travel times `RoutingGraph.route` answered under at one time (a handle for
+    `route_under`): the graph of those times and the routes found on it."""
+
+    graph: csr_matrix
+    routes: dict[tuple[int, int], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -130,10 +145,17 @@ class RoutingGraph:
             [road_map.lanes[road_map.edges[e].lane_ids[0]].centerline[-1] for e in drivable],
             dtype=float,
         ).reshape(-1, 2)
-        # the tile of each edge (by its end), for pick-up searches (`_pickup_tiles`)
+        # the tile of each edge (by its end), for pick-up searches (`_pickup_tile`)
         cell = np.floor((self._end_xy - self._end_xy.min(axis=0, initial=0.0)) / TILE_M)
         self._tile_key = (cell[:, 0] * 100_003 + cell[:, 1]).astype(np.int64)
-        self._tiles: dict[int, tuple[IntArray, csr_matrix]] | None = None
+        order = np.argsort(self._tile_key, kind="stable")
+        keys, starts = np.unique(self._tile_key[order], return_index=True)
+        # each tile's own edges, and the starts of those edges (their predecessors' ends)
+        self._tile_sources: dict[int, IntArray] = {
+            int(key): np.union1d(own, _expand(self._pred_ptr, own, self._pred_idx)[1])
+            for key, own in zip(keys, np.split(order, starts[1:]), strict=True)
+        }
+        self._tiles: dict[int, tuple[IntArray, csr_matrix]] = {}
         self.travel_time = self.length / self.free_flow_speed
         self._top_speed = float(self.free_flow_speed.max())
         self._graph = self._build()
@@ -150,10 +172,11 @@ class RoutingGraph:
         self._reverse.sort_indices()
         self._rev_ptr = self._reverse.indptr.astype(np.int64)
         self._rev_idx = self._reverse.indices.astype(np.int64)
-        self._tiles = None  # their subgraphs hold the old travel times
+        self._tiles = {}  # their subgraphs hold the old travel times
         # `route`'s answers for these travel times (a trip's legs are asked again and again:
         # the ride's length when it opens, its leg, its length at arrival)
         self._routes: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._landmarks: tuple[FloatArray, FloatArray, float] | None = None
         return graph
 
     def update_travel_times(self, times_s: Mapping[str, float]) -> None:
@@ -162,10 +185,7 @@ class RoutingGraph:
             i = self.index.get(edge_id)
             if i is not None and np.isfinite(t) and t > 0:
                 self.travel_time[i] = t
-        searched = self._tiles is not None
         self._graph = self._build()
-        if searched:  # rebuild the pick-up search tiles now rather than in the next batch
-            self.prepare_pickup_search()
 
     def edge_time_from_ends(self, sources: Sequence[str]) -> FloatArray:
         """S×E: time from the end of each source edge to the end of every edge (inf if none)."""
@@ -410,7 +430,6 @@ class RoutingGraph:
         """Backward Dijkstra from each edge, to at least `limit[i]` s: (i, edge x, time from
         the end of x to the end of edges[i]) for every wanted x within reach (exact), and the
         reach of each search (searches that share a Dijkstra share its limit)."""
-        tiles = self._pickup_tiles()
         reach = np.array(limit, dtype=float)
         out: list[tuple[IntArray, IntArray, FloatArray]] = []
         # a tile holds everything within TILE_REACH_S of the start of its edges, so
@@ -420,7 +439,7 @@ class RoutingGraph:
         tile_of = self._tile_key[edges]
         for key in np.unique(tile_of[short]):
             group = np.flatnonzero(short & (tile_of == key))
-            nodes, sub = tiles[int(key)]
+            nodes, sub = self._pickup_tile(int(key))
             local = np.searchsorted(nodes, edges[group])
             reach[group] = np.minimum(limit[group].max(), tile_cap[group])
             out.append(self._search(sub, nodes, group, local, reach[group], wanted))
@@ -458,30 +477,26 @@ class RoutingGraph:
         return group[rows], edge, dist[rows, cols[at]]
 
     def prepare_pickup_search(self) -> int:
-        """Build what `pickup_candidates` searches on (its tiles; ≈0.1–0.3 s for the whole
-        city), if not built for the current travel times; the number of tiles. Done on first
-        use, and by `update_travel_times` once pick-ups have been searched."""
-        return len(self._pickup_tiles())
+        """Build what `pickup_candidates` searches on (every tile; ≈0.1–0.3 s for the whole
+        city), if not built for the current travel times; the number of tiles. Otherwise each
+        tile is built when a search first needs it, again after new travel times."""
+        for key in self._tile_sources:
+            self._pickup_tile(key)
+        return len(self._tiles)
 
-    def _pickup_tiles(self) -> dict[int, tuple[IntArray, csr_matrix]]:
-        """Per tile: the edges within TILE_REACH_S (backwards) of the start of the tile's own
-        edges, sorted, and the reverse graph among them. Built on first use, again after new
-        travel times."""
-        if self._tiles is None:
-            tiles: dict[int, tuple[IntArray, csr_matrix]] = {}
-            order = np.argsort(self._tile_key, kind="stable")
-            keys, starts = np.unique(self._tile_key[order], return_index=True)
-            for key, own in zip(keys, np.split(order, starts[1:]), strict=True):
-                # from the start of each own edge: from its predecessors' ends
-                starts_of = _expand(self._pred_ptr, own, self._pred_idx)[1]
-                sources = np.union1d(own, starts_of)
-                reach = dijkstra(
-                    self._reverse, directed=True, indices=sources, limit=TILE_REACH_S, min_only=True
-                )
-                nodes = np.flatnonzero(np.isfinite(reach))
-                tiles[int(key)] = (nodes, self._induced(nodes))
-            self._tiles = tiles
-        return self._tiles
+    def _pickup_tile(self, key: int) -> tuple[IntArray, csr_matrix]:
+        """The edges within TILE_REACH_S (backwards) of the start of tile `key`'s own edges,
+        sorted, and the reverse graph among them; built on first use per set of travel times
+        (a batch's pick-ups lie in a few tiles of the city)."""
+        tile = self._tiles.get(key)
+        if tile is None:
+            reach = dijkstra(
+                self._reverse, directed=True, indices=self._tile_sources[key],
+                limit=TILE_REACH_S, min_only=True,
+            )  # fmt: skip
+            nodes = np.flatnonzero(np.isfinite(reach))
+            tile = self._tiles[key] = (nodes, self._induced(nodes))
+        return tile
 
     def _induced(self, nodes: IntArray) -> csr_matrix:
         """The reverse graph restricted to `nodes` (sorted)."""
@@ -557,6 +572,51 @@ class RoutingGraph:
         graph.data[np.isin(graph.indices, banned) & (graph.indices != b)] = 0.0
         graph.eliminate_zeros()  # a zero weight is no arc
         return self._fastest(graph, a, b)
+
+    def weights(self) -> RouteWeights:
+        """The current travel times, for `route_under` after they have changed."""
+        return RouteWeights(self._graph, self._routes)
+
+    def route_under(self, weights: RouteWeights, from_edge: str, to_edge: str) -> tuple[str, ...]:
+        """`route(from_edge, to_edge)` as it was under `weights` (`weights()` then): the same
+        edges, whatever the travel times are now."""
+        if weights.graph is self._graph:
+            return self.route(from_edge, to_edge)
+        a, b = self.index[from_edge], self.index[to_edge]
+        if a == b:
+            return (from_edge,)
+        known = weights.routes.get((a, b))
+        return self._fastest(weights.graph, a, b) if known is None else known
+
+    def route_length_bound_m(self, from_edge: str, to_edge: str) -> float:
+        """An upper bound (m) on the summed length of the edges of `route(from_edge, to_edge)`
+        under the current travel times (inf if none is known), without searching: that route
+        is no slower than the way through any landmark edge, and drives no edge faster than
+        the edge's length over its travel time."""
+        a, b = self.index[from_edge], self.index[to_edge]
+        if a == b:
+            return float(self.length[a])
+        to_landmark, from_landmark, top_speed = self._landmark_tables()
+        time_s = float(np.min(to_landmark[:, a] + from_landmark[:, b]))
+        if not np.isfinite(time_s):
+            return float("inf")
+        return float(self.length[a]) + time_s * top_speed * (1.0 + BOUND_REL) + BOUND_ABS_M
+
+    def _landmark_tables(self) -> tuple[FloatArray, FloatArray, float]:
+        """L×E: time (s) from the end of every edge to the end of each landmark, and from the
+        end of each landmark to the end of every edge; the highest length / arc weight (m/s)
+        of any edge. Built on first use per set of travel times."""
+        if self._landmarks is None:
+            lo, hi = self._end_xy.min(axis=0), self._end_xy.max(axis=0)
+            steps = (np.arange(LANDMARK_GRID) + 0.5) / LANDMARK_GRID
+            centres = np.array([lo + (hi - lo) * (fx, fy) for fx in steps for fy in steps])
+            _, near = cKDTree(self._end_xy).query(centres)
+            landmarks = np.unique(np.asarray(near, dtype=np.int64))
+            to_landmark = np.atleast_2d(dijkstra(self._reverse, directed=True, indices=landmarks))
+            from_landmark = np.atleast_2d(dijkstra(self._graph, directed=True, indices=landmarks))
+            top_speed = float(np.max(self.length / self._weight))
+            self._landmarks = (to_landmark, from_landmark, top_speed)
+        return self._landmarks
 
     def _fastest(self, graph: csr_matrix, a: int, b: int) -> tuple[str, ...]:
         """`route` on `graph` from edge index `a` to `b`."""
