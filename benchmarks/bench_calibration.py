@@ -70,7 +70,13 @@ def markdown(report: dict[str, Any], micro: dict[str, Any] | None) -> str:
     lines += [
         "",
         f"Teleports at the chosen scale: {100 * report['teleport_share']:.2f} % of inserted "
-        f"vehicles (bound {100 * report['max_teleport_share']:.1f} %: {bound}). Windows: "
+        "vehicles in the windows"
+        + (
+            f", {100 * report['day_teleport_share']:.2f} % over the day"
+            if report.get("day_teleport_share") is not None
+            else ""
+        )
+        + f" (bound {100 * report['max_teleport_share']:.1f} %: {bound}). Windows: "
         + ", ".join(
             f"{p} measured {w['measured']} (warm-up from {w['warmup_from']})"
             for p, w in report["windows"].items()
@@ -105,6 +111,26 @@ def markdown(report: dict[str, Any], micro: dict[str, Any] | None) -> str:
             f"{_num(c['arterial_sim_over_inrix'])} | {c['teleports']} | {c['inserted']} | "
             f"{100 * c['teleport_share']:.2f} | {c['wall_s']:.0f} |"
         )
+    day = report.get("day")
+    if day is not None:
+        lines += [
+            "",
+            f"## The day (background alone, 00:00 + {day['hours']:g} h)",
+            "",
+            "The windows cannot see queues that build over hours, so the windows' choice is run "
+            "over the day and lowered (× 0.8, then halving the bracket) until the day's "
+            "teleports stay within the bound; the windows are then measured again at that "
+            f"scale. Bound {'met' if day['bound_met'] else 'NOT met'} at scale "
+            f"{day['chosen_scale']}.",
+            "",
+            "| scale | inserted | teleports | teleport % | wall s |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for r in day["runs"]:
+            lines.append(
+                f"| {r['scale']} | {r['inserted']} | {r['teleports']} | "
+                f"{100 * r['teleport_share']:.2f} | {r['wall_s']:.0f} |"
+            )
     if micro is not None:
         lines += [
             "",

@@ -149,7 +149,7 @@ def test_a_tiny_calibration_of_the_whole_city(
         "calibrate", "--city", "sf", "--data-dir", str(SHARED_DATA), "--cache-dir", str(map_cache),
         "--out", "calib", "--periods", "PM", "--warmup-min", "5", "--window-min", "5",
         "--min-scale", "0.02", "--start-scale", "0.05", "--max-scale", "0.1",
-        "--free-flow-scale", "0.02", "--max-runs", "2",
+        "--free-flow-scale", "0.02", "--max-runs", "2", "--day-runs", "2", "--day-hours", "0.5",
         cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -171,4 +171,10 @@ def test_a_tiny_calibration_of_the_whole_city(
         assert c["inserted"] > 0 and c["teleports"] >= 0 and c["wall_s"] > 0
         assert c["periods"][0]["inserted"] == c["inserted"]
     assert report["scale"] in scales and report["traffic_model"] == "meso"
+    # the day (here its first 30 min, nearly empty): one run at the windows' scale holds
+    day = report["day"]
+    assert day["hours"] == 0.5 and len(day["runs"]) == 1 and day["bound_met"]
+    assert day["runs"][0]["scale"] == report["scale"] == day["chosen_scale"]
+    assert day["runs"][0]["inserted"] > 0 and report["day_teleport_share"] == 0.0
+    assert report["teleport_bound_met"] and "over the day" in proc.stdout
     assert "major arterial" in proc.stdout and "teleports" in proc.stdout

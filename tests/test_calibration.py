@@ -35,9 +35,11 @@ from robotaxi.metrics.calibration import (
 )
 from robotaxi.sim.calibrate import (
     CalibrationError,
+    CalibrationSettings,
     ScaleSearch,
     Trial,
     measured_window,
+    search_day_scale,
     search_scale,
 )
 from robotaxi.world.calibration_runs import thin_routes
@@ -395,6 +397,54 @@ def test_the_search_is_deterministic_with_a_seed():
 
     assert run(3) == run(3)
     assert [t.scale for t in run(3).trials] != [t.scale for t in run(4).trials]
+
+
+def _day(bound_scale: float, calls: list[float]):
+    """A day whose teleport share grows steeply with the scale: 0.5 % at `bound_scale`."""
+
+    def run_day(scale: float) -> float:
+        calls.append(scale)
+        return 0.005 * (scale / bound_scale) ** 6
+
+    return run_day
+
+
+def test_a_day_that_holds_keeps_the_windows_scale_after_one_run():
+    calls: list[float] = []
+    day = search_day_scale(
+        _day(0.3, calls), 0.27, min_scale=0.05, max_runs=3, max_teleport_share=0.005
+    )
+    assert calls == [0.27] and day.scale == 0.27 and day.bound_met
+
+
+def test_a_day_that_jams_lowers_the_scale_until_it_holds():
+    calls: list[float] = []
+    day = search_day_scale(
+        _day(0.2, calls), 0.27, min_scale=0.05, max_runs=4, max_teleport_share=0.005
+    )
+    assert day.bound_met and day.scale <= 0.2
+    assert calls[0] == 0.27 and calls[1] == pytest.approx(0.27 * 0.8, rel=0.01)
+    # the bracket is halved with the runs left: the chosen scale is within 10 % of the bound
+    assert day.scale > 0.18 and len(calls) == 4
+    assert all((share <= 0.005) == (scale <= 0.2) for scale, share in day.trials)
+    # never above the windows' scale
+    assert max(calls) == 0.27
+
+
+def test_a_day_that_never_holds_takes_the_fewest_teleports_and_says_so():
+    calls: list[float] = []
+    day = search_day_scale(
+        _day(0.01, calls), 0.27, min_scale=0.1, max_runs=8, max_teleport_share=0.005
+    )
+    assert not day.bound_met
+    assert day.scale == min(calls) == 0.1  # pinned at the lowest scale, then stopped
+    assert len(calls) == len(set(calls)) < 8
+
+
+def test_day_settings_are_checked():
+    for bad in ({"day_runs": -1}, {"day_s": 0.0}, {"day_s": 90_000.0}, {"day_step": 1.0}):
+        with pytest.raises(CalibrationError):
+            CalibrationSettings(**bad).check()  # type: ignore[arg-type]
 
 
 def test_each_period_is_measured_in_its_representative_hour():

@@ -15,6 +15,10 @@ INRIX measured, found by a bracketing search over background-only SUMO runs.
   teleport bound: a candidate with more teleports than `max_teleport_share` of its inserted
   vehicles counts as too much traffic. The choice is the feasible candidate with the
   smallest error, or, when none is feasible, the one with the fewest teleports.
+- **The day** (`search_day_scale`): windows cannot see queues that build over hours (on the
+  whole city at 0.27 the morning held and the afternoon jammed), so the chosen scale is then
+  run over the day, background alone from midnight, and lowered until the day's teleports
+  stay within the bound; the windows are measured again at the scale the day allows.
 
 Scoring (speed ratios against INRIX) is passed in by the caller (`metrics.calibration`
 lives above this layer); this module runs the simulations and the search.
@@ -32,7 +36,7 @@ from typing import Any, Literal
 
 from robotaxi.config import WorldConfig
 from robotaxi.core.errors import ConfigError
-from robotaxi.world.background import HOURLY_VEHICLE_TRIPS, plan_bay_area_routes
+from robotaxi.world.background import DAY_S, HOURLY_VEHICLE_TRIPS, plan_bay_area_routes
 from robotaxi.world.calibration_runs import BackgroundRun, run_background, thin_routes
 
 # cities with measured speeds for the whole of their network (INRIX covers San Francisco)
@@ -68,6 +72,9 @@ class CalibrationSettings:
     teleport_time_s: float = 300.0
     fixed_scale: float | None = None  # evaluate this one scale, no search
     budget_s: float | None = None  # wall time after which no new candidate starts
+    day_runs: int = 3  # whole-day runs that may lower the scale (0: windows only)
+    day_s: float = DAY_S  # how much of the day, from midnight, those runs cover
+    day_step: float = 0.8  # each failing day run tries this share of its scale next
 
     def check(self) -> None:
         if not self.periods:
@@ -91,6 +98,11 @@ class CalibrationSettings:
             raise CalibrationError("at least one candidate run is needed (--max-runs ≥ 1)")
         if not 0 <= self.max_teleport_share <= 1:
             raise CalibrationError("the teleport bound is a share of inserted vehicles, 0..1")
+        if self.day_runs < 0 or not 0 < self.day_s <= DAY_S or not 0 < self.day_step < 1:
+            raise CalibrationError(
+                f"day runs {self.day_runs} must be ≥ 0, the day's length {self.day_s:.0f} s "
+                f"in (0, {DAY_S:.0f}] and its step {self.day_step} in (0, 1)"
+            )
 
 
 def check_city(city: str) -> None:
@@ -192,6 +204,68 @@ def search_scale(
     return ScaleSearch(tuple(trials), chosen, bool(feasible_idx))
 
 
+@dataclass(frozen=True, slots=True)
+class DaySearch:
+    """Whole-day runs: (scale, teleport share) in the order run, the index of the chosen
+    one (the largest within the bound, else the one with the fewest teleports)."""
+
+    trials: tuple[tuple[float, float], ...]
+    chosen: int
+    bound_met: bool
+
+    @property
+    def scale(self) -> float:
+        return self.trials[self.chosen][0]
+
+
+def search_day_scale(
+    run_day: Callable[[float], float],
+    start_scale: float,
+    *,
+    min_scale: float,
+    max_runs: int,
+    max_teleport_share: float,
+    step: float = 0.8,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> DaySearch:
+    """The largest scale not above `start_scale` whose whole day (`run_day(scale)` → its
+    teleport share) stays within the bound: `start_scale` if it holds, else steps down by
+    `step` until one holds, then halves the bracket (in log scale) with the runs left. Never
+    raises the scale: the windows chose `start_scale` on speeds."""
+    if max_runs < 1:
+        raise CalibrationError("a day search needs at least one run")
+    trials: list[tuple[float, float]] = []
+    held: float | None = None  # largest scale whose day held
+    failed = start_scale  # smallest scale whose day did not
+    scale = start_scale
+    for run in range(max_runs):
+        if run and not keep_going():
+            break
+        share = run_day(scale)
+        trials.append((scale, share))
+        if share <= max_teleport_share:
+            held = scale
+            if run == 0:
+                break
+        else:
+            failed = min(failed, scale)
+        if held is not None:
+            if failed / held < 1.05:
+                break
+            scale = math.sqrt(held * failed)
+        else:
+            scale = max(scale * step, min_scale)
+        scale = float(f"{scale:.3g}")
+        if any(abs(math.log(t / scale)) < math.log(1.005) for t, _ in trials):
+            break  # pinned at the lowest scale, or at one already run
+    ok = [i for i, (_, share) in enumerate(trials) if share <= max_teleport_share]
+    if ok:
+        chosen = max(ok, key=lambda i: trials[i][0])
+    else:
+        chosen = min(range(len(trials)), key=lambda i: (trials[i][1], trials[i][0]))
+    return DaySearch(tuple(trials), chosen, bool(ok))
+
+
 # --- windows and runs ---------------------------------------------------------------------
 
 
@@ -276,6 +350,8 @@ class CalibrationOutcome:
     candidates: tuple[Candidate, ...]
     search: ScaleSearch
     routed_vehicles: Mapping[str, int] = field(default_factory=dict)  # per period, at max
+    day: DaySearch | None = None
+    day_runs: tuple[BackgroundRun, ...] = ()  # in the order of `day.trials`
 
     @property
     def chosen(self) -> Candidate:
@@ -320,7 +396,9 @@ def calibrate_background(
     )
     run_s = {p: w.end_s - w.start_s for p, w in windows.items()}
     runs_planned = 1 if settings.fixed_scale is not None else settings.max_runs
-    planned = max(run_s.values()) + runs_planned * sum(run_s.values())
+    day_planned = settings.day_s * (1 if settings.fixed_scale is not None else settings.day_runs)
+    day_planned *= settings.day_runs > 0
+    planned = max(run_s.values()) + runs_planned * sum(run_s.values()) + day_planned
     done = 0.0
 
     def report(status: str, sim_s: float = 0.0) -> None:
@@ -388,10 +466,48 @@ def calibrate_background(
             max_runs=settings.max_runs, max_teleport_share=settings.max_teleport_share,
             keep_going=lambda: budget is None or time.perf_counter() - started < budget,
         )  # fmt: skip
+    day: DaySearch | None = None
+    day_runs: list[BackgroundRun] = []
+    if settings.day_runs > 0:
+        top = search.best.scale
+        report(f"the day: sampling and routing trips at scale {top:g}")
+        day_routes = plan_bay_area_routes(
+            net_file, data_dir, 0.0, settings.day_s, out_dir=routes_dir, scale=top,
+            seed=settings.seed, day=settings.day, allowed_edges=allowed_edges,
+        ).path  # fmt: skip
+
+        def run_day(scale: float) -> float:
+            nonlocal done
+            folder = work_dir / f"day-{scale:.4f}"
+            folder.mkdir(parents=True, exist_ok=True)
+            thinned = folder / "background.rou.xml"
+            thin_routes(day_routes, thinned, min(scale / top, 1.0), settings.seed)
+            label = f"the day at scale {scale:.3f}"
+            result = run_background(
+                net_file, [thinned], world, seed=settings.seed, end_s=settings.day_s,
+                measure_begin_s=settings.day_s - 60.0, out_dir=folder,
+                progress=lambda t: report(f"{label}: {t:.0f}/{settings.day_s:.0f} sim s", t),
+            )  # fmt: skip
+            thinned.unlink()
+            done += settings.day_s
+            day_runs.append(result)
+            return result.teleport_share
+
+        day = search_day_scale(
+            run_day, top, min_scale=settings.min_scale,
+            max_runs=1 if settings.fixed_scale is not None else settings.day_runs,
+            max_teleport_share=settings.max_teleport_share, step=settings.day_step,
+            keep_going=lambda: budget is None or time.perf_counter() - started < budget,
+        )  # fmt: skip
+        trials, chosen = search.trials, search.chosen
+        if day.scale != top:  # the windows again, at the scale the day allows
+            trials, chosen = (*trials, evaluate(day.scale)), len(trials)
+        search = ScaleSearch(trials, chosen, day.bound_met)
     report("done", planned)
     return CalibrationOutcome(
-        settings, ff_run, windows[ff_period], tuple(candidates), search, routed
-    )
+        settings, ff_run, windows[ff_period], tuple(candidates), search, routed,
+        day, tuple(day_runs),
+    )  # fmt: skip
 
 
 def remove_runs(work_dir: Path) -> None:
