@@ -13,6 +13,10 @@ clip through the detector as `robotaxi siren detect` reads it: share of clips al
 of windows flagged. Real sirens: the 50 ambulance clips held out by recording (5 folds):
 recall raw and at the car at 20–150 m over a 68 dB street.
 
+The targets (`siren_loco.TARGET_READING`) are judged on the real classes; the synthetic
+families are reported beside them without a target, and every class together for comparison.
+`--render` writes the Markdown again from the JSON at `--out` without running anything.
+
 `--before MODEL` measures a fixed model file (e.g. the previous shipped model) on the very
 same audio, for a before/after comparison in one run (that model is not retrained).
 
@@ -72,12 +76,15 @@ def markdown(res: dict[str, Any], before_name: str | None) -> str:
     before = fixed.get(before_name) if before_name else None
     s, sb = res["summary"], (before or {}).get("summary")
     sirens, sirens_b = res["sirens"], (before or {}).get("sirens")
-    lines = [
-        "# Siren detector: leave one class out",
-        "",
+    lines = ["# Siren detector: leave one class out", ""]
+    # run notes written beside a run (what was rerun, on what load) stay above the tables
+    lines += [*res.get("notes_md", []), ""] if res.get("notes_md") else []
+    lines += [
         f"Protocol: `benchmarks/bench_siren_loco.py` (= `robotaxi siren eval --loco-only`), seed "
         f"{p['seed']}, {p['at_car_hours_per_class']:g} h at the car per held-out class, "
-        f"wall time {p['wall_s'] / 60:.1f} min on one core. Each fold is trained with "
+        f"wall time {p['wall_s'] / 60:.1f} min on one core"
+        + (f" ({p['wall']})" if p.get("wall") else "")
+        + ". Each fold is trained with "
         f"`robotaxi siren train`'s recipe ({p['synthetic_scenes']['siren']} siren + "
         f"{p['synthetic_scenes']['siren_free']} siren-free synthetic scenes, "
         f"{p['synthetic_clips_per_family']} takes per synthetic family, every real clip, "
@@ -97,83 +104,48 @@ def markdown(res: dict[str, Any], before_name: str | None) -> str:
     ]
     if before is not None:
         lines += [
-            f"Before: `{before_name}` (the previously shipped model, not retrained; in-sample "
-            "for the classes and real sirens it was trained on, so not a held-out baseline), "
-            "measured on the same audio in the same run.",
+            f"Before: `{before_name}` (a fixed model file measured beside the folds, not "
+            "retrained, e.g. the previously shipped model; in-sample for the classes and real "
+            "sirens it was trained on, so not a held-out baseline), on the same audio in the "
+            "same run.",
             "",
-        ]
-    a = s["all"]
-    target_rows = [
-        (
-            "LOCO at the car: mean false alarms/h over held-out classes",
-            f"{a['at_car_false_alarms_per_hour_mean']:.2f}",
-            f"{sb['all']['at_car_false_alarms_per_hour_mean']:.2f}" if sb else "—",
-            "≤ 1",
-            a["at_car_false_alarms_per_hour_mean"] <= 1.0,
-        ),
-        (
-            "LOCO at the car: worst class, false alarms/h",
-            f"{a['at_car_false_alarms_per_hour_max']:.1f} ({a['at_car_worst_class']})",
-            f"{sb['all']['at_car_false_alarms_per_hour_max']:.1f} "
-            f"({sb['all']['at_car_worst_class']})"
-            if sb
-            else "—",
-            "≤ 5",
-            a["at_car_false_alarms_per_hour_max"] <= 5.0,
-        ),
-        (
-            "LOCO raw: worst class, share of clips alarming",
-            f"{a['raw_clip_alarm_share_max']:.0%} ({a['raw_worst_class']})",
-            f"{sb['all']['raw_clip_alarm_share_max']:.0%} ({sb['all']['raw_worst_class']})"
-            if sb
-            else "—",
-            "≤ 5 %",
-            a["raw_clip_alarm_share_max"] <= 0.05,
-        ),
-        (
-            "LOCO raw: classes above 5 % of clips",
-            f"{a['classes_above_5_percent_clips']} of {a['classes']}",
-            f"{sb['all']['classes_above_5_percent_clips']} of {a['classes']}" if sb else "—",
-            "0",
-            a["classes_above_5_percent_clips"] == 0,
-        ),
-    ]
-    if sirens["clips"]:
-        target_rows += [
-            (
-                "real sirens by recording: raw recall per clip",
-                f"{sirens['raw_recall']:.2f}",
-                f"{sirens_b['raw_recall']:.2f}" if sirens_b else "—",
-                "≥ 0.95",
-                sirens["raw_recall"] >= 0.95,
-            ),
-            (
-                "real sirens by recording: at the car, 20–150 m (worst distance)",
-                f"{sirens['at_car_recall_min']:.2f}",
-                f"{sirens_b['at_car_recall_min']:.2f}" if sirens_b else "—",
-                "≥ 0.95",
-                sirens["at_car_recall_min"] >= 0.95,
-            ),
         ]
     lines += [
         "## Targets",
         "",
-        "| target | after (held out) | before (same audio) | wanted | met |",
-        "|---|---|---|---|---|",
+        siren_loco.TARGET_READING,
+        "",
+        "| held-out classes | target | after (held out) | before (same audio) | wanted | met |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {n} | {v} | {b} | {w} | {'yes' if ok else 'no'} |" for n, v, b, w, ok in target_rows
-    ]
-    for part in ("real", "synthetic"):
-        x = s[part]
-        if x:
-            lines += [
-                "",
-                f"{part.capitalize()} classes only: mean "
-                f"{x['at_car_false_alarms_per_hour_mean']:.2f} false alarms/h at the car "
-                f"(worst {x['at_car_false_alarms_per_hour_max']:.1f}, {x['at_car_worst_class']}); "
-                f"raw worst {x['raw_clip_alarm_share_max']:.0%} of clips ({x['raw_worst_class']}).",
-            ]
+    before_rows = siren_loco.target_rows(sb) if sb else []
+    for i, row in enumerate(siren_loco.target_rows(s)):
+        b = before_rows[i].text if i < len(before_rows) else "—"
+        met = "—" if row.met is None else ("yes" if row.met else "no")
+        lines.append(
+            f"| {siren_loco.TARGET_SCOPES[row.scope]} | {row.metric} | {row.text} | {b} | "
+            f"{row.wanted} | {met} |"
+        )
+    if sirens["clips"]:
+        siren_rows = [
+            (
+                "raw recall per clip",
+                f"{sirens['raw_recall']:.2f}",
+                f"{sirens_b['raw_recall']:.2f}" if sirens_b else "—",
+                sirens["raw_recall"] >= 0.95,
+            ),
+            (
+                "at the car, 20–150 m (worst distance)",
+                f"{sirens['at_car_recall_min']:.2f}",
+                f"{sirens_b['at_car_recall_min']:.2f}" if sirens_b else "—",
+                sirens["at_car_recall_min"] >= 0.95,
+            ),
+        ]
+        lines += [
+            f"| real sirens, held out by recording | {n} | {v} | {b} | ≥ 0.95 | "
+            f"{'yes' if ok else 'no'} |"
+            for n, v, b, ok in siren_rows
+        ]
     head = (
         "| held-out class | kind | FA/h at the car | raw: clips alarming | raw: windows flagged |"
     )
@@ -283,12 +255,24 @@ def main() -> int:
     parser.add_argument("--synthetic-clips", type=int, default=24)
     parser.add_argument("--out", type=Path, default=RESULTS / "siren_loco")
     parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only write the Markdown again from the JSON results at --out (no run)",
+    )
+    parser.add_argument(
         "--write-model",
         type=Path,
         default=None,
         help="also fit the model on everything from the same bank and write it here",
     )
     args = parser.parse_args()
+    if args.render:
+        res = json.loads(Path(args.out).with_suffix(".json").read_text())
+        names = list(res.get("fixed_models", {}))
+        text = markdown(res, names[0] if names else None)
+        Path(args.out).with_suffix(".md").write_text(text)
+        print(text)
+        return 0
     compare = {}
     before_name = None
     if args.before is not None:

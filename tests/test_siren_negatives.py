@@ -199,3 +199,27 @@ def test_a_held_alarm_counts_only_detections_that_last():
     assert held[30:50].all() and not held[50:].any()
     assert siren_loco.rising_edges(held) == 1 and siren_loco.rising_edges(flags) == 2
     np.testing.assert_array_equal(siren_loco.confirmed(flags, 0.0), flags)
+
+
+def test_the_held_out_targets_are_judged_on_the_real_classes_only():
+    """Issue 12's leave-one-class-out targets apply to the real classes: a synthetic family
+    far over them is reported (with the worst family named) but never fails a row, and a real
+    class over 5 % of its clips does."""
+    per_class = {
+        "dog": {"at_car_false_alarms_per_hour": 4.0, "raw_clip_alarm_share": 0.125},
+        "rain": {"at_car_false_alarms_per_hour": 0.0, "raw_clip_alarm_share": 0.0},
+        "synthetic:squeal": {"at_car_false_alarms_per_hour": 238.0, "raw_clip_alarm_share": 0.42},
+    }
+    real = {"dog": True, "rain": True, "synthetic:squeal": False}
+    rows = siren_loco.target_rows(siren_loco.summarise(per_class, real))
+    by = {(r.scope, r.metric): r for r in rows}
+    assert [r.scope for r in rows] == ["real"] * 4 + ["synthetic"] * 4 + ["all"] * 4
+    assert by["real", "at the car: mean false alarms/h over held-out classes"].met is False
+    assert by["real", "at the car: mean false alarms/h over held-out classes"].value == 2.0
+    assert by["real", "at the car: worst class, false alarms/h"].met is True
+    share = by["real", "raw: worst class, share of clips alarming"]
+    assert share.met is False and "dog" in share.text
+    squeal = by["synthetic", "at the car: worst class, false alarms/h"]
+    assert squeal.met is None and squeal.wanted == "—" and "synthetic:squeal" in squeal.text
+    assert all(r.met is None for r in rows if r.scope != "real")
+    assert by["all", "raw: classes above 5 % of clips"].text == "2 of 3"

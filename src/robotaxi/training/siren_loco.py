@@ -694,6 +694,84 @@ def summarise(per_class: dict[str, dict[str, Any]], real: dict[str, bool]) -> di
     }
 
 
+TARGET_READING = (
+    "The held-out targets (issue 12: at the car ≤ 1 false alarm/h on average and no class "
+    "above 5/h; raw ≤ 5 % of a class's clips) apply to the real negative classes, which "
+    'scope item 3 holds out ("for every real negative class … train without it and measure '
+    'it two ways"); the synthetic families, left out one at a time as it also asks, are '
+    "reported per family and together but carry no pass/fail target of their own."
+)
+TARGET_SCOPES = {
+    "real": "real classes (the issue's target)",
+    "synthetic": "synthetic families (reported; the issue sets no target)",
+    "all": "all classes (for comparison)",
+}
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One row of the leave-one-class-out target table. `met` is None where the row is
+    reported without a target (the synthetic families, and every class together)."""
+
+    scope: str  # a TARGET_SCOPES key
+    metric: str
+    value: float
+    text: str  # the value as shown, with the worst class where there is one
+    wanted: str  # "—" where there is no target
+    met: bool | None
+
+
+def target_rows(summary: dict[str, Any]) -> list[TargetRow]:
+    """The held-out negative classes' rows (`summarise`'s output), real classes first (the
+    targets, TARGET_READING), then the synthetic families and every class together, with
+    the same four figures and no target."""
+    rows: list[TargetRow] = []
+    for scope in TARGET_SCOPES:
+        part = summary.get(scope) or {}
+        if not part:
+            continue
+        target = scope == "real"
+        mean = part["at_car_false_alarms_per_hour_mean"]
+        worst = part["at_car_false_alarms_per_hour_max"]
+        share = part["raw_clip_alarm_share_max"]
+        above = part["classes_above_5_percent_clips"]
+        figures = [
+            (
+                "at the car: mean false alarms/h over held-out classes",
+                mean,
+                f"{mean:.2f}",
+                "≤ 1",
+                mean <= 1.0,
+            ),
+            (
+                "at the car: worst class, false alarms/h",
+                worst,
+                f"{worst:.1f} ({part['at_car_worst_class']})",
+                "≤ 5",
+                worst <= 5.0,
+            ),
+            (
+                "raw: worst class, share of clips alarming",
+                share,
+                f"{share:.0%} ({part['raw_worst_class']})",
+                "≤ 5 %",
+                share <= 0.05,
+            ),
+            (
+                "raw: classes above 5 % of clips",
+                float(above),
+                f"{above} of {part['classes']}",
+                "0",
+                above == 0,
+            ),
+        ]
+        rows += [
+            TargetRow(scope, metric, value, text, wanted if target else "—", ok if target else None)
+            for metric, value, text, wanted, ok in figures
+        ]
+    return rows
+
+
 def _confirmed_part(
     per_class: dict[str, dict[str, Any]], names: list[str], hold: str
 ) -> dict[str, Any]:
