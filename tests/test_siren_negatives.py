@@ -223,3 +223,13 @@ def test_the_held_out_targets_are_judged_on_the_real_classes_only():
     assert squeal.met is None and squeal.wanted == "—" and "synthetic:squeal" in squeal.text
     assert all(r.met is None for r in rows if r.scope != "real")
     assert by["all", "raw: classes above 5 % of clips"].text == "2 of 3"
+
+
+def test_a_recorded_clip_s_first_windows_are_left_out_of_training():
+    """Their look-back reaches before the recording's first sample: unlabelled (-1), the rest
+    keep their label, and the caller's array is untouched."""
+    labels = np.ones(siren_loco.CLIP_SETTLE_WINDOWS + 5, dtype=np.int64)
+    settled = siren_loco._settled(labels)
+    assert (settled[: siren_loco.CLIP_SETTLE_WINDOWS] == -1).all()
+    assert (settled[siren_loco.CLIP_SETTLE_WINDOWS :] == 1).all() and (labels == 1).all()
+    assert (siren_loco._settled(np.zeros(3, dtype=np.int64)) == -1).all()

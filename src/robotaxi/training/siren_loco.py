@@ -74,6 +74,11 @@ ENVELOPE_MARGINS = (0.1, 0.3, 1.0)
 # holds measured besides the detector's own alarm: the false alarms left if the alarm waited
 # until detection had lasted this long, and what that wait costs the real sirens' latency
 CONFIRM_S = (1.0, 1.5)
+# a recorded clip's first windows: their 1.5 s look-back (LONG_FRAMES) reaches before the
+# recording's first sample, so they describe where the file was cut, not the sound (a siren
+# cut mid-sweep "starts" there; a car's stream never does). Left out of training (label -1)
+# for every recorded clip, siren or not; synthetic scenes keep theirs (their onsets are real)
+CLIP_SETTLE_WINDOWS = 10
 
 
 def _no_progress(task: str, done: int, total: int) -> None:
@@ -191,7 +196,7 @@ def build_bank(
         for clip in item.clips:
             x = unit_mono(clip.signal)
             f = features_of(x)
-            bank.add(f, np.full(len(f), label), tag, [clip.name])
+            bank.add(f, _settled(np.full(len(f), label)), tag, [clip.name])
             for _ in range(2 if label else 1):  # over a street bed at a random SNR
                 level = float(rng.uniform(55, 80))
                 bed = StreetBackground(
@@ -207,10 +212,17 @@ def build_bank(
                 snr = rng.uniform(-6, 20)
                 mix = x * db_spl_to_pa(level) * 10 ** (snr / 20) + bed[0]
                 f = features_of(mix)
-                bank.add(f, np.full(len(f), label), tag, [clip.name])
+                bank.add(f, _settled(np.full(len(f), label)), tag, [clip.name])
             done += 1
             progress("training clips", done, n_clips)
     return bank
+
+
+def _settled(labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """A recorded clip's window labels with its first CLIP_SETTLE_WINDOWS unlabelled (-1)."""
+    out = labels.copy()
+    out[:CLIP_SETTLE_WINDOWS] = -1
+    return out
 
 
 def build_validation(
