@@ -123,13 +123,17 @@ def markdown(report: dict[str, Any], micro: dict[str, Any] | None) -> str:
             f"scale. Bound {'met' if day['bound_met'] else 'NOT met'} at scale "
             f"{day['chosen_scale']}.",
             "",
-            "| scale | inserted | teleports | teleport % | wall s |",
-            "|---:|---:|---:|---:|---:|",
+            "A run is stopped once its teleports exceed the bound's share of every car in "
+            "its day (it has failed whatever follows); its counts are up to then.",
+            "",
+            "| scale | inserted | teleports | teleport % | wall s | stopped early |",
+            "|---:|---:|---:|---:|---:|---|",
         ]
         for r in day["runs"]:
             lines.append(
                 f"| {r['scale']} | {r['inserted']} | {r['teleports']} | "
-                f"{100 * r['teleport_share']:.2f} | {r['wall_s']:.0f} |"
+                f"{100 * r['teleport_share']:.2f} | {r['wall_s']:.0f} | "
+                f"{'yes' if r.get('stopped_early') else 'no'} |"
             )
     if micro is not None:
         lines += [

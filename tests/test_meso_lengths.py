@@ -156,3 +156,32 @@ def test_the_meso_network_is_cached_beside_the_micro_one(tmp_path: Path) -> None
     lanes_micro, lanes_meso = _lanes(micro.net_file), _lanes(meso.net_file)
     longer = [k for k in lanes_micro if lanes_meso[k][0] > lanes_micro[k][0]]
     assert longer and all(not k.startswith(":") for k in longer)
+
+
+@pytest.mark.sumo
+def test_a_background_run_can_be_stopped_and_still_counts(tmp_path: Path) -> None:
+    """The calibration's day runs stop once a jammed day has failed its bound (more
+    teleports than `max_teleports`): SUMO gets SIGINT at its next step report and still
+    writes its statistics. Here the limit is below zero, so the first report stops it."""
+    from robotaxi.world.calibration_runs import run_background
+
+    net = _two_close_signals(tmp_path)
+    routes = tmp_path / "street.rou.xml"
+    routes.write_text(
+        '<routes><vType id="car" vClass="passenger"/>'
+        '<flow id="f" type="car" begin="0" end="14400" vehsPerHour="1500" departLane="best">'
+        '<route edges="wa ab be"/></flow></routes>'
+    )
+    world = load_config(overrides={"world.traffic_model": "meso"}).world
+    whole = run_background(
+        net, [routes], world, seed=1, end_s=14400.0, measure_begin_s=14340.0,
+        out_dir=tmp_path / "whole", max_teleports=10_000,
+    )  # fmt: skip
+    assert not whole.stopped_early and whole.inserted > 2_000
+    stopped = run_background(
+        net, [routes], world, seed=1, end_s=14400.0, measure_begin_s=14340.0,
+        out_dir=tmp_path / "stopped", max_teleports=-1,
+    )  # fmt: skip
+    assert stopped.stopped_early
+    # SUMO's statistics at the stop: some cars in, far fewer than the whole run's
+    assert 0 < stopped.inserted < whole.inserted / 2

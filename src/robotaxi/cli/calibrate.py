@@ -353,6 +353,7 @@ def report_json(
                     "teleports": r.teleports,
                     "teleport_share": round(share, 5),
                     "wall_s": round(r.wall_s, 1),
+                    "stopped_early": r.stopped_early,
                 }
                 for (scale, share), r in zip(outcome.day.trials, outcome.day_runs, strict=True)
             ],

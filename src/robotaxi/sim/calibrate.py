@@ -481,12 +481,15 @@ def calibrate_background(
             folder = work_dir / f"day-{scale:.4f}"
             folder.mkdir(parents=True, exist_ok=True)
             thinned = folder / "background.rou.xml"
-            thin_routes(day_routes, thinned, min(scale / top, 1.0), settings.seed)
+            kept = thin_routes(day_routes, thinned, min(scale / top, 1.0), settings.seed)
             label = f"the day at scale {scale:.3f}"
+            # more teleports than the bound allows of every car in the day: it has failed
+            # (teleports / inserted can only be larger), so it need not jam to midnight
             result = run_background(
                 net_file, [thinned], world, seed=settings.seed, end_s=settings.day_s,
                 measure_begin_s=settings.day_s - 60.0, out_dir=folder,
                 progress=lambda t: report(f"{label}: {t:.0f}/{settings.day_s:.0f} sim s", t),
+                max_teleports=math.floor(settings.max_teleport_share * kept),
             )  # fmt: skip
             thinned.unlink()
             done += settings.day_s

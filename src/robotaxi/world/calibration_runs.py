@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -24,6 +25,7 @@ from robotaxi.world.sumo_world import sumo_command
 from robotaxi.world.traffic import sumo_env, sumo_home
 
 _STEP = re.compile(rb"Step #(\d+(?:\.\d+)?)")
+_TELEPORT = b"Teleporting vehicle"  # SUMO's warning as a car starts a teleport
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class BackgroundRun:
     inserted: int  # vehicles that entered the network
     teleports: int  # jams SUMO resolved by teleporting a car (time-to-teleport)
     wall_s: float
+    stopped_early: bool = False  # stopped once its teleports exceeded `max_teleports`
 
     @property
     def teleport_share(self) -> float:
@@ -83,10 +86,13 @@ def run_background(
     measure_begin_s: float,
     out_dir: Path,
     progress: Callable[[float], None] | None = None,
+    max_teleports: int | None = None,
 ) -> BackgroundRun:
     """Run SUMO on background traffic alone from 0 to `end_s` and write edgeData (one
     interval, [measure_begin_s, end_s)) into `out_dir`. `progress(sim_s)` is called as
-    SUMO reports its steps."""
+    SUMO reports its steps. With `max_teleports`, SUMO is stopped (SIGINT: it still writes
+    its statistics) once more cars than that have teleported: a run that has already failed
+    a teleport bound need not jam to its end."""
     if not 0 <= measure_begin_s < end_s:
         raise WorldError(f"measured window [{measure_begin_s}, {end_s}) s is empty")
     # SUMO runs inside out_dir (its outputs are named relative to it): every path absolute
@@ -107,9 +113,13 @@ def run_background(
     at = cmd.index("--no-step-log")
     del cmd[at : at + 2]
     cmd += ["--step-log.period", "60", "--statistic-output", str(stats)]
+    if max_teleports is not None:  # the teleport warnings are counted in SUMO's log
+        at = cmd.index("--no-warnings")
+        del cmd[at : at + 2]
     started = time.perf_counter()
     log = out_dir / "sumo.log"
-    with log.open("wb") as err_fh:
+    stopped, teleported, read_to = False, 0, 0
+    with log.open("wb") as err_fh, log.open("rb") as err_in:
         proc = subprocess.Popen(
             cmd, cwd=out_dir, env=sumo_env(), stdout=subprocess.PIPE, stderr=err_fh
         )
@@ -121,6 +131,15 @@ def run_background(
             steps = [m.group(1) for line in done if (m := _STEP.match(line.strip()))]
             if steps and progress is not None:
                 progress(float(steps[-1]))
+            if steps and max_teleports is not None and not stopped:
+                new = err_in.read()  # whole lines only: a warning cut here is read next time
+                cut = new.rfind(b"\n") + 1
+                teleported += new[:cut].count(_TELEPORT)
+                read_to += cut
+                err_in.seek(read_to)
+                if teleported > max_teleports:
+                    proc.send_signal(signal.SIGINT)
+                    stopped = True
         code = proc.wait()
     if code != 0 or not stats.is_file() or not edge_data.is_file():
         err = log.read_text(errors="replace")
@@ -141,4 +160,5 @@ def run_background(
         inserted=int(vehicles.get("inserted", "0")),
         teleports=int(teleports.get("total", "0")),
         wall_s=wall,
+        stopped_early=stopped,
     )
