@@ -1,11 +1,12 @@
 """Calibration of the whole city's background traffic against INRIX (issue 11, item 4).
 
-Run: .venv/bin/python benchmarks/bench_calibration.py [--budget-min 22] [--micro-period PM]
+Run: .venv/bin/python benchmarks/bench_calibration.py [--start-scale 0.22] [--micro-period PM]
      .venv/bin/python benchmarks/bench_calibration.py --from-json runs/calib/calibration.json
 Writes benchmarks/results/calibration.json, calibration.md and calibration.png.
 
 It is `robotaxi calibrate --city sf` (meso, AM/MD/PM, 3 h warm-up + 30 min measured per
-period, scales 0.05–0.8, teleport bound 0.5 %) with `--write-settings`, so the tracked
+period, scales 0.05–0.8, teleport bound 0.5 % over the whole day: up to 3 day runs) with
+`--write-settings`, so the tracked
 `config/cities/sf.yaml` gets the scale this benchmark reports. With `--micro-period`, the
 micro model is then measured at the chosen scale on that one period (`--scale`, no search;
 not written to the settings). `--from-json` only formats an earlier run's calibration.json.
@@ -215,7 +216,11 @@ def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-json", type=Path, default=None)
     parser.add_argument("--micro-json", type=Path, default=None)
-    parser.add_argument("--budget-min", type=float, default=22.0)
+    parser.add_argument("--budget-min", type=float, default=None)
+    # the windows' search starts below the scales whose day is known to jam (0.27: 2.5 % of
+    # its cars teleported by 13:00) and the day runs lower it from there
+    parser.add_argument("--start-scale", type=float, default=0.22)
+    parser.add_argument("--max-runs", type=int, default=1)
     parser.add_argument("--micro-period", default=None, help="e.g. PM: micro at the scale")
     parser.add_argument("--out", type=Path, default=Path("runs/calibration-sf"))
     args = parser.parse_args()
@@ -228,7 +233,9 @@ def run() -> None:
         report = calibrate(
             args.out,
             ["--warmup-min", "180", "--window-min", "30", "--max-scale", "0.8",
-             "--budget-min", str(args.budget_min), "--write-settings"],
+             "--start-scale", str(args.start_scale), "--max-runs", str(args.max_runs),
+             "--day-runs", "3", "--write-settings"]
+            + ([] if args.budget_min is None else ["--budget-min", str(args.budget_min)]),
         )  # fmt: skip
     if args.micro_json is not None:
         micro = json.loads(args.micro_json.read_text())
