@@ -396,8 +396,8 @@ def calibrate_background(
     )
     run_s = {p: w.end_s - w.start_s for p, w in windows.items()}
     runs_planned = 1 if settings.fixed_scale is not None else settings.max_runs
-    day_planned = settings.day_s * (1 if settings.fixed_scale is not None else settings.day_runs)
-    day_planned *= settings.day_runs > 0
+    day_runs_planned = 1 if settings.fixed_scale is not None else settings.day_runs
+    day_planned = settings.day_s * day_runs_planned if settings.day_runs > 0 else 0.0
     planned = max(run_s.values()) + runs_planned * sum(run_s.values()) + day_planned
     done = 0.0
 
