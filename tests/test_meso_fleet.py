@@ -20,12 +20,13 @@ from robotaxi.sim.runner import ServiceHistory, ServiceSimulation
 pytestmark = pytest.mark.sumo
 
 
-def _world(grid_map: Any, grid_graph: Any, work_dir: Path) -> Any:
+def _world(grid_map: Any, grid_graph: Any, work_dir: Path, tick_steps: int = 1) -> Any:
     from robotaxi.world.sumo_world import SumoWorld
 
     config = load_config(
         overrides={
             "world.traffic_model": "meso", "world.emergency_per_hour": 0.0, "fleet.size": 1,
+            "world.tick_steps": tick_steps,
         }
     )  # fmt: skip
     return SumoWorld(
@@ -93,6 +94,39 @@ def test_a_car_drives_between_kerbs_and_its_odometer_is_the_way_it_drove(
         way = sum(grid_map.edges[e].length for e in route[:-1]) - float(curbs.pos[0])
         way += float(curbs.pos[far])
         assert odo == pytest.approx(way, rel=0.01)
+
+
+def test_a_tick_of_several_steps_keeps_the_odometer_and_the_clock(
+    grid_map: Any, grid_graph: Any, tmp_path: Path
+) -> None:
+    """Read every 10 s (10 SUMO steps a tick), a car moves on between two reads and
+    arrives between two: its odometer is still the length of its way, and the world's
+    clock moves a tick at a time."""
+    import libsumo
+
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    with _world(grid_map, grid_graph, tmp_path, tick_steps=10) as world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        assert world.time.time_s == pytest.approx(10.0)
+        world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
+        world.step()
+        route = libsumo.vehicle.getRoute("taxi0")
+        assert world.time.time_s == pytest.approx(20.0)
+        edge, _pos, stopped, odo = _until_stopped(world, 150.0)
+        assert (edge, stopped) == (curbs.edge_ids[far], True)
+        assert world.time.time_s % 10.0 == pytest.approx(0.0)
+        way = sum(grid_map.edges[e].length for e in route[:-1]) - float(curbs.pos[0])
+        way += float(curbs.pos[far])
+        assert odo == pytest.approx(way, rel=0.01)
+
+
+def test_ticks_of_several_steps_need_meso() -> None:
+    with pytest.raises(ConfigError, match="tick_steps 5 needs the mesoscopic traffic model"):
+        load_config(overrides={"world.tick_steps": 5})
+    meso = load_config(overrides={"world.tick_steps": 3, "world.traffic_model": "meso"})
+    assert meso.world.tick_s == 3.0
+    assert load_config(overrides={"world.traffic_model": "meso"}).world.tick_steps == 5
 
 
 def test_a_car_sent_elsewhere_before_it_enters_sumo_goes_there(
@@ -180,8 +214,10 @@ def test_the_service_runs_in_meso(meso_run: ServiceHistory) -> None:
     kpis = fleet_kpis(meso_run)
     assert kpis["requests"] >= 30
     assert kpis["served_pct"] > 90.0, kpis
-    # the odometer follows the streets: rides are about as long as their shortest routes
-    assert 1.0 <= kpis["detour_ratio_mean"] < 1.3, kpis["detour_ratio_mean"]
+    # the odometer follows the streets: rides are about as long as their fastest routes
+    # (SUMO's own meso distance is ~1.8×). A ride may be shorter than the route that is
+    # fastest when it arrives (travel times change on the way): one here is 0.75 of it
+    assert 0.95 <= kpis["detour_ratio_mean"] < 1.3, kpis["detour_ratio_mean"]
     assert kpis["robotaxi_teleports"] == 0
     assert any(y.stopped_at is not None and y.resumed_at is not None for y in meso_run.yields)
 
@@ -362,4 +398,4 @@ def test_a_car_whose_spot_was_taken_is_known(
 
     monkeypatch.setattr(FleetManager, "tick", checked_tick)
     _meso_grid_run(map_cache, tmp_path, hours=10 / 60)
-    assert len(checked) > 600
+    assert len(checked) >= 120  # every tick (5 s in meso) of the 10-min window, at least

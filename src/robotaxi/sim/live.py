@@ -151,7 +151,7 @@ class LiveService:
         self.city_blocks = city_blocks
         self.world_factory = world
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self._pacer = Pacer(config.world.step_s, speed, self.clock)
+        self._pacer = Pacer(config.world.tick_s, speed, self.clock)
         self._city = city
         self.driver: AutonomousDriver | None = None
         # no new rides after end_s; trips under way may finish for DRAIN_S more (SUMO runs
@@ -203,7 +203,7 @@ class LiveService:
             fleet=self.fleet,
             requests=RequestQueue(self._synthetic),
             callbacks=[TravelTimes(TRAVEL_TIME_UPDATE_S)],
-            step_s=cfg.world.step_s,
+            step_s=cfg.world.tick_s,
         )  # fmt: skip
         self.sim.start()
         try:

@@ -213,7 +213,7 @@ class ServiceSimulation:
             fleet=fleet if self.with_fleet else None,
             requests=RequestQueue(requests),
             callbacks=callbacks,
-            step_s=cfg.world.step_s,
+            step_s=cfg.world.tick_s,
         )  # fmt: skip
 
         def done(tick: Tick) -> bool:

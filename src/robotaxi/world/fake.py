@@ -169,7 +169,7 @@ class FakeWorld:
         self._pending: list[_Pending] = []  # departures still to come, latest first
         self._ev_of: dict[str, str] = {}
         self._time_us = 0
-        self._step_us = round(world.step_s * 1e6)
+        self._step_us = round(world.tick_s * 1e6)  # one tick a step
         self._speed = graph.length / graph.travel_time
         self._started = False
         self._rng = np.random.default_rng([seed, 0xFA4E])

@@ -272,7 +272,7 @@ class MesoFleet:
     def arrived(self, vid: str) -> None:
         """The car left SUMO at the end of its route: it stands at its pull-over spot, at
         its target, or (when it arrived elsewhere) at the end of the street it left."""
-        self.leaving.pop(vid, None)
+        start = self.leaving.pop(vid, None)
         self._in_sumo.pop(vid, None)
         self._where.pop(vid, None)
         self._written.pop(vid, None)
@@ -289,15 +289,35 @@ class MesoFleet:
                 spot = goal
             else:
                 return
+        if not road and start is not None:  # it drove the whole leg within one tick
+            road, pos = str(start[tc.VAR_ROAD_ID]), float(start[tc.VAR_LANEPOSITION])
         if road in self.road_map.edges:
-            rest = (
-                spot.pos - pos
-                if spot.edge == road
-                else self.road_map.edges[road].length - pos + spot.pos
-            )
-            self._odometer[vid] = self._odometer.get(vid, 0.0) + max(rest, 0.0)
+            self._odometer[vid] = self._odometer.get(vid, 0.0) + self._rest(vid, road, pos, spot)
         self.parked[vid] = self._row(vid, spot)
         self.table.write(vid, self.parked[vid])
+
+    def _rest(self, vid: str, road: str, pos: float, spot: Spot) -> float:
+        """Metres from where the car was last seen (`road`, `pos` m along it) to `spot`, where
+        it arrived: along its route, which may pass its street again (a loop round the block
+        to a spot behind it)."""
+        route, at = self._routes.get(vid, ()), self._route_at.get(vid, 0)
+        if spot.edge == road and road not in route[at + 1 :]:  # on its last street
+            return max(spot.pos - pos, 0.0)
+        rest = self.road_map.edges[road].length - pos + spot.pos
+        return max(rest + self._between(vid, road, spot.edge), 0.0)
+
+    def _between(self, vid: str, first: str, last: str) -> float:
+        """Metres of the streets between `first` and `last` on the car's route (neither
+        counted): those it passed since it was last read, as it arrives (a tick may hold
+        several of SUMO's steps)."""
+        route, at = self._routes.get(vid, ()), self._route_at.get(vid, 0)
+        try:
+            i = route.index(first, at)
+            j = route.index(last, i + 1)
+        except ValueError:  # not on the route we gave it
+            return 0.0
+        edges = self.road_map.edges
+        return sum(edges[e].length for e in route[i + 1 : j] if e in edges)
 
     def read(self) -> dict[str, Row]:
         """The rows of the cars in SUMO now, as a subscription to `MESO_CAR_VARS` would give

@@ -736,11 +736,31 @@ class SumoWorld:
     # --- stepping -----------------------------------------------------------------------
 
     def step(self) -> None:
+        """One tick: `tick_steps` of SUMO's steps (what each reports is taken in), then the
+        checks that look at the robotaxis and ambulances as they are now."""
+        for _ in range(self.config.tick_steps):
+            self._sumo_step()
+        if self._quiet is not None:
+            # meso leaves its teleports out of the step's list; its statistics count them
+            self.stats.teleports = int(libsumo.simulation.getParameter("", "stats.teleports.total"))
+        if self.config.route_around_jams and self._time_s % _STUCK_CHECK_S < self.config.tick_s:
+            self._reroute_stuck()
+        if self.config.clear_way_for_emergency:
+            self._clear_way()
+        # meso's signals are a delay from their green split (`--meso-tls-penalty`), not their
+        # phases, and libsumo has no getNextTLS there: pre-emption needs micro
+        if (
+            self.config.emergency_preemption
+            and self._meso is None
+            and (self._active_evs or self._preempted)
+        ):
+            self._preempt_signals()
+
+    def _sumo_step(self) -> None:
+        """One SUMO step, and the cars it reports teleported, departed and arrived."""
         if self._quiet is not None:
             with self._quiet:
                 libsumo.simulation.step()
-            # meso leaves its teleports out of the list below; its statistics count them
-            self.stats.teleports = int(libsumo.simulation.getParameter("", "stats.teleports.total"))
         else:
             libsumo.simulation.step()
         self._time_s = libsumo.simulation.getTime()
@@ -755,8 +775,6 @@ class SumoWorld:
                 street = self.road_map.edges[edge].name if edge in self.road_map.edges else ""
                 place = f"{street} ({edge})" if street else edge
                 self.stats.robotaxi_teleport_places.append((self._time_s, vid, place))
-        if self.config.route_around_jams and self._time_s % _STUCK_CHECK_S < self.config.step_s:
-            self._reroute_stuck()
         departed = sim.get(tc.VAR_DEPARTED_VEHICLES_IDS, ())
         self.stats.departed += len(departed)
         for vid in departed:
@@ -785,16 +803,6 @@ class SumoWorld:
                         f"{self._time_s:.0f}s robotaxi {vid} left the network"
                     )
             self._cleared.pop(vid, None)
-        if self.config.clear_way_for_emergency:
-            self._clear_way()
-        # meso's signals are a delay from their green split (`--meso-tls-penalty`), not their
-        # phases, and libsumo has no getNextTLS there: pre-emption needs micro
-        if (
-            self.config.emergency_preemption
-            and self._meso is None
-            and (self._active_evs or self._preempted)
-        ):
-            self._preempt_signals()
 
     def _preempt_signals(self) -> None:
         """Emergency pre-emption, as the city's equipped signals do it: an ambulance with its
