@@ -7,13 +7,12 @@ a car's trail reaches its cap, so a whole day keeps the whole day at a coarser g
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from robotaxi.core import RideRequest, TripEvent, VehicleEvent
-from robotaxi.core.types import FloatArray
+from robotaxi.core.types import FloatArray, IntArray
 from robotaxi.sim.simulation import Callback, Simulation, Tick
 
 # called with the new ride requests, trip events and vehicle events since the last call
@@ -88,8 +87,10 @@ class ProgressReporter(Callback):
 class TrailRecorder(Callback):
     """Where every car in the snapshot was, every `every_s` (for the map picture).
 
-    At most `max_points` per car: when one car's trail reaches it, every trail drops every
-    other point and the interval doubles, so memory stays bounded over any run length.
+    At most `max_points` samples: when there are that many, every other one is dropped and
+    the interval doubles, so memory stays bounded over any run length. A sample is the
+    snapshot's positions as one array (a thousand cars cost one copy, not a thousand
+    appends); the trails are cut out of them when asked for.
     """
 
     name = "trails"
@@ -106,41 +107,46 @@ class TrailRecorder(Callback):
         self.every_s = every_s
         self.max_points = max_points
         self._next_s = 0.0
-        self._trails: dict[str, array[float]] = {}  # flat (t, x, y) per car
+        self._column: dict[str, int] = {}  # each car's column, in the order first seen
+        self._ids: tuple[str, ...] = ()  # the last sample's cars ...
+        self._columns = np.zeros(0, dtype=np.int64)  # ... and their columns
+        self._samples: list[tuple[float, IntArray, FloatArray]] = []  # (t, columns, N×2)
 
     def on_tick(self, sim: Simulation, tick: Tick) -> None:
         now = tick.time_s
         if now < self._next_s:
             return
         self._next_s += self.every_s
-        xmin, ymin, xmax, ymax = self._box
         snapshot = tick.snapshot
-        full = False
-        # one conversion to Python floats, not two numpy scalar reads per car
-        for vid, (x, y) in zip(snapshot.ids, snapshot.xy.tolist(), strict=True):
-            # a car between teleport and re-insertion reports a bogus position
-            if xmin <= x <= xmax and ymin <= y <= ymax:
-                trail = self._trails.get(vid)
-                if trail is None:
-                    trail = self._trails[vid] = array("d")
-                trail.extend((now, x, y))
-                full = full or len(trail) >= 3 * self.max_points
-        if full:
-            self._thin()
-
-    def _thin(self) -> None:
-        for vid, trail in self._trails.items():
-            points = np.frombuffer(trail, dtype=float).reshape(-1, 3)[::2]
-            self._trails[vid] = array("d", points.ravel().tolist())
-        self.every_s *= 2.0
+        if snapshot.ids != self._ids:
+            self._ids = snapshot.ids
+            column = self._column
+            self._columns = np.array(
+                [column.setdefault(vid, len(column)) for vid in snapshot.ids], dtype=np.int64
+            )
+        self._samples.append((now, self._columns, np.array(snapshot.xy, dtype=float)))
+        if len(self._samples) >= self.max_points:
+            self._samples = self._samples[::2]
+            self.every_s *= 2.0
 
     def trails(self) -> dict[str, FloatArray]:
-        """Each car's trail as an N×3 array of (t s, x m, y m)."""
-        return {
-            vid: np.frombuffer(trail, dtype=float).reshape(-1, 3).copy()
-            for vid, trail in self._trails.items()
-        }
-
-    @property
-    def points(self) -> int:
-        return sum(len(t) for t in self._trails.values()) // 3
+        """Each car's trail as an N×3 array of (t s, x m, y m); a position outside the map
+        (a car between a teleport and its re-insertion reports a bogus one) is left out."""
+        if not self._samples:
+            return {}
+        times = np.array([t for t, _, _ in self._samples])
+        xy = np.full((len(self._samples), len(self._column), 2), np.nan)
+        for k, (_, columns, points) in enumerate(self._samples):
+            xy[k, columns] = points
+        xmin, ymin, xmax, ymax = self._box
+        with np.errstate(invalid="ignore"):  # NaN: not in that sample
+            inside = (
+                (xy[..., 0] >= xmin) & (xy[..., 0] <= xmax)
+                & (xy[..., 1] >= ymin) & (xy[..., 1] <= ymax)
+            )  # fmt: skip
+        out: dict[str, FloatArray] = {}
+        for vid, j in self._column.items():
+            rows = np.flatnonzero(inside[:, j])
+            if len(rows):
+                out[vid] = np.column_stack([times[rows], xy[rows, j, 0], xy[rows, j, 1]])
+        return out
