@@ -121,6 +121,25 @@ def test_a_tick_of_several_steps_keeps_the_odometer_and_the_clock(
         assert odo == pytest.approx(way, rel=0.01)
 
 
+def test_a_car_that_arrives_on_a_street_it_was_never_read_on_stands_at_its_target(
+    grid_map: Any, grid_graph: Any, tmp_path: Path
+) -> None:
+    """With 10 SUMO steps a tick, a car whose spot lies near the start of its last street
+    enters that street and arrives between two reads: it stands at its target, not at the
+    end of the street it was last read on (a day of 5-s ticks left 373 rides unfinished so)."""
+    curbs = grid_map.curbs
+    dist = np.hypot(*(curbs.xy - curbs.xy[0]).T)
+    near_start = np.flatnonzero((curbs.pos < 30.0) & (dist > 600.0))[:3]
+    assert len(near_start) == 3
+    with _world(grid_map, grid_graph, tmp_path, tick_steps=10) as world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        for target in near_start.tolist():
+            edge, pos = curbs.edge_ids[target], float(curbs.pos[target])
+            world.apply([DriveTo("taxi0", edge, pos, 0)])
+            assert _until_stopped(world, 300.0)[:3] == (edge, pytest.approx(pos), True)
+
+
 def test_ticks_of_several_steps_need_meso() -> None:
     with pytest.raises(ConfigError, match="tick_steps 5 needs the mesoscopic traffic model"):
         load_config(overrides={"world.tick_steps": 5})

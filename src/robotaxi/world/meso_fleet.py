@@ -271,20 +271,24 @@ class MesoFleet:
 
     def arrived(self, vid: str) -> None:
         """The car left SUMO at the end of its route: it stands at its pull-over spot, at
-        its target, or (when it arrived elsewhere) at the end of the street it left."""
+        its target, or (when its route ended elsewhere) at the end of the route's last
+        street. (Where it was last read may be a street or more before: a tick may hold
+        several of SUMO's steps.)"""
         start = self.leaving.pop(vid, None)
         self._in_sumo.pop(vid, None)
         self._where.pop(vid, None)
         self._written.pop(vid, None)
         road, pos = self._last_seen.pop(vid, ("", 0.0))
+        route = self._routes.get(vid, ())
+        end = route[-1] if route else road
         spot = self._pull_over.pop(vid, None)
         if spot is None:
             goal = self._goal.get(vid)
-            if goal is not None and (goal.edge == road or not road):
+            if goal is not None and (goal.edge == end or not end):
                 spot = self._goal.pop(vid)
-            elif road in self.road_map.edges:
-                lane = self.road_map.curb_lane(road)
-                spot = Spot(road, max(lane.length - 1.0, 0.0), lane.index)
+            elif end in self.road_map.edges:
+                lane = self.road_map.curb_lane(end)
+                spot = Spot(end, max(lane.length - 1.0, 0.0), lane.index)
             elif goal is not None:
                 spot = goal
             else:
