@@ -104,3 +104,21 @@ def test_the_length_bound_holds_and_old_travel_times_give_the_old_routes(grid_gr
         old.route(b, a) for a, b in pairs
     ]
     assert [graph.route_under(graph.weights(), a, b) for a, b in pairs] == now
+
+
+def test_travel_times_of_every_edge_in_order_or_not_set_the_same_graph(grid_graph):
+    """The world measures every edge in the graph's order (taken as one array); any other
+    mapping sets the same times. Times that are not finite and positive are ignored."""
+    rng = np.random.default_rng(17)
+    graph_times = grid_graph.travel_time * rng.uniform(1.0, 5.0, len(grid_graph.edge_ids))
+    times = {e: float(t) for e, t in zip(grid_graph.edge_ids, graph_times, strict=True)}
+    for bad, value in zip(grid_graph.edge_ids[:3], (np.nan, 0.0, -4.0), strict=True):
+        times[bad] = value
+    in_order, shuffled = copy.deepcopy(grid_graph), copy.deepcopy(grid_graph)
+    in_order.update_travel_times(times)
+    keys = list(times)
+    shuffled.update_travel_times({keys[i]: times[keys[i]] for i in rng.permutation(len(keys))})
+    assert np.array_equal(in_order.travel_time, shuffled.travel_time)
+    assert np.array_equal(in_order.travel_time[:3], grid_graph.travel_time[:3])  # kept
+    assert np.array_equal(in_order.travel_time[3:], graph_times[3:])
+    assert (in_order._graph != shuffled._graph).nnz == 0

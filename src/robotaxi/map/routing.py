@@ -13,6 +13,7 @@ as far as it must to find that pick-up's nearest cars, and returns those pairs a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -189,10 +190,16 @@ class RoutingGraph:
 
     def update_travel_times(self, times_s: Mapping[str, float]) -> None:
         """Set current travel times (s) for some edges, e.g. measured by the world."""
-        for edge_id, t in times_s.items():
-            i = self.index.get(edge_id)
-            if i is not None and np.isfinite(t) and t > 0:
-                self.travel_time[i] = t
+        if len(times_s) == len(self.edge_ids) and tuple(times_s) == self.edge_ids:
+            # every edge, in the graph's order (as the world measures them): as one array
+            new = np.fromiter(times_s.values(), dtype=float, count=len(times_s))
+            ok = np.isfinite(new) & (new > 0)
+            self.travel_time[ok] = new[ok]
+        else:
+            for edge_id, t in times_s.items():
+                i = self.index.get(edge_id)
+                if i is not None and np.isfinite(t) and t > 0:
+                    self.travel_time[i] = t
         self._graph = self._build()
 
     def edge_time_from_ends(self, sources: Sequence[str]) -> FloatArray:
@@ -615,16 +622,21 @@ class RoutingGraph:
         end of each landmark to the end of every edge; the highest length / arc weight (m/s)
         of any edge. Built on first use per set of travel times."""
         if self._landmarks is None:
-            lo, hi = self._end_xy.min(axis=0), self._end_xy.max(axis=0)
-            steps = (np.arange(LANDMARK_GRID) + 0.5) / LANDMARK_GRID
-            centres = np.array([lo + (hi - lo) * (fx, fy) for fx in steps for fy in steps])
-            _, near = cKDTree(self._end_xy).query(centres)
-            landmarks = np.unique(np.asarray(near, dtype=np.int64))
+            landmarks = self._landmark_edges
             to_landmark = np.atleast_2d(dijkstra(self._reverse, directed=True, indices=landmarks))
             from_landmark = np.atleast_2d(dijkstra(self._graph, directed=True, indices=landmarks))
             top_speed = float(np.max(self.length / self._weight))
             self._landmarks = (to_landmark, from_landmark, top_speed)
         return self._landmarks
+
+    @functools.cached_property
+    def _landmark_edges(self) -> IntArray:
+        """The landmarks of `_landmark_tables`: where the map is, not its travel times."""
+        lo, hi = self._end_xy.min(axis=0), self._end_xy.max(axis=0)
+        steps = (np.arange(LANDMARK_GRID) + 0.5) / LANDMARK_GRID
+        centres = np.array([lo + (hi - lo) * (fx, fy) for fx in steps for fy in steps])
+        _, near = cKDTree(self._end_xy).query(centres)
+        return np.unique(np.asarray(near, dtype=np.int64))
 
     def _fastest(self, graph: csr_matrix, a: int, b: int) -> tuple[str, ...]:
         """`route` on `graph` from edge index `a` to `b`."""

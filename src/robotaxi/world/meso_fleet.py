@@ -165,6 +165,8 @@ class MesoFleet:
         # per driving car, the street, m along it and speed last written to the table: a
         # row equal to that one changes nothing there (nor the odometer)
         self._written: dict[str, tuple[str, float, float]] = {}
+        # the last `read`: SUMO's time, how many cars were in SUMO, their rows
+        self._read: tuple[float, int, dict[str, Row]] | None = None
 
     # --- commands ----------------------------------------------------------------------
 
@@ -325,7 +327,16 @@ class MesoFleet:
 
     def read(self) -> dict[str, Row]:
         """The rows of the cars in SUMO now, as a subscription to `MESO_CAR_VARS` would give
-        them (a car waiting for room to enter is on no street)."""
+        them (a car waiting for room to enter is on no street). Read once per SUMO step: a
+        second call at the same time (the stuck check, then the snapshot) gets the same."""
+        now = libsumo.simulation.getTime()
+        if self._read is not None and self._read[0] == now and self._read[1] == len(self._in_sumo):
+            return self._read[2]
+        out = self._read_now()
+        self._read = (now, len(self._in_sumo), out)
+        return out
+
+    def _read_now(self) -> dict[str, Row]:
         veh, out, where = libsumo.vehicle, {}, self._where
         road_of, position, angle = veh.getRoadID, veh.getPosition, veh.getAngle
         speed, lane_pos = veh.getSpeed, veh.getLanePosition
