@@ -284,6 +284,7 @@ class FleetManager:
         # check needs it, only an upper bound and the travel times it opened under (most
         # cars can finish even the bound: the ride's route is searched only if one cannot)
         self._ride_m: dict[str, float] = {}
+        self._sorted_cars: list[Vehicle] = []  # `_by_id`
         self._ride_bound: dict[str, tuple[float, RouteWeights]] = {}
         # trip → the car an operator pulled over on its way to that rider (stuck): never
         # sent to the same rider again while the rider still waits
@@ -1241,6 +1242,12 @@ class FleetManager:
         idx, _ = self.map.curbs.nearest(np.array([v.xy]))
         return self._curb_location(int(idx[0]))
 
+    def _by_id(self) -> list[Vehicle]:
+        """The fleet's cars sorted by id (kept while no car is added: a batch's order)."""
+        if len(self._sorted_cars) != len(self.vehicles):
+            self._sorted_cars = sorted(self.vehicles.values(), key=lambda x: x.vehicle_id)
+        return self._sorted_cars
+
     def _curb_location(self, curb: int) -> tuple[str, float]:
         """Curb spot `curb` on the routing graph: its edge and m along it."""
         return self.map.curbs.edge_ids[curb], float(self.map.curbs.pos[curb])
@@ -1276,7 +1283,7 @@ class FleetManager:
         origins: list[tuple[str, float]] = []
         extra: list[float] = []
         holding: dict[str, str] = {}
-        for v in sorted(self.vehicles.values(), key=lambda x: x.vehicle_id):
+        for v in self._by_id():
             if soon_free and v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None:
                 # a car pulled over for an ambulance still holds its trip (so that it is
                 # released if the trip moves to another car), a little later than its route
@@ -1434,7 +1441,7 @@ class FleetManager:
             return
         idle = [
             v
-            for v in sorted(self.vehicles.values(), key=lambda x: x.vehicle_id)
+            for v in self._by_id()
             if v.status == VehicleStatus.IDLE
             and v.trip_id is None
             and v.stopped
