@@ -31,6 +31,7 @@ from robotaxi.core.errors import ConfigError
         (["--max-teleport-share", "2"], "share of inserted vehicles"),
         (["--data-dir", "no/such/folder"], "INRIX speeds to calibrate against"),
         (["--traffic-model", "hybrid"], "invalid choice"),
+        (["--known-good-scale", "-0.1"], "known good scale -0.1 must be > 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -126,6 +127,27 @@ def test_city_settings_keep_each_model_and_fall_back(settings_dir: Path, tmp_pat
     (only / "sf.yaml").write_text("traffic_models: [")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(None, {"map.city": "sf"}, city_settings_dir=only)
+
+
+def test_the_last_calibration_whose_day_held_is_the_known_good_scale() -> None:
+    """sf's tracked meso calibration held over its day: its scale brackets a new day search
+    unless the user names one (0: none); micro was never calibrated over a day."""
+    import argparse
+
+    from robotaxi.cli.calibrate import register, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+
+    def settings(*args: str):  # type: ignore[no-untyped-def]
+        return settings_from_args(parser.parse_args(["calibrate", "--city", "sf", *args]))
+
+    tracked = city_settings("sf", "meso")
+    assert tracked is not None and tracked["calibration"]["teleport_bound_met"] is True
+    assert settings().known_good_scale == tracked["calibration"]["scale"]
+    assert settings("--known-good-scale", "0.15").known_good_scale == 0.15
+    assert settings("--known-good-scale", "0").known_good_scale is None
+    assert settings("--traffic-model", "micro").known_good_scale is None
 
 
 def test_the_tracked_sf_settings_are_valid() -> None:

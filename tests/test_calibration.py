@@ -441,8 +441,33 @@ def test_a_day_that_never_holds_takes_the_fewest_teleports_and_says_so():
     assert len(calls) == len(set(calls)) < 8
 
 
+def test_a_known_good_scale_brackets_a_day_that_jams():
+    """The windows chose 0.5 and the day holds only to 0.2; the last calibration's 0.176
+    held. Stepping down blind, three runs end at 0.32, still jammed; with the known good
+    scale they bisect towards it and end within the bound, near the true limit."""
+    blind: list[float] = []
+    day = search_day_scale(_day(0.2, blind), 0.5, min_scale=0.05, max_runs=3,
+                           max_teleport_share=0.005)  # fmt: skip
+    assert not day.bound_met and min(blind) == pytest.approx(0.32)
+    calls: list[float] = []
+    day = search_day_scale(
+        _day(0.2, calls), 0.5, min_scale=0.05, max_runs=3, max_teleport_share=0.005,
+        known_good=0.176,
+    )  # fmt: skip
+    assert calls[1] == pytest.approx((0.5 * 0.176) ** 0.5, rel=0.01)  # halfway, in log scale
+    assert day.bound_met and 0.176 <= day.scale <= 0.2
+    # while none has held, the last run checks the known good scale itself, and it can fail
+    calls = []
+    day = search_day_scale(
+        _day(0.1, calls), 0.5, min_scale=0.05, max_runs=3, max_teleport_share=0.005,
+        known_good=0.176,
+    )  # fmt: skip
+    assert calls[-1] == 0.176 and not day.bound_met
+
+
 def test_day_settings_are_checked():
-    for bad in ({"day_runs": -1}, {"day_s": 0.0}, {"day_s": 90_000.0}, {"day_step": 1.0}):
+    for bad in ({"day_runs": -1}, {"day_s": 0.0}, {"day_s": 90_000.0}, {"day_step": 1.0},
+                {"known_good_scale": 0.0}, {"known_good_scale": -1.0}):  # fmt: skip
         with pytest.raises(CalibrationError):
             CalibrationSettings(**bad).check()  # type: ignore[arg-type]
 

@@ -69,6 +69,12 @@ def register(sub: Any) -> None:
         "within the bound (0: the windows only)",
     )  # fmt: skip
     p.add_argument(
+        "--known-good-scale", type=float, default=None,
+        help="a scale whose whole day held before: a failing day run halves the way to it "
+        "and the last run checks it (default: the city's last calibration, if its day held; "
+        "0: none)",
+    )  # fmt: skip
+    p.add_argument(
         "--day-hours", type=float, default=24.0,
         help="how much of the day, from midnight, those runs cover",
     )  # fmt: skip
@@ -106,9 +112,30 @@ def settings_from_args(args: argparse.Namespace) -> CalibrationSettings:
         budget_s=None if args.budget_min is None else args.budget_min * 60.0,
         day_runs=args.day_runs,
         day_s=args.day_hours * 3600.0,
+        known_good_scale=(
+            _known_good_scale(args.city, args.traffic_model)
+            if args.known_good_scale is None
+            else args.known_good_scale or None
+        ),
     )
     settings.check()
     return settings
+
+
+def _known_good_scale(city: str, traffic_model: str) -> float | None:
+    """The scale of the city's last calibration for this model, if its whole day held."""
+    from robotaxi.config import city_settings
+
+    entry = city_settings(city, traffic_model) or {}
+    calibration = entry.get("calibration") or {}
+    if (
+        calibration.get("traffic_model") == traffic_model
+        and calibration.get("teleport_bound_met") is True
+        and calibration.get("day_teleport_share") is not None
+        and isinstance(calibration.get("scale"), int | float)
+    ):
+        return float(calibration["scale"])
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

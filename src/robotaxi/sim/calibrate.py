@@ -75,6 +75,9 @@ class CalibrationSettings:
     day_runs: int = 3  # whole-day runs that may lower the scale (0: windows only)
     day_s: float = DAY_S  # how much of the day, from midnight, those runs cover
     day_step: float = 0.8  # each failing day run tries this share of its scale next
+    # a scale whose whole day held before (the city's last calibration): a failing day then
+    # tries halfway (in log scale) to it rather than a step down, and the last run checks it
+    known_good_scale: float | None = None
 
     def check(self) -> None:
         if not self.periods:
@@ -98,6 +101,11 @@ class CalibrationSettings:
             raise CalibrationError("at least one candidate run is needed (--max-runs ≥ 1)")
         if not 0 <= self.max_teleport_share <= 1:
             raise CalibrationError("the teleport bound is a share of inserted vehicles, 0..1")
+        if self.known_good_scale is not None and not self.known_good_scale > 0:
+            raise CalibrationError(
+                f"known good scale {self.known_good_scale} must be > 0 (0 on the command "
+                "line: none)"
+            )
         if self.day_runs < 0 or not 0 < self.day_s <= DAY_S or not 0 < self.day_step < 1:
             raise CalibrationError(
                 f"day runs {self.day_runs} must be ≥ 0, the day's length {self.day_s:.0f} s "
@@ -227,11 +235,15 @@ def search_day_scale(
     max_teleport_share: float,
     step: float = 0.8,
     keep_going: Callable[[], bool] = lambda: True,
+    known_good: float | None = None,
 ) -> DaySearch:
     """The largest scale not above `start_scale` whose whole day (`run_day(scale)` → its
     teleport share) stays within the bound: `start_scale` if it holds, else steps down by
     `step` until one holds, then halves the bracket (in log scale) with the runs left. Never
-    raises the scale: the windows chose `start_scale` on speeds."""
+    raises the scale: the windows chose `start_scale` on speeds. With `known_good` (below
+    `start_scale`: a scale whose day held before), a failing day halves the bracket between
+    it and the failure instead of stepping down, and while none has held the last run is
+    `known_good` itself (checked, not trusted)."""
     if max_runs < 1:
         raise CalibrationError("a day search needs at least one run")
     trials: list[tuple[float, float]] = []
@@ -253,6 +265,9 @@ def search_day_scale(
             if failed / held < 1.05:
                 break
             scale = math.sqrt(held * failed)
+        elif known_good is not None and min_scale <= known_good < failed:
+            last = run + 2 >= max_runs or failed / known_good < 1.05
+            scale = known_good if last else math.sqrt(known_good * failed)
         else:
             scale = max(scale * step, min_scale)
         scale = float(f"{scale:.3g}")
@@ -501,6 +516,7 @@ def calibrate_background(
             max_runs=1 if settings.fixed_scale is not None else settings.day_runs,
             max_teleport_share=settings.max_teleport_share, step=settings.day_step,
             keep_going=lambda: budget is None or time.perf_counter() - started < budget,
+            known_good=settings.known_good_scale,
         )  # fmt: skip
         trials, chosen = search.trials, search.chosen
         if day.scale != top:  # the windows again, at the scale the day allows
