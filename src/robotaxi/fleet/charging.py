@@ -656,11 +656,15 @@ class FleetCharging:
         )
         free = self._free_chargers()
         orders = []
+        any_free = max(free, default=0) > 0
         for vehicle_id, reason in wanting:
+            if reason == ChargeReason.OPPORTUNISTIC and not any_free:
+                continue  # an optional charge never queues: none can go (`choose_depot`)
             k = self.policy.choose_depot(dist[row[vehicle_id]], free, reason)
             if k is None:
                 continue
             free[k] -= 1
+            any_free = max(free) > 0
             depot = self.depots[k]
             target = self.policy.target_kwh(hour)
             car = self.batteries.cars[vehicle_id]

@@ -284,6 +284,8 @@ class FleetManager:
         # check needs it, only an upper bound and the travel times it opened under (most
         # cars can finish even the bound: the ride's route is searched only if one cannot)
         self._ride_m: dict[str, float] = {}
+        self._direct_at_start: dict[str, float] = {}  # `_begin_driving`, per ride under way
+        self.completed = 0  # trips completed so far (the progress line's count)
         self._sorted_cars: list[Vehicle] = []  # `_by_id`
         self._ride_bound: dict[str, tuple[float, RouteWeights]] = {}
         # trip → the car an operator pulled over on its way to that rider (stuck): never
@@ -850,6 +852,9 @@ class FleetManager:
             self._ride_bound.pop(trip.trip_id, None)
         if state.terminal:
             self._ended.append((now, trip.trip_id))
+            self._direct_at_start.pop(trip.trip_id, None)
+            if state == S.COMPLETED:
+                self.completed += 1
 
     def _check_patience(self, now: float, out: FleetTickResult) -> None:
         for trip in list(self._before_pickup.values()):
@@ -983,7 +988,7 @@ class FleetManager:
                 trip, S.ARRIVED_AT_DESTINATION, now, out, cause="car",
                 data={
                     "ride_m": round(v.odometer_m - start_odo, 1),
-                    "direct_m": round(self._direct_m(trip), 1),
+                    "direct_m": round(self._ride_direct_m(trip), 1),
                 },
             )  # fmt: skip
             v.status = VehicleStatus.AT_DROPOFF
@@ -1086,7 +1091,16 @@ class FleetManager:
         )
         self._event(trip, S.DRIVING, now, out, cause="car", data={"odometer_m": v.odometer_m})
         v.status, v.stage, v.timer_s = VehicleStatus.TO_DROPOFF, CurbStage.NONE, math.inf
+        if trip.trip_id not in self._direct_at_start:
+            # the detour's baseline, by the travel times the ride starts under: the route the
+            # car is about to be given (searched once, for both)
+            self._direct_at_start[trip.trip_id] = self._direct_m(trip)
         self._send_to(v, trip.dropoff_curb)
+
+    def _ride_direct_m(self, trip: Trip) -> float:
+        """The detour baseline of a ride that arrived: `_direct_m` when it started."""
+        known = self._direct_at_start.pop(trip.trip_id, None)
+        return self._direct_m(trip) if known is None else known
 
     # --- emergency vehicles -------------------------------------------------------------
 

@@ -276,6 +276,6 @@ def _calibration(config: RunConfig) -> dict[str, Any] | None:
 
 
 def _status(sim: Simulation) -> str:
-    trips = sim.fleet.trips if sim.fleet is not None else {}
-    done = sum(1 for t in trips.values() if t.state == TripState.COMPLETED)
-    return f"{len(trips)} requests, {done} completed, {sim.world.vehicle_count()} vehicles"
+    requests = len(sim.fleet.trips) if sim.fleet is not None else 0
+    done = sim.fleet.completed if sim.fleet is not None else 0
+    return f"{requests} requests, {done} completed, {sim.world.vehicle_count()} vehicles"

@@ -704,11 +704,18 @@ class SumoWorld:
         once per `stuck_reroute_s`: a queue that does not move is where SUMO would
         otherwise teleport it. Cars our stack drives and parked cars are left alone."""
         now, wait = self._time_s, self.config.stuck_reroute_s
-        results = libsumo.vehicle.getAllSubscriptionResults()
-        if self._meso is not None:  # meso's robotaxis are read, not subscribed
-            results = {**results, **self._meso.read()}
         slow = self._slow_since
-        for vid in self.robotaxis:
+        cars: Iterable[str]
+        if self._meso is not None:
+            # meso's robotaxis are read, not subscribed, and only those in SUMO can crawl
+            results = self._meso.read()
+            for vid in [v for v in slow if v not in results]:
+                del slow[vid]
+            cars = tuple(results)
+        else:
+            results = libsumo.vehicle.getAllSubscriptionResults()
+            cars = self.robotaxis
+        for vid in cars:
             row = results.get(vid)
             if (
                 not row
@@ -1240,4 +1247,4 @@ class SumoWorld:
 
     def edge_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
         """SUMO's current travel-time estimate per edge (s), for routing and ETAs."""
-        return {e: libsumo.edge.getTraveltime(e) for e in edges}
+        return dict(zip(edges, map(libsumo.edge.getTraveltime, edges), strict=True))
