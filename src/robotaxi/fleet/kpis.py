@@ -86,11 +86,11 @@ class TripRecord:
     defined, and the list functions below read them. `wait_s` is the pick-up wait (request
     to the car's first arrival at the pick-up; None if no car arrived), `in_vehicle_s` the
     time in the car ("Start ride" to the first arrival at the destination), `walk_m` the walk
-    to and from the car and `detour` the distance driven with the rider over the shortest
-    route's (the last two only when the car reached the destination; `detour` also needs
-    `ride_m` and `direct_m` > 0 on the arrival event). `cancel_cause` is set on cancelled
-    trips; `controlled` marks a real rider's (app) trip; `origin_zone` is the demand zone
-    of the pick-up; `pickup_eta_error_s` is `pickup_eta_error`.
+    to and from the car and `detour` the distance driven with the rider over the fastest
+    route's when the ride started (the last two only when the car reached the destination;
+    `detour` also needs `ride_m` and `direct_m` > 0 on the arrival event). `cancel_cause` is
+    set on cancelled trips; `controlled` marks a real rider's (app) trip; `origin_zone` is
+    the demand zone of the pick-up; `pickup_eta_error_s` is `pickup_eta_error`.
     """
 
     state: TripState
@@ -159,7 +159,8 @@ def walks_m(trips: Iterable[Trip | TripRecord]) -> list[float]:
 
 
 def detour_ratios(trips: Iterable[Trip | TripRecord]) -> list[float]:
-    """Distance driven with the rider over the shortest route's (1 = no detour), over trips
+    """Distance driven with the rider over the length of the fastest route when the ride
+    started (1 = no detour; below 1 when the car found a shorter way), over trips
     whose car reached the destination and recorded both (`ride_m`, and `direct_m` > 0, on
     the arrival event)."""
     return [r.detour for r in _records(trips) if r.detour is not None]
