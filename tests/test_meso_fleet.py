@@ -40,6 +40,14 @@ def _far_curb(grid_map: Any) -> int:
     return int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[0]).T)))
 
 
+def _way_m(grid_map: Any, route: tuple[str, ...], start: int, end: int) -> float:
+    """Metres along `route` from curb spot `start` (on its first street) to `end` (on its
+    last)."""
+    curbs = grid_map.curbs
+    edges_m = sum(grid_map.edges[e].length for e in route[:-1])
+    return edges_m - float(curbs.pos[start]) + float(curbs.pos[end])
+
+
 def _row(world: Any, vid: str = "taxi0") -> tuple[str, float, bool, float]:
     snap = world.snapshot()
     i = snap.ids.index(vid)
@@ -91,9 +99,7 @@ def test_a_car_drives_between_kerbs_and_its_odometer_is_the_way_it_drove(
         assert (edge, stopped) == (curbs.edge_ids[far], True)
         assert pos == pytest.approx(float(curbs.pos[far]))
         assert "taxi0" not in libsumo.vehicle.getIDList()
-        way = sum(grid_map.edges[e].length for e in route[:-1]) - float(curbs.pos[0])
-        way += float(curbs.pos[far])
-        assert odo == pytest.approx(way, rel=0.01)
+        assert odo == pytest.approx(_way_m(grid_map, route, 0, far), rel=0.01)
 
 
 def test_a_tick_of_several_steps_keeps_the_odometer_and_the_clock(
@@ -116,9 +122,7 @@ def test_a_tick_of_several_steps_keeps_the_odometer_and_the_clock(
         edge, _pos, stopped, odo = _until_stopped(world, 150.0)
         assert (edge, stopped) == (curbs.edge_ids[far], True)
         assert world.time.time_s % 10.0 == pytest.approx(0.0)
-        way = sum(grid_map.edges[e].length for e in route[:-1]) - float(curbs.pos[0])
-        way += float(curbs.pos[far])
-        assert odo == pytest.approx(way, rel=0.01)
+        assert odo == pytest.approx(_way_m(grid_map, route, 0, far), rel=0.01)
 
 
 def test_a_car_that_arrives_on_a_street_it_was_never_read_on_stands_at_its_target(

@@ -125,7 +125,7 @@ class WorldConfig(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _meso_has_no_kerb(cls, data: Any) -> Any:
+    def _meso_defaults(cls, data: Any) -> Any:
         """In meso, cars have no kerb to pull over to: clearing the way for ambulances is
         off there, and asking for it is refused. A meso tick is MESO_TICK_STEPS steps unless
         set."""

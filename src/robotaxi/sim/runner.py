@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from robotaxi.config import FleetConfig, RunConfig, WorldConfig, city_settings
-from robotaxi.core import ConfigError, EmergencyRecord, RideRequest, TripState, World, WorldStats
+from robotaxi.core import ConfigError, EmergencyRecord, RideRequest, World, WorldStats
 from robotaxi.core.types import FloatArray
 from robotaxi.fleet.charging import fleet_charging_for_map
 from robotaxi.fleet.demand import (
@@ -253,7 +253,7 @@ class ServiceSimulation:
             calibration=_calibration(cfg) if self.background else None,
             energy=(
                 charging.kpis(
-                    rides=sum(1 for t in fleet.trips.values() if t.state == TripState.COMPLETED),
+                    rides=fleet.completed,
                     end_s=last.time_s,
                 )
                 if charging is not None
