@@ -8,6 +8,8 @@ is complete. Plus the pick-up ETA error metric on hand-built trips.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ from robotaxi.fleet import dispatch
 from robotaxi.fleet.dispatch import BatchPolicy, NearestPolicy, assign_nearby
 from robotaxi.fleet.kpis import TripRecord, pickup_eta_error, pickup_eta_errors_s, trip_kpis
 from robotaxi.fleet.trips import new_trip
-from robotaxi.map import RoutingGraph
+from robotaxi.map import RoutingGraph, routing
 from robotaxi.map.routing import PickupCandidates
 
 S = TripState
@@ -77,6 +79,68 @@ def test_bounded_search_follows_new_travel_times() -> None:
     inside = full <= 60.0 - 1e-6
     np.testing.assert_allclose(bounded[inside], full[inside], rtol=0, atol=1e-9)
     assert np.all(np.isinf(bounded[full > 60.0 + 1e-6]))
+
+
+def test_pickups_searched_again_with_the_cars_moved_find_what_a_fresh_search_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pick-up's backward search is kept between batches (the cars move, the pick-ups and
+    travel times do not): the next batch finds exactly what a graph that never searched
+    finds, with fewer searches."""
+    road_map, _ = mini_city()
+    searched = [0]
+    real = routing.dijkstra
+
+    def counting(graph, **kwargs):  # type: ignore[no-untyped-def]
+        searched[0] += len(np.atleast_1d(kwargs["indices"]))
+        return real(graph, **kwargs)
+
+    monkeypatch.setattr(routing, "dijkstra", counting)
+    graph = RoutingGraph(road_map)
+    graph.prepare_pickup_search()  # the tiles: searches of their own, not counted below
+    _, _, _, req_edges, req_pos = scene(graph, 3, 30, 12)
+    kwargs = dict(nearest=3, first_radius_s=5.0)
+    again, anew = 0, 0
+    for seed in range(4):
+        _, car_edges, car_pos, _, _ = scene(graph, 50 + seed, 30, 12)
+        before = searched[0]
+        kept = graph.pickup_candidates(car_edges, car_pos, req_edges, req_pos, 90.0, **kwargs)
+        again += (searched[0] - before) if seed else 0
+        fresh = RoutingGraph(road_map)
+        fresh.prepare_pickup_search()
+        before = searched[0]
+        found = fresh.pickup_candidates(car_edges, car_pos, req_edges, req_pos, 90.0, **kwargs)
+        anew += (searched[0] - before) if seed else 0
+        for name in ("origin", "target", "eta_s", "radius_s", "bound_s"):
+            np.testing.assert_array_equal(getattr(kept, name), getattr(found, name))
+    assert again < anew / 2
+
+
+def test_a_car_given_a_pickup_drives_the_way_its_search_found_no_slower_than_a_fresh_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    road_map, _ = mini_city()
+    graph = RoutingGraph(road_map)
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, 11, 30, 12)
+    cands = graph.pickup_candidates(car_edges, car_pos, req_edges, req_pos, 120.0, nearest=4)
+    searched: list[tuple[int, int]] = []
+    real = graph._fastest
+    monkeypatch.setattr(graph, "_fastest", lambda g, a, b: searched.append((a, b)) or real(g, a, b))
+    fresh = RoutingGraph(road_map)
+    arcs = set(zip(graph._src.tolist(), graph._dst.tolist(), strict=True))
+    pairs = {(car_edges[o], req_edges[t]) for o, t in zip(cands.origin, cands.target, strict=True)}
+    pairs = {(a, b) for a, b in pairs if a != b}
+    assert len(pairs) > 20
+    for a, b in sorted(pairs):
+        way = graph.route(a, b)
+        hops = [graph.index[e] for e in way]
+        assert hops[0] == graph.index[a] and hops[-1] == graph.index[b]
+        assert all((x, y) in arcs for x, y in itertools.pairwise(hops))
+        best = [fresh.index[e] for e in fresh.route(a, b)]
+        assert graph.travel_time[hops[1:]].sum() == pytest.approx(
+            fresh.travel_time[best[1:]].sum(), abs=1e-9
+        )
+    assert searched == []  # every way was read off a pick-up's search
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -62,6 +62,13 @@ ROUTE_GROW = 1.5
 WHOLE_GRAPH_S = 1e5
 # `route` keeps at most this many answers per set of travel times (~100 B each plus the route)
 ROUTE_CACHE_SIZE = 50_000
+# `pickup_candidates` keeps each pick-up's backward search (its ball: the edges within its
+# reach, their times and next edges toward the pick-up, 16 B an edge) until the travel times
+# change: a trip waits for its car over several batches and is searched again in each (a
+# closer car may take it over), and the car it gets drives the ball's way to it (`route`
+# reads it off the ball instead of searching). At most BALL_CACHE_EDGES edges in all
+# (~80 MB); when full, the kept balls are dropped.
+BALL_CACHE_EDGES = 5_000_000
 # `route_length_bound_m`: a route is no slower than the way through a landmark edge; the
 # landmarks are the edges nearest the centres of a LANDMARK_GRID × LANDMARK_GRID split of the
 # map (one Dijkstra to them and one from them per set of travel times, ~5 ms each on the city)
@@ -107,6 +114,18 @@ class PickupCandidates:
         out = np.full((self.n_origins, self.n_targets), np.inf)
         out[self.origin, self.target] = self.eta_s
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Ball:
+    """A backward search from a pick-up edge: every edge within `reach_s` of it (sorted), the
+    time from that edge's end to the pick-up edge's end, and the edge after it on the fastest
+    way there (−1 for the pick-up edge itself)."""
+
+    reach_s: float
+    edges: npt.NDArray[np.int32]
+    time_s: FloatArray
+    ahead: npt.NDArray[np.int32]
 
 
 class RoutingGraph:
@@ -180,6 +199,9 @@ class RoutingGraph:
         self._rev_ptr = self._reverse.indptr.astype(np.int64)
         self._rev_idx = self._reverse.indices.astype(np.int64)
         self._tiles = {}  # their subgraphs hold the old travel times
+        # backward searches from pick-up edges: edge → `_Ball`
+        self._balls: dict[int, _Ball] = {}
+        self._ball_edges = 0
         # `route`'s answers for these travel times (a trip's legs are asked again and again:
         # the ride's length when it opens, its leg, its length at arrival)
         self._routes: dict[tuple[int, int], tuple[str, ...]] = {}
@@ -457,13 +479,21 @@ class RoutingGraph:
             nodes, sub = self._pickup_tile(int(key))
             local = np.searchsorted(nodes, edges[group])
             reach[group] = np.minimum(limit[group].max(), tile_cap[group])
-            out.append(self._search(sub, nodes, group, local, reach[group], wanted))
+            # (a tile's times are exact up to each edge's own cap, not to the search's limit)
+            out.append(
+                self._search(sub, nodes, group, edges[group], local, reach[group], wanted, None)
+            )
         far = np.flatnonzero(~short)
         far = far[np.argsort(limit[far], kind="stable")]
         while far.size:
             band = far[: int(np.searchsorted(limit[far], limit[far[0]] * LIMIT_BAND, "right"))]
             reach[band] = limit[band].max()
-            out.append(self._search(self._reverse, None, band, edges[band], reach[band], wanted))
+            out.append(
+                self._search(
+                    self._reverse, None, band, edges[band], edges[band], reach[band], wanted,
+                    float(reach[band].max()),
+                )
+            )  # fmt: skip
             far = far[len(band) :]
         if not out:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), reach
@@ -474,22 +504,69 @@ class RoutingGraph:
             reach,
         )
 
-    @staticmethod
     def _search(
+        self,
         graph: csr_matrix,
         nodes: IntArray | None,
         group: IntArray,
+        edges: IntArray,
         sources: IntArray,
         reach: FloatArray,
         wanted: npt.NDArray[np.bool_],
+        exact_s: float | None,
     ) -> tuple[IntArray, IntArray, FloatArray]:
-        """One scipy Dijkstra from `sources` of `graph` (whose node i is edge `nodes[i]`, or
-        edge i), as far as the farthest reach: the wanted edges within each one's reach."""
-        dist = np.atleast_2d(dijkstra(graph, directed=True, indices=sources, limit=reach.max()))
-        cols = np.flatnonzero(wanted if nodes is None else wanted[nodes])
-        rows, at = np.nonzero(dist[:, cols] <= reach[:, None])
-        edge = cols[at] if nodes is None else nodes[cols[at]]
-        return group[rows], edge, dist[rows, cols[at]]
+        """The wanted edges within each reach of a backward search from `edges` (`sources`:
+        the same as nodes of `graph`, whose node i is edge `nodes[i]`, or edge i): (which of
+        `group`, edge, time). A ball kept from an earlier batch that reached as far serves;
+        the others are one scipy Dijkstra as far as the farthest of them, kept (exact up to
+        `exact_s`, or to each one's reach when None)."""
+        balls = self._balls
+        rows: list[tuple[IntArray, IntArray, FloatArray] | None] = [None] * len(group)
+        missed: list[int] = []
+        for j, (edge, r) in enumerate(zip(edges.tolist(), reach.tolist(), strict=True)):
+            ball = balls.get(edge)
+            if ball is None or ball.reach_s < r:
+                missed.append(j)
+                continue
+            sel = wanted[ball.edges] & (ball.time_s <= r)
+            rows[j] = (
+                np.full(int(sel.sum()), group[j]),
+                ball.edges[sel].astype(np.int64),
+                ball.time_s[sel],
+            )
+        if missed:
+            miss = np.asarray(missed, dtype=np.int64)
+            limit = float(reach[miss].max())
+            dist, pred = dijkstra(
+                graph, directed=True, indices=sources[miss], limit=limit,
+                return_predecessors=True,
+            )  # fmt: skip
+            dist, pred = np.atleast_2d(dist), np.atleast_2d(pred)
+            if self._ball_edges > BALL_CACHE_EDGES:
+                balls.clear()
+                self._ball_edges = 0
+            for row, j in enumerate(missed):
+                exact = float(reach[j]) if exact_s is None else exact_s
+                found = np.flatnonzero(dist[row] <= exact)
+                at = (found if nodes is None else nodes[found]).astype(np.int32)
+                ahead = pred[row, found]  # the source's own is −9999: none
+                if nodes is not None:
+                    ahead = np.where(ahead >= 0, nodes[np.maximum(ahead, 0)], -1)
+                ball = _Ball(exact, at, dist[row, found], ahead.astype(np.int32))
+                balls[int(edges[j])] = ball
+                self._ball_edges += len(at)
+                sel = wanted[at] & (ball.time_s <= reach[j])
+                rows[j] = (
+                    np.full(int(sel.sum()), group[j]),
+                    at[sel].astype(np.int64),
+                    ball.time_s[sel],
+                )
+        done = [r for r in rows if r is not None]
+        return (
+            np.concatenate([r[0] for r in done]),
+            np.concatenate([r[1] for r in done]),
+            np.concatenate([r[2] for r in done]),
+        )
 
     def prepare_pickup_search(self) -> int:
         """Build what `pickup_candidates` searches on (every tile; ≈0.1–0.3 s for the whole
@@ -581,7 +658,7 @@ class RoutingGraph:
             if known is None:
                 if len(self._routes) >= ROUTE_CACHE_SIZE:
                     self._routes.clear()
-                known = self._routes[(a, b)] = self._fastest(graph, a, b)
+                known = self._routes[(a, b)] = self._from_ball(a, b) or self._fastest(graph, a, b)
             return known
         graph = graph.copy()
         graph.data[np.isin(graph.indices, banned) & (graph.indices != b)] = 0.0
@@ -637,6 +714,20 @@ class RoutingGraph:
         centres = np.array([lo + (hi - lo) * (fx, fy) for fx in steps for fy in steps])
         _, near = cKDTree(self._end_xy).query(centres)
         return np.unique(np.asarray(near, dtype=np.int64))
+
+    def _from_ball(self, a: int, b: int) -> tuple[str, ...]:
+        """The fastest route from edge index `a` to `b` read off `b`'s kept pick-up search, if
+        it reached `a`; else ()."""
+        ball = self._balls.get(b)
+        if ball is None:
+            return ()
+        k = int(np.searchsorted(ball.edges, a))
+        if k == len(ball.edges) or ball.edges[k] != a:
+            return ()
+        path, edges, ahead = [a], ball.edges, ball.ahead
+        while path[-1] != b:
+            path.append(int(ahead[int(np.searchsorted(edges, path[-1]))]))
+        return tuple(self.edge_ids[i] for i in path)
 
     def _fastest(self, graph: csr_matrix, a: int, b: int) -> tuple[str, ...]:
         """`route` on `graph` from edge index `a` to `b`."""
