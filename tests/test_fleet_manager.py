@@ -66,6 +66,41 @@ def test_a_trip_taken_from_a_car_pulled_over_for_an_ambulance_releases_it(
     assert any(e.state == TripState.ASSIGNED and e.cause == "reassigned" for e in out.events)
 
 
+def test_a_batch_with_no_rider_waiting_runs_only_once_a_car_came_free(
+    grid_map, grid_graph, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from robotaxi.fleet import manager
+
+    solved: list[float] = []
+    real = manager.assign_nearby
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        solved.append(len(args[2]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(manager, "assign_nearby", counting)
+    fm = _manager(grid_map, grid_graph)
+    curbs = grid_map.curbs
+    pickup = 500
+    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[pickup]).T)))
+    fm.add_vehicle("far", far)
+    fm.tick(_empty_snapshot(1.0), [_request(grid_map, "r1", pickup, 900)])
+    assert fm.trips["r1"].vehicle_id == "far" and len(solved) == 1
+    # batches with the car on its way, no rider waiting and no other car: nothing to solve
+    for t in (20.0, 40.0, 60.0):
+        fm._dispatch(t, FleetTickResult())
+    assert len(solved) == 1
+    # a car comes free right next to the rider: the next batch gives it the trip
+    near = int(np.argsort(np.hypot(*(curbs.xy - curbs.xy[pickup]).T))[1])
+    fm.add_vehicle("near", near)
+    fm._dispatch(80.0, FleetTickResult())
+    assert len(solved) == 2 and fm.trips["r1"].vehicle_id == "near"
+    # "far", which lost the trip, is a car come free: one more batch, then none
+    for t in (100.0, 120.0, 140.0):
+        fm._dispatch(t, FleetTickResult())
+    assert len(solved) == 3 and fm.trips["r1"].vehicle_id == "near"
+
+
 def test_start_ride_needs_the_rider_boarded_and_buckled(grid_map, grid_graph) -> None:  # type: ignore[no-untyped-def]
     fm = _manager(grid_map, grid_graph, policy="nearest")
     fm.add_vehicle("taxi", 500)

@@ -167,10 +167,17 @@ class DispatchConfig(_Model):
         1000.0, gt=0, description="demand zones are pooled into square cells this wide, m"
     )
     rebalance_cover_s: float = Field(
-        3600.0,
+        900.0,
         gt=0,
         description="a cell wants as many idle cars as the requests it expects within this "
         "time; idle cars beyond that stay where they are",
+    )
+    rebalance_max_share: float = Field(
+        0.02,
+        gt=0,
+        le=1,
+        description="at most this share of the idle cars moves in one rebalancing round, "
+        "the shortest moves first",
     )
 
 

@@ -267,6 +267,8 @@ class FleetManager:
         # patience check looks at these, not at every trip of the run
         self._before_pickup: dict[str, Trip] = {}
         self._last_batch_s = -math.inf
+        # the cars free (not on their way to a pick-up) at the last batch
+        self._free_at_batch: frozenset[str] = frozenset()
         self.eta_model = PickupEtaModel()  # route time on the graph → the time cars take
         self._last_rebalance_s = 0.0
         self._last_t = 0.0
@@ -368,15 +370,18 @@ class FleetManager:
                 lost.discard(v.vehicle_id)
                 if holder.get(v.target_curb) != v.vehicle_id:
                     self._park_idle(v, v.target_curb)  # its spot went to another car
+        batch = self._dispatch_due(now)
         if self.charging is not None:
-            self._charge(now, plan=self._dispatch_due(now))
+            self._charge(now, plan=batch)
         if ev_stops is not None:
             self._own_yields(ev_stops, snapshot, now, out)
         self._yield_to_emergency(snapshot, now, out)
         self.assistance.observe(self._standing_cars(), now, out.vehicle_events, out.commands)
         self._dispatch(now, out)
+        # right after a batch: the cars still idle are the ones no waiting rider got
         if (
-            self.dispatch_config.rebalance
+            batch
+            and self.dispatch_config.rebalance
             and self.demand is not None
             and now - self._last_rebalance_s >= self.dispatch_config.rebalance_interval_s
         ):
@@ -1282,10 +1287,17 @@ class FleetManager:
             if v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None
         ]
         waiting = [self.trips[t] for t in self._waiting]
-        if waiting or reassignable:
-            self._assign(
-                now, out, waiting + sorted(reassignable, key=lambda t: t.trip_id), soon_free=True
-            )
+        if not (waiting or reassignable):
+            return
+        pool = self.dispatch_pool(now, soon_free=True)
+        free = frozenset(v.vehicle_id for v in pool.cars if v.status != VehicleStatus.TO_PICKUP)
+        new_free, self._free_at_batch = free - self._free_at_batch, free
+        if not waiting and not new_free:
+            # no rider waits and no car came free since the last batch: the cars on their way
+            # were the best of these at that batch and have only come nearer since
+            return
+        trips = waiting + sorted(reassignable, key=lambda t: t.trip_id)
+        self._assign(now, out, trips, soon_free=True, pool=pool)
 
     def dispatch_pool(self, now: float, *, soon_free: bool = True) -> DispatchPool:
         """The cars a batch may assign at `now` (sorted by id), where each starts from and the
@@ -1324,9 +1336,16 @@ class FleetManager:
         return DispatchPool(cars, origins, extra, holding)
 
     def _assign(
-        self, now: float, out: FleetTickResult, trips: list[Trip], *, soon_free: bool
+        self,
+        now: float,
+        out: FleetTickResult,
+        trips: list[Trip],
+        *,
+        soon_free: bool,
+        pool: DispatchPool | None = None,
     ) -> None:
-        pool = self.dispatch_pool(now, soon_free=soon_free)
+        """Assign `trips` to the cars of `pool` (`dispatch_pool(now, soon_free=…)` if None)."""
+        pool = pool if pool is not None else self.dispatch_pool(now, soon_free=soon_free)
         cars, origins, extra, holding = pool.cars, pool.origins, pool.extra_s, pool.holding
         if not cars:
             return
@@ -1450,7 +1469,9 @@ class FleetManager:
     # --- rebalancing --------------------------------------------------------------------
 
     def _rebalance(self, now: float, out: FleetTickResult) -> None:
-        """Move idle cars toward where demand is expected an hour ahead."""
+        """Move idle cars toward where demand is expected an hour ahead: run right after a
+        batch (a rider still waiting then has no idle car within reach, so the idle cars are
+        free to move), at most `rebalance_max_share` of them a round."""
         if self.demand is None:
             return
         idle = [
@@ -1461,8 +1482,8 @@ class FleetManager:
             and v.stopped
             and v.yielding is None
         ]
-        if len(idle) < 2 or self._waiting:
-            return  # riders are waiting: cars are better kept free for them
+        if len(idle) < 2:
+            return
         zones_xy, rate = self.demand.expected_pickups(self.day, self.start_hour + now / 3600 + 1.0)
         cell_xy, cell_rate = pool_into_cells(
             np.asarray(zones_xy, dtype=float), np.asarray(rate, dtype=float),
@@ -1470,7 +1491,10 @@ class FleetManager:
         )  # fmt: skip
         car_xy = np.array([v.xy for v in idle])
         cover_h = self.dispatch_config.rebalance_cover_s / 3600.0
-        for car, cell in rebalance_moves(car_xy, cell_xy, cell_rate, cover_h=cover_h):
+        cap = math.ceil(self.dispatch_config.rebalance_max_share * len(idle))
+        for car, cell in rebalance_moves(
+            car_xy, cell_xy, cell_rate, cover_h=cover_h, max_moves=cap
+        ):
             v = idle[car]
             # spread arrivals over the curb spots near the cell's centre
             _, near = self.map.curbs.tree.query(cell_xy[cell], k=8)

@@ -11,7 +11,9 @@ a few hundred requests an hour would otherwise be spread over the city all night
 expected demand, not of the idle fleet). A cell gives cars away only when it holds at least
 one more than it wants, and receives only where it lacks at least one. The moves are an
 optimal assignment (scipy's linear_sum_assignment) of surplus cars to missing places by
-distance.
+distance; of those, a round makes at most `max_moves`, the shortest first (the rest wait for
+the next round, when the cars and the demand may have changed: a round that moved every
+surplus car at once sent a hundred cars across the city together).
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ def rebalance_moves(
     min_move_m: float = 300.0,
     *,
     cover_h: float | None = None,
+    max_moves: int | None = None,
 ) -> list[tuple[int, int]]:
     """(car index, cell index) moves that bring idle cars in line with expected demand
     (`cell_rate`: requests per hour). With `cover_h`, a cell wants at most the requests it
-    expects within that many hours; without, every idle car is placed."""
+    expects within that many hours; without, every idle car is placed. With `max_moves`, at
+    most that many of them, the shortest first."""
     n = len(car_xy)
     if n == 0 or len(cell_rate) == 0 or cell_rate.sum() <= 0:
         return []
@@ -73,8 +77,9 @@ def rebalance_moves(
         return []
     cost = dist[np.ix_(np.asarray(movable, dtype=np.int64), slots)]
     rows, cols = linear_sum_assignment(cost)
-    return [
-        (movable[r], int(slots[c]))
-        for r, c in zip(rows, cols, strict=True)
-        if cost[r, c] >= min_move_m
-    ]
+    far = cost[rows, cols] >= min_move_m
+    rows, cols = rows[far], cols[far]
+    if max_moves is not None:
+        shortest = np.argsort(cost[rows, cols], kind="stable")[: max(max_moves, 0)]
+        rows, cols = rows[np.sort(shortest)], cols[np.sort(shortest)]
+    return [(movable[r], int(slots[c])) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
