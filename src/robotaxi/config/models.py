@@ -167,7 +167,7 @@ class DispatchConfig(_Model):
         1000.0, gt=0, description="demand zones are pooled into square cells this wide, m"
     )
     rebalance_cover_s: float = Field(
-        900.0,
+        3600.0,
         gt=0,
         description="a cell wants as many idle cars as the requests it expects within this "
         "time; idle cars beyond that stay where they are",

@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 
 from robotaxi.core.errors import DispatchError, MapBuildError
 from robotaxi.core.types import FloatArray, IntArray
+from robotaxi.map.astar import fastest_path
 from robotaxi.map.model import RoadMap
 
 # origins per Dijkstra block in `eta_matrix`: bounds memory to ETA_BLOCK × edges floats
@@ -51,15 +52,15 @@ TILE_REACH_S = 75.0
 LIMIT_BAND = 1.3
 # slack (s) on search limits: covers the 1 ms floor on arc weights (`RoutingGraph._build`)
 LIMIT_SLACK_S = 2e-3
-# `RoutingGraph.route` bounds its first search by the straight distance at the map's mean
-# pace (s/m) × ROUTE_DETOUR, and grows the bound × ROUTE_GROW until the search reaches the
-# target, up to WHOLE_GRAPH_S (s), then searches everything. On the whole city a fastest route
-# takes 1.33× (median; 1.65× at p90) the straight distance at the mean pace: with 1.4 most
-# routes take one search (1.0 ms against 1.6 ms for a first bound from the top speed, which
-# had 78 % of searches repeated; 300 routes of 0.5–4 km)
-ROUTE_DETOUR = 1.4
-ROUTE_GROW = 1.5
-WHOLE_GRAPH_S = 1e5
+# `RoutingGraph.route` searches with A* (`robotaxi.map.astar`): ALT_LANDMARKS landmark edges,
+# spread over the map (farthest first), with each edge's time from and to them under lower-
+# bound weights: LOWER_WEIGHT × the weights they are built from (free flow at first). Travel
+# times are rarely below free flow; when one falls below its lower weight the tables are built
+# again (~0.15 s on the city). On the whole city 16 landmarks make a route ~6× cheaper than a
+# scipy Dijkstra bounded by a guess of the route's time (300 routes of 0.5–6 km: 0.29 against
+# 2.1 ms, same travel times)
+ALT_LANDMARKS = 16
+LOWER_WEIGHT = 0.9
 # `route` keeps at most this many answers per set of travel times (~100 B each plus the route)
 ROUTE_CACHE_SIZE = 50_000
 # `pickup_candidates` keeps each pick-up's backward search (its ball: the edges within its
@@ -184,6 +185,13 @@ class RoutingGraph:
         }
         self._tiles: dict[int, tuple[IntArray, csr_matrix]] = {}
         self.travel_time = self.length / self.free_flow_speed
+        # A*'s scratch space (`fastest_path`), and its landmark tables (`_alt_tables`)
+        n = len(drivable)
+        self._scratch = (np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+        self._stamp = 0
+        self._lower: FloatArray | None = None
+        self._alt: tuple[FloatArray, FloatArray] | None = None
+        self.alt_builds = 0
         self._graph = self._build()
 
     def _build(self) -> csr_matrix:
@@ -206,8 +214,12 @@ class RoutingGraph:
         # the ride's length when it opens, its leg, its length at arrival)
         self._routes: dict[tuple[int, int], tuple[str, ...]] = {}
         self._landmarks: tuple[FloatArray, FloatArray, float] | None = None
-        # the map's mean pace (s/m) at these travel times: `_fastest`'s first bound
-        self._pace = float(self._weight.sum() / max(float(self.length.sum()), 1e-9))
+        # the arrays A* reads
+        self._csr = (graph.indptr.astype(np.int64), graph.indices.astype(np.int64), graph.data)
+        if self._lower is not None and bool(np.any(self._weight < self._lower)):
+            # faster than the landmark tables' lower bounds: new bounds, new tables
+            self._lower = np.minimum(self._lower, LOWER_WEIGHT * self._weight)
+            self._alt = None
         return graph
 
     def update_travel_times(self, times_s: Mapping[str, float]) -> None:
@@ -730,19 +742,49 @@ class RoutingGraph:
         return tuple(self.edge_ids[i] for i in path)
 
     def _fastest(self, graph: csr_matrix, a: int, b: int) -> tuple[str, ...]:
-        """`route` on `graph` from edge index `a` to `b`."""
-        # a search bounded by a guess of the travel time, grown until it reaches `b`: a
-        # fastest route like the whole tree's (between routes of the same time it may pick
-        # another), ~3x faster on the whole city, where most routes are a few minutes long
-        straight_m = float(np.hypot(*(self._end_xy[a] - self._end_xy[b])))
-        limit = max(ROUTE_DETOUR * self._pace * straight_m, 60.0)
-        while True:
-            dist, pred = dijkstra(
-                graph, directed=True, indices=a, return_predecessors=True, limit=limit
-            )
-            if np.isfinite(dist[b]) or not np.isfinite(limit):
-                return self._path(pred, a, b)
-            limit = ROUTE_GROW * limit if limit < WHOLE_GRAPH_S else np.inf
+        """`route` on `graph` (the current one, another set of travel times or one with arcs
+        removed: never faster than the landmark tables' lower bounds) from edge `a` to `b`."""
+        if graph is self._graph:
+            indptr, indices, weight = self._csr
+        else:
+            indptr, indices = graph.indptr.astype(np.int64), graph.indices.astype(np.int64)
+            weight = graph.data
+        h_from, h_to = self._alt_tables()
+        self._stamp += 1
+        dist, pred, seen = self._scratch
+        path = fastest_path(
+            indptr, indices, weight, a, b, h_from, h_to, dist, pred, seen, self._stamp
+        )
+        return tuple(self.edge_ids[i] for i in path.tolist())
+
+    def _alt_tables(self) -> tuple[FloatArray, FloatArray]:
+        """L × E: lower bounds on the time (s) from each of A*'s landmarks to the end of
+        every edge, and from the end of every edge to each landmark (inf: none)."""
+        if self._alt is None:
+            if self._lower is None:
+                self._lower = LOWER_WEIGHT * self._weight
+            lower = self._lower[self._dst]
+            n = len(self.edge_ids)
+            forward = csr_matrix((lower, (self._src, self._dst)), shape=(n, n))
+            marks = self._alt_landmarks
+            h_from = np.atleast_2d(dijkstra(forward, directed=True, indices=marks))
+            h_to = np.atleast_2d(dijkstra(forward.T.tocsr(), directed=True, indices=marks))
+            self._alt = (np.ascontiguousarray(h_from), np.ascontiguousarray(h_to))
+            self.alt_builds += 1
+        return self._alt
+
+    @functools.cached_property
+    def _alt_landmarks(self) -> IntArray:
+        """A*'s landmark edges, ALT_LANDMARKS of them: starting from the map's centre, each
+        time the edge farthest (straight line) from those chosen, the centre left out (they
+        lie on the map's rim, where they bound the most routes)."""
+        xy = self._end_xy
+        gap = np.hypot(*(xy - xy.mean(axis=0)).T)
+        chosen: list[int] = []
+        for _ in range(min(ALT_LANDMARKS, len(xy))):
+            chosen.append(int(np.argmax(gap)))
+            gap = np.minimum(gap, np.hypot(*(xy - xy[chosen[-1]]).T))
+        return np.unique(np.asarray(chosen, dtype=np.int64))
 
 
 def _expand(ptr: IntArray, keys: IntArray, order: IntArray | None) -> tuple[IntArray, IntArray]:
