@@ -331,6 +331,13 @@ def test_expected_pickups_match_what_sample_generates(zones: TncZones) -> None:
     assert in_mission(xy[:, 0], xy[:, 1]).mean() > 0.95  # centres of the in-map parts
     counts = [len(demand.sample(TUESDAY, 8.0, 1.0, seed=s).requests) for s in range(20)]
     assert np.mean(counts) == pytest.approx(rate.sum(), rel=0.04)
+    # asked again in the same clock hour (rebalancing asks every round): the same answer,
+    # whatever the caller did with the last one
+    xy[:] = 0.0
+    rate[:] = 0.0
+    again_xy, again = demand.expected_pickups(TUESDAY, 8.9)
+    assert (again > 0).all() and np.mean(counts) == pytest.approx(again.sum(), rel=0.04)
+    assert in_mission(again_xy[:, 0], again_xy[:, 1]).mean() > 0.95
     # whole city: every pick-up × market share, hour 25 = 01:00 of the next day
     full = TncDemand(zones, ServiceArea(to_xy), config)
     _, rate = full.expected_pickups(TUESDAY, 25.5)
