@@ -54,11 +54,12 @@ LIMIT_BAND = 1.3
 LIMIT_SLACK_S = 2e-3
 # `RoutingGraph.route` searches with A* (`robotaxi.map.astar`): ALT_LANDMARKS landmark edges,
 # spread over the map (farthest first), with each edge's time from and to them under lower-
-# bound weights: LOWER_WEIGHT × the weights they are built from (free flow at first). Travel
-# times are rarely below free flow; when one falls below its lower weight the tables are built
-# again (~0.15 s on the city). On the whole city 16 landmarks make a route ~6× cheaper than a
-# scipy Dijkstra bounded by a guess of the route's time (300 routes of 0.5–6 km: 0.29 against
-# 2.1 ms, same travel times)
+# bound weights: LOWER_WEIGHT × the weights they are built from (free flow at first). When a
+# street's travel time falls below its lower weight the tables are built again (~0.15 s on the
+# city; meso's measured times dip so somewhere in most updates: ~200 rebuilds, 31 s, in a day,
+# to be made rarer). On the whole city at free flow a route costs 0.52 ms against 1.97 ms for a
+# scipy Dijkstra bounded by a guess of the route's time (400 routes of 0.5–6 km); with every
+# street 1–3× slower than free flow (looser bounds) 1.91 against 2.14 ms
 ALT_LANDMARKS = 16
 LOWER_WEIGHT = 0.9
 # `route` keeps at most this many answers per set of travel times (~100 B each plus the route)
