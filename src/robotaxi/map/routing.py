@@ -534,19 +534,11 @@ class RoutingGraph:
         the others are one scipy Dijkstra as far as the farthest of them, kept (exact up to
         `exact_s`, or to each one's reach when None)."""
         balls = self._balls
-        rows: list[tuple[IntArray, IntArray, FloatArray] | None] = [None] * len(group)
-        missed: list[int] = []
-        for j, (edge, r) in enumerate(zip(edges.tolist(), reach.tolist(), strict=True)):
-            ball = balls.get(edge)
-            if ball is None or ball.reach_s < r:
-                missed.append(j)
-                continue
-            sel = wanted[ball.edges] & (ball.time_s <= r)
-            rows[j] = (
-                np.full(int(sel.sum()), group[j]),
-                ball.edges[sel].astype(np.int64),
-                ball.time_s[sel],
-            )
+        picked: list[_Ball | None] = [balls.get(edge) for edge in edges.tolist()]
+        missed = [
+            j for j, (ball, r) in enumerate(zip(picked, reach.tolist(), strict=True))
+            if ball is None or ball.reach_s < r
+        ]  # fmt: skip
         if missed:
             miss = np.asarray(missed, dtype=np.int64)
             limit = float(reach[miss].max())
@@ -565,16 +557,20 @@ class RoutingGraph:
                 ahead = pred[row, found]  # the source's own is −9999: none
                 if nodes is not None:
                     ahead = np.where(ahead >= 0, nodes[np.maximum(ahead, 0)], -1)
-                ball = _Ball(exact, at, dist[row, found], ahead.astype(np.int32))
+                ball = picked[j] = _Ball(exact, at, dist[row, found], ahead.astype(np.int32))
                 balls[int(edges[j])] = ball
                 self._ball_edges += len(at)
-                sel = wanted[at] & (ball.time_s <= reach[j])
-                rows[j] = (
+        done: list[tuple[IntArray, IntArray, FloatArray]] = []
+        for j, kept in enumerate(picked):
+            assert kept is not None  # kept from a batch before, or searched above
+            sel = wanted[kept.edges] & (kept.time_s <= reach[j])
+            done.append(
+                (
                     np.full(int(sel.sum()), group[j]),
-                    at[sel].astype(np.int64),
-                    ball.time_s[sel],
+                    kept.edges[sel].astype(np.int64),
+                    kept.time_s[sel],
                 )
-        done = [r for r in rows if r is not None]
+            )
         return (
             np.concatenate([r[0] for r in done]),
             np.concatenate([r[1] for r in done]),
