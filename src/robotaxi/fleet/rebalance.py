@@ -80,6 +80,6 @@ def rebalance_moves(
     far = cost[rows, cols] >= min_move_m
     rows, cols = rows[far], cols[far]
     if max_moves is not None:
-        shortest = np.argsort(cost[rows, cols], kind="stable")[: max(max_moves, 0)]
-        rows, cols = rows[np.sort(shortest)], cols[np.sort(shortest)]
+        shortest = np.sort(np.argsort(cost[rows, cols], kind="stable")[: max(max_moves, 0)])
+        rows, cols = rows[shortest], cols[shortest]
     return [(movable[r], int(slots[c])) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
