@@ -74,8 +74,8 @@ FINISHING_SHARE = 0.1  # cars finishing a drop-off
 WARMUP = 3
 RUN_WARMUP_S = 600.0  # the recorded run's first batches (cars leaving their start) not kept
 # the service sets new travel times every 300 s (20 batches): `RoutingGraph` then drops the
-# pick-up searches it keeps between batches, so the batches here do the same (outside the
-# timed part, as the tiles are rebuilt there too)
+# pick-up searches it keeps between batches, so the batches here do the same (the searches
+# made again are in the batch times)
 TRAVEL_TIMES_EVERY = 20
 P99_TARGET_MS = 50.0
 GAP_TARGET_PCT = 1.0
@@ -296,7 +296,6 @@ def run_size(
     for b in range(WARMUP + batches):
         if b % TRAVEL_TIMES_EVERY == 0:
             graph.update_travel_times({})  # the same times, as a new set: nothing kept
-            graph.prepare_pickup_search()
         car_e, car_p, delay, req_e, req_p = draw(b, rng)
         car_names = [names[i] for i in car_e]
         req_names = [names[i] for i in req_e]
@@ -467,10 +466,8 @@ def render(result: dict[str, Any]) -> str:
         f"per request to start, up to {setup['keep']} kept, sparse optimal matching, check and "
         f"widen until a relaxation proves the answer within {100 * setup['max_gap']:.0f} % of "
         f"the full optimum with as many riders, at most {setup['max_rounds']} assignments). "
-        "Its search tiles are built once per "
-        f"set of travel times ({setup['tiles']} tiles in {setup['tile_build_s']:.2f} s, not in "
-        "the batch times: `RoutingGraph.update_travel_times` rebuilds them). A pick-up's "
-        "backward search is kept for the next batches (a rider waits over several) until the "
+        "Each pick-up's backward search is compiled (numba, scratch space kept between "
+        "searches) and kept for the next batches (a rider waits over several) until the "
         f"travel times change: here every {TRAVEL_TIMES_EVERY} batches, as the service's 300 s "
         "(batches from a run take the requests that follow the batch's time, so consecutive "
         "batches share most of them, as waiting riders do). Baseline: today's "
@@ -515,9 +512,6 @@ def main() -> None:
     print("loading the sf map ...", file=sys.stderr, flush=True)
     road_map = load_map(build_network("sf", DATA_DIR, CACHE_DIR))
     graph = RoutingGraph(road_map)
-    tile_build = time.perf_counter()
-    tiles = graph.prepare_pickup_search()
-    tile_build = time.perf_counter() - tile_build
     sizes: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     ref_built = 0.0
@@ -564,8 +558,6 @@ def main() -> None:
             "keep": dispatch.KEEP_CARS,
             "max_rounds": dispatch.MAX_ROUNDS,
             "max_gap": dispatch.MAX_GAP,
-            "tiles": tiles,
-            "tile_build_s": tile_build,
             "reference_table_s": ref_built,
             "max_pickup_eta_s": DispatchConfig().max_pickup_eta_s,
             "driving_share": DRIVING_SHARE,

@@ -25,8 +25,8 @@ from scipy.spatial import cKDTree
 
 from robotaxi.core.errors import DispatchError, MapBuildError
 from robotaxi.core.types import FloatArray, IntArray
-from robotaxi.map.astar import fastest_path
 from robotaxi.map.model import RoadMap
+from robotaxi.map.searches import bounded_search, fastest_path
 
 # origins per Dijkstra block in `eta_matrix`: bounds memory to ETA_BLOCK × edges floats
 ETA_BLOCK = 128
@@ -40,28 +40,18 @@ FIRST_RADIUS_S = 20.0
 GUESS_SPEED_MPS = (6.0, 1.7, 150.0)  # v = 6 + 1.7 × log2(d / 150 m) m/s, within 5..20 m/s
 REGROW_MARGIN = 1.2
 REGROW_MIN, REGROW_MAX = 1.4, 3.0
-# Backward searches from pick-ups: scipy initialises every node of the graph it is given once
-# per source, which on the whole city costs more than a short search. So the map is cut into
-# square tiles TILE_M wide, and each tile keeps the part of the map within TILE_REACH_S of the
-# start of its edges (a subgraph, built once per set of travel times); a search from an edge
-# of the tile that goes no farther runs on that subgraph, with the tile's other such searches.
-# Longer searches run on the whole graph, in bands of similar limits (the largest at most
-# LIMIT_BAND × the smallest).
-TILE_M = 1000.0
-TILE_REACH_S = 75.0
-LIMIT_BAND = 1.3
 # slack (s) on search limits: covers the 1 ms floor on arc weights (`RoutingGraph._build`)
 LIMIT_SLACK_S = 2e-3
-# `RoutingGraph.route` searches with A* (`robotaxi.map.astar`): ALT_LANDMARKS landmark edges,
-# spread over the map (farthest first), with each edge's time from and to them under lower-
-# bound weights: LOWER_WEIGHT × the weights they are built from (free flow at first). When a
-# street's travel time falls below its lower weight the tables are built again (~0.15 s on the
-# city; meso's measured times dip so somewhere in most updates: ~200 rebuilds, 31 s, in a day,
-# to be made rarer). On the whole city at free flow a route costs 0.52 ms against 1.97 ms for a
-# scipy Dijkstra bounded by a guess of the route's time (400 routes of 0.5–6 km); with every
-# street 1–3× slower than free flow (looser bounds) 1.91 against 2.14 ms
+# No street is taken to be faster than its speed limit × TOP_SPEED_FACTOR, whatever the world
+# measures: SUMO's cars drive at their own speed factor (normal, mean 1, deviation 0.1), so a
+# street with one fast car on it (meso: its own speed) reads faster than ours drive it.
+# `RoutingGraph.route` searches with A* (`robotaxi.map.searches`): ALT_LANDMARKS landmark
+# edges, spread over the map (farthest first), with each edge's time from and to them under
+# those floors: built once per map. On the whole city at free flow a route costs 0.52 ms
+# against 1.97 ms for a scipy Dijkstra bounded by a guess of the route's time (400 routes of
+# 0.5–6 km); with every street 1–3× slower than free flow (looser bounds) 1.91 against 2.14 ms
+TOP_SPEED_FACTOR = 1.2
 ALT_LANDMARKS = 16
-LOWER_WEIGHT = 0.9
 # `route` keeps at most this many answers per set of travel times (~100 B each plus the route)
 ROUTE_CACHE_SIZE = 50_000
 # `pickup_candidates` keeps each pick-up's backward search (its ball: the edges within its
@@ -167,30 +157,20 @@ class RoutingGraph:
         self._succ_idx = self._dst[order]
         self._succ_ptr = np.searchsorted(self._src[order], np.arange(len(drivable) + 1))
         self._arc_keys = np.sort(self._src * len(drivable) + self._dst)
-        # scratch for `_induced`: −1 everywhere between calls
-        self._local = np.full(len(drivable), -1, dtype=np.int64)
-        # where each edge ends (m, map frame): groups nearby pick-ups for the backward searches
+        # where each edge ends (m, map frame): straight-line guesses of search radii, landmarks
         self._end_xy = np.array(
             [road_map.lanes[road_map.edges[e].lane_ids[0]].centerline[-1] for e in drivable],
             dtype=float,
         ).reshape(-1, 2)
-        # the tile of each edge (by its end), for pick-up searches (`_pickup_tile`)
-        cell = np.floor((self._end_xy - self._end_xy.min(axis=0, initial=0.0)) / TILE_M)
-        self._tile_key = (cell[:, 0] * 100_003 + cell[:, 1]).astype(np.int64)
-        order = np.argsort(self._tile_key, kind="stable")
-        keys, starts = np.unique(self._tile_key[order], return_index=True)
-        # each tile's own edges, and the starts of those edges (their predecessors' ends)
-        self._tile_sources: dict[int, IntArray] = {
-            int(key): np.union1d(own, _expand(self._pred_ptr, own, self._pred_idx)[1])
-            for key, own in zip(keys, np.split(order, starts[1:]), strict=True)
-        }
-        self._tiles: dict[int, tuple[IntArray, csr_matrix]] = {}
         self.travel_time = self.length / self.free_flow_speed
-        # A*'s scratch space (`fastest_path`), and its landmark tables (`_alt_tables`)
+        # no travel time is taken below this (TOP_SPEED_FACTOR); A*'s landmark tables are
+        # built under it (`_alt_tables`)
+        self._floor = self.travel_time / TOP_SPEED_FACTOR
+        # the compiled searches' scratch space (`robotaxi.map.searches`)
         n = len(drivable)
         self._scratch = (np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+        self._place = np.zeros(n, dtype=np.int64)
         self._stamp = 0
-        self._lower: FloatArray | None = None
         self._alt: tuple[FloatArray, FloatArray] | None = None
         self.alt_builds = 0
         self._graph = self._build()
@@ -205,9 +185,11 @@ class RoutingGraph:
         # edge to the end of b, for searches that start at a pick-up
         self._reverse = graph.T.tocsr()
         self._reverse.sort_indices()
-        self._rev_ptr = self._reverse.indptr.astype(np.int64)
-        self._rev_idx = self._reverse.indices.astype(np.int64)
-        self._tiles = {}  # their subgraphs hold the old travel times
+        self._rev_csr = (
+            self._reverse.indptr.astype(np.int64),
+            self._reverse.indices.astype(np.int64),
+            self._reverse.data,
+        )
         # backward searches from pick-up edges: edge → `_Ball`
         self._balls: dict[int, _Ball] = {}
         self._ball_edges = 0
@@ -217,14 +199,11 @@ class RoutingGraph:
         self._landmarks: tuple[FloatArray, FloatArray, float] | None = None
         # the arrays A* reads
         self._csr = (graph.indptr.astype(np.int64), graph.indices.astype(np.int64), graph.data)
-        if self._lower is not None and bool(np.any(self._weight < self._lower)):
-            # faster than the landmark tables' lower bounds: new bounds, new tables
-            self._lower = np.minimum(self._lower, LOWER_WEIGHT * self._weight)
-            self._alt = None
         return graph
 
     def update_travel_times(self, times_s: Mapping[str, float]) -> None:
-        """Set current travel times (s) for some edges, e.g. measured by the world."""
+        """Set current travel times (s) for some edges, e.g. measured by the world; none below
+        the edge's length over its speed limit × TOP_SPEED_FACTOR."""
         if len(times_s) == len(self.edge_ids) and tuple(times_s) == self.edge_ids:
             # every edge, in the graph's order (as the world measures them): as one array
             new = np.fromiter(times_s.values(), dtype=float, count=len(times_s))
@@ -235,6 +214,7 @@ class RoutingGraph:
                 i = self.index.get(edge_id)
                 if i is not None and np.isfinite(t) and t > 0:
                     self.travel_time[i] = t
+        np.maximum(self.travel_time, self._floor, out=self.travel_time)
         self._graph = self._build()
 
     def edge_time_from_ends(self, sources: Sequence[str]) -> FloatArray:
@@ -432,10 +412,10 @@ class RoutingGraph:
         rest_t = pts.rest_t[open_t]
         limit = np.zeros(len(edges))
         np.maximum.at(limit, inv, radius + rest_t)
-        u, x, d, reach = self._reverse_balls(edges, limit + LIMIT_SLACK_S, pts.wanted)
-        # an open target's own radius: its edge was searched as far as `reach` (at least
-        # `limit`), and it lies rest_t before that edge's end
-        cert = np.minimum(reach[inv] - LIMIT_SLACK_S - rest_t, max_eta_s)
+        u, x, d = self._reverse_balls(edges, limit + LIMIT_SLACK_S, pts.wanted)
+        # an open target's own radius: its edge was searched as far as `limit` (at least its
+        # radius), and it lies rest_t before that edge's end
+        cert = np.minimum(limit[inv] - rest_t, max_eta_s)
 
         # origins on other edges: time to the end of their edge, on to the end of the target's
         # edge (d), back to the target's point
@@ -476,149 +456,39 @@ class RoutingGraph:
 
     def _reverse_balls(
         self, edges: IntArray, limit: FloatArray, wanted: npt.NDArray[np.bool_]
-    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-        """Backward Dijkstra from each edge, to at least `limit[i]` s: (i, edge x, time from
-        the end of x to the end of edges[i]) for every wanted x within reach (exact), and the
-        reach of each search (searches that share a Dijkstra share its limit)."""
-        reach = np.array(limit, dtype=float)
-        out: list[tuple[IntArray, IntArray, FloatArray]] = []
-        # a tile holds everything within TILE_REACH_S of the start of its edges, so
-        # everything within that plus the edge's own time of its end
-        tile_cap = TILE_REACH_S + self._weight[edges]
-        short = limit <= tile_cap
-        tile_of = self._tile_key[edges]
-        for key in np.unique(tile_of[short]):
-            group = np.flatnonzero(short & (tile_of == key))
-            nodes, sub = self._pickup_tile(int(key))
-            local = np.searchsorted(nodes, edges[group])
-            reach[group] = np.minimum(limit[group].max(), tile_cap[group])
-            # (a tile's times are exact up to each edge's own cap, not to the search's limit)
-            out.append(
-                self._search(sub, nodes, group, edges[group], local, reach[group], wanted, None)
-            )
-        far = np.flatnonzero(~short)
-        far = far[np.argsort(limit[far], kind="stable")]
-        while far.size:
-            band = far[: int(np.searchsorted(limit[far], limit[far[0]] * LIMIT_BAND, "right"))]
-            reach[band] = limit[band].max()
-            out.append(
-                self._search(
-                    self._reverse, None, band, edges[band], edges[band], reach[band], wanted,
-                    float(reach[band].max()),
-                )
-            )  # fmt: skip
-            far = far[len(band) :]
-        if not out:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), reach
-        return (
-            np.concatenate([o[0] for o in out]),
-            np.concatenate([o[1] for o in out]),
-            np.concatenate([o[2] for o in out]),
-            reach,
-        )
-
-    def _search(
-        self,
-        graph: csr_matrix,
-        nodes: IntArray | None,
-        group: IntArray,
-        edges: IntArray,
-        sources: IntArray,
-        reach: FloatArray,
-        wanted: npt.NDArray[np.bool_],
-        exact_s: float | None,
     ) -> tuple[IntArray, IntArray, FloatArray]:
-        """The wanted edges within each reach of a backward search from `edges` (`sources`:
-        the same as nodes of `graph`, whose node i is edge `nodes[i]`, or edge i): (which of
-        `group`, edge, time). A ball kept from an earlier batch that reached as far serves;
-        the others are one scipy Dijkstra as far as the farthest of them, kept (exact up to
-        `exact_s`, or to each one's reach when None)."""
+        """Backward search from each edge to `limit[i]` s: (i, edge x, time from the end of x
+        to the end of edges[i]) for every wanted x within it (exact). A search kept from an
+        earlier batch that reached as far serves; the others are searched (compiled:
+        `bounded_search`) and kept. (Searching a little farther than asked, for the next
+        batch's radius, measured slower: 1.25× as far cost 27 % more CPU a batch.)"""
         balls = self._balls
-        picked: list[_Ball | None] = [balls.get(edge) for edge in edges.tolist()]
-        missed = [
-            j for j, (ball, r) in enumerate(zip(picked, reach.tolist(), strict=True))
-            if ball is None or ball.reach_s < r
-        ]  # fmt: skip
-        if missed:
-            miss = np.asarray(missed, dtype=np.int64)
-            limit = float(reach[miss].max())
-            dist, pred = dijkstra(
-                graph, directed=True, indices=sources[miss], limit=limit,
-                return_predecessors=True,
-            )  # fmt: skip
-            dist, pred = np.atleast_2d(dist), np.atleast_2d(pred)
-            if self._ball_edges > BALL_CACHE_EDGES:
-                balls.clear()
-                self._ball_edges = 0
-            for row, j in enumerate(missed):
-                exact = float(reach[j]) if exact_s is None else exact_s
-                found = np.flatnonzero(dist[row] <= exact)
-                at = (found if nodes is None else nodes[found]).astype(np.int32)
-                ahead = pred[row, found]  # the source's own is −9999: none
-                if nodes is not None:
-                    ahead = np.where(ahead >= 0, nodes[np.maximum(ahead, 0)], -1)
-                ball = picked[j] = _Ball(exact, at, dist[row, found], ahead.astype(np.int32))
-                balls[int(edges[j])] = ball
-                self._ball_edges += len(at)
-        done: list[tuple[IntArray, IntArray, FloatArray]] = []
-        for j, kept in enumerate(picked):
-            assert kept is not None  # kept from a batch before, or searched above
-            sel = wanted[kept.edges] & (kept.time_s <= reach[j])
-            done.append(
-                (
-                    np.full(int(sel.sum()), group[j]),
-                    kept.edges[sel].astype(np.int64),
-                    kept.time_s[sel],
+        indptr, indices, weight = self._rev_csr
+        dist, pred, seen = self._scratch
+        which: list[IntArray] = []
+        found: list[IntArray] = []
+        times: list[FloatArray] = []
+        for i, (edge, reach) in enumerate(zip(edges.tolist(), limit.tolist(), strict=True)):
+            ball = balls.get(edge)
+            if ball is None or ball.reach_s < reach:
+                if self._ball_edges > BALL_CACHE_EDGES:
+                    balls.clear()
+                    self._ball_edges = 0
+                self._stamp += 1
+                at, time_s, ahead = bounded_search(
+                    indptr, indices, weight, edge, reach, dist, pred, seen, self._place, self._stamp
                 )
-            )
-        return (
-            np.concatenate([r[0] for r in done]),
-            np.concatenate([r[1] for r in done]),
-            np.concatenate([r[2] for r in done]),
-        )
-
-    def prepare_pickup_search(self) -> int:
-        """Build what `pickup_candidates` searches on (every tile; ≈0.1–0.3 s for the whole
-        city), if not built for the current travel times; the number of tiles. Otherwise each
-        tile is built when a search first needs it, again after new travel times."""
-        for key in self._tile_sources:
-            self._pickup_tile(key)
-        return len(self._tiles)
-
-    def _pickup_tile(self, key: int) -> tuple[IntArray, csr_matrix]:
-        """The edges within TILE_REACH_S (backwards) of the start of tile `key`'s own edges,
-        sorted, and the reverse graph among them; built on first use per set of travel times
-        (a batch's pick-ups lie in a few tiles of the city)."""
-        tile = self._tiles.get(key)
-        if tile is None:
-            reach = dijkstra(
-                self._reverse, directed=True, indices=self._tile_sources[key],
-                limit=TILE_REACH_S, min_only=True,
-            )  # fmt: skip
-            nodes = np.flatnonzero(np.isfinite(reach))
-            tile = self._tiles[key] = (nodes, self._induced(nodes))
-        return tile
-
-    def _induced(self, nodes: IntArray) -> csr_matrix:
-        """The reverse graph restricted to `nodes` (sorted)."""
-        local = self._local
-        local[nodes] = np.arange(len(nodes))
-        try:
-            row, arc = _expand(self._rev_ptr, nodes, None)
-            col = local[self._rev_idx[arc]]
-            keep = col >= 0
-            indptr = np.zeros(len(nodes) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(row[keep], minlength=len(nodes)), out=indptr[1:])
-            return csr_matrix(
-                (
-                    self._reverse.data[arc[keep]],
-                    col[keep].astype(np.int32),
-                    indptr.astype(np.int32),
-                ),
-                shape=(len(nodes), len(nodes)),
-            )
-        finally:
-            local[nodes] = -1
+                ball = balls[edge] = _Ball(
+                    reach, at.astype(np.int32), time_s, ahead.astype(np.int32)
+                )
+                self._ball_edges += len(at)
+            sel = np.flatnonzero(wanted[ball.edges] & (ball.time_s <= reach))
+            which.append(np.full(len(sel), i))
+            found.append(ball.edges[sel].astype(np.int64))
+            times.append(ball.time_s[sel])
+        if not which:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return np.concatenate(which), np.concatenate(found), np.concatenate(times)
 
     def routes_from(self, from_edge: str, to_edges: Sequence[str]) -> list[tuple[str, ...]]:
         """Fastest routes from one edge to each of many (one Dijkstra); () where unreachable."""
@@ -740,7 +610,7 @@ class RoutingGraph:
 
     def _fastest(self, graph: csr_matrix, a: int, b: int) -> tuple[str, ...]:
         """`route` on `graph` (the current one, another set of travel times or one with arcs
-        removed: never faster than the landmark tables' lower bounds) from edge `a` to `b`."""
+        removed: none below the floors) from edge `a` to `b`."""
         if graph is self._graph:
             indptr, indices, weight = self._csr
         else:
@@ -756,11 +626,10 @@ class RoutingGraph:
 
     def _alt_tables(self) -> tuple[FloatArray, FloatArray]:
         """L × E: lower bounds on the time (s) from each of A*'s landmarks to the end of
-        every edge, and from the end of every edge to each landmark (inf: none)."""
+        every edge, and from the end of every edge to each landmark (inf: none), under the
+        floors on travel times: built once."""
         if self._alt is None:
-            if self._lower is None:
-                self._lower = LOWER_WEIGHT * self._weight
-            lower = self._lower[self._dst]
+            lower = np.maximum(self._floor, 1e-3)[self._dst]  # as `_build` floors weights
             n = len(self.edge_ids)
             forward = csr_matrix((lower, (self._src, self._dst)), shape=(n, n))
             marks = self._alt_landmarks
