@@ -39,6 +39,9 @@ from robotaxi.world.traffic import sumo_heading
 
 Row = dict[int, Any]
 _PARKED_STATE = 1 | 2  # VAR_STOPSTATE bits: stopped, parking (off the lane)
+# a row's keys, as plain ints: the per-car loops read them for every car and tick
+_POSITION, _ANGLE, _SPEED = tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED
+_ROAD, _ALONG, _LANE = tc.VAR_ROAD_ID, tc.VAR_LANEPOSITION, tc.VAR_LANE_ID
 # meso implements no stop state (reading it only warns) and no lanes (a car's lane is ""):
 # neither is subscribed
 MESO_CAR_VARS = [
@@ -350,8 +353,7 @@ class MesoFleet:
                     xy, heading = position(vid), angle(vid)
                     where[vid] = (road, along, xy, heading)
                 out[vid] = {
-                    tc.VAR_POSITION: xy, tc.VAR_ANGLE: heading, tc.VAR_SPEED: speed(vid),
-                    tc.VAR_ROAD_ID: road, tc.VAR_LANEPOSITION: along,
+                    _POSITION: xy, _ANGLE: heading, _SPEED: speed(vid), _ROAD: road, _ALONG: along
                 }  # fmt: skip
             except libsumo.TraCIException:  # no longer in SUMO (it arrives this step)
                 continue
@@ -370,37 +372,37 @@ class MesoFleet:
         speed: list[float] = []
         lane_pos: list[float] = []
         odometer: list[float] = []
-        pos, angle, spd = tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED
-        road_id, along = tc.VAR_ROAD_ID, tc.VAR_LANEPOSITION
         roads, lanes, stopped = table.roads, table.lanes, table.stopped
-        written, leaving = self._written, self.leaving
+        written, leaving, seen_driving = self._written, self.leaving, self._seen_driving
         for vid, row in results.items():
             k = slot_of(vid)
             if k is None:
                 continue
             now_driving.add(vid)
-            road = row[road_id]
+            road = row[_ROAD]
             if not road:  # added and waiting for room to enter: it stands where it stood
                 written.pop(vid, None)
                 table.write(vid, self.parked.get(vid) or leaving.get(vid))
                 continue
-            key = (road, row[along], row[spd])
+            along, mps = row[_ALONG], row[_SPEED]
+            key = (road, along, mps)
             if written.get(vid) == key and vid not in leaving:
                 continue  # the row it had: the same point, speed and odometer
             written[vid] = key
             slots.append(k)
-            odometer.append(max(self._seen_driving(vid, row), 0.0))
-            xy.append(row[pos])
-            heading.append(sumo_heading(row[angle]))
-            speed.append(row[spd])
-            lane_pos.append(row[along])
+            odometer.append(max(seen_driving(vid, row), 0.0))
+            xy.append(row[_POSITION])
+            heading.append(row[_ANGLE])
+            speed.append(mps)
+            lane_pos.append(along)
             stopped[k] = False
             roads[k] = road
-            lanes[k] = row.get(tc.VAR_LANE_ID, "")
+            lanes[k] = row.get(_LANE, "")
         if slots:
             table.present[slots] = True
             table.xy[slots] = xy
-            table.heading[slots] = heading
+            # SUMO's angles to ours in one go (`sumo_heading`, the same arithmetic per car)
+            table.heading[slots] = np.radians(90.0 - np.array(heading, dtype=float))
             table.speed[slots] = speed
             table.lane_pos[slots] = lane_pos
             table.odometer[slots] = odometer
@@ -426,24 +428,25 @@ class MesoFleet:
         """SUMO reports the car driving (`row`): its odometer (m) from the streets it passed
         since it was last seen, or since it left its spot."""
         start = self.leaving.pop(vid, None)
-        road, pos = str(row[tc.VAR_ROAD_ID]), float(row[tc.VAR_LANEPOSITION])
+        road, pos = str(row[_ROAD]), float(row[_ALONG])
         if start is not None:  # its first step: from where it stood
-            before = (str(start[tc.VAR_ROAD_ID]), float(start[tc.VAR_LANEPOSITION]))
+            before = (str(start[_ROAD]), float(start[_ALONG]))
         else:
             before = self._last_seen.get(vid, (road, pos))
-        odometer = self._odometer.get(vid, 0.0) + self._driven(vid, before, row)
+        last_road, last_pos = before
+        if road == last_road:  # most reads: still on the street it was last seen on
+            driven = max(pos - last_pos, 0.0)
+            pos = max(pos, last_pos)  # meso puts a car leaving a street back at its start
+        else:
+            driven = self._driven(vid, last_road, last_pos, road, pos)
+        odometer = self._odometer.get(vid, 0.0) + driven
         self._odometer[vid] = odometer
-        if road == before[0]:
-            pos = max(pos, before[1])  # meso puts a car leaving a street back at its start
         self._last_seen[vid] = (road, pos)
         return odometer
 
-    def _driven(self, vid: str, before: tuple[str, float], row: Row) -> float:
-        """Metres from `before` (street, m along it) to where `row` has the car."""
-        road, pos = str(row[tc.VAR_ROAD_ID]), float(row[tc.VAR_LANEPOSITION])
-        last_road, last_pos = before
-        if road == last_road:
-            return max(pos - last_pos, 0.0)
+    def _driven(self, vid: str, last_road: str, last_pos: float, road: str, pos: float) -> float:
+        """Metres from `last_road` (`last_pos` m along it) to `road` (`pos` m along it), two
+        different streets."""
         edges = self.road_map.edges
         metres = pos + (edges[last_road].length - last_pos if last_road in edges else 0.0)
         # where the two streets are on the car's route: the next `road` from where it was

@@ -41,6 +41,7 @@ from robotaxi.core import (
     WorldStats,
 )
 from robotaxi.core.commands import NO_LEAVE_FOR_WORLD_CARS, AvoidStreet, LaneClosed, PassOpposite
+from robotaxi.core.types import FloatArray
 from robotaxi.map import RoadMap, RoutingGraph
 from robotaxi.world.background import DAY_S, count_vehicles, plan_bay_area_routes
 from robotaxi.world.meso_fleet import MESO_CAR_VARS, MesoFleet, Spot
@@ -278,6 +279,9 @@ class SumoWorld:
             else None
         )
         self._car_vars = MESO_CAR_VARS if self._meso is not None else _CAR_VARS
+        # meso: the streets asked about, their index, each one's travel time while empty
+        # (`_meso_travel_times`)
+        self._empty_travel_time: tuple[tuple[str, ...], dict[str, int], FloatArray] | None = None
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -745,8 +749,11 @@ class SumoWorld:
     def step(self) -> None:
         """One tick: `tick_steps` of SUMO's steps (what each reports is taken in), then the
         checks that look at the robotaxis and ambulances as they are now."""
-        for _ in range(self.config.tick_steps):
-            self._sumo_step()
+        # meso: SUMO's warnings go to its log, not the console (`sumo_log`), muted once for
+        # the tick's steps rather than around each
+        with self._quiet or contextlib.nullcontext():
+            for _ in range(self.config.tick_steps):
+                self._sumo_step()
         if self._quiet is not None:
             # meso leaves its teleports out of the step's list; its statistics count them
             self.stats.teleports = int(libsumo.simulation.getParameter("", "stats.teleports.total"))
@@ -765,11 +772,7 @@ class SumoWorld:
 
     def _sumo_step(self) -> None:
         """One SUMO step, and the cars it reports teleported, departed and arrived."""
-        if self._quiet is not None:
-            with self._quiet:
-                libsumo.simulation.step()
-        else:
-            libsumo.simulation.step()
+        libsumo.simulation.step()
         self._time_s = libsumo.simulation.getTime()
         sim = libsumo.simulation.getSubscriptionResults()
         teleported = sim.get(tc.VAR_TELEPORT_STARTING_VEHICLES_IDS, ())
@@ -1247,4 +1250,34 @@ class SumoWorld:
 
     def edge_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
         """SUMO's current travel-time estimate per edge (s), for routing and ETAs."""
-        return dict(zip(edges, map(libsumo.edge.getTraveltime, edges), strict=True))
+        if self._meso is None:
+            return dict(zip(edges, map(libsumo.edge.getTraveltime, edges), strict=True))
+        return self._meso_travel_times(edges)
+
+    def _meso_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
+        """`edge_travel_times` in meso, asking SUMO only about the streets with cars on them
+        now and those not seen empty before (the whole city has ~29,000 streets and reading
+        each cost ~20 ms a call; at night a few hundred hold a car). In meso an empty street's
+        time is its length over its empty-street speed: `T` (its free travel time, signal
+        delay included) until a car has used it, then `L / (L / T)` (SUMO 1.28, `MSEdge::
+        getCurrentTravelTime`). A street read while empty is kept when that value `t` is a fixed
+        point, `L / (L / t) == t`: then the two agree (or the street was used already and
+        stays at `t`), and the kept value is what SUMO would say while it stays empty."""
+        kept = self._empty_travel_time
+        if kept is None or (kept[0] is not edges and kept[0] != tuple(edges)):
+            # per street of `edges`, in their order: its kept time (NaN: none yet)
+            index = {edge: i for i, edge in enumerate(edges)}
+            kept = self._empty_travel_time = (tuple(edges), index, np.full(len(edges), np.nan))
+        _, index, empty_s = kept
+        veh, travel_time = libsumo.vehicle, libsumo.edge.getTraveltime
+        occupied = {index[e] for e in map(veh.getRoadID, veh.getIDList()) if e in index}
+        times_s = empty_s.copy()
+        for i in occupied.union(np.flatnonzero(np.isnan(empty_s)).tolist()):
+            edge = edges[i]
+            seconds = times_s[i] = travel_time(edge)
+            if i not in occupied and 0.0 < seconds < math.inf:
+                # SUMO's length of a street is that of its lane 0
+                metres = libsumo.lane.getLength(f"{edge}_0")
+                if metres / (metres / seconds) == seconds:
+                    empty_s[i] = seconds
+        return dict(zip(edges, times_s.tolist(), strict=True))
