@@ -129,3 +129,14 @@ def test_travel_times_of_every_edge_in_order_or_not_set_the_same_graph(grid_grap
     assert np.array_equal(in_order.travel_time[:3], grid_graph.travel_time[:3])  # kept
     assert np.array_equal(in_order.travel_time[3:], graph_times[3:])
     assert (in_order._graph != shuffled._graph).nnz == 0
+
+
+def test_a_prepared_graph_searches_without_building_anything_more(grid_graph):
+    """`prepare` (a run's set-up) builds A*'s tables; routes after it build none, and give
+    what an unprepared graph gives."""
+    graph, fresh = copy.deepcopy(grid_graph), copy.deepcopy(grid_graph)
+    graph.prepare()
+    assert graph.alt_builds == 1
+    pairs = list(zip(graph.edge_ids[::7], graph.edge_ids[3::5], strict=False))
+    assert [graph.route(a, b) for a, b in pairs] == [fresh.route(a, b) for a, b in pairs]
+    assert graph.alt_builds == 1

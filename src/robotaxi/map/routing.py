@@ -42,15 +42,17 @@ REGROW_MARGIN = 1.2
 REGROW_MIN, REGROW_MAX = 1.4, 3.0
 # slack (s) on search limits: covers the 1 ms floor on arc weights (`RoutingGraph._build`)
 LIMIT_SLACK_S = 2e-3
-# No street is taken to be faster than its speed limit × TOP_SPEED_FACTOR, whatever the world
-# measures: SUMO's cars drive at their own speed factor (normal, mean 1, deviation 0.1), so a
-# street with one fast car on it (meso: its own speed) reads faster than ours drive it.
+# Routes and ETAs are planned at most at the speed limit (× TOP_SPEED_FACTOR), whatever the
+# world measures: SUMO's cars drive at their own speed factor (normal, mean 1, deviation 0.1),
+# so a street with one fast car on it (meso: its own speed) reads faster than the limit.
 # `RoutingGraph.route` searches with A* (`robotaxi.map.searches`): ALT_LANDMARKS landmark
 # edges, spread over the map (farthest first), with each edge's time from and to them under
-# those floors: built once per map. On the whole city at free flow a route costs 0.52 ms
-# against 1.97 ms for a scipy Dijkstra bounded by a guess of the route's time (400 routes of
-# 0.5–6 km); with every street 1–3× slower than free flow (looser bounds) 1.91 against 2.14 ms
-TOP_SPEED_FACTOR = 1.2
+# those floors: built once per map (meso's measured times dipped below the tables' bounds ~200
+# times a day when they were 0.9 × the lowest time seen; each rebuild ~0.15 s). Whole city, 400
+# routes of 0.5–6 km: 0.17 ms a route at free flow with the floor at the limit, 0.46 ms at
+# 1/1.2 of it, 1.97 ms for a scipy Dijkstra bounded by a guess of the route's time; with every
+# street 1–3× slower than free flow (looser bounds) 0.95, 1.05–1.35 and 2.14 ms
+TOP_SPEED_FACTOR = 1.0
 ALT_LANDMARKS = 16
 # `route` keeps at most this many answers per set of travel times (~100 B each plus the route)
 ROUTE_CACHE_SIZE = 50_000
@@ -174,6 +176,16 @@ class RoutingGraph:
         self._alt: tuple[FloatArray, FloatArray] | None = None
         self.alt_builds = 0
         self._graph = self._build()
+
+    def prepare(self) -> None:
+        """Do now what the first route and pick-up search would otherwise do: load the
+        compiled searches (compiled once per checkout, ~4 s; cached by numba after) and build
+        A*'s landmark tables (~0.15 s on the city). For a run's set-up."""
+        a, b = int(self._src[0]), int(self._dst[0])
+        self._fastest(self._graph, a, b)  # (the tables with it)
+        self._stamp += 1
+        indptr, indices, weight = self._rev_csr
+        bounded_search(indptr, indices, weight, a, 0.0, self._scratch, self._stamp)
 
     def _build(self) -> csr_matrix:
         n = len(self.edge_ids)

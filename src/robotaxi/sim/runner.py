@@ -131,7 +131,9 @@ def load_city(config: RunConfig) -> tuple[RoadMap, RoutingGraph]:
             )
         solid = road_map.solid_centre_lines | frozenset(config.map.solid_centre_lines)
         road_map = dataclasses.replace(road_map, solid_centre_lines=solid)
-    return road_map, RoutingGraph(road_map)
+    graph = RoutingGraph(road_map)
+    graph.prepare()
+    return road_map, graph
 
 
 def make_demand(config: RunConfig, road_map: RoadMap) -> DemandModel:
