@@ -394,13 +394,19 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {}
     load_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
-    for key, job in jobs.items():
-        runs = []
-        for k in range(repeats.get(key, 1)):
+    # repeats take turns (background, ours, background, ours, …): this shared machine's speed
+    # drifts by ±15 % over minutes (the same background run measured 27.6 and 35.5 s of CPU
+    # one after the other), and a row run all at once would take the drift as its own
+    all_runs: dict[str, list[dict[str, Any]]] = {key: [] for key in jobs}
+    for k in range(max(repeats.get(key, 1) for key in jobs)):
+        for key, job in jobs.items():
+            if k >= repeats.get(key, 1):
+                continue
             print(f"{job.name} (run {k + 1}/{repeats.get(key, 1)}) …", file=sys.stderr, flush=True)
             row = _in_subprocess(setup, job)
-            runs.append(row)
+            all_runs[key].append(row)
             print(f"  → {_summary(row)}", file=sys.stderr, flush=True)
+    for key, runs in all_runs.items():
         ok = [r for r in runs if "error" not in r]
         row = dict(ok[-1] if ok else runs[-1])
         row["runs"] = len(ok)
