@@ -8,7 +8,8 @@ cost matrix (cars × requests) is a handful of array operations.
 At city scale a full matrix costs one Dijkstra over the whole map per car (3.4 s for 1,000
 cars on San Francisco). `pickup_candidates` instead searches backwards from each pick-up, only
 as far as it must to find that pick-up's nearest cars, and returns those pairs as columns
-(`PickupCandidates`); their ETAs equal `eta_matrix`'s.
+(`PickupCandidates`); their ETAs equal `eta_matrix`'s. Those searches and `route`'s A* are
+compiled (`robotaxi.map.searches`).
 """
 
 from __future__ import annotations
