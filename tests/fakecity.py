@@ -34,12 +34,12 @@ def mini_city() -> tuple[RoadMap, RoutingGraph]:
 
 
 def mini_service(config: RunConfig, work_dir: Path, **kwargs: Any) -> ServiceSimulation:
-    """A `ServiceSimulation` of `config` on the mini city with FakeWorld and the synthetic
-    demand of the config's seed (keyword arguments go to `ServiceSimulation`)."""
+    """A `ServiceSimulation` of `config` on the mini city with FakeWorld (unless `world` is
+    given) and the synthetic demand of the config's seed (keyword arguments go to
+    `ServiceSimulation`)."""
     road_map, graph = mini_city()
     demand = SyntheticDemand(
         road_map.bounds, config.demand, layout_seed=config.seed, inside=road_map.inside
     )
-    return ServiceSimulation(
-        config, work_dir, city=(road_map, graph), demand=demand, world=FakeWorld, **kwargs
-    )
+    kwargs.setdefault("world", FakeWorld)
+    return ServiceSimulation(config, work_dir, city=(road_map, graph), demand=demand, **kwargs)

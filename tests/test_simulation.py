@@ -207,3 +207,24 @@ def test_request_queue_hands_out_requests_when_due_in_time_order() -> None:
     assert queue.remaining == 1
     assert [r.request_id for r in queue.due(100.0)] == ["r2"]
     assert len(queue) == 0
+
+
+@pytest.mark.parametrize("with_fleet", [True, False])
+def test_traffic_alone_reads_no_travel_times_and_a_fleet_reads_them_every_300_s(
+    tmp_path: Path, with_fleet: bool
+) -> None:
+    """The routing graph's travel times are the fleet's: a background-only run (the fleet
+    benchmark's baseline) does not read them, a run with a fleet every 300 simulated s."""
+    reads: list[int] = []
+
+    class Counting(FakeWorld):
+        def edge_travel_times(self, edges: Sequence[str]) -> dict[str, float]:
+            reads.append(len(edges))
+            return super().edge_travel_times(edges)
+
+    config = _config()
+    mini_service(config, tmp_path, world=Counting, with_fleet=with_fleet).run()
+    if with_fleet:  # (and more while the last rides finish)
+        assert len(reads) >= int(config.hours * 3600 // 300)
+    else:
+        assert reads == []

@@ -204,7 +204,10 @@ class ServiceSimulation:
             start_day_hour=(day, start_hour), data_dir=cfg.map.data_dir,
         )  # fmt: skip
         trails = TrailRecorder(road_map.bounds, every_s=TRAIL_EVERY_S)
-        callbacks: list[Callback] = [TravelTimes(TRAVEL_TIME_UPDATE_S), trails]
+        # the routing graph's travel times are the fleet's: traffic alone reads none
+        callbacks: list[Callback] = [trails]
+        if self.with_fleet:
+            callbacks.insert(0, TravelTimes(TRAVEL_TIME_UPDATE_S))
         if self.event_sink is not None:
             callbacks.append(EventBatcher(self.event_sink, EVENT_FLUSH))
         if self.progress is not None:
