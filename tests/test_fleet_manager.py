@@ -132,3 +132,36 @@ def test_start_ride_needs_the_rider_boarded_and_buckled(grid_map, grid_graph) ->
     assert events[0].data["seatbelt"] is True
     with pytest.raises(RideActionError):
         fm.cancel("app1", 41.0)  # no cancelling once the ride is under way
+
+
+def test_a_car_the_world_stopped_short_of_its_spot_goes_to_one_on_another_street(
+    grid_map, grid_graph
+) -> None:  # type: ignore[no-untyped-def]
+    """The world gave up on a car's DriveTo (held in a queue it could not leave, its street
+    jammed): the car goes to the nearest spot on another street, its rider's trip kept; a
+    failure of a command the car has since been given another of changes nothing."""
+    from robotaxi.core import CommandFailure, DriveTo
+
+    fm = _manager(grid_map, grid_graph)
+    curbs = grid_map.curbs
+    pickup = 500
+    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[pickup]).T)))
+    fm.add_vehicle("taxi", far)
+    out = fm.tick(_empty_snapshot(1.0), [_request(grid_map, "r1", pickup, 900)])
+    (sent,) = [c for c in out.commands if isinstance(c, DriveTo)]
+    car = fm.vehicles["taxi"]
+    spot = car.target_curb
+    assert sent.edge == curbs.edge_ids[spot]
+    fm.on_command_failed(CommandFailure(sent, "held in a queue: stopped short"))
+    assert car.target_curb != spot and car.trip_id == "r1"
+    assert curbs.edge_ids[car.target_curb] != sent.edge
+    again = car.pending_command
+    assert isinstance(again, DriveTo) and again.edge == curbs.edge_ids[car.target_curb]
+    # nearest of those on other streets
+    gap = np.hypot(*(curbs.xy - curbs.xy[spot]).T)
+    other = [i for i in np.argsort(gap) if curbs.edge_ids[i] != sent.edge]
+    assert car.target_curb in other[:3]
+    # the old command failing again (it was given before the new one) changes nothing
+    now = car.target_curb
+    fm.on_command_failed(CommandFailure(sent, "held in a queue: stopped short"))
+    assert car.target_curb == now

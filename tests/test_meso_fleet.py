@@ -20,14 +20,16 @@ from robotaxi.sim.runner import ServiceHistory, ServiceSimulation
 pytestmark = pytest.mark.sumo
 
 
-def _world(grid_map: Any, grid_graph: Any, work_dir: Path, tick_steps: int = 1) -> Any:
+def _world(
+    grid_map: Any, grid_graph: Any, work_dir: Path, tick_steps: int = 1, **world: Any
+) -> Any:
     from robotaxi.world.sumo_world import SumoWorld
 
     config = load_config(
         overrides={
             "world.traffic_model": "meso", "world.emergency_per_hour": 0.0, "fleet.size": 1,
             "world.tick_steps": tick_steps,
-        }
+        } | {f"world.{k}": v for k, v in world.items()}
     )  # fmt: skip
     return SumoWorld(
         grid_map, grid_graph, config.world, config.fleet,
@@ -197,6 +199,70 @@ def test_pull_over_stands_at_the_end_of_the_street_and_resume_goes_on(
         assert not world.apply([Resume("taxi0")])
         edge, pos, stopped, _ = _until_stopped(world)
         assert (edge, stopped) == (curbs.edge_ids[far], True)
+
+
+def _held_at_a_closed_street(
+    grid_map: Any, grid_graph: Any, work_dir: Path, route_around_jams: bool
+) -> tuple[Any, list[Any], str, tuple[str, ...], Any]:
+    """taxi0 sent across town; the street halfway along its route then lets no car in (its
+    lanes closed: a queue that never moves, which the routing graph does not know of).
+    SUMO teleports a car held 120 s. Returns the world (closed), the failures `apply`
+    returned, the closed street, the route and taxi0's last row (None: not in the world)."""
+    import libsumo
+
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    failures: list[Any] = []
+    world = _world(
+        grid_map, grid_graph, work_dir, teleport_time_s=120.0, stuck_reroute_s=20.0,
+        route_around_jams=route_around_jams,
+    )  # fmt: skip
+    with world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        failures += world.apply([DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)])
+        world.step()
+        route = tuple(libsumo.vehicle.getRoute("taxi0"))
+        closed = route[len(route) // 2]
+        for k in range(len(grid_map.edges[closed].lane_ids)):
+            libsumo.lane.setDisallowed(f"{closed}_{k}", ["all"])
+        for _ in range(900):  # the runner's tick: step, read, commands
+            world.step()
+            world.snapshot()
+            failures += world.apply([])
+        row = _row(world) if "taxi0" in world.snapshot().ids else None
+    return world, failures, closed, route, row
+
+
+def test_a_car_held_in_a_queue_stops_short_rather_than_be_teleported(
+    grid_map: Any, grid_graph: Any, tmp_path: Path
+) -> None:
+    """Rerouting cannot help (the routing graph still sends the car that way): at 90 s, two
+    checks before SUMO's 120 s, its leg ends at the end of the street it waits on, it stands
+    there, and its DriveTo comes back as failed so that the fleet sends it elsewhere."""
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    world, failures, closed, route, row = _held_at_a_closed_street(
+        grid_map, grid_graph, tmp_path / "held", True
+    )
+    before = route[route.index(closed) - 1]
+    assert world.stats.stuck_reroutes >= 1 and world.stats.held_short == 1
+    assert [f.command for f in failures] == [
+        DriveTo("taxi0", curbs.edge_ids[far], float(curbs.pos[far]), 0)
+    ]
+    assert "held in a queue" in failures[0].reason
+    edge, pos, stopped, _ = row
+    assert (edge, stopped) == (before, True)
+    assert pos == pytest.approx(grid_map.curb_lane(before).length - 1.0)
+    assert world.stats.robotaxi_teleports == 0
+
+
+def test_without_the_stuck_checks_sumo_teleports_the_same_car(
+    grid_map: Any, grid_graph: Any, tmp_path: Path
+) -> None:
+    world, failures, _, _, _ = _held_at_a_closed_street(
+        grid_map, grid_graph, tmp_path / "teleported", False
+    )
+    assert not failures and world.stats.held_short == 0
+    assert world.stats.robotaxi_teleports == 1
 
 
 def test_cars_our_stack_drives_are_refused_in_meso(

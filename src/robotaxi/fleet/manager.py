@@ -418,8 +418,17 @@ class FleetManager:
             v.yielding.failed_attempts += 1
             return
         if isinstance(command, DriveTo) and v.target_curb is not None:
-            _, idx = self.map.curbs.tree.query(self.map.curbs.xy[v.target_curb], k=4)
-            alternatives = [int(i) for i in np.atleast_1d(idx) if int(i) != v.target_curb]
+            curbs = self.map.curbs
+            if command.edge != curbs.edge_ids[v.target_curb]:
+                return  # a command since has sent the car elsewhere
+            # the nearest spots on other streets (the street may be what failed: jammed, or
+            # no way there), then the rest of the nearest on the same street
+            _, idx = curbs.tree.query(curbs.xy[v.target_curb], k=min(12, len(curbs.xy)))
+            near = [
+                int(i) for i in np.atleast_1d(idx) if int(i) not in (v.target_curb, len(curbs.xy))
+            ]
+            street = curbs.edge_ids[v.target_curb]
+            alternatives = [i for i in near if curbs.edge_ids[i] != street][:3] or near[:3]
             if alternatives:
                 choice = alternatives[self.command_failures % len(alternatives)]
                 if v.trip_id is None:

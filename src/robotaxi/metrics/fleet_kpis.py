@@ -56,6 +56,7 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
             for at, vid, place in history.world.robotaxi_teleport_places
         ],
         "robotaxi_stuck_reroutes": history.world.stuck_reroutes,
+        "robotaxi_held_short": history.world.held_short,
         "vehicles_entered": history.world.departed,
         "background_vehicles": history.world.background_vehicles,
         "signals": history.signals,

@@ -248,6 +248,26 @@ class MesoFleet:
             return (here,)
         return self._route(here, spot.edge)
 
+    def hold_short(self, vid: str) -> Spot | None:
+        """A driving car held in a queue ends its leg at the end of the street it is on (where
+        SUMO lets it arrive without entering the next one) and stands there; returns the goal
+        it gives up. None, and nothing changes, when it is not driving, pulls over already, or
+        is on its goal's street (its leg cannot end sooner)."""
+        if vid not in self._in_sumo or vid in self.leaving or vid in self._pull_over:
+            return None
+        here, goal = libsumo.vehicle.getRoadID(vid), self._goal.get(vid)
+        if goal is None or here == goal.edge or here not in self.road_map.edges:
+            return None
+        self.set_route(vid, (here,))
+        lane = self.road_map.curb_lane(here)
+        self._pull_over[vid] = Spot(here, max(lane.length - 1.0, 0.0), lane.index)
+        return self._goal.pop(vid)
+
+    def road_of(self, vid: str) -> str:
+        """The street a car is on, or stands at."""
+        row = self.parked.get(vid) or self.leaving.get(vid)
+        return str(row[tc.VAR_ROAD_ID]) if row is not None else libsumo.vehicle.getRoadID(vid)
+
     def reroute(self, vid: str) -> None:
         """A driving car looks for a faster way to the end of its route, by the routing
         graph's travel times (in meso, SUMO's own `changeTarget` and `rerouteTraveltime`

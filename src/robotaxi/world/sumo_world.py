@@ -266,6 +266,13 @@ class SumoWorld:
         # robotaxis crawling in traffic (not at a stop): since when, and their last reroute
         self._slow_since: dict[str, float] = {}
         self._rerouted_at: dict[str, float] = {}
+        # meso: where each robotaxi in SUMO was at the last stuck check (street, m along it);
+        # meso reports a queued car at the speed it entered its segment with, so a car that
+        # has not moved is told by its place, not its speed
+        self._stuck_where: dict[str, tuple[str, float]] = {}
+        # DriveTo commands given up on after they were applied (a car held short of a jam):
+        # returned by the next `apply`, so that the fleet sends the car elsewhere
+        self._given_up: list[CommandFailure] = []
         self._started = False
         self._time_s = 0.0
         self._background_file: Path | None = None
@@ -457,9 +464,10 @@ class SumoWorld:
         """Carry out commands; returns those that failed with the reason (the fleet retries)."""
         failed: list[CommandFailure] = []
         if self._meso is not None:
+            given_up, self._given_up = self._given_up, []
             # SUMO's warnings about our commands go to its log, not the console (`sumo_log`)
             with self._quiet or contextlib.nullcontext():
-                return self._apply_meso(commands)
+                return given_up + self._apply_meso(commands)
         for cmd in commands:
             if cmd.vehicle_id in self._dormant:
                 self._wake(cmd.vehicle_id)
@@ -703,46 +711,89 @@ class SumoWorld:
                 veh.replaceStop(vid, 0, "")
 
     def _reroute_stuck(self) -> None:
-        """A robotaxi that has crawled (under 1 m/s, not at a stop) for `stuck_reroute_s`
-        looks for another way by the travel times SUMO measured (its routing mode), at most
-        once per `stuck_reroute_s`: a queue that does not move is where SUMO would
-        otherwise teleport it. Cars our stack drives and parked cars are left alone."""
+        """A robotaxi that has crawled (under 1 m/s, not at a stop; in meso: not moved from
+        its place) for `stuck_reroute_s` looks for another way by the travel times SUMO
+        measured (its routing mode), at most once per `stuck_reroute_s`: a queue that does
+        not move is where SUMO would otherwise teleport it. In meso, a car still held when
+        SUMO is about to teleport it ends its leg at the end of the street it is on
+        (`_hold_short`). Cars our stack drives and parked cars are left alone."""
         now, wait = self._time_s, self.config.stuck_reroute_s
         slow = self._slow_since
         cars: Iterable[str]
-        if self._meso is not None:
+        meso = self._meso
+        if meso is not None:
             # meso's robotaxis are read, not subscribed, and only those in SUMO can crawl
-            results = self._meso.read()
+            results = meso.read()
             for vid in [v for v in slow if v not in results]:
                 del slow[vid]
+            for vid in [v for v in self._stuck_where if v not in results]:
+                del self._stuck_where[vid]
             cars = tuple(results)
         else:
             results = libsumo.vehicle.getAllSubscriptionResults()
             cars = self.robotaxis
         for vid in cars:
             row = results.get(vid)
-            if (
-                not row
-                or vid in self._egos
-                or vid in self._moved
-                or row[tc.VAR_SPEED] >= 1.0
-                or row.get(tc.VAR_STOPSTATE, 0) & 1
-            ):
+            if not row or vid in self._egos or vid in self._moved:
+                slow.pop(vid, None)
+                continue
+            if meso is not None:
+                where = (row[tc.VAR_ROAD_ID], row[tc.VAR_LANEPOSITION])
+                moved = not where[0] or self._stuck_where.get(vid) != where
+                self._stuck_where[vid] = where
+            else:
+                moved = row[tc.VAR_SPEED] >= 1.0 or bool(row.get(tc.VAR_STOPSTATE, 0) & 1)
+            if moved:
                 slow.pop(vid, None)
                 continue
             since = slow.setdefault(vid, now)
+            if meso is not None and now - since >= self._hold_after_s():
+                self._hold_short(vid)
+                continue
             if now - since >= wait and now - self._rerouted_at.get(vid, -wait) >= wait:
                 try:
-                    if self._meso is not None:
+                    if meso is not None:
                         # SUMO warns about the old arrival position: to its log (`sumo_log`)
                         with self._quiet or contextlib.nullcontext():
-                            self._meso.reroute(vid)
+                            meso.reroute(vid)
                     else:
                         libsumo.vehicle.rerouteTraveltime(vid, False)
                 except (libsumo.TraCIException, WorldError):
                     continue  # e.g. inside a junction: try again at the next check
                 self._rerouted_at[vid] = now
                 self.stats.stuck_reroutes += 1
+
+    def _hold_after_s(self) -> float:
+        """How long a meso robotaxi may stand in a queue before its leg ends where it is: two
+        stuck checks before SUMO's `time-to-teleport` (the car's wait as SUMO counts it is at
+        most one check longer than ours), and not before its first reroute."""
+        teleport = self.config.teleport_time_s
+        return max(teleport - 3.0 * _STUCK_CHECK_S, self.config.stuck_reroute_s)
+
+    def _hold_short(self, vid: str) -> None:
+        """Meso: a robotaxi held in a queue that rerouting did not free ends its leg at the
+        end of the street it is on and stands there, rather than be teleported by SUMO; its
+        DriveTo comes back as failed from the next `apply`, so that the fleet sends it
+        elsewhere. (A car already on its target's street cannot end sooner: left as is.)"""
+        assert self._meso is not None
+        with self._quiet or contextlib.nullcontext():
+            try:
+                goal = self._meso.hold_short(vid)
+            except (libsumo.TraCIException, WorldError):
+                return  # e.g. inside a junction: the next check tries again
+        if goal is None:
+            return
+        self._slow_since.pop(vid, None)
+        self.stats.held_short += 1
+        here = self._meso.road_of(vid)
+        street = self.road_map.edges[goal.edge].name if goal.edge in self.road_map.edges else ""
+        self._given_up.append(
+            CommandFailure(
+                DriveTo(vid, goal.edge, goal.pos, goal.lane),
+                f"held in a queue on {here} for {self._hold_after_s():.0f} s: stopped short of "
+                f"{street or goal.edge}",
+            )
+        )
 
     # --- stepping -----------------------------------------------------------------------
 
