@@ -236,9 +236,10 @@ def _held_at_a_closed_street(
 def test_a_car_held_in_a_queue_stops_short_rather_than_be_teleported(
     grid_map: Any, grid_graph: Any, tmp_path: Path
 ) -> None:
-    """Rerouting cannot help (the routing graph still sends the car that way): at 90 s, two
-    checks before SUMO's 120 s, its leg ends at the end of the street it waits on, it stands
-    there, and its DriveTo comes back as failed so that the fleet sends it elsewhere."""
+    """Rerouting cannot help (the routing graph still sends the car that way): once SUMO has
+    held it 100 s, two checks before its 120 s, its leg ends at the end of the street it
+    waits on, it stands there, and its DriveTo comes back as failed so that the fleet sends
+    it elsewhere."""
     curbs, far = grid_map.curbs, _far_curb(grid_map)
     world, failures, closed, route, row = _held_at_a_closed_street(
         grid_map, grid_graph, tmp_path / "held", True

@@ -714,8 +714,8 @@ class SumoWorld:
         """A robotaxi that has crawled (under 1 m/s, not at a stop; in meso: not moved from
         its place) for `stuck_reroute_s` looks for another way by the travel times SUMO
         measured (its routing mode), at most once per `stuck_reroute_s`: a queue that does
-        not move is where SUMO would otherwise teleport it. In meso, a car still held when
-        SUMO is about to teleport it ends its leg at the end of the street it is on
+        not move is where SUMO would otherwise teleport it. In meso, a car still held two
+        checks before SUMO's time-to-teleport ends its leg at the end of the street it is on
         (`_hold_short`). Cars our stack drives and parked cars are left alone."""
         now, wait = self._time_s, self.config.stuck_reroute_s
         slow = self._slow_since
@@ -747,9 +747,14 @@ class SumoWorld:
                 slow.pop(vid, None)
                 continue
             since = slow.setdefault(vid, now)
-            if meso is not None and now - since >= self._hold_after_s():
-                self._hold_short(vid)
-                continue
+            # (SUMO's wait, from when the car could have left its segment, is never longer
+            # than the time it has stood at its place: read only past that)
+            hold_s = self.config.teleport_time_s - 2.0 * _STUCK_CHECK_S
+            if meso is not None and now - since >= hold_s:
+                waited = libsumo.vehicle.getWaitingTime(vid)
+                if waited >= hold_s:
+                    self._hold_short(vid, waited)
+                    continue
             if now - since >= wait and now - self._rerouted_at.get(vid, -wait) >= wait:
                 try:
                     if meso is not None:
@@ -763,16 +768,10 @@ class SumoWorld:
                 self._rerouted_at[vid] = now
                 self.stats.stuck_reroutes += 1
 
-    def _hold_after_s(self) -> float:
-        """How long a meso robotaxi may stand in a queue before its leg ends where it is: two
-        stuck checks before SUMO's `time-to-teleport` (the car's wait as SUMO counts it is at
-        most one check longer than ours), and not before its first reroute."""
-        teleport = self.config.teleport_time_s
-        return max(teleport - 3.0 * _STUCK_CHECK_S, self.config.stuck_reroute_s)
-
-    def _hold_short(self, vid: str) -> None:
-        """Meso: a robotaxi held in a queue that rerouting did not free ends its leg at the
-        end of the street it is on and stands there, rather than be teleported by SUMO; its
+    def _hold_short(self, vid: str, waited_s: float) -> None:
+        """Meso: a robotaxi held in a queue that rerouting did not free (SUMO's wait
+        `waited_s` two stuck checks short of its time-to-teleport) ends its leg at the end
+        of the street it is on and stands there, rather than be teleported by SUMO; its
         DriveTo comes back as failed from the next `apply`, so that the fleet sends it
         elsewhere. (A car already on its target's street cannot end sooner: left as is.)"""
         assert self._meso is not None
@@ -790,7 +789,7 @@ class SumoWorld:
         self._given_up.append(
             CommandFailure(
                 DriveTo(vid, goal.edge, goal.pos, goal.lane),
-                f"held in a queue on {here} for {self._hold_after_s():.0f} s: stopped short of "
+                f"held in a queue on {here} for {waited_s:.0f} s: stopped short of "
                 f"{street or goal.edge}",
             )
         )
