@@ -201,6 +201,47 @@ def test_pull_over_stands_at_the_end_of_the_street_and_resume_goes_on(
         assert (edge, stopped) == (curbs.edge_ids[far], True)
 
 
+@pytest.mark.parametrize("blocked", [False, True])
+def test_the_last_stretch_to_the_spot_takes_the_street_s_time(
+    grid_map: Any, grid_graph: Any, tmp_path: Path, blocked: bool
+) -> None:
+    """SUMO lets a robotaxi arrive as it enters its target street; it then drives the
+    stretch to its spot at the street's speed (free: its limit), and stands there. On a
+    street whose cars stand (stopped near its start, in the car's way: SUMO's queue would
+    hold it there and, in the end, teleport it) it edges along at walking pace."""
+    import libsumo
+
+    from robotaxi.world.meso_fleet import LAST_STRETCH_MIN_MPS
+
+    curbs, far = grid_map.curbs, _far_curb(grid_map)
+    target, pos = curbs.edge_ids[far], float(curbs.pos[far])
+    lane = grid_map.curb_lane(target)
+    assert pos > 0.5 * lane.length  # a spot well along its street
+    with _world(grid_map, grid_graph, tmp_path) as world:
+        world.add_robotaxi("taxi0", 0)
+        world.step()
+        if blocked:
+            libsumo.route.add("blocked", [target])
+            for k in range(12):
+                libsumo.vehicle.add(f"stopped{k}", "blocked", typeID="car", departPos="1")
+                libsumo.vehicle.setStop(f"stopped{k}", target, pos=5.0, duration=9e3)
+        world.apply([DriveTo("taxi0", target, pos, 0)])
+        entered = None
+        for _ in range(1800):
+            world.step()
+            edge, along, stopped, _ = _row(world)
+            if edge == target and entered is None:
+                entered = libsumo.simulation.getTime()
+                assert not stopped and along == pytest.approx(pos)  # on its way to the spot
+            if stopped and entered is not None:
+                break
+        took = libsumo.simulation.getTime() - entered
+    assert (edge, along, stopped) == (target, pytest.approx(pos), True)
+    expected = pos / (LAST_STRETCH_MIN_MPS if blocked else lane.speed_limit)
+    assert expected - 1.0 <= took <= expected + 1.0
+    assert world.stats.robotaxi_teleports == 0
+
+
 def _held_at_a_closed_street(
     grid_map: Any, grid_graph: Any, work_dir: Path, route_around_jams: bool
 ) -> tuple[Any, list[Any], str, tuple[str, ...], Any]:
@@ -371,6 +412,7 @@ def _reference_update(self: Any, results: dict[str, Any]) -> Any:
     for vid in self._driving - now_driving:
         self.table.write(vid, self.report(vid, None))
     self._driving = now_driving
+    self.finish_last_stretches()
     return self.table
 
 

@@ -38,6 +38,8 @@ from robotaxi.map import RoadMap
 from robotaxi.world.traffic import sumo_heading
 
 Row = dict[int, Any]
+# the slowest a robotaxi drives the last stretch of its target street (`MesoFleet.arrived`)
+LAST_STRETCH_MIN_MPS = 1.0
 _PARKED_STATE = 1 | 2  # VAR_STOPSTATE bits: stopped, parking (off the lane)
 # a row's keys, as plain ints: the per-car loops read them for every car and tick
 _POSITION, _ANGLE, _SPEED = tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED
@@ -146,6 +148,9 @@ class MesoFleet:
         self.leaving: dict[str, Row] = {}
         self._goal: dict[str, Spot] = {}  # where each car was last sent (`DriveTo`)
         self._pull_over: dict[str, Spot] = {}  # where a car pulling over will stand
+        # cars SUMO let arrive on entering their target street, driving its last stretch to
+        # their spot: until when (SUMO's clock) and the row they report meanwhile
+        self._finishing: dict[str, tuple[float, Row]] = {}
         self._odometer: dict[str, float] = {}  # m driven in all
         self._last_seen: dict[str, tuple[str, float]] = {}  # street and m along it, driving
         self._legs = 0
@@ -213,6 +218,7 @@ class MesoFleet:
 
     def _head_for(self, vid: str, spot: Spot) -> None:
         veh = libsumo.vehicle
+        self._finishing.pop(vid, None)  # sent on before it reached its last spot: from there
         row = self.parked.get(vid)
         if row is None and vid in self.leaving:  # sent off, not in SUMO yet: from its spot
             self.set_route(vid, self._leg(self.leaving[vid], spot))
@@ -233,7 +239,7 @@ class MesoFleet:
         libsumo.route.add(route_id, list(edges))
         veh.add(
             vid, route_id, typeID=self.vehicle_type, depart="now",
-            departPos=f"{pos:.2f}", departSpeed="0", arrivalPos=f"{spot.pos:.2f}",
+            departPos=f"{pos:.2f}", departSpeed="0", arrivalPos="0",
         )  # fmt: skip
         self._in_sumo[vid] = None
         self._routes[vid], self._route_at[vid] = tuple(edges), 0
@@ -323,7 +329,23 @@ class MesoFleet:
         if road in self.road_map.edges:
             self._odometer[vid] = self._odometer.get(vid, 0.0) + self._rest(vid, road, pos, spot)
         self.parked[vid] = self._row(vid, spot)
-        self.table.write(vid, self.parked[vid])
+        # SUMO let it arrive as it entered the street (or a segment of it): the rest of the
+        # way to its spot at the street's current speed (SUMO's travel time for it), at
+        # least a crawl of LAST_STRETCH_MIN_MPS (a street whose cars all stand: it edges
+        # along to the kerb, where SUMO's queue would hold it and, in the end, teleport it)
+        start_m = pos if road == spot.edge else 0.0
+        rest_m = spot.pos - start_m
+        if rest_m > 0.5:
+            lane = self.road_map.curb_lane(spot.edge)
+            street_s = max(float(libsumo.edge.getTraveltime(spot.edge)), 1e-3)
+            mps = min(max(lane.length / street_s, LAST_STRETCH_MIN_MPS), lane.speed_limit)
+            moving = dict(self.parked[vid])
+            moving[tc.VAR_STOPSTATE] = 0
+            moving[tc.VAR_SPEED] = mps
+            self._finishing[vid] = (libsumo.simulation.getTime() + rest_m / mps, moving)
+            self.table.write(vid, moving)
+        else:
+            self.table.write(vid, self.parked[vid])
 
     def _rest(self, vid: str, road: str, pos: float, spot: Spot) -> float:
         """Metres from where the car was last seen (`road`, `pos` m along it) to `spot`, where
@@ -430,14 +452,26 @@ class MesoFleet:
             written.pop(vid, None)
             table.write(vid, self.report(vid, None))
         self._driving = now_driving
+        self.finish_last_stretches()
         return table
+
+    def finish_last_stretches(self) -> None:
+        """The cars whose last stretch (`arrived`) is driven by now stand at their spots."""
+        if self._finishing:
+            now = libsumo.simulation.getTime()
+            for vid in [v for v, (until, _) in self._finishing.items() if until <= now]:
+                del self._finishing[vid]
+                self.table.write(vid, self.parked[vid])
 
     def report(self, vid: str, row: Row | None) -> Row | None:
         """A car's row as the fleet reads it: SUMO's `row` while it drives (with the whole
         odometer, not stopped), else where it stands (None: not a car of this fleet)."""
         if row is None or not row[tc.VAR_ROAD_ID]:
             # out of SUMO, or added and waiting for room to enter (SUMO reports such a car
-            # on no street): it stands where it stood
+            # on no street): it stands where it stood (or drives the last stretch to it)
+            finishing = self._finishing.get(vid)
+            if finishing is not None:
+                return finishing[1]
             return self.parked.get(vid) or self.leaving.get(vid)
         out = dict(row)
         out[tc.VAR_DISTANCE] = self._seen_driving(vid, row)
