@@ -4,14 +4,17 @@ Meso moves cars as queues per street segment: no lanes, no lateral position, no 
 the lane; and SUMO 1.28's meso cannot release a stopped car (`resume` is not implemented,
 `replaceStop` and `remove` crash). So a robotaxi is in SUMO only while it drives from one
 kerb to the next. `DriveTo` puts it into SUMO where it stands, with a route to its target
-street; it leaves SUMO when it gets there (SUMO's arrival) and from then on stands at its
-target spot, as a row kept here (parked, off the lane) until its next command. `PullOver`
+street; it leaves SUMO as it enters that street (SUMO's arrival), drives the stretch to its
+spot at the street's current speed (SUMO's travel time of the street; at least a crawl: a
+queue inside the target street, where SUMO would teleport it in the end, cannot hold it),
+and from then on stands at its target spot, as a row kept here (parked, off the lane) until
+its next command. `PullOver`
 ends its route at the end of the street it is on: it stands there until `Resume` sends it
 on to its target. The odometer carries over from one leg to the next.
 
 What this model cannot do, and micro does: the car's position along a street is SUMO's
-segment (about 100 m) until it arrives; it arrives at its spot when it leaves the street's
-segment holding the spot; and a car standing at the kerb takes no room on the street. Our
+segment (about 100 m) until it enters its target street; the last stretch is ours, not
+SUMO's; and a car standing at the kerb takes no room on the street. Our
 own autonomy stack needs lanes and lateral positions, so cars our stack drives need micro.
 The odometer is counted here from the streets a car passes: SUMO 1.28's meso distance
 (`VAR_DISTANCE`) comes out about 1.8 times the route's length.
