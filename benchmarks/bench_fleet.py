@@ -174,7 +174,8 @@ def _run_ours(
         "requests", "served", "served_pct", "cancelled_pct", "cancelled_by_cause", "unfinished",
         "wait_mean_s", "wait_p50_s", "wait_p95_s", "utilisation", "deadhead_km_share",
         "teleports", "command_failures", "ev_yields", "wall_s", "real_time_factor",
-        "robotaxi_teleports", "robotaxi_stuck_reroutes", "background_vehicles",
+        "robotaxi_teleports", "robotaxi_stuck_reroutes", "robotaxi_held_short",
+        "background_vehicles",
         "vehicles_entered", "pickup_eta_error_p50_s", "pickup_eta_error_abs_p95_s",
         "requests_dropped_outside_map",
     )  # fmt: skip
@@ -572,7 +573,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_fmt(row.get('never_picked_up'))} | {_fmt(row.get('shared_rides'))} |"
         )
     city_keys = (
-        "robotaxi_teleports", "robotaxi_stuck_reroutes", "background_vehicles",
+        "robotaxi_teleports", "robotaxi_stuck_reroutes", "robotaxi_held_short",
+        "background_vehicles",
         "pickup_eta_error_p50_s",
         "pickup_eta_error_abs_p95_s", "rides_lost_to_empty_battery",
         "requests_dropped_outside_map",
