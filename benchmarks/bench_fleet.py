@@ -24,6 +24,7 @@ the fleet runs are compared over the same simulated hour (the fleet runs then dr
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -124,11 +125,16 @@ def run_job(setup: Setup, job: Job) -> dict[str, Any]:
     # this process's CPU time (SUMO runs in it: libsumo) at the same two points: what the
     # run costs, whatever else the shared cores run meanwhile
     cpu: list[float] = []
+    # the CPU time at each simulated hour's end (reports come every 10 simulated minutes):
+    # where over the day a row's time goes
+    hourly: list[tuple[float, float]] = []
 
     def progress(done: float, total: float, status: str) -> None:
         if not first:
             first.append((done, time.perf_counter() - wall0))
             cpu.append(time.process_time())
+        if done <= total and (not hourly or done - hourly[-1][0] >= 3600.0):
+            hourly.append((done, time.process_time()))
         if not window and done >= total:
             window.append(time.perf_counter() - wall0)
             cpu.append(time.process_time())
@@ -153,6 +159,7 @@ def run_job(setup: Setup, job: Job) -> dict[str, Any]:
             (service_s - first[0][0]) / max(window[0] - first[0][1], 1e-9), 1
         )
         row["stepping_cpu_s"] = round(cpu[1] - cpu[0], 2)
+    row["cpu_by_hour_s"] = [round(b - a, 2) for (_, a), (_, b) in itertools.pairwise(hourly)]
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     row["name"] = job.name
     row["kind"] = job.kind
