@@ -153,3 +153,37 @@ def test_a_robotaxi_teleport_says_where_and_sumo_says_why(
     causes = world.stats.teleports_by_cause
     assert set(causes) == {"jam", "yield", "wrong_lane"}
     assert sum(causes.values()) == world.stats.teleports >= 1
+
+
+def test_a_robotaxi_held_before_its_blocked_target_street_parks_rather_than_be_teleported(
+    grid_map, grid_graph, tmp_path: Path
+) -> None:
+    """Cars stopped across the entrance of the car's target street: no reroute helps (every
+    way ends there). Once SUMO has held it 100 s, two checks before its 120 s, it parks off
+    the lane where it stands; its DriveTo comes back as failed (the fleet sends it to a spot
+    on another street) and SUMO teleports nothing of ours."""
+    import libsumo
+
+    world = _world(grid_map, grid_graph, tmp_path, teleport_time_s=120, stuck_reroute_s=20)
+    failures: list[Any] = []
+    with world:
+        route = _sent_across_town(world, grid_map)
+        target = route[-1]
+        libsumo.route.add("blocked", [target])
+        for k in range(len(grid_map.edges[target].lane_ids)):
+            libsumo.vehicle.add(
+                f"stopped{k}", "blocked", typeID="car", departLane=str(k), departPos="3",
+                departSpeed="0",
+            )  # fmt: skip
+            libsumo.vehicle.setStop(f"stopped{k}", target, pos=5.0, laneIndex=k, duration=9e3)
+        for _ in range(900):  # the runner's tick: step, read, commands
+            world.step()
+            world.snapshot()
+            failures += world.apply([])
+        here = libsumo.vehicle.getRoadID("taxi0")
+        parked = libsumo.vehicle.getStopState("taxi0") & 2
+    assert world.stats.held_short == 1
+    assert [(f.command.vehicle_id, f.command.edge) for f in failures] == [("taxi0", target)]
+    assert isinstance(failures[0].command, DriveTo) and "held in a queue" in failures[0].reason
+    assert here != target and here in route and parked
+    assert world.stats.robotaxi_teleports == 0

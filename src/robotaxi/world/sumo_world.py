@@ -462,12 +462,12 @@ class SumoWorld:
 
     def apply(self, commands: Iterable[VehicleCommand]) -> list[CommandFailure]:
         """Carry out commands; returns those that failed with the reason (the fleet retries)."""
-        failed: list[CommandFailure] = []
+        # DriveTos given up on since the last call (a car held short of a jam) come first
+        failed, self._given_up = self._given_up, []
         if self._meso is not None:
-            given_up, self._given_up = self._given_up, []
             # SUMO's warnings about our commands go to its log, not the console (`sumo_log`)
             with self._quiet or contextlib.nullcontext():
-                return given_up + self._apply_meso(commands)
+                return failed + self._apply_meso(commands)
         for cmd in commands:
             if cmd.vehicle_id in self._dormant:
                 self._wake(cmd.vehicle_id)
@@ -750,10 +750,13 @@ class SumoWorld:
             # (SUMO's wait, from when the car could have left its segment, is never longer
             # than the time it has stood at its place: read only past that)
             hold_s = self.config.teleport_time_s - 2.0 * _STUCK_CHECK_S
-            if meso is not None and now - since >= hold_s:
+            if now - since >= hold_s:
                 waited = libsumo.vehicle.getWaitingTime(vid)
                 if waited >= hold_s:
-                    self._hold_short(vid, waited)
+                    if meso is not None:
+                        self._hold_short(vid, waited)
+                    else:
+                        self._park_short(vid, waited)
                     continue
             if now - since >= wait and now - self._rerouted_at.get(vid, -wait) >= wait:
                 try:
@@ -767,6 +770,41 @@ class SumoWorld:
                     continue  # e.g. inside a junction: try again at the next check
                 self._rerouted_at[vid] = now
                 self.stats.stuck_reroutes += 1
+
+    def _park_short(self, vid: str, waited_s: float) -> None:
+        """Micro: `_hold_short`: a robotaxi held in a queue (SUMO's wait `waited_s` two stuck
+        checks short of its time-to-teleport) parks off the lane where it stands, rather
+        than be teleported; its DriveTo comes back as failed from the next `apply`. (Inside
+        a junction it cannot park: the next check tries again.)"""
+        veh = libsumo.vehicle
+        here = veh.getRoadID(vid)
+        stops = veh.getStops(vid, 1)
+        if here not in self.road_map.edges or not stops:
+            return
+        goal = stops[0]
+        goal_edge, _, goal_lane = goal.lane.rpartition("_")
+        lane = self.road_map.lanes.get(veh.getLaneID(vid))
+        if lane is None:
+            return
+        pos = min(veh.getLanePosition(vid) + 1.0, lane.length - 0.1)
+        try:
+            self._clear_stops(vid)
+            veh.setStop(
+                vid, here, pos=pos, laneIndex=veh.getLaneIndex(vid), duration=PARK_FOREVER_S,
+                flags=tc.STOP_PARKING, startPos=max(0.0, pos - 10.0),
+            )  # fmt: skip
+        except libsumo.TraCIException:
+            return  # e.g. no room to stop: the next check tries again
+        self._slow_since.pop(vid, None)
+        self.stats.held_short += 1
+        street = self.road_map.edges[goal_edge].name if goal_edge in self.road_map.edges else ""
+        self._given_up.append(
+            CommandFailure(
+                DriveTo(vid, goal_edge, float(goal.endPos), int(goal_lane or 0)),
+                f"held in a queue on {here} for {waited_s:.0f} s: stopped short of "
+                f"{street or goal_edge}",
+            )
+        )
 
     def _hold_short(self, vid: str, waited_s: float) -> None:
         """Meso: a robotaxi held in a queue that rerouting did not free (SUMO's wait
