@@ -54,7 +54,7 @@ class WorldStats:
     # where each robotaxi teleport began: (time s, car, the street it stood on)
     robotaxi_teleport_places: list[tuple[float, str, str]] = field(default_factory=list)
     stuck_reroutes: int = 0  # robotaxis held in a queue that looked for another way
-    # robotaxis still held when SUMO would have teleported them: their leg ended short (meso)
+    # robotaxis still held two checks before SUMO would teleport them: their leg ended short
     held_short: int = 0
     departed: int = 0  # vehicles that entered the network (ours, background, ambulances)
     background_vehicles: int = 0  # background vehicles planned for the run (route files)
