@@ -39,6 +39,13 @@ def _empty_snapshot(t: float):  # type: ignore[no-untyped-def]
     return WorldSnapshot(TimePoint.from_s(t), (), (), np.zeros((0, 2)), z, z, z, z, (), z, ())
 
 
+def _farthest_curb(grid_map, curb: int) -> int:  # type: ignore[no-untyped-def]
+    """The curb spot farthest (straight line) from `curb`: where a car that must come a long
+    way stands."""
+    curbs = grid_map.curbs
+    return int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[curb]).T)))
+
+
 def test_a_trip_taken_from_a_car_pulled_over_for_an_ambulance_releases_it(
     grid_map, grid_graph
 ) -> None:  # type: ignore[no-untyped-def]
@@ -46,7 +53,7 @@ def test_a_trip_taken_from_a_car_pulled_over_for_an_ambulance_releases_it(
     curbs = grid_map.curbs
     pickup = 500
     # the far car gets the trip first (the only car), then pulls over for an ambulance
-    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[pickup]).T)))
+    far = _farthest_curb(grid_map, pickup)
     fm.add_vehicle("far", far)
     out = fm.tick(_empty_snapshot(1.0), [_request(grid_map, "r1", pickup, 900)])
     trip = fm.trips["r1"]
@@ -82,7 +89,7 @@ def test_a_batch_with_no_rider_waiting_runs_only_once_a_car_came_free(
     fm = _manager(grid_map, grid_graph)
     curbs = grid_map.curbs
     pickup = 500
-    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[pickup]).T)))
+    far = _farthest_curb(grid_map, pickup)
     fm.add_vehicle("far", far)
     fm.tick(_empty_snapshot(1.0), [_request(grid_map, "r1", pickup, 900)])
     assert fm.trips["r1"].vehicle_id == "far" and len(solved) == 1
@@ -145,7 +152,7 @@ def test_a_car_the_world_stopped_short_of_its_spot_goes_to_one_on_another_street
     fm = _manager(grid_map, grid_graph)
     curbs = grid_map.curbs
     pickup = 500
-    far = int(np.argmax(np.hypot(*(curbs.xy - curbs.xy[pickup]).T)))
+    far = _farthest_curb(grid_map, pickup)
     fm.add_vehicle("taxi", far)
     out = fm.tick(_empty_snapshot(1.0), [_request(grid_map, "r1", pickup, 900)])
     (sent,) = [c for c in out.commands if isinstance(c, DriveTo)]

@@ -60,6 +60,20 @@ def _block(grid_map: Any, edge: str, pos: str) -> None:
         libsumo.vehicle.setSpeed(vid, 0.0)
 
 
+def _stop_cars_on(grid_map: Any, edge: str) -> None:
+    """Cars stopped on every lane of `edge` near its start (a stop, not a jam: SUMO never
+    teleports them, so the queue behind them is what it must clear)."""
+    import libsumo
+
+    libsumo.route.add("blocked", [edge])
+    for k in range(len(grid_map.edges[edge].lane_ids)):
+        libsumo.vehicle.add(
+            f"stopped{k}", "blocked", typeID="car", departLane=str(k), departPos="3",
+            departSpeed="0",
+        )  # fmt: skip
+        libsumo.vehicle.setStop(f"stopped{k}", edge, pos=5.0, laneIndex=k, duration=9e3)
+
+
 def _route_after_a_jam(
     grid_map: Any, grid_graph: Any, work_dir: Path, route_around_jams: bool
 ) -> tuple[str, tuple[str, ...]]:
@@ -125,21 +139,12 @@ def test_a_robotaxi_teleport_says_where_and_sumo_says_why(
     """Without rerouting out of queues, a car held behind a blocked street is teleported by
     SUMO (here after 30 s): the run records the car and the street it stood on, and SUMO's
     statistics give the cause of every teleport."""
-    import libsumo
 
     world = _world(grid_map, grid_graph, tmp_path, teleport_time_s=30, route_around_jams=False)
     with world:
         route = _sent_across_town(world, grid_map)
         blocked = route[len(route) // 2]
-        # cars stopped on every lane of the street (a stop, not a jam: SUMO never teleports
-        # them, so the queue behind them is what it must clear)
-        libsumo.route.add("blocked", [blocked])
-        for k in range(len(grid_map.edges[blocked].lane_ids)):
-            libsumo.vehicle.add(
-                f"stopped{k}", "blocked", typeID="car", departLane=str(k), departPos="3",
-                departSpeed="0",
-            )  # fmt: skip
-            libsumo.vehicle.setStop(f"stopped{k}", blocked, pos=5.0, laneIndex=k, duration=9e3)
+        _stop_cars_on(grid_map, blocked)
         for _ in range(600):
             world.snapshot()
             world.step()
@@ -169,13 +174,7 @@ def test_a_robotaxi_held_before_its_blocked_target_street_parks_rather_than_be_t
     with world:
         route = _sent_across_town(world, grid_map)
         target = route[-1]
-        libsumo.route.add("blocked", [target])
-        for k in range(len(grid_map.edges[target].lane_ids)):
-            libsumo.vehicle.add(
-                f"stopped{k}", "blocked", typeID="car", departLane=str(k), departPos="3",
-                departSpeed="0",
-            )  # fmt: skip
-            libsumo.vehicle.setStop(f"stopped{k}", target, pos=5.0, laneIndex=k, duration=9e3)
+        _stop_cars_on(grid_map, target)
         for _ in range(900):  # the runner's tick: step, read, commands
             world.step()
             world.snapshot()
