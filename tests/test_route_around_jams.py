@@ -186,3 +186,28 @@ def test_a_robotaxi_held_before_its_blocked_target_street_parks_rather_than_be_t
     assert isinstance(failures[0].command, DriveTo) and "held in a queue" in failures[0].reason
     assert here != target and here in route and parked
     assert world.stats.robotaxi_teleports == 0
+
+
+def test_a_held_robotaxi_inside_a_junction_does_not_park_there(
+    grid_map, grid_graph, tmp_path: Path
+) -> None:
+    """A car parked inside a junction would stay in it, in every foe's way, and its hold would
+    keep SUMO from clearing it: held there, it keeps its leg (SUMO may teleport it)."""
+    import libsumo
+
+    world = _world(grid_map, grid_graph, tmp_path)
+    with world:
+        _sent_across_town(world, grid_map)
+        for _ in range(600):
+            world.step()
+            if libsumo.vehicle.getRoadID("taxi0").startswith(":"):
+                break
+        assert libsumo.vehicle.getRoadID("taxi0").startswith(":")
+
+        def stops() -> list[tuple[str, float, int]]:
+            return [(s.lane, s.endPos, s.stopFlags) for s in libsumo.vehicle.getStops("taxi0")]
+
+        before = stops()
+        world._park_short("taxi0", 290.0)
+        assert world.stats.held_short == 0 and not world.apply([])
+        assert stops() == before and before

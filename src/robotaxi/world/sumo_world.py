@@ -67,6 +67,8 @@ PARK_FOREVER_S = 1e7
 PREEMPTION_AMBER_S = 3.0  # amber for the cross streets before an ambulance's green
 _STUCK_CHECK_S = 10.0  # how often robotaxis crawling in traffic are looked at
 _PARKED = 1 | 2  # VAR_STOPSTATE bits: stopped, parking (off the lane)
+# a held robotaxi parks short only on a street at least this many of its lengths long
+_PARK_LANE_CARS = 2.0
 _BLOCKED_TRAVEL_TIME_S = 1e7  # a street remote assistance said is blocked, for one reroute
 _CAR_VARS = [
     tc.VAR_POSITION,
@@ -774,17 +776,20 @@ class SumoWorld:
     def _park_short(self, vid: str, waited_s: float) -> None:
         """Micro: `_hold_short`: a robotaxi held in a queue (SUMO's wait `waited_s` two stuck
         checks short of its time-to-teleport) parks off the lane where it stands, rather
-        than be teleported; its DriveTo comes back as failed from the next `apply`. (Inside
-        a junction it cannot park: the next check tries again.)"""
+        than be teleported; its DriveTo comes back as failed from the next `apply`. Not
+        inside a junction, nor on a street too short to hold it (a connector of a few
+        metres inside a junction cluster): a car parked there stays in the junction and
+        blocks it for every foe, while its hold keeps SUMO from ever clearing it (measured:
+        background teleports around that junction rose by half); SUMO may teleport it."""
         veh = libsumo.vehicle
         here = veh.getRoadID(vid)
         stops = veh.getStops(vid, 1)
-        if here not in self.road_map.edges or not stops:
+        if here.startswith(":") or here not in self.road_map.edges or not stops:
             return
         goal = stops[0]
         goal_edge, _, goal_lane = goal.lane.rpartition("_")
         lane = self.road_map.lanes.get(veh.getLaneID(vid))
-        if lane is None:
+        if lane is None or lane.length < _PARK_LANE_CARS * veh.getLength(vid):
             return
         pos = min(veh.getLanePosition(vid) + 1.0, lane.length - 0.1)
         try:
