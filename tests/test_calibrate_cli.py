@@ -200,3 +200,5 @@ def test_a_tiny_calibration_of_the_whole_city(
     assert day["runs"][0]["inserted"] > 0 and report["day_teleport_share"] == 0.0
     assert report["teleport_bound_met"] and "over the day" in proc.stdout
     assert "major arterial" in proc.stdout and "teleports" in proc.stdout
+    # a log (not a terminal) says what each stage does as it begins
+    assert "calibrating: PM: sampling and routing trips at scale 0.1 (0/" in proc.stderr

@@ -222,8 +222,9 @@ def _calibrate(
     folder: Path,
     console: Any,
 ) -> dict[str, Any]:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
+    from robotaxi.cli.progress import LoggedProgress
     from robotaxi.config import MapConfig
     from robotaxi.map import RoutingGraph, build_network, load_map
     from robotaxi.map.build import sumo_version
@@ -243,13 +244,14 @@ def _calibrate(
         inrix = cal.inrix_targets(cal.read_inrix(inrix_file), (*settings.periods, cal.EMPTY_PERIOD))
     empty = cal.empty_ratios(inrix) if args.reference == "ea" else None
     scorer = _Scorer(edges, {k: v for k, v in inrix.items() if k[1] != cal.EMPTY_PERIOD}, empty)
-    with Progress(
+    with LoggedProgress(
         TextColumn("[bold]calibrating[/] {task.description}"),
         BarColumn(),
         TextColumn("{task.completed:>6.0f}/{task.total:.0f} sim s"),
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        unit="sim s",
     ) as bar:
         task = bar.add_task(args.city, total=1.0)
 
@@ -259,9 +261,11 @@ def _calibrate(
             bar.update(task, completed=done, total=total, description=status)
             stage = status.split(":")[0]
             if not console.is_terminal and stage != last_stage[0]:
-                # a log file gets one line per stage instead of a live bar
+                # a log file gets a line as each stage begins, saying what it does (routing
+                # a window's trips takes minutes with no sim time passing), and one every
+                # half minute of wall time while a run steps (`LoggedProgress`)
                 last_stage[0] = stage
-                console.print(f"calibrating: {stage} ({done:.0f}/{total:.0f} sim s)")
+                console.print(f"calibrating: {status} ({done:.0f}/{total:.0f} sim s)")
 
         outcome = calibrate_background(
             built.net_file, data_dir, cal.PERIODS, settings,
