@@ -29,6 +29,7 @@ from robotaxi.fleet.charging import (
     ChargingCurve,
     ChargingError,
     ChargingPolicy,
+    CrowFlyDistance,
     Depot,
     FleetCharging,
     crow_fly_distance,
@@ -431,3 +432,74 @@ def test_depots_for_a_map() -> None:
     assert len({tuple(p) for p in xy}) == len(spread)
     depots = depots_from_config(spread, xy)
     assert depots[0] == Depot("depot 1", 2400.0, 1500.0, 8, 150.0)
+
+
+def _plan_orders(fleet: FleetCharging, now_s: float, idle: dict[str, tuple[float, float]]) -> list:
+    return [
+        (o.vehicle_id, o.depot.depot_id, o.reason, o.target_kwh) for o in fleet.plan(now_s, idle)
+    ]
+
+
+@pytest.mark.parametrize("start_hour", [3.0, 12.0])  # a low-demand hour, a busy one
+@pytest.mark.parametrize("seed", range(4))
+def test_plan_looks_only_at_cars_that_may_want_to_charge_with_the_same_orders(
+    start_hour: float, seed: int
+) -> None:
+    """`plan` skips the depot distances of cars above every threshold when the lowest of
+    them could reach a depot from anywhere the cars are (`CrowFlyDistance`'s bound): the
+    orders are those of the same crow-fly distance given as a plain function (no bound, so
+    every car is looked at), including when a car above the thresholds stands too far from
+    any depot for a short ride (then the bound cannot rule it out: every car is looked at)."""
+    rng = np.random.default_rng(seed)
+    config = EnergyConfig(initial_soc=(0.1, 0.95))
+    depots = [
+        Depot(f"d{k}", float(x), float(y), 3, 150.0)
+        for k, (x, y) in enumerate(rng.uniform(0, 9000, (3, 2)))
+    ]
+    bounded = crow_fly_distance(1.3)
+    assert isinstance(bounded, CrowFlyDistance)
+    fleets = [
+        FleetCharging(config, depots, distance_fn=fn, start_hour=start_hour, seed=seed)
+        for fn in (bounded, lambda a, b: bounded(a, b))
+    ]
+    far = seed % 2 == 1  # a car at 60 kWh 200 km from the depots: above the thresholds, yet low
+    for fleet in fleets:
+        for i in range(300):
+            fleet.add_car(f"car{i:03d}")
+        fleet.add_car("far", 60.0)
+    idle = {
+        f"car{i:03d}": (float(x), float(y))
+        for i, (x, y) in enumerate(rng.uniform(0, 9000, (300, 2)))
+        if i % 4
+    }
+    if far:
+        idle["far"] = (200_000.0, 4000.0)
+    fast = fleets[0]
+    rows = fast._may_want(
+        fast.batteries.soc_kwh(list(idle)), np.array(list(idle.values())), fast.clock_hour(0.0)
+    )
+    assert (rows is None) == far  # the fast path is taken, or falls back
+    for now_s in (0.0, 900.0, 1800.0):
+        orders = [_plan_orders(fleet, now_s, idle) for fleet in fleets]
+        assert orders[0] == orders[1]
+        assert orders[0] or now_s > 0.0
+        if far and now_s == 0.0:
+            assert ("far", ChargeReason.LOW) in [(o[0], o[2]) for o in orders[0]]
+        for fleet in fleets:
+            fleet.batteries.consume_many([(v, 5000.0, False, None) for v in idle], 900.0, now_s)
+
+
+def test_the_crow_fly_bound_holds_for_every_point_of_its_box() -> None:
+    rng = np.random.default_rng(0)
+    fn = CrowFlyDistance(1.4)
+    depots = rng.uniform(-5000, 5000, (4, 2))
+    points = rng.uniform(-8000, 8000, (2000, 2))
+    lo, hi = (
+        (float(points[:, 0].min()), float(points[:, 1].min())),
+        (float(points[:, 0].max()), float(points[:, 1].max())),
+    )
+    bound = fn.farthest_nearest_m(lo, hi, depots)
+    nearest = fn(points, depots).min(axis=1)
+    assert nearest.max() <= bound
+    corners = np.array([[x, y] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])])
+    assert bound == pytest.approx(float(fn(corners, depots).max(axis=0).min()), rel=1e-6)

@@ -24,6 +24,7 @@ most `max_detour_m` farther away.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +43,7 @@ from robotaxi.fleet.energy import (
     Draw,
     EmptyBattery,
     FleetBatteries,
+    can_accept,
     can_accept_pairs,
     initial_soc_kwh,
 )
@@ -64,13 +66,33 @@ def crow_fly_distance(circuity: float = DEFAULT_CIRCUITY) -> DistanceFn:
     """A distance function: straight-line metres × `circuity`. Road distance in US cities
     averages 1.2–1.3× the straight line (Giacomin & Levinson, 2015); 1.4 leaves a margin
     for one-way streets. A road-network distance can be passed instead."""
+    return CrowFlyDistance(circuity)
 
-    def distance(a: FloatArray, b: FloatArray) -> FloatArray:
+
+@dataclass(frozen=True, slots=True)
+class CrowFlyDistance:
+    """`crow_fly_distance`'s function: callable as a `DistanceFn`, and it can bound the
+    distance from anywhere in a box to the nearest of some points (`farthest_nearest_m`)."""
+
+    circuity: float
+
+    def __call__(self, a: FloatArray, b: FloatArray) -> FloatArray:
         a2, b2 = np.atleast_2d(a), np.atleast_2d(b)
         d: FloatArray = np.hypot(a2[:, None, 0] - b2[None, :, 0], a2[:, None, 1] - b2[None, :, 1])
-        return d * circuity
+        return d * self.circuity
 
-    return distance
+    def farthest_nearest_m(
+        self, lo: tuple[float, float], hi: tuple[float, float], b: FloatArray
+    ) -> float:
+        """An upper bound (m) on the distance from any point of the box `lo`–`hi` (x, y) to
+        the nearest of the M×2 points `b`, at least what this function gives for any such
+        point: each point's distance is at most the farthest corner's, and a hair of slack
+        covers rounding."""
+        farthest = min(
+            math.hypot(max(abs(lo[0] - x), abs(hi[0] - x)), max(abs(lo[1] - y), abs(hi[1] - y)))
+            for x, y in np.atleast_2d(b).tolist()
+        )
+        return farthest * self.circuity * (1.0 + 1e-9) + 1e-6
 
 
 # --- depots and queues ------------------------------------------------------------------
@@ -315,6 +337,17 @@ class ChargingPolicy:
         """`reason_to_charge` for many cars at once (a fleet's idle cars every tick). Low:
         under the threshold, or unable to take the shortest ride and still reach a depot
         with the reserve; opportunistic: in a low-demand hour, under its threshold."""
+        low, opportunistic = self.charge_masks(soc_kwh, clock_hour, to_depot_m)
+        return [
+            ChargeReason.LOW if lo else ChargeReason.OPPORTUNISTIC if op else None
+            for lo, op in zip(low.tolist(), opportunistic.tolist(), strict=True)
+        ]
+
+    def charge_masks(
+        self, soc_kwh: FloatArray, clock_hour: float, to_depot_m: FloatArray
+    ) -> tuple[BoolArray, BoolArray]:
+        """`reasons_to_charge` as two masks, LOW and OPPORTUNISTIC (a car may be in both; LOW
+        is its reason then): what `FleetCharging.plan` reads, with no per-car objects."""
         soc = np.asarray(soc_kwh, dtype=float)
         n = len(soc)
         low = (soc < self.charge_below_soc * self.capacity_kwh) | ~can_accept_pairs(
@@ -324,10 +357,7 @@ class ChargingPolicy:
         opportunistic = self.is_low_demand(clock_hour) & (
             soc < self.opportunistic_below_soc * self.capacity_kwh
         )
-        return [
-            ChargeReason.LOW if lo else ChargeReason.OPPORTUNISTIC if op else None
-            for lo, op in zip(low.tolist(), opportunistic.tolist(), strict=True)
-        ]
+        return low, np.asarray(opportunistic, dtype=bool)
 
     def target_kwh(self, clock_hour: float) -> float:
         share = self.low_demand_target_soc if self.is_low_demand(clock_hour) else self.target_soc
@@ -636,22 +666,39 @@ class FleetCharging:
         of the `idle` cars (id → map-frame position; cars with no rider and no trip) go to
         charge, and where. Cars that must charge choose first, lowest charge first; an
         opportunistic charge only goes where a charger is free for it."""
-        ids = [v for v in idle if not self.busy(v)]
+        ids = list(idle)
         if not ids:
             return []
+        # (per-car Python only for the few cars that may want to charge: a round looks at
+        # every idle car of the fleet, hundreds of them, and most want nothing)
+        xy = np.fromiter(
+            itertools.chain.from_iterable(idle.values()), dtype=float, count=2 * len(ids)
+        ).reshape(len(ids), 2)
+        if self._open:
+            keep = [i for i, v in enumerate(ids) if v not in self._open]
+            if len(keep) < len(ids):
+                ids, xy = [ids[i] for i in keep], xy[keep]
+                if not ids:
+                    return []
         hour = self.clock_hour(now_s)
-        xy = np.array([idle[v] for v in ids], dtype=float)
+        soc = self.batteries.soc_kwh(ids)
+        may = self._may_want(soc, xy, hour)
+        if may is not None:
+            if not may.size:
+                return []
+            ids, xy, soc = [ids[i] for i in may.tolist()], xy[may], soc[may]
         dist = np.asarray(self.distance_fn(xy, self.depot_xy), dtype=float)
-        reasons = dict(
-            zip(
-                ids,
-                self.policy.reasons_to_charge(self.batteries.soc_kwh(ids), hour, dist.min(axis=1)),
-                strict=True,
-            )
-        )
-        row = {v: i for i, v in enumerate(ids)}
+        low, opportunistic = self.policy.charge_masks(soc, hour, dist.min(axis=1))
+        rows = np.flatnonzero(low | opportunistic).tolist()
+        if not rows:
+            return []
+        low_rows = low.tolist()
+        row = {ids[i]: i for i in rows}
         wanting = sorted(
-            ((v, r) for v, r in reasons.items() if r is not None),
+            (
+                (ids[i], ChargeReason.LOW if low_rows[i] else ChargeReason.OPPORTUNISTIC)
+                for i in rows
+            ),
             key=lambda vr: (vr[1] != ChargeReason.LOW, self.batteries.cars[vr[0]].soc_kwh, vr[0]),
         )
         free = self._free_chargers()
@@ -675,6 +722,33 @@ class FleetCharging:
             self._open[vehicle_id] = session
             orders.append(ChargeOrder(vehicle_id, depot, reason, session.target_kwh))
         return orders
+
+    def _may_want(self, soc_kwh: FloatArray, xy: FloatArray, hour: float) -> IntArray | None:
+        """The rows of the idle cars at `soc_kwh` and points `xy` that may have a reason to
+        charge at `hour` (`ChargingPolicy.charge_masks`), found without their distances to
+        the depots; None: every row may (the distance function gives no bound, or a car
+        above the thresholds may be too far from a depot for a short ride). A car above the
+        thresholds wants to charge only if it is too far from a depot for its charge; if the
+        lowest such charge suffices for the farthest any of the cars can be, none does."""
+        if not isinstance(self.distance_fn, CrowFlyDistance):
+            return None
+        policy = self.policy
+        threshold = policy.charge_below_soc * policy.capacity_kwh
+        if policy.is_low_demand(hour):
+            threshold = max(threshold, policy.opportunistic_below_soc * policy.capacity_kwh)
+        under = soc_kwh < threshold
+        if under.all():
+            return None
+        x, y = xy[:, 0], xy[:, 1]  # (a column at a time: reducing N×2 over axis 0 is slow)
+        lo, hi = (float(x.min()), float(y.min())), (float(x.max()), float(y.max()))
+        farthest_m = self.distance_fn.farthest_nearest_m(lo, hi, self.depot_xy)
+        lowest = float(np.min(soc_kwh[~under]))
+        if not can_accept(
+            lowest, 0.0, policy.shortest_ride_m, farthest_m, policy.reserve_kwh, model=policy.model
+        ):
+            return None
+        rows: IntArray = np.flatnonzero(under)
+        return rows
 
     def _free_chargers(self) -> list[int]:
         """Chargers per depot not taken, nor promised to a car waiting or on its way."""
@@ -754,6 +828,7 @@ __all__ = [
     "ChargingError",
     "ChargingPolicy",
     "ChargingSession",
+    "CrowFlyDistance",
     "Depot",
     "DistanceFn",
     "FleetCharging",

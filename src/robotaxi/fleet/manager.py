@@ -1034,10 +1034,11 @@ class FleetManager:
             self.vehicles[vid].status = VehicleStatus.IDLE
         if not plan:
             return
+        idle_status = VehicleStatus.IDLE
         idle = {
             v.vehicle_id: v.xy
             for v in self.vehicles.values()
-            if v.status == VehicleStatus.IDLE
+            if v.status is idle_status
             and v.trip_id is None
             and v.next_trip_id is None
             and v.yielding is None
