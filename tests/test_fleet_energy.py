@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fakecity import mini_service
 from robotaxi.config import load_config
@@ -90,3 +91,57 @@ def test_a_tick_s_draws_as_arrays_are_each_car_s_own_draw_bit_for_bit() -> None:
     assert [many.batteries.cars[v] for v in ids] == [one.batteries.cars[v] for v in ids]
     assert many.batteries.cars["c3"].kwh_used == 0.0
     assert many.batteries.empties == one.batteries.empties and many.batteries.empties
+
+
+def _service_record(history: object) -> list[object]:
+    trips = history.trips  # type: ignore[attr-defined]
+    events = [
+        (tid, e.state, e.time, e.vehicle_id, e.cause, e.data)
+        for tid in sorted(trips)
+        for e in trips[tid].events
+    ]
+    return [events, history.vehicles, history.energy]  # type: ignore[attr-defined]
+
+
+def test_the_battery_check_s_bounds_give_the_verdicts_of_the_ride_lengths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The battery check reads a ride's cheap bound (`route_length_upper_m`, fixed ways to
+    and from the landmarks) first, the landmark bound (`route_length_bound_m`, tables per
+    set of travel times) only for a pair refused on the cheap one, and the ride's length only
+    for a pair refused on that: the same day as with the landmark bound from the start, or
+    with no bound at all (every ride searched). Small batteries: some pairs fall back."""
+    from robotaxi.fleet.manager import FleetManager
+    from robotaxi.map import RoutingGraph
+
+    config = load_config(
+        overrides={
+            "map.city": "grid", "fleet.size": 6, "hours": 3.0, "seed": 5, "world.step_s": 5.0,
+            "demand.requests_per_hour": 50.0, "world.emergency_per_hour": 0.0,
+            "energy.battery_usable_kwh": 12.0, "energy.reserve_kwh": 2.0,
+        }
+    )  # fmt: skip
+    asked = {"tighter": 0, "length": 0}
+    tighter, length = FleetManager._ride_bound_m, FleetManager._ride_length
+
+    def counted_tighter(self: FleetManager, trip: object, noted: object) -> float:
+        asked["tighter"] += 1
+        return tighter(self, trip, noted)  # type: ignore[arg-type]
+
+    def counted_length(self: FleetManager, trip: object) -> float:
+        asked["length"] += 1
+        return length(self, trip)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FleetManager, "_ride_bound_m", counted_tighter)
+    monkeypatch.setattr(FleetManager, "_ride_length", counted_length)
+    runs = [_service_record(mini_service(config, tmp_path / "cheap").run())]
+    assert asked["tighter"] > 0 and asked["length"] > 0  # both fall-backs were taken
+    bound = RoutingGraph.route_length_bound_m
+    monkeypatch.setattr(RoutingGraph, "route_length_upper_m", lambda self, a, b: bound(self, a, b))
+    runs.append(_service_record(mini_service(config, tmp_path / "landmark").run()))
+    monkeypatch.setattr(RoutingGraph, "route_length_upper_m", lambda self, a, b: float("inf"))
+    monkeypatch.setattr(
+        RoutingGraph, "route_length_bound_m", lambda self, a, b, weights=None: float("inf")
+    )
+    runs.append(_service_record(mini_service(config, tmp_path / "none").run()))
+    assert runs[0] == runs[1] == runs[2]

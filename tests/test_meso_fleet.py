@@ -497,7 +497,11 @@ def test_a_battery_check_refused_on_the_bound_asks_for_the_ride_s_length(
     from robotaxi.fleet.manager import FleetManager
     from robotaxi.map import RoutingGraph
 
-    monkeypatch.setattr(RoutingGraph, "route_length_bound_m", lambda self, a, b: float("inf"))
+    def no_bound(self: RoutingGraph, a: str, b: str, *weights: Any) -> float:
+        return float("inf")
+
+    monkeypatch.setattr(RoutingGraph, "route_length_upper_m", no_bound)
+    monkeypatch.setattr(RoutingGraph, "route_length_bound_m", no_bound)
     searched: list[str] = []
     length = FleetManager._ride_length
 

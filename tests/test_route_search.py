@@ -140,3 +140,35 @@ def test_a_prepared_graph_searches_without_building_anything_more(grid_graph):
     pairs = list(zip(graph.edge_ids[::7], graph.edge_ids[3::5], strict=False))
     assert [graph.route(a, b) for a, b in pairs] == [fresh.route(a, b) for a, b in pairs]
     assert graph.alt_builds == 1
+
+
+def test_the_cheap_length_bound_is_never_below_the_landmark_bound(grid_graph):
+    """`route_length_upper_m` (fixed ways to and from the landmarks, costed at the current
+    travel times) is at least `route_length_bound_m` (the fastest ways), equal at the speed
+    limits, for every pair, jammed or not; `route_length_bound_m` under `weights()` taken
+    before the times changed is the bound it gave then (its tables kept, or built again)."""
+    graph = copy.deepcopy(grid_graph)
+    rng = np.random.default_rng(5)
+    n = len(graph.edge_ids)
+    pairs = [
+        (graph.edge_ids[int(a)], graph.edge_ids[int(b)]) for a, b in rng.integers(0, n, (300, 2))
+    ]
+    before: list[tuple[object, list[float]]] = []
+    for jam in (1.0, 3.0, 30.0):
+        times = {
+            e: float(graph._floor[i] * rng.uniform(1.0, jam)) for i, e in enumerate(graph.edge_ids)
+        }
+        graph.update_travel_times(times)
+        bounds = [graph.route_length_bound_m(a, b) for a, b in pairs]
+        uppers = [graph.route_length_upper_m(a, b) for a, b in pairs]
+        assert all(u >= b for u, b in zip(uppers, bounds, strict=True))
+        if jam == 1.0:
+            assert uppers == bounds  # the fixed ways are the fastest at the speed limits
+        else:
+            assert uppers != bounds  # (the test can tell them apart)
+        before.append((graph.weights(), bounds))
+    for weights, bounds in before:
+        assert [graph.route_length_bound_m(a, b, weights) for a, b in pairs] == bounds
+    graph._old_landmarks.clear()  # built again from the old times' graph: the same
+    for weights, bounds in before:
+        assert [graph.route_length_bound_m(a, b, weights) for a, b in pairs] == bounds

@@ -283,13 +283,13 @@ class FleetManager:
         # looks only at these, not at a thousand cars)
         self._spot_lost: set[str] = set()
         # length (m) of each open trip's ride, for the battery check at dispatch; until the
-        # check needs it, only an upper bound and the travel times it opened under (most
+        # check needs it, only upper bounds and the travel times it opened under (most
         # cars can finish even the bound: the ride's route is searched only if one cannot)
         self._ride_m: dict[str, float] = {}
         self._direct_at_start: dict[str, float] = {}  # `_begin_driving`, per ride under way
         self.completed = 0  # trips completed so far (the progress line's count)
         self._sorted_cars: list[Vehicle] = []  # `_by_id`
-        self._ride_bound: dict[str, tuple[float, RouteWeights]] = {}
+        self._ride_bound: dict[str, _RideBound] = {}
         # trip → the car an operator pulled over on its way to that rider (stuck): never
         # sent to the same rider again while the rider still waits
         self._gave_up: dict[str, str] = {}
@@ -1071,18 +1071,29 @@ class FleetManager:
         )
 
     def _note_ride(self, trip: Trip) -> None:
-        """At a trip's request: an upper bound on its ride's length (`_direct_m`) for the
-        battery check, and the travel times to find the length by if the bound is too long
+        """At a trip's request: upper bounds on its ride's length (`_direct_m`) for the
+        battery check, and the travel times to find the length by if the bounds are too long
         (`_ride_length`). The check's verdict only falls as the ride grows
-        (`can_accept_pairs`), so a pair it passes on the bound it passes on the length."""
+        (`can_accept_pairs`), so a pair it passes on a bound it passes on the length."""
         if self.charging is None or not self.charging.model.plan_kwh(1.0) >= 0.0:
             # (a model that plans less energy for a longer ride: no bound stands in)
             self._ride_m[trip.trip_id] = self._direct_m(trip)
             return
         curbs = self.map.curbs
         a, b = curbs.edge_ids[trip.pickup_curb], curbs.edge_ids[trip.dropoff_curb]
-        bound = self._curb_to_curb_m(trip, self.graph.route_length_bound_m(a, b))
-        self._ride_bound[trip.trip_id] = (max(bound, 0.0), self.graph.weights())
+        upper = self._curb_to_curb_m(trip, self.graph.route_length_upper_m(a, b))
+        self._ride_bound[trip.trip_id] = _RideBound(max(upper, 0.0), self.graph.weights())
+
+    def _ride_bound_m(self, trip: Trip, noted: _RideBound) -> float:
+        """The tighter of the ride's two bounds (m), by the travel times of its request
+        (`RoutingGraph.route_length_bound_m`; at most `noted.upper_m`): found when the check
+        first refuses a pair on the looser one."""
+        if noted.bound_m is None:
+            curbs = self.map.curbs
+            a, b = curbs.edge_ids[trip.pickup_curb], curbs.edge_ids[trip.dropoff_curb]
+            bound = self.graph.route_length_bound_m(a, b, noted.weights)
+            noted.bound_m = max(self._curb_to_curb_m(trip, bound), 0.0)
+        return noted.bound_m
 
     def _ride_length(self, trip: Trip) -> float:
         """The ride's length (m) by the travel times of its request (`_direct_m` then)."""
@@ -1092,7 +1103,7 @@ class FleetManager:
         noted = self._ride_bound.pop(trip.trip_id, None)
         if noted is None:
             return 0.0  # no battery check for it (it has started, or was never noted)
-        length = self._ride_m[trip.trip_id] = self._direct_m(trip, noted[1])
+        length = self._ride_m[trip.trip_id] = self._direct_m(trip, noted.weights)
         return length
 
     def _begin_driving(self, v: Vehicle, trip: Trip, now: float, out: FleetTickResult) -> None:
@@ -1451,22 +1462,36 @@ class FleetManager:
             return None
         ids = [v.vehicle_id for v in cars]
         # each ride's length, or a bound on it: only a pair refused on a bound asks for the
-        # length (and the check runs again), so the verdicts are the lengths' verdicts
+        # length (and the check runs again), so the verdicts are the lengths' verdicts; the
+        # looser bound likewise stands in for the tighter (which costs tables of the travel
+        # times: `RoutingGraph.route_length_upper_m`) until a pair is refused on it
         ride_m = np.zeros(len(trips))
         exact = np.ones(len(trips), dtype=bool)
+        loose = np.zeros(len(trips), dtype=bool)
+        notes: list[_RideBound | None] = []
         for r, t in enumerate(trips):
             known = self._ride_m.get(t.trip_id)
             noted = self._ride_bound.get(t.trip_id)
+            notes.append(noted)
             if known is not None or noted is None:
                 ride_m[r] = known or 0.0
+            elif noted.bound_m is None:
+                ride_m[r], exact[r], loose[r] = noted.upper_m, False, True
             else:
-                ride_m[r], exact[r] = noted[0], False
+                ride_m[r], exact[r] = noted.bound_m, False
         dropoff_xy = self.map.curbs.xy[[t.dropoff_curb for t in trips]]
         top_speed = self._top_speed_mps
 
         def can_finish(car: IntArray, request: IntArray, eta_s: FloatArray) -> BoolArray:
             pickup_m = route_m_upper_bound(eta_s, top_speed)
             ok = charging.feasible(ids, car, request, pickup_m, ride_m, dropoff_xy)
+            on_loose = np.unique(np.asarray(request)[~ok & loose[request]])
+            if on_loose.size:
+                for r in on_loose.tolist():
+                    noted = notes[r]
+                    assert noted is not None  # (a loose bound is a noted one)
+                    ride_m[r], loose[r] = self._ride_bound_m(trips[r], noted), False
+                ok = charging.feasible(ids, car, request, pickup_m, ride_m, dropoff_xy)
             on_bound = np.unique(np.asarray(request)[~ok & ~exact[request]])
             if not on_bound.size:
                 return ok
@@ -1511,6 +1536,17 @@ class FleetManager:
             curb = int(np.atleast_1d(near)[int(self._rng.integers(len(np.atleast_1d(near))))])
             v.status = VehicleStatus.REBALANCING
             self._park_idle(v, curb)
+
+
+@dataclass(slots=True)
+class _RideBound:
+    """What the battery check knows of an open trip's ride before it needs the length: an
+    upper bound on it (m), the tighter bound once asked (`FleetManager._ride_bound_m`), and
+    the travel times of the request."""
+
+    upper_m: float
+    weights: RouteWeights
+    bound_m: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from scipy.spatial import cKDTree
 from robotaxi.core.errors import DispatchError, MapBuildError
 from robotaxi.core.types import FloatArray, IntArray
 from robotaxi.map.model import RoadMap
-from robotaxi.map.searches import bounded_search, fastest_path
+from robotaxi.map.searches import bounded_search, fastest_path, tree_times
 
 # origins per Dijkstra block in `eta_matrix`: bounds memory to ETA_BLOCK × edges floats
 ETA_BLOCK = 128
@@ -68,6 +68,9 @@ BALL_CACHE_EDGES = 5_000_000
 # landmarks are the edges nearest the centres of a LANDMARK_GRID × LANDMARK_GRID split of the
 # map (one Dijkstra to them and one from them per set of travel times, ~5 ms each on the city)
 LANDMARK_GRID = 2
+# `route_length_bound_m`'s tables of travel times kept after the times change (a trip
+# requested under the old ones may still ask for its bound): those of the last few sets
+KEPT_LANDMARK_TABLES = 4
 # the bound's margin over rounding in the float sums it is compared with
 BOUND_REL, BOUND_ABS_M = 1e-6, 1.0
 
@@ -79,6 +82,8 @@ class RouteWeights:
 
     graph: csr_matrix
     routes: dict[tuple[int, int], tuple[str, ...]]
+    # the highest length / arc weight (m/s) of any edge under those times (the length bound's)
+    top_speed_mps: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -175,21 +180,32 @@ class RoutingGraph:
         self._scratch = (np.zeros(n), ints[0], ints[1], ints[2])
         self._stamp = 0
         self._alt: tuple[FloatArray, FloatArray] | None = None
+        # `route_length_bound_m`'s tables of earlier travel times: graph → (graph, tables)
+        self._old_landmarks: dict[int, tuple[csr_matrix, tuple[FloatArray, FloatArray, float]]]
+        self._old_landmarks = {}
+        self._landmarks: tuple[FloatArray, FloatArray, float] | None = None
         self.alt_builds = 0
         self._graph = self._build()
 
     def prepare(self) -> None:
         """Do now what the first route and pick-up search would otherwise do: load the
         compiled searches (compiled once per checkout, ~4 s; cached by numba after) and build
-        A*'s landmark tables (~0.15 s on the city). For a run's set-up."""
+        A*'s landmark tables (~0.15 s on the city) and the length bound's fixed trees
+        (`_landmark_trees`). For a run's set-up."""
         a, b = int(self._src[0]), int(self._dst[0])
         self._fastest(self._graph, a, b)  # (the tables with it)
+        self._tree_times()  # (the length bound's fixed trees with it)
         self._stamp += 1
         indptr, indices, weight = self._rev_csr
         bounded_search(indptr, indices, weight, a, 0.0, self._scratch, self._stamp)
 
     def _build(self) -> csr_matrix:
         n = len(self.edge_ids)
+        if self._landmarks is not None:  # the outgoing times' tables, for their trips
+            old = self._old_landmarks
+            old[id(self._graph)] = (self._graph, self._landmarks)
+            while len(old) > KEPT_LANDMARK_TABLES:
+                del old[next(iter(old))]
         # a zero weight would be read as "no arc" by scipy: floor at a millisecond
         self._weight = np.maximum(self.travel_time, 1e-3)
         weights = self._weight[self._dst]
@@ -209,7 +225,9 @@ class RoutingGraph:
         # `route`'s answers for these travel times (a trip's legs are asked again and again:
         # the ride's length when it opens, its leg, its length at arrival)
         self._routes: dict[tuple[int, int], tuple[str, ...]] = {}
-        self._landmarks: tuple[FloatArray, FloatArray, float] | None = None
+        self._landmarks = None
+        self._tree_s: tuple[FloatArray, FloatArray] | None = None
+        self._top_speed: float | None = None
         # the arrays A* reads
         self._csr = (graph.indptr.astype(np.int64), graph.indices.astype(np.int64), graph.data)
         return graph
@@ -558,7 +576,7 @@ class RoutingGraph:
 
     def weights(self) -> RouteWeights:
         """The current travel times, for `route_under` after they have changed."""
-        return RouteWeights(self._graph, self._routes)
+        return RouteWeights(self._graph, self._routes, self._top_speed_mps())
 
     def route_under(self, weights: RouteWeights, from_edge: str, to_edge: str) -> tuple[str, ...]:
         """`route(from_edge, to_edge)` as it was under `weights` (`weights()` then): the same
@@ -571,31 +589,109 @@ class RoutingGraph:
         known = weights.routes.get((a, b))
         return self._fastest(weights.graph, a, b) if known is None else known
 
-    def route_length_bound_m(self, from_edge: str, to_edge: str) -> float:
+    def route_length_bound_m(
+        self, from_edge: str, to_edge: str, weights: RouteWeights | None = None
+    ) -> float:
         """An upper bound (m) on the summed length of the edges of `route(from_edge, to_edge)`
-        under the current travel times (inf if none is known), without searching: that route
-        is no slower than the way through any landmark edge, and drives no edge faster than
-        the edge's length over its travel time."""
+        under the current travel times, or those of `weights` (`weights()` then) (inf if none
+        is known), without searching: that route is no slower than the way through any
+        landmark edge, and drives no edge faster than the edge's length over its travel time."""
         a, b = self.index[from_edge], self.index[to_edge]
         if a == b:
             return float(self.length[a])
-        to_landmark, from_landmark, top_speed = self._landmark_tables()
+        to_landmark, from_landmark, top_speed = self._landmark_tables(weights)
         time_s = float(np.min(to_landmark[:, a] + from_landmark[:, b]))
+        return self._length_bound(a, time_s, top_speed)
+
+    def route_length_upper_m(self, from_edge: str, to_edge: str) -> float:
+        """At least `route_length_bound_m(from_edge, to_edge)` under the current travel
+        times, cheaper: the way to and from each landmark is a fixed one (the fastest at the
+        speed limits), costed at the current times, no shorter than the fastest way there
+        the bound takes. No search, and no tables built per set of travel times."""
+        a, b = self.index[from_edge], self.index[to_edge]
+        if a == b:
+            return float(self.length[a])
+        to_tree, from_tree = self._tree_times()
+        time_s = float(np.min(to_tree[:, a] + from_tree[:, b]))
+        return self._length_bound(a, time_s, self._top_speed_mps())
+
+    def _length_bound(self, a: int, time_s: float, top_speed: float) -> float:
+        """The length bound (m) of a route from edge `a` that takes at most `time_s` (from
+        the end of `a`): rising with `time_s`, so a longer time gives a bound no shorter."""
         if not np.isfinite(time_s):
             return float("inf")
         return float(self.length[a]) + time_s * top_speed * (1.0 + BOUND_REL) + BOUND_ABS_M
 
-    def _landmark_tables(self) -> tuple[FloatArray, FloatArray, float]:
+    def _top_speed_mps(self) -> float:
+        """The highest length / arc weight (m/s) of any edge under the current times."""
+        if self._top_speed is None:
+            self._top_speed = float(np.max(self.length / self._weight))
+        return self._top_speed
+
+    def _landmark_tables(
+        self, weights: RouteWeights | None = None
+    ) -> tuple[FloatArray, FloatArray, float]:
         """L×E: time (s) from the end of every edge to the end of each landmark, and from the
         end of each landmark to the end of every edge; the highest length / arc weight (m/s)
-        of any edge. Built on first use per set of travel times."""
+        of any edge. Built on first use per set of travel times (the current ones, or those
+        of `weights`)."""
+        if weights is not None and weights.graph is not self._graph:
+            kept = self._old_landmarks.get(id(weights.graph))
+            if kept is not None and kept[0] is weights.graph:
+                return kept[1]
+            tables = self._tables_on(weights.graph, weights.graph.T.tocsr(), weights.top_speed_mps)
+            self._old_landmarks[id(weights.graph)] = (weights.graph, tables)
+            while len(self._old_landmarks) > KEPT_LANDMARK_TABLES:
+                del self._old_landmarks[next(iter(self._old_landmarks))]
+            return tables
         if self._landmarks is None:
-            landmarks = self._landmark_edges
-            to_landmark = np.atleast_2d(dijkstra(self._reverse, directed=True, indices=landmarks))
-            from_landmark = np.atleast_2d(dijkstra(self._graph, directed=True, indices=landmarks))
-            top_speed = float(np.max(self.length / self._weight))
-            self._landmarks = (to_landmark, from_landmark, top_speed)
+            self._landmarks = self._tables_on(self._graph, self._reverse, self._top_speed_mps())
         return self._landmarks
+
+    def _tables_on(
+        self, graph: csr_matrix, reverse: csr_matrix, top_speed: float
+    ) -> tuple[FloatArray, FloatArray, float]:
+        landmarks = self._landmark_edges
+        to_landmark = np.atleast_2d(dijkstra(reverse, directed=True, indices=landmarks))
+        from_landmark = np.atleast_2d(dijkstra(graph, directed=True, indices=landmarks))
+        return (to_landmark, from_landmark, top_speed)
+
+    def _tree_times(self) -> tuple[FloatArray, FloatArray]:
+        """L×E: time (s) under the current travel times from the end of every edge to the end
+        of each landmark along `_landmark_trees`' fixed way, and from each landmark's end to
+        every edge's end likewise (inf: no way): each at least `_landmark_tables`' (the
+        fastest way's) time, as each sum is taken in the order a search takes it."""
+        if self._tree_s is None:
+            w = self._weight
+            (to_order, to_next), (from_order, from_prev) = self._landmark_trees
+            self._tree_s = (
+                tree_times(to_order, to_next, w, False),
+                tree_times(from_order, from_prev, w, True),
+            )
+        return self._tree_s
+
+    @functools.cached_property
+    def _landmark_trees(self) -> tuple[tuple[IntArray, IntArray], tuple[IntArray, IntArray]]:
+        """The fixed ways of `_tree_times`, L of them each way: the fastest at the speed
+        limits (the floors on travel times) to each landmark edge and from it, as each edge's
+        next edge toward the landmark / previous edge from it (−9999 at the landmark and
+        where there is no way), and the edges in the order their search settled them (the
+        landmark first, unreachable edges left out)."""
+        lower = np.maximum(self._floor, 1e-3)[self._dst]  # as `_build` floors weights
+        n = len(self.edge_ids)
+        forward = csr_matrix((lower, (self._src, self._dst)), shape=(n, n))
+        marks = self._landmark_edges
+        out = []
+        for graph in (forward.T.tocsr(), forward):
+            dist, parent = dijkstra(graph, directed=True, indices=marks, return_predecessors=True)
+            dist, parent = np.atleast_2d(dist), np.atleast_2d(parent).astype(np.int64)
+            order = np.full(dist.shape, -1, dtype=np.int64)
+            for k in range(len(marks)):
+                reached = np.flatnonzero(np.isfinite(dist[k]))
+                settled = reached[np.argsort(dist[k][reached], kind="stable")]
+                order[k, : len(settled)] = settled
+            out.append((order, parent))
+        return out[0], out[1]
 
     @functools.cached_property
     def _landmark_edges(self) -> IntArray:

@@ -260,3 +260,26 @@ def bounded_search(
     # (most of the graph: a scan costs less than a sort)
     nodes = np.flatnonzero(seen == done) if 8 * count > dist.shape[0] else np.sort(out[:count])
     return nodes, dist[nodes], pred[nodes]
+
+
+@numba.njit(cache=True, nogil=True)
+def tree_times(order: IntArray, parent: IntArray, weight: FloatArray, own: bool) -> FloatArray:
+    """L × n: time along fixed trees (one per row, rooted at the row's first node of
+    `order`), each node's time its parent's plus an edge weight: the parent's `weight` (a
+    tree of ways *to* the root, `own` False) or the node's own (ways *from* it, `own` True).
+    `order[k]`: tree k's nodes, parents before children (−1 after the last); `parent[k, v]`:
+    v's parent in it. Nodes not in a tree: inf."""
+    rows, n = parent.shape
+    out = np.full((rows, n), np.inf)
+    for k in range(rows):
+        root = order[k, 0]
+        if root < 0:
+            continue
+        out[k, root] = 0.0
+        for i in range(1, order.shape[1]):
+            v = order[k, i]
+            if v < 0:
+                break
+            p = parent[k, v]
+            out[k, v] = out[k, p] + (weight[v] if own else weight[p])
+    return out
