@@ -1302,22 +1302,24 @@ class FleetManager:
             return
         self._last_batch_s = now
         # only trips whose car is already driving to them may move to a closer car
+        to_pickup = VehicleStatus.TO_PICKUP
         reassignable = [
             self.trips[v.trip_id]
             for v in self.vehicles.values()
-            if v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None
+            if v.status is to_pickup and v.trip_id is not None
         ]
         waiting = [self.trips[t] for t in self._waiting]
         if not (waiting or reassignable):
             return
-        pool = self.dispatch_pool(now, soon_free=True)
-        free = frozenset(v.vehicle_id for v in pool.cars if v.status != VehicleStatus.TO_PICKUP)
+        cars, starts, extra, holding = self._pool_members(now, soon_free=True)
+        free = frozenset(v.vehicle_id for v in cars if v.status is not to_pickup)
         new_free, self._free_at_batch = free - self._free_at_batch, free
         if not waiting and not new_free:
             # no rider waits and no car came free since the last batch: the cars on their way
             # were the best of these at that batch and have only come nearer since
             return
         trips = waiting + sorted(reassignable, key=lambda t: t.trip_id)
+        pool = self._located(cars, starts, extra, holding)
         self._assign(now, out, trips, soon_free=True, pool=pool)
 
     def dispatch_pool(self, now: float, *, soon_free: bool = True) -> DispatchPool:
@@ -1325,35 +1327,58 @@ class FleetManager:
         delay before it can (a drop-off's rest); with `soon_free`, also the cars already on
         their way to a pick-up (which may lose their trip to a closer car) and those finishing
         a drop-off within `soon_free_s`."""
+        return self._located(*self._pool_members(now, soon_free=soon_free))
+
+    def _pool_members(
+        self, now: float, *, soon_free: bool
+    ) -> tuple[list[Vehicle], list[int | None], list[float], dict[str, str]]:
+        """`dispatch_pool`'s cars, delays and held trips, and per car the curb spot it starts
+        from (None: where it is, `locate`): finding where the cars are, the dearer part, is
+        left to `_located` (a batch with no rider waiting and no car come free needs none)."""
         cfg = self.dispatch_config
         cars: list[Vehicle] = []
-        origins: list[tuple[str, float]] = []
+        starts: list[int | None] = []
         extra: list[float] = []
         holding: dict[str, str] = {}
+        to_pickup, at_dropoff = VehicleStatus.TO_PICKUP, VehicleStatus.AT_DROPOFF
         for v in self._by_id():
-            if soon_free and v.status == VehicleStatus.TO_PICKUP and v.trip_id is not None:
+            status = v.status
+            if soon_free and status is to_pickup and v.trip_id is not None:
                 # a car pulled over for an ambulance still holds its trip (so that it is
                 # released if the trip moves to another car), a little later than its route
                 holding[v.trip_id] = v.vehicle_id
                 cars.append(v)
-                origins.append(self.locate(v))
+                starts.append(None)
                 extra.append(EV_YIELD_DELAY_S if v.yielding is not None else 0.0)
             elif v.yielding is not None:
                 continue  # no new work while pulled over for an ambulance
-            elif v.status in AVAILABLE and v.trip_id is None and v.next_trip_id is None:
+            elif status in AVAILABLE and v.trip_id is None and v.next_trip_id is None:
                 cars.append(v)
-                origins.append(self.locate(v))
+                starts.append(None)
                 extra.append(0.0)
-            elif soon_free and v.next_trip_id is None and v.status == VehicleStatus.AT_DROPOFF:
+            elif soon_free and v.next_trip_id is None and status is at_dropoff:
                 remaining = max(v.timer_s - now, 0.0)
                 if remaining <= cfg.soon_free_s:
                     # it stands at its drop-off curb (where it is, should it have none)
-                    curb = v.target_curb
                     cars.append(v)
-                    origins.append(
-                        self._curb_location(curb) if curb is not None else self.locate(v)
-                    )
+                    starts.append(v.target_curb)
                     extra.append(remaining)
+        return cars, starts, extra, holding
+
+    def _located(
+        self,
+        cars: list[Vehicle],
+        starts: list[int | None],
+        extra: list[float],
+        holding: dict[str, str],
+    ) -> DispatchPool:
+        """`_pool_members` as a `DispatchPool`: each car's start, its curb spot's or where it
+        is (`locate`)."""
+        locate, curb_location = self.locate, self._curb_location
+        origins = [
+            curb_location(curb) if curb is not None else locate(v)
+            for v, curb in zip(cars, starts, strict=True)
+        ]
         return DispatchPool(cars, origins, extra, holding)
 
     def _assign(
