@@ -440,6 +440,35 @@ def _plan_orders(fleet: FleetCharging, now_s: float, idle: dict[str, tuple[float
     ]
 
 
+def _reference_orders(
+    fleet: FleetCharging, now_s: float, idle: dict[str, tuple[float, float]]
+) -> list:
+    """`plan`'s orders as its docstring has them, car by car, changing nothing: every idle
+    car's reason (`reasons_to_charge`), cars that must charge first, lowest charge first;
+    an opportunistic charge only where a charger is free (`choose_depot`)."""
+    ids = [v for v in idle if not fleet.busy(v)]
+    if not ids:
+        return []
+    hour = fleet.clock_hour(now_s)
+    dist = fleet.distance_fn(np.array([idle[v] for v in ids]), fleet.depot_xy)
+    soc = fleet.batteries.soc_kwh(ids)
+    reasons = fleet.policy.reasons_to_charge(soc, hour, dist.min(axis=1))
+    wanting = sorted(
+        (r != ChargeReason.LOW, float(soc[i]), ids[i], i, r)
+        for i, r in enumerate(reasons)
+        if r is not None
+    )
+    free, orders = fleet._free_chargers(), []
+    for _, soc_kwh, vehicle_id, i, reason in wanting:
+        k = fleet.policy.choose_depot(dist[i], free, reason)
+        if k is None:
+            continue
+        free[k] -= 1
+        target = max(fleet.policy.target_kwh(hour), soc_kwh)
+        orders.append((vehicle_id, fleet.depots[k].depot_id, reason, target))
+    return orders
+
+
 @pytest.mark.parametrize("start_hour", [3.0, 12.0])  # a low-demand hour, a busy one
 @pytest.mark.parametrize("seed", range(4))
 def test_plan_looks_only_at_cars_that_may_want_to_charge_with_the_same_orders(
@@ -480,8 +509,9 @@ def test_plan_looks_only_at_cars_that_may_want_to_charge_with_the_same_orders(
     )
     assert (rows is None) == far  # the fast path is taken, or falls back
     for now_s in (0.0, 900.0, 1800.0):
+        expected = _reference_orders(fleets[0], now_s, idle)
         orders = [_plan_orders(fleet, now_s, idle) for fleet in fleets]
-        assert orders[0] == orders[1]
+        assert orders[0] == orders[1] == expected
         assert orders[0] or now_s > 0.0
         if far and now_s == 0.0:
             assert ("far", ChargeReason.LOW) in [(o[0], o[2]) for o in orders[0]]

@@ -564,7 +564,10 @@ class FleetCharging:
             self.batteries.slot(v) for v, s in self._open.items() if s.stage == ChargeStage.PLUGGED
         ]
         if plugged:
-            keep = np.flatnonzero(~np.isin(slots, plugged))
+            # (a mask over the slots: `np.isin` sorts both)
+            on_grid = np.zeros(max(max(plugged), int(slots.max(initial=0))) + 1, dtype=bool)
+            on_grid[plugged] = True
+            keep = np.flatnonzero(~on_grid[slots])
             return self.batteries.consume_slots(
                 slots[keep], distance_m[keep], parked[keep],
                 lambda k: trip_of(int(keep[k])), duration_s, now_s,
@@ -682,59 +685,58 @@ class FleetCharging:
                     return []
         hour = self.clock_hour(now_s)
         soc = self.batteries.soc_kwh(ids)
-        may = self._may_want(soc, xy, hour)
+        free = self._free_chargers()
+        any_free = max(free, default=0) > 0
+        may = self._may_want(soc, xy, hour, optional=any_free)
         if may is not None:
             if not may.size:
                 return []
             ids, xy, soc = [ids[i] for i in may.tolist()], xy[may], soc[may]
         dist = np.asarray(self.distance_fn(xy, self.depot_xy), dtype=float)
         low, opportunistic = self.policy.charge_masks(soc, hour, dist.min(axis=1))
-        rows = np.flatnonzero(low | opportunistic).tolist()
-        if not rows:
+        must = np.flatnonzero(low).tolist()
+        optional = np.flatnonzero(opportunistic & ~low).tolist()
+        if not (must or optional):
             return []
-        low_rows = low.tolist()
-        row = {ids[i]: i for i in rows}
-        wanting = sorted(
-            (
-                (ids[i], ChargeReason.LOW if low_rows[i] else ChargeReason.OPPORTUNISTIC)
-                for i in rows
-            ),
-            key=lambda vr: (vr[1] != ChargeReason.LOW, self.batteries.cars[vr[0]].soc_kwh, vr[0]),
-        )
-        free = self._free_chargers()
+        soc_of = soc.tolist()
         orders = []
-        any_free = max(free, default=0) > 0
-        for vehicle_id, reason in wanting:
-            if reason == ChargeReason.OPPORTUNISTIC and not any_free:
-                continue  # an optional charge never queues: none can go (`choose_depot`)
-            k = self.policy.choose_depot(dist[row[vehicle_id]], free, reason)
-            if k is None:
-                continue
-            free[k] -= 1
-            any_free = max(free) > 0
-            depot = self.depots[k]
-            target = self.policy.target_kwh(hour)
-            car = self.batteries.cars[vehicle_id]
-            session = ChargingSession(
-                vehicle_id, depot.depot_id, reason, now_s, max(target, car.soc_kwh), car.soc_kwh
-            )
-            self.sessions.append(session)
-            self._open[vehicle_id] = session
-            orders.append(ChargeOrder(vehicle_id, depot, reason, session.target_kwh))
+        # cars that must charge choose first, then the others; each lowest charge first
+        for reason, rows in ((ChargeReason.LOW, must), (ChargeReason.OPPORTUNISTIC, optional)):
+            for i in sorted(rows, key=lambda i: (soc_of[i], ids[i])):
+                if reason == ChargeReason.OPPORTUNISTIC and not any_free:
+                    break  # an optional charge never queues: none can go (`choose_depot`)
+                k = self.policy.choose_depot(dist[i], free, reason)
+                if k is None:
+                    continue
+                free[k] -= 1
+                any_free = max(free) > 0
+                depot = self.depots[k]
+                target = self.policy.target_kwh(hour)
+                vehicle_id = ids[i]
+                car = self.batteries.cars[vehicle_id]
+                session = ChargingSession(
+                    vehicle_id, depot.depot_id, reason, now_s, max(target, car.soc_kwh), car.soc_kwh
+                )
+                self.sessions.append(session)
+                self._open[vehicle_id] = session
+                orders.append(ChargeOrder(vehicle_id, depot, reason, session.target_kwh))
         return orders
 
-    def _may_want(self, soc_kwh: FloatArray, xy: FloatArray, hour: float) -> IntArray | None:
+    def _may_want(
+        self, soc_kwh: FloatArray, xy: FloatArray, hour: float, *, optional: bool = True
+    ) -> IntArray | None:
         """The rows of the idle cars at `soc_kwh` and points `xy` that may have a reason to
-        charge at `hour` (`ChargingPolicy.charge_masks`), found without their distances to
-        the depots; None: every row may (the distance function gives no bound, or a car
-        above the thresholds may be too far from a depot for a short ride). A car above the
+        charge at `hour` (`ChargingPolicy.charge_masks`) that `plan` acts on, found without
+        their distances to the depots (an opportunistic one only with `optional`: a charger
+        is free); None: every row may (the distance function gives no bound, or a car above
+        the thresholds may be too far from a depot for a short ride). A car above the
         thresholds wants to charge only if it is too far from a depot for its charge; if the
         lowest such charge suffices for the farthest any of the cars can be, none does."""
         if not isinstance(self.distance_fn, CrowFlyDistance):
             return None
         policy = self.policy
         threshold = policy.charge_below_soc * policy.capacity_kwh
-        if policy.is_low_demand(hour):
+        if optional and policy.is_low_demand(hour):
             threshold = max(threshold, policy.opportunistic_below_soc * policy.capacity_kwh)
         under = soc_kwh < threshold
         if under.all():
