@@ -730,9 +730,10 @@ class RoutingGraph:
         return tuple(self.edge_ids[i] for i in path.tolist())
 
     def _alt_tables(self) -> tuple[FloatArray, FloatArray]:
-        """L × E: lower bounds on the time (s) from each of A*'s landmarks to the end of
+        """E × L: lower bounds on the time (s) from each of A*'s landmarks to the end of
         every edge, and from the end of every edge to each landmark (inf: none), under the
-        floors on travel times: built once."""
+        floors on travel times: built once. (An edge's row holds its times to and from every
+        landmark side by side: A* reads them together.)"""
         if self._alt is None:
             lower = np.maximum(self._floor, 1e-3)[self._dst]  # as `_build` floors weights
             n = len(self.edge_ids)
@@ -740,7 +741,7 @@ class RoutingGraph:
             marks = self._alt_landmarks
             h_from = np.atleast_2d(dijkstra(forward, directed=True, indices=marks))
             h_to = np.atleast_2d(dijkstra(forward.T.tocsr(), directed=True, indices=marks))
-            self._alt = (np.ascontiguousarray(h_from), np.ascontiguousarray(h_to))
+            self._alt = (np.ascontiguousarray(h_from.T), np.ascontiguousarray(h_to.T))
             self.alt_builds += 1
         return self._alt
 

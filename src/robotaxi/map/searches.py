@@ -30,13 +30,18 @@ from robotaxi.core.types import FloatArray, IntArray
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _bound(h_from: FloatArray, h_to: FloatArray, v: int, b: int) -> float:
+def _bound(
+    from_b: FloatArray, to_b: FloatArray, h_from: FloatArray, h_to: FloatArray, v: int
+) -> float:
+    """A*'s lower bound on the time from node v to the target b: `from_b` / `to_b` are b's
+    rows of `h_from` / `h_to` (n × L: a node's landmark times side by side, one cache line
+    or two a node rather than one per landmark)."""
     best = 0.0
-    for k in range(h_from.shape[0]):
-        x = h_from[k, b] - h_from[k, v]
+    for k in range(from_b.shape[0]):
+        x = from_b[k] - h_from[v, k]
         if x > best:
             best = x
-        y = h_to[k, v] - h_to[k, b]
+        y = h_to[v, k] - to_b[k]
         if y > best:
             best = y
     return best
@@ -153,17 +158,18 @@ def fastest_path(
     stamp: int,
 ) -> IntArray:
     """Nodes of a fastest path a → b on the CSR graph (indptr, indices, weight), a and b
-    included; empty if b cannot be reached. `h_from` / `h_to` (L × n): lower-bound times
+    included; empty if b cannot be reached. `h_from` / `h_to` (n × L): lower-bound times
     from / to each landmark (inf where none). Its heap keeps a node again when it is reached
     sooner (the older entry is passed over): A*'s heap stays small, and moving nodes within
     it (as `bounded_search` does) measured slower here."""
     dist, pred, seen, _ = scratch
+    from_b, to_b = h_from[b].copy(), h_to[b].copy()
     heap_f = np.empty(256, np.float64)
     heap_v = np.empty(256, np.int64)
     dist[a] = 0.0
     pred[a] = -1
     seen[a] = stamp
-    heap_f[0] = _bound(h_from, h_to, a, b)
+    heap_f[0] = _bound(from_b, to_b, h_from, h_to, a)
     heap_v[0] = a
     size = 1
     done = -stamp
@@ -188,7 +194,9 @@ def fastest_path(
             dist[v] = d
             pred[v] = u
             seen[v] = stamp
-            heap_f, heap_v = _push(heap_f, heap_v, size, d + _bound(h_from, h_to, v, b), v)
+            heap_f, heap_v = _push(
+                heap_f, heap_v, size, d + _bound(from_b, to_b, h_from, h_to, v), v
+            )
             size += 1
     if not found:
         return np.empty(0, np.int64)
