@@ -590,10 +590,11 @@ def markdown(result: dict[str, Any]) -> str:
     if any(r.get(k) is not None for r in ours for k in city_keys):
         lines += [
             "",
-            "| row | robotaxi teleports | robotaxi reroutes out of queues | background vehicles "
+            "| row | robotaxi teleports | robotaxi reroutes out of queues "
+            "| robotaxi legs held short | background vehicles "
             "| pick-up ETA error p50 s | ETA error size p95 s | rides lost to an empty battery "
             "| requests outside the map |",
-            "|---|---|---|---|---|---|---|---|",
+            "|" + "---|" * (len(city_keys) + 1),
         ]
         for row in ours:
             lines.append(
