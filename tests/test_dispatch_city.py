@@ -209,7 +209,15 @@ def test_assignment_never_takes_a_pair_above_the_maximum_eta(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_assign_nearby_is_the_full_answer_when_complete(seed: int) -> None:
+@pytest.mark.parametrize("start", ["searches", "saturated", "switch"])
+def test_assign_nearby_is_the_full_answer_when_complete(
+    seed: int, start: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # searches: nearest cars first, widening; saturated: the last batch was, so the full
+    # matrix from the contraction hierarchy; switch: a first assignment that leaves any
+    # request short goes there
+    if start == "switch":
+        monkeypatch.setattr(dispatch, "SATURATED_SHORT", 1)
     _, graph = mini_city()
     rng = np.random.default_rng(seed)
     cars, requests = int(rng.integers(2, 40)), int(rng.integers(1, 25))
@@ -230,10 +238,14 @@ def test_assign_nearby_is_the_full_answer_when_complete(seed: int) -> None:
         result = assign_nearby(
             policy, graph, car_edges, car_pos, req_edges, req_pos, max_eta,
             car_delay_s=delay, only_request=only, pair_ok=pair_ok,
-            nearest=int(rng.integers(1, 4)),
+            nearest=int(rng.integers(1, 4)), saturated=start == "saturated",
         )  # fmt: skip
         # the ETA it assigned on is the full matrix's, delay included
         np.testing.assert_allclose(result.eta_s, [full[c, r] for c, r in result.pairs])
+        assert all(full[c, r] <= max_eta for c, r in result.pairs)
+        assert result.complete or start == "searches" or result.rounds == 1
+        if start == "saturated":
+            assert result.complete and result.rounds == 1
         if result.complete:
             assert len(result.pairs) == len(best)
             total = sum(full[c, r] for c, r in result.pairs)
@@ -398,3 +410,28 @@ def test_assign_nearby_stops_within_the_allowed_gap(
         assert total <= optimum * (1.0 + result.gap_bound) + 1e-6
     if result.complete:
         assert result.gap_bound == 0.0
+
+
+def test_a_batch_with_more_riders_than_cars_near_them_says_it_is_saturated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dispatch, "SATURATED_SHORT", 3)
+    _, graph = mini_city()
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, 5, 20, 12)
+    policy = BatchPolicy()
+    # a few cars for many riders: most riders get no car of their nearest, or none at all
+    crowded = assign_nearby(
+        policy, graph, car_edges[:3], car_pos[:3], req_edges, req_pos, 900.0, nearest=1
+    )
+    assert crowded.saturated and crowded.complete
+    # plenty of cars for two riders: each gets one of its nearest
+    easy = assign_nearby(
+        policy, graph, car_edges, car_pos, req_edges[:2], req_pos[:2], 900.0, nearest=4
+    )
+    assert not easy.saturated and len(easy.pairs) == 2
+    # told the last batch was saturated, a batch that is not says so after solving
+    told = assign_nearby(
+        policy, graph, car_edges, car_pos, req_edges[:2], req_pos[:2], 900.0,
+        nearest=4, saturated=True,
+    )  # fmt: skip
+    assert not told.saturated and told.pairs == easy.pairs

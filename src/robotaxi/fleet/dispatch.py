@@ -49,6 +49,12 @@ FARTHER_MIN_S = 30.0
 # widening stops once the policy proves its answer takes at most this fraction more total
 # ETA than the full matrix's, with as many riders served (`CandidateCheck.gap`)
 MAX_GAP = 0.01
+# a batch whose first assignment leaves at least this many requests short of candidates is
+# saturated (more riders than cars near them): their searches would widen round after round
+# to most of the city (a recorded evening with 1,000 cars: ~200 requests, 4 rounds, ~55,000
+# pairs, 0.5–1.5 s), so every car's ETA to every request comes from the map's contraction
+# hierarchy instead (656 × 300 in ~40 ms) and the full matrix is solved (~25 ms): its optimum
+SATURATED_SHORT = 32
 
 
 class DispatchPolicy(Protocol):
@@ -411,6 +417,9 @@ class NearbyAssignment:
     rounds: int  # assignments solved
     complete: bool
     gap_bound: float = 0.0
+    # more riders than cars near them (`SATURATED_SHORT`): the next batch may start from the
+    # full matrix (`assign_nearby`'s `saturated`)
+    saturated: bool = False
 
 
 def assign_nearby(
@@ -426,6 +435,7 @@ def assign_nearby(
     only_request: IntArray | None = None,
     pair_ok: PairFilter | None = None,
     nearest: int | None = None,
+    saturated: bool = False,
 ) -> NearbyAssignment:
     """Assign cars (edge, m along it) to pick-ups (edge, m) over each pick-up's nearest cars
     by ETA (`RoutingGraph.pickup_candidates`) instead of a full cars × requests matrix.
@@ -439,6 +449,11 @@ def assign_nearby(
     and the assignment is solved again, until the check proves the answer within MAX_GAP of
     the full matrix's total ETA with as many riders served (`gap_bound`; `complete` if none
     is named: it is the full matrix's answer) or after MAX_ROUNDS assignments.
+
+    A saturated batch (the first assignment leaves SATURATED_SHORT requests short) is solved
+    on the full matrix instead, from the map's contraction hierarchy; `saturated` (the last
+    batch was: riders wait over several) starts there. The answer says whether this batch
+    was: its optimum leaves SATURATED_SHORT riders without one of their NEAREST_CARS cars.
     """
     k_first = NEAREST_CARS if nearest is None else nearest
     only = (
@@ -446,6 +461,9 @@ def assign_nearby(
         if only_request is None
         else np.asarray(only_request, dtype=np.int64)
     )
+    if saturated:
+        eta = graph.eta_matrix(car_edges, car_pos, request_edges, request_pos, by="hierarchy")
+        return _assign_all(policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, 1)
     cands = graph.pickup_candidates(
         car_edges,
         car_pos,
@@ -466,10 +484,57 @@ def assign_nearby(
         short, radius, gap = check.short, check.radius_s, check.gap
         if gap <= MAX_GAP or rounds >= MAX_ROUNDS:
             break
+        if rounds == 1 and len(short) >= SATURATED_SHORT:
+            eta = graph.eta_matrix(car_edges, car_pos, request_edges, request_pos, by="hierarchy")
+            return _assign_all(policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, 2)
         cands = _widen(graph, cands, short, radius, k_first, only, car_edges, car_pos,
                        request_edges, request_pos, max_eta_s, car_delay_s)  # fmt: skip
         cands = _allowed(cands, pair_ok)
     return NearbyAssignment(pairs, _pair_eta(cands, pairs), len(cands), rounds, not short.size, gap)
+
+
+def _assign_all(
+    policy: DispatchPolicy,
+    eta_s: FloatArray,
+    max_eta_s: float,
+    car_delay_s: FloatArray | None,
+    only: IntArray,
+    pair_ok: PairFilter | None,
+    nearest: int,
+    rounds: int,
+) -> NearbyAssignment:
+    """`assign_nearby`'s answer from the full cars × requests ETA matrix (delays not yet
+    added): the policy's assignment over every pair (complete), and whether the batch is
+    saturated (its answer leaves SATURATED_SHORT riders without one of their `nearest`)."""
+    eta = eta_s if car_delay_s is None else eta_s + np.asarray(car_delay_s, dtype=float)[:, None]
+    mine = np.flatnonzero(only >= 0)
+    if mine.size:  # a car restricted to one request reaches no other
+        own = eta[mine, only[mine]]
+        eta[mine] = np.inf
+        eta[mine, only[mine]] = own
+    car, request = np.nonzero(eta <= max_eta_s)
+    if pair_ok is not None and car.size:
+        ok = np.asarray(pair_ok(car, request, eta[car, request]), dtype=bool)
+        if ok.shape != car.shape:
+            raise DispatchError(f"pair_ok must give one bool per pair, got shape {ok.shape}")
+        eta[car[~ok], request[~ok]] = np.inf
+    eta[eta > max_eta_s] = np.inf
+    pairs = policy.assign(eta, max_eta_s)
+    pair_eta = np.array([eta[c, r] for c, r in pairs], dtype=float)
+    # the k-th nearest car's ETA per request: a rider served by a farther car, or none, was
+    # short of its nearest
+    n_cars, n_req = eta.shape
+    kth = np.full(n_req, np.inf)
+    if n_cars:
+        k = min(nearest, n_cars)
+        kth = np.partition(eta, k - 1, axis=0)[k - 1]
+    got = np.full(n_req, np.inf)
+    if pairs:
+        got[[r for _, r in pairs]] = pair_eta
+    short = int(np.sum(got > kth))
+    return NearbyAssignment(
+        pairs, pair_eta, int(car.size), rounds, True, 0.0, short >= SATURATED_SHORT
+    )
 
 
 def _allowed(cands: PickupCandidates, pair_ok: PairFilter | None) -> PickupCandidates:

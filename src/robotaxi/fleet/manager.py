@@ -293,6 +293,9 @@ class FleetManager:
         # trip → the car an operator pulled over on its way to that rider (stuck): never
         # sent to the same rider again while the rider still waits
         self._gave_up: dict[str, str] = {}
+        # the last batch had more riders than cars near them: the next starts from the full
+        # matrix (`assign_nearby`)
+        self._saturated = False
         # the fastest a car can go on this map: ETA × this bounds the pick-up route's length
         self._top_speed_mps = max(
             (lane.speed_limit for lane in road_map.lanes.values()), default=fleet.max_speed_mps
@@ -1420,7 +1423,9 @@ class FleetManager:
             car_delay_s=np.array(extra) / self.eta_model.scale,
             only_request=only,
             pair_ok=self._pair_filter(cars, trips),
+            saturated=self._saturated,
         )
+        self._saturated = decided.saturated
         pairs = decided.pairs
         route_of = {
             (c, r): eta - extra[c] / self.eta_model.scale

@@ -1,0 +1,128 @@
+"""The contraction hierarchy (`robotaxi.map.hierarchy`): many-to-many times equal Dijkstra's.
+
+Random directed graphs (one-way arcs, parts that cannot reach each other, new weights on the
+same topology), the grid city's `eta_matrix` with points on the same street (loops around the
+block), the same answer from a second hierarchy of the same map, and on the whole city
+against scipy's Dijkstra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from conftest import SHARED_DATA, needs_data
+from fakecity import mini_city
+from robotaxi.core import DispatchError
+from robotaxi.map import RoutingGraph, build_network, load_map
+from robotaxi.map.hierarchy import ContractionHierarchy
+
+
+def random_graph(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A road-like directed graph: a ring of streets plus random shortcuts, a third of them
+    one-way, and a few nodes cut off (no arc in, or none out): its arcs and those nodes."""
+    rng = np.random.default_rng(seed)
+    a = np.arange(n)
+    src = [a, (a + 1) % n]
+    dst = [(a + 1) % n, a]
+    extra = rng.integers(0, n, size=(2, 2 * n))
+    one_way = rng.random(2 * n) < 0.3
+    src += [extra[0], extra[1][~one_way]]
+    dst += [extra[1], extra[0][~one_way]]
+    s, d = np.concatenate(src), np.concatenate(dst)
+    cut = rng.choice(n, size=max(1, n // 20), replace=False)
+    keep = (s != d) & ~np.isin(d, cut[: len(cut) // 2 + 1]) & ~np.isin(s, cut[len(cut) // 2 :])
+    key = np.unique(s[keep] * n + d[keep])
+    return key // n, key % n, cut
+
+
+def dijkstra_times(n: int, src, dst, weight, sources, targets) -> np.ndarray:
+    graph = csr_matrix((weight, (src, dst)), shape=(n, n))
+    return dijkstra(graph, directed=True, indices=sources)[:, targets]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_many_to_many_equals_dijkstra_on_random_graphs(seed: int) -> None:
+    n = int(np.random.default_rng(seed).integers(30, 400))
+    src, dst, cut = random_graph(seed, n)
+    hierarchy = ContractionHierarchy(n, src, dst)
+    rng = np.random.default_rng(100 + seed)
+    sources = np.concatenate([rng.integers(0, n, 25), cut])
+    targets = np.concatenate([rng.integers(0, n, 17), cut])  # repeats, as pick-ups share streets
+    for _ in range(3):  # new travel times on the same topology
+        weight = rng.uniform(1e-3, 60.0, len(src))
+        got = hierarchy.many_to_many(hierarchy.customize(weight), sources, targets)
+        want = dijkstra_times(n, src, dst, weight, sources, targets)
+        assert np.array_equal(np.isinf(got), np.isinf(want))
+        assert np.isinf(want).any() and np.isfinite(want).any()
+        ok = np.isfinite(want)
+        np.testing.assert_allclose(got[ok], want[ok], rtol=1e-12, atol=1e-9)
+
+
+def test_a_hierarchy_of_the_same_graph_gives_the_same_times_bit_for_bit() -> None:
+    src, dst, _ = random_graph(3, 300)
+    weight = np.random.default_rng(0).uniform(0.5, 30.0, len(src))
+    sources, targets = np.arange(0, 300, 7), np.arange(1, 300, 11)
+    one, two = ContractionHierarchy(300, src, dst), ContractionHierarchy(300, src, dst)
+    assert np.array_equal(one.rank, two.rank)
+    first = one.many_to_many(one.customize(weight), sources, targets)
+    assert np.array_equal(first, two.many_to_many(two.customize(weight), sources, targets))
+
+
+def test_no_sources_or_no_targets_give_an_empty_matrix() -> None:
+    src, dst, _ = random_graph(1, 50)
+    hierarchy = ContractionHierarchy(50, src, dst)
+    metric = hierarchy.customize(np.ones(len(src)))
+    assert hierarchy.many_to_many(metric, np.zeros(0, int), np.arange(3)).shape == (0, 3)
+    assert hierarchy.many_to_many(metric, np.arange(4), np.zeros(0, int)).shape == (4, 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_eta_matrix_by_hierarchy_equals_dijkstra_on_the_grid(seed: int) -> None:
+    _, graph = mini_city()
+    rng = np.random.default_rng(seed)
+    edges = list(graph.edge_ids)
+    cars = [edges[i] for i in rng.integers(0, len(edges), 30)]
+    pickups = [edges[i] for i in rng.integers(0, len(edges), 20)]
+    pickups[:8] = cars[:8]  # same street: ahead, or once around the block
+    length = graph.length
+    car_pos = rng.random(30) * length[[graph.index[e] for e in cars]]
+    pickup_pos = rng.random(20) * length[[graph.index[e] for e in pickups]]
+    times = rng.uniform(2, 40, len(edges))
+    graph.update_travel_times({e: float(t) for e, t in zip(edges, times, strict=True)})
+    want = graph.eta_matrix(cars, car_pos, pickups, pickup_pos)
+    got = graph.eta_matrix(cars, car_pos, pickups, pickup_pos, by="hierarchy")
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    # new travel times reach the hierarchy too
+    graph.update_travel_times({e: 3.0 * t for e, t in zip(edges, times, strict=True)})
+    want = graph.eta_matrix(cars, car_pos, pickups, pickup_pos)
+    got = graph.eta_matrix(cars, car_pos, pickups, pickup_pos, by="hierarchy")
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
+def test_an_unknown_eta_method_is_a_named_error() -> None:
+    _, graph = mini_city()
+    edge = graph.edge_ids[0]
+    with pytest.raises(DispatchError, match="dijkstra or hierarchy"):
+        graph.eta_matrix([edge], np.zeros(1), [edge], np.ones(1), by="guess")  # type: ignore[arg-type]
+
+
+@needs_data
+@pytest.mark.sumo
+def test_many_to_many_equals_dijkstra_on_the_whole_city(map_cache: Path) -> None:
+    graph = RoutingGraph(load_map(build_network("sf", SHARED_DATA, map_cache)))
+    rng = np.random.default_rng(5)
+    edges = list(graph.edge_ids)
+    cars = [edges[i] for i in rng.integers(0, len(edges), 200)]
+    pickups = [edges[i] for i in rng.integers(0, len(edges), 60)]
+    pickups[:5] = cars[:5]
+    car_pos = np.zeros(200)
+    pickup_pos = graph.length[[graph.index[e] for e in pickups]] / 2
+    want = graph.eta_matrix(cars, car_pos, pickups, pickup_pos)
+    got = graph.eta_matrix(cars, car_pos, pickups, pickup_pos, by="hierarchy")
+    assert np.isfinite(want).mean() > 0.99
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-8)
