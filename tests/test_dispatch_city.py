@@ -218,6 +218,7 @@ def test_assign_nearby_is_the_full_answer_when_complete(
     # request short goes there
     if start == "switch":
         monkeypatch.setattr(dispatch, "SATURATED_SHORT", 1)
+    monkeypatch.setattr(dispatch, "SATURATED_CARS_PER_REQUEST", np.inf)
     _, graph = mini_city()
     rng = np.random.default_rng(seed)
     cars, requests = int(rng.integers(2, 40)), int(rng.integers(1, 25))
@@ -416,6 +417,7 @@ def test_a_batch_with_more_riders_than_cars_near_them_says_it_is_saturated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(dispatch, "SATURATED_SHORT", 3)
+    monkeypatch.setattr(dispatch, "SATURATED_CARS_PER_REQUEST", np.inf)
     _, graph = mini_city()
     _, car_edges, car_pos, req_edges, req_pos = scene(graph, 5, 20, 12)
     policy = BatchPolicy()
@@ -435,3 +437,19 @@ def test_a_batch_with_more_riders_than_cars_near_them_says_it_is_saturated(
         nearest=4, saturated=True,
     )  # fmt: skip
     assert not told.saturated and told.pairs == easy.pairs
+
+
+def test_with_many_cars_per_rider_a_saturated_hint_still_searches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 20 cars for 2 riders: more than SATURATED_CARS_PER_REQUEST, so no full matrix
+    def no_full_matrix(*args: object) -> None:
+        raise AssertionError("solved on the full matrix")
+
+    monkeypatch.setattr(dispatch, "_assign_all", no_full_matrix)
+    _, graph = mini_city()
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, 6, 20, 2)
+    result = assign_nearby(
+        BatchPolicy(), graph, car_edges, car_pos, req_edges, req_pos, 900.0, saturated=True
+    )
+    assert len(result.pairs) == 2 and not result.saturated

@@ -55,6 +55,11 @@ MAX_GAP = 0.01
 # pairs, 0.5–1.5 s), so every car's ETA to every request comes from the map's contraction
 # hierarchy instead (656 × 300 in ~40 ms) and the full matrix is solved (~25 ms): its optimum
 SATURATED_SHORT = 32
+# … when there are at most this many cars per request: the full matrix costs in proportion to
+# the cars (the hierarchy's sweep and the assignment), the widening less the more cars there
+# are near each rider (a recorded evening with 3,000 cars, 2,660 in a batch: the full matrix
+# ~130 ms a batch against ~45 ms for two rounds of searches)
+SATURATED_CARS_PER_REQUEST = 4.0
 
 
 class DispatchPolicy(Protocol):
@@ -450,10 +455,11 @@ def assign_nearby(
     the full matrix's total ETA with as many riders served (`gap_bound`; `complete` if none
     is named: it is the full matrix's answer) or after MAX_ROUNDS assignments.
 
-    A saturated batch (the first assignment leaves SATURATED_SHORT requests short) is solved
-    on the full matrix instead, from the map's contraction hierarchy; `saturated` (the last
-    batch was: riders wait over several) starts there. The answer says whether this batch
-    was: its optimum leaves SATURATED_SHORT riders without one of their NEAREST_CARS cars.
+    A saturated batch (the first assignment leaves SATURATED_SHORT requests short, with at
+    most SATURATED_CARS_PER_REQUEST cars a request) is solved on the full matrix instead,
+    from the map's contraction hierarchy; `saturated` (the last batch was: riders wait over
+    several) starts there. The answer says whether this batch was: its optimum leaves
+    SATURATED_SHORT riders without one of their NEAREST_CARS cars.
     """
     k_first = NEAREST_CARS if nearest is None else nearest
     only = (
@@ -461,7 +467,8 @@ def assign_nearby(
         if only_request is None
         else np.asarray(only_request, dtype=np.int64)
     )
-    if saturated:
+    full_ok = len(car_edges) <= SATURATED_CARS_PER_REQUEST * len(request_edges)
+    if saturated and full_ok:
         eta = graph.eta_matrix(car_edges, car_pos, request_edges, request_pos, by="hierarchy")
         return _assign_all(policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, 1)
     cands = graph.pickup_candidates(
@@ -484,7 +491,7 @@ def assign_nearby(
         short, radius, gap = check.short, check.radius_s, check.gap
         if gap <= MAX_GAP or rounds >= MAX_ROUNDS:
             break
-        if rounds == 1 and len(short) >= SATURATED_SHORT:
+        if rounds == 1 and len(short) >= SATURATED_SHORT and full_ok:
             eta = graph.eta_matrix(car_edges, car_pos, request_edges, request_pos, by="hierarchy")
             return _assign_all(policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, 2)
         cands = _widen(graph, cands, short, radius, k_first, only, car_edges, car_pos,
