@@ -227,12 +227,8 @@ def _customize(up_ptr: IntArray, up_head: IntArray, fw: FloatArray, bw: FloatArr
                 w = up_head[j]
                 while up_head[p] < w:  # u–w exists (chordal): the merge finds it
                     p += 1
-                c = to_x + fw[j]
-                if c < fw[p]:
-                    fw[p] = c
-                c = bw[j] + from_x
-                if c < bw[p]:
-                    bw[p] = c
+                fw[p] = min(fw[p], to_x + fw[j])  # u → x → w
+                bw[p] = min(bw[p], bw[j] + from_x)  # w → x → u
 
 
 @numba.njit(cache=True, nogil=True)
@@ -252,18 +248,10 @@ def _perfect(up_ptr: IntArray, up_head: IntArray, fw: FloatArray, bw: FloatArray
                 y = up_head[i]
                 while up_head[q] < y:
                     q += 1
-                c = fw[j] + fw[q]  # x → a → y
-                if c < fw[i]:
-                    fw[i] = c
-                c = bw[q] + bw[j]  # y → a → x
-                if c < bw[i]:
-                    bw[i] = c
-                c = fw[i] + bw[q]  # x → y → a
-                if c < fw[j]:
-                    fw[j] = c
-                c = fw[q] + bw[i]  # a → y → x
-                if c < bw[j]:
-                    bw[j] = c
+                fw[i] = min(fw[i], fw[j] + fw[q])  # x → a → y
+                bw[i] = min(bw[i], bw[q] + bw[j])  # y → a → x
+                fw[j] = min(fw[j], fw[i] + bw[q])  # x → y → a
+                bw[j] = min(bw[j], fw[q] + bw[i])  # a → y → x
 
 
 @numba.njit(cache=True, nogil=True)
