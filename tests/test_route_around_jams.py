@@ -211,3 +211,20 @@ def test_a_held_robotaxi_inside_a_junction_does_not_park_there(
         world._park_short("taxi0", 290.0)
         assert world.stats.held_short == 0 and not world.apply([])
         assert stops() == before and before
+
+
+def test_in_micro_a_car_blocking_a_junction_for_a_minute_no_longer_holds_its_foes() -> None:
+    # (measured on all of SF, micro, 07:00–07:30, four seeds: the cars left standing inside
+    # the Market / Castro junction clusters were most robotaxi teleports; README)
+    from robotaxi.world.sumo_world import sumo_command
+
+    def command(**world: Any) -> list[str]:
+        config = load_config(overrides={f"world.{k}": v for k, v in world.items()})
+        return sumo_command(Path("city.net.xml"), Path("types.add.xml"), [], config.world, 1,
+                            end_s=60.0)  # fmt: skip
+
+    micro = command()
+    assert micro[micro.index("--ignore-junction-blocker") + 1] == "60"
+    # meso has no junction interiors to block; -1 keeps SUMO's default (always blocks)
+    assert "--ignore-junction-blocker" not in command(traffic_model="meso")
+    assert "--ignore-junction-blocker" not in command(junction_blocker_s=-1)

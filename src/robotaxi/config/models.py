@@ -99,6 +99,13 @@ class WorldConfig(_Model):
         250.0, gt=0, description="how far before a pre-emption signal an ambulance calls it"
     )
     teleport_time_s: float = Field(300.0, description="SUMO time-to-teleport for jammed cars")
+    junction_blocker_s: float = Field(
+        60.0,
+        description="micro: a car standing inside a junction this long (s) no longer blocks "
+        "its foes (SUMO's --ignore-junction-blocker; -1: it always does): a car waiting in a "
+        "junction for a way out that its foes cannot clear while it stands there otherwise "
+        "stays until time-to-teleport",
+    )
     route_around_jams: bool = Field(
         True,
         description="robotaxis route by the travel times SUMO measured over the last minutes "

@@ -143,6 +143,8 @@ def sumo_command(
     if world.traffic_model == "meso":
         # queues per edge; junction control and signal delays as SUMO-NOTES measured them
         cmd += list(MESO_OPTIONS)
+    elif world.junction_blocker_s >= 0:
+        cmd += ["--ignore-junction-blocker", f"{world.junction_blocker_s:g}"]
     if world.route_around_jams:
         cmd += list(REROUTING_OPTIONS)
     if route_files:
