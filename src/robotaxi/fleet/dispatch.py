@@ -468,9 +468,13 @@ def assign_nearby(
         else np.asarray(only_request, dtype=np.int64)
     )
     full_ok = len(car_edges) <= SATURATED_CARS_PER_REQUEST * len(request_edges)
-    if saturated and full_ok:
+
+    def on_full_matrix(rounds: int) -> NearbyAssignment:
         eta = graph.eta_matrix(car_edges, car_pos, request_edges, request_pos, by="hierarchy")
-        return _assign_all(policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, 1)
+        return _assign_all(policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, rounds)
+
+    if saturated and full_ok:
+        return on_full_matrix(1)
     cands = graph.pickup_candidates(
         car_edges,
         car_pos,
@@ -492,8 +496,7 @@ def assign_nearby(
         if gap <= MAX_GAP or rounds >= MAX_ROUNDS:
             break
         if rounds == 1 and len(short) >= SATURATED_SHORT and full_ok:
-            eta = graph.eta_matrix(car_edges, car_pos, request_edges, request_pos, by="hierarchy")
-            return _assign_all(policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, 2)
+            return on_full_matrix(2)
         cands = _widen(graph, cands, short, radius, k_first, only, car_edges, car_pos,
                        request_edges, request_pos, max_eta_s, car_delay_s)  # fmt: skip
         cands = _allowed(cands, pair_ok)

@@ -253,7 +253,7 @@ class RoutingGraph:
         self._graph = self._build()
         if self._hierarchy_used:  # it answered under the last times: likely to again, so
             self._hierarchy_used = False  # set it now rather than in the next dispatch batch
-            self._hierarchy_metric = self.hierarchy.customize(self._weight[self._dst])
+            self._customized()
 
     def edge_time_from_ends(self, sources: Sequence[str]) -> FloatArray:
         """S×E: time from the end of each source edge to the end of every edge (inf if none)."""
@@ -327,10 +327,7 @@ class RoutingGraph:
         self, origins: IntArray, targets: IntArray, needs_loop: npt.NDArray[np.bool_]
     ) -> tuple[FloatArray, FloatArray]:
         """`_dijkstra_times` from the contraction hierarchy."""
-        hierarchy = self.hierarchy
-        if self._hierarchy_metric is None:
-            self._hierarchy_metric = hierarchy.customize(self._weight[self._dst])
-        metric = self._hierarchy_metric
+        hierarchy, metric = self.hierarchy, self._customized()
         self._hierarchy_used = True
         to_dist = hierarchy.many_to_many(metric, origins, targets)
         loop = np.full(len(origins), np.inf)
@@ -338,11 +335,17 @@ class RoutingGraph:
             looping = origins[needs_loop]
             ptr, pred = self._pred_ptr, self._pred_idx
             preds = np.unique(np.concatenate([pred[ptr[a] : ptr[a + 1]] for a in looping]))
-            rows = np.full((len(looping), len(self.edge_ids)), np.inf)
-            if len(preds):
-                rows[:, preds] = hierarchy.many_to_many(metric, looping, preds)
-            loop[needs_loop] = self._loop_time(rows, looping, np.ones(len(looping), bool))
+            column = np.zeros(len(self.edge_ids), dtype=np.int64)
+            column[preds] = np.arange(len(preds))
+            rows = hierarchy.many_to_many(metric, looping, preds)
+            loop[needs_loop] = self._loop_time(rows, looping, np.ones(len(looping), bool), column)
         return to_dist, loop
+
+    def _customized(self) -> HierarchyMetric:
+        """The hierarchy under the current travel times (customized at the first call)."""
+        if self._hierarchy_metric is None:
+            self._hierarchy_metric = self.hierarchy.customize(self._weight[self._dst])
+        return self._hierarchy_metric
 
     @functools.cached_property
     def hierarchy(self) -> ContractionHierarchy:
@@ -351,16 +354,22 @@ class RoutingGraph:
         return ContractionHierarchy(len(self.edge_ids), self._src, self._dst)
 
     def _loop_time(
-        self, dist_rows: FloatArray, origins: IntArray, wanted: npt.NDArray[np.bool_]
+        self,
+        dist_rows: FloatArray,
+        origins: IntArray,
+        wanted: npt.NDArray[np.bool_],
+        column: IntArray | None = None,
     ) -> FloatArray:
         """Time from the end of each wanted origin edge back to its own end (a loop); inf if
-        there is none or it is not wanted."""
+        there is none or it is not wanted. `dist_rows[k]`: origin k's times to every edge,
+        or, with `column`, to edge e in column `column[e]` (its predecessors at least)."""
         out = np.full(len(origins), np.inf)
         for k in np.flatnonzero(wanted):
             a = origins[k]
             preds = self._pred_idx[self._pred_ptr[a] : self._pred_ptr[a + 1]]
             if len(preds):
-                out[k] = np.min(dist_rows[k, preds]) + self.travel_time[a]
+                cols = preds if column is None else column[preds]
+                out[k] = np.min(dist_rows[k, cols]) + self.travel_time[a]
         return out
 
     # --- bounded backward searches: pick-up candidates at city scale ----------------------
