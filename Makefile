@@ -23,8 +23,11 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# the suite on every core (at most 4 workers; each test file on one worker, so its module
+# fixtures start once), then the tests that cannot share a run with xdist's workers
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile -m "not serial"
+	$(BIN)/pytest -q -m serial
 
 format: setup
 	$(BIN)/ruff format src tests benchmarks

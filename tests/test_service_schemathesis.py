@@ -5,6 +5,9 @@ complete.
 
 Deterministic and bounded: Hypothesis derandomised (a fixed seed), a few examples per
 operation, no example database.
+
+Serial: schemathesis gives every operation's case the same pytest node id, so a pytest-xdist
+worker would run only the first (`make test` runs this file in its second, plain pass).
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ from starlette.types import ASGIApp
 from robotaxi.service.app import create_app
 from test_service_api import OPERATOR, settings_for
 
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.sumo]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.sumo,
+    pytest.mark.serial,
+]
 EXAMPLES = 12  # per operation and phase: the whole file stays well under three minutes
 # Schema-valid pick-ups and drop-offs are mostly outside the (non-rectangular) service area,
 # which JSON Schema cannot express: a 422 that says where to tap is the right answer there.
