@@ -20,6 +20,7 @@ from robotaxi.fleet.dispatch import BatchPolicy, NearestPolicy, assign_nearby
 from robotaxi.fleet.kpis import TripRecord, pickup_eta_error, pickup_eta_errors_s, trip_kpis
 from robotaxi.fleet.trips import new_trip
 from robotaxi.map import RoutingGraph, routing
+from robotaxi.map import threads as map_threads
 from robotaxi.map.routing import PickupCandidates
 
 S = TripState
@@ -112,6 +113,45 @@ def test_pickups_searched_again_with_the_cars_moved_find_what_a_fresh_search_fin
         for name in ("origin", "target", "eta_s", "radius_s", "bound_s"):
             np.testing.assert_array_equal(getattr(kept, name), getattr(found, name))
     assert again < anew / 2
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_pickup_searches_on_two_threads_find_what_one_thread_finds(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's pick-up searches split between threads (each with scratch space of its
+    own) give the same candidates, bit for bit, and keep the same searches, over batches that
+    widen (a pick-up searched again farther) and new travel times."""
+    road_map, _ = mini_city()
+    graphs = {}
+    answers: dict[int, list[PickupCandidates]] = {}
+    monkeypatch.setattr(map_threads, "threads", lambda: map_threads.MAX_THREADS)  # any machine
+    for threads in (1, 2):
+        monkeypatch.setattr(map_threads, "MAX_THREADS", threads)
+        graph = graphs[threads] = RoutingGraph(road_map)
+        answers[threads] = []
+        _, _, _, req_edges, req_pos = scene(graph, seed, 30, 16)
+        for batch in range(3):
+            _, car_edges, car_pos, _, _ = scene(graph, 60 + batch, 40, 16)
+            for radius in (5.0, 40.0):  # the second batch's searches go farther
+                answers[threads].append(
+                    graph.pickup_candidates(
+                        car_edges, car_pos, req_edges, req_pos, 150.0, nearest=4,
+                        first_radius_s=radius,
+                    )
+                )  # fmt: skip
+            if batch == 1:
+                graph.update_travel_times({e: 40.0 for e in graph.edge_ids[::4]})
+    assert len(graphs[2]._scratches) == 2  # a second thread searched
+    for one, two in zip(answers[1], answers[2], strict=True):
+        for name in ("origin", "target", "eta_s", "radius_s", "bound_s"):
+            np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    balls_one, balls_two = graphs[1]._balls, graphs[2]._balls
+    assert balls_one.keys() == balls_two.keys()
+    for edge, ball in balls_one.items():
+        assert ball.reach_s == balls_two[edge].reach_s
+        np.testing.assert_array_equal(ball.edges, balls_two[edge].edges)
+        np.testing.assert_array_equal(ball.ahead, balls_two[edge].ahead)
 
 
 def test_a_car_given_a_pickup_drives_the_way_its_search_found_no_slower_than_a_fresh_route(

@@ -19,6 +19,8 @@ from conftest import SHARED_DATA, needs_data
 from fakecity import mini_city
 from robotaxi.core import DispatchError
 from robotaxi.map import RoutingGraph, build_network, load_map
+from robotaxi.map import hierarchy as hierarchy_module
+from robotaxi.map import threads as map_threads
 from robotaxi.map.hierarchy import ContractionHierarchy
 
 
@@ -71,6 +73,33 @@ def test_a_hierarchy_of_the_same_graph_gives_the_same_times_bit_for_bit() -> Non
     assert np.array_equal(one.rank, two.rank)
     first = one.many_to_many(one.customize(weight), sources, targets)
     assert np.array_equal(first, two.many_to_many(two.customize(weight), sources, targets))
+
+
+@pytest.mark.parametrize("block", [300, 40])
+def test_targets_split_between_threads_give_the_same_times_bit_for_bit(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep's targets split between threads (and into blocks) change no bit of the
+    answer: each target's column is computed alone."""
+    n = 400
+    src, dst, cut = random_graph(5, n)
+    hierarchy = ContractionHierarchy(n, src, dst)
+    rng = np.random.default_rng(11)
+    weight = rng.uniform(1e-3, 60.0, len(src))
+    metric = hierarchy.customize(weight)
+    sources = np.concatenate([rng.integers(0, n, 90), cut])
+    targets = np.concatenate([rng.integers(0, n, 150), cut])
+    monkeypatch.setattr(hierarchy_module, "TARGET_BLOCK", block)
+    monkeypatch.setattr(map_threads, "threads", lambda: map_threads.MAX_THREADS)  # any machine
+    monkeypatch.setattr(map_threads, "MAX_THREADS", 1)
+    alone = hierarchy.many_to_many(metric, sources, targets)
+    monkeypatch.setattr(map_threads, "MAX_THREADS", 2)
+    split = hierarchy.many_to_many(metric, sources, targets)
+    assert np.array_equal(alone, split)
+    want = dijkstra_times(n, src, dst, weight, sources, targets)
+    ok = np.isfinite(want)
+    assert np.array_equal(np.isfinite(split), ok)
+    np.testing.assert_allclose(split[ok], want[ok], rtol=1e-12, atol=1e-9)
 
 
 def test_no_sources_or_no_targets_give_an_empty_matrix() -> None:

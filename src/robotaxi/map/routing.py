@@ -27,6 +27,7 @@ from scipy.spatial import cKDTree
 
 from robotaxi.core.errors import DispatchError, MapBuildError
 from robotaxi.core.types import FloatArray, IntArray
+from robotaxi.map import threads as map_threads
 from robotaxi.map.hierarchy import ContractionHierarchy, HierarchyMetric
 from robotaxi.map.model import RoadMap
 from robotaxi.map.searches import bounded_search, fastest_path, tree_times
@@ -66,6 +67,9 @@ ROUTE_CACHE_SIZE = 50_000
 # reads it off the ball instead of searching). At most BALL_CACHE_EDGES edges in all
 # (~80 MB); when full, the kept balls are dropped.
 BALL_CACHE_EDGES = 5_000_000
+# a batch's missing pick-up searches are split between threads (`robotaxi.map.threads`) when
+# each thread gets at least this many
+MIN_THREAD_SEARCHES = 2
 # `route_length_bound_m`: a route is no slower than the way through a landmark edge; the
 # landmarks are the edges nearest the centres of a LANDMARK_GRID × LANDMARK_GRID split of the
 # map (one Dijkstra to them and one from them per set of travel times, ~5 ms each on the city)
@@ -130,6 +134,12 @@ class _Ball:
     ahead: npt.NDArray[np.int32]
 
 
+def _scratch(n: int) -> tuple[FloatArray, IntArray, IntArray, IntArray]:
+    """Scratch space of the compiled searches over n nodes (`robotaxi.map.searches`)."""
+    ints = [np.zeros(n, dtype=np.int64) for _ in range(3)]
+    return (np.zeros(n), ints[0], ints[1], ints[2])
+
+
 class RoutingGraph:
     """Travel-time graph over the drivable edges of a RoadMap. Not thread-safe; cheap to copy."""
 
@@ -177,10 +187,12 @@ class RoutingGraph:
         # built under it (`_alt_tables`)
         self._floor = self.travel_time / TOP_SPEED_FACTOR
         # the compiled searches' scratch space (`robotaxi.map.searches`)
-        n = len(drivable)
-        ints = [np.zeros(n, dtype=np.int64) for _ in range(3)]
-        self._scratch = (np.zeros(n), ints[0], ints[1], ints[2])
+        self._scratch = _scratch(len(drivable))
         self._stamp = 0
+        # more scratch spaces for the pick-up searches' other threads (`_search_balls`),
+        # made when first needed, each with its own count of searches
+        self._scratches = [self._scratch]
+        self._stamps = [0] * map_threads.MAX_THREADS
         self._alt: tuple[FloatArray, FloatArray] | None = None
         # `route_length_bound_m`'s tables of earlier travel times: graph → (graph, tables)
         self._old_landmarks: dict[int, tuple[csr_matrix, tuple[FloatArray, FloatArray, float]]]
@@ -559,24 +571,12 @@ class RoutingGraph:
         `bounded_search`) and kept. (Searching a little farther than asked, for the next
         batch's radius, measured slower: 1.25× as far cost 27 % more CPU a batch.)"""
         balls = self._balls
-        indptr, indices, weight = self._rev_csr
+        self._search_balls(edges, limit)
         which: list[IntArray] = []
         found: list[IntArray] = []
         times: list[FloatArray] = []
         for i, (edge, reach) in enumerate(zip(edges.tolist(), limit.tolist(), strict=True)):
-            ball = balls.get(edge)
-            if ball is None or ball.reach_s < reach:
-                if self._ball_edges > BALL_CACHE_EDGES:
-                    balls.clear()
-                    self._ball_edges = 0
-                self._stamp += 1
-                at, time_s, ahead = bounded_search(
-                    indptr, indices, weight, edge, reach, self._scratch, self._stamp
-                )
-                ball = balls[edge] = _Ball(
-                    reach, at.astype(np.int32), time_s, ahead.astype(np.int32)
-                )
-                self._ball_edges += len(at)
+            ball = balls[edge]
             sel = np.flatnonzero(wanted[ball.edges] & (ball.time_s <= reach))
             which.append(np.full(len(sel), i))
             found.append(ball.edges[sel].astype(np.int64))
@@ -584,6 +584,56 @@ class RoutingGraph:
         if not which:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         return np.concatenate(which), np.concatenate(found), np.concatenate(times)
+
+    def _search_balls(self, edges: IntArray, limit: FloatArray) -> None:
+        """Search (and keep) each edge's ball that is missing or reaches less far than asked
+        (an edge asked twice: as far as the farther). The searches are split between threads
+        (`robotaxi.map.threads`), each with scratch space of its own: each search is exact
+        and alone, so the balls are the same on one thread or two."""
+        balls = self._balls
+        if self._ball_edges > BALL_CACHE_EDGES:
+            balls.clear()
+            self._ball_edges = 0
+        todo: dict[int, float] = {}
+        for edge, reach in zip(edges.tolist(), limit.tolist(), strict=True):
+            ball = balls.get(edge)
+            if (ball is None or ball.reach_s < reach) and todo.get(edge, -1.0) < reach:
+                todo[edge] = reach
+        if not todo:
+            return
+        # the farthest first, dealt out in turn: the threads' shares come out about even
+        work = sorted(todo.items(), key=lambda item: (-item[1], item[0]))
+        threads = min(map_threads.threads(), len(work) // MIN_THREAD_SEARCHES) or 1
+        while len(self._scratches) < threads:
+            self._scratches.append(_scratch(len(self.edge_ids)))
+        shares = [work[k::threads] for k in range(threads)]
+        stamps = [self._stamp, *(self._stamps[1:threads])]
+        parts = (
+            map_threads.pool().map(self._search_share, shares, self._scratches, stamps)
+            if threads > 1
+            else [self._search_share(work, self._scratch, self._stamp)]
+        )
+        for k, (share, found) in enumerate(zip(shares, parts, strict=True)):
+            for (edge, reach), (at, time_s, ahead) in zip(share, found, strict=True):
+                balls[edge] = _Ball(reach, at.astype(np.int32), time_s, ahead.astype(np.int32))
+                self._ball_edges += len(at)
+            if k == 0:
+                self._stamp += len(share)
+            else:
+                self._stamps[k] += len(share)
+
+    def _search_share(
+        self,
+        share: list[tuple[int, float]],
+        scratch: tuple[FloatArray, IntArray, IntArray, IntArray],
+        stamp: int,
+    ) -> list[tuple[IntArray, FloatArray, IntArray]]:
+        """`bounded_search` from each (edge, reach), on this scratch space, from this stamp."""
+        indptr, indices, weight = self._rev_csr
+        return [
+            bounded_search(indptr, indices, weight, edge, reach, scratch, stamp + 1 + j)
+            for j, (edge, reach) in enumerate(share)
+        ]
 
     def routes_from(self, from_edge: str, to_edges: Sequence[str]) -> list[tuple[str, ...]]:
         """Fastest routes from one edge to each of many (one Dijkstra); () where unreachable."""

@@ -1,0 +1,28 @@
+"""Up to two threads for the map's compiled searches (they hold no GIL): the pick-up searches
+of a dispatch batch and the contraction hierarchy's many-to-many sweep, split so that each
+piece is computed alone (the same answer, bit for bit, on one thread or two).
+
+Two, not more: this project's machines have two cores, and SUMO steps on one of them between
+batches, not during them."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
+MAX_THREADS = 2
+
+
+def threads() -> int:
+    """Threads a split may use: MAX_THREADS, at most the cores this process may run on."""
+    return max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
+
+
+@cache
+def pool() -> ThreadPoolExecutor:
+    """The shared pool (created at first use)."""
+    return ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="map-search")
+
+
+os.register_at_fork(after_in_child=pool.cache_clear)  # a forked child has none of its threads
