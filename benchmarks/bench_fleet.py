@@ -182,7 +182,7 @@ def _run_ours(
         "wait_mean_s", "wait_p50_s", "wait_p95_s", "utilisation", "deadhead_km_share",
         "teleports", "command_failures", "ev_yields", "wall_s", "real_time_factor",
         "robotaxi_teleports", "robotaxi_stuck_reroutes", "robotaxi_held_short",
-        "background_vehicles",
+        "background_vehicles", "robotaxi_teleport_places",
         "vehicles_entered", "pickup_eta_error_p50_s", "pickup_eta_error_abs_p95_s",
         "requests_dropped_outside_map",
     )  # fmt: skip
@@ -581,7 +581,7 @@ def markdown(result: dict[str, Any]) -> str:
         )
     city_keys = (
         "robotaxi_teleports", "robotaxi_stuck_reroutes", "robotaxi_held_short",
-        "background_vehicles",
+        "background_vehicles", "robotaxi_teleport_places",
         "pickup_eta_error_p50_s",
         "pickup_eta_error_abs_p95_s", "rides_lost_to_empty_battery",
         "requests_dropped_outside_map",
