@@ -55,6 +55,7 @@ from robotaxi.fleet import dispatch
 from robotaxi.fleet.demand import ServiceArea, TncDemand
 from robotaxi.fleet.dispatch import BatchPolicy, assign_nearby
 from robotaxi.map import build_network, load_map
+from robotaxi.map import threads as map_threads
 from robotaxi.map.routing import ETA_BLOCK, RoutingGraph
 from robotaxi.map.zones import load_tnc_zones
 from robotaxi.sim.runner import ServiceSimulation
@@ -488,7 +489,10 @@ def render(result: dict[str, Any]) -> str:
         "searches) and kept for the next batches (a rider waits over several) until the "
         f"travel times change: here every {TRAVEL_TIMES_EVERY} batches, as the service's 300 s "
         "(batches from a run take the requests that follow the batch's time, so consecutive "
-        "batches share most of them, as waiting riders do). Baseline: today's "
+        "batches share most of them, as waiting riders do). A batch's missing searches, and "
+        f"the hierarchy's sweep, are split between up to {setup['threads']} threads "
+        "(`robotaxi.map.threads`): CPU counts every thread's time, wall is what a batch "
+        "waits. Baseline: today's "
         "`RoutingGraph.eta_matrix` + `BatchPolicy.assign`, on the first batches only. Wall "
         f"clock on a shared 2-core machine ({result['machine']['platform']}), Python "
         f"{result['machine']['python']}, SciPy {result['machine']['scipy']}. Map: "
@@ -576,6 +580,7 @@ def main() -> None:
             "keep": dispatch.KEEP_CARS,
             "max_rounds": dispatch.MAX_ROUNDS,
             "saturated_short": dispatch.SATURATED_SHORT,
+            "threads": map_threads.threads(),
             "max_gap": dispatch.MAX_GAP,
             "reference_table_s": ref_built,
             "max_pickup_eta_s": DispatchConfig().max_pickup_eta_s,

@@ -130,9 +130,9 @@ def test_pickup_searches_on_two_threads_find_what_one_thread_finds(
         monkeypatch.setattr(map_threads, "MAX_THREADS", threads)
         graph = graphs[threads] = RoutingGraph(road_map)
         answers[threads] = []
-        _, _, _, req_edges, req_pos = scene(graph, seed, 30, 16)
+        _, _, _, req_edges, req_pos = scene(graph, seed, 30, 40)
         for batch in range(3):
-            _, car_edges, car_pos, _, _ = scene(graph, 60 + batch, 40, 16)
+            _, car_edges, car_pos, _, _ = scene(graph, 60 + batch, 40, 40)
             for radius in (5.0, 40.0):  # the second batch's searches go farther
                 answers[threads].append(
                     graph.pickup_candidates(

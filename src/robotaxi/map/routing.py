@@ -68,8 +68,10 @@ ROUTE_CACHE_SIZE = 50_000
 # (~80 MB); when full, the kept balls are dropped.
 BALL_CACHE_EDGES = 5_000_000
 # a batch's missing pick-up searches are split between threads (`robotaxi.map.threads`) when
-# each thread gets at least this many
-MIN_THREAD_SEARCHES = 2
+# each thread gets at least this many: the stress batches' 300 fresh searches gain (1,000 cars
+# median 60 → 51 ms a batch), a run's few new riders a batch do not (searches of ~1 ms; one
+# thread or two measured the same within this machine's noise)
+MIN_THREAD_SEARCHES = 8
 # `route_length_bound_m`: a route is no slower than the way through a landmark edge; the
 # landmarks are the edges nearest the centres of a LANDMARK_GRID × LANDMARK_GRID split of the
 # map (one Dijkstra to them and one from them per set of travel times, ~5 ms each on the city)
