@@ -16,7 +16,8 @@ MAX_THREADS = 2
 
 def threads() -> int:
     """Threads a split may use: MAX_THREADS, at most the cores this process may run on."""
-    return max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_THREADS, cores or 1))
 
 
 @cache
