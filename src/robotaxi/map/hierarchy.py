@@ -135,9 +135,7 @@ class ContractionHierarchy:
         threads = min(map_threads.threads(), len(t) // MIN_THREAD_TARGETS) or 1
         size = min(TARGET_BLOCK, -(-len(t) // threads))
         blocks = [t[start : start + size] for start in range(0, len(t), size)]
-        parts = (
-            map_threads.pool().map(sweep_block, blocks) if threads > 1 else map(sweep_block, blocks)
-        )
+        parts = map_threads.run_split(sweep_block, blocks)
         for start, part in zip(range(0, len(t), size), parts, strict=True):
             out[:, start : start + part.shape[1]] = part
         return out

@@ -190,11 +190,11 @@ class RoutingGraph:
         self._floor = self.travel_time / TOP_SPEED_FACTOR
         # the compiled searches' scratch space (`robotaxi.map.searches`)
         self._scratch = _scratch(len(drivable))
+        # each search's stamp (a number no earlier search on any scratch space had)
         self._stamp = 0
-        # more scratch spaces for the pick-up searches' other threads (`_search_balls`),
-        # made when first needed, each with its own count of searches
+        # the pick-up searches' scratch spaces, one a thread (`_search_balls`; the first is
+        # `_scratch`, the others made when first needed)
         self._scratches = [self._scratch]
-        self._stamps = [0] * map_threads.MAX_THREADS
         self._alt: tuple[FloatArray, FloatArray] | None = None
         # `route_length_bound_m`'s tables of earlier travel times: graph → (graph, tables)
         self._old_landmarks: dict[int, tuple[csr_matrix, tuple[FloatArray, FloatArray, float]]]
@@ -603,38 +603,32 @@ class RoutingGraph:
                 todo[edge] = reach
         if not todo:
             return
-        # the farthest first, dealt out in turn: the threads' shares come out about even
+        # the farthest first, dealt out in turn: the threads' shares come out about even;
+        # each search a stamp of its own
         work = sorted(todo.items(), key=lambda item: (-item[1], item[0]))
+        stamped = [(edge, reach, self._stamp + 1 + j) for j, (edge, reach) in enumerate(work)]
+        self._stamp += len(work)
         threads = min(map_threads.threads(), len(work) // MIN_THREAD_SEARCHES) or 1
         while len(self._scratches) < threads:
             self._scratches.append(_scratch(len(self.edge_ids)))
-        shares = [work[k::threads] for k in range(threads)]
-        stamps = [self._stamp, *(self._stamps[1:threads])]
-        parts = (
-            map_threads.pool().map(self._search_share, shares, self._scratches, stamps)
-            if threads > 1
-            else [self._search_share(work, self._scratch, self._stamp)]
-        )
-        for k, (share, found) in enumerate(zip(shares, parts, strict=True)):
-            for (edge, reach), (at, time_s, ahead) in zip(share, found, strict=True):
+        shares = [(stamped[k::threads], self._scratches[k]) for k in range(threads)]
+        for (share, _), found in zip(
+            shares, map_threads.run_split(self._search_share, shares), strict=True
+        ):
+            for (edge, reach, _), (at, time_s, ahead) in zip(share, found, strict=True):
                 balls[edge] = _Ball(reach, at.astype(np.int32), time_s, ahead.astype(np.int32))
                 self._ball_edges += len(at)
-            if k == 0:
-                self._stamp += len(share)
-            else:
-                self._stamps[k] += len(share)
 
     def _search_share(
         self,
-        share: list[tuple[int, float]],
-        scratch: tuple[FloatArray, IntArray, IntArray, IntArray],
-        stamp: int,
+        piece: tuple[list[tuple[int, float, int]], tuple[FloatArray, IntArray, IntArray, IntArray]],
     ) -> list[tuple[IntArray, FloatArray, IntArray]]:
-        """`bounded_search` from each (edge, reach), on this scratch space, from this stamp."""
+        """`bounded_search` from each (edge, reach, stamp) of a share, on its scratch space."""
+        share, scratch = piece
         indptr, indices, weight = self._rev_csr
         return [
-            bounded_search(indptr, indices, weight, edge, reach, scratch, stamp + 1 + j)
-            for j, (edge, reach) in enumerate(share)
+            bounded_search(indptr, indices, weight, edge, reach, scratch, stamp)
+            for edge, reach, stamp in share
         ]
 
     def routes_from(self, from_edge: str, to_edges: Sequence[str]) -> list[tuple[str, ...]]:

@@ -8,8 +8,12 @@ batches, not during them."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 MAX_THREADS = 2
 
@@ -27,3 +31,11 @@ def pool() -> ThreadPoolExecutor:
 
 
 os.register_at_fork(after_in_child=pool.cache_clear)  # a forked child has none of its threads
+
+
+def run_split(work: Callable[[Any], T], pieces: Sequence[Any]) -> list[T]:
+    """`work` on each piece, in order: on the pool's threads when there are several pieces,
+    in this thread when there is one."""
+    if len(pieces) > 1:
+        return list(pool().map(work, pieces))
+    return [work(piece) for piece in pieces]
