@@ -172,3 +172,28 @@ def test_a_car_the_world_stopped_short_of_its_spot_goes_to_one_on_another_street
     now = car.target_curb
     fm.on_command_failed(CommandFailure(sent, "held in a queue: stopped short"))
     assert car.target_curb == now
+
+
+def test_batches_keep_their_interval_on_average_whatever_the_tick(grid_map, grid_graph) -> None:  # type: ignore[no-untyped-def]
+    """Batches fall on the first tick at or after each multiple of `batch_interval_s` (15 s)
+    from the first: every third tick of 5 s, and with meso's ticks of 10 s at 20, 30, 50,
+    60 … s (15 s on average, not every 20 s); a tick after a long gap runs one batch."""
+
+    def batch_times(tick_s: float, until_s: float) -> list[float]:
+        fm = _manager(grid_map, grid_graph)
+        times = []
+        for k in range(int(until_s / tick_s) + 1):
+            now = 100.0 + k * tick_s
+            if fm._dispatch_due(now):
+                fm._dispatch(now, FleetTickResult())
+                times.append(now - 100.0)
+        return times
+
+    assert batch_times(5.0, 90.0) == [0.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0]
+    assert batch_times(1.0, 45.0) == [0.0, 15.0, 30.0, 45.0]
+    assert batch_times(10.0, 120.0) == [0.0, 20.0, 30.0, 50.0, 60.0, 80.0, 90.0, 110.0, 120.0]
+    fm = _manager(grid_map, grid_graph)
+    fm._dispatch(0.0, FleetTickResult())
+    assert not fm._dispatch_due(14.0) and fm._dispatch_due(100.0)
+    fm._dispatch(100.0, FleetTickResult())  # six intervals late: one batch, then on the grid
+    assert not fm._dispatch_due(104.0) and fm._dispatch_due(105.0)

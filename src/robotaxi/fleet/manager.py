@@ -266,7 +266,7 @@ class FleetManager:
         # trips whose rider still waits for the car (requested, assigned, en route): the
         # patience check looks at these, not at every trip of the run
         self._before_pickup: dict[str, Trip] = {}
-        self._last_batch_s = -math.inf
+        self._next_batch_s = -math.inf  # batches keep to a grid of batch_interval_s
         # the cars free (not on their way to a pick-up) at the last batch
         self._free_at_batch: frozenset[str] = frozenset()
         self.eta_model = PickupEtaModel()  # route time on the graph → the time cars take
@@ -403,9 +403,10 @@ class FleetManager:
 
     def _dispatch_due(self, now: float) -> bool:
         """A decision round this tick: every tick for `nearest`, every batch interval for
-        the batch (charging decides in the same rounds, before dispatch)."""
-        cfg = self.dispatch_config
-        return cfg.policy == "nearest" or now - self._last_batch_s >= cfg.batch_interval_s
+        the batch (charging decides in the same rounds, before dispatch): the first tick at
+        or after each multiple of the interval from the first batch, so that ticks that do
+        not divide it (meso's 10 s against 15 s) keep its pace on average."""
+        return self.dispatch_config.policy == "nearest" or now >= self._next_batch_s - 1e-6
 
     def on_command_failed(self, failure: CommandFailure) -> None:
         """The world could not carry out a command: retry at a neighbouring curb next tick."""
@@ -1303,7 +1304,9 @@ class FleetManager:
             return
         if not self._dispatch_due(now):
             return
-        self._last_batch_s = now
+        interval = cfg.batch_interval_s
+        due = self._next_batch_s if math.isfinite(self._next_batch_s) else now
+        self._next_batch_s = due + interval * (math.floor((now - due) / interval + 1e-9) + 1)
         # only trips whose car is already driving to them may move to a closer car
         to_pickup = VehicleStatus.TO_PICKUP
         reassignable = [
