@@ -176,7 +176,7 @@ def test_a_car_the_world_stopped_short_of_its_spot_goes_to_one_on_another_street
 
 def test_batches_keep_their_interval_on_average_whatever_the_tick(grid_map, grid_graph) -> None:  # type: ignore[no-untyped-def]
     """Batches fall on the first tick at or after each multiple of `batch_interval_s` (15 s)
-    from the first: every third tick of 5 s, and with meso's ticks of 10 s at 20, 30, 50,
+    from the first: every third tick of 5 s, and with ticks of 10 s at 20, 30, 50,
     60 … s (15 s on average, not every 20 s); a tick after a long gap runs one batch."""
 
     def batch_times(tick_s: float, until_s: float) -> list[float]:

@@ -151,7 +151,7 @@ def test_ticks_of_several_steps_need_meso() -> None:
         load_config(overrides={"world.tick_steps": 5})
     meso = load_config(overrides={"world.tick_steps": 3, "world.traffic_model": "meso"})
     assert meso.world.tick_s == 3.0
-    assert load_config(overrides={"world.traffic_model": "meso"}).world.tick_steps == 10
+    assert load_config(overrides={"world.traffic_model": "meso"}).world.tick_steps == 5
 
 
 def test_a_car_sent_elsewhere_before_it_enters_sumo_goes_there(

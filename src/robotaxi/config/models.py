@@ -46,19 +46,16 @@ class MapConfig(_Model):
     )
 
 
-# meso's ticks: 10 of SUMO's 1-s steps (the bound of `tick_steps`). SUMO still moves its
-# queues every second; the fleet reads the city and acts every 10 s, and its batches keep their
-# 15-s pace on average (`FleetManager._dispatch_due`). Measured on the whole city's Tuesday
-# evening, 17:00-19:00, 1,000 cars, share 0.15 (2026-12-07, back to back, a job on the other
-# core): the fleet's run took 57.7 s of stepping CPU with ticks of 10 s against 69.0 s with
-# ticks of 5 s (background alone 38.3 s), serving 3,419 against 3,436 of 3,526 requests, wait
-# p50 85.9 / 82.8 s, p95 215.5 / 208.7 s (arrivals at the kerb are seen up to a tick later).
-# Ticks of 10 s with batches every 20 s took 48.8 s against 62.0 s (background 27.0 s) for
-# waits p50 88.9 / p95 216.9 s: not taken, the batch interval is the service's to choose.
-# Before, ticks of 5 s against ticks of a step on the 07:00 peak (rebalancing off in both):
-# 10.0 s against 12.5 s of stepping CPU, waits p50 90.7 / 89.1 s, p95 233.5 / 235.2 s; meso
-# moves cars segment by segment (~100 m) anyway
-MESO_TICK_STEPS = 10
+# meso's ticks: 5 of SUMO's 1-s steps. On the whole city's 07:00 peak (1,000 cars, background
+# 0.176, rebalancing off in both) the fleet's run took 10.0 s of stepping CPU against 12.5 s
+# with a tick a step, with the same service (wait p50 90.7 / 89.1 s, p95 233.5 / 235.2 s,
+# pick-up ETA error p50 -10.0 / -10.6 s); meso moves cars segment by segment (~100 m) anyway.
+# Ticks of 10 s (batches still every 15 s on average) were measured and not taken: the whole
+# day (`bench_fleet.py --city-scale day --traffic-model meso --repeat 2`, 2026-12-07 14:21)
+# cost 2.14x the background's stepping CPU against 2.26x, but riders who gave up waiting rose
+# from 187 to 389 (served 96.24 % against 97.15 %, wait p95 230.7 against 216.5 s): a car at
+# the kerb and a rider's answer are seen up to a tick later
+MESO_TICK_STEPS = 5
 
 
 class WorldConfig(_Model):

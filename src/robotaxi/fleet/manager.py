@@ -405,7 +405,7 @@ class FleetManager:
         """A decision round this tick: every tick for `nearest`, every batch interval for
         the batch (charging decides in the same rounds, before dispatch): the first tick at
         or after each multiple of the interval from the first batch, so that ticks that do
-        not divide it (meso's 10 s against 15 s) keep its pace on average."""
+        not divide it (10 s against 15 s) keep its pace on average."""
         return self.dispatch_config.policy == "nearest" or now >= self._next_batch_s - 1e-6
 
     def on_command_failed(self, failure: CommandFailure) -> None:
