@@ -182,6 +182,7 @@ def _run_ours(
         "wait_mean_s", "wait_p50_s", "wait_p95_s", "utilisation", "deadhead_km_share",
         "teleports", "command_failures", "ev_yields", "wall_s", "real_time_factor",
         "robotaxi_teleports", "robotaxi_stuck_reroutes", "robotaxi_held_short",
+        "robotaxi_turned_elsewhere",
         "background_vehicles", "robotaxi_teleport_places",
         "vehicles_entered", "pickup_eta_error_p50_s", "pickup_eta_error_abs_p95_s",
         "requests_dropped_outside_map",
@@ -581,6 +582,7 @@ def markdown(result: dict[str, Any]) -> str:
         )
     city_keys = (
         "robotaxi_teleports", "robotaxi_stuck_reroutes", "robotaxi_held_short",
+        "robotaxi_turned_elsewhere",
         "background_vehicles", "robotaxi_teleport_places",
         "pickup_eta_error_p50_s",
         "pickup_eta_error_abs_p95_s", "rides_lost_to_empty_battery",

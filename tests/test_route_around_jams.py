@@ -228,3 +228,43 @@ def test_in_micro_a_car_blocking_a_junction_for_a_minute_no_longer_holds_its_foe
     # meso has no junction interiors to block; -1 keeps SUMO's default (always blocks)
     assert "--ignore-junction-blocker" not in command(traffic_model="meso")
     assert "--ignore-junction-blocker" not in command(junction_blocker_s=-1)
+
+
+def test_a_robotaxi_held_on_a_connector_too_short_to_park_turns_another_way(
+    grid_map, grid_graph, tmp_path: Path
+) -> None:
+    """Held where it cannot park (here: every street counts as too short), a car whose next
+    street does not move takes another way out of the junction and still drives to the same
+    kerb; on its target street there is no other way, and nothing changes."""
+    import libsumo
+
+    from robotaxi.world import sumo_world
+
+    world = _world(grid_map, grid_graph, tmp_path)
+    with world, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sumo_world, "_PARK_LANE_CARS", 1e6)  # no street is long enough to park on
+        route = _sent_across_town(world, grid_map)
+        target = route[-1]
+        while libsumo.vehicle.getRouteIndex("taxi0") < 1 or libsumo.vehicle.getRoadID(
+            "taxi0"
+        ).startswith(":"):
+            world.step()
+        here, index = libsumo.vehicle.getRoadID("taxi0"), libsumo.vehicle.getRouteIndex("taxi0")
+        blocked = route[index + 1]
+        assert blocked != target
+        _stop_cars_on(grid_map, blocked)
+        stops = [(s.lane, s.endPos) for s in libsumo.vehicle.getStops("taxi0")]
+        world._park_short("taxi0", 290.0)
+        new = libsumo.vehicle.getRoute("taxi0")
+        now = libsumo.vehicle.getRouteIndex("taxi0")
+        assert new[now] == here and new[now + 1] != blocked and new[-1] == target
+        assert [(s.lane, s.endPos) for s in libsumo.vehicle.getStops("taxi0")] == stops
+        assert world.stats.turned_elsewhere == 1 and world.stats.held_short == 0
+        for _ in range(900):
+            world.step()
+            if libsumo.vehicle.getStopState("taxi0") & 1:
+                break
+        assert libsumo.vehicle.getRoadID("taxi0") == target  # at its kerb, not through it
+        assert blocked not in libsumo.vehicle.getRoute("taxi0")
+        world._park_short("taxi0", 290.0)  # on its target street: nothing else to do
+        assert world.stats.turned_elsewhere == 1

@@ -56,6 +56,8 @@ class WorldStats:
     stuck_reroutes: int = 0  # robotaxis held in a queue that looked for another way
     # robotaxis still held two checks before SUMO would teleport them: their leg ended short
     held_short: int = 0
+    # robotaxis held as long on a connector too short to park on that took another way out
+    turned_elsewhere: int = 0
     departed: int = 0  # vehicles that entered the network (ours, background, ambulances)
     background_vehicles: int = 0  # background vehicles planned for the run (route files)
     cleared_for_ev: int = 0

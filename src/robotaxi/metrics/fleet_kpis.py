@@ -57,6 +57,7 @@ def fleet_kpis(history: ServiceHistory) -> dict[str, Any]:
         ],
         "robotaxi_stuck_reroutes": history.world.stuck_reroutes,
         "robotaxi_held_short": history.world.held_short,
+        "robotaxi_turned_elsewhere": history.world.turned_elsewhere,
         "vehicles_entered": history.world.departed,
         "background_vehicles": history.world.background_vehicles,
         "signals": history.signals,

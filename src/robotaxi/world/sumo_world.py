@@ -782,7 +782,9 @@ class SumoWorld:
         inside a junction, nor on a street too short to hold it (a connector of a few
         metres inside a junction cluster): a car parked there stays in the junction and
         blocks it for every foe, while its hold keeps SUMO from ever clearing it (measured:
-        background teleports around that junction rose by half); SUMO may teleport it."""
+        background teleports around that junction rose by half); on such a connector it
+        takes another way out if it has one (`_leave_by_another_way`), else SUMO may
+        teleport it."""
         veh = libsumo.vehicle
         here = veh.getRoadID(vid)
         stops = veh.getStops(vid, 1)
@@ -792,6 +794,7 @@ class SumoWorld:
         goal_edge, _, goal_lane = goal.lane.rpartition("_")
         lane = self.road_map.lanes.get(veh.getLaneID(vid))
         if lane is None or lane.length < _PARK_LANE_CARS * veh.getLength(vid):
+            self._leave_by_another_way(vid)
             return
         pos = min(veh.getLanePosition(vid) + 1.0, lane.length - 0.1)
         try:
@@ -812,6 +815,23 @@ class SumoWorld:
                 f"{street or goal_edge}",
             )
         )
+
+    def _leave_by_another_way(self, vid: str) -> None:
+        """Micro: a robotaxi held on a connector too short to park on (the few metres between
+        the joined nodes of a junction cluster, e.g. Market Street at Octavia Boulevard),
+        waiting to enter a street that does not move, turns another way if it has one: SUMO
+        routes it again without that street (`_avoid_street`), straight on, say, instead of
+        a blocked left turn. Counted in `stats.turned_elsewhere`; when every way on goes
+        through that street (or it is the car's target) its route stays as it was."""
+        veh = libsumo.vehicle
+        route, index = veh.getRoute(vid), veh.getRouteIndex(vid)
+        if index + 1 >= len(route):
+            return
+        try:
+            self._avoid_street(vid, route[index + 1])
+        except (WorldError, libsumo.TraCIException):
+            return
+        self.stats.turned_elsewhere += 1
 
     def _hold_short(self, vid: str, waited_s: float) -> None:
         """Meso: a robotaxi held in a queue that rerouting did not free (SUMO's wait
