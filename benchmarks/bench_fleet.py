@@ -593,7 +593,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [
             "",
             "| row | robotaxi teleports | robotaxi reroutes out of queues "
-            "| robotaxi legs held short | background vehicles "
+            "| robotaxi legs held short | robotaxis that turned another way out "
+            "| background vehicles | robotaxi teleport places "
             "| pick-up ETA error p50 s | ETA error size p95 s | rides lost to an empty battery "
             "| requests outside the map |",
             "|" + "---|" * (len(city_keys) + 1),
