@@ -53,8 +53,8 @@ class MapConfig(_Model):
 # Ticks of 10 s (batches still every 15 s on average) were measured and not taken: the whole
 # day (`bench_fleet.py --city-scale day --traffic-model meso --repeat 2`, 2026-12-07 14:21)
 # cost 2.14x the background's stepping CPU against 2.26x, but riders who gave up waiting rose
-# from 187 to 389 (served 96.24 % against 97.15 %, wait p95 230.7 against 216.5 s): a car at
-# the kerb and a rider's answer are seen up to a tick later
+# from 187 to 389 (served 96.24 % against 97.15 %, wait p95 230.7 against 216.5 s; not looked
+# into further: a car at the kerb is seen up to a tick later, which alone explains a few s)
 MESO_TICK_STEPS = 5
 
 
