@@ -102,6 +102,44 @@ def test_targets_split_between_threads_give_the_same_times_bit_for_bit(
     np.testing.assert_allclose(split[ok], want[ok], rtol=1e-12, atol=1e-9)
 
 
+@pytest.mark.parametrize("room", [8, 1])
+def test_kept_sweeps_give_each_call_the_times_of_a_fresh_sweep_bit_for_bit(
+    room: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch after batch with most targets and sources moving on a little, the kept table
+    answers each call as a sweep of that call alone would, bit for bit, whether it keeps
+    adding or (little room) starts again, and after new travel times."""
+    n = 400
+    src, dst, cut = random_graph(7, n)
+    hierarchy = ContractionHierarchy(n, src, dst)
+    rng = np.random.default_rng(3)
+    weight = rng.uniform(1e-3, 60.0, len(src))
+    metric = hierarchy.customize(weight)
+    monkeypatch.setattr(hierarchy_module, "KEPT_TARGETS_PER_CALL", room)
+    monkeypatch.setattr(map_threads, "threads", lambda: map_threads.MAX_THREADS)  # any machine
+    kept = hierarchy_module.KeptSweeps(hierarchy, metric)
+    sources = np.concatenate([rng.integers(0, n, 60), cut])
+    targets = np.concatenate([rng.integers(0, n, 80), cut])
+    restarted = False
+    for call in range(10):
+        if call == 6:  # new travel times
+            weight = rng.uniform(1e-3, 60.0, len(src))
+            metric = hierarchy.customize(weight)
+            kept.reset(metric)
+        before = kept.cells
+        got = kept.many_to_many(sources, targets)
+        restarted |= 0 < kept.cells < before
+        assert np.array_equal(got, hierarchy.many_to_many(metric, sources, targets))
+        want = dijkstra_times(n, src, dst, weight, sources, targets)
+        assert np.array_equal(np.isfinite(got), np.isfinite(want))
+        ok = np.isfinite(want)
+        np.testing.assert_allclose(got[ok], want[ok], rtol=1e-12, atol=1e-9)
+        # a few riders and cars change, the others stay
+        targets[rng.choice(len(targets), 6, replace=False)] = rng.integers(0, n, 6)
+        sources[rng.choice(len(sources), 8, replace=False)] = rng.integers(0, n, 8)
+    assert restarted == (room == 1)
+
+
 def test_no_sources_or_no_targets_give_an_empty_matrix() -> None:
     src, dst, _ = random_graph(1, 50)
     hierarchy = ContractionHierarchy(50, src, dst)

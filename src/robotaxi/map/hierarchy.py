@@ -45,6 +45,10 @@ TARGET_BLOCK = 300
 # the city's 656 × 300 on this 2-core machine, median 52 → 33 ms for the whole ETA matrix.
 # Fewer than MIN_THREAD_TARGETS targets a thread are not worth handing to a thread.
 MIN_THREAD_TARGETS = 32
+# `KeptSweeps`: room for this many times the targets of the call that first needs more; when
+# full, it starts again. The city's dispatch under one set of travel times (20 batches of 300
+# riders, ~650 cars) asks ~560 targets and sweeps ~12,000 of the 29,108 nodes (~55 MB kept).
+KEPT_TARGETS_PER_CALL = 2
 METIS_SEED = 7
 
 
@@ -101,44 +105,103 @@ class ContractionHierarchy:
     ) -> FloatArray:
         """S × T: the fastest time from each source node to each target node under `metric`
         (`customize`'s), inf where there is no way."""
-        s = self.rank[np.asarray(sources, dtype=np.int64)]
-        t = self.rank[np.asarray(targets, dtype=np.int64)]
-        out = np.full((len(s), len(t)), np.inf)
+        return KeptSweeps(self, metric).many_to_many(sources, targets)
+
+
+class KeptSweeps:
+    """`ContractionHierarchy.many_to_many` under one metric that keeps what it swept: each
+    swept node's time to each target asked so far (a table, node × target). Dispatch asks
+    again every batch with most of the last batch's targets (riders wait over several) and
+    cars near where they were (their nodes' ancestors mostly swept already): a batch then
+    sweeps its new targets over the kept nodes and the kept targets over its new nodes only.
+    Every entry is computed as a sweep of that call alone would compute it (the same mins in
+    the same order): the same times, bit for bit, whatever was asked before. The table is
+    dropped when it has no room for a call's new targets (KEPT_TARGETS_PER_CALL)."""
+
+    def __init__(self, hierarchy: ContractionHierarchy, metric: HierarchyMetric) -> None:
+        self.hierarchy = hierarchy
+        self._table = np.empty((0, 0))
+        self.reset(metric)
+
+    def reset(self, metric: HierarchyMetric) -> None:
+        """Keep nothing: from now on, times under `metric`."""
+        self.metric = metric
+        self._clear()
+
+    def _clear(self) -> None:
+        n = self.hierarchy.n
+        self._row = np.full(n, -1, dtype=np.int64)  # node (rank) → its row, −1: not swept
+        self._col = np.full(n, -1, dtype=np.int64)  # target node (rank) → its column
+        self._nodes = np.zeros(0, dtype=np.int64)  # row → node (rank)
+        self._targets = np.zeros(0, dtype=np.int64)  # column → target node (rank)
+        # each column's target's path up the elimination tree (CSR by column): its nodes and
+        # their down-only times to the target, where a sweep starts from
+        self._path_ptr = np.zeros(1, dtype=np.int64)
+        self._path_node = np.zeros(0, dtype=np.int64)
+        self._path_near = np.zeros(0)
+
+    @property
+    def cells(self) -> int:
+        """Entries kept (swept nodes × targets)."""
+        return len(self._nodes) * len(self._targets)
+
+    def many_to_many(self, sources: IntArray, targets: IntArray) -> FloatArray:
+        """S × T: the fastest time from each source node to each target node, inf where
+        there is no way."""
+        h = self.hierarchy
+        s = h.rank[np.asarray(sources, dtype=np.int64)]
+        t = h.rank[np.asarray(targets, dtype=np.int64)]
         if not len(s) or not len(t):
-            return out
-        above_s = _ancestors(self.parent, np.unique(s))
-        above_t = _ancestors(self.parent, np.unique(t))
-        nodes = np.union1d(above_s, above_t)  # ascending rank
-        local = np.full(self.n, -1, dtype=np.int64)
-        local[nodes] = np.arange(len(nodes))
-        sweep = local[above_s][::-1].copy()  # the sources' ancestors, top down
-        up, down = metric.up, metric.down
+            return np.full((len(s), len(t)), np.inf)
+        above_s = _ancestors(h.parent, np.unique(s))
+        new_t = np.unique(t[self._col[t] < 0])
+        new_n = above_s[self._row[above_s] < 0]
+        if len(self._targets) + len(new_t) > self._table.shape[1]:  # start again
+            self._clear()
+            new_t, new_n = np.unique(t), above_s
+        old_cols = len(self._targets)
+        self._add(new_n, new_t)
+        if len(new_n) and old_cols:  # the kept targets over the new nodes
+            self._sweep(new_n[::-1].copy(), 0, old_cols)
+        if len(new_t):  # the new targets over every swept node
+            self._sweep(np.sort(self._nodes)[::-1].copy(), old_cols, len(self._targets))
+        return self._table[np.ix_(self._row[s], self._col[t])]
 
-        def sweep_block(block: IntArray) -> FloatArray:
-            times = np.empty((len(nodes), len(block)))
-            _rphast(
-                up.ptr,
-                up.head,
-                up.weight,
-                down.ptr,
-                down.head,
-                down.weight,
-                self.parent,
-                nodes,
-                local,
-                sweep,
-                block,
-                times,
-            )
-            return times[local[s]]
+    def _add(self, nodes: IntArray, targets: IntArray) -> None:
+        """Rows for `nodes`, columns for `targets`. The table has a row for every node of
+        the hierarchy and KEPT_TARGETS_PER_CALL × a call's targets columns (made at the first
+        call that needs more, then kept: only the entries swept take memory)."""
+        cols = len(self._targets) + len(targets)
+        if cols > self._table.shape[1]:
+            self._table = np.empty((self.hierarchy.n, KEPT_TARGETS_PER_CALL * cols))
+        self._row[nodes] = np.arange(len(self._nodes), len(self._nodes) + len(nodes))
+        self._col[targets] = np.arange(len(self._targets), cols)
+        self._nodes = np.concatenate([self._nodes, nodes])
+        self._targets = np.concatenate([self._targets, targets])
+        down = self.metric.down
+        ptr, node, near = _target_paths(
+            self.hierarchy.parent, down.ptr, down.head, down.weight, targets
+        )
+        self._path_ptr = np.concatenate([self._path_ptr, self._path_ptr[-1] + ptr[1:]])
+        self._path_node = np.concatenate([self._path_node, node])
+        self._path_near = np.concatenate([self._path_near, near])
 
-        threads = min(map_threads.threads(), len(t) // MIN_THREAD_TARGETS) or 1
-        size = min(TARGET_BLOCK, -(-len(t) // threads))
-        blocks = [t[start : start + size] for start in range(0, len(t), size)]
-        parts = map_threads.run_split(sweep_block, blocks)
-        for start, part in zip(range(0, len(t), size), parts, strict=True):
-            out[:, start : start + part.shape[1]] = part
-        return out
+    def _sweep(self, sweep: IntArray, first: int, last: int) -> None:
+        """Columns first..last−1 of the rows of `sweep` (nodes top down), split between
+        threads by column."""
+        up, row, table = self.metric.up, self._row, self._table
+        swept = np.zeros(self.hierarchy.n, dtype=np.bool_)
+        swept[sweep] = True
+        paths = (self._path_ptr, self._path_node, self._path_near)
+
+        def sweep_block(block: tuple[int, int]) -> None:
+            _rphast(up.ptr, up.head, up.weight, row, sweep, swept, *paths, *block, table)
+
+        count = last - first
+        threads = min(map_threads.threads(), count // MIN_THREAD_TARGETS) or 1
+        size = min(TARGET_BLOCK, -(-count // threads))
+        blocks = [(a, min(a + size, last)) for a in range(first, last, size)]
+        map_threads.run_split(sweep_block, blocks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,58 +330,80 @@ def _perfect(up_ptr: IntArray, up_head: IntArray, fw: FloatArray, bw: FloatArray
 
 
 @numba.njit(cache=True, nogil=True)
+def _target_paths(
+    parent: IntArray, down_ptr: IntArray, down_head: IntArray, down_w: FloatArray,
+    targets: IntArray,
+) -> tuple[IntArray, IntArray, FloatArray]:  # fmt: skip
+    """Each target's path up the elimination tree and the down-only times from its nodes to
+    the target (CSR by target: pointers, nodes, times). Each node's downward arcs into the
+    path lead to nodes further down the same path: a small contiguous array per target."""
+    n, k_n = parent.shape[0], targets.shape[0]
+    ptr = np.zeros(k_n + 1, np.int64)
+    for k in range(k_n):
+        m, x = 0, targets[k]
+        while x >= 0:
+            m += 1
+            x = parent[x]
+        ptr[k + 1] = ptr[k] + m
+    nodes = np.empty(ptr[k_n], np.int64)
+    near = np.empty(ptr[k_n])
+    pos = np.full(n, -1, np.int64)
+    for k in range(k_n):
+        base, m, x = ptr[k], 0, targets[k]
+        while x >= 0:
+            pos[x] = m
+            nodes[base + m] = x
+            near[base + m] = np.inf
+            m += 1
+            x = parent[x]
+        near[base] = 0.0
+        for p in range(m):  # from the target up its path
+            dx = near[base + p]
+            if dx < np.inf:
+                x = nodes[base + p]
+                for a in range(down_ptr[x], down_ptr[x + 1]):
+                    q = pos[down_head[a]]
+                    c = dx + down_w[a]
+                    if c < near[base + q]:
+                        near[base + q] = c
+        for p in range(m):
+            pos[nodes[base + p]] = -1
+    return ptr, nodes, near
+
+
+@numba.njit(cache=True, nogil=True)
 def _rphast(
     up_ptr: IntArray,
     up_head: IntArray,
     up_w: FloatArray,
-    down_ptr: IntArray,
-    down_head: IntArray,
-    down_w: FloatArray,
-    parent: IntArray,
-    nodes: IntArray,
-    local: IntArray,
+    row: IntArray,
     sweep: IntArray,
-    targets: IntArray,
+    swept: npt.NDArray[np.bool_],
+    path_ptr: IntArray,
+    path_node: IntArray,
+    path_near: FloatArray,
+    first: int,
+    last: int,
     d: FloatArray,
 ) -> None:
-    """d (len(nodes) × len(targets), filled here): each listed node's time to each target
-    (exact for the nodes of `sweep`, the sources' ancestors given top down by local index)."""
-    k_n = targets.shape[0]
-    d[:] = np.inf
-    # a target's path up the elimination tree, and its times there (each node's upward arcs
-    # lead to nodes further up the same path: a small contiguous array, not d's column)
-    pos = np.full(parent.shape[0], -1, np.int64)
-    path = np.empty(parent.shape[0], np.int64)
-    near = np.empty(parent.shape[0], d.dtype)
-    for k in range(k_n):
-        x = targets[k]
-        m = 0
-        while x >= 0:
-            pos[x] = m
-            path[m] = x
-            near[m] = np.inf
-            m += 1
-            x = parent[x]
-        near[0] = 0
-        for p in range(m):  # down-only times: from the target up its path
-            dx = near[p]
-            if dx < np.inf:
-                x = path[p]
-                for a in range(down_ptr[x], down_ptr[x + 1]):
-                    q = pos[down_head[a]]
-                    c = dx + d.dtype.type(down_w[a])
-                    if c < near[q]:
-                        near[q] = c
-        for p in range(m):
-            d[local[path[p]], k] = near[p]
-            pos[path[p]] = -1
-    for i in sweep:
-        v = nodes[i]
-        row = d[i]
+    """Columns first..last−1 of d (node rows × targets) at the rows of `sweep` (nodes by
+    rank, top down, marked in `swept`; `row`: each node's row): each node's time to each
+    column's target, from the column's path (`_target_paths`) and the rows of the node's
+    upward neighbours, each swept before it or holding its times to these targets."""
+    k_n = last - first
+    for v in sweep:
+        d[row[v], first:last] = np.inf
+    for k in range(first, last):  # a node on the target's path starts from its down-only time
+        for p in range(path_ptr[k], path_ptr[k + 1]):
+            x = path_node[p]
+            if swept[x]:
+                d[row[x], k] = path_near[p]
+    for v in sweep:
+        here = d[row[v], first:last]
         for a in range(up_ptr[v], up_ptr[v + 1]):
             w = up_w[a]
-            above = d[local[up_head[a]]]
+            above = d[row[up_head[a]], first:last]
             for k in range(k_n):  # (a select, not a branch: the loop vectorizes)
                 c = w + above[k]
-                r = row[k]
-                row[k] = c if c < r else r
+                r = here[k]
+                here[k] = c if c < r else r
