@@ -114,19 +114,21 @@ def make_pools(graph: RoutingGraph, road_map: Any, rng: np.random.Generator) -> 
     return Pools(req_edge, np.asarray(curbs.pos[pick_curb], float), car_edge, car_pos, len(pick))
 
 
-# one batch: the cars' edges, m along them and delays (s); the requests' edges and m
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# one batch: the cars' edges, m along them and delays (s); the requests' edges and m; the cars'
+# keys (a run's vehicle ids; a stress batch's places in the pool)
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any]]
 Draw = Callable[[int, np.random.Generator], Batch]  # batch number, rng → a batch
 
 
 class PoolRecorder(Callback):
-    """At every batch time of a run, the cars the batch could assign (edge index, m, delay)."""
+    """At every batch time of a run, the cars the batch could assign (edge index, m, delay,
+    vehicle id)."""
 
     name = "dispatch_pool_recorder"
 
     def __init__(self, graph: RoutingGraph, every_s: float, keep: int) -> None:
         self.graph, self.every_s, self.keep = graph, every_s, keep
-        self.pools: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pools: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, list[str]]] = []
         self._next_s = RUN_WARMUP_S
 
     def on_tick(self, sim: Simulation, tick: Tick) -> None:
@@ -137,7 +139,8 @@ class PoolRecorder(Callback):
         pool = sim.fleet.dispatch_pool(now)
         edges = np.array([self.graph.index[e] for e, _ in pool.origins], dtype=np.int64)
         pos = np.array([p for _, p in pool.origins], dtype=float)
-        self.pools.append((now, edges, pos, np.array(pool.extra_s, dtype=float)))
+        ids = [v.vehicle_id for v in pool.cars]
+        self.pools.append((now, edges, pos, np.array(pool.extra_s, dtype=float), ids))
         if len(self.pools) % 50 == 0:
             print(f"    {len(self.pools)} batch times recorded (sim {now:.0f} s, "
                   f"{len(edges)} cars dispatchable)", file=sys.stderr, flush=True)  # fmt: skip
@@ -175,10 +178,10 @@ def record_run(
     if len(req_edge) < REQUESTS:
         raise SystemExit(f"the run made {len(req_edge)} requests, fewer than {REQUESTS}")
     out: list[Batch] = []
-    for now, car_e, car_p, delay in recorder.pools:
+    for now, car_e, car_p, delay, ids in recorder.pools:
         first = int(np.searchsorted(times, now))
         take = (first + np.arange(REQUESTS)) % len(req_edge)  # the next ones (wrapping)
-        out.append((car_e, car_p, delay, req_edge[take], req_pos[take]))
+        out.append((car_e, car_p, delay, req_edge[take], req_pos[take], ids))
     car_edge = np.concatenate([b[0] for b in out])
     pools = Pools(req_edge, req_pos, car_edge, np.concatenate([b[1] for b in out]), len(times))
     sizes = [len(b[0]) for b in out]
@@ -283,7 +286,7 @@ def draw_batch(pools: Pools, graph: RoutingGraph, cars: int, rng: np.random.Gene
     car_p[driving] = rng.random(int(driving.sum())) * graph.length[car_e[driving]]
     soon_free = DispatchConfig().soon_free_s
     delay = np.where(rng.random(cars) < FINISHING_SHARE, rng.random(cars) * soon_free, 0.0)
-    return car_e, car_p, delay, pools.req_edge[ri], pools.req_pos[ri]
+    return car_e, car_p, delay, pools.req_edge[ri], pools.req_pos[ri], ci.tolist()
 
 
 def run_size(
@@ -300,22 +303,24 @@ def run_size(
     kept: list[tuple[Any, ...]] = []  # the baseline's batches, timed after ours
     updates: list[float] = []  # ms per travel-time update (the hierarchy customized in it)
     saturated = False  # as the service passes it on: whether the last batch was
+    prices: Any = None  # and each car's price at the last full-matrix optimum
     for b in range(WARMUP + batches):
         if b % TRAVEL_TIMES_EVERY == 0:
             wall = time.perf_counter()
             graph.update_travel_times({})  # the same times, as a new set: nothing kept
             if b >= WARMUP:
                 updates.append((time.perf_counter() - wall) * 1e3)
-        car_e, car_p, delay, req_e, req_p = draw(b, rng)
+        car_e, car_p, delay, req_e, req_p, keys = draw(b, rng)
         car_names = [names[i] for i in car_e]
         req_names = [names[i] for i in req_e]
         wall, cpu = time.perf_counter(), time.process_time()
         new = assign_nearby(
             policy, graph, car_names, car_p, req_names, req_p, max_eta, car_delay_s=delay,
-            saturated=saturated,
+            saturated=saturated, car_keys=keys, car_prices=prices,
         )  # fmt: skip
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         saturated = new.saturated
+        prices = new.car_prices if new.car_prices is not None else prices
         if b < WARMUP:
             continue
         full = ref.matrix(car_e, car_p, req_e, req_p) + delay[:, None]
@@ -487,10 +492,13 @@ def render(result: dict[str, Any]) -> str:
         f"the full optimum with as many riders, at most {setup['max_rounds']} assignments; a "
         f"batch whose first assignment leaves {setup['saturated_short']} requests short, or "
         "that follows one that did, is saturated: every car's ETA to every request from the "
-        'map\'s contraction hierarchy, `RoutingGraph.eta_matrix(by="hierarchy")`, and the '
-        "full matrix's optimum; a graph whose hierarchy answered since its travel times last "
-        "changed sets the new ones in it as they change, in the travel-time update, timed "
-        "apart from the batches). "
+        'map\'s contraction hierarchy, `RoutingGraph.eta_matrix(by="hierarchy")`, which keeps '
+        "each node's times to each rider swept for the next batches under the same travel "
+        "times (a batch sweeps its new riders and the cars' new places only), and the full "
+        "matrix's optimum, solved from each car's price at the last such optimum "
+        "(`robotaxi.fleet.assignment`; a stress batch's cars are a new draw each time); a "
+        "graph whose hierarchy answered since its travel times last changed sets the new ones "
+        "in it as they change, in the travel-time update, timed apart from the batches). "
         "Each pick-up's backward search is compiled (numba, scratch space kept between "
         "searches) and kept for the next batches (a rider waits over several) until the "
         f"travel times change: here every {TRAVEL_TIMES_EVERY} batches, as the service's 300 s "

@@ -249,13 +249,14 @@ def test_assignment_never_takes_a_pair_above_the_maximum_eta(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(30))
-@pytest.mark.parametrize("start", ["searches", "saturated", "switch"])
+@pytest.mark.parametrize("start", ["searches", "saturated", "priced", "switch"])
 def test_assign_nearby_is_the_full_answer_when_complete(
     seed: int, start: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # searches: nearest cars first, widening; saturated: the last batch was, so the full
-    # matrix from the contraction hierarchy; switch: a first assignment that leaves any
-    # request short goes there
+    # matrix from the contraction hierarchy; priced: the same, solved from prices per car
+    # (some cars without one); switch: a first assignment that leaves any request short goes
+    # there
     if start == "switch":
         monkeypatch.setattr(dispatch, "SATURATED_SHORT", 1)
     monkeypatch.setattr(dispatch, "SATURATED_CARS_PER_REQUEST", np.inf)
@@ -274,18 +275,27 @@ def test_assign_nearby_is_the_full_answer_when_complete(
         return ~forbidden[cars, reqs]
 
     full[forbidden] = np.inf
+    keys = [f"car{c}" for c in range(cars)] if start == "priced" else None
+    prices = {k: -float(rng.exponential(30.0)) for k in (keys or []) if rng.random() < 0.7}
     for policy in (BatchPolicy(), NearestPolicy()):
         best = policy.assign(full, max_eta)
         result = assign_nearby(
             policy, graph, car_edges, car_pos, req_edges, req_pos, max_eta,
             car_delay_s=delay, only_request=only, pair_ok=pair_ok,
-            nearest=int(rng.integers(1, 4)), saturated=start == "saturated",
+            nearest=int(rng.integers(1, 4)), saturated=start in ("saturated", "priced"),
+            car_keys=keys, car_prices=prices,
         )  # fmt: skip
+        if start == "priced" and isinstance(policy, BatchPolicy) and cars >= requests:
+            # the prices at this optimum, for every car of the batch (the highest 0)
+            assert result.car_prices is not None and set(result.car_prices) == set(keys or [])
+            assert max(result.car_prices.values()) == 0.0
+        elif start != "priced" or isinstance(policy, NearestPolicy):
+            assert result.car_prices is None
         # the ETA it assigned on is the full matrix's, delay included
         np.testing.assert_allclose(result.eta_s, [full[c, r] for c, r in result.pairs])
         assert all(full[c, r] <= max_eta for c, r in result.pairs)
         assert result.complete or start == "searches" or result.rounds == 1
-        if start == "saturated":
+        if start in ("saturated", "priced"):
             assert result.complete and result.rounds == 1
         if result.complete:
             assert len(result.pairs) == len(best)

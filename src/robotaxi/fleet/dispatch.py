@@ -16,7 +16,7 @@ the total ETA, the requests it could improve search further).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from robotaxi.core import DispatchError
 from robotaxi.core.types import FloatArray, IntArray
+from robotaxi.fleet.assignment import assign_priced
 from robotaxi.map.routing import PickupCandidates, RoutingGraph
 
 Assignment = list[tuple[int, int]]
@@ -177,6 +178,25 @@ class BatchPolicy:
         cost = np.where(feasible, eta, big)
         rows, cols = linear_sum_assignment(cost)
         return [(int(c), int(r)) for c, r in zip(rows, cols, strict=True) if feasible[c, r]]
+
+    def assign_priced(
+        self, eta_s: FloatArray, max_eta_s: float, car_prices: FloatArray
+    ) -> tuple[Assignment, FloatArray | None]:
+        """`assign`'s optimum, solved from a price per car (the last batch's: see
+        `robotaxi.fleet.assignment`), and the cars' prices at it for the next batch (None:
+        solved without, when there are fewer cars than requests or no finite cut-off)."""
+        eta = _check(eta_s)
+        n_cars, n_req = eta.shape
+        feasible = eta <= max_eta_s
+        if not (np.isfinite(max_eta_s) and 0 < n_req <= n_cars) or (eta[feasible] < 0).any():
+            return self.assign(eta, max_eta_s), None
+        # a pair out of reach costs more than any set of pairs within it (a full matching
+        # takes as few of them as it can), the same for every batch of as many requests
+        out_of_reach = n_req * max(max_eta_s, 1.0) + 1.0
+        cost = np.where(feasible, eta, out_of_reach).T
+        car_of, prices = assign_priced(cost, np.asarray(car_prices, dtype=float))
+        pairs = [(int(c), r) for r, c in enumerate(car_of.tolist()) if feasible[c, r]]
+        return sorted(pairs), prices
 
     def assign_candidates(self, candidates: PickupCandidates, max_eta_s: float) -> Assignment:
         """`assign` on the candidate pairs only (the others count as unreachable), as a sparse
@@ -425,6 +445,9 @@ class NearbyAssignment:
     # more riders than cars near them (`SATURATED_SHORT`): the next batch may start from the
     # full matrix (`assign_nearby`'s `saturated`)
     saturated: bool = False
+    # solved on the full matrix from prices: each car's price at this optimum (by its key),
+    # where the next full-matrix batch starts from (`assign_nearby`'s `car_prices`)
+    car_prices: Mapping[Hashable, float] | None = None
 
 
 def assign_nearby(
@@ -441,6 +464,8 @@ def assign_nearby(
     pair_ok: PairFilter | None = None,
     nearest: int | None = None,
     saturated: bool = False,
+    car_keys: Sequence[Hashable] | None = None,
+    car_prices: Mapping[Hashable, float] | None = None,
 ) -> NearbyAssignment:
     """Assign cars (edge, m along it) to pick-ups (edge, m) over each pick-up's nearest cars
     by ETA (`RoutingGraph.pickup_candidates`) instead of a full cars × requests matrix.
@@ -459,7 +484,10 @@ def assign_nearby(
     most SATURATED_CARS_PER_REQUEST cars a request) is solved on the full matrix instead,
     from the map's contraction hierarchy; `saturated` (the last batch was: riders wait over
     several) starts there. The answer says whether this batch was: its optimum leaves
-    SATURATED_SHORT riders without one of their NEAREST_CARS cars.
+    SATURATED_SHORT riders without one of their NEAREST_CARS cars. With `car_keys` (one per
+    car, e.g. its id) the batch policy solves the full matrix from `car_prices` (a full-matrix
+    answer's `car_prices`, by key; a car without one starts at 0): the same optimum, found
+    faster when the prices are the last batch's.
     """
     k_first = NEAREST_CARS if nearest is None else nearest
     only = (
@@ -469,9 +497,21 @@ def assign_nearby(
     )
     full_ok = len(car_edges) <= SATURATED_CARS_PER_REQUEST * len(request_edges)
 
+    if car_keys is not None and len(car_keys) != len(car_edges):
+        raise DispatchError(f"{len(car_keys)} car keys for {len(car_edges)} cars")
+
     def on_full_matrix(rounds: int) -> NearbyAssignment:
         eta = graph.eta_matrix(car_edges, car_pos, request_edges, request_pos, by="hierarchy")
-        return _assign_all(policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, rounds)
+        start = None
+        if car_keys is not None and isinstance(policy, BatchPolicy):
+            known = car_prices or {}
+            start = np.array([known.get(k, 0.0) for k in car_keys], dtype=float)
+        decided, prices = _assign_all(
+            policy, eta, max_eta_s, car_delay_s, only, pair_ok, k_first, rounds, start
+        )
+        if prices is None or car_keys is None:
+            return decided
+        return replace(decided, car_prices=dict(zip(car_keys, prices.tolist(), strict=True)))
 
     if saturated and full_ok:
         return on_full_matrix(1)
@@ -512,10 +552,13 @@ def _assign_all(
     pair_ok: PairFilter | None,
     nearest: int,
     rounds: int,
-) -> NearbyAssignment:
+    car_prices: FloatArray | None = None,
+) -> tuple[NearbyAssignment, FloatArray | None]:
     """`assign_nearby`'s answer from the full cars × requests ETA matrix (delays not yet
     added): the policy's assignment over every pair (complete), and whether the batch is
-    saturated (its answer leaves SATURATED_SHORT riders without one of their `nearest`)."""
+    saturated (its answer leaves SATURATED_SHORT riders without one of their `nearest`).
+    With `car_prices` (per car) a `BatchPolicy` solves from them; then also the cars'
+    prices at its optimum (per car; else None)."""
     eta = eta_s if car_delay_s is None else eta_s + np.asarray(car_delay_s, dtype=float)[:, None]
     mine = np.flatnonzero(only >= 0)
     if mine.size:  # a car restricted to one request reaches no other
@@ -529,7 +572,11 @@ def _assign_all(
             raise DispatchError(f"pair_ok must give one bool per pair, got shape {ok.shape}")
         eta[car[~ok], request[~ok]] = np.inf
     eta[eta > max_eta_s] = np.inf
-    pairs = policy.assign(eta, max_eta_s)
+    prices = None
+    if car_prices is not None and isinstance(policy, BatchPolicy):
+        pairs, prices = policy.assign_priced(eta, max_eta_s, car_prices)
+    else:
+        pairs = policy.assign(eta, max_eta_s)
     pair_eta = np.array([eta[c, r] for c, r in pairs], dtype=float)
     # the k-th nearest car's ETA per request: a rider served by a farther car, or none, was
     # short of its nearest
@@ -542,9 +589,10 @@ def _assign_all(
     if pairs:
         got[[r for _, r in pairs]] = pair_eta
     short = int(np.sum(got > kth))
-    return NearbyAssignment(
+    decided = NearbyAssignment(
         pairs, pair_eta, int(car.size), rounds, True, 0.0, short >= SATURATED_SHORT
     )
+    return decided, prices
 
 
 def _allowed(cands: PickupCandidates, pair_ok: PairFilter | None) -> PickupCandidates:

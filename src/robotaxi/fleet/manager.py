@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -296,6 +296,9 @@ class FleetManager:
         # the last batch had more riders than cars near them: the next starts from the full
         # matrix (`assign_nearby`)
         self._saturated = False
+        # each car's price at the last full-matrix optimum: where the next one starts from
+        # (`assign_nearby`'s `car_prices`)
+        self._car_prices: Mapping[Hashable, float] = {}
         # the fastest a car can go on this map: ETA × this bounds the pick-up route's length
         self._top_speed_mps = max(
             (lane.speed_limit for lane in road_map.lanes.values()), default=fleet.max_speed_mps
@@ -1427,8 +1430,12 @@ class FleetManager:
             only_request=only,
             pair_ok=self._pair_filter(cars, trips),
             saturated=self._saturated,
+            car_keys=[v.vehicle_id for v in cars],
+            car_prices=self._car_prices,
         )
         self._saturated = decided.saturated
+        if decided.car_prices is not None:
+            self._car_prices = decided.car_prices
         pairs = decided.pairs
         route_of = {
             (c, r): eta - extra[c] / self.eta_model.scale
