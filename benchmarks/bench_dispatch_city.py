@@ -320,7 +320,7 @@ def run_size(
         )  # fmt: skip
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         saturated = new.saturated
-        prices = new.car_prices if new.car_prices is not None else prices
+        prices = new.car_prices  # (only the last batch's, as the service keeps them)
         if b < WARMUP:
             continue
         full = ref.matrix(car_e, car_p, req_e, req_p) + delay[:, None]

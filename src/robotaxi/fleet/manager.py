@@ -1434,8 +1434,10 @@ class FleetManager:
             car_prices=self._car_prices,
         )
         self._saturated = decided.saturated
-        if decided.car_prices is not None:
-            self._car_prices = decided.car_prices
+        # only the last batch's: on a recorded evening (~650 cars, 300 riders) prices from 15 s
+        # before halved the assignment's time, from 150 s before saved ~10 %, from 10 minutes
+        # before doubled it against none
+        self._car_prices = decided.car_prices or {}
         pairs = decided.pairs
         route_of = {
             (c, r): eta - extra[c] / self.eta_model.scale
