@@ -42,6 +42,16 @@ def random_graph(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return key // n, key % n, cut
 
 
+def customized(graph_seed: int, seed: int, n: int):
+    """`random_graph`'s arcs and cut-off nodes, its hierarchy, a generator, random travel
+    times and the hierarchy customized to them."""
+    src, dst, cut = random_graph(graph_seed, n)
+    hierarchy = ContractionHierarchy(n, src, dst)
+    rng = np.random.default_rng(seed)
+    weight = rng.uniform(1e-3, 60.0, len(src))
+    return src, dst, cut, hierarchy, rng, weight, hierarchy.customize(weight)
+
+
 def dijkstra_times(n: int, src, dst, weight, sources, targets) -> np.ndarray:
     graph = csr_matrix((weight, (src, dst)), shape=(n, n))
     return dijkstra(graph, directed=True, indices=sources)[:, targets]
@@ -82,11 +92,7 @@ def test_targets_split_between_threads_give_the_same_times_bit_for_bit(
     """The sweep's targets split between threads (and into blocks) change no bit of the
     answer: each target's column is computed alone."""
     n = 400
-    src, dst, cut = random_graph(5, n)
-    hierarchy = ContractionHierarchy(n, src, dst)
-    rng = np.random.default_rng(11)
-    weight = rng.uniform(1e-3, 60.0, len(src))
-    metric = hierarchy.customize(weight)
+    src, dst, cut, hierarchy, rng, weight, metric = customized(5, 11, n)
     sources = np.concatenate([rng.integers(0, n, 90), cut])
     targets = np.concatenate([rng.integers(0, n, 150), cut])
     monkeypatch.setattr(hierarchy_module, "TARGET_BLOCK", block)
@@ -110,11 +116,7 @@ def test_kept_sweeps_give_each_call_the_times_of_a_fresh_sweep_bit_for_bit(
     answers each call as a sweep of that call alone would, bit for bit, whether it keeps
     adding or (little room) starts again, and after new travel times."""
     n = 400
-    src, dst, cut = random_graph(7, n)
-    hierarchy = ContractionHierarchy(n, src, dst)
-    rng = np.random.default_rng(3)
-    weight = rng.uniform(1e-3, 60.0, len(src))
-    metric = hierarchy.customize(weight)
+    src, dst, cut, hierarchy, rng, weight, metric = customized(7, 3, n)
     monkeypatch.setattr(hierarchy_module, "KEPT_TARGETS_PER_CALL", room)
     monkeypatch.setattr(map_threads, "threads", lambda: map_threads.MAX_THREADS)  # any machine
     kept = hierarchy_module.KeptSweeps(hierarchy, metric)
