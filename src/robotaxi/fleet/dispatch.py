@@ -10,7 +10,10 @@ request index) pairs; neither assigns a car twice.
 At city scale `assign_nearby` replaces the full matrix: each request's few nearest cars from
 bounded backward searches (`RoutingGraph.pickup_candidates`), the policy over those pairs, and
 a check of how much a car left out could still improve the answer (if more than MAX_GAP of
-the total ETA, the requests it could improve search further).
+the total ETA, the requests it could improve search further). A saturated batch (more riders
+than cars near them) takes the full matrix from the map's contraction hierarchy instead, and
+the batch policy solves it from each car's price at the last batch's optimum
+(`robotaxi.fleet.assignment`).
 """
 
 from __future__ import annotations
