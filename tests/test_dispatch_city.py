@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from fakecity import mini_city
-from robotaxi.core import RideRequest, TimePoint, TripState
+from robotaxi.core import DispatchError, RideRequest, TimePoint, TripState
 from robotaxi.fleet import dispatch
 from robotaxi.fleet.dispatch import BatchPolicy, NearestPolicy, assign_nearby
 from robotaxi.fleet.kpis import TripRecord, pickup_eta_error, pickup_eta_errors_s, trip_kpis
@@ -503,3 +503,17 @@ def test_with_many_cars_per_rider_a_saturated_hint_still_searches(
         BatchPolicy(), graph, car_edges, car_pos, req_edges, req_pos, 900.0, saturated=True
     )
     assert len(result.pairs) == 2 and not result.saturated
+
+
+def test_pickup_candidates_take_edge_places_as_well_as_ids() -> None:
+    """The cars' edges as places in `edge_ids` (how `assign_nearby` asks again while it
+    widens) give what their ids give; a place off the map is refused."""
+    _, graph = mini_city()
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, 7, 25, 12)
+    by_id = graph.pickup_candidates(car_edges, car_pos, req_edges, req_pos, 300.0, nearest=3)
+    at = np.array([graph.index[e] for e in car_edges])
+    by_place = graph.pickup_candidates(at, car_pos, req_edges, req_pos, 300.0, nearest=3)
+    for name in ("origin", "target", "eta_s", "radius_s", "bound_s"):
+        assert np.array_equal(getattr(by_id, name), getattr(by_place, name))
+    with pytest.raises(DispatchError, match="edge places"):
+        graph.pickup_candidates(at + len(graph.edge_ids), car_pos, req_edges, req_pos, 300.0)

@@ -519,8 +519,9 @@ def assign_nearby(
 
     if saturated and full_ok:
         return on_full_matrix(1)
+    car_at = graph.edge_indices(car_edges)  # (looked up once: the widening asks again)
     cands = graph.pickup_candidates(
-        car_edges,
+        car_at,
         car_pos,
         request_edges,
         request_pos,
@@ -541,7 +542,7 @@ def assign_nearby(
             break
         if rounds == 1 and len(short) >= SATURATED_SHORT and full_ok:
             return on_full_matrix(2)
-        cands = _widen(graph, cands, short, radius, k_first, only, car_edges, car_pos,
+        cands = _widen(graph, cands, short, radius, k_first, only, car_at, car_pos,
                        request_edges, request_pos, max_eta_s, car_delay_s)  # fmt: skip
         cands = _allowed(cands, pair_ok)
     return NearbyAssignment(pairs, _pair_eta(cands, pairs), len(cands), rounds, not short.size, gap)
@@ -617,7 +618,7 @@ def _widen(
     radius_s: FloatArray,
     nearest: int,
     only: IntArray,
-    car_edges: Sequence[str],
+    car_at: IntArray,
     car_pos: FloatArray,
     request_edges: Sequence[str],
     request_pos: FloatArray,
@@ -632,7 +633,7 @@ def _widen(
     local[requests] = np.arange(len(requests))
     sub_only = np.where(only[cars] >= 0, local[np.maximum(only[cars], 0)], -1)
     more = graph.pickup_candidates(
-        [car_edges[c] for c in cars.tolist()],
+        car_at[cars],
         np.asarray(car_pos, dtype=float)[cars],
         [request_edges[r] for r in requests.tolist()],
         np.asarray(request_pos, dtype=float)[requests],

@@ -205,6 +205,8 @@ class RoutingGraph:
         # the dispatch batches' times from the hierarchy under the current travel times, kept
         # for the next batches (most of their riders and car places are the same)
         self._kept_sweeps: KeptSweeps | None = None
+        # `_radius_guess`'s tree of the last cars asked for (their edges' places, the tree)
+        self._guess_tree: tuple[bytes, cKDTree] | None = None
         self._graph = self._build()
 
     def prepare(self) -> None:
@@ -398,6 +400,15 @@ class RoutingGraph:
 
     # --- bounded backward searches: pick-up candidates at city scale ----------------------
 
+    def edge_indices(self, edges: Sequence[str] | IntArray) -> IntArray:
+        """Each edge's place in `edge_ids`, from its id or (an integer array) the place."""
+        if isinstance(edges, np.ndarray) and np.issubdtype(edges.dtype, np.integer):
+            at = edges.astype(np.int64, copy=False)
+            if at.size and (at.min() < 0 or at.max() >= len(self.edge_ids)):
+                raise DispatchError(f"edge places must be 0..{len(self.edge_ids) - 1}")
+            return at
+        return np.array([self.index[e] for e in edges], dtype=np.int64)
+
     def eta_to_targets(
         self,
         origin_edges: Sequence[str],
@@ -417,9 +428,9 @@ class RoutingGraph:
 
     def pickup_candidates(
         self,
-        origin_edges: Sequence[str],
+        origin_edges: Sequence[str] | IntArray,
         origin_pos: FloatArray,
-        target_edges: Sequence[str],
+        target_edges: Sequence[str] | IntArray,
         target_pos: FloatArray,
         max_eta_s: float,
         *,
@@ -440,10 +451,11 @@ class RoutingGraph:
         distances, at least `first_radius_s` and the target's `min_radius_s`; then farther,
         at most `max_eta_s`); it keeps its k nearest (`keep_nearest`, if more, of those its
         search found), those, and every origin within `min_radius_s`. With `nearest` None it
-        searches to `max_eta_s` and keeps every pair within.
+        searches to `max_eta_s` and keeps every pair within. Edges are ids or their places
+        in `edge_ids` (`edge_indices`: a caller that asks again for the same cars).
         """
-        fi = np.array([self.index[e] for e in origin_edges], dtype=np.int64)
-        ti = np.array([self.index[e] for e in target_edges], dtype=np.int64)
+        fi = self.edge_indices(origin_edges)
+        ti = self.edge_indices(target_edges)
         pts = _Points.make(self, fi, origin_pos, ti, target_pos, origin_delay_s, only_target)
         if not max_eta_s >= 0:
             raise DispatchError(f"maximum ETA must be ≥ 0 s, got {max_eta_s}")
@@ -514,7 +526,10 @@ class RoutingGraph:
         nearest origin (GUESS_SPEED_MPS). Only a start: a target short of origins searches
         again, farther."""
         k = min(nearest, len(fi))
-        tree = cKDTree(self._end_xy[fi])
+        key = fi.tobytes()  # (the same cars again: a batch's widening asks for them twice)
+        if self._guess_tree is None or self._guess_tree[0] != key:
+            self._guess_tree = (key, cKDTree(self._end_xy[fi]))
+        tree = self._guess_tree[1]
         dist, _ = tree.query(self._end_xy[ti], k=[k])
         dist = np.asarray(dist, dtype=float).reshape(-1)
         base, per_doubling, at_m = GUESS_SPEED_MPS
