@@ -57,7 +57,8 @@ MAX_GAP = 0.01
 # saturated (more riders than cars near them): their searches would widen round after round
 # to most of the city (a recorded evening with 1,000 cars: ~200 requests, 4 rounds, ~55,000
 # pairs, 0.5–1.5 s), so every car's ETA to every request comes from the map's contraction
-# hierarchy instead (656 × 300 in ~40 ms) and the full matrix is solved (~25 ms): its optimum
+# hierarchy instead (656 × 300 in ~25 ms, ~12 ms with the last batch's sweep kept) and the full
+# matrix is solved (~25 ms; ~13 ms from the last batch's prices): its optimum
 SATURATED_SHORT = 32
 # … when there are at most this many cars per request: the full matrix costs in proportion to
 # the cars (the hierarchy's sweep and the assignment), the widening less the more cars there
