@@ -22,6 +22,7 @@ from robotaxi.fleet.trips import new_trip
 from robotaxi.map import RoutingGraph, routing
 from robotaxi.map import threads as map_threads
 from robotaxi.map.routing import PickupCandidates
+from robotaxi.map.searches import bounded_search, extend_search
 
 S = TripState
 
@@ -80,6 +81,72 @@ def test_bounded_search_follows_new_travel_times() -> None:
     inside = full <= 60.0 - 1e-6
     np.testing.assert_allclose(bounded[inside], full[inside], rtol=0, atol=1e-9)
     assert np.all(np.isinf(bounded[full > 60.0 + 1e-6]))
+
+
+def test_a_kept_search_taken_farther_equals_a_search_from_scratch() -> None:
+    """`extend_search` goes on from where a pick-up's search stopped: the same nodes and
+    times, bit for bit, as one search to the farther limit, each node's predecessor on a way
+    of exactly its time."""
+    _, graph = mini_city()
+    indptr, indices, weight = graph._rev_csr
+    scratch = routing._scratch(len(graph.edge_ids))
+    rng = np.random.default_rng(3)
+    stamp = 0
+    for _ in range(60):
+        a = int(rng.integers(len(graph.edge_ids)))
+        near, far = sorted(rng.uniform(0.0, 150.0, 2).tolist())
+        stamp += 3
+        nodes, times, preds = bounded_search(indptr, indices, weight, a, near, scratch, stamp)
+        want = bounded_search(indptr, indices, weight, a, far, scratch, stamp + 1)
+        got = extend_search(
+            indptr, indices, weight, graph._rev_longest, far, scratch, stamp + 2,
+            nodes.astype(np.int32), times, preds.astype(np.int32), near,
+        )  # fmt: skip
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert len(got[0]) >= len(nodes)
+        # every node but the start is reached over an arc from its predecessor, on time
+        at = {int(v): k for k, v in enumerate(got[0])}
+        for v, t, p in zip(got[0].tolist(), got[1].tolist(), got[2].tolist(), strict=True):
+            if v == a:
+                assert p == -1 and t == 0.0
+                continue
+            arcs = range(indptr[p], indptr[p + 1])
+            assert any(indices[k] == v and got[1][at[p]] + weight[k] == t for k in arcs)
+
+
+def test_pickups_searched_farther_in_a_later_batch_find_what_a_fresh_search_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pick-up whose kept search reached less far than the next batch asks is taken on
+    from there (not searched again from the start): the candidates are a fresh graph's."""
+    road_map, _ = mini_city()
+    searched, extended = [0], [0]
+    real_search, real_extend = routing.bounded_search, routing.extend_search
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        searched[0] += 1
+        return real_search(*args)
+
+    def counting_extend(*args):  # type: ignore[no-untyped-def]
+        extended[0] += 1
+        return real_extend(*args)
+
+    monkeypatch.setattr(routing, "bounded_search", counting)
+    monkeypatch.setattr(routing, "extend_search", counting_extend)
+    graph = RoutingGraph(road_map)
+    _, car_edges, car_pos, req_edges, req_pos = scene(graph, 11, 30, 12)
+    for max_s in (20.0, 45.0, 90.0):
+        before = searched[0]
+        kept = graph.pickup_candidates(car_edges, car_pos, req_edges, req_pos, max_s)
+        if max_s > 20.0:
+            assert searched[0] == before  # every pick-up's search was kept, and taken on
+        found = RoutingGraph(road_map).pickup_candidates(
+            car_edges, car_pos, req_edges, req_pos, max_s
+        )
+        for name in ("origin", "target", "eta_s", "radius_s", "bound_s"):
+            np.testing.assert_array_equal(getattr(kept, name), getattr(found, name))
+    assert extended[0] >= 2 * len(set(req_edges))
 
 
 def test_pickups_searched_again_with_the_cars_moved_find_what_a_fresh_search_finds(

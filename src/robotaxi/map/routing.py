@@ -30,7 +30,13 @@ from robotaxi.core.types import FloatArray, IntArray
 from robotaxi.map import threads as map_threads
 from robotaxi.map.hierarchy import ContractionHierarchy, HierarchyMetric, KeptSweeps
 from robotaxi.map.model import RoadMap
-from robotaxi.map.searches import bounded_search, fastest_path, tree_times
+from robotaxi.map.searches import (
+    ball_pairs,
+    bounded_search,
+    extend_search,
+    fastest_path,
+    tree_times,
+)
 
 # origins per Dijkstra block in `eta_matrix`: bounds memory to ETA_BLOCK × edges floats
 ETA_BLOCK = 128
@@ -217,9 +223,13 @@ class RoutingGraph:
         a, b = int(self._src[0]), int(self._dst[0])
         self._fastest(self._graph, a, b)  # (the tables with it)
         self._tree_times()  # (the length bound's fixed trees with it)
-        self._stamp += 1
+        self._stamp += 2
         indptr, indices, weight = self._rev_csr
-        bounded_search(indptr, indices, weight, a, 0.0, self._scratch, self._stamp)
+        found = bounded_search(indptr, indices, weight, a, 0.0, self._scratch, self._stamp - 1)
+        at, time_s, ahead = found[0].astype(np.int32), found[1], found[2].astype(np.int32)
+        extend_search(indptr, indices, weight, self._rev_longest, 1.0, self._scratch,
+                      self._stamp, at, time_s, ahead, 0.0)  # fmt: skip
+        ball_pairs(at, time_s, np.array([len(at)]), np.zeros(1), np.zeros(len(self.edge_ids), bool))
 
     def _build(self) -> csr_matrix:
         n = len(self.edge_ids)
@@ -240,6 +250,12 @@ class RoutingGraph:
             self._reverse.indptr.astype(np.int64),
             self._reverse.indices.astype(np.int64),
             self._reverse.data,
+        )
+        # each node's longest arc in it (`extend_search`: which arcs may leave a ball)
+        self._rev_longest = np.zeros(n)
+        has_arcs = np.diff(self._reverse.indptr) > 0
+        self._rev_longest[has_arcs] = np.maximum.reduceat(
+            self._reverse.data, self._reverse.indptr[:-1][has_arcs]
         )
         # backward searches from pick-up edges: edge → `_Ball`
         self._balls: dict[int, _Ball] = {}
@@ -594,26 +610,27 @@ class RoutingGraph:
     ) -> tuple[IntArray, IntArray, FloatArray]:
         """Backward search from each edge to `limit[i]` s: (i, edge x, time from the end of x
         to the end of edges[i]) for every wanted x within it (exact). A search kept from an
-        earlier batch that reached as far serves; the others are searched (compiled:
-        `bounded_search`) and kept. (Searching a little farther than asked, for the next
-        batch's radius, measured slower: 1.25× as far cost 27 % more CPU a batch.)"""
+        earlier batch that reached as far serves; one that reached less far is taken on from
+        where it stopped (`extend_search`), the others are searched (compiled:
+        `bounded_search`), and all are kept. (Searching a little farther than asked, for the
+        next batch's radius, measured slower: 1.25× as far cost 27 % more CPU a batch.)"""
         balls = self._balls
         self._search_balls(edges, limit)
         if not len(edges):
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        # every ball's edges and times side by side, then one vector filter (a filter per
-        # ball cost ~20 µs of overhead each: 300 pick-ups a batch)
+        # every ball's edges and times side by side, then one compiled filter (a filter per
+        # ball cost ~20 µs of overhead each: 300 pick-ups a batch; numpy's masks and
+        # gathers over them all, ~1.5 ms a batch of the city's evening)
         kept = [balls[edge] for edge in edges.tolist()]
         sizes = np.fromiter((len(b.edges) for b in kept), dtype=np.int64, count=len(kept))
         at = np.concatenate([b.edges for b in kept])
         time_s = np.concatenate([b.time_s for b in kept])
-        which = np.repeat(np.arange(len(edges), dtype=np.int64), sizes)
-        sel = np.flatnonzero(wanted[at] & (time_s <= limit[which]))
-        return which[sel], at[sel].astype(np.int64), time_s[sel]
+        return ball_pairs(at, time_s, sizes, limit, wanted)
 
     def _search_balls(self, edges: IntArray, limit: FloatArray) -> None:
         """Search (and keep) each edge's ball that is missing or reaches less far than asked
-        (an edge asked twice: as far as the farther). The searches are split between threads
+        (an edge asked twice: as far as the farther; a ball that reaches less far is taken on
+        from where it stopped). The searches are split between threads
         (`robotaxi.map.threads`), each with scratch space of its own: each search is exact
         and alone, so the balls are the same on one thread or two."""
         balls = self._balls
@@ -630,7 +647,10 @@ class RoutingGraph:
         # the farthest first, dealt out in turn: the threads' shares come out about even;
         # each search a stamp of its own
         work = sorted(todo.items(), key=lambda item: (-item[1], item[0]))
-        stamped = [(edge, reach, self._stamp + 1 + j) for j, (edge, reach) in enumerate(work)]
+        stamped = [
+            (edge, reach, self._stamp + 1 + j, balls.get(edge))
+            for j, (edge, reach) in enumerate(work)
+        ]
         self._stamp += len(work)
         threads = min(map_threads.threads(), len(work) // MIN_THREAD_SEARCHES) or 1
         while len(self._scratches) < threads:
@@ -639,21 +659,32 @@ class RoutingGraph:
         for (share, _), found in zip(
             shares, map_threads.run_split(self._search_share, shares), strict=True
         ):
-            for (edge, reach, _), (at, time_s, ahead) in zip(share, found, strict=True):
+            for (edge, reach, _, old), (at, time_s, ahead) in zip(share, found, strict=True):
                 balls[edge] = _Ball(reach, at.astype(np.int32), time_s, ahead.astype(np.int32))
-                self._ball_edges += len(at)
+                self._ball_edges += len(at) - (0 if old is None else len(old.edges))
 
     def _search_share(
         self,
-        piece: tuple[list[tuple[int, float, int]], tuple[FloatArray, IntArray, IntArray, IntArray]],
+        piece: tuple[
+            list[tuple[int, float, int, _Ball | None]],
+            tuple[FloatArray, IntArray, IntArray, IntArray],
+        ],
     ) -> list[tuple[IntArray, FloatArray, IntArray]]:
-        """`bounded_search` from each (edge, reach, stamp) of a share, on its scratch space."""
+        """`bounded_search` from each (edge, reach, stamp, kept ball) of a share, on its
+        scratch space; a kept ball is taken on from where it stopped (`extend_search`)."""
         share, scratch = piece
         indptr, indices, weight = self._rev_csr
-        return [
-            bounded_search(indptr, indices, weight, edge, reach, scratch, stamp)
-            for edge, reach, stamp in share
-        ]
+        longest = self._rev_longest
+        found = []
+        for edge, reach, stamp, old in share:
+            if old is None:
+                found.append(bounded_search(indptr, indices, weight, edge, reach, scratch, stamp))
+            else:
+                kept = (old.edges, old.time_s, old.ahead, old.reach_s)
+                found.append(
+                    extend_search(indptr, indices, weight, longest, reach, scratch, stamp, *kept)
+                )
+        return found
 
     def routes_from(self, from_edge: str, to_edges: Sequence[str]) -> list[tuple[str, ...]]:
         """Fastest routes from one edge to each of many (one Dijkstra); () where unreachable."""

@@ -13,9 +13,11 @@ bound, and consistent (h(u) − h(v) ≤ the lower weight of arc u → v ≤ its
 time A* takes the target off its heap its time is the fastest.
 
 `bounded_search`: Dijkstra from one node up to a time limit, the nodes it settles, their times
-and predecessors: the backward searches from pick-ups. scipy's Dijkstra initialises an array
-of the whole graph per source, which on the whole city costs more than a short search; here
-the scratch arrays are marked with a new stamp per search instead of cleared.
+and predecessors: the backward searches from pick-ups; `extend_search` takes one of them on
+to a farther limit (a pick-up whose nearest cars have moved away). scipy's Dijkstra
+initialises an array of the whole graph per source, which on the whole city costs more than
+a short search; here the scratch arrays are marked with a new stamp per search instead of
+cleared. `ball_pairs`: the searches' wanted nodes, filtered in one compiled pass.
 
 Scratch space (`scratch`: `dist`, `pred`, `seen`, `place`, n each): `seen[v]` == `stamp`
 marks v reached in this search, −`stamp` settled (`stamp` > 0, new for every call).
@@ -25,8 +27,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
-from robotaxi.core.types import FloatArray, IntArray
+from robotaxi.core.types import BoolArray, FloatArray, IntArray
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -230,13 +233,89 @@ def bounded_search(
     searches; this one measured ~30 % faster on searches of the whole city."""
     dist, pred, seen, place = scratch
     heap = np.empty(1024, np.int64)
-    out = np.empty(1024, np.int64)
-    count = 0
     dist[a] = 0.0
     pred[a] = -1
     seen[a] = stamp
     _sift_up(heap, place, dist, 0, a)
-    size = 1
+    out, count = _settle(indptr, indices, weight, limit, scratch, stamp, heap, 1)
+    return _settled(scratch, stamp, out, count, out[:0])
+
+
+@numba.njit(cache=True, nogil=True)
+def extend_search(
+    indptr: IntArray,
+    indices: IntArray,
+    weight: FloatArray,
+    longest: FloatArray,
+    limit: float,
+    scratch: tuple[FloatArray, IntArray, IntArray, IntArray],
+    stamp: int,
+    nodes: npt.NDArray[np.int32],
+    times: FloatArray,
+    preds: npt.NDArray[np.int32],
+    reach: float,
+) -> tuple[IntArray, FloatArray, IntArray]:
+    """`bounded_search` to `limit`, resumed from an earlier one from the same node under
+    the same weights (`nodes`, `times`, `preds`: its answer as far as `reach` < `limit`):
+    its nodes stand settled, the arcs out of them that may leave `reach` are relaxed
+    (`longest[u]`: the weight of u's longest arc; an arc that ends within `reach` ends at a
+    settled node), and the search goes on from there. Those nodes are exactly every node
+    within `reach`, so what follows is what the search from scratch does past it: the same
+    nodes and the same times (a predecessor may differ only between two ways of exactly the
+    same time), for the work of the ring between the two limits."""
+    dist, pred, seen, place = scratch
+    done = -stamp
+    for i in range(nodes.shape[0]):
+        u = nodes[i]
+        dist[u] = times[i]
+        pred[u] = preds[i]
+        seen[u] = done
+    heap = np.empty(1024, np.int64)
+    size = 0
+    for i in range(nodes.shape[0]):
+        u = nodes[i]
+        du = dist[u]
+        if du + longest[u] <= reach:
+            continue
+        for k in range(indptr[u], indptr[u + 1]):
+            v = indices[k]
+            if seen[v] == done:
+                continue
+            d = du + weight[k]
+            if d > limit:
+                continue
+            if seen[v] == stamp:
+                if d >= dist[v]:
+                    continue
+                j = place[v]
+            else:
+                heap = _room(heap, size)
+                j = size
+                size += 1
+                seen[v] = stamp
+            dist[v] = d
+            pred[v] = u
+            _sift_up(heap, place, dist, j, v)
+    out, count = _settle(indptr, indices, weight, limit, scratch, stamp, heap, size)
+    return _settled(scratch, stamp, out, count, nodes)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _settle(
+    indptr: IntArray,
+    indices: IntArray,
+    weight: FloatArray,
+    limit: float,
+    scratch: tuple[FloatArray, IntArray, IntArray, IntArray],
+    stamp: int,
+    heap: IntArray,
+    size: int,
+) -> tuple[IntArray, int]:
+    """Dijkstra's loop from a heap of `size` reached nodes, as far as `limit`: the nodes it
+    settles, in order (the first `count` of `out`)."""
+    dist, pred, seen, place = scratch
+    out = np.empty(1024, np.int64)
+    count = 0
     done = -stamp
     while size > 0:
         u = _take(heap, place, dist, size)
@@ -265,8 +344,28 @@ def bounded_search(
             dist[v] = d
             pred[v] = u
             _sift_up(heap, place, dist, i, v)
-    # (most of the graph: a scan costs less than a sort)
-    nodes = np.flatnonzero(seen == done) if 8 * count > dist.shape[0] else np.sort(out[:count])
+    return out, count
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _settled(
+    scratch: tuple[FloatArray, IntArray, IntArray, IntArray],
+    stamp: int,
+    out: IntArray,
+    count: int,
+    before: npt.NDArray[np.integer],
+) -> tuple[IntArray, FloatArray, IntArray]:
+    """Every node settled under `stamp` (`before`, then the `count` of `out`), sorted, with
+    its time and predecessor."""
+    dist, pred, seen, _ = scratch
+    total = count + before.shape[0]
+    if 8 * total > dist.shape[0]:  # (most of the graph: a scan costs less than a sort)
+        nodes = np.flatnonzero(seen == -stamp)
+    else:
+        nodes = np.empty(total, np.int64)
+        nodes[: before.shape[0]] = before
+        nodes[before.shape[0] :] = out[:count]
+        nodes.sort()
     return nodes, dist[nodes], pred[nodes]
 
 
@@ -291,3 +390,32 @@ def tree_times(order: IntArray, parent: IntArray, weight: FloatArray, own: bool)
             p = parent[k, v]
             out[k, v] = out[k, p] + (weight[v] if own else weight[p])
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def ball_pairs(
+    edges: npt.NDArray[np.integer],
+    times: FloatArray,
+    sizes: IntArray,
+    limit: FloatArray,
+    wanted: BoolArray,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Searches' answers side by side (`edges`, `times`: search i's `sizes[i]` nodes, one
+    search after the other) filtered in one pass: (i, node, time) for every node of search i
+    that is `wanted` and within `limit[i]`."""
+    total = edges.shape[0]
+    out_i = np.empty(total, np.int64)
+    out_v = np.empty(total, np.int64)
+    out_t = np.empty(total, np.float64)
+    count, at = 0, 0
+    for i in range(sizes.shape[0]):
+        cap = limit[i]
+        for j in range(at, at + sizes[i]):
+            v = edges[j]
+            if wanted[v] and times[j] <= cap:
+                out_i[count] = i
+                out_v[count] = v
+                out_t[count] = times[j]
+                count += 1
+        at += sizes[i]
+    return out_i[:count].copy(), out_v[:count].copy(), out_t[:count].copy()
