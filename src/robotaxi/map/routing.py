@@ -464,7 +464,10 @@ class RoutingGraph:
         drop-off). `only_target[c]` ≥ 0 lets origin c serve that one target only (−1: any).
         With `nearest` = k, a target's search stops at the first radius within which it has
         k origins and every origin restricted to it (the first is a guess from straight-line
-        distances, at least `first_radius_s` and the target's `min_radius_s`; then farther,
+        distances, at least `first_radius_s`, the target's `min_radius_s` and as far as a
+        kept search from its edge reached (no search: on the city's evening most batches'
+        riders were asked before, and a guess short of that reach took a round more for
+        them); then farther,
         at most `max_eta_s`); it keeps its k nearest (`keep_nearest`, if more, of those its
         search found), those, and every origin within `min_radius_s`. With `nearest` None it
         searches to `max_eta_s` and keeps every pair within. Edges are ids or their places
@@ -491,7 +494,14 @@ class RoutingGraph:
             radius = np.full(n_t, max_eta)
         else:
             guess = self._radius_guess(fi, ti, nearest)
-            radius = np.clip(np.maximum(guess, floor), first_radius_s, max_eta)
+            # a pick-up searched before starts at least as far as that search reached: the
+            # first round then asks for no search, and mostly needs no second
+            balls = self._balls
+            reach = np.fromiter(
+                (b.reach_s if (b := balls.get(e)) is not None else 0.0 for e in ti.tolist()),
+                dtype=float, count=n_t,
+            ) - pts.rest_t - LIMIT_SLACK_S  # fmt: skip
+            radius = np.clip(np.maximum(np.maximum(guess, floor), reach), first_radius_s, max_eta)
         while open_t.size:
             o, t, eta, cert = self._pairs_within(pts, open_t, radius[open_t], max_eta)
             if nearest is None:
