@@ -13,7 +13,12 @@ import pytest
 
 from conftest import SHARED_DATA
 from inprocess_cli import RunCli
-from robotaxi.config.scenario import SensorsSpec, load_scenario, scenario_names
+from robotaxi.config.scenario import (
+    SensorsSpec,
+    builtin_scenarios,
+    load_scenario,
+    scenario_names,
+)
 from robotaxi.metrics.scenario_report import scenario_report
 from robotaxi.sim.drive import DriveResult, idm_planner, run_scenario
 from test_drive_harder import HARDER
@@ -115,10 +120,18 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.sumo
 def test_drive_json_output(tmp_path: Path) -> None:
+    """The command, in a process of its own, prints the report as JSON. The first 15 s of
+    ambulance-from-behind (the ambulance comes up from behind, the car pulls over) give
+    every key of it, the EV yield's among them; the whole drive is test_scenario_passes…'s."""
+    text = (builtin_scenarios() / "ambulance-from-behind.yaml").read_text()
+    assert "\nduration_s: 40\n" in text
+    scenario = tmp_path / "ambulance-from-behind.yaml"
+    scenario.write_text(text.replace("\nduration_s: 40\n", "\nduration_s: 15\n"))
     repo = Path(__file__).resolve().parents[1]
-    proc = _cli("--scenario", "ambulance-from-behind", "--json", cwd=repo)
+    proc = _cli("--scenario", str(scenario), "--json", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
+    assert report["scenario"] == "ambulance-from-behind"
     for key in (
         "scenario",
         "seed",
@@ -139,7 +152,10 @@ def test_drive_json_output(tmp_path: Path) -> None:
 def test_render_writes_an_animation(tmp_path: Path) -> None:
     from robotaxi.metrics.render import render_drive_gif
 
-    result = _run("pedestrian-crossing", tmp_path, keep_frames=True)
+    # the frames drawn (10–13 s, the pedestrian stepping out ahead of the car) and no more
+    spec = load_scenario("pedestrian-crossing").model_copy(update={"duration_s": 14.0})
+    result = run_scenario(spec, work_dir=tmp_path / "drive", data_dir=SHARED_DATA, keep_frames=True)
+    assert len(result.frames) == 140
     result.frames = result.frames[100:130]
     gif = render_drive_gif(result, tmp_path / "drive.gif")
     assert gif.read_bytes()[:6] == b"GIF89a" and gif.stat().st_size > 10_000
