@@ -1,7 +1,9 @@
-"""Shared fixtures: where the third-party data lives, a built grid city, the CLI in-process."""
+"""Shared fixtures: where the third-party data lives, a built grid city, the whole city built
+once a run, the CLI in-process."""
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,25 @@ needs_data = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def map_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("maps")
+
+
+@pytest.fixture(scope="session")
+def city_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A map cache with the whole city (`sf`) built in it, one for the whole run: xdist's
+    workers share it, so the city's netconvert (≈11 s) runs once a run, not once a worker.
+    It is built here only, under a lock, so no worker replaces a network another reads."""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # the run's folder, above each worker's own
+    cache = root / "city-maps"
+    cache.mkdir(exist_ok=True)
+    if SHARED_DATA.is_dir():
+        from robotaxi.map import build_network
+
+        with (root / "city-maps.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            build_network("sf", SHARED_DATA, cache)
+    return cache
 
 
 @pytest.fixture(scope="session")
