@@ -25,11 +25,14 @@ from test_drive_harder import HARDER
 
 SCENARIOS = scenario_names()
 # the harder streets have their own tests, one drive each (test_drive_harder.py); so have
-# these two, which check one drive of ours for both what they are about and, with the IDM
+# these, which check one drive of ours for both what they are about and, with the IDM
 # reference, the scenario's own criteria (`assert_passes_its_own_criteria`)
 OWN_DRIVE_TESTS = {
     "stalled-van-lane-closed": "test_remote_assistance_scenario.py",
     "works-solid-centre-line": "test_pass_solid_centre_line.py",
+    "music-car-alongside": "test_siren_scene_sounds.py",
+    "birds-by-park": "test_siren_scene_sounds.py",
+    "crowd-at-corner": "test_siren_scene_sounds.py",
 }
 GRID = [
     n
