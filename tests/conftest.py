@@ -69,7 +69,7 @@ def cli_main(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
 # end, rather than a one-test file of a minute and a half starting last while the other
 # worker idles (xdist's own order puts the files with most tests first).
 LONGEST_FIRST = (
-    "test_drive.py",  # 330
+    "test_drive.py",  # 295
     "test_calibrate_cli.py",  # 125
     "test_drive_harder.py",  # 115
     "test_sweep.py",  # 95
@@ -78,10 +78,10 @@ LONGEST_FIRST = (
     "test_remote_assistance_lane.py",  # 55
     "test_service_autonomy.py",  # 55
     "test_autonomy_own_yield.py",  # 50
+    "test_siren_scene_sounds.py",  # 50
     "test_service_browser.py",  # 45
     "test_commonroad_interactive_peers.py",  # 45
     "test_pass_solid_centre_line.py",  # 40
-    "test_siren_scene_sounds.py",  # 40
     "test_map_city.py",  # 35
     "test_remote_assistance_pass.py",  # 35
     "test_simulate_e2e.py",  # 30
