@@ -4,6 +4,7 @@ once a run, the CLI in-process; the order in which xdist's workers get the test 
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,12 @@ def map_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def city_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+def city_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A map cache with the whole city (`sf`) built in it, one for the whole run: xdist's
     workers share it, so the city's netconvert (≈11 s) runs once a run, not once a worker.
     It is built here only, under a lock, so no worker replaces a network another reads."""
     root = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
+    if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the run's folder, above each worker's own
     cache = root / "city-maps"
     cache.mkdir(exist_ok=True)
