@@ -24,9 +24,10 @@ lint: setup
 	$(BIN)/lint-imports
 
 # the suite on every core (at most 4 workers; each test file on one worker, so its module
-# fixtures start once), then the tests that cannot share a run with xdist's workers
+# fixtures start once; files handed out longest first, see tests/conftest.py), then the tests
+# that cannot share a run with xdist's workers
 test: lint
-	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile -m "not serial"
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(BIN)/pytest -q -m serial
 
 format: setup

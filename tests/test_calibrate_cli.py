@@ -164,11 +164,11 @@ def test_the_tracked_sf_settings_are_valid() -> None:
 @needs_data
 @pytest.mark.sumo
 def test_a_tiny_calibration_of_the_whole_city(
-    tmp_path: Path, map_cache: Path, cli_main: RunCli
+    tmp_path: Path, city_cache: Path, cli_main: RunCli
 ) -> None:
     out = tmp_path / "calib"
     proc = cli_main(  # a relative --out: SUMO runs in folders of its own
-        "calibrate", "--city", "sf", "--data-dir", str(SHARED_DATA), "--cache-dir", str(map_cache),
+        "calibrate", "--city", "sf", "--data-dir", str(SHARED_DATA), "--cache-dir", str(city_cache),
         "--out", "calib", "--periods", "PM", "--warmup-min", "5", "--window-min", "5",
         "--min-scale", "0.02", "--start-scale", "0.05", "--max-scale", "0.1",
         "--free-flow-scale", "0.02", "--max-runs", "2", "--day-runs", "2", "--day-hours", "0.5",

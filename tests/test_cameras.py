@@ -199,3 +199,31 @@ def test_grid_city_blocks_hide_the_hidden_cross_street_ambulance() -> None:
         polys = occluders.near(pose.x, pose.y, 130.0)
         assert seen(simulate_cameras([amb], pose, T0, rng, PERFECT, polys)) == expected
         assert seen(simulate_cameras([amb], pose, T0, rng, PERFECT)) == {"amb"}
+
+
+@pytest.mark.sumo
+def test_a_maps_blocks_are_computed_once_and_equal_a_fresh_computation(grid_map) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    lanes = list(grid_map.lanes.values())
+    centerlines = [lane.centerline for lane in lanes]
+    widths = [lane.width for lane in lanes]
+    fresh = block_polygons(centerlines, widths, grid_map.bounds, sidewalk_m=3.0)
+    first = map_block_occluders(grid_map, sidewalk_m=3.0)
+    again = map_block_occluders(dataclasses.replace(grid_map), sidewalk_m=3.0)
+    assert len(first) == len(fresh) == 100
+    for kept, computed in zip(first.polygons, fresh, strict=True):
+        np.testing.assert_array_equal(kept, computed)
+        assert not kept.flags.writeable
+    # the same map again: the very same arrays, not a second union of the streets
+    assert all(a is b for a, b in zip(again.polygons, first.polygons, strict=True))
+    # anything the blocks depend on changes them: the pavement, a lane's width
+    wider = map_block_occluders(grid_map, sidewalk_m=2.0)
+    assert wider.polygons[0] is not first.polygons[0]
+    np.testing.assert_array_equal(
+        wider.polygons[0], block_polygons(centerlines, widths, grid_map.bounds)[0]
+    )
+    lane = lanes[0]
+    widened = {**grid_map.lanes, lane.lane_id: dataclasses.replace(lane, width=lane.width + 1)}
+    changed = map_block_occluders(dataclasses.replace(grid_map, lanes=widened), sidewalk_m=3.0)
+    assert all(a is not b for a, b in zip(changed.polygons, first.polygons, strict=False))

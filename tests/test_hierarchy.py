@@ -184,8 +184,8 @@ def test_an_unknown_eta_method_is_a_named_error() -> None:
 
 @needs_data
 @pytest.mark.sumo
-def test_many_to_many_equals_dijkstra_on_the_whole_city(map_cache: Path) -> None:
-    graph = RoutingGraph(load_map(build_network("sf", SHARED_DATA, map_cache)))
+def test_many_to_many_equals_dijkstra_on_the_whole_city(city_cache: Path) -> None:
+    graph = RoutingGraph(load_map(build_network("sf", SHARED_DATA, city_cache)))
     rng = np.random.default_rng(5)
     edges = list(graph.edge_ids)
     cars = [edges[i] for i in rng.integers(0, len(edges), 200)]

@@ -221,3 +221,44 @@ def test_a_matsim_network_of_another_city_is_projected_in_its_own_utm_zone(
     _matsim_grid(wrong, "EPSG:2154", 4_595_000.0, 5_821_000.0)  # France's Lambert-93
     with pytest.raises(MapBuildError, match="outside the area EPSG:2154 is made for"):
         build_network(str(wrong), tmp_path, tmp_path / "cache")
+
+
+def test_a_map_read_again_is_the_one_kept_until_its_file_changes(tmp_path: Path) -> None:
+    """`load_map` hands out the map it read while the file is unchanged: equal, field by
+    field, to a fresh read of the file; a changed file is read again."""
+    import dataclasses
+    import os
+    import shutil
+
+    from fakecity import CRS, NET_FILE, OFFSET
+    from robotaxi.map.build import BuiltNetwork
+    from robotaxi.map.model import _read_map
+
+    net = tmp_path / "mini.net.xml"
+    shutil.copyfile(NET_FILE, net)
+    built = BuiltNetwork("grid", net, CRS, OFFSET, "a copy of tests/data")
+    kept = load_map(built)
+    assert load_map(dataclasses.replace(built, from_cache=True, source="elsewhere")) is kept
+    fresh = _read_map(built)
+    assert fresh is not kept
+    for f in dataclasses.fields(kept):
+        if f.name not in ("lanes", "curbs"):
+            assert getattr(kept, f.name) == getattr(fresh, f.name), f.name
+    assert kept.lanes.keys() == fresh.lanes.keys()
+    for lane_id, lane in kept.lanes.items():
+        other = fresh.lanes[lane_id]
+        for f in dataclasses.fields(lane):
+            a, b = getattr(lane, f.name), getattr(other, f.name)
+            assert np.array_equal(a, b) if f.name == "centerline" else a == b, (lane_id, f.name)
+        assert not lane.centerline.flags.writeable
+    for column in ("edge_ids", "lane_ids", "lane_index", "pos", "xy"):
+        a, b = getattr(kept.curbs, column), getattr(fresh.curbs, column)
+        assert np.array_equal(a, b), column
+        assert not isinstance(a, np.ndarray) or not a.flags.writeable, column
+    # the file changes (here only its time stamp): read again
+    stamp = net.stat().st_mtime_ns
+    os.utime(net, ns=(stamp + 1_000_000_000, stamp + 1_000_000_000))
+    assert load_map(built) is not kept
+    net.unlink()
+    with pytest.raises(MapBuildError, match="cannot read network"):
+        load_map(built)

@@ -34,9 +34,9 @@ CALIBRATED_CLASSES = {
 
 
 @pytest.fixture(scope="module")
-def city(map_cache: Path) -> RoadMap:
+def city(city_cache: Path) -> RoadMap:
     # netconvert takes ≈11 s and loading ≈6 s: once for the whole module
-    return load_map(build_network("sf", SHARED_DATA, map_cache))
+    return load_map(build_network("sf", SHARED_DATA, city_cache))
 
 
 @needs_data
@@ -93,9 +93,9 @@ def test_routes_cross_the_city(city: RoadMap) -> None:
 
 @needs_data
 @pytest.mark.sumo
-def test_second_build_of_the_city_is_a_cache_hit(city: RoadMap, map_cache: Path) -> None:
+def test_second_build_of_the_city_is_a_cache_hit(city: RoadMap, city_cache: Path) -> None:
     stamp = city.net_file.stat().st_mtime_ns
-    again = build_network("sf", SHARED_DATA, map_cache)
+    again = build_network("sf", SHARED_DATA, city_cache)
     assert again.from_cache
     assert again.net_file == city.net_file and again.net_file.stat().st_mtime_ns == stamp
 

@@ -234,16 +234,20 @@ def test_solid_centre_lines_come_from_the_network_or_the_config(
 def test_the_scenario_stands_behind_the_works_asks_and_passes_once_allowed(
     tmp_path: Path,
 ) -> None:
-    """`works-solid-centre-line`, our stack only (test_drive.py runs the suite against the
-    IDM reference): no crossing of the line before leave, a request that says why, leave
-    taken, the pass made into a gap, and the time to resolution."""
-    from robotaxi.sim.drive import run_scenario
+    """`works-solid-centre-line`: no crossing of the line before leave, a request that says
+    why, leave taken, the pass made into a gap, and the time to resolution. The scenario's
+    drive for test_drive.py too: it passes its own criteria against the IDM reference."""
+    from robotaxi.sim.drive import idm_planner, run_scenario
+    from test_drive import assert_passes_its_own_criteria
 
     spec = load_scenario("works-solid-centre-line")
-    spec = spec.model_copy(update={"duration_s": 60.0})  # past the works by then
     operator = spec.operator
     assert operator is not None and spec.solid_centre_lines == ("B1B2",)
     result = run_scenario(spec, work_dir=tmp_path / "run", data_dir=SHARED_DATA)
+    reference = run_scenario(
+        spec, work_dir=tmp_path / "idm", data_dir=SHARED_DATA, planner=idm_planner()
+    )
+    assert_passes_its_own_criteria("works-solid-centre-line", result, reference)
     (request,) = result.assistance
     assert request["sees"].endswith("behind a blocker it may pass only across a solid centre line")
     (answer,) = request["answers"]

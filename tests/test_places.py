@@ -164,8 +164,8 @@ def test_round_trips_on_real_mission_streets(mission: Gazetteer) -> None:
 
 @needs_data
 @pytest.mark.sumo
-def test_round_trips_on_the_whole_city_and_search_is_fast(map_cache: Path) -> None:
-    city = Gazetteer.from_map(load_map(build_network("sf", SHARED_DATA, map_cache)))
+def test_round_trips_on_the_whole_city_and_search_is_fast(city_cache: Path) -> None:
+    city = Gazetteer.from_map(load_map(build_network("sf", SHARED_DATA, city_cache)))
     assert city.count("street") > 1500 and city.count("intersection") > 6000
     assert city.count("station") >= 10 and city.count("hospital") >= 8
     for name in MISSION_CORNERS + CITY_CORNERS:

@@ -23,8 +23,9 @@ from robotaxi.autonomy.stack import PdmPlanner
 from robotaxi.autonomy.vehicle import IPACE
 from robotaxi.config.scenario import OperatorSpec, load_scenario
 from robotaxi.metrics.scenario_report import scenario_report
-from robotaxi.sim.drive import DriveResult, run_scenario
+from robotaxi.sim.drive import DriveResult, idm_planner, run_scenario
 from robotaxi.sim.scenario_operator import edge_at
+from test_drive import assert_passes_its_own_criteria
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.sumo]
 SCENARIO = "stalled-van-lane-closed"
@@ -48,10 +49,16 @@ def _van_rear_and_car_front(result: DriveResult, tick: int) -> tuple[float, floa
 def test_the_yaml_operator_answers_lane_closed_and_the_car_moves_over_and_on(
     tmp_path: Path,
 ) -> None:
+    """The scenario's drive for test_drive.py too: it passes its own criteria against the IDM
+    reference (which waits behind the van for good)."""
     spec = load_scenario(SCENARIO)
     operator = spec.operator
     assert operator is not None and operator.answer == "lane_closed"
     result = run_scenario(spec, work_dir=tmp_path / "run", data_dir=SHARED_DATA)
+    reference = run_scenario(
+        spec, work_dir=tmp_path / "idm", data_dir=SHARED_DATA, planner=idm_planner()
+    )
+    assert_passes_its_own_criteria(SCENARIO, result, reference)
     (request,) = result.assistance
     assert request["edge"] == "A2B2" and request["sees"].endswith("a vehicle that does not move")
     (answer,) = request["answers"]

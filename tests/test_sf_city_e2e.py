@@ -17,10 +17,10 @@ pytestmark = pytest.mark.sumo
 
 
 @needs_data
-def test_a_quarter_hour_on_the_whole_city(map_cache: Path, tmp_path: Path) -> None:
+def test_a_quarter_hour_on_the_whole_city(city_cache: Path, tmp_path: Path) -> None:
     config = load_config(
         overrides={
-            "map.city": "sf", "map.data_dir": str(SHARED_DATA), "map.cache_dir": str(map_cache),
+            "map.city": "sf", "map.data_dir": str(SHARED_DATA), "map.cache_dir": str(city_cache),
             "fleet.size": 60, "hours": 0.25, "seed": 5, "start": "tue 08:00",
             "demand.market_share": 0.02, "world.emergency_per_hour": 6.0,
             "world.background_demand": "planbayarea", "world.background_scale": 0.05,

@@ -17,8 +17,9 @@ from robotaxi.config.sensors import MicArrayConfig
 from robotaxi.core.errors import ScenarioError
 from robotaxi.core.types import Pose
 from robotaxi.metrics.scenario_report import scenario_report
-from robotaxi.sim.drive import run_scenario
+from robotaxi.sim.drive import idm_planner, run_scenario
 from robotaxi.sim.sensors.microphones import MicrophoneArray, SceneSounds, db_spl_to_pa
+from test_drive import assert_passes_its_own_criteria
 
 HARD_NEGATIVES = ("music-car-alongside", "birds-by-park", "crowd-at-corner")
 EV_REACTIONS = {Behaviour.EV_CAUTION.value, Behaviour.YIELD_TO_EV.value}
@@ -102,8 +103,14 @@ def test_the_array_adds_the_scenes_sounds_deterministically() -> None:
 def test_no_ev_caution_nor_pull_over_among_music_birds_and_crowds(
     name: str, tmp_path: Path
 ) -> None:
+    """The scenario's drive for test_drive.py too: it passes its own criteria against the IDM
+    reference."""
     spec: ScenarioSpec = load_scenario(name)
     result = run_scenario(spec, work_dir=tmp_path / name, data_dir=SHARED_DATA)
+    reference = run_scenario(
+        spec, work_dir=tmp_path / f"{name}-idm", data_dir=SHARED_DATA, planner=idm_planner()
+    )
+    assert_passes_its_own_criteria(name, result, reference)
     assert result.microphones
     behaviours = set(result.record.behaviour)
     assert not behaviours & EV_REACTIONS, (name, sum(result.record.siren_heard))

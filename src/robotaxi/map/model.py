@@ -8,6 +8,7 @@ for a rider or pull over; signalised junctions say which traffic light controls 
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import xml.etree.ElementTree as ET
@@ -204,7 +205,36 @@ def may_change_left(lane: ET.Element, vclass: str) -> bool:
 
 def load_map(built: BuiltNetwork) -> RoadMap:
     """Read a SUMO network into our types (≈1 s for sf-mission's 25k lanes; the whole city,
-    131k lanes with those inside junctions, in ≈5–6 s and ≈220 MB)."""
+    131k lanes with those inside junctions, in ≈5–6 s and ≈220 MB).
+
+    A RoadMap is immutable, so the last `MAPS_KEPT` maps read are kept and handed out again
+    while their file is unchanged (same path, size and modification time): a process that
+    drives many scenarios on one city reads it once."""
+    try:
+        stat = built.net_file.stat()
+    except OSError:
+        return _read_map(built)  # says which file it could not read
+    return _load_map_kept(
+        built.net_file, (stat.st_size, stat.st_mtime_ns), built.name, built.crs, built.offset
+    )
+
+
+# a few: the grid city, a district and the whole city (≈220 MB) can be in use in one process
+MAPS_KEPT = 3
+
+
+@functools.lru_cache(maxsize=MAPS_KEPT)
+def _load_map_kept(
+    net_file: Path,
+    _version: tuple[int, int],
+    name: str,
+    crs: str,
+    offset: tuple[float, float],
+) -> RoadMap:
+    return _read_map(BuiltNetwork(name=name, net_file=net_file, crs=crs, offset=offset, source=""))
+
+
+def _read_map(built: BuiltNetwork) -> RoadMap:
     # Millions of small objects and none of them cyclic: the cyclic collector would only walk
     # them again and again (≈20 % of the load time on the whole city).
     was_enabled = gc.isenabled()
@@ -481,11 +511,14 @@ def _curb_spots(
     if not xy:
         raise MapBuildError("the network has no curb where a car may stop: is it a road network?")
     xy_arr = np.concatenate(xy)
+    columns = (np.asarray(lane_index, dtype=np.int64), np.concatenate(pos), xy_arr)
+    for column in columns:
+        column.setflags(write=False)  # a map is shared read-only (`load_map` keeps it)
     return CurbSpots(
         edge_ids=tuple(edge_ids),
         lane_ids=tuple(lane_ids),
-        lane_index=np.asarray(lane_index, dtype=np.int64),
-        pos=np.concatenate(pos),
+        lane_index=columns[0],
+        pos=columns[1],
         xy=xy_arr,
         tree=cKDTree(xy_arr),
     )

@@ -19,7 +19,10 @@ same seed and the same input give the same detections.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -286,14 +289,48 @@ class StaticOccluders:
         return ~visible
 
 
+# the blocks of the last few maps, by a digest of what they are made of (`_blocks_digest`):
+# on a city the union of the streets takes seconds, and a process often drives one map many
+# times (a scenario and its reference run, the cars of a service)
+_BLOCKS_KEPT = 4
+_blocks_memo: OrderedDict[str, tuple[FloatArray, ...]] = OrderedDict()
+_blocks_lock = threading.Lock()
+
+
 def map_block_occluders(road_map: RoadMap, sidewalk_m: float = 2.0) -> StaticOccluders:
-    """`block_polygons` of every lane of `road_map`, within its bounds."""
+    """`block_polygons` of every lane of `road_map`, within its bounds (read-only arrays,
+    computed once for the same lanes, bounds and `sidewalk_m`)."""
     lanes = list(road_map.lanes.values())
-    return StaticOccluders(
-        block_polygons(
-            [lane.centerline for lane in lanes],
-            [lane.width for lane in lanes],
-            road_map.bounds,
-            sidewalk_m=sidewalk_m,
-        )
-    )
+    centerlines = [lane.centerline for lane in lanes]
+    widths_m = [lane.width for lane in lanes]
+    key = _blocks_digest(centerlines, widths_m, road_map.bounds, sidewalk_m)
+    with _blocks_lock:
+        polygons = _blocks_memo.get(key)
+        if polygons is not None:
+            _blocks_memo.move_to_end(key)
+    if polygons is None:
+        polygons = block_polygons(centerlines, widths_m, road_map.bounds, sidewalk_m=sidewalk_m)
+        for polygon in polygons:
+            polygon.setflags(write=False)
+        with _blocks_lock:
+            _blocks_memo[key] = polygons
+            while len(_blocks_memo) > _BLOCKS_KEPT:
+                _blocks_memo.popitem(last=False)
+    return StaticOccluders(polygons)
+
+
+def _blocks_digest(
+    centerlines: Sequence[FloatArray],
+    widths_m: Sequence[float],
+    bounds: tuple[float, float, float, float],
+    sidewalk_m: float,
+) -> str:
+    """A digest of everything `block_polygons` reads (the default simplification and sliver
+    area): the same digest, the same blocks."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(np.array([len(c) for c in centerlines], dtype=np.int64).tobytes())
+    for line in centerlines:
+        digest.update(np.ascontiguousarray(line, dtype=np.float64).tobytes())
+    digest.update(np.asarray(widths_m, dtype=np.float64).tobytes())
+    digest.update(np.asarray([*bounds, sidewalk_m], dtype=np.float64).tobytes())
+    return digest.hexdigest()
