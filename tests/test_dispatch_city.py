@@ -83,6 +83,24 @@ def test_bounded_search_follows_new_travel_times() -> None:
     assert np.all(np.isinf(bounded[full > 60.0 + 1e-6]))
 
 
+def count_searches(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """Counters of the pick-up searches from scratch and of those taken on, as they run."""
+    fresh, extended = [0], [0]
+    real_search, real_extend = routing.bounded_search, routing.extend_search
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        fresh[0] += 1
+        return real_search(*args)
+
+    def counting_extend(*args):  # type: ignore[no-untyped-def]
+        extended[0] += 1
+        return real_extend(*args)
+
+    monkeypatch.setattr(routing, "bounded_search", counting)
+    monkeypatch.setattr(routing, "extend_search", counting_extend)
+    return fresh, extended
+
+
 def test_a_kept_search_taken_farther_equals_a_search_from_scratch() -> None:
     """`extend_search` goes on from where a pick-up's search stopped: the same nodes and
     times, bit for bit, as one search to the farther limit, each node's predecessor on a way
@@ -121,19 +139,7 @@ def test_pickups_searched_farther_in_a_later_batch_find_what_a_fresh_search_find
     """A pick-up whose kept search reached less far than the next batch asks is taken on
     from there (not searched again from the start): the candidates are a fresh graph's."""
     road_map, _ = mini_city()
-    searched, extended = [0], [0]
-    real_search, real_extend = routing.bounded_search, routing.extend_search
-
-    def counting(*args):  # type: ignore[no-untyped-def]
-        searched[0] += 1
-        return real_search(*args)
-
-    def counting_extend(*args):  # type: ignore[no-untyped-def]
-        extended[0] += 1
-        return real_extend(*args)
-
-    monkeypatch.setattr(routing, "bounded_search", counting)
-    monkeypatch.setattr(routing, "extend_search", counting_extend)
+    searched, extended = count_searches(monkeypatch)
     graph = RoutingGraph(road_map)
     _, car_edges, car_pos, req_edges, req_pos = scene(graph, 11, 30, 12)
     for max_s in (20.0, 45.0, 90.0):
@@ -158,33 +164,21 @@ def test_pickups_searched_again_with_the_cars_moved_find_their_nearest_cars(
     radius and none nearer than the bound left out, as a graph that never searched finds
     them (the same pairs within the smaller of the two radii), with far fewer searches."""
     road_map, _ = mini_city()
-    searched = [0]
-    real, real_extend = routing.bounded_search, routing.extend_search
-
-    def counting(*args):  # type: ignore[no-untyped-def]
-        searched[0] += 1
-        return real(*args)
-
-    def counting_extend(*args):  # type: ignore[no-untyped-def]
-        searched[0] += 1
-        return real_extend(*args)
-
-    monkeypatch.setattr(routing, "bounded_search", counting)
-    monkeypatch.setattr(routing, "extend_search", counting_extend)
+    fresh_searches, extended = count_searches(monkeypatch)
     graph = RoutingGraph(road_map)
     _, _, _, req_edges, req_pos = scene(graph, 3, 30, 12)
     kwargs = dict(nearest=3, first_radius_s=5.0)
     again, anew = 0, 0
     for seed in range(4):
         _, car_edges, car_pos, _, _ = scene(graph, 50 + seed, 30, 12)
-        before = searched[0]
+        before = fresh_searches[0] + extended[0]
         kept = graph.pickup_candidates(car_edges, car_pos, req_edges, req_pos, 90.0, **kwargs)
-        again += (searched[0] - before) if seed else 0
+        again += (fresh_searches[0] + extended[0] - before) if seed else 0
         assert_nearest_cars(graph, kept, car_edges, car_pos, req_edges, req_pos, 3, 90.0)
         fresh = RoutingGraph(road_map)
-        before = searched[0]
+        before = fresh_searches[0] + extended[0]
         found = fresh.pickup_candidates(car_edges, car_pos, req_edges, req_pos, 90.0, **kwargs)
-        anew += (searched[0] - before) if seed else 0
+        anew += (fresh_searches[0] + extended[0] - before) if seed else 0
         within = np.minimum(kept.radius_s, found.radius_s)
         a, b = kept.dense(), found.dense()
         a[a > within[None, :]] = np.inf

@@ -263,7 +263,7 @@ def extend_search(
     within `reach`, so what follows is what the search from scratch does past it: the same
     nodes and the same times (a predecessor may differ only between two ways of exactly the
     same time), for the work of the ring between the two limits."""
-    dist, pred, seen, place = scratch
+    dist, pred, seen, _ = scratch
     done = -stamp
     for i in range(nodes.shape[0]):
         u = nodes[i]
@@ -274,28 +274,8 @@ def extend_search(
     size = 0
     for i in range(nodes.shape[0]):
         u = nodes[i]
-        du = dist[u]
-        if du + longest[u] <= reach:
-            continue
-        for k in range(indptr[u], indptr[u + 1]):
-            v = indices[k]
-            if seen[v] == done:
-                continue
-            d = du + weight[k]
-            if d > limit:
-                continue
-            if seen[v] == stamp:
-                if d >= dist[v]:
-                    continue
-                j = place[v]
-            else:
-                heap = _room(heap, size)
-                j = size
-                size += 1
-                seen[v] = stamp
-            dist[v] = d
-            pred[v] = u
-            _sift_up(heap, place, dist, j, v)
+        if dist[u] + longest[u] > reach:
+            heap, size = _relax(indptr, indices, weight, limit, scratch, stamp, heap, size, u)
     out, count = _settle(indptr, indices, weight, limit, scratch, stamp, heap, size)
     return _settled(scratch, stamp, out, count, nodes)
 
@@ -313,7 +293,7 @@ def _settle(
 ) -> tuple[IntArray, int]:
     """Dijkstra's loop from a heap of `size` reached nodes, as far as `limit`: the nodes it
     settles, in order (the first `count` of `out`)."""
-    dist, pred, seen, place = scratch
+    dist, _, seen, place = scratch
     out = np.empty(1024, np.int64)
     count = 0
     done = -stamp
@@ -324,27 +304,48 @@ def _settle(
         out = _room(out, count)
         out[count] = u
         count += 1
-        du = dist[u]
-        for k in range(indptr[u], indptr[u + 1]):
-            v = indices[k]
-            if seen[v] == done:
-                continue
-            d = du + weight[k]
-            if d > limit:
-                continue
-            if seen[v] == stamp:  # in the heap: moves up if reached sooner
-                if d >= dist[v]:
-                    continue
-                i = place[v]
-            else:
-                heap = _room(heap, size)
-                i = size
-                size += 1
-                seen[v] = stamp
-            dist[v] = d
-            pred[v] = u
-            _sift_up(heap, place, dist, i, v)
+        heap, size = _relax(indptr, indices, weight, limit, scratch, stamp, heap, size, u)
     return out, count
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _relax(
+    indptr: IntArray,
+    indices: IntArray,
+    weight: FloatArray,
+    limit: float,
+    scratch: tuple[FloatArray, IntArray, IntArray, IntArray],
+    stamp: int,
+    heap: IntArray,
+    size: int,
+    u: int,
+) -> tuple[IntArray, int]:
+    """Relax the arcs out of settled node u, as far as `limit`: a node reached for the first
+    time goes on the heap, one reached sooner moves up. The heap (grown if full) and its
+    size."""
+    dist, pred, seen, place = scratch
+    done = -stamp
+    du = dist[u]
+    for k in range(indptr[u], indptr[u + 1]):
+        v = indices[k]
+        if seen[v] == done:
+            continue
+        d = du + weight[k]
+        if d > limit:
+            continue
+        if seen[v] == stamp:  # in the heap: moves up if reached sooner
+            if d >= dist[v]:
+                continue
+            i = place[v]
+        else:
+            heap = _room(heap, size)
+            i = size
+            size += 1
+            seen[v] = stamp
+        dist[v] = d
+        pred[v] = u
+        _sift_up(heap, place, dist, i, v)
+    return heap, size
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
