@@ -197,3 +197,60 @@ def test_batches_keep_their_interval_on_average_whatever_the_tick(grid_map, grid
     assert not fm._dispatch_due(14.0) and fm._dispatch_due(100.0)
     fm._dispatch(100.0, FleetTickResult())  # six intervals late: one batch, then on the grid
     assert not fm._dispatch_due(104.0) and fm._dispatch_due(105.0)
+
+
+def test_cars_near_a_siren_pull_over_as_the_exact_test_says_whatever_the_prefilter(
+    grid_map, grid_graph
+) -> None:  # type: ignore[no-untyped-def]
+    """`_yield_to_emergency` looks only at the cars its box around each siren keeps
+    (`_near_sirens`, all cars' rows at once): the cars that pull over are exactly those the
+    per-car test (behind or head-on, within reach and the lateral band) picks over every car,
+    among them cars a hair inside and outside every edge of the band."""
+    import math
+
+    from robotaxi.core import AgentKind, WorldSnapshot
+
+    fm = _manager(grid_map, grid_graph)
+    reach, lateral = fm.config.ev_yield_range_m, fm.config.ev_yield_lateral_m
+    rng = np.random.default_rng(7)
+    ev = np.array([1000.0, 1000.0])
+    ev_heading = 0.3
+    n = 400
+    heading = ev_heading + rng.choice([0.0, math.pi, 0.5 * math.pi], n) + rng.normal(0, 0.2, n)
+    lon = rng.uniform(-1.5 * reach, 1.5 * reach, n)
+    lat = rng.uniform(-2 * lateral, 2 * lateral, n)
+    # a hair inside and outside the band's and the reach's edges
+    lat[:40] = np.repeat([lateral - 1e-9, lateral + 1e-9, -lateral - 1e-9, -lateral + 1e-9], 10)
+    lon[40:60] = np.repeat([-reach + 1e-9, -reach - 1e-9], 10)
+    # where each car stands so that the EV is `lon` ahead and `lat` left of it
+    ch, sh = np.cos(heading), np.sin(heading)
+    xy = ev - np.stack([lon * ch - lat * sh, lon * sh + lat * ch], axis=1)
+    ids = tuple(f"car{i:03d}" for i in range(n))
+    for i, vid in enumerate(ids):
+        fm.add_vehicle(vid, i % len(grid_map.curbs.xy))
+        fm.vehicles[vid].status = VehicleStatus.REBALANCING
+    rows = n + 1
+    snapshot = WorldSnapshot(
+        TimePoint.from_s(10.0), (*ids, "ambulance0"),
+        (AgentKind.ROBOTAXI,) * n + (AgentKind.EMERGENCY,),
+        np.vstack([xy, ev]), np.append(heading, ev_heading), np.full(rows, 8.0),
+        np.full(rows, 5.0), np.full(rows, 2.0), ("",) * rows, np.zeros(rows),
+        (False,) * n + (True,), stopped=(False,) * rows,
+    )  # fmt: skip
+    fm._observe(snapshot, 10.0)
+    out = FleetTickResult()
+    fm._yield_to_emergency(snapshot, 10.0, out)
+    pulled = {v.vehicle_id for v in fm.vehicles.values() if v.yielding is not None}
+    expected = set()
+    for vid in ids:
+        v = fm.vehicles[vid]
+        dx, dy = ev[0] - v.xy[0], ev[1] - v.xy[1]
+        c, s = math.cos(v.heading), math.sin(v.heading)
+        along, aside, cos = dx * c + dy * s, -dx * s + dy * c, math.cos(ev_heading - v.heading)
+        if abs(aside) <= lateral and (
+            (cos > 0.7 and -reach <= along < 0) or (cos < -0.7 and 0 < along <= reach)
+        ):
+            expected.add(vid)
+    assert 20 < len(expected) < n - 20  # cars on both sides of every edge of the test
+    assert pulled == expected
+    assert [e.vehicle_id for e in out.vehicle_events] == sorted(expected)  # in the fleet's order

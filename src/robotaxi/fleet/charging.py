@@ -650,18 +650,21 @@ class FleetCharging:
         `vehicle_ids` and the R requests), may that car take that request and finish it with
         its reserve (`can_accept_pairs`)? From the K pick-up route metres, the R ride metres
         and the R×2 drop-off points. A car busy charging accepts nothing."""
-        car = np.asarray(car, dtype=np.int64)
         request = np.asarray(request, dtype=np.int64)
+        # only the cars of the pairs are looked up (a batch names every free car of the fleet,
+        # its pairs a few of them)
+        used, car = np.unique(np.asarray(car, dtype=np.int64), return_inverse=True)
+        used_ids = [vehicle_ids[i] for i in used.tolist()]
         to_depot = self.nearest_depot_m(dropoff_xy) if len(dropoff_xy) else np.zeros(0, dtype=float)
         ok = can_accept_pairs(
-            self.batteries.soc_kwh(vehicle_ids)[car],
+            self.batteries.soc_kwh(used_ids)[car],
             np.asarray(pickup_m, dtype=float),
             np.asarray(trip_m, dtype=float)[request],
             to_depot[request],
             self.config.reserve_kwh,
             model=self.model,
         )
-        busy = np.array([self.busy(v) for v in vehicle_ids], dtype=bool)
+        busy = np.array([v in self._open for v in used_ids], dtype=bool)
         return ok & ~busy[car]
 
     def plan(self, now_s: float, idle: Mapping[str, tuple[float, float]]) -> list[ChargeOrder]:

@@ -10,10 +10,12 @@ is a deterministic function of its seed and inputs.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections import deque
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,6 +64,9 @@ WALK_SPEED_MPS = 1.3
 ARRIVAL_TOLERANCE_M = 25.0
 EV_YIELD_TIMEOUT_S = 120.0
 EV_YIELD_DELAY_S = 30.0  # expected delay of a car pulled over for an ambulance, for dispatch
+# the margin (m) of the box around a siren within which a car takes the exact yield test:
+# floating point (numpy's cosine against math's) cannot move a car across it
+_NEAR_MARGIN_M = 1.0
 
 
 class VehicleStatus(enum.StrEnum):
@@ -260,9 +265,7 @@ class FleetManager:
         self._unbuckled: set[str] = set()  # trips whose rider undid the belt mid-ride
         self._last_rows: _Rows | None = None  # the last snapshot's rows (`_observe`)
         # the snapshots' cars as the fleet's (`_row_cars`)
-        self._rows_of: (
-            tuple[tuple[tuple[str, ...], int], list[Vehicle | None], IntArray, IntArray] | None
-        ) = None
+        self._rows_of: tuple[tuple[tuple[str, ...], int], _RowCars] | None = None
         # trips whose rider still waits for the car (requested, assigned, en route): the
         # patience check looks at these, not at every trip of the run
         self._before_pickup: dict[str, Trip] = {}
@@ -393,10 +396,11 @@ class FleetManager:
         ):
             self._last_rebalance_s = now
             self._rebalance(now, out)
-        for v in self.vehicles.values():
-            if v.pending_command is not None:
-                out.commands.append(v.pending_command)
-                v.pending_command = None
+        for v, command in [
+            (v, c) for v in self.vehicles.values() if (c := v.pending_command) is not None
+        ]:
+            out.commands.append(command)
+            v.pending_command = None
         if self.charging is not None and self.charging.sample_due(now):
             available = sum(
                 1 for v in self.vehicles.values() if v.status in AVAILABLE and v.trip_id is None
@@ -449,7 +453,7 @@ class FleetManager:
         dt = max(now - self._last_t, 0.0)
         self._last_t = now
         self._dt = dt
-        rows, keep, slots = self._row_cars(snapshot.ids)
+        rows, keep, slots, fleet_rows = self._row_cars(snapshot.ids)
         same = np.asarray(self._unchanged_rows(snapshot), dtype=bool)
         # the rows that changed (most of a large fleet stands at kerbs: their rows are last
         # tick's, and only time passed for them); plain lists, as indexing numpy arrays one
@@ -491,36 +495,31 @@ class FleetManager:
                     v.km_occupied += delta_km
                 else:
                     v.km_empty += delta_km
-        # every car in the snapshot: its time, and whether it stands (for its battery)
+        # every car in the snapshot: its time (the busy ones: most of a large fleet stands
+        # idle at kerbs, passed over in a comprehension), and whether it stands (its battery)
         idle, occupied = VehicleStatus.IDLE, VehicleStatus.TO_DROPOFF
-        parked: list[bool] = []
-        standing = parked.append
-        for v in rows:
-            if v is None:
-                continue
-            status = v.status
-            standing(v.stopped and status not in MOVING)
-            if status is idle and v.trip_id is None:
-                continue  # not busy (and an idle car has no rider)
-            if status is occupied:
+        for v in [v for v in fleet_rows if v.status is not idle or v.trip_id is not None]:
+            if v.status is occupied:
                 v.occupied_s += dt
             v.busy_s += dt
         if self.charging is not None and dt > 0:
-            fleet_rows = [rows[i] for i in keep.tolist()] if len(keep) < len(rows) else rows
+            parked = np.array(
+                [v.stopped and v.status not in MOVING for v in fleet_rows], dtype=bool
+            )
             self.charging.consume_slots(
-                slots, metres[keep], np.array(parked, dtype=bool),
-                lambda k: fleet_rows[k].trip_id,  # type: ignore[union-attr]
+                slots, metres[keep], parked,
+                lambda k: fleet_rows[k].trip_id,
                 dt, now,
             )  # fmt: skip
 
-    def _row_cars(self, ids: tuple[str, ...]) -> tuple[list[Vehicle | None], IntArray, IntArray]:
+    def _row_cars(self, ids: tuple[str, ...]) -> _RowCars:
         """Per row of a snapshot with these `ids`: the fleet's car (None: not one of ours);
-        the rows that are cars of the fleet, and their battery slots (`FleetBatteries.slot`).
-        Kept while the snapshots name the same cars in the same order."""
+        the rows that are cars of the fleet, their battery slots (`FleetBatteries.slot`) and
+        their cars. Kept while the snapshots name the same cars in the same order."""
         key = (ids, len(self.vehicles))
         cached = self._rows_of
         if cached is not None and cached[0] == key:
-            return cached[1], cached[2], cached[3]
+            return cached[1]
         rows = [self.vehicles.get(vid) for vid in ids]
         keep = np.array([i for i, v in enumerate(rows) if v is not None], dtype=np.int64)
         slots = np.array(
@@ -529,8 +528,9 @@ class FleetManager:
             else [],
             dtype=np.int64,
         )
-        self._rows_of = (key, rows, keep, slots)
-        return rows, keep, slots
+        found = _RowCars(rows, keep, slots, [v for v in rows if v is not None])
+        self._rows_of = (key, found)
+        return found
 
     def _unchanged_rows(self, snapshot: WorldSnapshot) -> BoolArray | list[bool]:
         """Per row of `snapshot`: True where the car's row equals the last tick's (the same
@@ -788,7 +788,12 @@ class FleetManager:
         rider or a drop-off, and those it already follows."""
         watched, cars = self.assistance.watched(), []
         to_pickup, to_dropoff = VehicleStatus.TO_PICKUP, VehicleStatus.TO_DROPOFF
-        for v in self.vehicles.values():
+        # (the rest, most of a large fleet, passed over in a comprehension)
+        for v in [
+            v
+            for v in self.vehicles.values()
+            if v.status is to_pickup or v.status is to_dropoff or v.vehicle_id in watched
+        ]:
             status = v.status
             if status is to_pickup:
                 leg = "pickup"
@@ -1156,9 +1161,10 @@ class FleetManager:
             for i in ev_rows
         ]
         reach, lateral_m = self.config.ev_yield_range_m, self.config.ev_yield_lateral_m
-        # no siren on the road: only the cars still pulled over for one have anything to do
+        # no siren on the road: only the cars still pulled over for one have anything to do;
+        # with sirens on, also those near one
         cars = (
-            list(self.vehicles.values())
+            self._near_sirens(snapshot, evs, reach + _NEAR_MARGIN_M, lateral_m + _NEAR_MARGIN_M)
             if ev_rows
             else [v for v in self.vehicles.values() if v.yielding is not None]
         )
@@ -1230,6 +1236,34 @@ class FleetManager:
                         _yield_event(v, v.yielding, now, VehicleEventKind.EV_IN_RANGE)
                     )
                     break
+
+    def _near_sirens(
+        self,
+        snapshot: WorldSnapshot,
+        evs: Sequence[tuple[int, float, float, float]],
+        reach_m: float,
+        lateral_m: float,
+    ) -> list[Vehicle]:
+        """The cars `_yield_to_emergency` looks at while sirens are on, in the fleet's order:
+        those pulled over for one, those with no row in `snapshot`, and those whose row lies
+        within `reach_m` ahead or behind and `lateral_m` aside of an EV (`evs`: its row, x, y,
+        heading) in the car's frame, all cars' rows at once (a wider box than the test each
+        car then takes: most of a large fleet is far from every siren). A car's row is where
+        it is: `_observe` has just copied it."""
+        found = self._row_cars(snapshot.ids)
+        xy, heading = snapshot.xy[found.keep], snapshot.heading[found.keep]
+        ch, sh = np.cos(heading), np.sin(heading)
+        near = np.zeros(len(found.keep), dtype=bool)
+        for _, ex, ey, _ in evs:
+            dx, dy = ex - xy[:, 0], ey - xy[:, 1]
+            lon, lat = dx * ch + dy * sh, dy * ch - dx * sh
+            near |= (np.abs(lon) <= reach_m) & (np.abs(lat) <= lateral_m)
+        picked = {v.vehicle_id for v in itertools.compress(found.cars, near.tolist())}
+        if len(found.cars) < len(self.vehicles):  # cars with no row: each looked at
+            picked |= self.vehicles.keys() - {v.vehicle_id for v in found.cars}
+        return [
+            v for v in self.vehicles.values() if v.yielding is not None or v.vehicle_id in picked
+        ]
 
     def _own_yields(
         self,
@@ -1589,6 +1623,15 @@ class _RideBound:
     upper_m: float
     weights: RouteWeights
     bound_m: float | None = None
+
+
+class _RowCars(NamedTuple):
+    """`FleetManager._row_cars`: a snapshot's rows as the fleet's cars."""
+
+    rows: list[Vehicle | None]  # per row: the fleet's car, None for another road user
+    keep: IntArray  # the rows that are cars of the fleet
+    slots: IntArray  # their battery slots (`FleetBatteries.slot`)
+    cars: list[Vehicle]  # their cars, in row order
 
 
 @dataclass(frozen=True, slots=True)

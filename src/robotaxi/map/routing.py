@@ -423,7 +423,7 @@ class RoutingGraph:
             if at.size and (at.min() < 0 or at.max() >= len(self.edge_ids)):
                 raise DispatchError(f"edge places must be 0..{len(self.edge_ids) - 1}")
             return at
-        return np.array([self.index[e] for e in edges], dtype=np.int64)
+        return np.fromiter(map(self.index.__getitem__, edges), dtype=np.int64, count=len(edges))
 
     def eta_to_targets(
         self,
