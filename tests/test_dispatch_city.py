@@ -601,3 +601,30 @@ def test_pickup_candidates_take_edge_places_as_well_as_ids() -> None:
         assert np.array_equal(getattr(by_id, name), getattr(by_place, name))
     with pytest.raises(DispatchError, match="edge places"):
         graph.pickup_candidates(at + len(graph.edge_ids), car_pos, req_edges, req_pos, 300.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cars_bound_to_another_rider_leave_a_pick_ups_search_as_it_is(seed: int) -> None:
+    """A car on its way to a pick-up may keep only its own rider: crowded round another
+    pick-up, such cars change nothing of that pick-up's search (its first radius comes from
+    the cars it may have), so its radius and its candidates are those it has without them."""
+    road_map, _ = mini_city()
+    rng, car_edges, car_pos, req_edges, req_pos = scene(RoutingGraph(road_map), seed, 30, 2)
+    free = len(car_edges)
+    # twelve cars bound to pick-up 1, on pick-up 0's street and its neighbours'
+    bound_edges = [req_edges[0]] * 6 + list(rng.choice(car_edges, 6))
+    bound_pos = rng.random(12) * 5.0
+    only = np.array([-1] * free + [1] * 12)
+    k, max_eta = 3, 1e9
+    alone = RoutingGraph(road_map).pickup_candidates(
+        car_edges, car_pos, req_edges, req_pos, max_eta, nearest=k, first_radius_s=1.0,
+        only_target=np.full(free, -1),
+    )  # fmt: skip
+    crowded = RoutingGraph(road_map).pickup_candidates(
+        car_edges + bound_edges, np.concatenate([car_pos, bound_pos]), req_edges, req_pos,
+        max_eta, nearest=k, first_radius_s=1.0, only_target=only,
+    )  # fmt: skip
+    assert crowded.radius_s[0] == alone.radius_s[0]
+    mine, theirs = crowded.target == 0, alone.target == 0
+    np.testing.assert_array_equal(crowded.origin[mine], alone.origin[theirs])
+    np.testing.assert_array_equal(crowded.eta_s[mine], alone.eta_s[theirs])

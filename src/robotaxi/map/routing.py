@@ -493,7 +493,10 @@ class RoutingGraph:
         if nearest is None or not open_t.size:
             radius = np.full(n_t, max_eta)
         else:
-            guess = self._radius_guess(fi, ti, nearest)
+            # from the origins any target may have: the others (cars on their way to a
+            # pick-up, which may only keep theirs) are no target's k nearest but their own
+            free = pts.only < 0
+            guess = self._radius_guess(fi[free] if free.any() else fi, ti, nearest)
             # a pick-up searched before starts at least as far as that search reached: the
             # first round then asks for no search, and mostly needs no second
             balls = self._balls
